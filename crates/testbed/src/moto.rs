@@ -1,0 +1,225 @@
+//! moto in server mode as the ECR peer, through our launcher.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_ecr::config::{BehaviorVersion, Credentials, Region};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::{Error, Result, http, workspace_root};
+
+/// The region every test uses.
+pub const REGION: &str = "us-east-1";
+/// moto's default account id.
+pub const ACCOUNT: &str = "123456789012";
+
+/// A fault the launcher injects into ECR calls.
+#[derive(Clone, Debug)]
+pub enum FaultKind {
+    /// `ThrottlingException` (HTTP 400), which the SDK retries with backoff.
+    Throttle,
+    /// HTTP 500 `ServerException`.
+    ServerError,
+    /// Added latency before the call proceeds.
+    Latency(Duration),
+}
+
+/// Which calls a fault hits.
+#[derive(Clone, Debug)]
+pub enum FaultScope {
+    /// The next N matching calls.
+    Next(u32),
+    /// A fraction of matching calls, with a seed for replay.
+    Fraction { fraction: f64, seed: u64 },
+}
+
+/// A running moto server; stopped when dropped.
+pub struct Moto {
+    child: Option<Child>,
+    endpoint: String,
+    port: u16,
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("ECR_OPERATOR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))
+}
+
+impl Moto {
+    /// Starts moto on 127.0.0.1 on a free port and waits until it answers.
+    pub async fn start() -> Result<Moto> {
+        Self::start_on(0).await
+    }
+
+    async fn start_on(port: u16) -> Result<Moto> {
+        let python = python();
+        if !python.exists() {
+            return Err(Error::MotoMissing(format!("{} not found", python.display())));
+        }
+        let launcher = workspace_root().join("tests/support/moto_launcher.py");
+        let mut child = Command::new(&python)
+            .arg(&launcher)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdin(Stdio::piped()) // the launcher exits when this closes, so moto never outlives us
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::MotoMissing(format!("{}: {e}", python.display())))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Error::MotoStart("no stdout".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("READY ") {
+                    return Some(url.trim().to_string());
+                }
+                if line.contains("No module named") {
+                    return None;
+                }
+            }
+            None
+        })
+        .await;
+        let endpoint = match ready {
+            Ok(Some(url)) => url,
+            Ok(None) => {
+                return Err(Error::MotoMissing(
+                    "the launcher exited before it was ready (is moto[server] installed?)".into(),
+                ));
+            }
+            Err(_) => return Err(Error::MotoStart("not ready within 60 s".into())),
+        };
+        // Keep draining stdout so the launcher never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let port = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .ok_or_else(|| Error::MotoStart(format!("bad READY url {endpoint}")))?;
+        Ok(Moto {
+            child: Some(child),
+            endpoint,
+            port,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The environment an operator process needs to reach this moto with the standard AWS
+    /// variables (what `ecr-operator run` honours).
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.to_string()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ]
+    }
+
+    /// An SDK config for this moto: endpoint override, dummy static credentials, the standard
+    /// retry mode with 3 attempts (the SDK default).
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_ecr::config::SharedCredentialsProvider::new(
+                Credentials::new("testing", "testing", None, None, "testbed"),
+            ))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+            .build()
+    }
+
+    /// An aws-sdk-ecr client talking to this moto.
+    pub fn ecr_client(&self) -> aws_sdk_ecr::Client {
+        aws_sdk_ecr::Client::new(&self.sdk_config())
+    }
+
+    /// Forgets all state (moto's and our extensions').
+    pub async fn reset(&self) -> Result<()> {
+        self.post("/moto-api/reset", &serde_json::json!({})).await
+    }
+
+    /// Injects a fault into calls of `operation` (`*` for every ECR operation).
+    pub async fn inject(&self, operation: &str, kind: FaultKind, scope: FaultScope) -> Result<()> {
+        let mut body = serde_json::json!({ "operation": operation });
+        match kind {
+            FaultKind::Throttle => body["kind"] = "throttle".into(),
+            FaultKind::ServerError => body["kind"] = "server_error".into(),
+            FaultKind::Latency(d) => {
+                body["kind"] = "latency".into();
+                body["latencyMs"] = (d.as_millis() as u64).into();
+            }
+        }
+        match scope {
+            FaultScope::Next(n) => body["count"] = n.into(),
+            FaultScope::Fraction { fraction, seed } => {
+                body["fraction"] = fraction.into();
+                body["seed"] = seed.into();
+            }
+        }
+        self.post("/moto-api/ecr-ext/faults", &body).await
+    }
+
+    /// Removes every injected fault.
+    pub async fn clear_faults(&self) -> Result<()> {
+        let url = format!("{}/moto-api/ecr-ext/faults", self.endpoint);
+        http::json(hyper::Method::DELETE, &url, None).await.map(drop)
+    }
+
+    /// ECR calls moto received, by operation (server-side count).
+    pub async fn calls(&self) -> Result<BTreeMap<String, u64>> {
+        let url = format!("{}/moto-api/ecr-ext/calls", self.endpoint);
+        let (_, v) = http::json(hyper::Method::GET, &url, None).await?;
+        Ok(v.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Injects scan findings moto returns for an image (moto's own static endpoint).
+    pub async fn inject_scan_findings(&self, body: &serde_json::Value) -> Result<()> {
+        self.post("/moto-api/static/ecr/scan-finding-results", body)
+            .await
+    }
+
+    /// Kills moto and starts a fresh one on the same port (state is lost, as after a crash).
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill().await;
+        let fresh = Self::start_on(self.port).await?;
+        *self = fresh;
+        Ok(())
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    async fn post(&self, path: &str, body: &serde_json::Value) -> Result<()> {
+        let url = format!("{}{path}", self.endpoint);
+        let (status, value) = http::json(hyper::Method::POST, &url, Some(body)).await?;
+        if status >= 300 {
+            return Err(Error::Http {
+                url,
+                message: format!("HTTP {status}: {value}"),
+            });
+        }
+        Ok(())
+    }
+}

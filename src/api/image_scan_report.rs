@@ -1,0 +1,108 @@
+//! The ImageScanReport kind: ECR's scan findings for one image digest, written by the operator.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::CommonStatus;
+use super::scan_policy::Severity;
+
+/// Scan results for one image digest. Written by the operator; read by the admission webhook.
+/// Named `<repository-hash>-<digest-hex-prefix>`; see `spec` for the full identity.
+#[derive(CustomResource, JsonSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[kube(
+    group = "ecr.operator.dev",
+    version = "v1alpha1",
+    kind = "ImageScanReport",
+    status = "ImageScanReportStatus",
+    shortname = "ecrscanreport",
+    category = "ecr",
+    printcolumn(name = "Repository", type_ = "string", json_path = ".spec.repositoryName"),
+    printcolumn(name = "Tag", type_ = "string", json_path = ".spec.imageTags[0]"),
+    printcolumn(name = "Scan", type_ = "string", json_path = ".spec.scan.status"),
+    printcolumn(name = "Critical", type_ = "integer", json_path = ".spec.summary.critical"),
+    printcolumn(name = "High", type_ = "integer", json_path = ".spec.summary.high"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanReportSpec {
+    pub registry_id: String,
+    pub repository_name: String,
+    #[schemars(regex(pattern = "^[a-z0-9]+:[a-f0-9]{32,128}$"))]
+    pub image_digest: String,
+    #[serde(default)]
+    pub image_tags: Vec<String>,
+    pub scan: ScanState,
+    #[serde(default)]
+    pub summary: SeveritySummary,
+    /// Findings, most severe first, capped (see `truncated` and `summary` for totals).
+    #[serde(default)]
+    #[schemars(length(max = 500))]
+    pub findings: Vec<Finding>,
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// The scan's state as ECR reports it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanState {
+    /// ECR's scan status (COMPLETE, IN_PROGRESS, FAILED, ...); anything else counts as unscanned.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When the scan completed (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<String>,
+    /// When the vulnerability database was last updated (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vulnerability_source_updated_at: Option<String>,
+    /// BASIC or ENHANCED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_type: Option<String>,
+}
+
+/// Finding counts by severity (all findings, not only the listed ones).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SeveritySummary {
+    #[serde(default)]
+    pub critical: i64,
+    #[serde(default)]
+    pub high: i64,
+    #[serde(default)]
+    pub medium: i64,
+    #[serde(default)]
+    pub low: i64,
+    #[serde(default)]
+    pub informational: i64,
+    #[serde(default)]
+    pub undefined: i64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// CVE or finding id.
+    pub id: String,
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_available: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageScanReportStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+}

@@ -1,0 +1,39 @@
+//! Custom resource types (group `ecr.operator.dev`, version `v1alpha1`).
+//!
+//! This module depends on nothing else in the crate: types, schema and CEL rules only.
+
+pub mod common;
+pub mod conditions;
+pub mod image_scan_report;
+pub mod lifecycle_policy;
+pub mod pull_through_cache_rule;
+pub mod replication_config;
+pub mod repository;
+pub mod scan_policy;
+
+pub use image_scan_report::ImageScanReport;
+pub use lifecycle_policy::LifecyclePolicy;
+pub use pull_through_cache_rule::PullThroughCacheRule;
+pub use replication_config::ReplicationConfig;
+pub use repository::Repository;
+pub use scan_policy::ScanPolicy;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// Every CRD, with the file name it has in `crds/`.
+pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
+    vec![
+        ("repository.yaml", Repository::crd()),
+        ("lifecyclepolicy.yaml", LifecyclePolicy::crd()),
+        ("replicationconfig.yaml", ReplicationConfig::crd()),
+        ("pullthroughcacherule.yaml", PullThroughCacheRule::crd()),
+        ("scanpolicy.yaml", ScanPolicy::crd()),
+        ("imagescanreport.yaml", ImageScanReport::crd()),
+    ]
+}
+
+/// The YAML that `ecr-operator crds` prints and `crds/` holds for one CRD.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(crd).map(|s| format!("---\n{s}"))
+}

@@ -1,0 +1,81 @@
+//! The ReplicationConfig kind: rules merged into the registry's one replication configuration.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::CommonStatus;
+
+/// Cross-region / cross-account replication rules. All ReplicationConfig objects merge, in a
+/// stable order (creation time, then name), into the registry's single configuration.
+#[derive(CustomResource, JsonSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[kube(
+    group = "ecr.operator.dev",
+    version = "v1alpha1",
+    kind = "ReplicationConfig",
+    status = "ReplicationConfigStatus",
+    shortname = "ecrrepl",
+    category = "ecr",
+    printcolumn(name = "Rules", type_ = "integer", json_path = ".status.ruleCount"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationConfigSpec {
+    /// Replication rules (ECR allows 10 in the whole registry).
+    #[schemars(length(min = 1, max = 10))]
+    pub rules: Vec<ReplicationRule>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationRule {
+    /// Where images go (ECR allows 25 unique destinations in the registry).
+    #[schemars(length(min = 1, max = 25))]
+    pub destinations: Vec<ReplicationDestination>,
+    /// Which repositories replicate; all when empty.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub repository_filters: Vec<ReplicationFilter>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationDestination {
+    /// AWS region, e.g. `eu-west-1`.
+    #[schemars(length(min = 2, max = 25), regex(pattern = "^[0-9a-z-]{2,25}$"))]
+    pub region: String,
+    /// The destination account (12 digits).
+    #[schemars(regex(pattern = "^[0-9]{12}$"))]
+    pub registry_id: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationFilter {
+    /// Repository name prefix.
+    #[schemars(length(min = 2, max = 256), regex(pattern = "^(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*$"))]
+    pub filter: String,
+    #[serde(default)]
+    pub filter_type: ReplicationFilterType,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReplicationFilterType {
+    #[default]
+    PrefixMatch,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationConfigStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_count: Option<i32>,
+    /// Index of this object's first rule in the merged registry configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_rule_index: Option<i32>,
+}

@@ -1,0 +1,253 @@
+//! The Repository kind: one ECR repository.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::CommonStatus;
+
+/// ECR's repository name pattern (CreateRepository API reference).
+pub const REPOSITORY_NAME_PATTERN: &str =
+    "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
+
+/// The ECR tag that records which object created (or adopted) a repository.
+pub const OWNER_TAG: &str = "ecr.operator.dev/owner";
+
+/// An Amazon ECR repository, kept the way this object says.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[kube(
+    group = "ecr.operator.dev",
+    version = "v1alpha1",
+    kind = "Repository",
+    namespaced,
+    status = "RepositoryStatus",
+    shortname = "ecrrepo",
+    category = "ecr",
+    printcolumn(name = "ECR Name", type_ = "string", json_path = ".status.repositoryName"),
+    printcolumn(name = "URI", type_ = "string", json_path = ".status.repositoryUri"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("has(self.spec.repositoryName) || self.metadata.name.matches('^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$')")
+        .message("metadata.name is not a valid ECR repository name: set spec.repositoryName")
+)]
+#[x_kube(
+    validation = Rule::new("has(self.repositoryName) == has(oldSelf.repositoryName) && (!has(self.repositoryName) || self.repositoryName == oldSelf.repositoryName)")
+        .message("repositoryName is immutable"),
+    validation = Rule::new("has(self.encryption) == has(oldSelf.encryption) && (!has(self.encryption) || self.encryption == oldSelf.encryption)")
+        .message("encryption is immutable: ECR cannot change a repository's encryption after creation"),
+    validation = Rule::new("!self.forceDelete || self.deletionPolicy == 'Delete'")
+        .message("forceDelete requires deletionPolicy: Delete")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositorySpec {
+    /// The ECR repository name (may contain `/`). Defaults to `metadata.name`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 256), regex(pattern = "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"))]
+    pub repository_name: Option<String>,
+
+    /// Whether image tags can be overwritten.
+    #[serde(default)]
+    pub image_tag_mutability: TagMutability,
+
+    /// Scan every image when it is pushed (basic scanning).
+    #[serde(default)]
+    pub scan_on_push: bool,
+
+    /// Encryption at rest. Immutable: ECR fixes it at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+
+    /// Tags on the repository. Tags that others set on the repository are left alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 49))]
+    #[x_kube(
+        validation = Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128)").message("tag keys must be 1 to 128 characters"),
+        validation = Rule::new("self.all(k, !k.startsWith('aws:'))").message("tag keys must not start with 'aws:' (reserved by AWS)"),
+        validation = Rule::new("self.all(k, k.matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+@-]*$'))").message("tag keys may contain only letters, digits, spaces and _ . : / = + - @"),
+        validation = Rule::new("self.all(k, size(self[k]) <= 256)").message("tag values must be at most 256 characters"),
+        validation = Rule::new("self.all(k, self[k].matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+@-]*$'))").message("tag values may contain only letters, digits, spaces and _ . : / = + - @"),
+        validation = Rule::new("!('ecr.operator.dev/owner' in self)").message("the tag key ecr.operator.dev/owner is reserved for the operator")
+    )]
+    pub tags: BTreeMap<String, String>,
+
+    /// The repository policy (who may pull and push), as typed IAM statements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RepositoryPolicy>,
+
+    /// What happens to the ECR repository when this object is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// With `deletionPolicy: Delete`, also delete a repository that still holds images.
+    #[serde(default)]
+    pub force_delete: bool,
+
+    /// Take over an existing repository that no other owner holds. Without it, an existing
+    /// repository makes this object report `Conflict`.
+    #[serde(default)]
+    pub adopt: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TagMutability {
+    #[default]
+    Mutable,
+    Immutable,
+}
+
+impl TagMutability {
+    pub fn as_ecr(self) -> &'static str {
+        match self {
+            TagMutability::Mutable => "MUTABLE",
+            TagMutability::Immutable => "IMMUTABLE",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    Delete,
+}
+
+/// Encryption at rest.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.kmsKey) || self.encryptionType != 'AES256'").message("kmsKey requires encryptionType KMS or KMS_DSSE"))]
+pub struct Encryption {
+    /// AES256 (ECR-managed keys), KMS or KMS_DSSE.
+    #[serde(default)]
+    pub encryption_type: EncryptionType,
+    /// KMS key ARN or id; the AWS managed key when omitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub kms_key: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+pub enum EncryptionType {
+    #[default]
+    #[serde(rename = "AES256")]
+    Aes256,
+    #[serde(rename = "KMS")]
+    Kms,
+    #[serde(rename = "KMS_DSSE")]
+    KmsDsse,
+}
+
+impl EncryptionType {
+    pub fn as_ecr(self) -> &'static str {
+        match self {
+            EncryptionType::Aes256 => "AES256",
+            EncryptionType::Kms => "KMS",
+            EncryptionType::KmsDsse => "KMS_DSSE",
+        }
+    }
+}
+
+/// An IAM resource policy for the repository.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryPolicy {
+    /// Policy language version.
+    #[serde(default = "default_policy_version")]
+    #[schemars(regex(pattern = "^(2012-10-17|2008-10-17)$"))]
+    pub version: String,
+    /// The statements.
+    #[schemars(length(min = 1, max = 100))]
+    pub statements: Vec<PolicyStatement>,
+}
+
+fn default_policy_version() -> String {
+    "2012-10-17".to_string()
+}
+
+/// One IAM policy statement.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.actions) > 0").message("a statement needs at least one action"))]
+pub struct PolicyStatement {
+    /// Statement id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = "^[A-Za-z0-9]*$"), length(max = 100))]
+    pub sid: Option<String>,
+    /// Allow or Deny.
+    pub effect: Effect,
+    /// Who the statement applies to.
+    pub principals: Principals,
+    /// ECR actions, e.g. `ecr:BatchGetImage`; `ecr:*` allowed.
+    #[schemars(length(max = 100))]
+    #[x_kube(validation = Rule::new("self.all(a, a == '*' || a.startsWith('ecr:'))").message("repository policy actions must be ecr:* actions"))]
+    pub actions: Vec<String>,
+    /// IAM conditions: operator -> key -> values, e.g. `StringEquals: {aws:PrincipalOrgID: [o-123]}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conditions: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+pub enum Effect {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// Principals of a statement; at least one list must be non-empty.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("size(self.aws) + size(self.service) > 0").message("a statement needs at least one principal (aws or service)"))]
+pub struct Principals {
+    /// AWS account ids, account root ARNs, role or user ARNs, or `*`.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub aws: Vec<String>,
+    /// AWS service principals, e.g. `lambda.amazonaws.com`.
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub service: Vec<String>,
+}
+
+/// What the operator observed in ECR.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RepositoryStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// The ECR repository name in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_arn: Option<String>,
+    /// `ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAME`, what `docker push` takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_id: Option<String>,
+    /// When ECR created the repository (RFC 3339). Together with the ARN it identifies the
+    /// repository this object owns, so a repository deleted and re-created by someone else
+    /// under the same name is not mistaken for ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    /// How this object came to own the repository: Created or Adopted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+pub enum Ownership {
+    Created,
+    Adopted,
+}
+
+impl Repository {
+    /// The ECR repository name this object targets.
+    pub fn ecr_name(&self) -> String {
+        self.spec
+            .repository_name
+            .clone()
+            .unwrap_or_else(|| self.metadata.name.clone().unwrap_or_default())
+    }
+}

@@ -1,0 +1,175 @@
+//! The ScanPolicy kind: registry scanning configuration and what the admission webhook enforces.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::CommonStatus;
+
+/// Registry scanning (merged across ScanPolicy objects that agree on scanType) and the admission
+/// policy applied to pods in the namespaces this object selects.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[kube(
+    group = "ecr.operator.dev",
+    version = "v1alpha1",
+    kind = "ScanPolicy",
+    status = "ScanPolicyStatus",
+    shortname = "ecrscan",
+    category = "ecr",
+    printcolumn(name = "Scan Type", type_ = "string", json_path = ".spec.scanType"),
+    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.enforcement.mode"),
+    printcolumn(name = "Threshold", type_ = "string", json_path = ".spec.enforcement.severityThreshold"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("self.scanType == 'ENHANCED' || self.rules.all(r, r.scanFrequency != 'CONTINUOUS_SCAN')")
+    .message("CONTINUOUS_SCAN requires scanType ENHANCED"))]
+#[serde(rename_all = "camelCase")]
+pub struct ScanPolicySpec {
+    /// BASIC (ECR's own scanner) or ENHANCED (Amazon Inspector).
+    #[serde(default)]
+    pub scan_type: ScanType,
+    /// Registry scanning rules (ECR allows 2: one per frequency).
+    #[serde(default)]
+    #[schemars(length(max = 2))]
+    pub rules: Vec<ScanRule>,
+    /// What the admission webhook enforces for pods in the selected namespaces.
+    #[serde(default)]
+    pub enforcement: Enforcement,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScanType {
+    #[default]
+    Basic,
+    Enhanced,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanRule {
+    pub scan_frequency: ScanFrequency,
+    /// Repositories the rule applies to (`*` wildcards), at most 100.
+    #[schemars(length(min = 1, max = 100))]
+    pub repository_filters: Vec<ScanFilter>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScanFrequency {
+    #[default]
+    ScanOnPush,
+    ContinuousScan,
+    Manual,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanFilter {
+    #[schemars(length(min = 1, max = 255), regex(pattern = "^[a-z0-9*](?:[._/*-]?[a-z0-9*]+)*$"))]
+    pub filter: String,
+    #[serde(default)]
+    pub filter_type: ScanFilterType,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScanFilterType {
+    #[default]
+    Wildcard,
+}
+
+/// The admission policy.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Enforcement {
+    /// enforce denies, warn admits with a warning, audit admits and records.
+    #[serde(default)]
+    pub mode: EnforcementMode,
+    /// Findings at or above this severity count against an image.
+    #[serde(default)]
+    pub severity_threshold: Severity,
+    /// Namespaces this policy applies to (all when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Namespaces never checked.
+    #[serde(default)]
+    #[schemars(length(max = 256))]
+    pub exempt_namespaces: Vec<String>,
+    /// Image reference patterns (`*` wildcard) never checked, e.g. `123456789012.dkr.ecr.*.amazonaws.com/base/*`.
+    #[serde(default)]
+    #[schemars(length(max = 256))]
+    pub exempt_images: Vec<String>,
+    /// Findings accepted until they expire.
+    #[serde(default)]
+    #[schemars(length(max = 1000))]
+    pub allowlist: Vec<AllowlistEntry>,
+    /// What to do with an ECR image that has no completed scan.
+    #[serde(default)]
+    pub unscanned: UnscannedAction,
+    /// Reject scans older than this many days (none when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub max_scan_age_days: Option<i32>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum EnforcementMode {
+    #[default]
+    Enforce,
+    Warn,
+    Audit,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    #[default]
+    Critical,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum UnscannedAction {
+    #[default]
+    Allow,
+    Warn,
+    Deny,
+}
+
+/// An accepted finding.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowlistEntry {
+    /// The finding id, e.g. `CVE-2024-3094`.
+    #[schemars(length(min = 1, max = 128))]
+    pub id: String,
+    /// Why it is accepted (shown in audit records).
+    #[schemars(length(min = 1, max = 1024))]
+    pub reason: String,
+    /// When the acceptance ends (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')").message("expires must be an RFC 3339 date-time, e.g. 2026-12-31T00:00:00Z"))]
+    pub expires: Option<String>,
+    /// Limit the entry to images matching these patterns (all images when empty).
+    #[serde(default)]
+    #[schemars(length(max = 100))]
+    pub images: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanPolicyStatus {
+    #[serde(flatten)]
+    pub common: CommonStatus,
+    /// Scanning rules of this object in the registry configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_rules: Option<i32>,
+}

@@ -1,0 +1,9 @@
+//! ecr-operator: manage Amazon ECR declaratively from Kubernetes.
+#![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod api;
+pub mod controllers;
+pub mod lifecycle;
+pub mod registry;
+pub mod telemetry;
