@@ -140,8 +140,14 @@ mod tests {
     fn set_condition_replaces_same_type() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let mut list = vec![];
-        set_condition(&mut list, ready_condition(&[], false, Reason::Invalid, "x", None, t0));
-        set_condition(&mut list, ready_condition(&[], true, Reason::Synced, "y", None, t0));
+        set_condition(
+            &mut list,
+            ready_condition(&[], false, Reason::Invalid, "x", None, t0),
+        );
+        set_condition(
+            &mut list,
+            ready_condition(&[], true, Reason::Synced, "y", None, t0),
+        );
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].status, "True");
     }

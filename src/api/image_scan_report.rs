@@ -17,12 +17,24 @@ use super::scan_policy::Severity;
     status = "ImageScanReportStatus",
     shortname = "ecrscanreport",
     category = "ecr",
-    printcolumn(name = "Repository", type_ = "string", json_path = ".spec.repositoryName"),
+    printcolumn(
+        name = "Repository",
+        type_ = "string",
+        json_path = ".spec.repositoryName"
+    ),
     printcolumn(name = "Tag", type_ = "string", json_path = ".spec.imageTags[0]"),
     printcolumn(name = "Scan", type_ = "string", json_path = ".spec.scan.status"),
-    printcolumn(name = "Critical", type_ = "integer", json_path = ".spec.summary.critical"),
+    printcolumn(
+        name = "Critical",
+        type_ = "integer",
+        json_path = ".spec.summary.critical"
+    ),
     printcolumn(name = "High", type_ = "integer", json_path = ".spec.summary.high"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanReportSpec {

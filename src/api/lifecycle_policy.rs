@@ -15,12 +15,32 @@ use super::common::{CommonStatus, LocalObjectReference};
     status = "LifecyclePolicyStatus",
     shortname = "ecrlp",
     category = "ecr",
-    printcolumn(name = "Repository", type_ = "string", json_path = ".spec.repositoryRef.name"),
+    printcolumn(
+        name = "Repository",
+        type_ = "string",
+        json_path = ".spec.repositoryRef.name"
+    ),
     printcolumn(name = "Rules", type_ = "integer", json_path = ".status.ruleCount"),
-    printcolumn(name = "Would Expire", type_ = "integer", json_path = ".status.preview.expiringCount"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Would Expire",
+        type_ = "integer",
+        json_path = ".status.preview.expiringCount"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("self.rules.all(r, self.rules.exists_one(o, o.rulePriority == r.rulePriority))")
@@ -91,7 +111,9 @@ pub struct LifecycleSelection {
     pub count_number: i32,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum LifecycleTagStatus {
     #[default]
@@ -100,7 +122,9 @@ pub enum LifecycleTagStatus {
     Any,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum LifecycleCountType {
     #[default]
@@ -108,7 +132,9 @@ pub enum LifecycleCountType {
     SinceImagePushed,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum LifecycleCountUnit {
     #[default]
@@ -123,7 +149,9 @@ pub struct LifecycleAction {
     pub type_: LifecycleActionType,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum LifecycleActionType {
     #[default]

@@ -14,11 +14,31 @@ use super::common::CommonStatus;
     status = "PullThroughCacheRuleStatus",
     shortname = "ecrptc",
     category = "ecr",
-    printcolumn(name = "Prefix", type_ = "string", json_path = ".spec.ecrRepositoryPrefix"),
-    printcolumn(name = "Upstream", type_ = "string", json_path = ".spec.upstreamRegistryUrl"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Prefix",
+        type_ = "string",
+        json_path = ".spec.ecrRepositoryPrefix"
+    ),
+    printcolumn(
+        name = "Upstream",
+        type_ = "string",
+        json_path = ".spec.upstreamRegistryUrl"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(
     validation = Rule::new("self.ecrRepositoryPrefix == oldSelf.ecrRepositoryPrefix")
@@ -29,7 +49,10 @@ use super::common::CommonStatus;
 #[serde(rename_all = "camelCase")]
 pub struct PullThroughCacheRuleSpec {
     /// The ECR repository prefix for cached images, or `ROOT`. Immutable.
-    #[schemars(length(min = 2, max = 30), regex(pattern = "^((?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*|ROOT)$"))]
+    #[schemars(
+        length(min = 2, max = 30),
+        regex(pattern = "^((?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*|ROOT)$")
+    )]
     pub ecr_repository_prefix: String,
     /// Upstream registry URL, e.g. `registry-1.docker.io`, `ghcr.io`, `quay.io`, `public.ecr.aws`.
     #[schemars(length(min = 1, max = 256))]
@@ -40,7 +63,9 @@ pub struct PullThroughCacheRuleSpec {
     pub upstream_repository_prefix: Option<String>,
     /// ARN of a Secrets Manager secret named `ecr-pullthroughcache/...` with the upstream credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = "^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:ecr-pullthroughcache/[a-zA-Z0-9/_+=.@-]+$"))]
+    #[schemars(regex(
+        pattern = "^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:ecr-pullthroughcache/[a-zA-Z0-9/_+=.@-]+$"
+    ))]
     pub credential_arn: Option<String>,
     /// A Kubernetes Secret with `username` and `accessToken`, mirrored by the operator into
     /// Secrets Manager as `ecr-pullthroughcache/<name>` and kept in sync.

@@ -44,7 +44,10 @@ pub const OWNER_TAG: &str = "ecr.operator.dev/owner";
 pub struct RepositorySpec {
     /// The ECR repository name (may contain `/`). Defaults to `metadata.name`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 2, max = 256), regex(pattern = "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"))]
+    #[schemars(
+        length(min = 2, max = 256),
+        regex(pattern = "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+    )]
     pub repository_name: Option<String>,
 
     /// Whether image tags can be overwritten.
@@ -90,7 +93,9 @@ pub struct RepositorySpec {
     pub adopt: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TagMutability {
     #[default]
@@ -107,7 +112,9 @@ impl TagMutability {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 pub enum DeletionPolicy {
     #[default]
     Retain,
@@ -128,7 +135,9 @@ pub struct Encryption {
     pub kms_key: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 pub enum EncryptionType {
     #[default]
     #[serde(rename = "AES256")]
@@ -188,7 +197,9 @@ pub struct PolicyStatement {
     pub conditions: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
 pub enum Effect {
     #[default]
     Allow,
@@ -234,6 +245,14 @@ pub struct RepositoryStatus {
     /// How this object came to own the repository: Created or Adopted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<Ownership>,
+    /// Tag keys this object set, so that removing one from the spec removes it from ECR while
+    /// tags set by others are left alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_tag_keys: Vec<String>,
+    /// Whether the repository policy in ECR was written from this object's spec; only then does
+    /// removing `spec.policy` delete it.
+    #[serde(default)]
+    pub policy_managed: bool,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]

@@ -18,10 +18,26 @@ use super::common::CommonStatus;
     category = "ecr",
     printcolumn(name = "Scan Type", type_ = "string", json_path = ".spec.scanType"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.enforcement.mode"),
-    printcolumn(name = "Threshold", type_ = "string", json_path = ".spec.enforcement.severityThreshold"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Threshold",
+        type_ = "string",
+        json_path = ".spec.enforcement.severityThreshold"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new("self.scanType == 'ENHANCED' || self.rules.all(r, r.scanFrequency != 'CONTINUOUS_SCAN')")
     .message("CONTINUOUS_SCAN requires scanType ENHANCED"))]
@@ -39,7 +55,19 @@ pub struct ScanPolicySpec {
     pub enforcement: Enforcement,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ScanType {
     #[default]
@@ -56,7 +84,19 @@ pub struct ScanRule {
     pub repository_filters: Vec<ScanFilter>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ScanFrequency {
     #[default]
@@ -65,16 +105,42 @@ pub enum ScanFrequency {
     Manual,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanFilter {
-    #[schemars(length(min = 1, max = 255), regex(pattern = "^[a-z0-9*](?:[._/*-]?[a-z0-9*]+)*$"))]
+    #[schemars(
+        length(min = 1, max = 255),
+        regex(pattern = "^[a-z0-9*](?:[._/*-]?[a-z0-9*]+)*$")
+    )]
     pub filter: String,
     #[serde(default)]
     pub filter_type: ScanFilterType,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ScanFilterType {
     #[default]
@@ -115,7 +181,19 @@ pub struct Enforcement {
     pub max_scan_age_days: Option<i32>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum EnforcementMode {
     #[default]
@@ -124,7 +202,20 @@ pub enum EnforcementMode {
     Audit,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Severity {
     Informational,
@@ -135,7 +226,19 @@ pub enum Severity {
     Critical,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Deserialize,
+    Serialize,
+    schemars::JsonSchema,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum UnscannedAction {
     #[default]

@@ -1,1 +1,228 @@
-//! controllers
+//! Controllers, one reconciler per kind, and what they share.
+
+pub mod inventory;
+pub mod policy;
+pub mod repository;
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use tracing::warn;
+
+use crate::api::conditions::Reason;
+use crate::registry::{ErrorClass, Registry, RegistryError};
+
+pub use inventory::Inventory;
+
+/// The field manager for every write the operator makes.
+pub const MANAGER: &str = "ecr-operator";
+/// Finalizer guarding ECR resources until they are deleted or released.
+pub const FINALIZER: &str = "ecr.operator.dev/finalizer";
+
+/// Operator settings, from `ecr-operator run` flags.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Identifies this cluster in ownership tags, so two clusters sharing a registry do not
+    /// take each other's repositories.
+    pub cluster_id: String,
+    /// How often the cheap drift sweep (DescribeRepositories pages) runs.
+    pub sweep_interval: Duration,
+    /// How often each repository's tags and policy are checked (jittered per object).
+    pub deep_sweep_interval: Duration,
+    /// Reconciles running at once per controller.
+    pub concurrency: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cluster_id: "default".to_string(),
+            sweep_interval: Duration::from_secs(60),
+            deep_sweep_interval: Duration::from_secs(3600),
+            concurrency: 16,
+        }
+    }
+}
+
+/// What every reconcile gets.
+pub struct Context {
+    pub client: Client,
+    pub registry: Arc<dyn Registry>,
+    pub config: Config,
+    pub inventory: Inventory,
+    pub recorder: Recorder,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, registry: Arc<dyn Registry>, config: Config) -> Self {
+        let reporter = Reporter {
+            controller: MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            registry,
+            config,
+            inventory: Inventory::default(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Publishes an event; a failure to publish is logged, never fails the reconcile.
+    pub async fn event<K>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) where
+        K: Resource<DynamicType = ()>,
+    {
+        let event = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &obj.object_ref(&())).await {
+            warn!(error = %e, "publishing event failed");
+        }
+    }
+
+    /// Backoff after the n-th consecutive failure of one object: 1 s doubling to 5 min,
+    /// with jitter so that objects failing together do not retry together.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let base = Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300));
+        base + jitter(key, *n as u64, base / 4)
+    }
+
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+/// A deterministic pseudo-random duration in `[0, max)` from a key and a salt.
+pub fn jitter(key: &str, salt: u64, max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    salt.hash(&mut h);
+    Duration::from_nanos(h.finish() % max.as_nanos().max(1) as u64)
+}
+
+/// Reconcile failures, classified: the class decides between waiting for a spec change and
+/// retrying with backoff, and gives the condition's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotEmpty(String),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl Error {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Error::Registry(e) => match e.class {
+                ErrorClass::Throttled => Reason::Throttled,
+                ErrorClass::Invalid => Reason::Invalid,
+                ErrorClass::AccessDenied => Reason::AccessDenied,
+                ErrorClass::LimitExceeded => Reason::LimitExceeded,
+                ErrorClass::NotEmpty => Reason::RepositoryNotEmpty,
+                ErrorClass::AlreadyExists => Reason::Conflict,
+                ErrorClass::NotFound | ErrorClass::Transient => Reason::TransientError,
+            },
+            Error::Kube(_) | Error::Finalizer(_) => Reason::TransientError,
+            Error::Invalid(_) => Reason::Invalid,
+            Error::Conflict(_) => Reason::Conflict,
+            Error::NotEmpty(_) => Reason::RepositoryNotEmpty,
+        }
+    }
+
+    /// Permanent errors wait for a change of the object instead of retrying.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Registry(e) => e.class.is_permanent(),
+            Error::Invalid(_) | Error::Conflict(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Short label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Registry(e) => e.class.as_str(),
+            Error::Kube(_) => "kube",
+            Error::Invalid(_) => "invalid",
+            Error::Conflict(_) => "conflict",
+            Error::NotEmpty(_) => "not_empty",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+/// Flattens the finalizer helper's error into ours, keeping the class of the inner error.
+pub fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Error {
+    use kube::runtime::finalizer::Error as F;
+    match e {
+        F::ApplyFailed(e) | F::CleanupFailed(e) => e,
+        F::AddFinalizer(e) | F::RemoveFinalizer(e) => Error::Kube(e),
+        other => Error::Finalizer(other.to_string()),
+    }
+}
+
+/// Hash of what should trigger a reconcile: spec (generation), deletion, finalizers and
+/// annotations. Status writes, including our own, do not.
+pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
+    let meta = obj.meta();
+    let mut h = DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    Some(h.finish())
+}
+
+/// `namespace/name` of an object, for logs and ownership tags.
+pub fn object_key<K: Resource>(obj: &K) -> String {
+    match obj.namespace() {
+        Some(ns) => format!("{ns}/{}", obj.name_any()),
+        None => obj.name_any(),
+    }
+}
+
+/// Runs every controller until `shutdown` resolves. This is what `ecr-operator run` calls,
+/// and what the integration tests start.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    repository::run(ctx, shutdown).await
+}

@@ -181,10 +181,8 @@ impl Registry for EcrRegistry {
 
     async fn create_repository(&self, input: &NewRepository) -> Result<RepositoryInfo> {
         const OP: &str = "CreateRepository";
-        let mut encryption =
-            EncryptionConfiguration::builder().encryption_type(EncryptionType::from(
-                input.encryption_type.as_str(),
-            ));
+        let mut encryption = EncryptionConfiguration::builder()
+            .encryption_type(EncryptionType::from(input.encryption_type.as_str()));
         if let Some(key) = &input.kms_key {
             encryption = encryption.kms_key(key);
         }
@@ -204,9 +202,9 @@ impl Registry for EcrRegistry {
                 .send()
                 .await,
         )?;
-        out.repository()
-            .and_then(repository_info)
-            .ok_or_else(|| RegistryError::new(ErrorClass::Transient, OP, "response had no repository"))
+        out.repository().and_then(repository_info).ok_or_else(|| {
+            RegistryError::new(ErrorClass::Transient, OP, "response had no repository")
+        })
     }
 
     async fn put_image_tag_mutability(&self, name: &str, mutability: &str) -> Result<()> {
@@ -293,8 +291,9 @@ impl Registry for EcrRegistry {
         match result {
             Ok(out) => Ok(out.policy_text().map(str::to_string)),
             // RepositoryPolicyNotFoundException: the repository exists but has no policy.
-            Err(e) if e.class == ErrorClass::NotFound
-                && e.code.as_deref() == Some("RepositoryPolicyNotFoundException") =>
+            Err(e)
+                if e.class == ErrorClass::NotFound
+                    && e.code.as_deref() == Some("RepositoryPolicyNotFoundException") =>
             {
                 Ok(None)
             }

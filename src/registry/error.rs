@@ -90,9 +90,10 @@ impl ErrorClass {
             | "InvalidRequestException"
             | "InvalidParameterValueException"
             | "MalformedPolicyDocumentException" => ErrorClass::Invalid,
-            "ServerException" | "InternalFailure" | "ServiceUnavailable" | "InternalServiceError" => {
-                ErrorClass::Transient
-            }
+            "ServerException"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "InternalServiceError" => ErrorClass::Transient,
             _ => match http_status {
                 Some(s) if s >= 500 => ErrorClass::Transient,
                 Some(429) => ErrorClass::Throttled,
@@ -141,11 +142,10 @@ impl RegistryError {
                     .as_deref()
                     .map(|c| ErrorClass::from_code(c, Some(status)))
                     .unwrap_or_else(|| ErrorClass::from_code("", Some(status)));
-                let message = ctx
-                    .err()
-                    .message()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| code.clone().unwrap_or_else(|| format!("HTTP {status}")));
+                let message =
+                    ctx.err().message().map(str::to_string).unwrap_or_else(|| {
+                        code.clone().unwrap_or_else(|| format!("HTTP {status}"))
+                    });
                 RegistryError {
                     class,
                     operation,
@@ -199,7 +199,11 @@ mod tests {
     fn classes_from_codes() {
         let table = [
             ("RepositoryNotFoundException", 400, ErrorClass::NotFound),
-            ("RepositoryAlreadyExistsException", 400, ErrorClass::AlreadyExists),
+            (
+                "RepositoryAlreadyExistsException",
+                400,
+                ErrorClass::AlreadyExists,
+            ),
             ("RepositoryNotEmptyException", 400, ErrorClass::NotEmpty),
             ("ThrottlingException", 400, ErrorClass::Throttled),
             ("InvalidParameterException", 400, ErrorClass::Invalid),

@@ -30,7 +30,10 @@ impl CallStats {
 
     /// A copy of all counters.
     pub fn snapshot(&self) -> BTreeMap<(&'static str, &'static str), u64> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Total calls, all operations and outcomes.

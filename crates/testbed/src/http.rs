@@ -16,8 +16,7 @@ pub(crate) async fn json(
         url: url.to_string(),
         message,
     };
-    let client: Client<_, Full<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let payload = match body {
         Some(b) => Bytes::from(serde_json::to_vec(b).map_err(|e| err(e.to_string()))?),
         None => Bytes::new(),

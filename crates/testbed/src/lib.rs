@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod http;
+pub mod images;
 pub mod kube_env;
 pub mod moto;
 pub mod wait;

@@ -58,7 +58,10 @@ impl Moto {
     async fn start_on(port: u16) -> Result<Moto> {
         let python = python();
         if !python.exists() {
-            return Err(Error::MotoMissing(format!("{} not found", python.display())));
+            return Err(Error::MotoMissing(format!(
+                "{} not found",
+                python.display()
+            )));
         }
         let launcher = workspace_root().join("tests/support/moto_launcher.py");
         let mut child = Command::new(&python)
@@ -175,7 +178,9 @@ impl Moto {
     /// Removes every injected fault.
     pub async fn clear_faults(&self) -> Result<()> {
         let url = format!("{}/moto-api/ecr-ext/faults", self.endpoint);
-        http::json(hyper::Method::DELETE, &url, None).await.map(drop)
+        http::json(hyper::Method::DELETE, &url, None)
+            .await
+            .map(drop)
     }
 
     /// ECR calls moto received, by operation (server-side count).

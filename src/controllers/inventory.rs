@@ -1,0 +1,184 @@
+//! A shared, batch-read view of the registry's repositories.
+//!
+//! One DescribeRepositories sweep (pages of 1000) serves every Repository reconcile, so a
+//! resync of N unchanged objects costs ceil(N/1000) calls instead of N. The operator's own
+//! writes update the view at once (write-through), and a sweep never overwrites an entry
+//! written after the sweep started, nor forgets a repository created moments ago that ECR's
+//! eventually consistent DescribeRepositories does not list yet.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use crate::registry::RepositoryInfo;
+
+/// What the inventory knows about one repository name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// No sweep has completed yet.
+    Unknown,
+    Absent,
+    Present(RepositoryInfo),
+}
+
+#[derive(Debug)]
+struct Entry {
+    info: Option<RepositoryInfo>,
+    written_at: Instant,
+    /// Set when the operator itself wrote the entry (create, update, delete).
+    local: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    swept: bool,
+}
+
+#[derive(Debug)]
+pub struct Inventory {
+    state: RwLock<State>,
+    /// How long a repository the operator created is trusted to exist although a sweep did not
+    /// list it (ECR's read-after-create lag).
+    consistency_grace: Duration,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory::new(Duration::from_secs(30))
+    }
+}
+
+impl Inventory {
+    pub fn new(consistency_grace: Duration) -> Self {
+        Inventory {
+            state: RwLock::default(),
+            consistency_grace,
+        }
+    }
+
+    pub fn lookup(&self, name: &str) -> Lookup {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        match state.entries.get(name) {
+            Some(Entry { info: Some(i), .. }) => Lookup::Present(i.clone()),
+            Some(Entry { info: None, .. }) => Lookup::Absent,
+            None if state.swept => Lookup::Absent,
+            None => Lookup::Unknown,
+        }
+    }
+
+    pub fn is_synced(&self) -> bool {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).swept
+    }
+
+    /// Records the operator's own write: the repository now looks like `info` (or is gone).
+    pub fn record(&self, name: &str, info: Option<RepositoryInfo>) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.entries.insert(
+            name.to_string(),
+            Entry {
+                info,
+                written_at: Instant::now(),
+                local: true,
+            },
+        );
+    }
+
+    /// Applies a full sweep that started at `started`.
+    pub fn apply_sweep(&self, started: Instant, repositories: Vec<RepositoryInfo>) {
+        let now = Instant::now();
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut listed: HashMap<String, RepositoryInfo> = repositories
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let grace = self.consistency_grace;
+        state.entries.retain(|name, entry| {
+            if entry.written_at > started {
+                return true; // our write is newer than what the sweep saw
+            }
+            if listed.contains_key(name) {
+                return true; // replaced below
+            }
+            // Not listed: keep a just-created repository through the consistency grace.
+            entry.local && entry.info.is_some() && now.duration_since(entry.written_at) < grace
+        });
+        for (name, info) in listed.drain() {
+            let keep_local = state
+                .entries
+                .get(&name)
+                .is_some_and(|e| e.written_at > started);
+            if !keep_local {
+                state.entries.insert(
+                    name,
+                    Entry {
+                        info: Some(info),
+                        written_at: started,
+                        local: false,
+                    },
+                );
+            }
+        }
+        state.swept = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(name: &str, mutability: &str) -> RepositoryInfo {
+        RepositoryInfo {
+            name: name.into(),
+            arn: format!("arn:aws:ecr:us-east-1:123456789012:repository/{name}"),
+            uri: format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}"),
+            registry_id: "123456789012".into(),
+            created_at: None,
+            tag_mutability: mutability.into(),
+            scan_on_push: false,
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        }
+    }
+
+    #[test]
+    fn unknown_until_first_sweep() {
+        let inv = Inventory::default();
+        assert_eq!(inv.lookup("a"), Lookup::Unknown);
+        inv.apply_sweep(Instant::now(), vec![repo("a", "MUTABLE")]);
+        assert!(matches!(inv.lookup("a"), Lookup::Present(_)));
+        assert_eq!(inv.lookup("b"), Lookup::Absent);
+    }
+
+    #[test]
+    fn sweep_started_before_a_write_does_not_overwrite_it() {
+        let inv = Inventory::default();
+        let started = Instant::now();
+        inv.record("a", Some(repo("a", "IMMUTABLE")));
+        inv.apply_sweep(started, vec![repo("a", "MUTABLE")]);
+        assert_eq!(inv.lookup("a"), Lookup::Present(repo("a", "IMMUTABLE")));
+        // A later sweep sees the drift.
+        inv.apply_sweep(Instant::now(), vec![repo("a", "MUTABLE")]);
+        assert_eq!(inv.lookup("a"), Lookup::Present(repo("a", "MUTABLE")));
+    }
+
+    #[test]
+    fn just_created_repository_survives_a_lagging_sweep() {
+        let inv = Inventory::new(Duration::from_secs(30));
+        inv.record("new", Some(repo("new", "MUTABLE")));
+        inv.apply_sweep(Instant::now(), vec![]);
+        assert!(matches!(inv.lookup("new"), Lookup::Present(_)));
+        let inv = Inventory::new(Duration::ZERO);
+        inv.record("new", Some(repo("new", "MUTABLE")));
+        inv.apply_sweep(Instant::now(), vec![]);
+        assert_eq!(inv.lookup("new"), Lookup::Absent);
+    }
+
+    #[test]
+    fn repository_deleted_behind_our_back_disappears() {
+        let inv = Inventory::default();
+        inv.apply_sweep(Instant::now(), vec![repo("a", "MUTABLE")]);
+        inv.apply_sweep(Instant::now(), vec![]);
+        assert_eq!(inv.lookup("a"), Lookup::Absent);
+    }
+}

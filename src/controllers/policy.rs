@@ -1,0 +1,172 @@
+//! Repository policy: rendering typed statements to IAM JSON, and semantic comparison.
+//!
+//! ECR returns policy text reformatted, and IAM treats `"x"` and `["x"]` alike and lists as
+//! sets. Comparing text would rewrite the policy on every resync (ACK's endless update loop);
+//! comparing normalized JSON writes only when the meaning changed.
+
+use serde_json::{Map, Value, json};
+
+use crate::api::repository::{Effect, RepositoryPolicy};
+
+/// The IAM policy document for a typed policy.
+pub fn render(policy: &RepositoryPolicy) -> Value {
+    let statements: Vec<Value> = policy
+        .statements
+        .iter()
+        .map(|s| {
+            let mut principal = Map::new();
+            if !s.principals.aws.is_empty() {
+                principal.insert("AWS".into(), list_or_one(&s.principals.aws));
+            }
+            if !s.principals.service.is_empty() {
+                principal.insert("Service".into(), list_or_one(&s.principals.service));
+            }
+            let mut st = Map::new();
+            if let Some(sid) = &s.sid {
+                st.insert("Sid".into(), json!(sid));
+            }
+            st.insert(
+                "Effect".into(),
+                json!(match s.effect {
+                    Effect::Allow => "Allow",
+                    Effect::Deny => "Deny",
+                }),
+            );
+            st.insert("Principal".into(), Value::Object(principal));
+            st.insert("Action".into(), list_or_one(&s.actions));
+            if !s.conditions.is_empty() {
+                let cond: Map<String, Value> = s
+                    .conditions
+                    .iter()
+                    .map(|(op, kv)| {
+                        let inner: Map<String, Value> = kv
+                            .iter()
+                            .map(|(k, v)| (k.clone(), list_or_one(v)))
+                            .collect();
+                        (op.clone(), Value::Object(inner))
+                    })
+                    .collect();
+                st.insert("Condition".into(), Value::Object(cond));
+            }
+            Value::Object(st)
+        })
+        .collect();
+    json!({ "Version": policy.version, "Statement": statements })
+}
+
+fn list_or_one(items: &[String]) -> Value {
+    match items {
+        [one] => json!(one),
+        many => json!(many),
+    }
+}
+
+/// True when two policy documents mean the same: key order, whitespace, list order,
+/// duplicates and `"x"` versus `["x"]` do not matter.
+pub fn equivalent(a: &Value, b: &Value) -> bool {
+    normalize(a) == normalize(b)
+}
+
+/// [`equivalent`] for policy text as ECR returns it; text that is not JSON never matches.
+pub fn text_equivalent(text: &str, desired: &Value) -> bool {
+    serde_json::from_str::<Value>(text).is_ok_and(|v| equivalent(&v, desired))
+}
+
+fn normalize(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let mut norm: Vec<Value> = items.iter().map(normalize).collect();
+            norm.sort_by_key(|x| x.to_string());
+            norm.dedup();
+            if norm.len() == 1 {
+                norm.pop().unwrap_or(Value::Null)
+            } else {
+                Value::Array(norm)
+            }
+        }
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), normalize(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::repository::{PolicyStatement, Principals};
+    use proptest::prelude::*;
+
+    fn pull_policy() -> RepositoryPolicy {
+        RepositoryPolicy {
+            version: "2012-10-17".into(),
+            statements: vec![PolicyStatement {
+                sid: Some("Pull".into()),
+                effect: Effect::Allow,
+                principals: Principals {
+                    aws: vec!["arn:aws:iam::111122223333:root".into()],
+                    service: vec![],
+                },
+                actions: vec![
+                    "ecr:BatchGetImage".into(),
+                    "ecr:GetDownloadUrlForLayer".into(),
+                ],
+                conditions: Default::default(),
+            }],
+        }
+    }
+
+    #[test]
+    fn renders_iam_shape() {
+        let v = render(&pull_policy());
+        assert_eq!(
+            v["Statement"][0]["Principal"]["AWS"],
+            "arn:aws:iam::111122223333:root"
+        );
+        assert_eq!(v["Statement"][0]["Action"][1], "ecr:GetDownloadUrlForLayer");
+        assert_eq!(v["Version"], "2012-10-17");
+    }
+
+    #[test]
+    fn reformatted_and_reordered_text_is_equivalent() {
+        let desired = render(&pull_policy());
+        let ecr_text = r#"{
+          "Statement" : [ {
+            "Action" : [ "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage" ],
+            "Principal" : { "AWS" : [ "arn:aws:iam::111122223333:root" ] },
+            "Effect" : "Allow", "Sid" : "Pull"
+          } ],
+          "Version" : "2012-10-17"
+        }"#;
+        assert!(text_equivalent(ecr_text, &desired));
+    }
+
+    #[test]
+    fn changed_meaning_is_not_equivalent() {
+        let desired = render(&pull_policy());
+        let mut other = pull_policy();
+        other.statements[0].effect = Effect::Deny;
+        assert!(!equivalent(&desired, &render(&other)));
+        let mut more = pull_policy();
+        more.statements[0].actions.push("ecr:PutImage".into());
+        assert!(!equivalent(&desired, &render(&more)));
+        assert!(!text_equivalent("not json", &desired));
+    }
+
+    proptest! {
+        #[test]
+        fn equivalence_ignores_order_and_duplicates(mut actions in proptest::collection::vec("ecr:[A-Za-z]{1,12}", 1..8), seed in any::<u64>()) {
+            let mut p = pull_policy();
+            p.statements[0].actions = actions.clone();
+            let a = render(&p);
+            // Shuffle deterministically and duplicate one entry.
+            let n = actions.len();
+            actions.rotate_left((seed as usize) % n);
+            actions.push(actions[0].clone());
+            p.statements[0].actions = actions;
+            let b = render(&p);
+            prop_assert!(equivalent(&a, &b));
+            prop_assert!(equivalent(&b, &a));
+        }
+    }
+}

@@ -1,0 +1,787 @@
+//! The Repository controller.
+//!
+//! observe (shared inventory, tags and policy only when due) → diff (pure) → apply only the
+//! difference → write status. Ownership is recorded in ECR as a tag and in status, and nothing
+//! owned by someone else is ever modified or deleted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{info, instrument, warn};
+
+use super::inventory::Lookup;
+use super::{
+    Context, Error, FINALIZER, MANAGER, from_finalizer, jitter, object_key, policy, trigger_hash,
+};
+use crate::api::conditions::{self, Reason};
+use crate::api::repository::{DeletionPolicy, OWNER_TAG, Ownership, Repository, RepositoryStatus};
+use crate::registry::{ErrorClass, NewRepository, RepositoryInfo};
+
+/// State the Repository controller keeps between reconciles.
+#[derive(Default)]
+pub struct RepositoryState {
+    /// When each object's tags and policy are next checked (by uid).
+    deep_due: Mutex<HashMap<String, Instant>>,
+}
+
+/// The desired ECR state, derived from the spec alone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub name: String,
+    pub tag_mutability: &'static str,
+    pub scan_on_push: bool,
+    /// `None` when the spec does not say (keep whatever ECR chose).
+    pub encryption: Option<(&'static str, Option<String>)>,
+    /// Spec tags plus the ownership tag.
+    pub tags: BTreeMap<String, String>,
+    pub policy: Option<Value>,
+}
+
+impl Desired {
+    pub fn from_spec(repo: &Repository, owner: &str) -> Desired {
+        let mut tags = repo.spec.tags.clone();
+        tags.insert(OWNER_TAG.to_string(), owner.to_string());
+        Desired {
+            name: repo.ecr_name(),
+            tag_mutability: repo.spec.image_tag_mutability.as_ecr(),
+            scan_on_push: repo.spec.scan_on_push,
+            encryption: repo
+                .spec
+                .encryption
+                .as_ref()
+                .map(|e| (e.encryption_type.as_ecr(), e.kms_key.clone())),
+            tags,
+            policy: repo.spec.policy.as_ref().map(policy::render),
+        }
+    }
+}
+
+/// Settings DescribeRepositories shows that differ from the spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SettingsDiff {
+    pub tag_mutability: Option<&'static str>,
+    pub scan_on_push: Option<bool>,
+    /// Encryption differs; ECR cannot change it, so this is reported, not applied.
+    pub encryption_mismatch: Option<String>,
+}
+
+pub fn diff_settings(desired: &Desired, observed: &RepositoryInfo) -> SettingsDiff {
+    let mut d = SettingsDiff::default();
+    if observed.tag_mutability != desired.tag_mutability {
+        d.tag_mutability = Some(desired.tag_mutability);
+    }
+    if observed.scan_on_push != desired.scan_on_push {
+        d.scan_on_push = Some(desired.scan_on_push);
+    }
+    if let Some((etype, key)) = &desired.encryption {
+        let key_differs = key
+            .as_ref()
+            .is_some_and(|k| observed.kms_key.as_deref() != Some(k.as_str()));
+        if observed.encryption_type != *etype || key_differs {
+            d.encryption_mismatch = Some(format!(
+                "the repository is encrypted with {}{} but the spec asks for {etype}{}; ECR cannot change encryption after creation",
+                observed.encryption_type,
+                observed
+                    .kms_key
+                    .as_deref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default(),
+                key.as_deref()
+                    .map(|k| format!(" ({k})"))
+                    .unwrap_or_default(),
+            ));
+        }
+    }
+    d
+}
+
+/// Tags to set and tag keys to remove. Only keys this object manages are ever removed.
+pub fn diff_tags(
+    desired: &BTreeMap<String, String>,
+    observed: &BTreeMap<String, String>,
+    previously_managed: &[String],
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let set = desired
+        .iter()
+        .filter(|(k, v)| observed.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let remove = previously_managed
+        .iter()
+        .filter(|k| !desired.contains_key(*k) && observed.contains_key(*k))
+        .cloned()
+        .collect();
+    (set, remove)
+}
+
+fn owner_id(ctx: &Context, repo: &Repository) -> String {
+    format!("{}/{}", ctx.config.cluster_id, object_key(repo))
+}
+
+fn status_of(repo: &Repository) -> RepositoryStatus {
+    repo.status.clone().unwrap_or_default()
+}
+
+fn rfc3339(t: Option<Timestamp>) -> Option<String> {
+    t.map(|t| t.to_string())
+}
+
+/// The repository this object's status says it owns, if `info` is that very repository.
+fn status_owns(status: &RepositoryStatus, info: &RepositoryInfo) -> Option<Ownership> {
+    let same = status.repository_arn.as_deref() == Some(info.arn.as_str())
+        && status.created_at == rfc3339(info.created_at);
+    if same { status.ownership } else { None }
+}
+
+/// The controller's extra state (lives as long as the controller).
+pub struct Shared {
+    pub ctx: Arc<Context>,
+    pub state: RepositoryState,
+    pub store: Store<Repository>,
+}
+
+/// Runs the Repository controller and its sweep until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let api = Api::<Repository>::all(ctx.client.clone());
+    // Fail fast with a clear message when the CRD is missing.
+    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
+        return Err(Error::Invalid(format!(
+            "cannot list Repository objects ({e}); are the CRDs installed? kubectl apply -f crds/"
+        )));
+    }
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, PredicateConfig::default());
+
+    let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let sweeper = tokio::spawn(sweep_loop(ctx.clone(), sweep_tx));
+    let sweeps = futures::stream::unfold(sweep_rx, |mut rx| async move {
+        rx.recv().await.map(|()| ((), rx))
+    });
+
+    let shared = Arc::new(Shared {
+        ctx: ctx.clone(),
+        state: RepositoryState::default(),
+        store: reader.clone(),
+    });
+    Controller::for_stream(stream, reader)
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+        )
+        .reconcile_all_on(sweeps)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, shared)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    sweeper.abort();
+    Ok(())
+}
+
+/// Refreshes the inventory every sweep interval and triggers a reconcile of every object.
+async fn sweep_loop(ctx: Arc<Context>, trigger: tokio::sync::mpsc::Sender<()>) {
+    let mut failures = 0u32;
+    loop {
+        let started = Instant::now();
+        match ctx.registry.list_repositories().await {
+            Ok(list) => {
+                failures = 0;
+                ctx.inventory.apply_sweep(started, list);
+                // A full channel means a reconcile-all is already pending: nothing is lost.
+                let _ = trigger.try_send(());
+                tokio::time::sleep(ctx.config.sweep_interval).await;
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = Duration::from_millis(500 * (1u64 << failures.min(7)))
+                    .min(ctx.config.sweep_interval);
+                warn!(error = %e, retry_in = ?wait, "repository sweep failed");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+#[instrument(skip(repo, shared), fields(object = %object_key(repo.as_ref())))]
+async fn reconcile(repo: Arc<Repository>, shared: Arc<Shared>) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    if !ctx.inventory.is_synced() {
+        // The first sweep has not finished; it triggers a reconcile of everything when it does.
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let ns = repo.namespace().unwrap_or_default();
+    let api: Api<Repository> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, repo.clone(), |event| async {
+        match event {
+            FinalizerEvent::Apply(r) => apply(&r, &shared).await,
+            FinalizerEvent::Cleanup(r) => cleanup(&r, &shared).await,
+        }
+    })
+    .await
+    .map_err(from_finalizer);
+    match result {
+        Ok(action) => {
+            ctx.reset_backoff(&repo.uid().unwrap_or_default());
+            Ok(action)
+        }
+        Err(e) => {
+            if let Err(status_err) = write_failure(ctx, &api, &repo, &e).await {
+                warn!(error = %status_err, "writing failure status failed");
+            }
+            if e.is_permanent() {
+                // Retrying cannot help: wait for the spec to change.
+                Ok(Action::await_change())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+fn error_policy(repo: Arc<Repository>, err: &Error, shared: Arc<Shared>) -> Action {
+    let wait = shared.ctx.backoff(&repo.uid().unwrap_or_default());
+    warn!(object = %object_key(repo.as_ref()), error = %err, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+/// Another object that claims the same ECR repository and came first.
+fn older_claimant(store: &Store<Repository>, repo: &Repository, name: &str) -> Option<String> {
+    let key = |r: &Repository| {
+        (
+            r.metadata.creation_timestamp.clone().map(|t| t.0),
+            object_key(r),
+        )
+    };
+    let mine = key(repo);
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.uid() != repo.uid() && o.metadata.deletion_timestamp.is_none())
+        .filter(|o| o.ecr_name() == name)
+        .filter(|o| key(o) < mine)
+        .map(|o| object_key(o.as_ref()))
+        .min()
+}
+
+async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let owner = owner_id(ctx, repo);
+    let desired = Desired::from_spec(repo, &owner);
+    let name = desired.name.clone();
+    if let Some(other) = older_claimant(&shared.store, repo, &name) {
+        return Err(Error::Conflict(format!(
+            "Repository {other} already manages ECR repository {name}"
+        )));
+    }
+    let mut status = status_of(repo);
+    let uid = repo.uid().unwrap_or_default();
+    let generation_changed = status.common.observed_generation != repo.metadata.generation;
+    let mut changes: Vec<&str> = Vec::new();
+
+    let (info, ownership, created) = match ctx.inventory.lookup(&name) {
+        Lookup::Unknown => return Ok(Action::requeue(Duration::from_millis(500))),
+        Lookup::Absent => create(ctx, repo, &desired, &owner).await?,
+        Lookup::Present(info) => {
+            let ownership = match status_owns(&status, &info) {
+                Some(o) => o,
+                None => claim(ctx, repo, &info, &owner).await?,
+            };
+            (info, ownership, false)
+        }
+    };
+
+    // Settings DescribeRepositories shows: compared on every sweep.
+    let diff = diff_settings(&desired, &info);
+    if let Some(msg) = diff.encryption_mismatch {
+        return Err(Error::Invalid(msg));
+    }
+    let mut observed = info.clone();
+    if let Some(m) = diff.tag_mutability {
+        ctx.registry.put_image_tag_mutability(&name, m).await?;
+        observed.tag_mutability = m.to_string();
+        changes.push("imageTagMutability");
+    }
+    if let Some(s) = diff.scan_on_push {
+        ctx.registry.put_scan_on_push(&name, s).await?;
+        observed.scan_on_push = s;
+        changes.push("scanOnPush");
+    }
+    if observed != info {
+        ctx.inventory.record(&name, Some(observed.clone()));
+    }
+
+    // Tags and policy: not in DescribeRepositories, so checked when the spec changed or when
+    // this object's jittered deep-sweep slot comes, at most two calls.
+    let deep_due = {
+        let due = shared
+            .state
+            .deep_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        due.get(&uid).is_none_or(|t| Instant::now() >= *t)
+    };
+    let first_sight = !shared
+        .state
+        .deep_due
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&uid);
+    let mut policy_managed = status.policy_managed;
+    if created {
+        // CreateRepository set the tags; only the policy needs its own call.
+        if let Some(p) = &desired.policy {
+            ctx.registry
+                .set_repository_policy(&name, &p.to_string())
+                .await?;
+            policy_managed = true;
+        }
+    } else if generation_changed
+        || (deep_due && !first_sight)
+        || ownership_just_claimed(&status, &info)
+    {
+        let (set, remove) = deep_sync(ctx, &desired, &info, &status).await?;
+        changes.extend(set);
+        changes.extend(remove);
+        // After a deep sync ECR holds exactly the spec's policy, or none of ours.
+        policy_managed = desired.policy.is_some();
+    }
+    schedule_deep_check(shared, &uid, first_sight && !created && !generation_changed);
+
+    let managed_tag_keys: Vec<String> = repo.spec.tags.keys().cloned().collect();
+    let ready_msg = format!("ECR repository {} is in sync", info.uri);
+    status.repository_name = Some(name.clone());
+    status.repository_arn = Some(info.arn.clone());
+    status.repository_uri = Some(info.uri.clone());
+    status.registry_id = Some(info.registry_id.clone());
+    status.created_at = rfc3339(info.created_at);
+    status.ownership = Some(ownership);
+    status.managed_tag_keys = managed_tag_keys;
+    status.policy_managed = policy_managed;
+    let previous_reason =
+        conditions::find_ready(&status.common.conditions).map(|c| c.reason.clone());
+    set_ready(&mut status, repo, true, Reason::Synced, ready_msg);
+    write_status(ctx, repo, status).await?;
+
+    if created {
+        ctx.event(
+            repo,
+            EventType::Normal,
+            "Created",
+            "Create",
+            format!("Created ECR repository {name}"),
+        )
+        .await;
+    } else if !changes.is_empty() {
+        ctx.event(
+            repo,
+            EventType::Normal,
+            "Updated",
+            "Update",
+            format!("Updated {}", changes.join(", ")),
+        )
+        .await;
+    } else if previous_reason.as_deref() != Some(Reason::Synced.as_str())
+        && ownership == Ownership::Adopted
+        && generation_changed
+    {
+        ctx.event(
+            repo,
+            EventType::Normal,
+            "Adopted",
+            "Adopt",
+            format!("Adopted ECR repository {name}"),
+        )
+        .await;
+    }
+    if !changes.is_empty() {
+        info!(repository = %name, changes = ?changes, "applied changes");
+    }
+    Ok(Action::requeue(ctx.config.deep_sweep_interval))
+}
+
+/// True when the status does not yet record ownership of this repository (first reconcile
+/// after an adoption or a lost status): tags and policy must be checked now.
+fn ownership_just_claimed(status: &RepositoryStatus, info: &RepositoryInfo) -> bool {
+    status_owns(status, info).is_none()
+}
+
+fn schedule_deep_check(shared: &Shared, uid: &str, first_after_start: bool) {
+    let period = shared.ctx.config.deep_sweep_interval;
+    // After a restart, spread the first checks over a whole period instead of bursting; later
+    // checks keep a per-object phase so they stay spread.
+    let next = if first_after_start {
+        jitter(uid, 0, period)
+    } else {
+        period - jitter(uid, 1, period / 10)
+    };
+    shared
+        .state
+        .deep_due
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(uid.to_string(), Instant::now() + next);
+}
+
+/// Creates the repository with every setting in one call. When it exists already (ECR's
+/// eventual consistency, a crash before our status write, or someone else), claims it instead.
+async fn create(
+    ctx: &Context,
+    repo: &Repository,
+    desired: &Desired,
+    owner: &str,
+) -> Result<(RepositoryInfo, Ownership, bool), Error> {
+    let (etype, kms) = desired.encryption.clone().unwrap_or(("AES256", None));
+    let input = NewRepository {
+        name: desired.name.clone(),
+        tag_mutability: desired.tag_mutability.to_string(),
+        scan_on_push: desired.scan_on_push,
+        encryption_type: etype.to_string(),
+        kms_key: kms,
+        tags: desired.tags.clone(),
+    };
+    match ctx.registry.create_repository(&input).await {
+        Ok(info) => {
+            ctx.inventory.record(&desired.name, Some(info.clone()));
+            Ok((info, Ownership::Created, true))
+        }
+        Err(e) if e.class == ErrorClass::AlreadyExists => {
+            let Some(info) = ctx.registry.describe_repository(&desired.name).await? else {
+                // Exists for CreateRepository but not yet for DescribeRepositories: retry soon.
+                return Err(Error::Registry(crate::registry::RegistryError::new(
+                    ErrorClass::Transient,
+                    "DescribeRepositories",
+                    "repository exists but is not visible yet",
+                )));
+            };
+            ctx.inventory.record(&desired.name, Some(info.clone()));
+            let ownership = claim(ctx, repo, &info, owner).await?;
+            Ok((info, ownership, false))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Decides whether this object may manage an existing repository, from its ownership tag.
+async fn claim(
+    ctx: &Context,
+    repo: &Repository,
+    info: &RepositoryInfo,
+    owner: &str,
+) -> Result<Ownership, Error> {
+    let tags = ctx.registry.list_tags(&info.arn).await?;
+    match tags.get(OWNER_TAG) {
+        Some(o) if o == owner => Ok(status_of(repo).ownership.unwrap_or(Ownership::Created)),
+        Some(other) => Err(Error::Conflict(format!(
+            "ECR repository {} is owned by {other}; it will not be modified",
+            info.name
+        ))),
+        None if repo.spec.adopt => {
+            let tag = BTreeMap::from([(OWNER_TAG.to_string(), owner.to_string())]);
+            ctx.registry.tag_resource(&info.arn, &tag).await?;
+            Ok(Ownership::Adopted)
+        }
+        None => Err(Error::Conflict(format!(
+            "ECR repository {} already exists and is not managed by ecr-operator; set spec.adopt: true to take it over",
+            info.name
+        ))),
+    }
+}
+
+/// Reads tags and policy (two calls) and applies their difference.
+async fn deep_sync(
+    ctx: &Context,
+    desired: &Desired,
+    info: &RepositoryInfo,
+    status: &RepositoryStatus,
+) -> Result<(Vec<&'static str>, Vec<&'static str>), Error> {
+    let observed_tags = ctx.registry.list_tags(&info.arn).await?;
+    let (set, remove) = diff_tags(&desired.tags, &observed_tags, &status.managed_tag_keys);
+    let mut changed = Vec::new();
+    if !set.is_empty() {
+        ctx.registry.tag_resource(&info.arn, &set).await?;
+        changed.push("tags");
+    }
+    if !remove.is_empty() {
+        ctx.registry.untag_resource(&info.arn, &remove).await?;
+        if changed.is_empty() {
+            changed.push("tags");
+        }
+    }
+    let current = ctx.registry.get_repository_policy(&info.name).await?;
+    let mut policy_changed = Vec::new();
+    match (&desired.policy, current) {
+        (Some(want), Some(have)) if policy::text_equivalent(&have, want) => {}
+        (Some(want), _) => {
+            ctx.registry
+                .set_repository_policy(&info.name, &want.to_string())
+                .await?;
+            policy_changed.push("policy");
+        }
+        (None, Some(_)) if status.policy_managed => {
+            ctx.registry.delete_repository_policy(&info.name).await?;
+            policy_changed.push("policy");
+        }
+        (None, _) => {}
+    }
+    Ok((changed, policy_changed))
+}
+
+async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let name = repo.ecr_name();
+    shared
+        .state
+        .deep_due
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&repo.uid().unwrap_or_default());
+    if repo.spec.deletion_policy == DeletionPolicy::Retain {
+        ctx.event(
+            repo,
+            EventType::Normal,
+            "Retained",
+            "Delete",
+            format!("Left ECR repository {name} in place (deletionPolicy: Retain)"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let Some(info) = ctx.registry.describe_repository(&name).await? else {
+        ctx.inventory.record(&name, None);
+        return Ok(Action::await_change());
+    };
+    let status = status_of(repo);
+    let owned = match status_owns(&status, &info) {
+        Some(_) => true,
+        None => ctx
+            .registry
+            .list_tags(&info.arn)
+            .await?
+            .get(OWNER_TAG)
+            .is_some_and(|o| *o == owner_id(ctx, repo)),
+    };
+    if !owned {
+        ctx.event(
+            repo,
+            EventType::Normal,
+            "NotOwned",
+            "Delete",
+            format!("Left ECR repository {name} in place: this object does not own it"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    match ctx
+        .registry
+        .delete_repository(&name, repo.spec.force_delete)
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.class == ErrorClass::NotFound => {}
+        Err(e) if e.class == ErrorClass::NotEmpty => {
+            let msg = if repo.spec.force_delete {
+                format!(
+                    "ECR repository {name} received images while it was being deleted; retrying"
+                )
+            } else {
+                format!(
+                    "ECR repository {name} still holds images; set spec.forceDelete: true to delete them with it, or remove the images"
+                )
+            };
+            return Err(Error::NotEmpty(msg));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.inventory.record(&name, None);
+    ctx.event(
+        repo,
+        EventType::Normal,
+        "Deleted",
+        "Delete",
+        format!("Deleted ECR repository {name}"),
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+fn set_ready(
+    status: &mut RepositoryStatus,
+    repo: &Repository,
+    ready: bool,
+    reason: Reason,
+    message: String,
+) {
+    let cond = conditions::ready_condition(
+        &status.common.conditions,
+        ready,
+        reason,
+        message,
+        repo.metadata.generation,
+        Timestamp::now(),
+    );
+    conditions::set_condition(&mut status.common.conditions, cond);
+    status.common.observed_generation = repo.metadata.generation;
+}
+
+/// Writes status through the status subresource, only when it changed.
+async fn write_status(
+    ctx: &Context,
+    repo: &Repository,
+    status: RepositoryStatus,
+) -> Result<(), Error> {
+    if repo.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<Repository> =
+        Api::namespaced(ctx.client.clone(), &repo.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1",
+        "kind": "Repository",
+        "status": status,
+    });
+    api.patch_status(
+        &repo.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a failed reconcile in the Ready condition; an event only when the reason changes.
+async fn write_failure(
+    ctx: &Context,
+    api: &Api<Repository>,
+    repo: &Repository,
+    err: &Error,
+) -> Result<(), kube::Error> {
+    let mut status = status_of(repo);
+    let reason = err.reason();
+    let previous = conditions::find_ready(&status.common.conditions).map(|c| c.reason.clone());
+    set_ready(&mut status, repo, false, reason, err.to_string());
+    if previous.as_deref() != Some(reason.as_str()) {
+        ctx.event(
+            repo,
+            EventType::Warning,
+            reason.as_str(),
+            "Reconcile",
+            err.to_string(),
+        )
+        .await;
+    }
+    if repo.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1",
+        "kind": "Repository",
+        "status": status,
+    });
+    api.patch_status(
+        &repo.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::repository::{RepositorySpec, TagMutability};
+
+    fn info() -> RepositoryInfo {
+        RepositoryInfo {
+            name: "team/app".into(),
+            arn: "arn:aws:ecr:us-east-1:123456789012:repository/team/app".into(),
+            uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app".into(),
+            registry_id: "123456789012".into(),
+            created_at: None,
+            tag_mutability: "MUTABLE".into(),
+            scan_on_push: false,
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        }
+    }
+
+    fn repo(spec: RepositorySpec) -> Repository {
+        let mut r = Repository::new("app", spec);
+        r.metadata.namespace = Some("team".into());
+        r
+    }
+
+    #[test]
+    fn settings_diff_only_what_differs() {
+        let r = repo(RepositorySpec {
+            repository_name: Some("team/app".into()),
+            image_tag_mutability: TagMutability::Immutable,
+            ..Default::default()
+        });
+        let d = Desired::from_spec(&r, "c/team/app");
+        let diff = diff_settings(&d, &info());
+        assert_eq!(diff.tag_mutability, Some("IMMUTABLE"));
+        assert_eq!(diff.scan_on_push, None);
+        assert_eq!(diff.encryption_mismatch, None);
+        let mut synced = info();
+        synced.tag_mutability = "IMMUTABLE".into();
+        assert_eq!(diff_settings(&d, &synced), SettingsDiff::default());
+    }
+
+    #[test]
+    fn encryption_mismatch_is_reported_not_applied() {
+        let r = repo(RepositorySpec {
+            encryption: Some(crate::api::repository::Encryption {
+                encryption_type: crate::api::repository::EncryptionType::Kms,
+                kms_key: None,
+            }),
+            ..Default::default()
+        });
+        let diff = diff_settings(&Desired::from_spec(&r, "o"), &info());
+        assert!(diff.encryption_mismatch.unwrap().contains("cannot change"));
+    }
+
+    #[test]
+    fn tags_diff_leaves_foreign_tags_alone() {
+        let desired = BTreeMap::from([
+            ("team".to_string(), "a".to_string()),
+            (OWNER_TAG.to_string(), "o".to_string()),
+        ]);
+        let observed = BTreeMap::from([
+            ("team".to_string(), "b".to_string()),
+            ("cost-center".to_string(), "42".to_string()),
+            ("old".to_string(), "x".to_string()),
+            (OWNER_TAG.to_string(), "o".to_string()),
+        ]);
+        let (set, remove) = diff_tags(
+            &desired,
+            &observed,
+            &["team".to_string(), "old".to_string()],
+        );
+        assert_eq!(set, BTreeMap::from([("team".to_string(), "a".to_string())]));
+        assert_eq!(remove, vec!["old".to_string()]);
+        let (set, remove) = diff_tags(&desired, &desired, &["team".to_string()]);
+        assert!(set.is_empty() && remove.is_empty());
+    }
+}
