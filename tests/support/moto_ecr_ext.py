@@ -1,0 +1,2096 @@
+"""Additions to moto's Amazon ECR backend, applied at import time.
+
+moto (pinned in requirements.txt) implements most of the ECR control plane but
+lacks a few things this project's tests need.  Everything added here follows
+the Amazon ECR API reference (and the botocore service model that moto itself
+serialises with), so that a client under test cannot tell these parts from the
+real service.  The additions are written as moto would write them, so that
+they can be offered upstream:
+
+1. Paging.  ``maxResults`` (1..1000) and ``nextToken`` for DescribeRepositories,
+   DescribeImages, ListImages, DescribeImageScanFindings and
+   DescribePullThroughCacheRules.  Without ``maxResults`` each returns at most
+   100 results, as the API reference says.  ``maxResults``/``nextToken`` cannot
+   be combined with ``repositoryNames`` (DescribeRepositories) or ``imageIds``
+   (DescribeImages).  Tokens are opaque, signed, bound to the request they
+   continue, and name the last item returned (not an offset), so items
+   created or deleted between two pages neither shift nor break the listing.
+   Pages are ordered by repository name, image digest (ListImages: digest,
+   then tag), finding position, and rule prefix.
+2. ``filter.tagStatus`` (and ``filter.imageStatus``) for DescribeImages and
+   ListImages.
+3. Pull through cache rules: Create / Describe / Update / Delete / Validate,
+   with the request constraints of the API reference, upstream registry
+   inference from ``upstreamRegistryUrl``, credentials required by the
+   upstream registries that need them, the Secrets Manager secret looked up in
+   moto's own Secrets Manager, and the quota of 50 rules per registry.
+4. PutImage into a repository that does not exist answers
+   RepositoryNotFoundException (moto raised a bare Exception, i.e. HTTP 500).
+5. Registry replication: PutReplicationConfiguration with several rules
+   (moto refused more than one), validated as the API reference and the user
+   guide describe it: at most 10 rules and 25 unique destinations across
+   them, 1..100 repository filters per rule, no destination equal to the
+   source registry and Region or in another partition.  An empty ``rules``
+   list clears replication.  DescribeRegistry returns the configuration.
+6. Image scans.  moto binds an injected scan result to the exact imageId of
+   the first DescribeImageScanFindings call, so the same scan read by digest
+   after being read by tag took the next injected result (or the default).
+   Here a scan (StartImageScan, or scan on push) gets its result when it is
+   first read, in any form: the next result injected through
+   /moto-api/static/ecr/scan-finding-results for the image (matched as moto
+   matches them, by any of the image's tags), else moto's default finding.
+   DescribeImageScanFindings by tag or by digest and DescribeImages
+   (``imageScanStatus``, ``imageScanFindingsSummary``, only for scanned
+   images) then report that result; the next scan takes the next one.
+7. Scan on push: PutImage of a new image starts a basic scan when the registry
+   scan type is BASIC and the repository has ``scanOnPush`` or matches a
+   SCAN_ON_PUSH rule of the registry scanning configuration.
+8. Lifecycle policy preview: StartLifecyclePolicyPreview evaluates the policy
+   (given, or the repository's) at once, following the evaluation rules of
+   the ECR user guide; GetLifecyclePolicyPreview pages the result (status
+   COMPLETE), filtered by ``filter.tagStatus`` or ``imageIds``.
+
+Requests that break a constraint of the model (range, length, pattern, enum)
+are answered as Amazon ECR answers them: InvalidParameterException, worded
+"Invalid parameter at '<member>' failed to satisfy constraint: '...'".
+
+Not part of the ECR API, and so kept apart at the end of this module:
+``EcrExtMiddleware``, a WSGI middleware for the moto server that adds a
+runtime fault switch (throttling, server errors, latency) and per-operation
+call counters under ``/moto-api/ecr-ext/``.  See its docstring.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import copy
+import hashlib
+import hmac
+import json
+import random
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Optional
+from urllib.parse import parse_qs
+
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult
+from moto.ecr.exceptions import (
+    InvalidParameterException,
+    LifecyclePolicyNotFoundException,
+    LimitExceededException,
+    ScanNotFoundException,
+)
+from moto.ecr.models import ECRBackend, Image, Repository
+from moto.ecr.policy_validation import EcrLifecyclePolicyValidator
+from moto.ecr.responses import ECRResponse
+from moto.utilities.utils import get_partition
+
+__all__ = [
+    "EcrExtMiddleware",
+    "LifecycleImage",
+    "LifecyclePolicyPreview",
+    "PullThroughCacheRule",
+    "evaluate_lifecycle_policy",
+    "install",
+]
+
+# ---------------------------------------------------------------------------
+# Constants taken from the API reference / botocore service model (ecr 2015-09-21)
+# ---------------------------------------------------------------------------
+
+#: "If this parameter is not used, then <Operation> returns up to 100 results
+#: and a nextToken value, if applicable." (same for all five operations)
+DEFAULT_MAX_RESULTS = 100
+#: "This value can be between 1 and 1000."
+MAX_MAX_RESULTS = 1000
+
+#: Shape PullThroughCacheRuleRepositoryPrefix: length 2..30, this pattern.
+#: Note the model's pattern, not the shorter one quoted in older docs: it
+#: accepts an optional trailing "/" and the literal ROOT.
+PTC_PREFIX_PATTERN = (
+    r"^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$"
+)
+PTC_PREFIX_MIN, PTC_PREFIX_MAX = 2, 30
+ROOT_PREFIX = "ROOT"
+
+#: Shape CredentialArn: length 50..612, a Secrets Manager secret whose name
+#: starts with "ecr-pullthroughcache/".
+CREDENTIAL_ARN_PATTERN = (
+    r"^arn:aws(-\w+)*:secretsmanager:[a-zA-Z0-9-:]+:secret:ecr\-pullthroughcache\/[a-zA-Z0-9\/_+=.@-]+$"
+)
+CREDENTIAL_ARN_MIN, CREDENTIAL_ARN_MAX = 50, 612
+#: Shape CustomRoleArn: max length 2048.
+CUSTOM_ROLE_ARN_MAX = 2048
+#: Shape RegistryId.
+REGISTRY_ID_PATTERN = r"[0-9]{12}"
+
+#: Amazon ECR service quota "Pull through cache rules per registry".
+MAX_PTC_RULES_PER_REGISTRY = 50
+
+#: Shape UpstreamRegistry, with the upstreamRegistryUrl syntax the
+#: CreatePullThroughCacheRule reference gives for each.
+UPSTREAM_REGISTRY_URL_PATTERNS: dict[str, str] = {
+    "ecr": r"(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?",
+    "ecr-public": r"public\.ecr\.aws",
+    "quay": r"quay\.io",
+    "k8s": r"registry\.k8s\.io",
+    "docker-hub": r"registry-1\.docker\.io",
+    "github-container-registry": r"ghcr\.io",
+    # Azure container registry names are 5..50 alphanumerics.
+    "azure-container-registry": r"[a-z0-9]{5,50}\.azurecr\.io",
+    "gitlab-container-registry": r"registry\.gitlab\.com",
+    "chainguard": r"cgr\.dev",
+}
+#: Upstream registries that "require authentication with AWS Secrets Manager
+#: secret" (ECR user guide, "Sync an upstream registry").
+UPSTREAMS_REQUIRING_SECRET = frozenset(
+    {
+        "docker-hub",
+        "github-container-registry",
+        "gitlab-container-registry",
+        "azure-container-registry",
+        "chainguard",
+    }
+)
+
+TAG_STATUS_VALUES = ("TAGGED", "UNTAGGED", "ANY")
+IMAGE_STATUS_VALUES = ("ACTIVE", "ARCHIVED", "ACTIVATING", "ANY")
+
+#: Replication.  The user guide ("Considerations for private image
+#: replication"): "The replication configuration for a private registry may
+#: contain up to 25 unique destinations across all rules, with a maximum of 10
+#: rules total.  Each rule may contain up to 100 filters."  The API reference
+#: agrees (ReplicationConfiguration.rules: 0..10 items; ReplicationRule
+#: .destinations: at most 100 items, .repositoryFilters: 1..100 items).  The
+#: botocore model is looser on rules (0..25), and botocore checks no maxima,
+#: so 11..25 rules reach the server and are refused here.
+MAX_REPLICATION_RULES = 10
+MAX_REPLICATION_DESTINATIONS_PER_RULE = 100
+MAX_REPLICATION_UNIQUE_DESTINATIONS = 25
+MIN_REPLICATION_FILTERS, MAX_REPLICATION_FILTERS = 1, 100
+#: Shape RepositoryFilterValue: length 2..256, this pattern; RepositoryFilterType.
+REPLICATION_FILTER_MIN, REPLICATION_FILTER_MAX = 2, 256
+REPLICATION_FILTER_PATTERN = r"^(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*$"
+REPLICATION_FILTER_TYPES = ("PREFIX_MATCH",)
+#: Shape Region.
+REGION_PATTERN = r"[0-9a-z-]{2,25}"
+
+#: Image scans: moto's description of a completed scan.
+SCAN_COMPLETE = {"status": "COMPLETE", "description": "The scan was completed successfully."}
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL", "UNDEFINED")
+
+#: Lifecycle policy preview.  Shape LifecyclePolicyText: length 100..30720
+#: (the quota "Lifecycle policy length").  GetLifecyclePolicyPreview's
+#: maxResults (LifecyclePreviewMaxResults) "can be between 1 and 100".
+LIFECYCLE_POLICY_TEXT_MIN, LIFECYCLE_POLICY_TEXT_MAX = 100, 30720
+MAX_PREVIEW_RESULTS = 100
+#: "There is a maximum limit of four wildcards (*) per string" (tagPatternList).
+MAX_TAG_PATTERN_WILDCARDS = 4
+SECONDS_PER_DAY = 86400
+
+
+# ---------------------------------------------------------------------------
+# Exceptions (codes match error shapes of the ECR service model, so moto's
+# serialiser gives them their modelled HTTP status and __type)
+# ---------------------------------------------------------------------------
+
+
+class PullThroughCacheRuleAlreadyExistsException(ServiceException):
+    code = "PullThroughCacheRuleAlreadyExistsException"
+
+    def __init__(self, prefix: str, registry_id: str):
+        super().__init__(
+            f"A pull through cache rule with the prefix '{prefix}' already exists "
+            f"in the registry with id '{registry_id}'"
+        )
+
+
+class PullThroughCacheRuleNotFoundException(ServiceException):
+    code = "PullThroughCacheRuleNotFoundException"
+
+    def __init__(self, prefix: str, registry_id: str):
+        super().__init__(
+            f"The pull through cache rule with the prefix '{prefix}' does not exist "
+            f"in the registry with id '{registry_id}'"
+        )
+
+
+class UnsupportedUpstreamRegistryException(ServiceException):
+    code = "UnsupportedUpstreamRegistryException"
+
+
+class LifecyclePolicyPreviewNotFoundException(ServiceException):
+    """"There is no dry run for this repository." """
+
+    code = "LifecyclePolicyPreviewNotFoundException"
+
+    def __init__(self, repository_name: str, registry_id: str):
+        super().__init__(
+            "Lifecycle policy preview does not exist for the repository with name "
+            f"'{repository_name}' in the registry with id '{registry_id}'"
+        )
+
+
+class SecretNotFoundException(ServiceException):
+    """ECR's own error shape (not Secrets Manager's ResourceNotFoundException)."""
+
+    code = "SecretNotFoundException"
+
+    def __init__(self, arn: str):
+        super().__init__(
+            f"The secret with ARN '{arn}' was not found. "
+            "Specify a valid Secrets Manager secret ARN and try again"
+        )
+
+
+# moto looks up the error shape of an exception through the service named in
+# its module ("moto.<service>...."); this module's own name would mislead it.
+for _exception in (
+    PullThroughCacheRuleAlreadyExistsException,
+    PullThroughCacheRuleNotFoundException,
+    UnsupportedUpstreamRegistryException,
+    SecretNotFoundException,
+    LifecyclePolicyPreviewNotFoundException,
+):
+    _exception.__module__ = "moto.ecr.exceptions"
+
+
+def _invalid(member: str, constraint: str) -> InvalidParameterException:
+    """ECR's wording for a request member that breaks a constraint, e.g.
+    "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member
+    must have value less than or equal to 1000'" (as Amazon ECR answers)."""
+    return InvalidParameterException(
+        f"Invalid parameter at '{member}' failed to satisfy constraint: '{constraint}'"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Paging
+# ---------------------------------------------------------------------------
+
+
+class _PageTokens:
+    """Opaque page tokens: ``base64url(json).hmac``.
+
+    The payload holds a digest of the request parameters the token continues
+    (the "scope") and the sort key of the last item returned.  Tokens are
+    signed with a per-process key, so a tampered, truncated or foreign token
+    is rejected, as is a token replayed with different parameters.
+    """
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+
+    def _sign(self, payload: str) -> str:
+        return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def encode(self, scope: str, after: Any) -> str:
+        raw = json.dumps({"s": scope, "a": after}, separators=(",", ":")).encode()
+        payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return f"{payload}.{self._sign(payload)}"
+
+    def decode(self, scope: str, token: Any) -> Any:
+        try:
+            payload, signature = str(token).rsplit(".", 1)
+            if not hmac.compare_digest(signature, self._sign(payload)):
+                raise ValueError("bad signature")
+            padded = payload + "=" * (-len(payload) % 4)
+            data = json.loads(base64.urlsafe_b64decode(padded))
+            if data["s"] != scope:
+                raise ValueError("token belongs to another request")
+            return data["a"]
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise _invalid("nextToken", "Invalid token") from None
+
+
+_TOKENS = _PageTokens()
+
+
+def _scope(operation: str, **params: Any) -> str:
+    """Digest of the non-paging parameters of a request."""
+    canonical = json.dumps([operation, params], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def _as_key(value: Any) -> Any:
+    # JSON turns tuples into lists; sort keys compare as tuples.
+    if isinstance(value, list):
+        return tuple(_as_key(v) for v in value)
+    return value
+
+
+def validate_max_results(max_results: Any, maximum: int = MAX_MAX_RESULTS) -> int:
+    """maxResults is "between 1 and 1000" (GetLifecyclePolicyPreview: 1 and
+    100); absent means the default of 100."""
+    if max_results is None:
+        return DEFAULT_MAX_RESULTS
+    if isinstance(max_results, bool) or not isinstance(max_results, int):
+        raise _invalid("maxResults", "Member must be an integer")
+    if max_results < 1:
+        raise _invalid("maxResults", "Member must have value greater than or equal to 1")
+    if max_results > maximum:
+        raise _invalid("maxResults", f"Member must have value less than or equal to {maximum}")
+    return max_results
+
+
+def paginate(
+    items: Iterable[Any],
+    sort_key: Callable[[Any], Any],
+    max_results: Any,
+    next_token: Optional[str],
+    scope: str,
+    maximum: int = MAX_MAX_RESULTS,
+) -> tuple[list[Any], Optional[str]]:
+    """One page of ``items`` (ordered by ``sort_key``) and the next token.
+
+    The token names the sort key of the last item on the page; the next page
+    starts after it.  Keys must be unique and JSON-serialisable (str, int,
+    float, or tuples of them).
+    """
+    limit = validate_max_results(max_results, maximum)
+    ordered = sorted(items, key=sort_key)
+    keys = [sort_key(item) for item in ordered]
+    start = 0
+    if next_token is not None:
+        start = bisect.bisect_right(keys, _as_key(_TOKENS.decode(scope, next_token)))
+    page = ordered[start : start + limit]
+    token = None
+    if start + limit < len(ordered):
+        token = _TOKENS.encode(scope, keys[start + limit - 1])
+    return page, token
+
+
+def _reject_paging_with(member: str, max_results: Any, next_token: Any) -> None:
+    """maxResults/nextToken "cannot be used when you specify <member>"."""
+    if max_results is not None:
+        raise _invalid("maxResults", f"This option cannot be used when you specify {member}")
+    if next_token is not None:
+        raise _invalid("nextToken", f"This option cannot be used when you specify {member}")
+
+
+def _validate_enum(member: str, value: Any, allowed: Iterable[str]) -> None:
+    allowed = list(allowed)
+    if value not in allowed:
+        raise _invalid(member, f"Member must satisfy enum value set: [{', '.join(allowed)}]")
+
+
+def _image_filter(image_filter: Optional[dict[str, Any]]) -> Callable[[Image], bool]:
+    """Predicate for DescribeImagesFilter / ListImagesFilter.
+
+    moto keeps no archived images, so every image is ACTIVE.
+    """
+    image_filter = image_filter or {}
+    tag_status = image_filter.get("tagStatus") or "ANY"
+    image_status = image_filter.get("imageStatus") or "ANY"
+    _validate_enum("filter.tagStatus", tag_status, TAG_STATUS_VALUES)
+    _validate_enum("filter.imageStatus", image_status, IMAGE_STATUS_VALUES)
+
+    def keep(image: Image) -> bool:
+        if image_status not in ("ACTIVE", "ANY"):
+            return False
+        if tag_status == "TAGGED":
+            return bool(image.image_tags)
+        if tag_status == "UNTAGGED":
+            return not image.image_tags
+        return True
+
+    return keep
+
+
+# ---------------------------------------------------------------------------
+# Backend: paged reads
+# ---------------------------------------------------------------------------
+
+
+def describe_repositories(
+    self: ECRBackend,
+    registry_id: Optional[str] = None,
+    repository_names: Optional[list[str]] = None,
+    max_results: Optional[int] = None,
+    next_token: Optional[str] = None,
+) -> tuple[list[Any], Optional[str]]:
+    """Repositories by name (all must exist), or one page of all of them
+    ordered by name."""
+    if repository_names:
+        _reject_paging_with("repositories with repositoryNames", max_results, next_token)
+        found = []
+        for name in dict.fromkeys(repository_names):
+            found.append(self._get_repository(name, registry_id))
+        return found, None
+    registry = registry_id or self.account_id
+    repositories = [r for r in list(self.repositories.values()) if r.registry_id == registry]
+    scope = _scope("DescribeRepositories", registryId=registry)
+    return paginate(repositories, lambda r: r.name, max_results, next_token, scope)
+
+
+def describe_images(
+    self: ECRBackend,
+    repository_name: str,
+    registry_id: Optional[str] = None,
+    image_ids: Optional[list[dict[str, str]]] = None,
+    image_filter: Optional[dict[str, Any]] = None,
+    max_results: Optional[int] = None,
+    next_token: Optional[str] = None,
+) -> tuple[list[Image], Optional[str]]:
+    """Images by id (each must exist), or one page of all images that pass
+    ``filter`` ordered by digest."""
+    repository = self._get_repository(repository_name, registry_id)
+    keep = _image_filter(image_filter)
+    if image_ids:
+        _reject_paging_with("images with imageIds", max_results, next_token)
+        found: dict[str, Image] = {}
+        for image_id in image_ids:
+            image = repository._get_image(image_id.get("imageTag"), image_id.get("imageDigest"))
+            found.setdefault(image.image_digest, image)
+        return [image for image in found.values() if keep(image)], None
+    images = [image for image in list(repository.images) if keep(image)]
+    scope = _scope(
+        "DescribeImages",
+        registryId=repository.registry_id,
+        repositoryName=repository.name,
+        filter=image_filter or {},
+    )
+    return paginate(images, lambda i: i.image_digest, max_results, next_token, scope)
+
+
+def list_images(
+    self: ECRBackend,
+    repository_name: str,
+    registry_id: Optional[str] = None,
+    image_filter: Optional[dict[str, Any]] = None,
+    max_results: Optional[int] = None,
+    next_token: Optional[str] = None,
+) -> tuple[list[dict[str, str]], Optional[str]]:
+    """One page of image ids (one per tag, one for an untagged image), ordered
+    by digest and tag."""
+    repository = self._get_repository(repository_name, registry_id)
+    keep = _image_filter(image_filter)
+    image_ids = []
+    for image in list(repository.images):
+        if not keep(image):
+            continue
+        for tag in image.image_tags or [None]:
+            image_id = {"imageDigest": image.image_digest}
+            if tag is not None:
+                image_id["imageTag"] = tag
+            image_ids.append(image_id)
+    scope = _scope(
+        "ListImages",
+        registryId=repository.registry_id,
+        repositoryName=repository.name,
+        filter=image_filter or {},
+    )
+    return paginate(
+        image_ids,
+        lambda i: (i["imageDigest"], i.get("imageTag", "")),
+        max_results,
+        next_token,
+        scope,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Backend: image scans
+# ---------------------------------------------------------------------------
+
+
+class ImageScan:
+    """The last basic scan of an image.
+
+    ``result`` is the DescribeImageScanFindings answer for it, bound when the
+    scan is first read (moto's rule for injected results), whatever form of
+    imageId it is read with.
+    """
+
+    def __init__(self, completed_at: datetime):
+        self.completed_at = completed_at
+        self.result: Optional[dict[str, Any]] = None
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # moto stamps scans with datetime.today(): naive, local time.
+    return moment.astimezone(timezone.utc)
+
+
+def _begin_scan(image: Image) -> None:
+    """A basic scan of ``image``, complete at once as moto's findings are.
+    ``last_scan`` is moto's own record of it (ScanNotFoundException, the quota
+    of one scan per image a day)."""
+    image.last_scan = datetime.today()
+    image.ext_scan = ImageScan(_as_utc(image.last_scan))
+
+
+def _scan_of(image: Image) -> Optional[ImageScan]:
+    if image.last_scan is None:
+        return None
+    scan = getattr(image, "ext_scan", None)
+    if scan is None:  # a scan moto recorded without us
+        scan = image.ext_scan = ImageScan(_as_utc(image.last_scan))
+    return scan
+
+
+def _claim_injected_results(self: ECRBackend, repository: Repository, image: Image) -> None:
+    """Move the results injected through /moto-api/static/ecr/scan-finding-results
+    for ``image`` to its queue, as moto does: same repository name, and the
+    result's imageTag (any tag of the image, not only its latest) or
+    imageDigest names the image, or the result names no image."""
+    for result in list(self.scan_finding_results):
+        wanted = result.get("imageId") or {}
+        tag, digest = wanted.get("imageTag"), wanted.get("imageDigest")
+        if result.get("repositoryName") != repository.name:
+            continue
+        if (not tag and not digest) or tag in image.image_tags or digest == image.image_digest:
+            image.scan_finding_results_queue.append(result)
+            self.scan_finding_results.remove(result)
+
+
+def _default_scan_result(repository: Repository, image: Image, scan: ImageScan) -> dict[str, Any]:
+    """moto's default answer (one HIGH finding), stamped with the scan's time."""
+    image_id = {"imageDigest": image.image_digest}
+    if image.image_tag is not None:
+        image_id["imageTag"] = image.image_tag
+    return {
+        "registryId": repository.registry_id,
+        "repositoryName": repository.name,
+        "imageId": image_id,
+        "imageScanStatus": dict(SCAN_COMPLETE),
+        "imageScanFindings": {
+            "imageScanCompletedAt": scan.completed_at,
+            "vulnerabilitySourceUpdatedAt": scan.completed_at,
+            "findings": [
+                {
+                    "name": "CVE-9999-9999",
+                    "uri": "https://cve.mitre.org/cgi-bin/cvename.cgi?name=CVE-9999-9999",
+                    "severity": "HIGH",
+                    "attributes": [
+                        {"key": "package_version", "value": "9.9.9"},
+                        {"key": "package_name", "value": "moto_fake"},
+                        {"key": "CVSS2_VECTOR", "value": "AV:N/AC:L/Au:N/C:P/I:P/A:P"},
+                        {"key": "CVSS2_SCORE", "value": "7.5"},
+                    ],
+                }
+            ],
+            "findingSeverityCounts": {"HIGH": 1},
+        },
+    }
+
+
+def _scan_result(self: ECRBackend, repository: Repository, image: Image) -> Optional[dict[str, Any]]:
+    """The result of the image's last scan (None: never scanned).  Bound on
+    first read to the next injected result for the image, else moto's default."""
+    scan = _scan_of(image)
+    if scan is None:
+        return None
+    if scan.result is None:
+        _claim_injected_results(self, repository, image)
+        queue = image.scan_finding_results_queue
+        scan.result = queue.pop(0) if queue else _default_scan_result(repository, image, scan)
+    return scan.result
+
+
+def _severity_counts(findings: dict[str, Any]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for member in ("findings", "enhancedFindings"):
+        for finding in findings.get(member) or []:
+            if isinstance(finding, dict) and finding.get("severity"):
+                counts[finding["severity"]] += 1
+    return dict(counts)
+
+
+def _image_scan_details(self: ECRBackend, repository: Repository, image: Image) -> dict[str, Any]:
+    """ImageDetail's ``imageScanStatus`` and ``imageScanFindingsSummary`` ("a
+    summary of the last completed image scan"), both absent for an image that
+    was never scanned, the summary absent unless the scan is COMPLETE."""
+    result = _scan_result(self, repository, image)
+    if result is None:
+        return {}
+    status = copy.deepcopy(result.get("imageScanStatus") or SCAN_COMPLETE)
+    details: dict[str, Any] = {"imageScanStatus": status}
+    if status.get("status") == "COMPLETE":
+        findings = result.get("imageScanFindings") or {}
+        completed_at = image.ext_scan.completed_at
+        counts = findings.get("findingSeverityCounts")
+        details["imageScanFindingsSummary"] = {
+            "imageScanCompletedAt": findings.get("imageScanCompletedAt") or completed_at,
+            "vulnerabilitySourceUpdatedAt": findings.get("vulnerabilitySourceUpdatedAt")
+            or completed_at,
+            "findingSeverityCounts": copy.deepcopy(counts)
+            if counts is not None
+            else _severity_counts(findings),
+        }
+    return details
+
+
+_moto_start_image_scan = ECRBackend.start_image_scan
+
+
+def start_image_scan(
+    self: ECRBackend, registry_id: Optional[str], repository_name: str, image_id: dict[str, str]
+) -> dict[str, Any]:
+    """moto's StartImageScan (IN_PROGRESS; LimitExceededException for a second
+    scan of an image the same day), starting a new scan whose result is bound
+    on first read."""
+    if not image_id:
+        raise _invalid("imageId", "Member must not be null")
+    answer = _moto_start_image_scan(self, registry_id, repository_name, image_id)
+    repository = self._get_repository(repository_name, registry_id)
+    image = repository._get_image(image_id.get("imageTag"), image_id.get("imageDigest"))
+    image.ext_scan = ImageScan(_as_utc(image.last_scan))
+    if answer["imageId"].get("imageTag") is None:
+        del answer["imageId"]["imageTag"]
+    return answer
+
+
+def describe_image_scan_findings(
+    self: ECRBackend,
+    registry_id: Optional[str],
+    repository_name: str,
+    image_id: dict[str, Any],
+    max_results: Optional[int] = None,
+    next_token: Optional[str] = None,
+) -> dict[str, Any]:
+    """The image's last scan result (see ``_scan_result``) with its
+    ``findings`` and ``enhancedFindings`` paged.  ``findingSeverityCounts``
+    keeps counting all findings on every page."""
+    if not image_id:
+        raise _invalid("imageId", "Member must not be null")
+    repository = self._get_repository(repository_name, registry_id)
+    image = repository._get_image(image_id.get("imageTag"), image_id.get("imageDigest"))
+    scanned = _scan_result(self, repository, image)
+    if scanned is None:
+        digest = image_id.get("imageDigest") or "null"
+        tag = image_id.get("imageTag") or "null"
+        raise ScanNotFoundException(
+            image_id=f"{{imageDigest:'{digest}', imageTag:'{tag}'}}",
+            repository_name=repository_name,
+            registry_id=repository.registry_id,
+        )
+    result = copy.deepcopy(scanned)
+    findings = result.get("imageScanFindings") or {}
+    # The two lists are paged together by position: a scan fills one of them
+    # (basic scanning: findings; enhanced scanning: enhancedFindings).
+    members = [
+        (member, finding)
+        for member in ("findings", "enhancedFindings")
+        for finding in findings.get(member) or []
+    ]
+    scope = _scope(
+        "DescribeImageScanFindings",
+        registryId=repository.registry_id,
+        repositoryName=repository.name,
+        imageDigest=image.image_digest,
+    )
+    page, token = paginate(
+        list(enumerate(members)), lambda entry: entry[0], max_results, next_token, scope
+    )
+    for member in ("findings", "enhancedFindings"):
+        if member in findings:
+            findings[member] = [f for (_, (m, f)) in page if m == member]
+    if token:
+        result["nextToken"] = token
+    return result
+
+
+def _wildcard_filter_matches(repository_filter: str, repository_name: str) -> bool:
+    """ScanningRepositoryFilter (WILDCARD): "a filter with no wildcard will
+    match all repository names that contain the filter.  A filter with a
+    wildcard (*) matches on any repository name where the wildcard replaces
+    zero or more characters in the repository name" (ECR user guide)."""
+    if "*" not in repository_filter:
+        return repository_filter in repository_name
+    pattern = ".*".join(re.escape(part) for part in repository_filter.split("*"))
+    return re.fullmatch(pattern, repository_name) is not None
+
+
+def _scans_on_push(self: ECRBackend, repository: Repository) -> bool:
+    """A basic scan on push: the registry scan type is BASIC (the default)
+    and the repository has scanOnPush, or a SCAN_ON_PUSH rule of the registry
+    scanning configuration matches it.  With ENHANCED scanning, Amazon
+    Inspector scans, not ECR."""
+    configuration = self.registry_scanning_configuration or {}
+    if (configuration.get("scanType") or "BASIC") != "BASIC":
+        return False
+    if (repository.image_scanning_configuration or {}).get("scanOnPush"):
+        return True
+    for rule in configuration.get("rules") or []:
+        if rule.get("scanFrequency") != "SCAN_ON_PUSH":
+            continue
+        for repository_filter in rule.get("repositoryFilters") or []:
+            if (repository_filter.get("filterType") or "WILDCARD") == "WILDCARD" and (
+                _wildcard_filter_matches(repository_filter.get("filter") or "", repository.name)
+            ):
+                return True
+    return False
+
+
+_moto_put_image = ECRBackend.put_image
+
+
+def put_image(self: ECRBackend, repository_name: str, *args: Any, **kwargs: Any) -> Image:
+    """PutImage into a missing repository: RepositoryNotFoundException.  A new
+    image (not a new tag for an image already there) is scanned on push when
+    ``_scans_on_push`` says so."""
+    repository = self._get_repository(repository_name)
+    before = list(repository.images)
+    image = _moto_put_image(self, repository_name, *args, **kwargs)
+    if not any(image is old for old in before) and _scans_on_push(self, repository):
+        _begin_scan(image)
+    return image
+
+
+# ---------------------------------------------------------------------------
+# Backend: pull through cache rules
+# ---------------------------------------------------------------------------
+
+
+class PullThroughCacheRule:
+    """Shape PullThroughCacheRule.
+
+    (In moto itself this would subclass moto.core.common_models.BaseModel,
+    whose metaclass files models by their ``moto.<service>`` module name.)
+    """
+
+    def __init__(
+        self,
+        registry_id: str,
+        ecr_repository_prefix: str,
+        upstream_registry_url: str,
+        upstream_registry: str,
+        credential_arn: Optional[str],
+        custom_role_arn: Optional[str],
+        upstream_repository_prefix: str,
+    ):
+        now = datetime.now(timezone.utc)
+        self.registry_id = registry_id
+        self.ecr_repository_prefix = ecr_repository_prefix
+        self.upstream_registry_url = upstream_registry_url
+        self.upstream_registry = upstream_registry
+        self.credential_arn = credential_arn
+        self.custom_role_arn = custom_role_arn
+        self.upstream_repository_prefix = upstream_repository_prefix
+        self.created_at = now
+        self.updated_at = now
+
+    _MEMBERS = {
+        "ecrRepositoryPrefix": "ecr_repository_prefix",
+        "upstreamRegistryUrl": "upstream_registry_url",
+        "createdAt": "created_at",
+        "registryId": "registry_id",
+        "credentialArn": "credential_arn",
+        "customRoleArn": "custom_role_arn",
+        "upstreamRepositoryPrefix": "upstream_repository_prefix",
+        "upstreamRegistry": "upstream_registry",
+        "updatedAt": "updated_at",
+    }
+
+    def to_dict(self, members: Optional[Iterable[str]] = None) -> dict[str, Any]:
+        """The given members (all of PullThroughCacheRule by default), unset ones left out."""
+        out = {}
+        for member in members or self._MEMBERS:
+            value = getattr(self, self._MEMBERS[member])
+            if value is not None:
+                out[member] = value
+        return out
+
+
+def _prefix_key(prefix: str) -> str:
+    # "There is always an assumed / applied to the end of the prefix. If you
+    # specify ecr-public as the prefix, Amazon ECR treats that as ecr-public/."
+    return prefix.rstrip("/") if prefix != ROOT_PREFIX else prefix
+
+
+def _validate_prefix(member: str, prefix: Any) -> None:
+    if not isinstance(prefix, str) or not prefix:
+        raise _invalid(member, "Member must not be null")
+    if not PTC_PREFIX_MIN <= len(prefix) <= PTC_PREFIX_MAX:
+        raise _invalid(
+            member,
+            f"Member must have length between {PTC_PREFIX_MIN} and {PTC_PREFIX_MAX}",
+        )
+    if not re.match(PTC_PREFIX_PATTERN, prefix):
+        raise _invalid(member, f"Member must satisfy regular expression pattern: {PTC_PREFIX_PATTERN}")
+
+
+def _validate_registry_id(registry_id: Any, member: str = "registryId") -> None:
+    if registry_id is not None and not re.fullmatch(REGISTRY_ID_PATTERN, str(registry_id)):
+        raise _invalid(member, f"Member must satisfy regular expression pattern: {REGISTRY_ID_PATTERN}")
+
+
+def _validate_credential_arn(arn: Any) -> None:
+    if arn is None:
+        return
+    if not CREDENTIAL_ARN_MIN <= len(arn) <= CREDENTIAL_ARN_MAX:
+        raise _invalid(
+            "credentialArn",
+            f"Member must have length between {CREDENTIAL_ARN_MIN} and {CREDENTIAL_ARN_MAX}",
+        )
+    if not re.match(CREDENTIAL_ARN_PATTERN, arn):
+        raise _invalid("credentialArn", f"Member must satisfy regular expression pattern: {CREDENTIAL_ARN_PATTERN}")
+
+
+def _validate_custom_role_arn(arn: Any) -> None:
+    if arn is not None and len(arn) > CUSTOM_ROLE_ARN_MAX:
+        raise _invalid(
+            "customRoleArn", f"Member must have length less than or equal to {CUSTOM_ROLE_ARN_MAX}"
+        )
+
+
+def _upstream_registry_for(url: str, declared: Optional[str]) -> tuple[str, Optional[re.Match[str]]]:
+    """The upstream registry of ``upstreamRegistryUrl`` (checked against the
+    declared ``upstreamRegistry`` when one is given)."""
+    if declared is not None:
+        _validate_enum("upstreamRegistry", declared, UPSTREAM_REGISTRY_URL_PATTERNS)
+        candidates = [declared]
+    else:
+        candidates = list(UPSTREAM_REGISTRY_URL_PATTERNS)
+    for registry in candidates:
+        match = re.fullmatch(UPSTREAM_REGISTRY_URL_PATTERNS[registry], url or "")
+        if match:
+            return registry, match
+    # Amazon ECR's answer for a URL it does not support (e.g. a private
+    # Harbor): UnsupportedUpstreamRegistryException with this message.
+    raise UnsupportedUpstreamRegistryException(
+        f"The upstream registry URL {url} is invalid. "
+        "Specify a valid upstream registry URL and try again"
+    )
+
+
+def _find_secret(arn: str) -> Any:
+    """The secret in moto's Secrets Manager (in the ARN's account and region),
+    or None when it does not exist or is scheduled for deletion."""
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    parts = arn.split(":")
+    region, account = parts[3], parts[4]
+    secret = secretsmanager_backends[account][region].secrets.get(arn)
+    if secret is None or getattr(secret, "is_deleted", lambda: False)():
+        return None
+    return secret
+
+
+def _require_secret(arn: Optional[str]) -> None:
+    if arn is not None and _find_secret(arn) is None:
+        raise SecretNotFoundException(arn)
+
+
+def _ptc_rules(self: ECRBackend) -> dict[tuple[str, str], PullThroughCacheRule]:
+    rules = getattr(self, "pull_through_cache_rules", None)
+    if rules is None:
+        rules = self.pull_through_cache_rules = {}
+    return rules
+
+
+def _get_ptc_rule(self: ECRBackend, prefix: str, registry_id: Optional[str]) -> PullThroughCacheRule:
+    registry = registry_id or self.account_id
+    rule = _ptc_rules(self).get((registry, _prefix_key(prefix)))
+    if rule is None:
+        raise PullThroughCacheRuleNotFoundException(prefix, registry)
+    return rule
+
+
+def create_pull_through_cache_rule(
+    self: ECRBackend,
+    ecr_repository_prefix: str,
+    upstream_registry_url: str,
+    registry_id: Optional[str] = None,
+    upstream_registry: Optional[str] = None,
+    credential_arn: Optional[str] = None,
+    custom_role_arn: Optional[str] = None,
+    upstream_repository_prefix: Optional[str] = None,
+) -> PullThroughCacheRule:
+    _validate_registry_id(registry_id)
+    _validate_prefix("ecrRepositoryPrefix", ecr_repository_prefix)
+    if upstream_repository_prefix is not None:
+        _validate_prefix("upstreamRepositoryPrefix", upstream_repository_prefix)
+        # "You can set the upstream repository prefix only when the Amazon ECR
+        # repository prefix has a non-ROOT value."
+        if ecr_repository_prefix == ROOT_PREFIX and upstream_repository_prefix != ROOT_PREFIX:
+            raise _invalid(
+                "upstreamRepositoryPrefix",
+                "The upstream repository prefix can only be set when the ECR repository prefix is not ROOT",
+            )
+    if not upstream_registry_url:
+        raise _invalid("upstreamRegistryUrl", "Member must not be null")
+    _validate_credential_arn(credential_arn)
+    _validate_custom_role_arn(custom_role_arn)
+    registry = registry_id or self.account_id
+
+    upstream, url_match = _upstream_registry_for(upstream_registry_url, upstream_registry)
+    if upstream in UPSTREAMS_REQUIRING_SECRET and credential_arn is None:
+        # Amazon ECR's answer, e.g. for Docker Hub without credentials.
+        raise UnsupportedUpstreamRegistryException(
+            "The specified upstream registry requires authentication. "
+            "Specify a valid Secrets Manager ARN"
+        )
+    if upstream == "ecr" and url_match is not None:
+        # An IAM role is needed "if the upstream and downstream Amazon ECR
+        # registries belong to different AWS account[s]".
+        if url_match.group("account") != registry and custom_role_arn is None:
+            raise UnsupportedUpstreamRegistryException(
+                "The specified upstream registry requires authentication. "
+                "Specify a valid IAM role ARN in customRoleArn"
+            )
+
+    rules = _ptc_rules(self)
+    key = (registry, _prefix_key(ecr_repository_prefix))
+    if key in rules:
+        raise PullThroughCacheRuleAlreadyExistsException(ecr_repository_prefix, registry)
+    if sum(1 for (reg, _) in rules if reg == registry) >= MAX_PTC_RULES_PER_REGISTRY:
+        raise LimitExceededException(
+            f"The maximum number of pull through cache rules ({MAX_PTC_RULES_PER_REGISTRY}) "
+            f"for the registry with id '{registry}' has been reached"
+        )
+    _require_secret(credential_arn)
+
+    rule = PullThroughCacheRule(
+        registry_id=registry,
+        ecr_repository_prefix=ecr_repository_prefix,
+        upstream_registry_url=upstream_registry_url,
+        upstream_registry=upstream,
+        credential_arn=credential_arn,
+        custom_role_arn=custom_role_arn,
+        # "When this field isn't specified, Amazon ECR will use the ROOT."
+        upstream_repository_prefix=upstream_repository_prefix or ROOT_PREFIX,
+    )
+    rules[key] = rule
+    return rule
+
+
+def describe_pull_through_cache_rules(
+    self: ECRBackend,
+    registry_id: Optional[str] = None,
+    ecr_repository_prefixes: Optional[list[str]] = None,
+    max_results: Optional[int] = None,
+    next_token: Optional[str] = None,
+) -> tuple[list[PullThroughCacheRule], Optional[str]]:
+    """The named rules (each must exist) or all rules, ordered by prefix and paged."""
+    _validate_registry_id(registry_id)
+    registry = registry_id or self.account_id
+    if ecr_repository_prefixes:
+        rules = {}
+        for prefix in ecr_repository_prefixes:
+            _validate_prefix("ecrRepositoryPrefixes", prefix)
+            rule = _get_ptc_rule(self, prefix, registry)
+            rules[id(rule)] = rule
+        selected = list(rules.values())
+    else:
+        selected = [r for (reg, _), r in list(_ptc_rules(self).items()) if reg == registry]
+    scope = _scope(
+        "DescribePullThroughCacheRules",
+        registryId=registry,
+        ecrRepositoryPrefixes=sorted(ecr_repository_prefixes or []),
+    )
+    return paginate(
+        selected, lambda r: _prefix_key(r.ecr_repository_prefix), max_results, next_token, scope
+    )
+
+
+def update_pull_through_cache_rule(
+    self: ECRBackend,
+    ecr_repository_prefix: str,
+    registry_id: Optional[str] = None,
+    credential_arn: Optional[str] = None,
+    custom_role_arn: Optional[str] = None,
+) -> PullThroughCacheRule:
+    """Replace the credentials of a rule (the only mutable parts of one)."""
+    _validate_registry_id(registry_id)
+    _validate_prefix("ecrRepositoryPrefix", ecr_repository_prefix)
+    _validate_credential_arn(credential_arn)
+    _validate_custom_role_arn(custom_role_arn)
+    if credential_arn is None and custom_role_arn is None:
+        raise _invalid("credentialArn", "Either credentialArn or customRoleArn must be specified")
+    rule = _get_ptc_rule(self, ecr_repository_prefix, registry_id)
+    _require_secret(credential_arn)
+    if credential_arn is not None:
+        rule.credential_arn = credential_arn
+    if custom_role_arn is not None:
+        rule.custom_role_arn = custom_role_arn
+    rule.updated_at = datetime.now(timezone.utc)
+    return rule
+
+
+def delete_pull_through_cache_rule(
+    self: ECRBackend, ecr_repository_prefix: str, registry_id: Optional[str] = None
+) -> PullThroughCacheRule:
+    _validate_registry_id(registry_id)
+    _validate_prefix("ecrRepositoryPrefix", ecr_repository_prefix)
+    rule = _get_ptc_rule(self, ecr_repository_prefix, registry_id)
+    del _ptc_rules(self)[(rule.registry_id, _prefix_key(rule.ecr_repository_prefix))]
+    return rule
+
+
+def validate_pull_through_cache_rule(
+    self: ECRBackend, ecr_repository_prefix: str, registry_id: Optional[str] = None
+) -> dict[str, Any]:
+    """What can be checked without reaching the upstream registry: that the
+    secret exists and holds the JSON ECR expects
+    (``{"username": ..., "accessToken": ...}``).  An upstream is taken to be
+    reachable, and a rule without credentials to be valid."""
+    _validate_registry_id(registry_id)
+    _validate_prefix("ecrRepositoryPrefix", ecr_repository_prefix)
+    rule = _get_ptc_rule(self, ecr_repository_prefix, registry_id)
+    failure = None
+    if rule.credential_arn is not None:
+        secret = _find_secret(rule.credential_arn)
+        if secret is None:
+            failure = f"The secret {rule.credential_arn} could not be found"
+        else:
+            try:
+                value = json.loads(secret.secret_string or "")
+                if not (isinstance(value, dict) and value.get("username") and value.get("accessToken")):
+                    raise ValueError
+            except ValueError:
+                failure = (
+                    "The secret value must be a JSON object with the keys "
+                    "'username' and 'accessToken'"
+                )
+    result = rule.to_dict(
+        [
+            "ecrRepositoryPrefix",
+            "registryId",
+            "upstreamRegistryUrl",
+            "credentialArn",
+            "customRoleArn",
+            "upstreamRepositoryPrefix",
+        ]
+    )
+    result["isValid"] = failure is None
+    if failure is not None:
+        result["failure"] = failure
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Backend: registry replication
+# ---------------------------------------------------------------------------
+
+
+def _validate_pattern(member: str, value: Any, pattern: str, low: int, high: int) -> None:
+    if value is None:
+        raise _invalid(member, "Member must not be null")
+    if not isinstance(value, str) or not low <= len(value) <= high:
+        raise _invalid(member, f"Member must have length between {low} and {high}")
+    if not re.fullmatch(pattern, value):
+        raise _invalid(member, f"Member must satisfy regular expression pattern: {pattern}")
+
+
+def _validate_list(member: str, value: Any, low: int, high: int) -> list[Any]:
+    if value is None:
+        raise _invalid(member, "Member must not be null")
+    if not isinstance(value, list):
+        raise _invalid(member, "Member must be a list")
+    if len(value) < low:
+        raise _invalid(member, f"Member must have length greater than or equal to {low}")
+    if len(value) > high:
+        raise _invalid(member, f"Member must have length less than or equal to {high}")
+    return value
+
+
+def _replication_destination(self: ECRBackend, member: str, destination: Any) -> dict[str, str]:
+    if not isinstance(destination, dict):
+        raise _invalid(member, "Member must not be null")
+    region = destination.get("region")
+    registry_id = destination.get("registryId")
+    _validate_pattern(f"{member}.region", region, REGION_PATTERN, 2, 25)
+    if registry_id is None:
+        raise _invalid(f"{member}.registryId", "Member must not be null")
+    _validate_registry_id(registry_id, f"{member}.registryId")
+    if region == self.region_name and registry_id == self.account_id:
+        # moto's (and Amazon ECR's) answer.
+        raise InvalidParameterException(
+            "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: "
+            "'Replication destination cannot be the same as the source registry'"
+        )
+    if get_partition(region) != get_partition(self.region_name):
+        # "Cross-Region replication is not supported between AWS partitions."
+        raise InvalidParameterException(
+            "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: "
+            f"'Replication destination region {region} is not in the partition of the source "
+            f"region {self.region_name}'"
+        )
+    return {"region": region, "registryId": registry_id}
+
+
+def _replication_rule(self: ECRBackend, member: str, rule: Any) -> dict[str, Any]:
+    if not isinstance(rule, dict):
+        raise _invalid(member, "Member must not be null")
+    destinations = _validate_list(
+        f"{member}.destinations", rule.get("destinations"), 1, MAX_REPLICATION_DESTINATIONS_PER_RULE
+    )
+    out: dict[str, Any] = {
+        "destinations": [
+            _replication_destination(self, f"{member}.destinations.{n}.member", destination)
+            for n, destination in enumerate(destinations, 1)
+        ]
+    }
+    filters = rule.get("repositoryFilters")
+    if filters is not None:
+        _validate_list(
+            f"{member}.repositoryFilters", filters, MIN_REPLICATION_FILTERS, MAX_REPLICATION_FILTERS
+        )
+        out["repositoryFilters"] = []
+        for n, repository_filter in enumerate(filters, 1):
+            filter_member = f"{member}.repositoryFilters.{n}.member"
+            if not isinstance(repository_filter, dict):
+                raise _invalid(filter_member, "Member must not be null")
+            value = repository_filter.get("filter")
+            _validate_pattern(
+                f"{filter_member}.filter",
+                value,
+                REPLICATION_FILTER_PATTERN,
+                REPLICATION_FILTER_MIN,
+                REPLICATION_FILTER_MAX,
+            )
+            filter_type = repository_filter.get("filterType")
+            if filter_type is None:
+                raise _invalid(f"{filter_member}.filterType", "Member must not be null")
+            _validate_enum(f"{filter_member}.filterType", filter_type, REPLICATION_FILTER_TYPES)
+            out["repositoryFilters"].append({"filter": value, "filterType": filter_type})
+    delete_replication = rule.get("deleteReplication")
+    if delete_replication is not None:
+        enabled = delete_replication.get("enabled") if isinstance(delete_replication, dict) else None
+        if not isinstance(enabled, bool):
+            raise _invalid(f"{member}.deleteReplication.enabled", "Member must not be null")
+        out["deleteReplication"] = {"enabled": enabled}
+    return out
+
+
+def put_replication_configuration(
+    self: ECRBackend, replication_config: Optional[dict[str, Any]]
+) -> dict[str, Any]:
+    """Replace the registry's replication configuration (several rules; an
+    empty ``rules`` list turns replication off)."""
+    if not isinstance(replication_config, dict):
+        raise _invalid("replicationConfiguration", "Member must not be null")
+    rules = _validate_list(
+        "replicationConfiguration.rules", replication_config.get("rules"), 0, MAX_REPLICATION_RULES
+    )
+    validated = [
+        _replication_rule(self, f"replicationConfiguration.rules.{n}.member", rule)
+        for n, rule in enumerate(rules, 1)
+    ]
+    unique = {(d["region"], d["registryId"]) for rule in validated for d in rule["destinations"]}
+    if len(unique) > MAX_REPLICATION_UNIQUE_DESTINATIONS:
+        raise InvalidParameterException(
+            "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: "
+            f"'A replication configuration may contain up to {MAX_REPLICATION_UNIQUE_DESTINATIONS} "
+            f"unique destinations across all rules, found {len(unique)}'"
+        )
+    self.replication_config = {"rules": validated}
+    return {"replicationConfiguration": copy.deepcopy(self.replication_config)}
+
+
+def describe_registry(self: ECRBackend) -> dict[str, Any]:
+    return {
+        "registryId": self.account_id,
+        "replicationConfiguration": copy.deepcopy(self.replication_config),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Backend: lifecycle policy preview
+# ---------------------------------------------------------------------------
+
+
+class LifecycleImage:
+    """What the lifecycle policy evaluator knows of an image."""
+
+    def __init__(self, digest: str, tags: Iterable[str], pushed_at: float):
+        self.digest = digest
+        self.tags = tuple(tags)
+        self.pushed_at = pushed_at
+
+
+def _tag_pattern_matches(pattern: str, tag: str) -> bool:
+    """tagPatternList: a tag pattern "may contain wildcards (*)", each
+    replacing zero or more characters; without one it names the tag itself."""
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, tag) is not None
+
+
+def _selects(selection: dict[str, Any], image: LifecycleImage) -> bool:
+    """Whether an image "matches the tagging requirements" of a rule."""
+    tag_status = selection["tagStatus"]
+    if tag_status == "any":
+        return True
+    if tag_status == "untagged":
+        return not image.tags
+    if not image.tags:
+        return False
+    # "An image is successfully matched if all of the tags in the
+    # tagPrefixList value are matched against any of the image's tags"; the
+    # same for tagPatternList ("only the images with all specified tags are
+    # selected").  A rule giving both lists must satisfy both.
+    return all(
+        any(tag.startswith(prefix) for tag in image.tags)
+        for prefix in selection.get("tagPrefixList") or []
+    ) and all(
+        any(_tag_pattern_matches(pattern, tag) for tag in image.tags)
+        for pattern in selection.get("tagPatternList") or []
+    )
+
+
+def evaluate_lifecycle_policy(
+    policy: dict[str, Any], images: list[LifecycleImage], now: float
+) -> dict[str, int]:
+    """The images a (validated) lifecycle policy expires: digest -> the
+    priority of the rule that expires it.
+
+    Follows "Lifecycle policy evaluation rules" of the ECR user guide: every
+    rule identifies the images it would expire as if no other rule existed
+    (imageCountMoreThan: all but the countNumber youngest of the images it
+    selects; sinceImagePushed: those pushed more than countNumber days ago),
+    then rules apply by priority, lowest first.  An image is expired by at most
+    one rule, and never by a rule of lower priority than a rule whose tagging
+    requirements it matches.  ``images`` are in push order, which breaks ties
+    between equal push times.
+    """
+    order = {id(image): n for n, image in enumerate(images)}
+    seen: set[str] = set()
+    expired: dict[str, int] = {}
+    for rule in sorted(policy["rules"], key=lambda r: r["rulePriority"]):
+        selection = rule["selection"]
+        selected = [image for image in images if _selects(selection, image)]
+        if selection["countType"] == "imageCountMoreThan":
+            youngest_first = sorted(
+                selected, key=lambda i: (i.pushed_at, order[id(i)]), reverse=True
+            )
+            marked = youngest_first[selection["countNumber"] :]
+        else:  # sinceImagePushed, countUnit days
+            age_limit = selection["countNumber"] * SECONDS_PER_DAY
+            marked = [image for image in selected if now - image.pushed_at > age_limit]
+        for image in sorted(marked, key=lambda i: (i.pushed_at, order[id(i)])):
+            if image.digest not in seen and image.digest not in expired:
+                expired[image.digest] = rule["rulePriority"]
+        seen.update(image.digest for image in selected)
+    return expired
+
+
+def _policy_error(reason: str) -> InvalidParameterException:
+    return InvalidParameterException(
+        f"{EcrLifecyclePolicyValidator.INVALID_PARAMETER_ERROR_MESSAGE}{reason}'"
+    )
+
+
+def parse_lifecycle_policy(text: str) -> dict[str, Any]:
+    """The policy, checked by moto's validator (the one PutLifecyclePolicy
+    uses) and then against the rules the evaluator relies on, which the user
+    guide states: unique rule priorities; "a rule with a tagStatus value of
+    any must have the highest value for rulePriority"; "only one rule is
+    allowed to select untagged images"; tagged rules name a tagPrefixList or
+    a tagPatternList (at most four wildcards a pattern), untagged rules
+    neither; "the set of rules must contain a unique set of tag prefixes";
+    countUnit is given exactly for sinceImagePushed; counts are positive
+    integers; and a policy has one or more rules."""
+    try:
+        EcrLifecyclePolicyValidator(text).validate()
+    except InvalidParameterException:
+        raise
+    except Exception:  # moto's validator assumes objects where it reads them
+        raise _policy_error("Could not map policyString into LifecyclePolicy.") from None
+    policy = json.loads(text)
+    if not policy["rules"]:
+        # "A lifecycle policy contains one or more rules."
+        raise _policy_error("rules must contain at least one rule")
+    priorities: set[int] = set()
+    prefix_sets: set[frozenset[str]] = set()
+    untagged_rules = 0
+    for rule in policy["rules"]:
+        priority = rule["rulePriority"]
+        if isinstance(priority, bool) or not isinstance(priority, int) or priority < 1:
+            raise _policy_error("rulePriority must be a positive integer")
+        if priority in priorities:
+            raise _policy_error(f"rulePriority {priority} is not unique")
+        priorities.add(priority)
+        selection = rule["selection"]
+        if not isinstance(selection, dict):
+            raise _policy_error("Could not map policyString into LifecyclePolicy.")
+        count = selection["countNumber"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise _policy_error("countNumber must be a positive integer")
+        if selection["countType"] == "sinceImagePushed" and "countUnit" not in selection:
+            raise _policy_error("countUnit is required when countType is sinceImagePushed")
+        if selection["countType"] != "sinceImagePushed" and "countUnit" in selection:
+            raise _policy_error("countUnit can only be used when countType is sinceImagePushed")
+        lists = {}
+        for name in ("tagPrefixList", "tagPatternList"):
+            value = selection.get(name)
+            if value is None:
+                continue
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise _policy_error(f"{name} must be a list of non-empty strings")
+            lists[name] = value
+        tag_status = selection["tagStatus"]
+        if tag_status == "tagged":
+            if not any(lists.values()):
+                raise _policy_error(
+                    "tagPrefixList or tagPatternList is required when tagStatus is tagged"
+                )
+            for pattern in lists.get("tagPatternList", []):
+                if pattern.count("*") > MAX_TAG_PATTERN_WILDCARDS:
+                    raise _policy_error(
+                        f"tagPatternList value '{pattern}' has more than "
+                        f"{MAX_TAG_PATTERN_WILDCARDS} wildcards"
+                    )
+            if "tagPrefixList" in lists:
+                prefixes = frozenset(lists["tagPrefixList"])
+                if prefixes in prefix_sets:
+                    raise _policy_error("The set of rules must contain a unique set of tag prefixes")
+                prefix_sets.add(prefixes)
+        elif tag_status == "untagged":
+            if lists:
+                raise _policy_error(
+                    "tagPrefixList and tagPatternList must be omitted when tagStatus is untagged"
+                )
+            untagged_rules += 1
+            if untagged_rules > 1:
+                raise _policy_error("Only one rule is allowed to select untagged images")
+    for rule in policy["rules"]:
+        if rule["selection"]["tagStatus"] == "any" and rule["rulePriority"] != max(priorities):
+            raise _policy_error(
+                "A rule with tagStatus any must have the highest value for rulePriority"
+            )
+    return policy
+
+
+class LifecyclePolicyPreview:
+    """The last lifecycle policy preview of a repository, complete at once."""
+
+    def __init__(self, repository: Repository, policy_text: str, results: list[dict[str, Any]]):
+        self.registry_id = repository.registry_id
+        self.repository_name = repository.name
+        self.policy_text = policy_text
+        self.status = "COMPLETE"
+        self.results = results
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        # transitioningImageTotalCounts "is only present if at least one
+        # image will be transitioned": never, moto keeps no archive.
+        return {"expiringImageTotalCount": len(self.results)}
+
+
+def start_lifecycle_policy_preview(
+    self: ECRBackend,
+    repository_name: str,
+    registry_id: Optional[str] = None,
+    lifecycle_policy_text: Optional[str] = None,
+) -> dict[str, Any]:
+    """Evaluate ``lifecycle_policy_text`` (else the repository's lifecycle
+    policy) against the images of the repository now.  The answer says
+    IN_PROGRESS, as Amazon ECR's does; the preview is complete at once."""
+    _validate_registry_id(registry_id)
+    repository = self._get_repository(repository_name, registry_id)
+    if lifecycle_policy_text is None:
+        if not repository.lifecycle_policy:
+            raise LifecyclePolicyNotFoundException(repository.name, repository.registry_id)
+        text = repository.lifecycle_policy
+    else:
+        if not isinstance(lifecycle_policy_text, str) or not (
+            LIFECYCLE_POLICY_TEXT_MIN <= len(lifecycle_policy_text) <= LIFECYCLE_POLICY_TEXT_MAX
+        ):
+            raise _invalid(
+                "lifecyclePolicyText",
+                f"Member must have length between {LIFECYCLE_POLICY_TEXT_MIN} "
+                f"and {LIFECYCLE_POLICY_TEXT_MAX}",
+            )
+        text = lifecycle_policy_text
+    policy = parse_lifecycle_policy(text)
+    images = list(repository.images)
+    expired = evaluate_lifecycle_policy(
+        policy,
+        [LifecycleImage(i.image_digest, i.image_tags, i.image_pushed_at) for i in images],
+        time.time(),
+    )
+    results = []
+    for image in images:
+        if image.image_digest not in expired:
+            continue
+        result: dict[str, Any] = {"imageDigest": image.image_digest}
+        if image.image_tags:
+            result["imageTags"] = list(image.image_tags)
+        result.update(
+            {
+                "imagePushedAt": image.image_pushed_at,
+                "action": {"type": "EXPIRE"},
+                "appliedRulePriority": expired[image.image_digest],
+                "storageClass": "STANDARD",
+            }
+        )
+        results.append(result)
+    repository.lifecycle_policy_preview = LifecyclePolicyPreview(repository, text, results)
+    return {
+        "registryId": repository.registry_id,
+        "repositoryName": repository.name,
+        "lifecyclePolicyText": text,
+        "status": "IN_PROGRESS",
+    }
+
+
+def get_lifecycle_policy_preview(
+    self: ECRBackend,
+    repository_name: str,
+    registry_id: Optional[str] = None,
+    image_ids: Optional[list[dict[str, str]]] = None,
+    preview_filter: Optional[dict[str, Any]] = None,
+    max_results: Optional[int] = None,
+    next_token: Optional[str] = None,
+) -> dict[str, Any]:
+    """The last preview of the repository: its results for the given images,
+    or one page (1..100, ordered by push time and digest) of those that pass
+    ``filter.tagStatus``.  ``summary`` counts the whole preview."""
+    _validate_registry_id(registry_id)
+    repository = self._get_repository(repository_name, registry_id)
+    preview: Optional[LifecyclePolicyPreview] = getattr(
+        repository, "lifecycle_policy_preview", None
+    )
+    if preview is None:
+        raise LifecyclePolicyPreviewNotFoundException(repository.name, repository.registry_id)
+    tag_status = (preview_filter or {}).get("tagStatus") or "ANY"
+    _validate_enum("filter.tagStatus", tag_status, TAG_STATUS_VALUES)
+    results = [
+        r
+        for r in preview.results
+        if tag_status == "ANY" or (tag_status == "TAGGED") == bool(r.get("imageTags"))
+    ]
+    token = None
+    if image_ids:
+        _reject_paging_with("images with imageIds", max_results, next_token)
+        results = [
+            r
+            for r in results
+            if any(
+                (i.get("imageDigest") or i.get("imageTag"))
+                and i.get("imageDigest") in (None, r["imageDigest"])
+                and (i.get("imageTag") is None or i["imageTag"] in r.get("imageTags", []))
+                for i in image_ids
+            )
+        ]
+    else:
+        scope = _scope(
+            "GetLifecyclePolicyPreview",
+            registryId=repository.registry_id,
+            repositoryName=repository.name,
+            filter=preview_filter or {},
+        )
+        results, token = paginate(
+            results,
+            lambda r: (r["imagePushedAt"], r["imageDigest"]),
+            max_results,
+            next_token,
+            scope,
+            maximum=MAX_PREVIEW_RESULTS,
+        )
+    answer = {
+        "registryId": preview.registry_id,
+        "repositoryName": preview.repository_name,
+        "lifecyclePolicyText": preview.policy_text,
+        "status": preview.status,
+        "previewResults": copy.deepcopy(results),
+        "summary": preview.summary,
+    }
+    if token:
+        answer["nextToken"] = token
+    return answer
+
+
+# ---------------------------------------------------------------------------
+# Responses
+# ---------------------------------------------------------------------------
+
+
+def _with_token(result: dict[str, Any], token: Optional[str]) -> ActionResult:
+    if token:
+        result["nextToken"] = token
+    return ActionResult(result)
+
+
+def response_describe_repositories(self: ECRResponse) -> ActionResult:
+    repositories, token = self.ecr_backend.describe_repositories(
+        registry_id=self._get_param("registryId"),
+        repository_names=self._get_param("repositoryNames"),
+        max_results=self._get_param("maxResults"),
+        next_token=self._get_param("nextToken"),
+    )
+    return _with_token({"repositories": repositories}, token)
+
+
+def response_describe_images(self: ECRResponse) -> ActionResult:
+    images, token = self.ecr_backend.describe_images(
+        repository_name=self._get_param("repositoryName"),
+        registry_id=self._get_param("registryId"),
+        image_ids=self._get_param("imageIds"),
+        image_filter=self._get_param("filter"),
+        max_results=self._get_param("maxResults"),
+        next_token=self._get_param("nextToken"),
+    )
+    repository = self.ecr_backend._get_repository(
+        self._get_param("repositoryName"), self._get_param("registryId")
+    )
+    details = []
+    for image in images:
+        detail = copy.copy(image)
+        # Amazon ECR leaves out imageTags when an image has none.
+        if not detail.image_tags:
+            del detail.image_tags
+        scan = _image_scan_details(self.ecr_backend, repository, image)
+        detail.image_scan_status = scan.get("imageScanStatus")
+        detail.image_scan_findings_summary = scan.get("imageScanFindingsSummary")
+        details.append(detail)
+    return _with_token({"imageDetails": details}, token)
+
+
+def response_list_images(self: ECRResponse) -> ActionResult:
+    image_ids, token = self.ecr_backend.list_images(
+        repository_name=self._get_param("repositoryName"),
+        registry_id=self._get_param("registryId"),
+        image_filter=self._get_param("filter"),
+        max_results=self._get_param("maxResults"),
+        next_token=self._get_param("nextToken"),
+    )
+    return _with_token({"imageIds": image_ids}, token)
+
+
+def response_describe_image_scan_findings(self: ECRResponse) -> ActionResult:
+    return ActionResult(
+        self.ecr_backend.describe_image_scan_findings(
+            registry_id=self._get_param("registryId"),
+            repository_name=self._get_param("repositoryName"),
+            image_id=self._get_param("imageId"),
+            max_results=self._get_param("maxResults"),
+            next_token=self._get_param("nextToken"),
+        )
+    )
+
+
+def response_create_pull_through_cache_rule(self: ECRResponse) -> ActionResult:
+    rule = self.ecr_backend.create_pull_through_cache_rule(
+        ecr_repository_prefix=self._get_param("ecrRepositoryPrefix"),
+        upstream_registry_url=self._get_param("upstreamRegistryUrl"),
+        registry_id=self._get_param("registryId"),
+        upstream_registry=self._get_param("upstreamRegistry"),
+        credential_arn=self._get_param("credentialArn"),
+        custom_role_arn=self._get_param("customRoleArn"),
+        upstream_repository_prefix=self._get_param("upstreamRepositoryPrefix"),
+    )
+    # Shape CreatePullThroughCacheRuleResponse
+    return ActionResult(
+        rule.to_dict(
+            [
+                "ecrRepositoryPrefix",
+                "upstreamRegistryUrl",
+                "createdAt",
+                "registryId",
+                "upstreamRegistry",
+                "credentialArn",
+                "customRoleArn",
+                "upstreamRepositoryPrefix",
+            ]
+        )
+    )
+
+
+def response_describe_pull_through_cache_rules(self: ECRResponse) -> ActionResult:
+    rules, token = self.ecr_backend.describe_pull_through_cache_rules(
+        registry_id=self._get_param("registryId"),
+        ecr_repository_prefixes=self._get_param("ecrRepositoryPrefixes"),
+        max_results=self._get_param("maxResults"),
+        next_token=self._get_param("nextToken"),
+    )
+    return _with_token({"pullThroughCacheRules": [r.to_dict() for r in rules]}, token)
+
+
+def response_update_pull_through_cache_rule(self: ECRResponse) -> ActionResult:
+    rule = self.ecr_backend.update_pull_through_cache_rule(
+        ecr_repository_prefix=self._get_param("ecrRepositoryPrefix"),
+        registry_id=self._get_param("registryId"),
+        credential_arn=self._get_param("credentialArn"),
+        custom_role_arn=self._get_param("customRoleArn"),
+    )
+    # Shape UpdatePullThroughCacheRuleResponse
+    return ActionResult(
+        rule.to_dict(
+            [
+                "ecrRepositoryPrefix",
+                "registryId",
+                "updatedAt",
+                "credentialArn",
+                "customRoleArn",
+                "upstreamRepositoryPrefix",
+            ]
+        )
+    )
+
+
+def response_delete_pull_through_cache_rule(self: ECRResponse) -> ActionResult:
+    rule = self.ecr_backend.delete_pull_through_cache_rule(
+        ecr_repository_prefix=self._get_param("ecrRepositoryPrefix"),
+        registry_id=self._get_param("registryId"),
+    )
+    # Shape DeletePullThroughCacheRuleResponse
+    return ActionResult(
+        rule.to_dict(
+            [
+                "ecrRepositoryPrefix",
+                "upstreamRegistryUrl",
+                "createdAt",
+                "registryId",
+                "credentialArn",
+                "customRoleArn",
+                "upstreamRepositoryPrefix",
+            ]
+        )
+    )
+
+
+def response_validate_pull_through_cache_rule(self: ECRResponse) -> ActionResult:
+    return ActionResult(
+        self.ecr_backend.validate_pull_through_cache_rule(
+            ecr_repository_prefix=self._get_param("ecrRepositoryPrefix"),
+            registry_id=self._get_param("registryId"),
+        )
+    )
+
+
+def response_start_lifecycle_policy_preview(self: ECRResponse) -> ActionResult:
+    return ActionResult(
+        self.ecr_backend.start_lifecycle_policy_preview(
+            repository_name=self._get_param("repositoryName"),
+            registry_id=self._get_param("registryId"),
+            lifecycle_policy_text=self._get_param("lifecyclePolicyText"),
+        )
+    )
+
+
+def response_get_lifecycle_policy_preview(self: ECRResponse) -> ActionResult:
+    return ActionResult(
+        self.ecr_backend.get_lifecycle_policy_preview(
+            repository_name=self._get_param("repositoryName"),
+            registry_id=self._get_param("registryId"),
+            image_ids=self._get_param("imageIds"),
+            preview_filter=self._get_param("filter"),
+            max_results=self._get_param("maxResults"),
+            next_token=self._get_param("nextToken"),
+        )
+    )
+
+
+# ---------------------------------------------------------------------------
+# Installation
+# ---------------------------------------------------------------------------
+
+_BACKEND_METHODS: dict[str, Callable[..., Any]] = {
+    "describe_repositories": describe_repositories,
+    "describe_images": describe_images,
+    "list_images": list_images,
+    "describe_image_scan_findings": describe_image_scan_findings,
+    "start_image_scan": start_image_scan,
+    "put_image": put_image,
+    "put_replication_configuration": put_replication_configuration,
+    "describe_registry": describe_registry,
+    "start_lifecycle_policy_preview": start_lifecycle_policy_preview,
+    "get_lifecycle_policy_preview": get_lifecycle_policy_preview,
+    "create_pull_through_cache_rule": create_pull_through_cache_rule,
+    "describe_pull_through_cache_rules": describe_pull_through_cache_rules,
+    "update_pull_through_cache_rule": update_pull_through_cache_rule,
+    "delete_pull_through_cache_rule": delete_pull_through_cache_rule,
+    "validate_pull_through_cache_rule": validate_pull_through_cache_rule,
+}
+
+# moto dispatches an ECR action to the ECRResponse method named after it.
+_RESPONSE_METHODS: dict[str, Callable[..., Any]] = {
+    "describe_repositories": response_describe_repositories,
+    "describe_images": response_describe_images,
+    "list_images": response_list_images,
+    "describe_image_scan_findings": response_describe_image_scan_findings,
+    "create_pull_through_cache_rule": response_create_pull_through_cache_rule,
+    "describe_pull_through_cache_rules": response_describe_pull_through_cache_rules,
+    "update_pull_through_cache_rule": response_update_pull_through_cache_rule,
+    "delete_pull_through_cache_rule": response_delete_pull_through_cache_rule,
+    "validate_pull_through_cache_rule": response_validate_pull_through_cache_rule,
+    "start_lifecycle_policy_preview": response_start_lifecycle_policy_preview,
+    "get_lifecycle_policy_preview": response_get_lifecycle_policy_preview,
+}
+
+_moto_backend_init = ECRBackend.__init__
+
+
+def _backend_init(self: ECRBackend, region_name: str, account_id: str) -> None:
+    _moto_backend_init(self, region_name, account_id)
+    # Keyed by (registryId, prefix without trailing "/").  Lives on the
+    # backend, so moto's reset (POST /moto-api/reset) clears it.
+    self.pull_through_cache_rules: dict[tuple[str, str], PullThroughCacheRule] = {}
+
+
+_installed = False
+
+
+def install() -> None:
+    """Patch moto's ECR backend and response classes (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    ECRBackend.__init__ = _backend_init  # type: ignore[method-assign]
+    for name, function in _BACKEND_METHODS.items():
+        function.__name__ = name
+        setattr(ECRBackend, name, function)
+    for name, function in _RESPONSE_METHODS.items():
+        function.__name__ = name
+        setattr(ECRResponse, name, function)
+    _installed = True
+
+
+install()
+
+
+# ---------------------------------------------------------------------------
+# Test control: fault switch and call counters (a WSGI middleware)
+# ---------------------------------------------------------------------------
+
+#: X-Amz-Target prefixes of the JSON-protocol services watched here.
+TARGET_PREFIXES = {
+    "AmazonEC2ContainerRegistry_V20150921": "ecr",
+    "secretsmanager": "secretsmanager",
+}
+#: The modelled 5xx error of each service.
+SERVER_ERROR_CODES = {"ecr": "ServerException", "secretsmanager": "InternalServiceError"}
+FAULT_KINDS = ("throttle", "server_error", "latency")
+EXT_PREFIX = "/moto-api/ecr-ext"
+
+
+class FaultError(ValueError):
+    """A fault definition that cannot be accepted."""
+
+
+class Fault:
+    """One rule of the fault switch.  See ``EcrExtMiddleware``."""
+
+    def __init__(self, fault_id: int, spec: dict[str, Any]):
+        if not isinstance(spec, dict):
+            raise FaultError("a fault is a JSON object")
+        unknown = set(spec) - {
+            "service",
+            "operation",
+            "kind",
+            "count",
+            "fraction",
+            "seed",
+            "latencyMs",
+            "errorCode",
+            "httpStatus",
+            "message",
+        }
+        if unknown:
+            raise FaultError(f"unknown fields: {sorted(unknown)}")
+        self.id = fault_id
+        self.service = spec.get("service", "ecr")
+        if self.service not in (*TARGET_PREFIXES.values(), "*"):
+            raise FaultError(f"service must be one of {[*TARGET_PREFIXES.values(), '*']}")
+        self.operation = spec.get("operation", "*")
+        if not isinstance(self.operation, str) or not self.operation:
+            raise FaultError("operation must be an operation name or '*'")
+        self.kind = spec.get("kind")
+        if self.kind not in FAULT_KINDS:
+            raise FaultError(f"kind must be one of {list(FAULT_KINDS)}")
+        self.count = spec.get("count")
+        if self.count is not None and (
+            isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1
+        ):
+            raise FaultError("count must be a positive integer")
+        self.fraction = spec.get("fraction")
+        if self.fraction is not None and (
+            isinstance(self.fraction, bool)
+            or not isinstance(self.fraction, (int, float))
+            or not 0.0 <= self.fraction <= 1.0
+        ):
+            raise FaultError("fraction must be a number between 0.0 and 1.0")
+        self.seed = spec.get("seed")
+        self._random = random.Random(self.seed)
+        self.latency_ms = spec.get("latencyMs", 0 if self.kind != "latency" else None)
+        if self.kind == "latency" and (
+            isinstance(self.latency_ms, bool)
+            or not isinstance(self.latency_ms, (int, float))
+            or self.latency_ms < 0
+        ):
+            raise FaultError("a latency fault needs latencyMs >= 0")
+        self.error_code = spec.get("errorCode")
+        self.http_status = spec.get("httpStatus")
+        if self.http_status is not None and (
+            not isinstance(self.http_status, int) or not 400 <= self.http_status <= 599
+        ):
+            raise FaultError("httpStatus must be an HTTP error status")
+        self.message = spec.get("message")
+        self.matched = 0
+        self.injected = 0
+
+    def matches(self, service: str, operation: str) -> bool:
+        return self.service in ("*", service) and self.operation in ("*", operation)
+
+    def fires(self) -> bool:
+        """Called with the switch's lock held, for a matching call."""
+        self.matched += 1
+        if self.fraction is not None and self._random.random() >= self.fraction:
+            return False
+        self.injected += 1
+        return True
+
+    @property
+    def exhausted(self) -> bool:
+        return self.count is not None and self.injected >= self.count
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "service": self.service,
+            "operation": self.operation,
+            "kind": self.kind,
+            "count": self.count,
+            "remaining": None if self.count is None else self.count - self.injected,
+            "fraction": self.fraction,
+            "seed": self.seed,
+            "matched": self.matched,
+            "injected": self.injected,
+        }
+        if self.kind == "latency":
+            out["latencyMs"] = self.latency_ms
+        for key, value in (
+            ("errorCode", self.error_code),
+            ("httpStatus", self.http_status),
+            ("message", self.message),
+        ):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+class EcrExtMiddleware:
+    """WSGI middleware for the moto server: a fault switch and call counters.
+
+    Requests are told apart by their ``X-Amz-Target`` header
+    (``AmazonEC2ContainerRegistry_V20150921.<Operation>`` for ECR,
+    ``secretsmanager.<Operation>`` for Secrets Manager).
+
+    ``/moto-api/ecr-ext/faults``
+        ``POST`` a JSON fault::
+
+            {"service": "ecr" (default) | "secretsmanager" | "*",
+             "operation": "DescribeRepositories" | "*" (default),
+             "kind": "throttle" | "server_error" | "latency",
+             "count": N,            # fire on the next N matching calls, then expire
+             "fraction": 0.0-1.0,   # fire on this share of matching calls
+             "seed": any,           #   ... drawn from random.Random(seed)
+             "latencyMs": N,        # for kind latency
+             "errorCode": "...", "httpStatus": N, "message": "..."}  # overrides
+
+        Without count and fraction a fault fires on every matching call until
+        cleared; with both, on a share of them until it has fired N times.
+        Answer: 201 with the fault (with its ``id``).  ``GET`` lists active
+        faults (``{"faults": [...]}``), ``DELETE`` clears them all,
+        ``DELETE /moto-api/ecr-ext/faults/<id>`` one.
+
+        ``throttle`` answers HTTP 400 with the JSON error Amazon uses:
+        header ``x-amzn-ErrorType: ThrottlingException`` and body
+        ``{"__type": "ThrottlingException", "message": "Rate exceeded"}``.
+        ``server_error`` answers HTTP 500 with the service's modelled server
+        error (ECR: ``ServerException``; Secrets Manager:
+        ``InternalServiceError``).  ``latency`` waits, then lets the call
+        proceed.  Several latency faults add up; the first error fault that
+        fires answers the call.
+
+    ``/moto-api/ecr-ext/calls``
+        ``GET``: ``{"<Operation>": n, ...}``, calls received per ECR operation,
+        faulted ones included.  ``GET .../calls/faulted``: the same for the
+        calls answered by an injected error.  ``?service=secretsmanager``
+        selects another service.  ``DELETE .../calls`` resets all counters.
+
+    ``POST /moto-api/reset`` (moto's reset) also clears faults and counters.
+
+    Calls to moto's backends are serialised with one lock: moto's backends
+    are not written for concurrent requests (e.g. iterating a dict another
+    request is adding to), and ECR calls are short.  Injected latency is spent
+    outside that lock.
+    """
+
+    def __init__(self, app: Callable[..., Any]):
+        self.app = app
+        self._lock = threading.Lock()
+        self._backend_lock = threading.Lock()
+        self._faults: list[Fault] = []
+        self._next_id = 1
+        self._calls: dict[str, Counter[str]] = {}
+        self._faulted: dict[str, Counter[str]] = {}
+
+    # -- state -------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._calls.clear()
+            self._faulted.clear()
+
+    def add_fault(self, spec: dict[str, Any]) -> Fault:
+        with self._lock:
+            fault = Fault(self._next_id, spec)
+            self._next_id += 1
+            self._faults.append(fault)
+            return fault
+
+    def _decide(self, service: str, operation: str) -> tuple[float, Optional[Fault]]:
+        """Count the call and pick what to do: (delay in s, error fault or None)."""
+        delay = 0.0
+        error = None
+        with self._lock:
+            self._calls.setdefault(service, Counter())[operation] += 1
+            for fault in list(self._faults):
+                if not fault.matches(service, operation):
+                    continue
+                if fault.kind != "latency" and error is not None:
+                    continue
+                if not fault.fires():
+                    continue
+                if fault.kind == "latency":
+                    delay += fault.latency_ms / 1000.0
+                else:
+                    error = fault
+                if fault.exhausted:
+                    self._faults.remove(fault)
+            if error is not None:
+                self._faulted.setdefault(service, Counter())[operation] += 1
+        return delay, error
+
+    # -- WSGI --------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == EXT_PREFIX or path.startswith(EXT_PREFIX + "/"):
+            return self._control(environ, start_response, path[len(EXT_PREFIX) :], method)
+        if path.rstrip("/") == "/moto-api/reset" and method == "POST":
+            self.reset()
+
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        prefix, _, operation = target.partition(".")
+        service = TARGET_PREFIXES.get(prefix)
+        if service is not None and operation:
+            delay, error = self._decide(service, operation)
+            if delay:
+                time.sleep(delay)
+            if error is not None:
+                _drain(environ)
+                return self._error(start_response, service, error)
+
+        with self._backend_lock:
+            # moto (Flask) builds the whole body before returning it.
+            return list(self.app(environ, start_response))
+
+    def _error(self, start_response: Callable[..., Any], service: str, fault: Fault) -> list[bytes]:
+        if fault.kind == "throttle":
+            status = fault.http_status or 400
+            code = fault.error_code or "ThrottlingException"
+            message = fault.message or "Rate exceeded"
+        else:
+            status = fault.http_status or 500
+            code = fault.error_code or SERVER_ERROR_CODES.get(service, "InternalFailure")
+            message = fault.message or "Injected server error"
+        body = json.dumps({"__type": code, "message": message}).encode()
+        request_id = str(uuid.uuid4())
+        start_response(
+            f"{status} {_REASONS.get(status, 'Error')}",
+            [
+                ("Content-Type", "application/x-amz-json-1.1"),
+                ("Content-Length", str(len(body))),
+                ("x-amzn-ErrorType", code),
+                ("x-amzn-RequestId", request_id),
+            ],
+        )
+        return [body]
+
+    def _control(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], sub: str, method: str
+    ) -> list[bytes]:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        service = query.get("service", ["ecr"])[0]
+        sub = sub.rstrip("/")
+        try:
+            if sub == "/faults":
+                if method == "GET":
+                    with self._lock:
+                        return _json(start_response, 200, {"faults": [f.to_json() for f in self._faults]})
+                if method == "POST":
+                    try:
+                        spec = json.loads(_drain(environ) or b"null")
+                    except ValueError as e:
+                        raise FaultError(f"body is not JSON: {e}") from None
+                    return _json(start_response, 201, self.add_fault(spec).to_json())
+                if method == "DELETE":
+                    with self._lock:
+                        cleared = len(self._faults)
+                        self._faults.clear()
+                    return _json(start_response, 200, {"cleared": cleared})
+            elif sub.startswith("/faults/") and method == "DELETE":
+                fault_id = sub[len("/faults/") :]
+                with self._lock:
+                    kept = [f for f in self._faults if str(f.id) != fault_id]
+                    cleared = len(self._faults) - len(kept)
+                    self._faults[:] = kept
+                if not cleared:
+                    return _json(start_response, 404, {"error": f"no fault {fault_id}"})
+                return _json(start_response, 200, {"cleared": cleared})
+            elif sub == "/calls":
+                if method == "GET":
+                    with self._lock:
+                        return _json(start_response, 200, dict(self._calls.get(service, {})))
+                if method == "DELETE":
+                    with self._lock:
+                        self._calls.clear()
+                        self._faulted.clear()
+                    return _json(start_response, 200, {})
+            elif sub == "/calls/faulted" and method == "GET":
+                with self._lock:
+                    return _json(start_response, 200, dict(self._faulted.get(service, {})))
+            else:
+                return _json(start_response, 404, {"error": f"no such endpoint: {EXT_PREFIX}{sub}"})
+            return _json(start_response, 405, {"error": f"method {method} not allowed"})
+        except FaultError as e:
+            return _json(start_response, 400, {"error": str(e)})
+
+
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def _drain(environ: dict[str, Any]) -> bytes:
+    """Read the request body.  A server that closes a socket with unread
+    input resets the connection, and the client may then lose the answer."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def _json(start_response: Callable[..., Any], status: int, payload: Any) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(
+        f"{status} {_REASONS.get(status, 'Error')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]

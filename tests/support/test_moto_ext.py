@@ -1,0 +1,1338 @@
+"""Tests of the ECR test peer: moto_launcher.py with moto_ecr_ext.py.
+
+Every test talks to a launcher subprocess over HTTP, with boto3 for the AWS
+APIs and urllib for the launcher's control endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = Path(__file__).resolve().parent
+LAUNCHER = HERE / "moto_launcher.py"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+# ---------------------------------------------------------------------------
+# Fixtures and helpers
+# ---------------------------------------------------------------------------
+
+
+def start_launcher(*extra: str, stdin=subprocess.PIPE) -> tuple[subprocess.Popen, str]:
+    log = tempfile.NamedTemporaryFile(prefix="moto-launcher-", suffix=".log", delete=False)
+    proc = subprocess.Popen(
+        [sys.executable, str(LAUNCHER), "--port", "0", *extra],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    line = proc.stdout.readline().decode() if ready else ""
+    if not line.startswith("READY http://127.0.0.1:"):
+        proc.kill()
+        raise RuntimeError(f"launcher did not start: {line!r}\n{Path(log.name).read_text()}")
+    proc.log_path = log.name  # the server's stderr, removed by stop_launcher
+    return proc, line.split()[1]
+
+
+def stop_launcher(proc: subprocess.Popen) -> None:
+    if proc.stdin and not proc.stdin.closed:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    Path(proc.log_path).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def server():
+    proc, url = start_launcher()
+    yield url
+    stop_launcher(proc)
+
+
+@pytest.fixture(autouse=True)
+def _reset(server):
+    http(server, "POST", "/moto-api/reset")
+
+
+def client(url: str, service: str = "ecr", **config) -> Any:
+    config.setdefault("retries", {"total_max_attempts": 1})
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(**config),
+    )
+
+
+@pytest.fixture
+def ecr(server):
+    return client(server)
+
+
+@pytest.fixture
+def raw_ecr(server):
+    """A client that leaves all validation to the server (as the Rust SDK does
+    for lengths, ranges and patterns)."""
+    return client(server, parameter_validation=False)
+
+
+@pytest.fixture
+def secrets(server):
+    return client(server, "secretsmanager")
+
+
+def http(url: str, method: str, path: str, body=None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw) if raw else None
+    except ValueError:
+        return status, raw
+
+
+def error_of(excinfo) -> tuple[str, int]:
+    response = excinfo.value.response
+    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def create_repos(ecr, names) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: ecr.create_repository(repositoryName=n), names))
+
+
+def push(ecr, repo: str, seed: str, tag: str | None = None) -> str:
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 100,
+            "digest": f"sha256:{'c' * 64}",
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 200,
+                "digest": "sha256:" + f"{seed:0>64}"[-64:],
+            }
+        ],
+    }
+    kwargs = {"imageTag": tag} if tag else {}
+    image = ecr.put_image(repositoryName=repo, imageManifest=json.dumps(manifest), **kwargs)
+    return image["image"]["imageId"]["imageDigest"]
+
+
+def secret_arn(secrets, name: str, value: dict | None = None) -> str:
+    value = value or {"username": "u", "accessToken": "t"}
+    return secrets.create_secret(Name=name, SecretString=json.dumps(value))["ARN"]
+
+
+# ---------------------------------------------------------------------------
+# Paging
+# ---------------------------------------------------------------------------
+
+
+def test_describe_repositories_pages_of_1000(ecr):
+    names = [f"repo-{i:04d}" for i in range(2500)]
+    create_repos(ecr, names)
+
+    seen, pages, token = [], [], None
+    while True:
+        kwargs = {"nextToken": token} if token else {}
+        page = ecr.describe_repositories(maxResults=1000, **kwargs)
+        pages.append(len(page["repositories"]))
+        seen += [r["repositoryName"] for r in page["repositories"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert pages == [1000, 1000, 500]
+    assert seen == sorted(names)
+
+    # Without maxResults: at most 100, with a token.
+    first = ecr.describe_repositories()
+    assert len(first["repositories"]) == 100 and first["nextToken"]
+    # botocore's paginator walks it too.
+    total = sum(
+        len(p["repositories"])
+        for p in ecr.get_paginator("describe_repositories").paginate(
+            PaginationConfig={"PageSize": 700}
+        )
+    )
+    assert total == 2500
+
+
+def test_last_page_has_no_token(ecr):
+    create_repos(ecr, ["a1", "a2", "a3", "a4"])
+    page = ecr.describe_repositories(maxResults=2)
+    page = ecr.describe_repositories(maxResults=2, nextToken=page["nextToken"])
+    assert [r["repositoryName"] for r in page["repositories"]] == ["a3", "a4"]
+    assert "nextToken" not in page
+    assert "nextToken" not in ecr.describe_repositories(maxResults=4)
+
+
+def test_paging_survives_deletes_and_creates_between_pages(ecr):
+    create_repos(ecr, [f"r{i}" for i in range(6)])
+    page = ecr.describe_repositories(maxResults=3)
+    assert [r["repositoryName"] for r in page["repositories"]] == ["r0", "r1", "r2"]
+    ecr.delete_repository(repositoryName="r2")
+    ecr.delete_repository(repositoryName="r3")
+    ecr.create_repository(repositoryName="r00")  # sorts before the token
+    page = ecr.describe_repositories(maxResults=3, nextToken=page["nextToken"])
+    assert [r["repositoryName"] for r in page["repositories"]] == ["r4", "r5"]
+
+
+def test_invalid_next_token(ecr, raw_ecr):
+    create_repos(ecr, ["b1", "b2", "b3"])
+    for bad in ("garbage", "eyJzIjoiMSIsImEiOiJiMSJ9.0000", ""):
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.describe_repositories(nextToken=bad)
+        assert error_of(excinfo) == ("InvalidParameterException", 400)
+        assert "nextToken" in excinfo.value.response["Error"]["Message"]
+
+    token = ecr.describe_repositories(maxResults=1)["nextToken"]
+    with pytest.raises(ClientError) as excinfo:  # tampered
+        ecr.describe_repositories(nextToken=token[:-1] + ("0" if token[-1] != "0" else "1"))
+    assert error_of(excinfo)[0] == "InvalidParameterException"
+    with pytest.raises(ClientError) as excinfo:  # another operation's token
+        ecr.list_images(repositoryName="b1", nextToken=token)
+    assert error_of(excinfo)[0] == "InvalidParameterException"
+    with pytest.raises(ClientError) as excinfo:  # another registry's request
+        ecr.describe_repositories(registryId="111111111111", nextToken=token)
+    assert error_of(excinfo)[0] == "InvalidParameterException"
+
+
+def test_max_results_range(raw_ecr):
+    for bad, words in ((0, "greater than or equal to 1"), (1001, "less than or equal to 1000")):
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.describe_repositories(maxResults=bad)
+        assert error_of(excinfo) == ("InvalidParameterException", 400)
+        assert words in excinfo.value.response["Error"]["Message"]
+    raw_ecr.describe_repositories(maxResults=1)
+    raw_ecr.describe_repositories(maxResults=1000)
+
+
+def test_max_results_not_with_repository_names(ecr):
+    create_repos(ecr, ["c1"])
+    assert len(ecr.describe_repositories(repositoryNames=["c1"])["repositories"]) == 1
+    with pytest.raises(ClientError) as excinfo:
+        ecr.describe_repositories(repositoryNames=["c1"], maxResults=5)
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
+    with pytest.raises(ClientError) as excinfo:
+        ecr.describe_repositories(repositoryNames=["c1"], nextToken="x")
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
+
+
+def test_describe_repositories_missing_name(ecr):
+    create_repos(ecr, ["d1"])
+    with pytest.raises(ClientError) as excinfo:
+        ecr.describe_repositories(repositoryNames=["d1", "missing"])
+    assert error_of(excinfo) == ("RepositoryNotFoundException", 400)
+
+
+def test_describe_images_and_list_images_page(ecr):
+    ecr.create_repository(repositoryName="imgs")
+    digests = sorted(push(ecr, "imgs", f"{i:x}", tag=f"t{i}") for i in range(7))
+    got, token = [], None
+    while True:
+        kwargs = {"nextToken": token} if token else {}
+        page = ecr.describe_images(repositoryName="imgs", maxResults=3, **kwargs)
+        got += [d["imageDigest"] for d in page["imageDetails"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert got == digests
+
+    ids = []
+    for page in ecr.get_paginator("list_images").paginate(
+        repositoryName="imgs", PaginationConfig={"PageSize": 2}
+    ):
+        assert len(page["imageIds"]) <= 2
+        ids += page["imageIds"]
+    assert sorted(i["imageTag"] for i in ids) == [f"t{i}" for i in range(7)]
+
+    with pytest.raises(ClientError) as excinfo:
+        ecr.describe_images(
+            repositoryName="imgs", imageIds=[{"imageTag": "t1"}], maxResults=2
+        )
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
+
+
+def test_tag_status_filter(ecr, raw_ecr):
+    ecr.create_repository(repositoryName="tags")
+    tagged = push(ecr, "tags", "1", tag="v1")
+    untagged = push(ecr, "tags", "2")
+
+    def described(status):
+        images = ecr.describe_images(repositoryName="tags", filter={"tagStatus": status})
+        return sorted(d["imageDigest"] for d in images["imageDetails"])
+
+    def listed(status):
+        images = ecr.list_images(repositoryName="tags", filter={"tagStatus": status})
+        return sorted(i["imageDigest"] for i in images["imageIds"])
+
+    for fetch in (described, listed):
+        assert fetch("TAGGED") == [tagged]
+        assert fetch("UNTAGGED") == [untagged]
+        assert fetch("ANY") == sorted([tagged, untagged])
+
+    untagged_detail = ecr.describe_images(repositoryName="tags", filter={"tagStatus": "UNTAGGED"})
+    assert "imageTags" not in untagged_detail["imageDetails"][0]
+    listed_untagged = ecr.list_images(repositoryName="tags", filter={"tagStatus": "UNTAGGED"})
+    assert listed_untagged["imageIds"] == [{"imageDigest": untagged}]
+
+    with pytest.raises(ClientError) as excinfo:
+        raw_ecr.describe_images(repositoryName="tags", filter={"tagStatus": "SOME"})
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
+
+
+def test_scan_findings_page(server, ecr):
+    ecr.create_repository(repositoryName="scanned")
+    digest = push(ecr, "scanned", "5", tag="latest")
+    findings = [
+        {"name": f"CVE-2024-{i:04d}", "severity": "HIGH", "uri": "https://example.invalid"}
+        for i in range(5)
+    ]
+    result = {
+        "registryId": ACCOUNT,
+        "repositoryName": "scanned",
+        "imageId": {"imageDigest": digest, "imageTag": "latest"},
+        "imageScanStatus": {"status": "COMPLETE", "description": "done"},
+        "imageScanFindings": {"findings": findings, "findingSeverityCounts": {"HIGH": 5}},
+    }
+    status, _ = http(
+        server,
+        "POST",
+        "/moto-api/static/ecr/scan-finding-results",
+        {"results": [result], "region": REGION},
+    )
+    assert status == 201
+    ecr.start_image_scan(repositoryName="scanned", imageId={"imageTag": "latest"})
+
+    names, token, pages = [], None, 0
+    while True:
+        kwargs = {"nextToken": token} if token else {}
+        page = ecr.describe_image_scan_findings(
+            repositoryName="scanned", imageId={"imageTag": "latest"}, maxResults=2, **kwargs
+        )
+        pages += 1
+        assert page["imageScanFindings"]["findingSeverityCounts"] == {"HIGH": 5}
+        names += [f["name"] for f in page["imageScanFindings"]["findings"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert pages == 3
+    assert names == [f["name"] for f in findings]
+
+
+def test_put_image_into_missing_repository(ecr):
+    with pytest.raises(ClientError) as excinfo:
+        push(ecr, "nowhere", "1", tag="x")
+    assert error_of(excinfo) == ("RepositoryNotFoundException", 400)
+
+
+# ---------------------------------------------------------------------------
+# Pull through cache rules
+# ---------------------------------------------------------------------------
+
+
+UPSTREAMS = {
+    "ecr-public": "public.ecr.aws",
+    "quay": "quay.io",
+    "k8s": "registry.k8s.io",
+    "docker-hub": "registry-1.docker.io",
+    "github-container-registry": "ghcr.io",
+    "gitlab-container-registry": "registry.gitlab.com",
+    "azure-container-registry": "myregistry.azurecr.io",
+    "chainguard": "cgr.dev",
+    "ecr": f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com",
+}
+
+
+def test_create_infers_upstream_registry(ecr, secrets):
+    arn = secret_arn(secrets, "ecr-pullthroughcache/creds")
+    for upstream, url in UPSTREAMS.items():
+        kwargs = {"credentialArn": arn} if upstream in (
+            "docker-hub",
+            "github-container-registry",
+            "gitlab-container-registry",
+            "azure-container-registry",
+            "chainguard",
+        ) else {}
+        created = ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix=f"p-{upstream}"[:30], upstreamRegistryUrl=url, **kwargs
+        )
+        assert created["upstreamRegistry"] == upstream
+        assert created["registryId"] == ACCOUNT
+        assert created["upstreamRegistryUrl"] == url
+        assert created["upstreamRepositoryPrefix"] == "ROOT"
+        assert created["createdAt"]
+        assert created.get("credentialArn") == kwargs.get("credentialArn")
+    rules = ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    assert sorted(r["upstreamRegistry"] for r in rules) == sorted(UPSTREAMS)
+    for rule in rules:
+        assert set(rule) >= {
+            "ecrRepositoryPrefix",
+            "upstreamRegistryUrl",
+            "createdAt",
+            "updatedAt",
+            "registryId",
+            "upstreamRegistry",
+            "upstreamRepositoryPrefix",
+        }
+
+
+def test_create_with_declared_upstream_registry(ecr):
+    created = ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="quay-cache", upstreamRegistryUrl="quay.io", upstreamRegistry="quay"
+    )
+    assert created["upstreamRegistry"] == "quay"
+    with pytest.raises(ClientError) as excinfo:
+        ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="k8s-cache",
+            upstreamRegistryUrl="quay.io",
+            upstreamRegistry="k8s",
+        )
+    assert error_of(excinfo) == ("UnsupportedUpstreamRegistryException", 400)
+    with pytest.raises(ClientError) as excinfo:
+        ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="other", upstreamRegistryUrl="quay.io", upstreamRegistry="nexus"
+        )
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
+
+
+def test_create_rejects_unknown_upstream_url(ecr):
+    with pytest.raises(ClientError) as excinfo:
+        ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="harbor", upstreamRegistryUrl="harbor.example.com"
+        )
+    assert error_of(excinfo) == ("UnsupportedUpstreamRegistryException", 400)
+    assert "harbor.example.com is invalid" in excinfo.value.response["Error"]["Message"]
+
+
+def test_authenticated_upstreams_need_a_secret(ecr):
+    for upstream in (
+        "docker-hub",
+        "github-container-registry",
+        "gitlab-container-registry",
+        "azure-container-registry",
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            ecr.create_pull_through_cache_rule(
+                ecrRepositoryPrefix="auth", upstreamRegistryUrl=UPSTREAMS[upstream]
+            )
+        assert error_of(excinfo) == ("UnsupportedUpstreamRegistryException", 400)
+        assert "requires authentication" in excinfo.value.response["Error"]["Message"]
+    assert ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"] == []
+
+
+def test_cross_account_ecr_upstream_needs_a_role(ecr):
+    url = "210987654321.dkr.ecr.us-west-2.amazonaws.com"
+    with pytest.raises(ClientError) as excinfo:
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="other-acct", upstreamRegistryUrl=url)
+    assert error_of(excinfo) == ("UnsupportedUpstreamRegistryException", 400)
+    role = f"arn:aws:iam::{ACCOUNT}:role/ecr-ptc"
+    created = ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="other-acct",
+        upstreamRegistryUrl=url,
+        customRoleArn=role,
+        upstreamRepositoryPrefix="team-a",
+    )
+    assert created["customRoleArn"] == role
+    assert created["upstreamRepositoryPrefix"] == "team-a"
+
+
+def test_credential_arn_must_be_a_ptc_secret(ecr, raw_ecr, secrets):
+    wrong_name = secret_arn(secrets, "some-other-secret-with-a-long-enough-name")
+    for bad in (wrong_name, "arn:aws:iam::123456789012:role/ecr-pullthroughcache-role-name"):
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.create_pull_through_cache_rule(
+                ecrRepositoryPrefix="docker-hub",
+                upstreamRegistryUrl="registry-1.docker.io",
+                credentialArn=bad,
+            )
+        assert error_of(excinfo) == ("InvalidParameterException", 400)
+        assert "credentialArn" in excinfo.value.response["Error"]["Message"]
+
+    missing = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ecr-pullthroughcache/absent-AbCdEf"
+    with pytest.raises(ClientError) as excinfo:
+        ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="docker-hub",
+            upstreamRegistryUrl="registry-1.docker.io",
+            credentialArn=missing,
+        )
+    assert error_of(excinfo) == ("SecretNotFoundException", 400)
+
+    arn = secret_arn(secrets, "ecr-pullthroughcache/dockerhub")
+    created = ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="docker-hub",
+        upstreamRegistryUrl="registry-1.docker.io",
+        credentialArn=arn,
+    )
+    assert created["credentialArn"] == arn
+    assert created["upstreamRegistry"] == "docker-hub"
+
+
+def test_prefix_constraints(ecr, raw_ecr):
+    for bad in ("a", "x" * 31, "Upper", "bad//prefix", "-lead", "ROOT/x"):
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.create_pull_through_cache_rule(
+                ecrRepositoryPrefix=bad, upstreamRegistryUrl="public.ecr.aws"
+            )
+        assert error_of(excinfo) == ("InvalidParameterException", 400), bad
+    for good in ("ab", "team-a/ecr.public", "ns/", "x" * 30):
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=good, upstreamRegistryUrl="public.ecr.aws")
+    ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="ROOT", upstreamRegistryUrl=f"{ACCOUNT}.dkr.ecr.us-east-2.amazonaws.com"
+    )
+    with pytest.raises(ClientError) as excinfo:
+        ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="ROOT",
+            upstreamRegistryUrl=f"{ACCOUNT}.dkr.ecr.us-east-2.amazonaws.com",
+            upstreamRepositoryPrefix="team-a",
+        )
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
+
+
+def test_rule_already_exists(ecr):
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="ecr-public", upstreamRegistryUrl="public.ecr.aws")
+    # "If you specify ecr-public as the prefix, Amazon ECR treats that as ecr-public/."
+    for prefix in ("ecr-public", "ecr-public/"):
+        with pytest.raises(ClientError) as excinfo:
+            ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=prefix, upstreamRegistryUrl="quay.io")
+        assert error_of(excinfo) == ("PullThroughCacheRuleAlreadyExistsException", 400)
+
+
+def test_fifty_rules_per_registry(ecr):
+    for i in range(50):
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=f"rule-{i:02d}", upstreamRegistryUrl="quay.io")
+    with pytest.raises(ClientError) as excinfo:
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="rule-50", upstreamRegistryUrl="quay.io")
+    assert error_of(excinfo) == ("LimitExceededException", 400)
+
+    prefixes, token = [], None
+    while True:
+        kwargs = {"nextToken": token} if token else {}
+        page = ecr.describe_pull_through_cache_rules(maxResults=20, **kwargs)
+        prefixes += [r["ecrRepositoryPrefix"] for r in page["pullThroughCacheRules"]]
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert prefixes == [f"rule-{i:02d}" for i in range(50)]
+
+    ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="rule-00")
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="rule-50", upstreamRegistryUrl="quay.io")
+
+
+def test_describe_by_prefix(ecr):
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="one", upstreamRegistryUrl="quay.io")
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="two", upstreamRegistryUrl="registry.k8s.io")
+    rules = ecr.describe_pull_through_cache_rules(ecrRepositoryPrefixes=["two"])["pullThroughCacheRules"]
+    assert [r["ecrRepositoryPrefix"] for r in rules] == ["two"]
+    with pytest.raises(ClientError) as excinfo:
+        ecr.describe_pull_through_cache_rules(ecrRepositoryPrefixes=["one", "three"])
+    assert error_of(excinfo) == ("PullThroughCacheRuleNotFoundException", 400)
+
+
+def test_update_rule(ecr, secrets):
+    first = secret_arn(secrets, "ecr-pullthroughcache/gh-1")
+    second = secret_arn(secrets, "ecr-pullthroughcache/gh-2")
+    created = ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="gh", upstreamRegistryUrl="ghcr.io", credentialArn=first
+    )
+    time.sleep(0.01)
+    updated = ecr.update_pull_through_cache_rule(ecrRepositoryPrefix="gh", credentialArn=second)
+    assert updated["credentialArn"] == second
+    assert updated["ecrRepositoryPrefix"] == "gh"
+    assert updated["registryId"] == ACCOUNT
+    assert updated["updatedAt"] > created["createdAt"]
+    assert set(updated) - {"ResponseMetadata"} == {
+        "ecrRepositoryPrefix",
+        "registryId",
+        "updatedAt",
+        "credentialArn",
+        "upstreamRepositoryPrefix",
+    }
+    rule = ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"][0]
+    assert rule["credentialArn"] == second
+    assert rule["updatedAt"] == updated["updatedAt"]
+    assert rule["createdAt"] == created["createdAt"]
+
+    with pytest.raises(ClientError) as excinfo:
+        ecr.update_pull_through_cache_rule(ecrRepositoryPrefix="nope", credentialArn=second)
+    assert error_of(excinfo) == ("PullThroughCacheRuleNotFoundException", 400)
+    missing = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ecr-pullthroughcache/gone-AbCdEf"
+    with pytest.raises(ClientError) as excinfo:
+        ecr.update_pull_through_cache_rule(ecrRepositoryPrefix="gh", credentialArn=missing)
+    assert error_of(excinfo) == ("SecretNotFoundException", 400)
+
+
+def test_delete_rule(ecr):
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="k8s", upstreamRegistryUrl="registry.k8s.io")
+    deleted = ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="k8s")
+    assert deleted["ecrRepositoryPrefix"] == "k8s"
+    assert deleted["upstreamRegistryUrl"] == "registry.k8s.io"
+    assert deleted["registryId"] == ACCOUNT
+    assert deleted["createdAt"]
+    assert ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"] == []
+    with pytest.raises(ClientError) as excinfo:
+        ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="k8s")
+    assert error_of(excinfo) == ("PullThroughCacheRuleNotFoundException", 400)
+
+
+def test_validate_rule(ecr, secrets):
+    good = secret_arn(secrets, "ecr-pullthroughcache/good")
+    bad = secret_arn(secrets, "ecr-pullthroughcache/bad", {"user": "u"})
+    ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="good", upstreamRegistryUrl="registry-1.docker.io", credentialArn=good
+    )
+    ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="bad", upstreamRegistryUrl="registry-1.docker.io", credentialArn=bad
+    )
+    ok = ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="good")
+    assert ok["isValid"] is True and "failure" not in ok
+    assert ok["credentialArn"] == good and ok["upstreamRegistryUrl"] == "registry-1.docker.io"
+    not_ok = ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="bad")
+    assert not_ok["isValid"] is False and "accessToken" in not_ok["failure"]
+    with pytest.raises(ClientError) as excinfo:
+        ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="none")
+    assert error_of(excinfo) == ("PullThroughCacheRuleNotFoundException", 400)
+
+
+# ---------------------------------------------------------------------------
+# Registry replication
+# ---------------------------------------------------------------------------
+
+
+def destination(region: str, registry: str = ACCOUNT) -> dict:
+    return {"region": region, "registryId": registry}
+
+
+def test_replication_with_several_rules(ecr):
+    configuration = {
+        "rules": [
+            {"destinations": [destination("us-west-2"), destination("eu-west-1")]},
+            {
+                "destinations": [destination("us-east-1", "111111111111")],
+                "repositoryFilters": [
+                    {"filter": "prod", "filterType": "PREFIX_MATCH"},
+                    {"filter": "team-a/", "filterType": "PREFIX_MATCH"},
+                ],
+                "deleteReplication": {"enabled": True},
+            },
+            {
+                "destinations": [destination("ap-south-1", "222222222222")],
+                "repositoryFilters": [{"filter": "shared", "filterType": "PREFIX_MATCH"}],
+            },
+        ]
+    }
+    put = ecr.put_replication_configuration(replicationConfiguration=configuration)
+    assert put["replicationConfiguration"] == configuration
+    described = ecr.describe_registry()
+    assert described["registryId"] == ACCOUNT
+    assert described["replicationConfiguration"] == configuration
+
+    # An empty rules list clears replication.
+    cleared = ecr.put_replication_configuration(replicationConfiguration={"rules": []})
+    assert cleared["replicationConfiguration"] == {"rules": []}
+    assert ecr.describe_registry()["replicationConfiguration"] == {"rules": []}
+
+
+def test_replication_limits(ecr, raw_ecr):
+    # 10 rules and 25 unique destinations across them: the most accepted.
+    accounts = [f"{n:012d}" for n in range(1, 26)]
+    rules = [
+        {"destinations": [destination("us-west-2", a) for a in accounts[i::10]]} for i in range(10)
+    ]
+    ecr.put_replication_configuration(replicationConfiguration={"rules": rules})
+    assert len(ecr.describe_registry()["replicationConfiguration"]["rules"]) == 10
+
+    too_many = [
+        ({"rules": rules + [{"destinations": [destination("us-west-2", accounts[0])]}]}, "less than or equal to 10"),
+        ({"rules": [{"destinations": [destination("us-west-2", f"{n:012d}") for n in range(1, 27)]}]}, "25 unique destinations"),
+        ({"rules": [{"destinations": [destination("us-west-2")] * 101}]}, "less than or equal to 100"),
+        (
+            {
+                "rules": [
+                    {
+                        "destinations": [destination("us-west-2")],
+                        "repositoryFilters": [{"filter": f"f{n:03d}", "filterType": "PREFIX_MATCH"} for n in range(101)],
+                    }
+                ]
+            },
+            "less than or equal to 100",
+        ),
+    ]
+    for configuration, words in too_many:
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.put_replication_configuration(replicationConfiguration=configuration)
+        assert error_of(excinfo) == ("InvalidParameterException", 400)
+        assert words in excinfo.value.response["Error"]["Message"]
+    # A refused configuration leaves the last one in place.
+    assert len(ecr.describe_registry()["replicationConfiguration"]["rules"]) == 10
+
+
+def test_replication_validation(ecr, raw_ecr):
+    ecr.put_replication_configuration(
+        replicationConfiguration={"rules": [{"destinations": [destination("us-west-2")]}]}
+    )
+    bad_rules = [
+        # The source registry and Region itself.
+        {"destinations": [destination(REGION)]},
+        # No destination.
+        {"destinations": []},
+        # Another partition.
+        {"destinations": [destination("cn-north-1")]},
+        # Constraints of the model.
+        {"destinations": [destination("us-west-2", "12345")]},
+        {"destinations": [destination("US_WEST_2")]},
+        {"destinations": [destination("us-west-2")], "repositoryFilters": []},
+        {"destinations": [destination("us-west-2")], "repositoryFilters": [{"filter": "p", "filterType": "PREFIX_MATCH"}]},
+        {"destinations": [destination("us-west-2")], "repositoryFilters": [{"filter": "Prod", "filterType": "PREFIX_MATCH"}]},
+        {"destinations": [destination("us-west-2")], "repositoryFilters": [{"filter": "prod", "filterType": "WILDCARD"}]},
+        {"destinations": [destination("us-west-2")], "repositoryFilters": [{"filter": "prod"}]},
+    ]
+    for rule in bad_rules:
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.put_replication_configuration(replicationConfiguration={"rules": [rule]})
+        assert error_of(excinfo) == ("InvalidParameterException", 400), rule
+    with pytest.raises(ClientError) as excinfo:
+        ecr.put_replication_configuration(
+            replicationConfiguration={"rules": [{"destinations": [destination(REGION)]}]}
+        )
+    assert "cannot be the same as the source registry" in excinfo.value.response["Error"]["Message"]
+    # A refused configuration leaves the last one in place.
+    assert ecr.describe_registry()["replicationConfiguration"] == {
+        "rules": [{"destinations": [destination("us-west-2")]}]
+    }
+
+
+# ---------------------------------------------------------------------------
+# Image scans and scan on push
+# ---------------------------------------------------------------------------
+
+
+def inject_scan_results(server: str, *results: dict) -> None:
+    status, _ = http(
+        server,
+        "POST",
+        "/moto-api/static/ecr/scan-finding-results",
+        {"results": list(results), "region": REGION},
+    )
+    assert status == 201
+
+
+def scan_result(repo: str, image_id: dict, counts: dict, status: str = "COMPLETE") -> dict:
+    findings = [
+        {"name": f"CVE-2024-{severity}-{n}", "severity": severity, "uri": "https://example.invalid"}
+        for severity, count in counts.items()
+        for n in range(count)
+    ]
+    return {
+        "registryId": ACCOUNT,
+        "repositoryName": repo,
+        "imageId": image_id,
+        "imageScanStatus": {"status": status, "description": f"scan {status.lower()}"},
+        "imageScanFindings": {"findings": findings, "findingSeverityCounts": counts},
+    }
+
+
+def details_by_digest(ecr, repo: str) -> dict:
+    return {d["imageDigest"]: d for d in ecr.describe_images(repositoryName=repo)["imageDetails"]}
+
+
+def test_describe_images_reports_scans(ecr):
+    ecr.create_repository(repositoryName="scans")
+    scanned = push(ecr, "scans", "1", tag="v1")
+    other = push(ecr, "scans", "2", tag="v2")
+    for detail in details_by_digest(ecr, "scans").values():
+        assert "imageScanStatus" not in detail and "imageScanFindingsSummary" not in detail
+    with pytest.raises(ClientError) as excinfo:
+        ecr.describe_image_scan_findings(repositoryName="scans", imageId={"imageTag": "v1"})
+    assert error_of(excinfo) == ("ScanNotFoundException", 400)
+
+    started = ecr.start_image_scan(repositoryName="scans", imageId={"imageTag": "v1"})
+    assert started["imageScanStatus"]["status"] == "IN_PROGRESS"
+    assert started["imageId"] == {"imageDigest": scanned, "imageTag": "v1"}
+    ecr.get_waiter("image_scan_complete").wait(
+        repositoryName="scans", imageId={"imageDigest": scanned}, WaiterConfig={"Delay": 1}
+    )
+    details = details_by_digest(ecr, "scans")
+    assert details[scanned]["imageScanStatus"] == {
+        "status": "COMPLETE",
+        "description": "The scan was completed successfully.",
+    }
+    summary = details[scanned]["imageScanFindingsSummary"]
+    assert summary["findingSeverityCounts"] == {"HIGH": 1}
+    assert summary["imageScanCompletedAt"] and summary["vulnerabilitySourceUpdatedAt"]
+    findings = ecr.describe_image_scan_findings(repositoryName="scans", imageId={"imageTag": "v1"})
+    assert findings["imageScanFindings"]["imageScanCompletedAt"] == summary["imageScanCompletedAt"]
+    assert "imageScanStatus" not in details[other] and "imageScanFindingsSummary" not in details[other]
+
+    # One basic scan per image a day.
+    with pytest.raises(ClientError) as excinfo:
+        ecr.start_image_scan(repositoryName="scans", imageId={"imageDigest": scanned})
+    assert error_of(excinfo) == ("LimitExceededException", 400)
+
+
+def test_scan_result_is_the_same_by_tag_and_by_digest(server, ecr):
+    ecr.create_repository(repositoryName="bound")
+    digest = push(ecr, "bound", "3", tag="latest")
+    first = scan_result("bound", {"imageTag": "latest"}, {"MEDIUM": 2})
+    second = scan_result("bound", {"imageTag": "latest"}, {"LOW": 1})
+    inject_scan_results(server, first, second)
+    ecr.start_image_scan(repositoryName="bound", imageId={"imageTag": "latest"})
+
+    for image_id in (
+        {"imageDigest": digest},
+        {"imageTag": "latest"},
+        {"imageDigest": digest, "imageTag": "latest"},
+        {"imageDigest": digest},
+    ):
+        found = ecr.describe_image_scan_findings(repositoryName="bound", imageId=image_id)
+        assert found["imageScanFindings"]["findingSeverityCounts"] == {"MEDIUM": 2}, image_id
+        assert len(found["imageScanFindings"]["findings"]) == 2
+    summary = details_by_digest(ecr, "bound")[digest]["imageScanFindingsSummary"]
+    assert summary["findingSeverityCounts"] == {"MEDIUM": 2}
+    # The injected result has no timestamps: the summary has the scan's.
+    assert summary["imageScanCompletedAt"]
+
+
+def test_failed_scan_has_no_summary(server, ecr):
+    ecr.create_repository(repositoryName="failing")
+    digest = push(ecr, "failing", "4", tag="broken")
+    failed = scan_result("failing", {"imageDigest": digest}, {}, status="FAILED")
+    del failed["imageScanFindings"]
+    inject_scan_results(server, failed)
+    ecr.start_image_scan(repositoryName="failing", imageId={"imageDigest": digest})
+    detail = details_by_digest(ecr, "failing")[digest]
+    assert detail["imageScanStatus"] == {"status": "FAILED", "description": "scan failed"}
+    assert "imageScanFindingsSummary" not in detail
+
+
+def test_scan_on_push_repository_setting(server, ecr):
+    ecr.create_repository(repositoryName="onpush", imageScanningConfiguration={"scanOnPush": True})
+    ecr.create_repository(repositoryName="manual")
+    inject_scan_results(server, scan_result("onpush", {"imageTag": "v2"}, {"CRITICAL": 3}))
+    first = push(ecr, "onpush", "5", tag="v1")
+    second = push(ecr, "onpush", "6", tag="v2")
+    manual = push(ecr, "manual", "7", tag="v1")
+
+    details = details_by_digest(ecr, "onpush")
+    assert details[first]["imageScanStatus"]["status"] == "COMPLETE"
+    assert details[first]["imageScanFindingsSummary"]["findingSeverityCounts"] == {"HIGH": 1}
+    assert details[second]["imageScanFindingsSummary"]["findingSeverityCounts"] == {"CRITICAL": 3}
+    by_tag = ecr.describe_image_scan_findings(repositoryName="onpush", imageId={"imageTag": "v2"})
+    assert by_tag["imageScanFindings"]["findingSeverityCounts"] == {"CRITICAL": 3}
+    # "This limit includes if an image was scanned on initial push."
+    with pytest.raises(ClientError) as excinfo:
+        ecr.start_image_scan(repositoryName="onpush", imageId={"imageTag": "v1"})
+    assert error_of(excinfo) == ("LimitExceededException", 400)
+    # A new tag for an image already there is no new push: same scan.
+    push(ecr, "onpush", "5", tag="v1-again")
+    again = ecr.describe_image_scan_findings(repositoryName="onpush", imageId={"imageTag": "v1-again"})
+    assert again["imageScanFindings"]["findingSeverityCounts"] == {"HIGH": 1}
+
+    assert "imageScanStatus" not in details_by_digest(ecr, "manual")[manual]
+
+
+def test_scan_on_push_registry_rules(ecr):
+    ecr.put_registry_scanning_configuration(
+        scanType="BASIC",
+        rules=[
+            {
+                "scanFrequency": "SCAN_ON_PUSH",
+                "repositoryFilters": [
+                    {"filter": "prod*", "filterType": "WILDCARD"},
+                    {"filter": "team", "filterType": "WILDCARD"},
+                ],
+            }
+        ],
+    )
+    expected = {"prod-app": True, "app-prod": False, "my-team-app": True, "dev-app": False}
+    for n, repo in enumerate(expected):
+        ecr.create_repository(repositoryName=repo)
+        push(ecr, repo, f"a{n}", tag="v1")
+    for repo, scanned in expected.items():
+        detail = ecr.describe_images(repositoryName=repo)["imageDetails"][0]
+        assert ("imageScanStatus" in detail) is scanned, repo
+
+    # With enhanced scanning, Amazon Inspector scans, not ECR's basic scan.
+    ecr.put_registry_scanning_configuration(
+        scanType="ENHANCED",
+        rules=[
+            {
+                "scanFrequency": "SCAN_ON_PUSH",
+                "repositoryFilters": [{"filter": "*", "filterType": "WILDCARD"}],
+            }
+        ],
+    )
+    ecr.create_repository(repositoryName="prod-enhanced", imageScanningConfiguration={"scanOnPush": True})
+    push(ecr, "prod-enhanced", "e1", tag="v1")
+    assert "imageScanStatus" not in ecr.describe_images(repositoryName="prod-enhanced")["imageDetails"][0]
+
+
+# ---------------------------------------------------------------------------
+# Lifecycle policy preview
+# ---------------------------------------------------------------------------
+
+
+def lifecycle_policy(*rules: tuple[int, dict]) -> str:
+    return json.dumps(
+        {
+            "rules": [
+                {
+                    "rulePriority": priority,
+                    "description": f"rule with priority {priority}",
+                    "selection": selection,
+                    "action": {"type": "expire"},
+                }
+                for priority, selection in rules
+            ]
+        }
+    )
+
+
+KEEP_ONE_UNTAGGED = {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 1}
+KEEP_TWO_V = {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "imageCountMoreThan", "countNumber": 2}
+
+
+def test_lifecycle_preview_errors(ecr, raw_ecr):
+    ecr.create_repository(repositoryName="nopreview")
+    with pytest.raises(ClientError) as excinfo:
+        ecr.get_lifecycle_policy_preview(repositoryName="nopreview")
+    assert error_of(excinfo) == ("LifecyclePolicyPreviewNotFoundException", 400)
+    with pytest.raises(ClientError) as excinfo:  # no text, no repository policy
+        ecr.start_lifecycle_policy_preview(repositoryName="nopreview")
+    assert error_of(excinfo) == ("LifecyclePolicyNotFoundException", 400)
+    for operation in (ecr.start_lifecycle_policy_preview, ecr.get_lifecycle_policy_preview):
+        with pytest.raises(ClientError) as excinfo:
+            operation(repositoryName="missing")
+        assert error_of(excinfo) == ("RepositoryNotFoundException", 400)
+
+    invalid = [
+        lifecycle_policy((1, KEEP_ONE_UNTAGGED), (1, KEEP_TWO_V)),  # same priority
+        lifecycle_policy(
+            (1, {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5}),
+            (2, KEEP_TWO_V),
+        ),  # any is not last
+        lifecycle_policy((1, KEEP_ONE_UNTAGGED), (2, dict(KEEP_ONE_UNTAGGED, countNumber=3))),
+        lifecycle_policy((1, {"tagStatus": "tagged", "countType": "imageCountMoreThan", "countNumber": 1})),
+        lifecycle_policy((1, dict(KEEP_ONE_UNTAGGED, tagPrefixList=["v"]))),
+        lifecycle_policy((1, {"tagStatus": "untagged", "countType": "sinceImagePushed", "countNumber": 1})),
+        lifecycle_policy((1, dict(KEEP_ONE_UNTAGGED, countUnit="days"))),
+        lifecycle_policy((1, dict(KEEP_TWO_V, tagPrefixList=None, tagPatternList=["*a*b*c*d*e"]))),
+        lifecycle_policy((1, KEEP_TWO_V), (2, dict(KEEP_TWO_V, countNumber=5))),  # same prefixes
+        lifecycle_policy((1, dict(KEEP_ONE_UNTAGGED, countNumber=0))),
+        lifecycle_policy((1, dict(KEEP_ONE_UNTAGGED, countType="sinceImagePulled"))),
+        json.dumps({"rules": [], "description": "a policy needs one or more rules" + " " * 60}),
+        "{" + " " * 120 + "not json",
+        "x" * 99,  # LifecyclePolicyText: length 100..30720
+    ]
+    for text in invalid:
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.start_lifecycle_policy_preview(repositoryName="nopreview", lifecyclePolicyText=text)
+        assert error_of(excinfo) == ("InvalidParameterException", 400), text
+    with pytest.raises(ClientError) as excinfo:
+        ecr.get_lifecycle_policy_preview(repositoryName="nopreview")
+    assert error_of(excinfo)[0] == "LifecyclePolicyPreviewNotFoundException"
+
+
+def test_lifecycle_preview(ecr):
+    ecr.create_repository(repositoryName="lp")
+    tagged = [push(ecr, "lp", f"b{n}", tag=f"v{n}") for n in range(5)]
+    untagged = [push(ecr, "lp", f"c{n}") for n in range(2)]
+    other = push(ecr, "lp", "d0", tag="release")
+    text = lifecycle_policy((1, KEEP_ONE_UNTAGGED), (2, KEEP_TWO_V))
+
+    started = ecr.start_lifecycle_policy_preview(repositoryName="lp", lifecyclePolicyText=text)
+    assert started["status"] == "IN_PROGRESS"
+    assert (started["registryId"], started["repositoryName"], started["lifecyclePolicyText"]) == (
+        ACCOUNT, "lp", text,
+    )
+    ecr.get_waiter("lifecycle_policy_preview_complete").wait(
+        repositoryName="lp", WaiterConfig={"Delay": 1}
+    )
+    preview = ecr.get_lifecycle_policy_preview(repositoryName="lp")
+    assert preview["status"] == "COMPLETE"
+    assert preview["lifecyclePolicyText"] == text
+    assert preview["summary"] == {"expiringImageTotalCount": 4}
+    assert "nextToken" not in preview
+    results = {r["imageDigest"]: r for r in preview["previewResults"]}
+    # The oldest untagged image (rule 1) and all but the two youngest v* (rule 2).
+    assert set(results) == {untagged[0], *tagged[:3]}
+    assert other not in results
+    assert results[untagged[0]]["appliedRulePriority"] == 1
+    assert "imageTags" not in results[untagged[0]]
+    for digest, n in zip(tagged[:3], range(3)):
+        assert results[digest]["appliedRulePriority"] == 2
+        assert results[digest]["imageTags"] == [f"v{n}"]
+        assert results[digest]["action"] == {"type": "EXPIRE"}
+        assert results[digest]["imagePushedAt"]
+
+    untagged_only = ecr.get_lifecycle_policy_preview(repositoryName="lp", filter={"tagStatus": "UNTAGGED"})
+    assert [r["imageDigest"] for r in untagged_only["previewResults"]] == [untagged[0]]
+    tagged_only = ecr.get_lifecycle_policy_preview(repositoryName="lp", filter={"tagStatus": "TAGGED"})
+    assert len(tagged_only["previewResults"]) == 3
+    by_id = ecr.get_lifecycle_policy_preview(
+        repositoryName="lp", imageIds=[{"imageTag": "v1"}, {"imageDigest": tagged[4]}]
+    )
+    assert [r["imageDigest"] for r in by_id["previewResults"]] == [tagged[1]]
+
+    pages, token, seen = 0, None, []
+    while True:
+        kwargs = {"nextToken": token} if token else {}
+        page = ecr.get_lifecycle_policy_preview(repositoryName="lp", maxResults=3, **kwargs)
+        pages += 1
+        seen += [r["imageDigest"] for r in page["previewResults"]]
+        assert page["summary"] == {"expiringImageTotalCount": 4}
+        token = page.get("nextToken")
+        if not token:
+            break
+    assert pages == 2 and sorted(seen) == sorted(results)
+
+    for kwargs in ({"maxResults": 101}, {"imageIds": [{"imageTag": "v1"}], "maxResults": 2}):
+        with pytest.raises(ClientError) as excinfo:
+            ecr.get_lifecycle_policy_preview(repositoryName="lp", **kwargs)
+        assert error_of(excinfo) == ("InvalidParameterException", 400)
+
+
+def test_lifecycle_preview_of_the_repository_policy(ecr):
+    ecr.create_repository(repositoryName="stored")
+    digests = [push(ecr, "stored", f"e{n}") for n in range(3)]
+    text = lifecycle_policy((1, KEEP_ONE_UNTAGGED))
+    ecr.put_lifecycle_policy(repositoryName="stored", lifecyclePolicyText=text)
+    started = ecr.start_lifecycle_policy_preview(repositoryName="stored")
+    assert started["lifecyclePolicyText"] == text
+    preview = ecr.get_lifecycle_policy_preview(repositoryName="stored")
+    assert sorted(r["imageDigest"] for r in preview["previewResults"]) == sorted(digests[:2])
+
+    # A new preview replaces the last one.
+    keep_all = lifecycle_policy((1, dict(KEEP_ONE_UNTAGGED, countNumber=10)))
+    ecr.start_lifecycle_policy_preview(repositoryName="stored", lifecyclePolicyText=keep_all)
+    preview = ecr.get_lifecycle_policy_preview(repositoryName="stored")
+    assert preview["previewResults"] == []
+    assert preview["summary"] == {"expiringImageTotalCount": 0}
+    assert preview["lifecyclePolicyText"] == keep_all
+
+
+# The evaluator, in process, on the examples of the ECR user guide
+# ("Examples of lifecycle policies"), with push times days in the past.
+
+DAY = 86400.0
+NOW = 1_700_000_000.0
+
+
+def evaluate(rules: list[tuple[int, dict]], images: dict[str, tuple[list[str], float]]) -> dict:
+    import moto_ecr_ext
+
+    policy = moto_ecr_ext.parse_lifecycle_policy(lifecycle_policy(*rules))
+    lifecycle_images = [
+        moto_ecr_ext.LifecycleImage(name, tags, NOW - days * DAY) for name, (tags, days) in images.items()
+    ]
+    return moto_ecr_ext.evaluate_lifecycle_policy(policy, lifecycle_images, NOW)
+
+
+def keep(count: int, prefixes: list[str] | None = None, patterns: list[str] | None = None) -> dict:
+    selection = {"tagStatus": "tagged", "countType": "imageCountMoreThan", "countNumber": count}
+    if prefixes:
+        selection["tagPrefixList"] = prefixes
+    if patterns:
+        selection["tagPatternList"] = patterns
+    return selection
+
+
+def test_evaluator_multiple_rules_examples():
+    images = {
+        "A": (["beta-1", "prod-1"], 10),
+        "B": (["beta-2", "prod-2"], 9),
+        "C": (["beta-3"], 8),
+    }
+    # Example A: rule 2 would mark A and B, but both match rule 1's tagging
+    # requirements.  Result: Image A is expired.
+    assert evaluate([(1, keep(1, ["prod"])), (2, keep(1, ["beta"]))], images) == {"A": 1}
+    # Example B: rule 1 marks A and B; rule 2 sees nothing new.
+    assert evaluate([(1, keep(1, ["beta"])), (2, keep(1, ["prod"]))], images) == {"A": 1, "B": 1}
+    # The same with tagPatternList.
+    assert evaluate([(1, keep(1, patterns=["prod*"])), (2, keep(1, patterns=["beta*"]))], images) == {"A": 1}
+
+
+def test_evaluator_multiple_tags_in_one_rule():
+    images = {
+        "A": (["alpha-1"], 12),
+        "B": (["beta-1"], 11),
+        "C": (["alpha-2", "beta-2"], 10),
+        "D": (["alpha-3"], 4),
+        "E": (["beta-3"], 3),
+        "F": (["alpha-4", "beta-4"], 2),
+    }
+    older_than_5_days = {
+        "tagStatus": "tagged",
+        "tagPrefixList": ["alpha", "beta"],
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": 5,
+    }
+    assert evaluate([(1, older_than_5_days)], images) == {"C": 1}
+    images = {
+        "A": (["alpha-1", "beta-1", "gamma-1"], 10),
+        "B": (["alpha-2", "beta-2"], 9),
+        "C": (["alpha-3", "beta-3", "gamma-2"], 8),
+    }
+    assert evaluate([(1, keep(1, ["alpha", "beta"]))], images) == {"A": 1, "B": 1}
+
+
+def test_evaluator_patterns_untagged_and_any():
+    images = {
+        "u1": ([], 5),
+        "u2": ([], 4),
+        "t1": (["prod-1"], 3),
+        "t2": (["prod-2", "latest"], 2),
+        "t3": (["dev-3"], 1),
+    }
+    # Rule 1 keeps one untagged image; rule 2 (any) keeps the two youngest
+    # of all images but may not expire u2, which rule 1 selected.
+    any_keep_2 = {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 2}
+    assert evaluate([(1, KEEP_ONE_UNTAGGED), (5, any_keep_2)], images) == {"u1": 1, "t1": 5}
+    # Patterns match whole tags; "*" stands for any characters.
+    assert evaluate([(1, keep(1, patterns=["prod-*"]))], images) == {"t1": 1}
+    assert evaluate([(1, keep(1, patterns=["prod"]))], images) == {}
+    assert evaluate([(1, keep(1, patterns=["*-*"]))], images) == {"t1": 1, "t2": 1}
+    # Ties in push time: the image pushed first is the older one.
+    tied = {"first": (["v1"], 1), "second": (["v2"], 1)}
+    assert evaluate([(1, keep(1, ["v"]))], tied) == {"first": 1}
+
+
+# ---------------------------------------------------------------------------
+# Fault switch and call counters
+# ---------------------------------------------------------------------------
+
+
+def test_throttle_count_then_normal(server, ecr):
+    status, fault = http(
+        server, "POST", "/moto-api/ecr-ext/faults",
+        {"operation": "DescribeRepositories", "kind": "throttle", "count": 2},
+    )
+    assert status == 201 and fault["remaining"] == 2
+    for _ in range(2):
+        with pytest.raises(ClientError) as excinfo:
+            ecr.describe_repositories()
+        assert error_of(excinfo) == ("ThrottlingException", 400)
+        headers = excinfo.value.response["ResponseMetadata"]["HTTPHeaders"]
+        assert headers["x-amzn-errortype"] == "ThrottlingException"
+        assert headers["content-type"] == "application/x-amz-json-1.1"
+    ecr.describe_repositories()
+    assert http(server, "GET", "/moto-api/ecr-ext/faults") == (200, {"faults": []})
+
+
+def test_throttle_is_retried_by_the_sdk(server):
+    retrying = client(server, retries={"mode": "standard", "max_attempts": 5})
+    http(server, "POST", "/moto-api/ecr-ext/faults", {"operation": "*", "kind": "throttle", "count": 2})
+    response = retrying.describe_repositories()
+    assert response["ResponseMetadata"]["RetryAttempts"] == 2
+
+
+def test_throttle_raw_body(server):
+    http(server, "POST", "/moto-api/ecr-ext/faults", {"kind": "throttle", "count": 1})
+    request = urllib.request.Request(
+        server + "/",
+        data=b"{}",
+        method="POST",
+        headers={
+            "X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
+    with pytest.raises(urllib.error.HTTPError) as excinfo:
+        urllib.request.urlopen(request, timeout=10)
+    assert excinfo.value.code == 400
+    body = json.loads(excinfo.value.read())
+    assert body == {"__type": "ThrottlingException", "message": "Rate exceeded"}
+
+
+def test_server_error(server, ecr):
+    http(server, "POST", "/moto-api/ecr-ext/faults", {"operation": "ListImages", "kind": "server_error", "count": 1})
+    ecr.create_repository(repositoryName="e1")
+    ecr.describe_repositories()  # another operation: untouched
+    with pytest.raises(ClientError) as excinfo:
+        ecr.list_images(repositoryName="e1")
+    assert error_of(excinfo) == ("ServerException", 500)
+    ecr.list_images(repositoryName="e1")
+
+
+def test_latency(server, ecr):
+    http(server, "POST", "/moto-api/ecr-ext/faults",
+         {"operation": "DescribeRepositories", "kind": "latency", "latencyMs": 400, "count": 1})
+    start = time.monotonic()
+    ecr.describe_repositories()
+    assert time.monotonic() - start >= 0.4
+    start = time.monotonic()
+    ecr.describe_repositories()
+    assert time.monotonic() - start < 0.4
+
+
+def test_fraction_with_seed(server, ecr):
+    http(server, "POST", "/moto-api/ecr-ext/faults",
+         {"operation": "DescribeRepositories", "kind": "throttle", "fraction": 0.5, "seed": 7})
+    outcomes = []
+    for _ in range(40):
+        try:
+            ecr.describe_repositories()
+            outcomes.append(False)
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "ThrottlingException"
+            outcomes.append(True)
+    rng = random.Random(7)
+    assert outcomes == [rng.random() < 0.5 for _ in range(40)]
+    _, listed = http(server, "GET", "/moto-api/ecr-ext/faults")
+    assert listed["faults"][0]["matched"] == 40
+    assert listed["faults"][0]["injected"] == sum(outcomes)
+    assert http(server, "DELETE", "/moto-api/ecr-ext/faults") == (200, {"cleared": 1})
+    ecr.describe_repositories()
+
+
+def test_secretsmanager_faults(server, secrets, ecr):
+    http(server, "POST", "/moto-api/ecr-ext/faults",
+         {"service": "secretsmanager", "operation": "CreateSecret", "kind": "server_error", "count": 1})
+    with pytest.raises(ClientError) as excinfo:
+        secrets.create_secret(Name="ecr-pullthroughcache/x", SecretString="{}")
+    assert error_of(excinfo) == ("InternalServiceError", 500)
+    ecr.describe_repositories()
+    _, sm_calls = http(server, "GET", "/moto-api/ecr-ext/calls?service=secretsmanager")
+    assert sm_calls == {"CreateSecret": 1}
+
+
+def test_bad_fault_definitions(server):
+    for bad in (
+        {"kind": "explode"},
+        {"kind": "throttle", "count": 0},
+        {"kind": "throttle", "fraction": 2},
+        {"kind": "latency"},
+        {"kind": "throttle", "service": "s3"},
+        {"kind": "throttle", "typo": 1},
+    ):
+        status, body = http(server, "POST", "/moto-api/ecr-ext/faults", bad)
+        assert status == 400 and "error" in body, bad
+    assert http(server, "GET", "/moto-api/ecr-ext/faults") == (200, {"faults": []})
+
+
+def test_delete_one_fault(server):
+    _, a = http(server, "POST", "/moto-api/ecr-ext/faults", {"kind": "latency", "latencyMs": 1})
+    _, b = http(server, "POST", "/moto-api/ecr-ext/faults", {"kind": "throttle", "count": 3})
+    assert http(server, "DELETE", f"/moto-api/ecr-ext/faults/{a['id']}") == (200, {"cleared": 1})
+    _, listed = http(server, "GET", "/moto-api/ecr-ext/faults")
+    assert [f["id"] for f in listed["faults"]] == [b["id"]]
+    assert http(server, "DELETE", f"/moto-api/ecr-ext/faults/{a['id']}")[0] == 404
+
+
+def test_call_counts(server, ecr):
+    http(server, "POST", "/moto-api/ecr-ext/faults",
+         {"operation": "DescribeRepositories", "kind": "throttle", "count": 1})
+    ecr.create_repository(repositoryName="counted")
+    for _ in range(3):
+        try:
+            ecr.describe_repositories()
+        except ClientError:
+            pass
+    assert http(server, "GET", "/moto-api/ecr-ext/calls") == (
+        200,
+        {"CreateRepository": 1, "DescribeRepositories": 3},
+    )
+    assert http(server, "GET", "/moto-api/ecr-ext/calls/faulted") == (200, {"DescribeRepositories": 1})
+    assert http(server, "DELETE", "/moto-api/ecr-ext/calls")[0] == 200
+    assert http(server, "GET", "/moto-api/ecr-ext/calls") == (200, {})
+    assert http(server, "GET", "/moto-api/ecr-ext/calls/faulted") == (200, {})
+
+
+def test_reset_clears_everything(server, ecr):
+    ecr.create_repository(repositoryName="gone")
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    http(server, "POST", "/moto-api/ecr-ext/faults", {"operation": "ListImages", "kind": "throttle"})
+    assert http(server, "POST", "/moto-api/reset")[0] == 200
+    assert http(server, "GET", "/moto-api/ecr-ext/faults") == (200, {"faults": []})
+    assert http(server, "GET", "/moto-api/ecr-ext/calls") == (200, {})
+    assert ecr.describe_repositories()["repositories"] == []
+    assert ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"] == []
+
+
+def test_concurrent_clients(server):
+    clients = [client(server) for _ in range(16)]
+    clients[0].create_repository(repositoryName="shared")
+
+    def work(i):
+        c = clients[i]
+        c.create_repository(repositoryName=f"conc-{i:02d}")
+        for _ in range(10):
+            c.describe_repositories(maxResults=5)
+            c.list_images(repositoryName="shared")
+        return i
+
+    with ThreadPoolExecutor(16) as pool:
+        assert sorted(pool.map(work, range(16))) == list(range(16))
+    _, calls = http(server, "GET", "/moto-api/ecr-ext/calls")
+    assert calls == {"CreateRepository": 17, "DescribeRepositories": 160, "ListImages": 160}
+
+
+# ---------------------------------------------------------------------------
+# Launcher lifecycle
+# ---------------------------------------------------------------------------
+
+
+def test_launcher_exits_when_stdin_closes():
+    proc, url = start_launcher()
+    assert http(url, "GET", "/moto-api/ecr-ext/calls")[0] == 200
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+    stop_launcher(proc)
+
+
+def test_launcher_exits_on_sigterm():
+    proc, url = start_launcher("--stdin-watch", "off", stdin=subprocess.DEVNULL)
+    time.sleep(0.2)
+    assert proc.poll() is None  # /dev/null stdin does not stop it
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    stop_launcher(proc)
+
+
+def test_launcher_ready_line_is_the_only_stdout(tmp_path):
+    log = tmp_path / "launcher.log"
+    proc, url = start_launcher("--log-file", str(log))
+    try:
+        # Whatever the server logs after READY goes to stderr (the log file).
+        c = client(url)
+        c.describe_repositories()
+    finally:
+        stop_launcher(proc)
+    assert proc.stdout.read() == b""
+    assert log.exists()
