@@ -132,7 +132,7 @@ mod tests {
         assert_eq!(second.reason, "Throttled");
         let third = ready_condition(&[second], true, Reason::Synced, "ok", Some(2), t1);
         assert_eq!(third.last_transition_time, Time(t1));
-        assert!(is_ready_at(&[third.clone()], Some(2)));
+        assert!(is_ready_at(std::slice::from_ref(&third), Some(2)));
         assert!(!is_ready_at(&[third], Some(3)));
     }
 

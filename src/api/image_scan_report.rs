@@ -17,24 +17,12 @@ use super::scan_policy::Severity;
     status = "ImageScanReportStatus",
     shortname = "ecrscanreport",
     category = "ecr",
-    printcolumn(
-        name = "Repository",
-        type_ = "string",
-        json_path = ".spec.repositoryName"
-    ),
-    printcolumn(name = "Tag", type_ = "string", json_path = ".spec.imageTags[0]"),
-    printcolumn(name = "Scan", type_ = "string", json_path = ".spec.scan.status"),
-    printcolumn(
-        name = "Critical",
-        type_ = "integer",
-        json_path = ".spec.summary.critical"
-    ),
-    printcolumn(name = "High", type_ = "integer", json_path = ".spec.summary.high"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Repository","type":"string","jsonPath":".spec.repositoryName"}"#,
+    printcolumn = r#"{"name":"Tag","type":"string","jsonPath":".spec.imageTags[0]"}"#,
+    printcolumn = r#"{"name":"Scan","type":"string","jsonPath":".spec.scan.status"}"#,
+    printcolumn = r#"{"name":"Critical","type":"integer","jsonPath":".spec.summary.critical"}"#,
+    printcolumn = r#"{"name":"High","type":"integer","jsonPath":".spec.summary.high"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanReportSpec {

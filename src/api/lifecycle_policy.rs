@@ -15,45 +15,25 @@ use super::common::{CommonStatus, LocalObjectReference};
     status = "LifecyclePolicyStatus",
     shortname = "ecrlp",
     category = "ecr",
-    printcolumn(
-        name = "Repository",
-        type_ = "string",
-        json_path = ".spec.repositoryRef.name"
-    ),
-    printcolumn(name = "Rules", type_ = "integer", json_path = ".status.ruleCount"),
-    printcolumn(
-        name = "Would Expire",
-        type_ = "integer",
-        json_path = ".status.preview.expiringCount"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Repository","type":"string","jsonPath":".spec.repositoryRef.name"}"#,
+    printcolumn = r#"{"name":"Rules","type":"integer","jsonPath":".status.ruleCount"}"#,
+    printcolumn = r#"{"name":"Would Expire","type":"integer","jsonPath":".status.preview.expiringCount"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
-    validation = Rule::new("self.rules.all(r, self.rules.exists_one(o, o.rulePriority == r.rulePriority))")
-        .message("rulePriority values must be unique"),
-    validation = Rule::new("self.rules.all(r, r.selection.tagStatus != 'any' || self.rules.all(o, o.rulePriority <= r.rulePriority))")
+    validation = Rule::new("!self.rules.exists(r, r.selection.tagStatus == 'any') || self.rules.filter(r, r.selection.tagStatus == 'any').all(r, r.rulePriority == self.rules.map(o, o.rulePriority).max())")
         .message("a rule with tagStatus any must have the highest rulePriority")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicySpec {
     /// The Repository (same namespace) whose images these rules expire.
     pub repository_ref: LocalObjectReference,
-    /// Rules, evaluated by ascending rulePriority.
+    /// Rules, evaluated by ascending rulePriority; rulePriority is the list's key, so the API
+    /// server rejects duplicates.
     #[schemars(length(min = 1, max = 50))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["rulePriority"]))]
     pub rules: Vec<LifecycleRule>,
     /// Compute the preview only; do not put the policy into ECR.
     #[serde(default)]

@@ -14,31 +14,11 @@ use super::common::CommonStatus;
     status = "PullThroughCacheRuleStatus",
     shortname = "ecrptc",
     category = "ecr",
-    printcolumn(
-        name = "Prefix",
-        type_ = "string",
-        json_path = ".spec.ecrRepositoryPrefix"
-    ),
-    printcolumn(
-        name = "Upstream",
-        type_ = "string",
-        json_path = ".spec.upstreamRegistryUrl"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Prefix","type":"string","jsonPath":".spec.ecrRepositoryPrefix"}"#,
+    printcolumn = r#"{"name":"Upstream","type":"string","jsonPath":".spec.upstreamRegistryUrl"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(
     validation = Rule::new("self.ecrRepositoryPrefix == oldSelf.ecrRepositoryPrefix")

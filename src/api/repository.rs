@@ -24,11 +24,11 @@ pub const OWNER_TAG: &str = "ecr.operator.dev/owner";
     status = "RepositoryStatus",
     shortname = "ecrrepo",
     category = "ecr",
-    printcolumn(name = "ECR Name", type_ = "string", json_path = ".status.repositoryName"),
-    printcolumn(name = "URI", type_ = "string", json_path = ".status.repositoryUri"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn = r#"{"name":"ECR Name","type":"string","jsonPath":".status.repositoryName"}"#,
+    printcolumn = r#"{"name":"URI","type":"string","jsonPath":".status.repositoryUri"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new("has(self.spec.repositoryName) || self.metadata.name.matches('^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$')")
         .message("metadata.name is not a valid ECR repository name: set spec.repositoryName")
 )]

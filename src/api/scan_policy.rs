@@ -16,28 +16,12 @@ use super::common::CommonStatus;
     status = "ScanPolicyStatus",
     shortname = "ecrscan",
     category = "ecr",
-    printcolumn(name = "Scan Type", type_ = "string", json_path = ".spec.scanType"),
-    printcolumn(name = "Mode", type_ = "string", json_path = ".spec.enforcement.mode"),
-    printcolumn(
-        name = "Threshold",
-        type_ = "string",
-        json_path = ".spec.enforcement.severityThreshold"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn = r#"{"name":"Scan Type","type":"string","jsonPath":".spec.scanType"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".spec.enforcement.mode"}"#,
+    printcolumn = r#"{"name":"Threshold","type":"string","jsonPath":".spec.enforcement.severityThreshold"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self.scanType == 'ENHANCED' || self.rules.all(r, r.scanFrequency != 'CONTINUOUS_SCAN')")
     .message("CONTINUOUS_SCAN requires scanType ENHANCED"))]

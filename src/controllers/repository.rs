@@ -356,6 +356,7 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
                 .await?;
             policy_managed = true;
         }
+        schedule_deep_check(shared, &uid, false);
     } else if generation_changed
         || (deep_due && !first_sight)
         || ownership_just_claimed(&status, &info)
@@ -365,8 +366,11 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         changes.extend(remove);
         // After a deep sync ECR holds exactly the spec's policy, or none of ours.
         policy_managed = desired.policy.is_some();
+        schedule_deep_check(shared, &uid, false);
+    } else if first_sight {
+        // Seen for the first time since start, and in sync as far as the sweep shows.
+        schedule_deep_check(shared, &uid, true);
     }
-    schedule_deep_check(shared, &uid, first_sight && !created && !generation_changed);
 
     let managed_tag_keys: Vec<String> = repo.spec.tags.keys().cloned().collect();
     let ready_msg = format!("ECR repository {} is in sync", info.uri);

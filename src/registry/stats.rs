@@ -50,8 +50,12 @@ impl CallStats {
             .sum()
     }
 
-    /// Calls that change state.
+    /// Successful calls that changed state (a refused CreateRepository changed nothing).
     pub fn writes(&self) -> u64 {
-        WRITE_OPERATIONS.iter().map(|op| self.operation(op)).sum()
+        self.snapshot()
+            .iter()
+            .filter(|((op, outcome), _)| *outcome == "success" && WRITE_OPERATIONS.contains(op))
+            .map(|(_, n)| n)
+            .sum()
     }
 }

@@ -1,0 +1,161 @@
+//! The operator as `ecr-operator run` starts it, against the API server double (or a real
+//! cluster) and moto.
+#![allow(dead_code)] // each test binary uses a different part of this harness
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ecr_operator::controllers::{self, Context};
+use ecr_operator::registry::EcrRegistry;
+use kube::api::{Api, PostParams};
+use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use testbed::kube_env::KubeEnv;
+use testbed::moto::Moto;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub struct Env {
+    pub kube: KubeEnv,
+    pub moto: Moto,
+    pub registry: Arc<EcrRegistry>,
+    pub config: controllers::Config,
+    operator: Option<(
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    )>,
+}
+
+/// Fast sweeps so drift tests finish in seconds.
+pub fn test_config() -> controllers::Config {
+    controllers::Config {
+        cluster_id: "test-cluster".to_string(),
+        sweep_interval: Duration::from_millis(500),
+        deep_sweep_interval: Duration::from_secs(2),
+        concurrency: 8,
+    }
+}
+
+impl Env {
+    pub async fn start() -> Env {
+        Self::start_with(test_config()).await
+    }
+
+    pub async fn start_with(config: controllers::Config) -> Env {
+        ecr_operator::telemetry::init_logging("text");
+        let moto = Moto::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let kube = KubeEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
+        let mut env = Env {
+            kube,
+            moto,
+            registry,
+            config,
+            operator: None,
+        };
+        env.start_operator();
+        env
+    }
+
+    /// Starts the controllers exactly as `ecr-operator run` does (same entry point).
+    pub fn start_operator(&mut self) {
+        let ctx = Arc::new(Context::new(
+            self.kube.client(),
+            self.registry.clone(),
+            self.config.clone(),
+        ));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = controllers::run(ctx, shutdown).await {
+                panic!("operator stopped: {e}");
+            }
+        });
+        self.operator = Some((handle, tx));
+    }
+
+    /// Kills the operator at once (as a crash would), without a graceful shutdown.
+    pub fn kill_operator(&mut self) {
+        if let Some((handle, _tx)) = self.operator.take() {
+            handle.abort();
+        }
+    }
+
+    pub fn api<K>(&self, ns: &str) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.kube.client(), ns)
+    }
+
+    pub fn ecr(&self) -> aws_sdk_ecr::Client {
+        self.moto.ecr_client()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.kill_operator();
+    }
+}
+
+/// Creates an object from YAML.
+pub async fn create<K>(api: &Api<K>, yaml: &str) -> K
+where
+    K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let obj: K = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("bad test YAML: {e}"));
+    api.create(&PostParams::default(), &obj)
+        .await
+        .unwrap_or_else(|e| panic!("create {}: {e}", obj.name_any()))
+}
+
+/// Waits until `check` accepts the object.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let last = std::sync::Mutex::new(None);
+    let found = testbed::wait::until(what, WAIT, || {
+        let api = api.clone();
+        let check = &check;
+        let last = &last;
+        async move {
+            let obj = api.get_opt(name).await.ok().flatten()?;
+            let ok = check(&obj);
+            *last.lock().unwrap() = Some(obj.clone());
+            ok.then_some(obj)
+        }
+    })
+    .await;
+    let last = last.into_inner().unwrap();
+    match found {
+        Ok(o) => o,
+        Err(e) => panic!("{e}; last seen: {last:#?}"),
+    }
+}
+
+/// Waits until the object no longer exists.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    testbed::wait::until(&format!("{name} to be deleted"), WAIT, || {
+        let api = api.clone();
+        async move { matches!(api.get_opt(name).await, Ok(None)).then_some(()) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The Ready condition's (status, reason, message).
+pub fn ready_of(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<(String, String, String)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}

@@ -1,0 +1,410 @@
+//! The Repository controller end to end: the real controller against the API server double and
+//! moto, started exactly as `ecr-operator run` starts it.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Env, create, ready_of, wait_for, wait_gone};
+use ecr_operator::api::Repository;
+use ecr_operator::api::repository::OWNER_TAG;
+use ecr_operator::registry::Registry;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+fn is_ready(r: &Repository) -> bool {
+    r.status.as_ref().is_some_and(|s| {
+        s.common.observed_generation == r.metadata.generation
+            && ready_of(&s.common.conditions).is_some_and(|(st, _, _)| st == "True")
+    })
+}
+
+fn reason_is(reason: &'static str) -> impl Fn(&Repository) -> bool {
+    move |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| ready_of(&s.common.conditions))
+            .is_some_and(|(st, re, _)| st == "False" && re == reason)
+    }
+}
+
+async fn tags(env: &Env, name: &str) -> BTreeMap<String, String> {
+    let info = env
+        .registry
+        .describe_repository(name)
+        .await
+        .unwrap()
+        .unwrap();
+    env.registry.list_tags(&info.arn).await.unwrap()
+}
+
+async fn merge(api: &Api<Repository>, name: &str, patch: serde_json::Value) {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("patch {name}: {e}"));
+}
+
+#[tokio::test]
+async fn create_update_drift_and_foreign_tags() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("repo").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    create(
+        &api,
+        r#"
+apiVersion: ecr.operator.dev/v1alpha1
+kind: Repository
+metadata: {name: web}
+spec:
+  repositoryName: team/web
+  imageTagMutability: IMMUTABLE
+  scanOnPush: true
+  tags: {team: a, tier: frontend}
+  policy:
+    statements:
+      - sid: Pull
+        effect: Allow
+        principals: {aws: ["arn:aws:iam::111122223333:root"]}
+        actions: [ecr:BatchGetImage, ecr:GetDownloadUrlForLayer]
+"#,
+    )
+    .await;
+    let ready = wait_for(&api, "web", "web Ready", is_ready).await;
+    let status = ready.status.unwrap();
+    assert!(
+        status
+            .repository_uri
+            .unwrap()
+            .ends_with(".amazonaws.com/team/web")
+    );
+    assert!(
+        status
+            .repository_arn
+            .unwrap()
+            .ends_with(":repository/team/web")
+    );
+    assert_eq!(status.registry_id.as_deref(), Some(testbed::moto::ACCOUNT));
+
+    let info = env
+        .registry
+        .describe_repository("team/web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.tag_mutability, "IMMUTABLE");
+    assert!(info.scan_on_push);
+    let t = tags(&env, "team/web").await;
+    assert_eq!(t["team"], "a");
+    assert_eq!(t[OWNER_TAG], format!("test-cluster/{ns}/web"));
+    let policy = env
+        .registry
+        .get_repository_policy("team/web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(policy.contains("111122223333"), "{policy}");
+    // One CreateRepository and one SetRepositoryPolicy: the settings and tags went in one call.
+    assert_eq!(env.registry.stats().operation("CreateRepository"), 1);
+    assert_eq!(env.registry.stats().operation("SetRepositoryPolicy"), 1);
+
+    // Someone adds a tag in the console; it must survive every later change.
+    let ecr = env.ecr();
+    ecr.tag_resource()
+        .resource_arn(&info.arn)
+        .tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("owner-console")
+                .value("ops")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Spec change: mutability, a tag changed, a tag removed, the policy removed.
+    merge(
+        &api,
+        "web",
+        json!({"spec": {"imageTagMutability": "MUTABLE", "tags": {"team": "b", "tier": null}, "policy": null}}),
+    )
+    .await;
+    let updated = wait_for(&api, "web", "spec change applied", |r| {
+        is_ready(r) && r.metadata.generation == Some(2)
+    })
+    .await;
+    assert_eq!(updated.status.unwrap().common.observed_generation, Some(2));
+    let info = env
+        .registry
+        .describe_repository("team/web")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.tag_mutability, "MUTABLE");
+    let t = tags(&env, "team/web").await;
+    assert_eq!(t.get("team").map(String::as_str), Some("b"));
+    assert!(!t.contains_key("tier"), "removed spec tag is gone: {t:?}");
+    assert_eq!(
+        t.get("owner-console").map(String::as_str),
+        Some("ops"),
+        "foreign tag survives"
+    );
+    assert_eq!(
+        env.registry
+            .get_repository_policy("team/web")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Drift: mutability changed behind the operator's back is restored by a sweep.
+    ecr.put_image_tag_mutability()
+        .repository_name("team/web")
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+        .send()
+        .await
+        .unwrap();
+    testbed::wait::until("drift corrected", common::WAIT, || async {
+        let info = env.registry.describe_repository("team/web").await.ok()??;
+        (info.tag_mutability == "MUTABLE").then_some(())
+    })
+    .await
+    .unwrap();
+    // Drift in tags (not in DescribeRepositories) is restored by the deep sweep.
+    ecr.untag_resource()
+        .resource_arn(&info.arn)
+        .tag_keys("team")
+        .send()
+        .await
+        .unwrap();
+    testbed::wait::until("tag drift corrected", common::WAIT, || async {
+        (tags(&env, "team/web").await.get("team").map(String::as_str) == Some("b")).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        tags(&env, "team/web")
+            .await
+            .get("owner-console")
+            .map(String::as_str),
+        Some("ops")
+    );
+}
+
+#[tokio::test]
+async fn resync_of_unchanged_repositories_makes_no_writes() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("noop").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    for i in 0..5 {
+        create(
+            &api,
+            &format!("{{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {{name: r{i}}}, spec: {{tags: {{n: \"{i}\"}}}}}}"),
+        )
+        .await;
+    }
+    for i in 0..5 {
+        wait_for(&api, &format!("r{i}"), "Ready", is_ready).await;
+    }
+    let writes = env.registry.stats().writes();
+    let sweeps = env.registry.stats().operation("DescribeRepositories");
+    // Let several sweeps and at least one deep sweep (2 s) pass.
+    testbed::wait::until("three more sweeps", common::WAIT, || async {
+        (env.registry.stats().operation("DescribeRepositories") >= sweeps + 3
+            && env.registry.stats().operation("ListTagsForResource") >= 5)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        env.registry.stats().writes(),
+        writes,
+        "no writes for unchanged objects"
+    );
+    // A deep sweep is at most two calls per repository.
+    let deep = env.registry.stats().operation("ListTagsForResource")
+        + env.registry.stats().operation("GetRepositoryPolicy");
+    assert!(deep > 0);
+}
+
+#[tokio::test]
+async fn retain_and_delete_policies() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("del").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: kept}, spec: {}}").await;
+    create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: full}, spec: {deletionPolicy: Delete}}").await;
+    create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: empty}, spec: {deletionPolicy: Delete}}").await;
+    for n in ["kept", "full", "empty"] {
+        wait_for(&api, n, "Ready", is_ready).await;
+    }
+    testbed::images::push_image(&env.ecr(), "full", "v1")
+        .await
+        .unwrap();
+
+    // Retain: the object goes, the repository stays.
+    api.delete("kept", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "kept").await;
+    assert!(
+        env.registry
+            .describe_repository("kept")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Delete on an empty repository removes both.
+    api.delete("empty", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "empty").await;
+    assert!(
+        env.registry
+            .describe_repository("empty")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Delete without force on a repository with an image: the object stays and says why.
+    api.delete("full", &DeleteParams::default()).await.unwrap();
+    let stuck = wait_for(
+        &api,
+        "full",
+        "RepositoryNotEmpty",
+        reason_is("RepositoryNotEmpty"),
+    )
+    .await;
+    let (_, _, message) = ready_of(&stuck.status.unwrap().common.conditions).unwrap();
+    assert!(message.contains("forceDelete"), "{message}");
+    assert!(
+        env.registry
+            .describe_repository("full")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // With force: both go.
+    merge(&api, "full", json!({"spec": {"forceDelete": true}})).await;
+    wait_gone(&api, "full").await;
+    assert!(
+        env.registry
+            .describe_repository("full")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn adoption_and_conflicts() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("adopt").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    // A repository that exists before the operator sees it, created by someone else.
+    env.ecr()
+        .create_repository()
+        .repository_name("legacy")
+        .send()
+        .await
+        .unwrap();
+    let writes_before = env.registry.stats().writes();
+    create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: legacy}, spec: {imageTagMutability: IMMUTABLE, deletionPolicy: Delete}}").await;
+    let conflict = wait_for(&api, "legacy", "Conflict", reason_is("Conflict")).await;
+    let (_, _, message) = ready_of(&conflict.status.unwrap().common.conditions).unwrap();
+    assert!(message.contains("spec.adopt"), "{message}");
+    assert_eq!(
+        env.registry.stats().writes(),
+        writes_before,
+        "no writes on conflict"
+    );
+    let info = env
+        .registry
+        .describe_repository("legacy")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(info.tag_mutability, "MUTABLE", "untouched");
+
+    // Deleting the conflicting object must not delete the repository it does not own.
+    merge(&api, "legacy", json!({"spec": {"adopt": true}})).await;
+    let adopted = wait_for(&api, "legacy", "adopted", is_ready).await;
+    assert_eq!(
+        adopted.status.unwrap().ownership,
+        Some(ecr_operator::api::repository::Ownership::Adopted)
+    );
+    assert_eq!(
+        tags(&env, "legacy").await[OWNER_TAG],
+        format!("test-cluster/{ns}/legacy")
+    );
+    assert_eq!(
+        env.registry
+            .describe_repository("legacy")
+            .await
+            .unwrap()
+            .unwrap()
+            .tag_mutability,
+        "IMMUTABLE"
+    );
+
+    // A second object naming the same repository is the newer one: Conflict, no writes.
+    let ns2 = env.kube.namespace("adopt2").await.unwrap();
+    let api2: Api<Repository> = env.api(&ns2);
+    let writes = env.registry.stats().writes();
+    create(&api2, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: legacy}, spec: {imageTagMutability: MUTABLE, adopt: true, deletionPolicy: Delete}}").await;
+    wait_for(
+        &api2,
+        "legacy",
+        "second object Conflict",
+        reason_is("Conflict"),
+    )
+    .await;
+    assert_eq!(env.registry.stats().writes(), writes);
+    // Deleting the newer object leaves the repository (it never owned it).
+    api2.delete("legacy", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&api2, "legacy").await;
+    assert!(
+        env.registry
+            .describe_repository("legacy")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The first object is still in charge.
+    wait_for(&api, "legacy", "still Ready", is_ready).await;
+}
+
+#[tokio::test]
+async fn repository_owned_by_another_cluster_is_never_touched() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("foreign").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    env.ecr()
+        .create_repository()
+        .repository_name("shared")
+        .tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key(OWNER_TAG)
+                .value("other-cluster/x/shared")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: shared}, spec: {adopt: true, deletionPolicy: Delete, forceDelete: true}}").await;
+    let c = wait_for(&api, "shared", "Conflict", reason_is("Conflict")).await;
+    let (_, _, message) = ready_of(&c.status.unwrap().common.conditions).unwrap();
+    assert!(message.contains("other-cluster/x/shared"), "{message}");
+    api.delete("shared", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&api, "shared").await;
+    assert!(
+        env.registry
+            .describe_repository("shared")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
