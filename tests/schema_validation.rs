@@ -112,7 +112,7 @@ async fn invalid_objects_are_rejected_on_create() {
         ("scan allowlist without reason", format!("{SCAN}spec: {{enforcement: {{allowlist: [{{id: CVE-1}}]}}}}"), "reason"),
         ("replication bad registry id", format!("{REPL}spec: {{rules: [{{destinations: [{{region: eu-west-1, registryId: '12'}}]}}]}}"), "registryId"),
         ("replication no destinations", format!("{REPL}spec: {{rules: [{{destinations: []}}]}}"), "destinations"),
-        ("replication too many rules", format!("{REPL}spec: {{rules: [{}]}}", vec!["{destinations: [{region: eu-west-1, registryId: '123456789012'}]}"; 11].join(", ")), "spec.rules"),
+        ("replication too many rules", format!("{REPL}spec: {{rules: [{}]}}", ["{destinations: [{region: eu-west-1, registryId: '123456789012'}]}"; 11].join(", ")), "spec.rules"),
         ("replication bad filter type", format!("{REPL}spec: {{rules: [{{destinations: [{{region: eu-west-1, registryId: '123456789012'}}], repositoryFilters: [{{filter: ab, filterType: SUFFIX}}]}}]}}"), "filterType"),
     ];
     for (case, yaml, expect) in &cases {
