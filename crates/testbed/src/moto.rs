@@ -25,6 +25,8 @@ pub enum FaultKind {
     ServerError,
     /// Added latency before the call proceeds.
     Latency(Duration),
+    /// Any AWS error: the code and HTTP status the service answers with.
+    Error { code: String, http_status: u16 },
 }
 
 /// Which calls a fault hits.
@@ -163,6 +165,16 @@ impl Moto {
             FaultKind::Latency(d) => {
                 body["kind"] = "latency".into();
                 body["latencyMs"] = (d.as_millis() as u64).into();
+            }
+            FaultKind::Error { code, http_status } => {
+                body["kind"] = if http_status >= 500 {
+                    "server_error"
+                } else {
+                    "throttle"
+                }
+                .into();
+                body["errorCode"] = code.into();
+                body["httpStatus"] = http_status.into();
             }
         }
         match scope {
