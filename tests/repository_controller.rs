@@ -408,3 +408,43 @@ async fn repository_owned_by_another_cluster_is_never_touched() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn encryption_that_ecr_cannot_change_is_reported_invalid() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("enc").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    env.ecr()
+        .create_repository()
+        .repository_name("kms-repo")
+        .encryption_configuration(
+            aws_sdk_ecr::types::EncryptionConfiguration::builder()
+                .encryption_type(aws_sdk_ecr::types::EncryptionType::Kms)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: kms-repo}, spec: {adopt: true, encryption: {encryptionType: AES256}}}").await;
+    let invalid = wait_for(&api, "kms-repo", "Invalid", reason_is("Invalid")).await;
+    let (_, _, message) = ready_of(&invalid.status.unwrap().common.conditions).unwrap();
+    assert!(message.contains("cannot change encryption"), "{message}");
+    // Invalid waits for a spec change: no retry loop hammering ECR.
+    let calls = env.registry.stats().total();
+    let sweeps = env.registry.stats().operation("DescribeRepositories");
+    testbed::wait::until("two more sweeps", common::WAIT, || async {
+        (env.registry.stats().operation("DescribeRepositories") >= sweeps + 2).then_some(())
+    })
+    .await
+    .unwrap();
+    let other_calls =
+        env.registry.stats().total() - env.registry.stats().operation("DescribeRepositories");
+    assert_eq!(
+        other_calls,
+        calls - sweeps,
+        "no calls besides the shared sweep"
+    );
+    // Nothing was written: not even the adoption tag.
+    assert!(!tags(&env, "kms-repo").await.contains_key(OWNER_TAG));
+}

@@ -34,6 +34,16 @@ use crate::registry::{ErrorClass, NewRepository, RepositoryInfo};
 pub struct RepositoryState {
     /// When each object's tags and policy are next checked (by uid).
     deep_due: Mutex<HashMap<String, Instant>>,
+    /// Ownership conflicts found by reading tags, remembered until the object changes or its
+    /// next deep-sweep slot, so a conflicting object costs no ECR call per sweep.
+    conflicts: Mutex<HashMap<String, KnownConflict>>,
+}
+
+struct KnownConflict {
+    generation: Option<i64>,
+    arn: String,
+    until: Instant,
+    message: String,
 }
 
 /// The desired ECR state, derived from the spec alone.
@@ -303,9 +313,14 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         Lookup::Unknown => return Ok(Action::requeue(Duration::from_millis(500))),
         Lookup::Absent => create(ctx, repo, &desired, &owner).await?,
         Lookup::Present(info) => {
+            // What ECR cannot change is checked before anything is written (an adoption
+            // included), so an impossible spec writes nothing.
+            if let Some(msg) = diff_settings(&desired, &info).encryption_mismatch {
+                return Err(Error::Invalid(msg));
+            }
             let ownership = match status_owns(&status, &info) {
                 Some(o) => o,
-                None => claim(ctx, repo, &info, &owner).await?,
+                None => claim_remembered(shared, repo, &info, &owner).await?,
             };
             (info, ownership, false)
         }
@@ -479,11 +494,62 @@ async fn create(
                 )));
             };
             ctx.inventory.record(&desired.name, Some(info.clone()));
+            if let Some(msg) = diff_settings(desired, &info).encryption_mismatch {
+                return Err(Error::Invalid(msg));
+            }
             let ownership = claim(ctx, repo, &info, owner).await?;
             Ok((info, ownership, false))
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`claim`], remembering a conflict until the object changes or its deep-sweep slot comes.
+async fn claim_remembered(
+    shared: &Shared,
+    repo: &Repository,
+    info: &RepositoryInfo,
+    owner: &str,
+) -> Result<Ownership, Error> {
+    let uid = repo.uid().unwrap_or_default();
+    {
+        let known = shared
+            .state
+            .conflicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = known.get(&uid)
+            && c.generation == repo.metadata.generation
+            && c.arn == info.arn
+            && Instant::now() < c.until
+        {
+            return Err(Error::Conflict(c.message.clone()));
+        }
+    }
+    let result = claim(&shared.ctx, repo, info, owner).await;
+    let mut known = shared
+        .state
+        .conflicts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    match &result {
+        Err(Error::Conflict(message)) => {
+            let period = shared.ctx.config.deep_sweep_interval;
+            known.insert(
+                uid.clone(),
+                KnownConflict {
+                    generation: repo.metadata.generation,
+                    arn: info.arn.clone(),
+                    until: Instant::now() + period - jitter(&uid, 2, period / 10),
+                    message: message.clone(),
+                },
+            );
+        }
+        _ => {
+            known.remove(&uid);
+        }
+    }
+    result
 }
 
 /// Decides whether this object may manage an existing repository, from its ownership tag.
@@ -554,12 +620,19 @@ async fn deep_sync(
 async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     let ctx = &shared.ctx;
     let name = repo.ecr_name();
+    let uid = repo.uid().unwrap_or_default();
     shared
         .state
         .deep_due
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .remove(&repo.uid().unwrap_or_default());
+        .remove(&uid);
+    shared
+        .state
+        .conflicts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&uid);
     if repo.spec.deletion_policy == DeletionPolicy::Retain {
         ctx.event(
             repo,
