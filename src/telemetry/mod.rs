@@ -1,4 +1,7 @@
-//! Logging, and the shutdown signal.
+//! Logging, metrics, the admin listener (health, readiness, metrics), the shutdown signal.
+
+pub mod metrics;
+pub mod server;
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,0 +1,173 @@
+//! Prometheus metrics, served on the admin listener.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub controller: String,
+    /// `success` or the error's metric label (throttled, invalid, conflict, ...).
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ControllerLabel {
+    pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    operation: String,
+    outcome: String,
+}
+
+/// Reads call counters at scrape time: `((operation, outcome), count)`.
+pub type CallSource = Arc<dyn Fn() -> Vec<((String, String), u64)> + Send + Sync>;
+
+/// Exposes counters kept elsewhere (ECR calls) as a counter family, read at scrape time.
+struct CallsCollector(CallSource);
+
+impl std::fmt::Debug for CallsCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallsCollector")
+    }
+}
+
+impl prometheus_client::collector::Collector for CallsCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let family = Family::<CallLabels, Counter>::default();
+        for ((operation, outcome), n) in (self.0)() {
+            family
+                .get_or_create(&CallLabels { operation, outcome })
+                .inc_by(n);
+        }
+        let metric = encoder.encode_descriptor(
+            "ecr_operator_ecr_calls",
+            "ECR API calls made, by operation and outcome",
+            None,
+            family.metric_type(),
+        )?;
+        family.encode(metric)
+    }
+}
+
+/// The operator's metrics.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    durations: Family<ControllerLabel, Histogram>,
+    leader: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// `ecr_calls` reads the registry's call counters at every scrape.
+    pub fn new(ecr_calls: CallSource) -> Self {
+        let mut registry = Registry::default();
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        let durations = Family::<ControllerLabel, Histogram>::new_with_constructor(|| {
+            // 1 ms to ~16 s.
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        });
+        let leader = Gauge::default();
+        registry.register(
+            "ecr_operator_reconciles",
+            "Reconciles by controller and result",
+            reconciles.clone(),
+        );
+        registry.register(
+            "ecr_operator_reconcile_duration_seconds",
+            "Reconcile duration by controller",
+            durations.clone(),
+        );
+        registry.register(
+            "ecr_operator_leader",
+            "1 while this replica holds the controllers' lease",
+            leader.clone(),
+        );
+        registry.register_collector(Box::new(CallsCollector(ecr_calls)));
+        Metrics {
+            registry,
+            reconciles,
+            durations,
+            leader,
+        }
+    }
+
+    /// Records one finished reconcile.
+    pub fn reconciled(&self, controller: &str, result: &str, took: Duration) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                controller: controller.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&ControllerLabel {
+                controller: controller.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// The Prometheus text exposition (OpenMetrics).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_reconciles_and_ecr_calls() {
+        let m = Metrics::new(Arc::new(|| {
+            vec![(("CreateRepository".to_string(), "success".to_string()), 3)]
+        }));
+        m.reconciled("repository", "success", Duration::from_millis(12));
+        m.reconciled("repository", "throttled", Duration::from_millis(2));
+        m.set_leader(true);
+        let text = m.render();
+        assert!(
+            text.contains(
+                r#"ecr_operator_reconciles_total{controller="repository",result="throttled"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"ecr_operator_ecr_calls_total{operation="CreateRepository",outcome="success"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains("ecr_operator_leader 1"), "{text}");
+        assert!(
+            text.contains("ecr_operator_reconcile_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}
