@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{create, ready_of, test_config, wait_for};
+use common::{create, is_ready, test_config, wait_for};
 use ecr_operator::api::Repository;
 use ecr_operator::controllers::{self, Context};
 use ecr_operator::leader::{LeaderElector, LeaseConfig};
@@ -63,13 +63,6 @@ fn instance(kube: &KubeEnv, moto: &Moto, identity: &str) -> Instance {
         stop: Some(stop),
         task,
     }
-}
-
-fn is_ready(r: &Repository) -> bool {
-    r.status.as_ref().is_some_and(|s| {
-        s.common.observed_generation == r.metadata.generation
-            && ready_of(&s.common.conditions).is_some_and(|(st, _, _)| st == "True")
-    })
 }
 
 async fn wait_leader(a: &Instance, b: &Instance) -> bool {

@@ -5,28 +5,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Env, create, ready_of, wait_for, wait_gone};
+use common::{Env, create, is_ready, ready_of, reason_is, wait_for, wait_gone};
 use ecr_operator::api::Repository;
 use ecr_operator::api::repository::OWNER_TAG;
 use ecr_operator::registry::Registry;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
-
-fn is_ready(r: &Repository) -> bool {
-    r.status.as_ref().is_some_and(|s| {
-        s.common.observed_generation == r.metadata.generation
-            && ready_of(&s.common.conditions).is_some_and(|(st, _, _)| st == "True")
-    })
-}
-
-fn reason_is(reason: &'static str) -> impl Fn(&Repository) -> bool {
-    move |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| ready_of(&s.common.conditions))
-            .is_some_and(|(st, re, _)| st == "False" && re == reason)
-    }
-}
 
 async fn tags(env: &Env, name: &str) -> BTreeMap<String, String> {
     let info = env

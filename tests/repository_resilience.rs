@@ -5,29 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Env, create, ready_of, wait_for, wait_gone};
+use common::{Env, create, is_ready, reason_is, wait_for, wait_gone};
 use ecr_operator::api::Repository;
 use ecr_operator::api::repository::Ownership;
 use ecr_operator::registry::Registry;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams};
 use testbed::moto::{FaultKind, FaultScope};
-
-fn is_ready(r: &Repository) -> bool {
-    r.status.as_ref().is_some_and(|s| {
-        s.common.observed_generation == r.metadata.generation
-            && ready_of(&s.common.conditions).is_some_and(|(st, _, _)| st == "True")
-    })
-}
-
-fn reason_is(reason: &'static str) -> impl Fn(&Repository) -> bool {
-    move |r| {
-        r.status
-            .as_ref()
-            .and_then(|s| ready_of(&s.common.conditions))
-            .is_some_and(|(_, re, _)| re == reason)
-    }
-}
 
 #[tokio::test]
 async fn throttling_is_reported_then_retried_until_ready() {

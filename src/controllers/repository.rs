@@ -256,7 +256,7 @@ async fn reconcile(repo: Arc<Repository>, shared: Arc<Shared>) -> Result<Action,
             Ok(action)
         }
         Err(e) => {
-            if let Err(status_err) = write_failure(ctx, &api, &repo, &e).await {
+            if let Err(status_err) = write_failure(ctx, &repo, &e).await {
                 warn!(error = %status_err, "writing failure status failed");
             }
             if e.is_permanent() {
@@ -747,12 +747,7 @@ async fn write_status(
 }
 
 /// Records a failed reconcile in the Ready condition; an event only when the reason changes.
-async fn write_failure(
-    ctx: &Context,
-    api: &Api<Repository>,
-    repo: &Repository,
-    err: &Error,
-) -> Result<(), kube::Error> {
+async fn write_failure(ctx: &Context, repo: &Repository, err: &Error) -> Result<(), Error> {
     let mut status = status_of(repo);
     let reason = err.reason();
     let previous = conditions::find_ready(&status.common.conditions).map(|c| c.reason.clone());
@@ -767,21 +762,7 @@ async fn write_failure(
         )
         .await;
     }
-    if repo.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let patch = json!({
-        "apiVersion": "ecr.operator.dev/v1alpha1",
-        "kind": "Repository",
-        "status": status,
-    });
-    api.patch_status(
-        &repo.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    write_status(ctx, repo, status).await
 }
 
 #[cfg(test)]

@@ -159,3 +159,21 @@ pub fn ready_of(
         .find(|c| c.type_ == "Ready")
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
+
+/// Ready=True at the object's current generation.
+pub fn is_ready(r: &ecr_operator::api::Repository) -> bool {
+    r.status.as_ref().is_some_and(|s| {
+        s.common.observed_generation == r.metadata.generation
+            && ready_of(&s.common.conditions).is_some_and(|(st, _, _)| st == "True")
+    })
+}
+
+/// The Ready condition has this reason.
+pub fn reason_is(reason: &'static str) -> impl Fn(&ecr_operator::api::Repository) -> bool {
+    move |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| ready_of(&s.common.conditions))
+            .is_some_and(|(_, re, _)| re == reason)
+    }
+}
