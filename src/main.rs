@@ -7,8 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use ecr_operator::admission::resolver::RegistryResolver;
+use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::controllers::{self, Context};
-use ecr_operator::registry::{EcrRegistry, RegistryConfig};
+use ecr_operator::leader::{LeaderElector, LeaseConfig};
+use ecr_operator::registry::{EcrRegistry, Registry, RegistryConfig};
+use ecr_operator::telemetry::metrics::Metrics;
+use ecr_operator::telemetry::server::Readiness;
 use ecr_operator::{api, telemetry};
 
 #[derive(Parser)]
@@ -25,12 +30,38 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controllers against the cluster (KUBECONFIG or in-cluster) and ECR.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print every CRD as YAML (the source of crds/), or write one file per kind into --dir.
     Crds {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Lifecycle policy tools.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Print which images of an ECR repository a LifecyclePolicy would expire now (the same
+    /// preview the controller writes into the status; nothing is changed).
+    Preview(PreviewArgs),
+}
+
+#[derive(clap::Args)]
+struct PreviewArgs {
+    /// The ECR repository name (e.g. team/app).
+    #[arg(long)]
+    repository: String,
+    /// A LifecyclePolicy YAML file (the whole object, or only its spec); `-` reads stdin.
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// AWS region (default: AWS_REGION / profile).
+    #[arg(long, env = "ECR_OPERATOR_REGION")]
+    region: Option<String>,
+    /// ECR endpoint override (default: AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL).
+    #[arg(long, env = "ECR_OPERATOR_ECR_ENDPOINT")]
+    ecr_endpoint: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -53,9 +84,66 @@ struct RunArgs {
     /// Reconciles at once per controller.
     #[arg(long, env = "ECR_OPERATOR_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
+    /// The namespace the operator runs in (Secrets for pull-through cache credentials live here).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ecr-operator-system")]
+    namespace: String,
     /// Log format: text or json.
     #[arg(long, env = "ECR_OPERATOR_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Admin listener: /metrics, /healthz, /readyz.
+    #[arg(long, env = "ECR_OPERATOR_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    admin_addr: std::net::SocketAddr,
+    /// Run the controllers only while holding the Lease (off: always, e.g. one replica).
+    #[arg(long, env = "ECR_OPERATOR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// The Lease (in --namespace) the replicas compete for.
+    #[arg(
+        long,
+        env = "ECR_OPERATOR_LEASE_NAME",
+        default_value = "ecr-operator-leader"
+    )]
+    lease_name: String,
+    /// Lease duration in seconds; a crashed leader is replaced after this long.
+    #[arg(long, env = "ECR_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
+    lease_seconds: u64,
+    /// Serve the admission webhook (every replica does).
+    #[arg(long, env = "ECR_OPERATOR_WEBHOOK", default_value_t = true, action = clap::ArgAction::Set)]
+    webhook: bool,
+    /// The webhook's HTTPS listener.
+    #[arg(
+        long,
+        env = "ECR_OPERATOR_WEBHOOK_ADDR",
+        default_value = "0.0.0.0:9443"
+    )]
+    webhook_addr: std::net::SocketAddr,
+    /// `files`: tls.crt/tls.key from --webhook-cert-dir, reloaded on change; `generated`: a
+    /// certificate made at start, its CA written into --webhook-configuration.
+    #[arg(
+        long,
+        env = "ECR_OPERATOR_WEBHOOK_CERTIFICATE",
+        default_value = "files"
+    )]
+    webhook_certificate: String,
+    #[arg(
+        long,
+        env = "ECR_OPERATOR_WEBHOOK_CERT_DIR",
+        default_value = "/etc/ecr-operator/webhook-tls"
+    )]
+    webhook_cert_dir: PathBuf,
+    /// The ValidatingWebhookConfiguration that gets the generated CA bundle.
+    #[arg(
+        long,
+        env = "ECR_OPERATOR_WEBHOOK_CONFIGURATION",
+        default_value = "ecr-operator"
+    )]
+    webhook_configuration: String,
+    /// Comma-separated DNS names for a generated certificate.
+    #[arg(
+        long,
+        env = "ECR_OPERATOR_WEBHOOK_DNS_NAMES",
+        default_value = "ecr-operator.ecr-system.svc"
+    )]
+    webhook_dns_names: String,
 }
 
 #[tokio::main]
@@ -63,7 +151,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Crds { dir } => print_crds(dir),
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
+        Command::Lifecycle(LifecycleCommand::Preview(args)) => lifecycle_preview(args).await,
     }
 }
 
@@ -109,13 +198,237 @@ async fn run(args: RunArgs) -> ExitCode {
         sweep_interval: Duration::from_secs(args.sweep_seconds.max(1)),
         deep_sweep_interval: Duration::from_secs(args.deep_sweep_seconds.max(1)),
         concurrency: args.concurrency.max(1),
+        operator_namespace: args.namespace,
     };
-    let ctx = Arc::new(Context::new(client, Arc::new(registry), config));
-    match controllers::run(ctx, telemetry::shutdown_signal()).await {
+    let registry: Arc<dyn Registry> = Arc::new(registry);
+    let stats_source = registry.clone();
+    let metrics = Arc::new(Metrics::new(Arc::new(move || {
+        stats_source
+            .stats()
+            .snapshot()
+            .into_iter()
+            .map(|((op, outcome), n)| ((op.to_string(), outcome.to_string()), n))
+            .collect()
+    })));
+    let readiness = Readiness::default();
+
+    // One shutdown signal, fanned out to every part.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        telemetry::shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let admin = tokio::spawn(telemetry::server::serve(
+        args.admin_addr,
+        metrics.clone(),
+        readiness.clone(),
+        stopped(),
+    ));
+
+    let webhook = if args.webhook {
+        let certificate = if args.webhook_certificate == "generated" {
+            CertificateSource::Generated {
+                dns_names: args
+                    .webhook_dns_names
+                    .split(',')
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+                webhook_configuration: Some(args.webhook_configuration.clone()),
+                valid_days: 365,
+            }
+        } else {
+            CertificateSource::Files {
+                cert: args.webhook_cert_dir.join("tls.crt"),
+                key: args.webhook_cert_dir.join("tls.key"),
+                reload_interval: Duration::from_secs(10),
+            }
+        };
+        let mut config = WebhookConfig::new(certificate);
+        config.addr = args.webhook_addr;
+        config.resolver = Some(Arc::new(RegistryResolver(registry.clone())));
+        config.event_instance = std::env::var("POD_NAME").ok();
+        match WebhookServer::bind(config, client.clone()).await {
+            Ok(server) => {
+                let ready = readiness.check("webhook");
+                let webhook_ready = server.readiness();
+                tokio::spawn(async move {
+                    while !webhook_ready.ready() {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                Some(tokio::spawn(server.run(stopped())))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "starting the admission webhook failed");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+
+    let ctx =
+        Arc::new(Context::new(client.clone(), registry, config).with_metrics(metrics.clone()));
+    let result = if args.leader_elect {
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("ecr-operator-{}", std::process::id()));
+        let elector = LeaderElector::new(
+            client,
+            LeaseConfig {
+                namespace: ctx.config.operator_namespace.clone(),
+                name: args.lease_name,
+                identity,
+                lease_duration: Duration::from_secs(args.lease_seconds.max(2)),
+                renew_every: Duration::from_secs((args.lease_seconds / 3).max(1)),
+            },
+        );
+        let leader_metrics = metrics.clone();
+        elector
+            .run(stopped(), move |mut lost| {
+                let ctx = ctx.clone();
+                let metrics = leader_metrics.clone();
+                async move {
+                    metrics.set_leader(true);
+                    let stop = async move {
+                        let _ = lost.wait_for(|l| *l).await;
+                    };
+                    if let Err(e) = controllers::run(ctx, stop).await {
+                        tracing::error!(error = %e, "controllers stopped");
+                    }
+                    metrics.set_leader(false);
+                }
+            })
+            .await;
+        Ok(())
+    } else {
+        metrics.set_leader(true);
+        controllers::run(ctx, stopped()).await
+    };
+    if let Some(w) = webhook {
+        let _ = w.await;
+    }
+    let _ = admin.await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "operator stopped");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Reads a LifecyclePolicy (or only its spec) from YAML.
+fn read_policy(text: &str) -> Result<api::lifecycle_policy::LifecyclePolicySpec, String> {
+    if let Ok(policy) = serde_yaml::from_str::<api::LifecyclePolicy>(text) {
+        return Ok(policy.spec);
+    }
+    serde_yaml::from_str::<api::lifecycle_policy::LifecyclePolicySpec>(text)
+        .map_err(|e| format!("not a LifecyclePolicy: {e}"))
+}
+
+/// The preview as a table, one line per expiring image, then a summary line.
+fn format_preview(repository: &str, preview: &api::lifecycle_policy::LifecyclePreview) -> String {
+    let mut out = String::new();
+    if !preview.images.is_empty() {
+        let rows: Vec<[String; 4]> = preview
+            .images
+            .iter()
+            .map(|i| {
+                [
+                    i.digest.clone(),
+                    if i.tags.is_empty() {
+                        "<untagged>".to_string()
+                    } else {
+                        i.tags.join(",")
+                    },
+                    i.pushed_at.clone(),
+                    i.rule_priority.to_string(),
+                ]
+            })
+            .collect();
+        let header = ["DIGEST", "TAGS", "PUSHED", "RULE"].map(str::to_string);
+        let mut widths = header.clone().map(|h| h.len());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        for row in std::iter::once(&header).chain(&rows) {
+            let line: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "{} of {} images in {repository} would expire\n",
+        preview.expiring_count, preview.image_count
+    ));
+    out
+}
+
+async fn lifecycle_preview(args: PreviewArgs) -> ExitCode {
+    let text = if args.file.as_os_str() == "-" {
+        let mut s = String::new();
+        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            Ok(_) => s,
+            Err(e) => {
+                eprintln!("error: reading stdin: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        match std::fs::read_to_string(&args.file) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: reading {}: {e}", args.file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let spec = match read_policy(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (rules, _) = match controllers::lifecycle_policy::render_spec(&spec) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let registry = EcrRegistry::from_env(&RegistryConfig {
+        region: args.region,
+        endpoint_url: args.ecr_endpoint,
+        max_attempts: None,
+    })
+    .await;
+    let images =
+        match ecr_operator::registry::Registry::list_images(&registry, &args.repository).await {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let preview =
+        controllers::lifecycle_policy::preview(&rules, &images, chrono::Utc::now(), usize::MAX);
+    print!("{}", format_preview(&args.repository, &preview));
+    ExitCode::SUCCESS
 }

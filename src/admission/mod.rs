@@ -1,4 +1,24 @@
-//! The admission webhook: image reference parsing and the (pure) admission decision.
+//! The admission webhook: image reference parsing, the (pure) admission decision, the scan-report
+//! cache it reads, and the HTTPS server that answers the API server.
+//!
+//! - [`server`]: the HTTPS server, [`serve`] is the entry point of `ecr-operator run`.
+//! - [`review`]: AdmissionReview in, AdmissionResponse out; which images a request introduces.
+//! - [`cache`]: reflectors over ImageScanReports, ScanPolicies and Namespaces, served as snapshots.
+//! - [`resolver`]: tag-to-digest resolution for tags the cache does not know.
+//! - [`tls`]: serving certificates, from files (reloaded on change) or generated.
+//! - [`metrics`]: decision counters and the latency histogram.
+//! - [`decision`]: the pure decision; [`image_ref`]: image reference parsing.
 
+pub mod cache;
 pub mod decision;
 pub mod image_ref;
+pub mod metrics;
+pub mod resolver;
+pub mod review;
+pub mod server;
+pub mod tls;
+
+pub use resolver::{DigestResolver, ResolveError};
+pub use server::{
+    CertificateSource, FailurePolicy, Readiness, WebhookConfig, WebhookError, WebhookServer, serve,
+};

@@ -162,17 +162,14 @@ impl EncryptionType {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RepositoryPolicy {
-    /// Policy language version.
-    #[serde(default = "default_policy_version")]
+    /// Policy language version, `2012-10-17` when omitted. (No schema default: YAML tools read
+    /// an unquoted `2012-10-17` as a timestamp.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = "^(2012-10-17|2008-10-17)$"))]
-    pub version: String,
+    pub version: Option<String>,
     /// The statements.
     #[schemars(length(min = 1, max = 100))]
     pub statements: Vec<PolicyStatement>,
-}
-
-fn default_policy_version() -> String {
-    "2012-10-17".to_string()
 }
 
 /// One IAM policy statement.

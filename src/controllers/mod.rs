@@ -1,8 +1,14 @@
 //! Controllers, one reconciler per kind, and what they share.
 
 pub mod inventory;
+pub mod lifecycle_policy;
 pub mod policy;
+pub mod pull_through_cache_rule;
+pub mod replication_config;
 pub mod repository;
+pub mod scan_policy;
+pub mod singleton;
+pub mod status;
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -15,6 +21,7 @@ use tracing::warn;
 
 use crate::api::conditions::Reason;
 use crate::registry::{ErrorClass, Registry, RegistryError};
+use crate::telemetry::metrics::Metrics;
 
 pub use inventory::Inventory;
 
@@ -35,6 +42,9 @@ pub struct Config {
     pub deep_sweep_interval: Duration,
     /// Reconciles running at once per controller.
     pub concurrency: u16,
+    /// The namespace the operator runs in: Secrets referenced by cluster-scoped objects
+    /// (PullThroughCacheRule credentials) are read from here.
+    pub operator_namespace: String,
 }
 
 impl Default for Config {
@@ -44,6 +54,7 @@ impl Default for Config {
             sweep_interval: Duration::from_secs(60),
             deep_sweep_interval: Duration::from_secs(3600),
             concurrency: 16,
+            operator_namespace: "ecr-operator-system".to_string(),
         }
     }
 }
@@ -55,6 +66,8 @@ pub struct Context {
     pub config: Config,
     pub inventory: Inventory,
     pub recorder: Recorder,
+    /// Where reconcile counts and durations go (`/metrics`); none in tests that do not look.
+    pub metrics: Option<Arc<Metrics>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -70,7 +83,30 @@ impl Context {
             registry,
             config,
             inventory: Inventory::default(),
+            metrics: None,
             failures: Mutex::default(),
+        }
+    }
+
+    /// Sends reconcile metrics to `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Records one finished reconcile of `controller`.
+    pub fn observe<T>(
+        &self,
+        controller: &str,
+        result: &Result<T, Error>,
+        started: std::time::Instant,
+    ) {
+        if let Some(m) = &self.metrics {
+            let label = match result {
+                Ok(_) => "success",
+                Err(e) => e.metric_label(),
+            };
+            m.reconciled(controller, label, started.elapsed());
         }
     }
 
@@ -142,6 +178,15 @@ pub enum Error {
     NotEmpty(String),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// A referenced Repository is missing or not Ready; waits for it (it is watched).
+    #[error("{0}")]
+    RepositoryNotReady(String),
+    /// A referenced Secret is missing or incomplete; waits for it (Secrets are watched).
+    #[error("{0}")]
+    SecretNotFound(String),
+    /// An ECR limit would be exceeded by this object.
+    #[error("{0}")]
+    LimitExceeded(String),
 }
 
 impl Error {
@@ -160,6 +205,9 @@ impl Error {
             Error::Invalid(_) => Reason::Invalid,
             Error::Conflict(_) => Reason::Conflict,
             Error::NotEmpty(_) => Reason::RepositoryNotEmpty,
+            Error::RepositoryNotReady(_) => Reason::RepositoryNotReady,
+            Error::SecretNotFound(_) => Reason::SecretNotFound,
+            Error::LimitExceeded(_) => Reason::LimitExceeded,
         }
     }
 
@@ -167,7 +215,11 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         match self {
             Error::Registry(e) => e.class.is_permanent(),
-            Error::Invalid(_) | Error::Conflict(_) => true,
+            Error::Invalid(_)
+            | Error::Conflict(_)
+            | Error::RepositoryNotReady(_)
+            | Error::SecretNotFound(_)
+            | Error::LimitExceeded(_) => true,
             _ => false,
         }
     }
@@ -181,6 +233,9 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::NotEmpty(_) => "not_empty",
             Error::Finalizer(_) => "finalizer",
+            Error::RepositoryNotReady(_) => "repository_not_ready",
+            Error::SecretNotFound(_) => "secret_not_found",
+            Error::LimitExceeded(_) => "limit_exceeded",
         }
     }
 }
@@ -219,10 +274,20 @@ pub fn object_key<K: Resource>(obj: &K) -> String {
 }
 
 /// Runs every controller until `shutdown` resolves. This is what `ecr-operator run` calls,
-/// and what the integration tests start.
+/// and what the integration tests start. The controllers run concurrently, all stopping on the
+/// same signal; the first that fails to start (e.g. its CRD is missing) stops them all.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    repository::run(ctx, shutdown).await
+    use futures::FutureExt;
+    let shutdown = shutdown.boxed().shared();
+    tokio::try_join!(
+        repository::run(ctx.clone(), shutdown.clone()),
+        lifecycle_policy::run(ctx.clone(), shutdown.clone()),
+        pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
+        singleton::run::<replication_config::Replication>(ctx.clone(), shutdown.clone()),
+        singleton::run::<scan_policy::Scanning>(ctx, shutdown),
+    )?;
+    Ok(())
 }

@@ -51,7 +51,10 @@ pub fn render(policy: &RepositoryPolicy) -> Value {
             Value::Object(st)
         })
         .collect();
-    json!({ "Version": policy.version, "Statement": statements })
+    json!({
+        "Version": policy.version.as_deref().unwrap_or("2012-10-17"),
+        "Statement": statements,
+    })
 }
 
 fn list_or_one(items: &[String]) -> Value {
@@ -99,7 +102,7 @@ mod tests {
 
     fn pull_policy() -> RepositoryPolicy {
         RepositoryPolicy {
-            version: "2012-10-17".into(),
+            version: Some("2012-10-17".into()),
             statements: vec![PolicyStatement {
                 sid: Some("Pull".into()),
                 effect: Effect::Allow,

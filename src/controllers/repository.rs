@@ -235,6 +235,13 @@ async fn sweep_loop(ctx: Arc<Context>, trigger: tokio::sync::mpsc::Sender<()>) {
 
 #[instrument(skip(repo, shared), fields(object = %object_key(repo.as_ref())))]
 async fn reconcile(repo: Arc<Repository>, shared: Arc<Shared>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(repo, &shared).await;
+    shared.ctx.observe("repository", &result, started);
+    result
+}
+
+async fn reconcile_inner(repo: Arc<Repository>, shared: &Arc<Shared>) -> Result<Action, Error> {
     let ctx = &shared.ctx;
     if !ctx.inventory.is_synced() {
         // The first sweep has not finished; it triggers a reconcile of everything when it does.
@@ -244,8 +251,8 @@ async fn reconcile(repo: Arc<Repository>, shared: Arc<Shared>) -> Result<Action,
     let api: Api<Repository> = Api::namespaced(ctx.client.clone(), &ns);
     let result = finalizer(&api, FINALIZER, repo.clone(), |event| async {
         match event {
-            FinalizerEvent::Apply(r) => apply(&r, &shared).await,
-            FinalizerEvent::Cleanup(r) => cleanup(&r, &shared).await,
+            FinalizerEvent::Apply(r) => apply(&r, shared).await,
+            FinalizerEvent::Cleanup(r) => cleanup(&r, shared).await,
         }
     })
     .await

@@ -7,14 +7,18 @@ use async_trait::async_trait;
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::types::{
-    EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability, Tag,
+    EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,
+    RegistryScanningRule, ReplicationConfiguration, ReplicationDestination, ReplicationRule,
+    RepositoryFilter, RepositoryFilterType, ScanFrequency, ScanType, ScanningRepositoryFilter,
+    ScanningRepositoryFilterType, Tag,
 };
 use k8s_openapi::jiff::Timestamp;
 
 use super::error::HttpStatus;
 use super::{
-    CallStats, ErrorClass, ImageInfo, NewRepository, Registry, RegistryError, RepositoryInfo,
-    Result,
+    CallStats, ErrorClass, ImageInfo, NewPullThroughCacheRule, NewRepository,
+    PullThroughCacheRuleInfo, Registry, RegistryError, ReplicationRuleInfo, ReplicationSettings,
+    RepositoryInfo, Result, ScanningRuleInfo, ScanningSettings, SecretValue,
 };
 
 /// Where and how to reach ECR. Unset fields fall back to the standard AWS environment
@@ -27,10 +31,12 @@ pub struct RegistryConfig {
     pub max_attempts: Option<u32>,
 }
 
-/// ECR through aws-sdk-ecr, counting every call.
+/// ECR through aws-sdk-ecr, counting every call. Secrets Manager (for mirrored pull-through
+/// cache credentials) through a second client, counted alike.
 #[derive(Clone, Debug)]
 pub struct EcrRegistry {
     client: Client,
+    secrets: Option<aws_sdk_secretsmanager::Client>,
     stats: Arc<CallStats>,
 }
 
@@ -54,13 +60,32 @@ impl EcrRegistry {
         }
         let sdk_config = loader.load().await;
         Self::from_client(Client::new(&sdk_config))
+            .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk_config))
     }
 
+    /// An ECR-only registry; Secrets Manager calls fail until [`Self::with_secrets`] adds a client.
     pub fn from_client(client: Client) -> Self {
         EcrRegistry {
             client,
+            secrets: None,
             stats: Arc::new(CallStats::default()),
         }
+    }
+
+    /// Adds the Secrets Manager client used for mirrored pull-through cache credentials.
+    pub fn with_secrets(mut self, secrets: aws_sdk_secretsmanager::Client) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    fn secrets_client(&self, operation: &'static str) -> Result<&aws_sdk_secretsmanager::Client> {
+        self.secrets.as_ref().ok_or_else(|| {
+            RegistryError::new(
+                ErrorClass::Invalid,
+                operation,
+                "no Secrets Manager client is configured",
+            )
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -134,6 +159,26 @@ fn tags_to_ecr(operation: &'static str, tags: &BTreeMap<String, String>) -> Resu
                 .map_err(|e| invalid(operation, e))
         })
         .collect()
+}
+
+/// A [`PullThroughCacheRuleInfo`] from any SDK shape with the rule's accessors (the rule
+/// itself, and the Create output). `None` without a prefix.
+macro_rules! ptc_info {
+    ($r:expr, $updated:ident) => {{
+        let r = $r;
+        r.ecr_repository_prefix()
+            .map(|prefix| PullThroughCacheRuleInfo {
+                prefix: prefix.to_string(),
+                upstream_registry_url: r.upstream_registry_url().unwrap_or_default().to_string(),
+                registry_id: r.registry_id().unwrap_or_default().to_string(),
+                upstream_registry: r.upstream_registry().map(|u| u.as_str().to_string()),
+                upstream_repository_prefix: r.upstream_repository_prefix().map(str::to_string),
+                credential_arn: r.credential_arn().map(str::to_string),
+                custom_role_arn: r.custom_role_arn().map(str::to_string),
+                created_at: timestamp(r.created_at()),
+                updated_at: timestamp(r.$updated()),
+            })
+    }};
 }
 
 fn invalid(operation: &'static str, e: impl std::fmt::Display) -> RegistryError {
@@ -368,6 +413,390 @@ impl Registry for EcrRegistry {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok(out),
             }
+        }
+    }
+
+    async fn get_lifecycle_policy(&self, repository: &str) -> Result<Option<String>> {
+        let result = self.outcome(
+            "GetLifecyclePolicy",
+            self.client
+                .get_lifecycle_policy()
+                .repository_name(repository)
+                .send()
+                .await,
+        );
+        match result {
+            Ok(out) => Ok(out.lifecycle_policy_text().map(str::to_string)),
+            Err(e) if e.code.as_deref() == Some("LifecyclePolicyNotFoundException") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn put_lifecycle_policy(&self, repository: &str, text: &str) -> Result<()> {
+        self.outcome(
+            "PutLifecyclePolicy",
+            self.client
+                .put_lifecycle_policy()
+                .repository_name(repository)
+                .lifecycle_policy_text(text)
+                .send()
+                .await,
+        )
+        .map(drop)
+    }
+
+    async fn delete_lifecycle_policy(&self, repository: &str) -> Result<()> {
+        let result = self.outcome(
+            "DeleteLifecyclePolicy",
+            self.client
+                .delete_lifecycle_policy()
+                .repository_name(repository)
+                .send()
+                .await,
+        );
+        match result {
+            Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn get_replication(&self) -> Result<ReplicationSettings> {
+        let out = self.outcome(
+            "DescribeRegistry",
+            self.client.describe_registry().send().await,
+        )?;
+        let rules = out
+            .replication_configuration()
+            .map(|c| {
+                c.rules()
+                    .iter()
+                    .map(|r| ReplicationRuleInfo {
+                        destinations: r
+                            .destinations()
+                            .iter()
+                            .map(|d| (d.region().to_string(), d.registry_id().to_string()))
+                            .collect(),
+                        filters: r
+                            .repository_filters()
+                            .iter()
+                            .map(|f| f.filter().to_string())
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(ReplicationSettings { rules })
+    }
+
+    async fn put_replication(&self, settings: &ReplicationSettings) -> Result<()> {
+        const OP: &str = "PutReplicationConfiguration";
+        let mut rules = Vec::with_capacity(settings.rules.len());
+        for rule in &settings.rules {
+            let destinations = rule
+                .destinations
+                .iter()
+                .map(|(region, registry_id)| {
+                    ReplicationDestination::builder()
+                        .region(region)
+                        .registry_id(registry_id)
+                        .build()
+                        .map_err(|e| invalid(OP, e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let filters = rule
+                .filters
+                .iter()
+                .map(|f| {
+                    RepositoryFilter::builder()
+                        .filter(f)
+                        .filter_type(RepositoryFilterType::PrefixMatch)
+                        .build()
+                        .map_err(|e| invalid(OP, e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            rules.push(
+                ReplicationRule::builder()
+                    .set_destinations(Some(destinations))
+                    .set_repository_filters((!filters.is_empty()).then_some(filters))
+                    .build()
+                    .map_err(|e| invalid(OP, e))?,
+            );
+        }
+        let config = ReplicationConfiguration::builder()
+            .set_rules(Some(rules))
+            .build()
+            .map_err(|e| invalid(OP, e))?;
+        self.outcome(
+            OP,
+            self.client
+                .put_replication_configuration()
+                .replication_configuration(config)
+                .send()
+                .await,
+        )
+        .map(drop)
+    }
+
+    async fn get_registry_scanning(&self) -> Result<ScanningSettings> {
+        let out = self.outcome(
+            "GetRegistryScanningConfiguration",
+            self.client
+                .get_registry_scanning_configuration()
+                .send()
+                .await,
+        )?;
+        let Some(config) = out.scanning_configuration() else {
+            return Ok(ScanningSettings::default());
+        };
+        Ok(ScanningSettings {
+            scan_type: config
+                .scan_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_else(|| "BASIC".to_string()),
+            rules: config
+                .rules()
+                .iter()
+                .map(|r| ScanningRuleInfo {
+                    frequency: r.scan_frequency().as_str().to_string(),
+                    filters: r
+                        .repository_filters()
+                        .iter()
+                        .map(|f| f.filter().to_string())
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn put_registry_scanning(&self, settings: &ScanningSettings) -> Result<()> {
+        const OP: &str = "PutRegistryScanningConfiguration";
+        let mut rules = Vec::with_capacity(settings.rules.len());
+        for rule in &settings.rules {
+            let filters = rule
+                .filters
+                .iter()
+                .map(|f| {
+                    ScanningRepositoryFilter::builder()
+                        .filter(f)
+                        .filter_type(ScanningRepositoryFilterType::Wildcard)
+                        .build()
+                        .map_err(|e| invalid(OP, e))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            rules.push(
+                RegistryScanningRule::builder()
+                    .scan_frequency(ScanFrequency::from(rule.frequency.as_str()))
+                    .set_repository_filters(Some(filters))
+                    .build()
+                    .map_err(|e| invalid(OP, e))?,
+            );
+        }
+        self.outcome(
+            OP,
+            self.client
+                .put_registry_scanning_configuration()
+                .scan_type(ScanType::from(settings.scan_type.as_str()))
+                .set_rules(Some(rules))
+                .send()
+                .await,
+        )
+        .map(drop)
+    }
+
+    async fn describe_pull_through_cache_rule(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<PullThroughCacheRuleInfo>> {
+        let result = self.outcome(
+            "DescribePullThroughCacheRules",
+            self.client
+                .describe_pull_through_cache_rules()
+                .ecr_repository_prefixes(prefix)
+                .send()
+                .await,
+        );
+        match result {
+            Ok(out) => Ok(out
+                .pull_through_cache_rules()
+                .iter()
+                .find_map(|r| ptc_info!(r, updated_at))),
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_pull_through_cache_rule(
+        &self,
+        input: &NewPullThroughCacheRule,
+    ) -> Result<PullThroughCacheRuleInfo> {
+        const OP: &str = "CreatePullThroughCacheRule";
+        let out = self.outcome(
+            OP,
+            self.client
+                .create_pull_through_cache_rule()
+                .ecr_repository_prefix(&input.prefix)
+                .upstream_registry_url(&input.upstream_registry_url)
+                .set_upstream_repository_prefix(input.upstream_repository_prefix.clone())
+                .set_credential_arn(input.credential_arn.clone())
+                .set_custom_role_arn(input.custom_role_arn.clone())
+                .send()
+                .await,
+        )?;
+        ptc_info!(&out, created_at)
+            .ok_or_else(|| RegistryError::new(ErrorClass::Transient, OP, "response had no rule"))
+    }
+
+    async fn update_pull_through_cache_rule(
+        &self,
+        prefix: &str,
+        credential_arn: Option<&str>,
+        custom_role_arn: Option<&str>,
+    ) -> Result<()> {
+        self.outcome(
+            "UpdatePullThroughCacheRule",
+            self.client
+                .update_pull_through_cache_rule()
+                .ecr_repository_prefix(prefix)
+                .set_credential_arn(credential_arn.map(str::to_string))
+                .set_custom_role_arn(custom_role_arn.map(str::to_string))
+                .send()
+                .await,
+        )
+        .map(drop)
+    }
+
+    async fn delete_pull_through_cache_rule(&self, prefix: &str) -> Result<()> {
+        let result = self.outcome(
+            "DeletePullThroughCacheRule",
+            self.client
+                .delete_pull_through_cache_rule()
+                .ecr_repository_prefix(prefix)
+                .send()
+                .await,
+        );
+        match result {
+            Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn get_secret(&self, name: &str) -> Result<Option<SecretValue>> {
+        const OP: &str = "GetSecretValue";
+        let client = self.secrets_client(OP)?;
+        let result = self.outcome(OP, client.get_secret_value().secret_id(name).send().await);
+        match result {
+            Ok(out) => Ok(Some(SecretValue {
+                arn: out.arn().unwrap_or_default().to_string(),
+                value: out.secret_string().unwrap_or_default().to_string(),
+            })),
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn secret_tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        const OP: &str = "DescribeSecret";
+        let client = self.secrets_client(OP)?;
+        let out = self.outcome(OP, client.describe_secret().secret_id(arn).send().await)?;
+        Ok(out
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect())
+    }
+
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        const OP: &str = "CreateSecret";
+        let client = self.secrets_client(OP)?;
+        let tags = tags
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+            })
+            .collect();
+        let out = self.outcome(
+            OP,
+            client
+                .create_secret()
+                .name(name)
+                .secret_string(value)
+                .set_tags(Some(tags))
+                .send()
+                .await,
+        )?;
+        out.arn()
+            .map(str::to_string)
+            .ok_or_else(|| RegistryError::new(ErrorClass::Transient, OP, "response had no ARN"))
+    }
+
+    async fn put_secret_value(&self, arn: &str, value: &str) -> Result<()> {
+        const OP: &str = "PutSecretValue";
+        let client = self.secrets_client(OP)?;
+        self.outcome(
+            OP,
+            client
+                .put_secret_value()
+                .secret_id(arn)
+                .secret_string(value)
+                .send()
+                .await,
+        )
+        .map(drop)
+    }
+
+    async fn delete_secret(&self, arn: &str) -> Result<()> {
+        const OP: &str = "DeleteSecret";
+        let client = self.secrets_client(OP)?;
+        let result = self.outcome(
+            OP,
+            client
+                .delete_secret()
+                .secret_id(arn)
+                .force_delete_without_recovery(true)
+                .send()
+                .await,
+        );
+        match result {
+            Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    async fn image_digest(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<String>> {
+        let result = self.outcome(
+            "DescribeImages",
+            self.client
+                .describe_images()
+                .set_registry_id(registry_id.map(str::to_string))
+                .repository_name(repository)
+                .image_ids(
+                    aws_sdk_ecr::types::ImageIdentifier::builder()
+                        .image_tag(tag)
+                        .build(),
+                )
+                .send()
+                .await,
+        );
+        match result {
+            Ok(out) => Ok(out
+                .image_details()
+                .iter()
+                .find_map(|d| d.image_digest().map(str::to_string))),
+            Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

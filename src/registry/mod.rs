@@ -1,7 +1,8 @@
 //! The ECR boundary: what the operator needs of ECR, in its own types.
 //!
 //! Controllers see only the [`Registry`] trait and [`RegistryError`] classes. The one
-//! implementation, [`EcrRegistry`], uses aws-sdk-ecr; tests run it against moto.
+//! implementation, [`EcrRegistry`], uses aws-sdk-ecr (and aws-sdk-secretsmanager for the
+//! credentials of pull-through cache rules); tests run it against moto.
 
 mod ecr;
 mod error;
@@ -54,6 +55,90 @@ pub struct ImageInfo {
     pub size_bytes: Option<i64>,
 }
 
+/// The registry's replication configuration (DescribeRegistry / PutReplicationConfiguration),
+/// in the order ECR holds it. No rules means replication is off.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationSettings {
+    pub rules: Vec<ReplicationRuleInfo>,
+}
+
+/// One replication rule: destinations and PREFIX_MATCH repository filters (all repositories
+/// when empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationRuleInfo {
+    /// (region, registryId) pairs.
+    pub destinations: Vec<(String, String)>,
+    /// PREFIX_MATCH filters.
+    pub filters: Vec<String>,
+}
+
+/// The registry scanning configuration (Get/PutRegistryScanningConfiguration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanningSettings {
+    /// BASIC or ENHANCED.
+    pub scan_type: String,
+    pub rules: Vec<ScanningRuleInfo>,
+}
+
+impl Default for ScanningSettings {
+    /// What a registry holds before anyone configures scanning.
+    fn default() -> Self {
+        ScanningSettings {
+            scan_type: "BASIC".to_string(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// One registry scanning rule: a frequency and WILDCARD repository filters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanningRuleInfo {
+    /// SCAN_ON_PUSH, CONTINUOUS_SCAN or MANUAL.
+    pub frequency: String,
+    pub filters: Vec<String>,
+}
+
+/// A pull-through cache rule as ECR describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullThroughCacheRuleInfo {
+    pub prefix: String,
+    pub upstream_registry_url: String,
+    pub registry_id: String,
+    /// docker-hub, github-container-registry, ... as ECR inferred it.
+    pub upstream_registry: Option<String>,
+    pub upstream_repository_prefix: Option<String>,
+    pub credential_arn: Option<String>,
+    pub custom_role_arn: Option<String>,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Everything CreatePullThroughCacheRule takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewPullThroughCacheRule {
+    pub prefix: String,
+    pub upstream_registry_url: String,
+    pub upstream_repository_prefix: Option<String>,
+    pub credential_arn: Option<String>,
+    pub custom_role_arn: Option<String>,
+}
+
+/// A Secrets Manager secret's ARN and current value. The value is a credential: never log it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue {
+    pub arn: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("arn", &self.arn)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
 /// What the operator needs of ECR.
 #[async_trait]
 pub trait Registry: Send + Sync + 'static {
@@ -74,6 +159,63 @@ pub trait Registry: Send + Sync + 'static {
     async fn delete_repository(&self, name: &str, force: bool) -> Result<()>;
     /// Every image in a repository, read in pages of 1000.
     async fn list_images(&self, name: &str) -> Result<Vec<ImageInfo>>;
+    /// The digest `tag` points at in `repository` (of registry `registry_id`, default ours),
+    /// or `None` when the tag or the repository does not exist.
+    async fn image_digest(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<String>>;
+    /// The repository's lifecycle policy text, or `None` when it has none.
+    async fn get_lifecycle_policy(&self, repository: &str) -> Result<Option<String>>;
+    async fn put_lifecycle_policy(&self, repository: &str, text: &str) -> Result<()>;
+    /// Removes the policy; a policy (or repository) that is already gone is not an error.
+    async fn delete_lifecycle_policy(&self, repository: &str) -> Result<()>;
+
+    /// The registry's replication configuration (DescribeRegistry).
+    async fn get_replication(&self) -> Result<ReplicationSettings>;
+    async fn put_replication(&self, settings: &ReplicationSettings) -> Result<()>;
+
+    /// The registry scanning configuration.
+    async fn get_registry_scanning(&self) -> Result<ScanningSettings>;
+    async fn put_registry_scanning(&self, settings: &ScanningSettings) -> Result<()>;
+
+    /// The pull-through cache rule for one prefix, or `None`.
+    async fn describe_pull_through_cache_rule(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<PullThroughCacheRuleInfo>>;
+    async fn create_pull_through_cache_rule(
+        &self,
+        input: &NewPullThroughCacheRule,
+    ) -> Result<PullThroughCacheRuleInfo>;
+    /// Replaces a rule's credentials (the only part of a rule ECR can change).
+    async fn update_pull_through_cache_rule(
+        &self,
+        prefix: &str,
+        credential_arn: Option<&str>,
+        custom_role_arn: Option<&str>,
+    ) -> Result<()>;
+    /// Deletes a rule; one that is already gone is not an error.
+    async fn delete_pull_through_cache_rule(&self, prefix: &str) -> Result<()>;
+
+    /// A Secrets Manager secret's ARN and value, or `None` when it does not exist.
+    async fn get_secret(&self, name: &str) -> Result<Option<SecretValue>>;
+    /// A secret's tags (DescribeSecret).
+    async fn secret_tags(&self, arn: &str) -> Result<BTreeMap<String, String>>;
+    /// Creates a secret and returns its ARN.
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String>;
+    async fn put_secret_value(&self, arn: &str, value: &str) -> Result<()>;
+    /// Deletes a secret at once (no recovery window, so the name can be reused); one that is
+    /// already gone is not an error.
+    async fn delete_secret(&self, arn: &str) -> Result<()>;
+
     /// Counts of calls made, by operation and outcome.
     fn stats(&self) -> &CallStats;
 }

@@ -13,6 +13,17 @@ pub const WRITE_OPERATIONS: &[&str] = &[
     "SetRepositoryPolicy",
     "DeleteRepositoryPolicy",
     "DeleteRepository",
+    "PutLifecyclePolicy",
+    "DeleteLifecyclePolicy",
+    "PutReplicationConfiguration",
+    "PutRegistryScanningConfiguration",
+    "CreatePullThroughCacheRule",
+    "UpdatePullThroughCacheRule",
+    "DeletePullThroughCacheRule",
+    // Secrets Manager, for mirrored pull-through cache credentials.
+    "CreateSecret",
+    "PutSecretValue",
+    "DeleteSecret",
 ];
 
 /// Call counters keyed by (operation, outcome); outcome is `success` or an error class.

@@ -33,6 +33,7 @@ pub fn test_config() -> controllers::Config {
         sweep_interval: Duration::from_millis(500),
         deep_sweep_interval: Duration::from_secs(2),
         concurrency: 8,
+        operator_namespace: "ecr-operator-system".to_string(),
     }
 }
 
@@ -160,11 +161,10 @@ pub fn ready_of(
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-/// Ready=True at the object's current generation.
+/// Ready=True at the Repository's current generation.
 pub fn is_ready(r: &ecr_operator::api::Repository) -> bool {
     r.status.as_ref().is_some_and(|s| {
-        s.common.observed_generation == r.metadata.generation
-            && ready_of(&s.common.conditions).is_some_and(|(st, _, _)| st == "True")
+        ecr_operator::api::conditions::is_ready_at(&s.common.conditions, r.metadata.generation)
     })
 }
 
@@ -176,4 +176,60 @@ pub fn reason_is(reason: &'static str) -> impl Fn(&ecr_operator::api::Repository
             .and_then(|s| ready_of(&s.common.conditions))
             .is_some_and(|(_, re, _)| re == reason)
     }
+}
+/// Ready=True at the object's generation (any kind the operator reports on).
+pub fn ready<K: ecr_operator::controllers::status::Reported>(obj: &K) -> bool {
+    obj.status().is_some_and(|s| {
+        ecr_operator::api::conditions::is_ready_at(&K::common(s).conditions, obj.meta().generation)
+    })
+}
+
+/// Ready=False with `reason`.
+pub fn failed_with<K: ecr_operator::controllers::status::Reported>(
+    reason: &'static str,
+) -> impl Fn(&K) -> bool {
+    move |obj| {
+        obj.status()
+            .and_then(|s| ready_of(&K::common(s).conditions))
+            .is_some_and(|(st, re, _)| st == "False" && re == reason)
+    }
+}
+
+/// The Ready condition's message.
+pub fn message_of<K: ecr_operator::controllers::status::Reported>(obj: &K) -> String {
+    obj.status()
+        .and_then(|s| ready_of(&K::common(s).conditions))
+        .map(|(_, _, m)| m)
+        .unwrap_or_default()
+}
+
+/// Creating the object fails with 422 and a message containing `expect`.
+pub async fn assert_rejected<K>(api: &Api<K>, yaml: &str, expect: &str)
+where
+    K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let obj: K = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("bad test YAML: {e}"));
+    match api.create(&PostParams::default(), &obj).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(
+                s.message.contains(expect),
+                "message {:?} should contain {expect:?}",
+                s.message
+            );
+        }
+        other => panic!("expected 422 for {yaml}: {other:?}"),
+    }
+}
+
+/// Restarts the operator with a registry that also reaches moto's Secrets Manager, and with
+/// `operator_namespace` as the namespace of credential Secrets.
+pub fn restart_with_secrets(env: &mut Env, operator_namespace: &str) {
+    env.kill_operator();
+    env.registry = Arc::new(
+        EcrRegistry::from_client(env.moto.ecr_client())
+            .with_secrets(aws_sdk_secretsmanager::Client::new(&env.moto.sdk_config())),
+    );
+    env.config.operator_namespace = operator_namespace.to_string();
+    env.start_operator();
 }

@@ -1,0 +1,3 @@
+module github.com/ecr-operator/ecr-operator/charts/render
+
+go 1.23

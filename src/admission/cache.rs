@@ -1,0 +1,189 @@
+//! The webhook's view of the cluster: ImageScanReports and ScanPolicies (cluster-scoped) and
+//! Namespaces (for their labels), each kept by a `kube::runtime::reflector`.
+//!
+//! Lookups must be fast and never wait on the watches: reports and policies are served from an
+//! immutable [`Snapshot`] behind an [`ArcSwap`], rebuilt by one task after changes (coalesced:
+//! a burst of watch events costs one rebuild). A request takes the current snapshot with one
+//! atomic load and keeps it for its whole decision, so a decision never sees half an update.
+//! Namespace labels are read from the reflector's store (a short read lock).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::decision::ReportIndex;
+use crate::api::image_scan_report::ImageScanReport;
+use crate::api::scan_policy::ScanPolicy;
+
+/// Delay between a watch event and the rebuild it triggers, so that bursts coalesce.
+const REBUILD_DEBOUNCE: Duration = Duration::from_millis(20);
+
+/// The label the API server sets on every namespace.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// Reports and policies at one point in time.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every ImageScanReport, indexed by digest and tag.
+    pub reports: ReportIndex,
+    /// Every ScanPolicy.
+    pub policies: Vec<ScanPolicy>,
+}
+
+/// The cache; cheap to share (`Arc`).
+pub struct ScanCache {
+    snapshot: ArcSwap<Snapshot>,
+    namespaces: Store<Namespace>,
+    synced: AtomicBool,
+}
+
+impl std::fmt::Debug for ScanCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScanCache")
+            .field("synced", &self.is_synced())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScanCache {
+    /// Starts the three reflectors and the rebuild task on `tasks` (aborted with it).
+    pub fn start(client: kube::Client, tasks: &mut JoinSet<()>) -> Arc<ScanCache> {
+        let (reports, reports_writer) = reflector::store::<ImageScanReport>();
+        let (policies, policies_writer) = reflector::store::<ScanPolicy>();
+        let (namespaces, namespaces_writer) = reflector::store::<Namespace>();
+        let cache = Arc::new(ScanCache {
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            namespaces: namespaces.clone(),
+            synced: AtomicBool::new(false),
+        });
+        let changed = Arc::new(Notify::new());
+        let config = watcher::Config::default();
+
+        let api: Api<ImageScanReport> = Api::all(client.clone());
+        let stream = reflector::reflector(
+            reports_writer,
+            watcher::watcher(api, config.clone()).default_backoff(),
+        );
+        tasks.spawn(drive("ImageScanReport", stream, Some(changed.clone())));
+        let api: Api<ScanPolicy> = Api::all(client.clone());
+        let stream = reflector::reflector(
+            policies_writer,
+            watcher::watcher(api, config.clone()).default_backoff(),
+        );
+        tasks.spawn(drive("ScanPolicy", stream, Some(changed.clone())));
+        let api: Api<Namespace> = Api::all(client);
+        let stream = reflector::reflector(
+            namespaces_writer,
+            watcher::watcher(api, config).default_backoff(),
+        );
+        tasks.spawn(drive("Namespace", stream, None));
+
+        let rebuilder = cache.clone();
+        tasks.spawn(async move {
+            let ready = async {
+                reports.wait_until_ready().await?;
+                policies.wait_until_ready().await?;
+                rebuilder.namespaces.wait_until_ready().await
+            };
+            if ready.await.is_err() {
+                tracing::error!("admission cache: a reflector stopped before its first list");
+                return;
+            }
+            rebuilder.rebuild(&reports, &policies);
+            rebuilder.synced.store(true, Ordering::Release);
+            tracing::info!(
+                reports = reports.len(),
+                policies = policies.len(),
+                "admission cache synced"
+            );
+            loop {
+                changed.notified().await;
+                tokio::time::sleep(REBUILD_DEBOUNCE).await;
+                rebuilder.rebuild(&reports, &policies);
+            }
+        });
+        cache
+    }
+
+    fn rebuild(&self, reports: &Store<ImageScanReport>, policies: &Store<ScanPolicy>) {
+        let index: ReportIndex = reports.state().iter().map(|r| r.spec.clone()).collect();
+        let mut policies: Vec<ScanPolicy> =
+            policies.state().iter().map(|p| (**p).clone()).collect();
+        policies.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        self.snapshot.store(Arc::new(Snapshot {
+            reports: index,
+            policies,
+        }));
+    }
+
+    /// A cache over fixed data, never synced from a cluster (for tests and benchmarks of the
+    /// request path).
+    pub fn fixed(snapshot: Snapshot, namespaces: Vec<Namespace>) -> Arc<ScanCache> {
+        let (store, mut writer) = reflector::store::<Namespace>();
+        writer.apply_watcher_event(&Event::Init);
+        for ns in namespaces {
+            writer.apply_watcher_event(&Event::InitApply(ns));
+        }
+        writer.apply_watcher_event(&Event::InitDone);
+        Arc::new(ScanCache {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            namespaces: store,
+            synced: AtomicBool::new(true),
+        })
+    }
+
+    /// Whether every reflector has listed once and the first snapshot is built.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The labels of namespace `name`. A namespace the watch has not delivered yet gets the
+    /// label the API server always sets, `kubernetes.io/metadata.name`.
+    pub fn namespace_labels(&self, name: &str) -> BTreeMap<String, String> {
+        let mut labels = self
+            .namespaces
+            .get(&ObjectRef::new(name))
+            .and_then(|ns| ns.metadata.labels.clone())
+            .unwrap_or_default();
+        labels
+            .entry(NAMESPACE_NAME_LABEL.to_owned())
+            .or_insert_with(|| name.to_owned());
+        labels
+    }
+}
+
+/// Drives one reflector's watch stream until it ends, logging watch errors (the watcher
+/// retries with backoff) and signalling `changed` after every event.
+async fn drive<S, K>(kind: &'static str, stream: S, changed: Option<Arc<Notify>>)
+where
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+{
+    futures::pin_mut!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(_) => {
+                if let Some(changed) = &changed {
+                    changed.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(kind, error = %e, "admission cache: watch error"),
+        }
+    }
+    tracing::warn!(kind, "admission cache: watch stream ended");
+}

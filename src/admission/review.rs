@@ -1,0 +1,504 @@
+//! Reading an `admission.k8s.io/v1` AdmissionReview and writing the answer: which images a
+//! request introduces, and how a [`Decision`] becomes an [`AdmissionResponse`].
+//!
+//! Only what the decision needs is deserialized from the admitted object: its metadata and the
+//! `name` and `image` of every container, init container and ephemeral container of its pod
+//! spec. Every other field (volumes, probes, resources, status, …) is skipped by serde.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{ApiResource, DynamicResourceScope, Resource, Status};
+use serde::{Deserialize, Serialize};
+
+use super::decision::{ContainerKind, Decision, PodImage};
+
+/// The parts of an admitted object the webhook reads: a Pod, or a workload with a pod template
+/// (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job: `spec.template`; CronJob:
+/// `spec.jobTemplate.spec.template`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmittedObject {
+    /// The object's metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// The object's spec, reduced to the pod spec (or the pod template) in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<ObjectSpec>,
+}
+
+/// A spec that is either a pod spec or holds a pod template.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectSpec {
+    /// A Pod's own spec.
+    #[serde(flatten)]
+    pub pod: PodSpecImages,
+    /// The pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet or Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplate>,
+    /// The job template of a CronJob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_template: Option<JobTemplate>,
+}
+
+/// `spec.template` of a workload.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct PodTemplate {
+    /// The template's pod spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<PodSpecImages>,
+}
+
+/// `spec.jobTemplate` of a CronJob.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct JobTemplate {
+    /// The job spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<JobSpec>,
+}
+
+/// `spec.jobTemplate.spec` of a CronJob.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct JobSpec {
+    /// The job's pod template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplate>,
+}
+
+/// The container lists of a pod spec.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpecImages {
+    /// `containers`.
+    #[serde(default)]
+    pub containers: Vec<ContainerImage>,
+    /// `initContainers`.
+    #[serde(default)]
+    pub init_containers: Vec<ContainerImage>,
+    /// `ephemeralContainers`.
+    #[serde(default)]
+    pub ephemeral_containers: Vec<ContainerImage>,
+}
+
+/// A container's name and image.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ContainerImage {
+    /// The container's name.
+    #[serde(default)]
+    pub name: String,
+    /// The image (optional in the API: a workload may leave it to a mutating webhook).
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+impl Resource for AdmittedObject {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        dt.kind.as_str().into()
+    }
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        dt.group.as_str().into()
+    }
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.version.as_str().into()
+    }
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        dt.api_version.as_str().into()
+    }
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        dt.plural.as_str().into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The kinds whose pod spec the webhook checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// `v1` Pod.
+    Pod,
+    /// `apps/v1` Deployment, StatefulSet, DaemonSet, ReplicaSet; `batch/v1` Job.
+    Template,
+    /// `batch/v1` CronJob.
+    CronJob,
+}
+
+impl WorkloadKind {
+    /// The kind of a request by its `kind` (group and kind; every served version has the same
+    /// shape for the fields we read).
+    pub fn of(group: &str, kind: &str) -> Option<Self> {
+        match (group, kind) {
+            ("", "Pod") => Some(Self::Pod),
+            ("apps", "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet")
+            | ("batch", "Job") => Some(Self::Template),
+            ("batch", "CronJob") => Some(Self::CronJob),
+            _ => None,
+        }
+    }
+}
+
+/// A request to admit: the AdmissionRequest with our reduced object.
+pub type Request = AdmissionRequest<AdmittedObject>;
+
+/// Why a body is not an AdmissionReview we can answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// Not JSON, or not shaped like an AdmissionReview.
+    #[error("the body is not an admission.k8s.io/v1 AdmissionReview: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// An AdmissionReview without `request`.
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+    /// An AdmissionReview of another version.
+    #[error("unsupported AdmissionReview apiVersion {0:?}; only admission.k8s.io/v1 is served")]
+    Version(String),
+}
+
+/// Parses a request body.
+pub fn parse(body: &[u8]) -> Result<Request, ReviewError> {
+    let review: AdmissionReview<AdmittedObject> = serde_json::from_slice(body)?;
+    if review.types.api_version != kube::core::admission::META_API_VERSION_V1 {
+        return Err(ReviewError::Version(review.types.api_version));
+    }
+    review.try_into().map_err(|_| ReviewError::NoRequest)
+}
+
+/// The `uid` of a body that does not parse as a whole, so that the answer can still name it.
+pub fn salvage_uid(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Uid {
+        uid: String,
+    }
+    #[derive(Deserialize)]
+    struct Envelope {
+        request: Uid,
+    }
+    serde_json::from_slice::<Envelope>(body)
+        .ok()
+        .map(|e| e.request.uid)
+}
+
+/// Every image of the object's pod spec, in spec order (containers, init containers, ephemeral
+/// containers). Containers without an image are left out.
+pub fn images_of(kind: WorkloadKind, object: &AdmittedObject) -> Vec<PodImage> {
+    let Some(spec) = &object.spec else {
+        return Vec::new();
+    };
+    let pod = match kind {
+        WorkloadKind::Pod => Some(&spec.pod),
+        WorkloadKind::Template => spec.template.as_ref().and_then(|t| t.spec.as_ref()),
+        WorkloadKind::CronJob => spec
+            .job_template
+            .as_ref()
+            .and_then(|j| j.spec.as_ref())
+            .and_then(|j| j.template.as_ref())
+            .and_then(|t| t.spec.as_ref()),
+    };
+    let Some(pod) = pod else {
+        return Vec::new();
+    };
+    let lists = [
+        (ContainerKind::Container, &pod.containers),
+        (ContainerKind::InitContainer, &pod.init_containers),
+        (ContainerKind::EphemeralContainer, &pod.ephemeral_containers),
+    ];
+    lists
+        .into_iter()
+        .flat_map(|(kind, list)| {
+            list.iter().filter_map(move |c| {
+                c.image.as_ref().map(|image| PodImage {
+                    container: c.name.clone(),
+                    kind,
+                    image: image.clone(),
+                    resolved_digest: None,
+                })
+            })
+        })
+        .collect()
+}
+
+/// What a request asks the webhook to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// Nothing to check: another operation, another kind, or an UPDATE that changes no image.
+    Skip(&'static str),
+    /// These images (never empty).
+    Images(Vec<PodImage>),
+}
+
+/// The images `req` introduces.
+///
+/// - CREATE: every image of the object.
+/// - UPDATE (including the `ephemeralcontainers` subresource): only images that do not appear
+///   anywhere in the old object. An image the pod already runs was admitted before; checking it
+///   again on, say, `kubectl debug` would block debugging a running pod because of its main
+///   container. An UPDATE that changes no image (labels, scale, status) is skipped.
+/// - DELETE and CONNECT: skipped.
+pub fn subject(req: &Request) -> Subject {
+    let Some(kind) = WorkloadKind::of(&req.kind.group, &req.kind.kind) else {
+        return Subject::Skip("not a pod or a workload with a pod template");
+    };
+    let Some(object) = &req.object else {
+        return Subject::Skip("no object");
+    };
+    let images = images_of(kind, object);
+    let images = match req.operation {
+        Operation::Create => images,
+        Operation::Update => {
+            let old: BTreeSet<String> = req
+                .old_object
+                .as_ref()
+                .map(|o| images_of(kind, o).into_iter().map(|i| i.image).collect())
+                .unwrap_or_default();
+            images
+                .into_iter()
+                .filter(|i| !old.contains(&i.image))
+                .collect()
+        }
+        Operation::Delete | Operation::Connect => return Subject::Skip("not CREATE or UPDATE"),
+    };
+    if images.is_empty() {
+        Subject::Skip("no new image")
+    } else {
+        Subject::Images(images)
+    }
+}
+
+/// How the object is named in logs and events: its name, `generateName*` while the API server
+/// has not named it yet, or `<unnamed>`.
+pub fn object_name(req: &Request) -> String {
+    if !req.name.is_empty() {
+        return req.name.clone();
+    }
+    let meta = req.object.as_ref().map(|o| &o.metadata);
+    match meta {
+        Some(ObjectMeta { name: Some(n), .. }) if !n.is_empty() => n.clone(),
+        Some(ObjectMeta {
+            generate_name: Some(g),
+            ..
+        }) if !g.is_empty() => format!("{g}*"),
+        _ => "<unnamed>".to_owned(),
+    }
+}
+
+/// The answer for `req` from `decision`: denied with code 403 and the decision's message, and
+/// the decision's warnings in both cases.
+pub fn respond(req: &Request, decision: &Decision) -> AdmissionResponse {
+    let mut response = AdmissionResponse::from(req);
+    if !decision.allowed {
+        let message = decision
+            .message
+            .clone()
+            .unwrap_or_else(|| "denied by ScanPolicy".to_owned());
+        response = response.deny(&message);
+        response.result = Status::failure(&message, "Forbidden").with_code(403);
+    }
+    if !decision.warnings.is_empty() {
+        response.warnings = Some(decision.warnings.clone());
+    }
+    response
+}
+
+/// An allowed answer with optional warnings.
+pub fn allow(req: &Request, warnings: Vec<String>) -> AdmissionResponse {
+    let mut response = AdmissionResponse::from(req);
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    response
+}
+
+/// A denial with an explicit code (403 policy, 400 bad request, 503 unavailable).
+pub fn deny(req: &Request, code: u16, reason: &str, message: &str) -> AdmissionResponse {
+    let mut response = AdmissionResponse::from(req).deny(message);
+    response.result = Status::failure(message, reason).with_code(code);
+    response
+}
+
+/// The answer to a body that could not be read. Names `uid` when it could be salvaged.
+pub fn invalid(uid: Option<String>, message: &str) -> AdmissionResponse {
+    let mut response = AdmissionResponse::invalid(message);
+    response.result = Status::failure(message, "BadRequest").with_code(400);
+    if let Some(uid) = uid {
+        response.uid = uid;
+    }
+    response
+}
+
+/// Serializes `response` as the AdmissionReview the API server expects.
+pub fn to_body(response: AdmissionResponse) -> Vec<u8> {
+    // An AdmissionReview of strings, numbers and maps always serializes.
+    serde_json::to_vec(&response.into_review()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn review(operation: &str, object: serde_json::Value, old: serde_json::Value) -> Vec<u8> {
+        review_of("", "v1", "Pod", "pods", None, operation, object, old)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn review_of(
+        group: &str,
+        version: &str,
+        kind: &str,
+        resource: &str,
+        sub: Option<&str>,
+        operation: &str,
+        object: serde_json::Value,
+        old: serde_json::Value,
+    ) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+                "kind": {"group": group, "version": version, "kind": kind},
+                "resource": {"group": group, "version": version, "resource": resource},
+                "subResource": sub,
+                "namespace": "team-a",
+                "name": "web",
+                "operation": operation,
+                "userInfo": {"username": "admin", "groups": ["system:authenticated"]},
+                "object": object,
+                "oldObject": old,
+                "dryRun": false,
+                "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+            }
+        }))
+        .unwrap()
+    }
+
+    fn pod(images: &[(&str, &str)], ephemeral: &[(&str, &str)]) -> serde_json::Value {
+        let c = |l: &[(&str, &str)]| {
+            l.iter()
+                .map(|(n, i)| json!({"name": n, "image": i, "resources": {}}))
+                .collect::<Vec<_>>()
+        };
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "team-a"},
+            "spec": {"containers": c(images), "ephemeralContainers": c(ephemeral),
+                     "volumes": [{"name": "x", "emptyDir": {}}]},
+            "status": {"phase": "Pending"}
+        })
+    }
+
+    #[test]
+    fn create_checks_every_image() {
+        let req = parse(&review("CREATE", pod(&[("a", "nginx")], &[]), json!(null))).unwrap();
+        let Subject::Images(images) = subject(&req) else {
+            panic!("expected images")
+        };
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].image, "nginx");
+    }
+
+    #[test]
+    fn update_checks_only_new_images() {
+        let old = pod(&[("a", "nginx")], &[]);
+        let same = pod(&[("a", "nginx")], &[]);
+        let req = parse(&review("UPDATE", same, old.clone())).unwrap();
+        assert!(matches!(subject(&req), Subject::Skip(_)));
+        let debug = pod(&[("a", "nginx")], &[("dbg", "busybox")]);
+        let req = parse(&review("UPDATE", debug, old)).unwrap();
+        let Subject::Images(images) = subject(&req) else {
+            panic!("expected images")
+        };
+        assert_eq!(images.len(), 1);
+        assert_eq!(images[0].kind, ContainerKind::EphemeralContainer);
+    }
+
+    #[test]
+    fn cronjob_template_is_read() {
+        let cron = json!({
+            "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c"},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "containers": [{"name": "x", "image": "alpine:3"}],
+                "initContainers": [{"name": "i", "image": "busybox"}]}}}}}
+        });
+        let body = review_of(
+            "batch",
+            "v1",
+            "CronJob",
+            "cronjobs",
+            None,
+            "CREATE",
+            cron,
+            json!(null),
+        );
+        let req = parse(&body).unwrap();
+        let Subject::Images(images) = subject(&req) else {
+            panic!("expected images")
+        };
+        assert_eq!(images.len(), 2);
+        assert_eq!(images[1].kind, ContainerKind::InitContainer);
+    }
+
+    #[test]
+    fn delete_and_other_kinds_are_skipped() {
+        let req = parse(&review("DELETE", json!(null), pod(&[("a", "x")], &[]))).unwrap();
+        assert!(matches!(subject(&req), Subject::Skip(_)));
+        let body = review_of(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            None,
+            "CREATE",
+            json!({"data": {}}),
+            json!(null),
+        );
+        assert!(matches!(subject(&parse(&body).unwrap()), Subject::Skip(_)));
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        assert!(matches!(parse(b"{"), Err(ReviewError::Malformed(_))));
+        assert!(matches!(
+            parse(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#),
+            Err(ReviewError::NoRequest)
+        ));
+        assert!(matches!(
+            parse(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#),
+            Err(ReviewError::Version(_))
+        ));
+        let bad = br#"{"apiVersion":"admission.k8s.io/v1","request":{"uid":"u1","kind":7}}"#;
+        assert!(parse(bad).is_err());
+        assert_eq!(salvage_uid(bad).as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn denial_has_code_403_and_warnings() {
+        let req = parse(&review("CREATE", pod(&[("a", "nginx")], &[]), json!(null))).unwrap();
+        let decision = Decision {
+            allowed: false,
+            warnings: vec!["w".into()],
+            message: Some("no".into()),
+            audit: vec![],
+        };
+        let r = respond(&req, &decision);
+        assert!(!r.allowed);
+        assert_eq!(r.result.code, 403);
+        assert_eq!(r.result.message, "no");
+        assert_eq!(r.warnings, Some(vec!["w".to_owned()]));
+        let body: serde_json::Value = serde_json::from_slice(&to_body(r)).unwrap();
+        assert_eq!(
+            body["response"]["uid"],
+            "705ab4f5-6393-11e8-b7cc-42010a800002"
+        );
+        assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+    }
+}

@@ -1,0 +1,455 @@
+//! The LifecyclePolicy controller.
+//!
+//! dereference (the Repository, which must be Ready) → validate and render (pure, `lifecycle/`)
+//! → observe (GetLifecyclePolicy) → PutLifecyclePolicy only when the texts differ in meaning →
+//! preview (DescribeImages + the local evaluator) → status. ECR calls per reconcile: one
+//! GetLifecyclePolicy, one DescribeImages per 1000 images, and a PutLifecyclePolicy only on a
+//! change or drift.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, ResourceExt};
+use tracing::{info, instrument, warn};
+
+use super::status::{self, age_key};
+use super::{Context, Error, FINALIZER, from_finalizer, object_key, trigger_hash};
+use crate::api::conditions;
+use crate::api::lifecycle_policy::{
+    LifecycleCountType, LifecyclePolicySpec, LifecyclePreview, LifecycleTagStatus, PreviewImage,
+};
+use crate::api::{LifecyclePolicy, Repository};
+use crate::lifecycle::{self, Count, Image, Rule, Selection, TagStatus};
+use crate::registry::{ErrorClass, ImageInfo};
+
+/// Images listed in the status preview at most; `truncated` says when there are more.
+pub const PREVIEW_CAP: usize = 50;
+
+/// The spec's rules in the evaluator's model.
+pub fn to_rules(spec: &LifecyclePolicySpec) -> Vec<Rule> {
+    spec.rules
+        .iter()
+        .map(|r| {
+            let n = u32::try_from(r.selection.count_number).unwrap_or(0);
+            Rule {
+                rule_priority: u32::try_from(r.rule_priority).unwrap_or(0),
+                description: r.description.clone().filter(|d| !d.is_empty()),
+                selection: Selection {
+                    tag_status: match r.selection.tag_status {
+                        LifecycleTagStatus::Tagged => TagStatus::Tagged,
+                        LifecycleTagStatus::Untagged => TagStatus::Untagged,
+                        LifecycleTagStatus::Any => TagStatus::Any,
+                    },
+                    tag_prefix_list: r.selection.tag_prefix_list.clone(),
+                    tag_pattern_list: r.selection.tag_pattern_list.clone(),
+                    count: match r.selection.count_type {
+                        LifecycleCountType::ImageCountMoreThan => Count::ImageCountMoreThan(n),
+                        LifecycleCountType::SinceImagePushed => Count::SinceImagePushed { days: n },
+                    },
+                },
+                action: lifecycle::Action::Expire,
+            }
+        })
+        .collect()
+}
+
+/// Validates the rules as ECR would and renders the policy text.
+pub fn render_spec(spec: &LifecyclePolicySpec) -> Result<(Vec<Rule>, String), String> {
+    let rules = to_rules(spec);
+    let errors = lifecycle::validate(&rules);
+    if !errors.is_empty() {
+        let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        return Err(format!("invalid lifecycle rules: {}", list.join("; ")));
+    }
+    let text = lifecycle::render(&rules);
+    Ok((rules, text))
+}
+
+fn to_image(i: &ImageInfo, now: DateTime<Utc>) -> Image {
+    let pushed_at = i
+        .pushed_at
+        .and_then(|t| DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32))
+        .unwrap_or(now);
+    Image {
+        digest: i.digest.clone(),
+        tags: i.tags.clone(),
+        pushed_at,
+    }
+}
+
+/// Which of `images` the rules would expire at `now`: counts, and the first `cap` images (oldest
+/// first within each rule, rules by priority).
+pub fn preview(
+    rules: &[Rule],
+    images: &[ImageInfo],
+    now: DateTime<Utc>,
+    cap: usize,
+) -> LifecyclePreview {
+    let model: Vec<Image> = images.iter().map(|i| to_image(i, now)).collect();
+    let expiries = lifecycle::evaluate(rules, &model, now);
+    let pushed = |digest: &str| {
+        model
+            .iter()
+            .find(|i| i.digest == digest)
+            .map(|i| {
+                i.pushed_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            })
+            .unwrap_or_default()
+    };
+    LifecyclePreview {
+        evaluated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        image_count: images.len() as i64,
+        expiring_count: expiries.len() as i64,
+        truncated: expiries.len() > cap,
+        images: expiries
+            .iter()
+            .take(cap)
+            .map(|e| PreviewImage {
+                digest: e.digest.clone(),
+                tags: e.tags.clone(),
+                pushed_at: pushed(&e.digest),
+                rule_priority: i32::try_from(e.rule_priority).unwrap_or(i32::MAX),
+            })
+            .collect(),
+    }
+}
+
+/// Keeps the previous preview (and its time) when nothing in it changed, so a resync of an
+/// unchanged repository writes no status.
+fn settle_preview(
+    previous: Option<&LifecyclePreview>,
+    fresh: LifecyclePreview,
+) -> LifecyclePreview {
+    match previous {
+        Some(p)
+            if p.image_count == fresh.image_count
+                && p.expiring_count == fresh.expiring_count
+                && p.truncated == fresh.truncated
+                && p.images == fresh.images =>
+        {
+            p.clone()
+        }
+        _ => fresh,
+    }
+}
+
+pub struct Shared {
+    pub ctx: Arc<Context>,
+    pub store: Store<LifecyclePolicy>,
+}
+
+/// Runs the LifecyclePolicy controller until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let api = Api::<LifecyclePolicy>::all(ctx.client.clone());
+    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
+        return Err(Error::Invalid(format!(
+            "cannot list LifecyclePolicy objects ({e}); are the CRDs installed? kubectl apply -f crds/"
+        )));
+    }
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, PredicateConfig::default());
+    let shared = Arc::new(Shared {
+        ctx: ctx.clone(),
+        store: reader.clone(),
+    });
+    let store = reader.clone();
+    // A Repository becoming Ready (or changing) wakes the policies that reference it.
+    let repositories = Api::<Repository>::all(ctx.client.clone());
+    Controller::for_stream(stream, reader)
+        .watches(repositories, watcher::Config::default(), move |repo| {
+            let ns = repo.namespace();
+            let name = repo.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|lp| lp.namespace() == ns && lp.spec.repository_ref.name == name)
+                .map(|lp| ObjectRef::from_obj(lp.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, shared)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+#[instrument(skip(lp, shared), fields(object = %object_key(lp.as_ref())))]
+async fn reconcile(lp: Arc<LifecyclePolicy>, shared: Arc<Shared>) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let api: Api<LifecyclePolicy> =
+        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
+    let result = finalizer(&api, FINALIZER, lp.clone(), |event| async {
+        match event {
+            FinalizerEvent::Apply(p) => apply(&p, &shared).await,
+            FinalizerEvent::Cleanup(p) => cleanup(&p, &shared).await,
+        }
+    })
+    .await
+    .map_err(from_finalizer);
+    match result {
+        Ok(action) => {
+            ctx.reset_backoff(&lp.uid().unwrap_or_default());
+            Ok(action)
+        }
+        Err(e) => {
+            if let Err(status_err) = status::write_failure(ctx, lp.as_ref(), &e).await {
+                warn!(error = %status_err, "writing failure status failed");
+            }
+            if e.is_permanent() {
+                Ok(Action::await_change())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+fn error_policy(lp: Arc<LifecyclePolicy>, err: &Error, shared: Arc<Shared>) -> Action {
+    let wait = shared.ctx.backoff(&lp.uid().unwrap_or_default());
+    warn!(object = %object_key(lp.as_ref()), error = %err, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
+
+/// An older LifecyclePolicy for the same Repository: it manages the policy, this one conflicts.
+fn older_claimant(store: &Store<LifecyclePolicy>, lp: &LifecyclePolicy) -> Option<String> {
+    let mine = age_key(lp);
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.uid() != lp.uid() && o.metadata.deletion_timestamp.is_none())
+        .filter(|o| {
+            o.namespace() == lp.namespace()
+                && o.spec.repository_ref.name == lp.spec.repository_ref.name
+        })
+        .filter(|o| age_key(o.as_ref()) < mine)
+        .map(|o| o.name_any())
+        .min()
+}
+
+/// The ECR repository name of the referenced Repository, once it is Ready.
+async fn ready_repository(ctx: &Context, lp: &LifecyclePolicy) -> Result<String, Error> {
+    let ns = lp.namespace().unwrap_or_default();
+    let name = &lp.spec.repository_ref.name;
+    let api: Api<Repository> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(repo) = api.get_opt(name).await? else {
+        return Err(Error::RepositoryNotReady(format!(
+            "Repository {name} does not exist in namespace {ns}"
+        )));
+    };
+    let status = repo.status.as_ref();
+    let ready = status
+        .is_some_and(|s| conditions::is_ready_at(&s.common.conditions, repo.metadata.generation));
+    match status.and_then(|s| s.repository_name.clone()) {
+        Some(ecr_name) if ready => Ok(ecr_name),
+        _ => {
+            let why = status
+                .and_then(|s| conditions::find_ready(&s.common.conditions))
+                .map(|c| format!(" ({}: {})", c.reason, c.message))
+                .unwrap_or_default();
+            Err(Error::RepositoryNotReady(format!(
+                "waiting for Repository {name} to be Ready{why}"
+            )))
+        }
+    }
+}
+
+async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    if let Some(other) = older_claimant(&shared.store, lp) {
+        return Err(Error::Conflict(format!(
+            "LifecyclePolicy {other} already manages the lifecycle policy of Repository {}; one LifecyclePolicy per repository",
+            lp.spec.repository_ref.name
+        )));
+    }
+    let (rules, text) = render_spec(&lp.spec).map_err(Error::Invalid)?;
+    let repository = ready_repository(ctx, lp).await?;
+    let mut status = status::current(lp);
+    if let Some(previous) = status.repository_name.clone()
+        && status.applied
+        && previous != repository
+    {
+        // The reference moved to another repository: take our policy off the old one.
+        ctx.registry.delete_lifecycle_policy(&previous).await?;
+        status.applied = false;
+    }
+
+    let current = match ctx.registry.get_lifecycle_policy(&repository).await {
+        Ok(c) => c,
+        Err(e) if e.class == ErrorClass::NotFound => {
+            return Err(Error::RepositoryNotReady(format!(
+                "ECR repository {repository} does not exist"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut event = None;
+    if lp.spec.dry_run {
+        // dryRun: the policy must not be in ECR; remove it only when this object put it there.
+        if status.applied && current.is_some() {
+            ctx.registry.delete_lifecycle_policy(&repository).await?;
+            event = Some((
+                "Removed",
+                "Update",
+                format!("Removed the lifecycle policy of {repository} (dryRun)"),
+            ));
+        }
+        status.applied = false;
+    } else {
+        let same = current
+            .as_deref()
+            .is_some_and(|c| lifecycle::policies_equivalent(c, &text));
+        if !same {
+            ctx.registry
+                .put_lifecycle_policy(&repository, &text)
+                .await?;
+            info!(repository = %repository, "put lifecycle policy");
+            event = Some((
+                if current.is_some() {
+                    "Updated"
+                } else {
+                    "Applied"
+                },
+                "Update",
+                format!(
+                    "Put lifecycle policy ({} rules) on ECR repository {repository}",
+                    rules.len()
+                ),
+            ));
+        }
+        status.applied = true;
+    }
+
+    let images = ctx.registry.list_images(&repository).await?;
+    let fresh = preview(&rules, &images, Utc::now(), PREVIEW_CAP);
+    let preview = settle_preview(status.preview.as_ref(), fresh);
+    let message = if lp.spec.dry_run {
+        format!(
+            "dryRun: {} of {} images would expire; the policy is not applied",
+            preview.expiring_count, preview.image_count
+        )
+    } else {
+        format!(
+            "lifecycle policy applied to {repository}; {} of {} images would expire",
+            preview.expiring_count, preview.image_count
+        )
+    };
+    status.repository_name = Some(repository);
+    status.rule_count = Some(rules.len() as i32);
+    status.preview = Some(preview);
+    status::write_ready(ctx, lp, status, message, event).await?;
+    Ok(Action::requeue(ctx.config.deep_sweep_interval))
+}
+
+async fn cleanup(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let status = status::current(lp);
+    if let (true, Some(repository)) = (status.applied, status.repository_name.as_deref()) {
+        // Only a policy this object put is removed (a newer, conflicting object never applied).
+        ctx.registry.delete_lifecycle_policy(repository).await?;
+        ctx.event(
+            lp,
+            kube::runtime::events::EventType::Normal,
+            "Deleted",
+            "Delete",
+            format!("Removed the lifecycle policy of ECR repository {repository}"),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::lifecycle_policy::{LifecycleRule, LifecycleSelection};
+    use k8s_openapi::jiff::Timestamp;
+
+    fn spec(rules: Vec<LifecycleRule>) -> LifecyclePolicySpec {
+        LifecyclePolicySpec {
+            repository_ref: crate::api::common::LocalObjectReference { name: "r".into() },
+            rules,
+            dry_run: false,
+        }
+    }
+
+    fn keep(priority: i32, prefix: &str, n: i32) -> LifecycleRule {
+        LifecycleRule {
+            rule_priority: priority,
+            description: None,
+            selection: LifecycleSelection {
+                tag_status: LifecycleTagStatus::Tagged,
+                tag_prefix_list: vec![prefix.into()],
+                tag_pattern_list: vec![],
+                count_type: LifecycleCountType::ImageCountMoreThan,
+                count_unit: None,
+                count_number: n,
+            },
+            action: Default::default(),
+        }
+    }
+
+    fn image(digest: &str, tag: &str, secs: i64) -> ImageInfo {
+        ImageInfo {
+            digest: digest.into(),
+            tags: vec![tag.into()],
+            pushed_at: Timestamp::from_second(secs).ok(),
+            size_bytes: None,
+        }
+    }
+
+    #[test]
+    fn renders_and_previews() {
+        let (rules, text) = render_spec(&spec(vec![keep(1, "v", 1)])).unwrap();
+        assert!(text.contains("\"tagPrefixList\":[\"v\"]"), "{text}");
+        let images = [
+            image("sha256:a", "v1", 100),
+            image("sha256:b", "v2", 200),
+            image("sha256:c", "v3", 300),
+        ];
+        let p = preview(&rules, &images, Utc::now(), 1);
+        assert_eq!(p.image_count, 3);
+        assert_eq!(p.expiring_count, 2);
+        assert!(p.truncated);
+        assert_eq!(p.images[0].digest, "sha256:a");
+        assert_eq!(p.images[0].pushed_at, "1970-01-01T00:01:40Z");
+    }
+
+    #[test]
+    fn invalid_rules_are_reported_all_at_once() {
+        let err = render_spec(&spec(vec![keep(1, "v", 1), keep(2, "v", 2)])).unwrap_err();
+        assert!(err.starts_with("invalid lifecycle rules:"), "{err}");
+    }
+
+    #[test]
+    fn unchanged_preview_keeps_its_time() {
+        let (rules, _) = render_spec(&spec(vec![keep(1, "v", 1)])).unwrap();
+        let images = [image("sha256:a", "v1", 100), image("sha256:b", "v2", 200)];
+        let first = preview(&rules, &images, Utc::now(), 50);
+        let mut later = first.clone();
+        later.evaluated_at = "2099-01-01T00:00:00Z".into();
+        assert_eq!(settle_preview(Some(&first), later.clone()), first);
+        later.expiring_count = 0;
+        assert_eq!(settle_preview(Some(&first), later.clone()), later);
+    }
+}

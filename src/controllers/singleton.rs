@@ -1,0 +1,476 @@
+//! Controllers for registry-level singletons (the replication configuration, the registry
+//! scanning configuration): ECR holds one document per registry, and every object of the kind
+//! contributes to it.
+//!
+//! All objects are reconciled together: any change (or the resync timer) runs one pass that
+//! merges the objects in a stable order (creation time, then name) into the desired document,
+//! reads ECR's document once, writes it once when it differs, and then writes each object's
+//! status. A resync costs one read for the whole registry, however many objects there are, and
+//! nothing at all while no object exists.
+//!
+//! Ownership: an object's status records that its part was written. When ECR holds a document
+//! the operator did not write (no object was ever applied) the objects report Conflict instead
+//! of overwriting it; when the last object goes, the document is cleared only if ECR still holds
+//! what the operator wrote.
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
+use kube::runtime::watcher;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::status::{self, Reported, age_key};
+use super::{Context, Error, FINALIZER, trigger_hash};
+use crate::api::conditions::Reason;
+use crate::registry::{Registry, RegistryError};
+
+/// What became of one object in a merge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Part of the document: `count` rules from index `first`.
+    Applied {
+        first: usize,
+        count: usize,
+    },
+    /// Takes no part in the document (e.g. a ScanPolicy with enforcement settings only).
+    NotParticipating(String),
+    Invalid(String),
+    Conflict(String),
+    LimitExceeded(String),
+}
+
+impl Outcome {
+    fn participates(&self) -> bool {
+        matches!(self, Outcome::Applied { .. })
+    }
+}
+
+/// One registry-level setting and the kind that declares it.
+#[async_trait]
+pub trait Setting: Send + Sync + 'static {
+    type Object: Reported;
+    type Doc: Clone + Debug + Default + Send + Sync + 'static;
+    /// What ECR calls the document, for messages.
+    const WHAT: &'static str;
+
+    /// Problems in one object's spec that the CRD schema cannot catch (no I/O).
+    fn validate(obj: &Self::Object) -> Result<(), String>;
+    /// Merges valid objects, oldest first, into the document; one outcome per object.
+    fn merge(objects: &[&Self::Object]) -> (Self::Doc, Vec<Outcome>);
+    /// True when the document configures nothing.
+    fn is_empty(doc: &Self::Doc) -> bool;
+    /// True when two documents mean the same.
+    fn equivalent(a: &Self::Doc, b: &Self::Doc) -> bool;
+    async fn read(registry: &dyn Registry) -> Result<Self::Doc, RegistryError>;
+    async fn write(registry: &dyn Registry, doc: &Self::Doc) -> Result<(), RegistryError>;
+    /// Records the object's part of the document in its status.
+    fn set_applied(status: &mut <Self::Object as Reported>::Status, outcome: &Outcome);
+    /// Whether the status says this object's part was written to ECR.
+    fn was_applied(obj: &Self::Object) -> bool;
+    /// The Ready message for an object whose part is in ECR.
+    fn ready_message(outcome: &Outcome) -> String;
+}
+
+/// Runs the controller of one registry-level setting until `shutdown`.
+pub async fn run<S: Setting>(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let kind = <S::Object as Reported>::KIND;
+    let api = Api::<S::Object>::all(ctx.client.clone());
+    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
+        return Err(Error::Invalid(format!(
+            "cannot list {kind} objects ({e}); are the CRDs installed? kubectl apply -f crds/"
+        )));
+    }
+    let (reader, writer) = reflector::store();
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, PredicateConfig::default())
+        .boxed();
+    let mut shutdown = pin!(shutdown);
+    let debounce = Duration::from_millis(100);
+    let resync = ctx.config.sweep_interval;
+    let mut state = PassState::<S>::default();
+    let mut due = Instant::now() + resync;
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            event = stream.next() => match event {
+                Some(Ok(_)) => due = due.min(Instant::now() + debounce),
+                Some(Err(e)) => warn!(kind, error = %e, "watch failed"),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(due) => {
+                let wait = match reconcile_all::<S>(&ctx, &reader, &mut state).await {
+                    Ok(()) => {
+                        ctx.reset_backoff(kind);
+                        resync
+                    }
+                    Err(e) => {
+                        let wait = ctx.backoff(kind);
+                        warn!(kind, error = %e, retry_in = ?wait, "reconcile failed");
+                        wait
+                    }
+                };
+                due = Instant::now() + wait;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What one pass remembers for the next.
+struct PassState<S: Setting> {
+    /// A document ECR refused as invalid: not sent again until the desired document changes.
+    refused: Option<(S::Doc, RegistryError)>,
+}
+
+impl<S: Setting> Default for PassState<S> {
+    fn default() -> Self {
+        PassState { refused: None }
+    }
+}
+
+fn copy_error(e: &RegistryError) -> RegistryError {
+    RegistryError {
+        class: e.class,
+        operation: e.operation,
+        code: e.code.clone(),
+        message: e.message.clone(),
+    }
+}
+
+/// Validates and merges `objects` (already in stable order).
+fn plan<S: Setting>(objects: &[Arc<S::Object>]) -> (S::Doc, Vec<Outcome>) {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; objects.len()];
+    let mut valid = Vec::new();
+    let mut valid_index = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        match S::validate(o) {
+            Ok(()) => {
+                valid.push(o.as_ref());
+                valid_index.push(i);
+            }
+            Err(msg) => outcomes[i] = Some(Outcome::Invalid(msg)),
+        }
+    }
+    let (doc, merged) = S::merge(&valid);
+    for (i, outcome) in valid_index.into_iter().zip(merged) {
+        outcomes[i] = Some(outcome);
+    }
+    let outcomes = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Outcome::NotParticipating(String::new())))
+        .collect();
+    (doc, outcomes)
+}
+
+async fn reconcile_all<S: Setting>(
+    ctx: &Context,
+    store: &Store<S::Object>,
+    state: &mut PassState<S>,
+) -> Result<(), Error> {
+    let mut all = store.state();
+    if all.is_empty() {
+        return Ok(());
+    }
+    all.sort_by_key(|o| age_key(o.as_ref()));
+    let (active, deleting): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|o| o.meta().deletion_timestamp.is_none());
+    let deleting: Vec<_> = deleting
+        .into_iter()
+        .filter(|o| o.finalizers().iter().any(|f| f == FINALIZER))
+        .collect();
+
+    // Finalizers first, so that no object's part is written without one.
+    for o in &active {
+        if !o.finalizers().iter().any(|f| f == FINALIZER) {
+            add_finalizer(ctx, o.as_ref()).await?;
+        }
+    }
+
+    let (desired, outcomes) = plan::<S>(&active);
+    let participating = outcomes.iter().any(Outcome::participates);
+    let result = if participating || !deleting.is_empty() {
+        sync_registry::<S>(ctx, &active, &deleting, &desired, &outcomes, state).await
+    } else {
+        Ok(SyncResult::default())
+    };
+
+    match result {
+        Ok(sync) => {
+            for (o, outcome) in active.iter().zip(&outcomes) {
+                let outcome = if outcome.participates() {
+                    sync.conflict
+                        .as_ref()
+                        .map(|m| Outcome::Conflict(m.clone()))
+                        .unwrap_or_else(|| outcome.clone())
+                } else {
+                    outcome.clone()
+                };
+                write_outcome::<S>(ctx, o.as_ref(), &outcome, sync.wrote).await?;
+            }
+            // ECR no longer holds (or never held) the deleting objects' parts.
+            for o in &deleting {
+                remove_finalizer(ctx, o.as_ref()).await?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for (o, outcome) in active.iter().zip(&outcomes) {
+                let err = if outcome.participates() {
+                    Error::Registry(copy_error(&e))
+                } else {
+                    match outcome_error(outcome) {
+                        Some(err) => err,
+                        None => continue,
+                    }
+                };
+                write_failure::<S>(ctx, o.as_ref(), &err).await?;
+            }
+            if e.class.is_permanent() {
+                // Reported on the objects; retrying cannot help until a spec changes.
+                Ok(())
+            } else {
+                Err(Error::Registry(e))
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct SyncResult {
+    /// ECR's document was written in this pass.
+    wrote: bool,
+    /// ECR holds a document the operator did not write.
+    conflict: Option<String>,
+}
+
+async fn sync_registry<S: Setting>(
+    ctx: &Context,
+    active: &[Arc<S::Object>],
+    deleting: &[Arc<S::Object>],
+    desired: &S::Doc,
+    outcomes: &[Outcome],
+    state: &mut PassState<S>,
+) -> Result<SyncResult, RegistryError> {
+    let kind = <S::Object as Reported>::KIND;
+    let observed = S::read(ctx.registry.as_ref()).await?;
+    let participating = outcomes.iter().any(Outcome::participates);
+    let ever_applied =
+        active.iter().any(|o| S::was_applied(o)) || deleting.iter().any(|o| S::was_applied(o));
+    if participating {
+        if S::equivalent(&observed, desired) {
+            state.refused = None;
+            return Ok(SyncResult::default());
+        }
+        if !S::is_empty(&observed) && !ever_applied {
+            return Ok(SyncResult {
+                wrote: false,
+                conflict: Some(format!(
+                    "the registry already has a {} that ecr-operator did not write; it is left \
+                     untouched (remove it, e.g. with the AWS console or CLI, to let ecr-operator \
+                     manage it)",
+                    S::WHAT
+                )),
+            });
+        }
+        if let Some((doc, err)) = &state.refused
+            && S::equivalent(doc, desired)
+        {
+            return Err(copy_error(err));
+        }
+        match S::write(ctx.registry.as_ref(), desired).await {
+            Ok(()) => {
+                state.refused = None;
+                info!(kind, "wrote the registry {}", S::WHAT);
+                Ok(SyncResult {
+                    wrote: true,
+                    conflict: None,
+                })
+            }
+            Err(e) => {
+                if e.class.is_permanent() {
+                    state.refused = Some((desired.clone(), copy_error(&e)));
+                }
+                Err(e)
+            }
+        }
+    } else {
+        // The last participating objects are going: clear the document only when ECR still
+        // holds what the operator wrote.
+        let mut before: Vec<Arc<S::Object>> = active.iter().chain(deleting).cloned().collect();
+        before.sort_by_key(|o| age_key(o.as_ref()));
+        let (previous, _) = plan::<S>(&before);
+        let ours = deleting.iter().any(|o| S::was_applied(o));
+        if ours && !S::is_empty(&observed) && S::equivalent(&observed, &previous) {
+            S::write(ctx.registry.as_ref(), &S::Doc::default()).await?;
+            info!(kind, "cleared the registry {}", S::WHAT);
+            for o in deleting {
+                ctx.event(
+                    o.as_ref(),
+                    EventType::Normal,
+                    "Deleted",
+                    "Delete",
+                    format!("Cleared the registry {}", S::WHAT),
+                )
+                .await;
+            }
+        } else if !S::is_empty(&observed) {
+            for o in deleting {
+                ctx.event(
+                    o.as_ref(),
+                    EventType::Normal,
+                    "NotOwned",
+                    "Delete",
+                    format!(
+                        "Left the registry {} in place: it is not what ecr-operator wrote",
+                        S::WHAT
+                    ),
+                )
+                .await;
+            }
+        }
+        Ok(SyncResult::default())
+    }
+}
+
+fn outcome_error(outcome: &Outcome) -> Option<Error> {
+    match outcome {
+        Outcome::Invalid(m) => Some(Error::Invalid(m.clone())),
+        Outcome::Conflict(m) => Some(Error::Conflict(m.clone())),
+        Outcome::LimitExceeded(m) => Some(Error::LimitExceeded(m.clone())),
+        Outcome::Applied { .. } | Outcome::NotParticipating(_) => None,
+    }
+}
+
+async fn write_outcome<S: Setting>(
+    ctx: &Context,
+    obj: &S::Object,
+    outcome: &Outcome,
+    wrote: bool,
+) -> Result<(), Error> {
+    if let Some(err) = outcome_error(outcome) {
+        return write_failure::<S>(ctx, obj, &err).await;
+    }
+    let mut st = status::current(obj);
+    let message = match outcome {
+        Outcome::NotParticipating(m) => m.clone(),
+        other => S::ready_message(other),
+    };
+    S::set_applied(&mut st, outcome);
+    let changed_spec = status::ready_reason(obj).as_deref() != Some(Reason::Synced.as_str())
+        || obj
+            .status()
+            .map(|s| <S::Object as Reported>::common(s).observed_generation)
+            != Some(obj.meta().generation);
+    let event = (wrote && outcome.participates()).then(|| {
+        if changed_spec {
+            (
+                "Applied",
+                "Update",
+                format!("Wrote the registry {}", S::WHAT),
+            )
+        } else {
+            (
+                "DriftCorrected",
+                "Update",
+                format!(
+                    "Restored the registry {} changed outside ecr-operator",
+                    S::WHAT
+                ),
+            )
+        }
+    });
+    status::write_ready(ctx, obj, st, message, event).await
+}
+
+async fn write_failure<S: Setting>(
+    ctx: &Context,
+    obj: &S::Object,
+    err: &Error,
+) -> Result<(), Error> {
+    let mut st = status::current(obj);
+    let reason = err.reason();
+    let previous = status::ready_reason(obj);
+    // Not part of ECR's document (or not known to be): the status must not say it is.
+    if !matches!(err, Error::Registry(_)) {
+        S::set_applied(&mut st, &Outcome::NotParticipating(String::new()));
+    }
+    status::set_ready(&mut st, obj, false, reason, err.to_string());
+    if previous.as_deref() != Some(reason.as_str()) {
+        ctx.event(
+            obj,
+            EventType::Warning,
+            reason.as_str(),
+            "Reconcile",
+            err.to_string(),
+        )
+        .await;
+    }
+    status::write(ctx, obj, &st).await
+}
+
+async fn add_finalizer<K: Reported>(ctx: &Context, obj: &K) -> Result<(), Error> {
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    patch_finalizers(ctx, obj, finalizers).await
+}
+
+async fn remove_finalizer<K: Reported>(ctx: &Context, obj: &K) -> Result<(), Error> {
+    let finalizers: Vec<String> = obj
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    match patch_finalizers(ctx, obj, finalizers).await {
+        // Gone already.
+        Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => Ok(()),
+        other => other,
+    }
+}
+
+/// Replaces the finalizer list, guarded by the resourceVersion so a concurrent change is not lost
+/// (a 409 retries on the next pass).
+async fn patch_finalizers<K: Reported>(
+    ctx: &Context,
+    obj: &K,
+    finalizers: Vec<String>,
+) -> Result<(), Error> {
+    let patch = json!({
+        "metadata": {
+            "finalizers": finalizers,
+            "resourceVersion": obj.resource_version(),
+        }
+    });
+    obj.api_for(ctx.client.clone())
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Unique `(region, registryId)` destinations, for limit messages.
+pub fn unique<T: std::hash::Hash + Eq + Clone>(items: impl IntoIterator<Item = T>) -> usize {
+    items.into_iter().collect::<HashSet<T>>().len()
+}

