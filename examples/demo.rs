@@ -17,7 +17,13 @@ use testbed::kube_env::KubeEnv;
 use testbed::moto::Moto;
 
 /// Kinds whose controllers run today; the others are applied and shown as not reconciled yet.
-const RECONCILED: &[&str] = &["Repository"];
+const RECONCILED: &[&str] = &[
+    "Repository",
+    "LifecyclePolicy",
+    "ReplicationConfig",
+    "PullThroughCacheRule",
+    "ScanPolicy",
+];
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
