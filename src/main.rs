@@ -258,6 +258,8 @@ async fn run(args: RunArgs) -> ExitCode {
         config.event_instance = std::env::var("POD_NAME").ok();
         match WebhookServer::bind(config, client.clone()).await {
             Ok(server) => {
+                let webhook_metrics = server.metrics();
+                metrics.add_text_source(Box::new(move || webhook_metrics.render_prometheus()));
                 let ready = readiness.check("webhook");
                 let webhook_ready = server.readiness();
                 tokio::spawn(async move {

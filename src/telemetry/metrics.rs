@@ -62,9 +62,13 @@ impl prometheus_client::collector::Collector for CallsCollector {
     }
 }
 
+/// Metrics rendered as text elsewhere (the webhook's), appended at scrape time.
+pub type TextSource = Box<dyn Fn() -> String + Send + Sync>;
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
+    extra: std::sync::Mutex<Vec<TextSource>>,
     reconciles: Family<ReconcileLabels, Counter>,
     durations: Family<ControllerLabel, Histogram>,
     leader: Gauge,
@@ -104,6 +108,7 @@ impl Metrics {
         registry.register_collector(Box::new(CallsCollector(ecr_calls)));
         Metrics {
             registry,
+            extra: std::sync::Mutex::default(),
             reconciles,
             durations,
             leader,
@@ -129,13 +134,35 @@ impl Metrics {
         self.leader.set(i64::from(leading));
     }
 
-    /// The Prometheus text exposition (OpenMetrics).
+    /// Adds metrics another part renders itself (Prometheus text format).
+    pub fn add_text_source(&self, source: TextSource) {
+        self.extra
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(source);
+    }
+
+    /// The Prometheus text exposition: our registry, then the added sources, then `# EOF`
+    /// (a comment to the classic text parser).
     pub fn render(&self) -> String {
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
-        out
+        let body = out
+            .trim_end()
+            .strip_suffix("# EOF")
+            .unwrap_or(&out)
+            .to_string();
+        let mut text = body;
+        for source in self.extra.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            text.push_str(&source());
+            if !text.ends_with('\n') {
+                text.push('\n');
+            }
+        }
+        text.push_str("# EOF\n");
+        text
     }
 }
 

@@ -63,7 +63,7 @@ async fn metrics_handler(State(s): State<AdminState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
         s.metrics.render(),
     )
