@@ -11,15 +11,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use super::status::{self, age_key};
-use super::{Context, Error, FINALIZER, from_finalizer, object_key, trigger_hash};
+use super::{Context, Error, object_key, trigger_hash};
 use crate::api::conditions;
 use crate::api::lifecycle_policy::{
     LifecycleCountType, LifecyclePolicySpec, LifecyclePreview, LifecycleTagStatus, PreviewImage,
@@ -196,39 +196,17 @@ pub async fn run(
 
 #[instrument(skip(lp, shared), fields(object = %object_key(lp.as_ref())))]
 async fn reconcile(lp: Arc<LifecyclePolicy>, shared: Arc<Shared>) -> Result<Action, Error> {
-    let ctx = &shared.ctx;
-    let api: Api<LifecyclePolicy> =
-        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
-    let result = finalizer(&api, FINALIZER, lp.clone(), |event| async {
+    status::guarded(&shared.ctx, lp, |event| async {
         match event {
-            FinalizerEvent::Apply(p) => apply(&p, &shared).await,
-            FinalizerEvent::Cleanup(p) => cleanup(&p, &shared).await,
+            FinalizerEvent::Apply(o) => apply(&o, &shared).await,
+            FinalizerEvent::Cleanup(o) => cleanup(&o, &shared).await,
         }
     })
     .await
-    .map_err(from_finalizer);
-    match result {
-        Ok(action) => {
-            ctx.reset_backoff(&lp.uid().unwrap_or_default());
-            Ok(action)
-        }
-        Err(e) => {
-            if let Err(status_err) = status::write_failure(ctx, lp.as_ref(), &e).await {
-                warn!(error = %status_err, "writing failure status failed");
-            }
-            if e.is_permanent() {
-                Ok(Action::await_change())
-            } else {
-                Err(e)
-            }
-        }
-    }
 }
 
 fn error_policy(lp: Arc<LifecyclePolicy>, err: &Error, shared: Arc<Shared>) -> Action {
-    let wait = shared.ctx.backoff(&lp.uid().unwrap_or_default());
-    warn!(object = %object_key(lp.as_ref()), error = %err, retry_in = ?wait, "reconcile failed");
-    Action::requeue(wait)
+    status::error_policy(&shared.ctx, lp.as_ref(), err)
 }
 
 /// An older LifecyclePolicy for the same Repository: it manages the policy, this one conflicts.

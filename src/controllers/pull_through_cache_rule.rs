@@ -22,15 +22,15 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
-use tracing::{info, instrument, warn};
+use tracing::{info, instrument};
 
 use super::status::{self, age_key};
-use super::{Context, Error, FINALIZER, from_finalizer, object_key, trigger_hash};
+use super::{Context, Error, object_key, trigger_hash};
 use crate::api::PullThroughCacheRule;
 use crate::api::pull_through_cache_rule::{PullThroughCacheRuleSpec, PullThroughCacheRuleStatus};
 use crate::api::repository::OWNER_TAG;
@@ -253,38 +253,17 @@ pub async fn run(
 
 #[instrument(skip(rule, shared), fields(object = %object_key(rule.as_ref())))]
 async fn reconcile(rule: Arc<PullThroughCacheRule>, shared: Arc<Shared>) -> Result<Action, Error> {
-    let ctx = &shared.ctx;
-    let api: Api<PullThroughCacheRule> = Api::all(ctx.client.clone());
-    let result = finalizer(&api, FINALIZER, rule.clone(), |event| async {
+    status::guarded(&shared.ctx, rule, |event| async {
         match event {
-            FinalizerEvent::Apply(r) => apply(&r, &shared).await,
-            FinalizerEvent::Cleanup(r) => cleanup(&r, &shared).await,
+            FinalizerEvent::Apply(o) => apply(&o, &shared).await,
+            FinalizerEvent::Cleanup(o) => cleanup(&o, &shared).await,
         }
     })
     .await
-    .map_err(from_finalizer);
-    match result {
-        Ok(action) => {
-            ctx.reset_backoff(&rule.uid().unwrap_or_default());
-            Ok(action)
-        }
-        Err(e) => {
-            if let Err(status_err) = status::write_failure(ctx, rule.as_ref(), &e).await {
-                warn!(error = %status_err, "writing failure status failed");
-            }
-            if e.is_permanent() {
-                Ok(Action::await_change())
-            } else {
-                Err(e)
-            }
-        }
-    }
 }
 
 fn error_policy(rule: Arc<PullThroughCacheRule>, err: &Error, shared: Arc<Shared>) -> Action {
-    let wait = shared.ctx.backoff(&rule.uid().unwrap_or_default());
-    warn!(object = %object_key(rule.as_ref()), error = %err, retry_in = ?wait, "reconcile failed");
-    Action::requeue(wait)
+    status::error_policy(&shared.ctx, rule.as_ref(), err)
 }
 
 fn older_claimant(

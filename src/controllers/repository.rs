@@ -10,21 +10,18 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::{info, instrument, warn};
 
 use super::inventory::Lookup;
-use super::{
-    Context, Error, FINALIZER, MANAGER, from_finalizer, jitter, object_key, policy, trigger_hash,
-};
+use super::{Context, Error, jitter, object_key, policy, status, trigger_hash};
 use crate::api::conditions::{self, Reason};
 use crate::api::repository::{DeletionPolicy, OWNER_TAG, Ownership, Repository, RepositoryStatus};
 use crate::registry::{ErrorClass, NewRepository, RepositoryInfo};
@@ -140,10 +137,6 @@ fn owner_id(ctx: &Context, repo: &Repository) -> String {
     format!("{}/{}", ctx.config.cluster_id, object_key(repo))
 }
 
-fn status_of(repo: &Repository) -> RepositoryStatus {
-    repo.status.clone().unwrap_or_default()
-}
-
 fn rfc3339(t: Option<Timestamp>) -> Option<String> {
     t.map(|t| t.to_string())
 }
@@ -242,44 +235,21 @@ async fn reconcile(repo: Arc<Repository>, shared: Arc<Shared>) -> Result<Action,
 }
 
 async fn reconcile_inner(repo: Arc<Repository>, shared: &Arc<Shared>) -> Result<Action, Error> {
-    let ctx = &shared.ctx;
-    if !ctx.inventory.is_synced() {
+    if !shared.ctx.inventory.is_synced() {
         // The first sweep has not finished; it triggers a reconcile of everything when it does.
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
-    let ns = repo.namespace().unwrap_or_default();
-    let api: Api<Repository> = Api::namespaced(ctx.client.clone(), &ns);
-    let result = finalizer(&api, FINALIZER, repo.clone(), |event| async {
+    status::guarded(&shared.ctx, repo, |event| async {
         match event {
             FinalizerEvent::Apply(r) => apply(&r, shared).await,
             FinalizerEvent::Cleanup(r) => cleanup(&r, shared).await,
         }
     })
     .await
-    .map_err(from_finalizer);
-    match result {
-        Ok(action) => {
-            ctx.reset_backoff(&repo.uid().unwrap_or_default());
-            Ok(action)
-        }
-        Err(e) => {
-            if let Err(status_err) = write_failure(ctx, &repo, &e).await {
-                warn!(error = %status_err, "writing failure status failed");
-            }
-            if e.is_permanent() {
-                // Retrying cannot help: wait for the spec to change.
-                Ok(Action::await_change())
-            } else {
-                Err(e)
-            }
-        }
-    }
 }
 
 fn error_policy(repo: Arc<Repository>, err: &Error, shared: Arc<Shared>) -> Action {
-    let wait = shared.ctx.backoff(&repo.uid().unwrap_or_default());
-    warn!(object = %object_key(repo.as_ref()), error = %err, retry_in = ?wait, "reconcile failed");
-    Action::requeue(wait)
+    status::error_policy(&shared.ctx, repo.as_ref(), err)
 }
 
 /// Another object that claims the same ECR repository and came first.
@@ -311,7 +281,7 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
             "Repository {other} already manages ECR repository {name}"
         )));
     }
-    let mut status = status_of(repo);
+    let mut status = status::current(repo);
     let uid = repo.uid().unwrap_or_default();
     let generation_changed = status.common.observed_generation != repo.metadata.generation;
     let mut changes: Vec<&str> = Vec::new();
@@ -406,8 +376,8 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     status.policy_managed = policy_managed;
     let previous_reason =
         conditions::find_ready(&status.common.conditions).map(|c| c.reason.clone());
-    set_ready(&mut status, repo, true, Reason::Synced, ready_msg);
-    write_status(ctx, repo, status).await?;
+    status::set_ready(&mut status, repo, true, Reason::Synced, ready_msg);
+    status::write(ctx, repo, &status).await?;
 
     if created {
         ctx.event(
@@ -568,7 +538,9 @@ async fn claim(
 ) -> Result<Ownership, Error> {
     let tags = ctx.registry.list_tags(&info.arn).await?;
     match tags.get(OWNER_TAG) {
-        Some(o) if o == owner => Ok(status_of(repo).ownership.unwrap_or(Ownership::Created)),
+        Some(o) if o == owner => Ok(status::current(repo)
+            .ownership
+            .unwrap_or(Ownership::Created)),
         Some(other) => Err(Error::Conflict(format!(
             "ECR repository {} is owned by {other}; it will not be modified",
             info.name
@@ -655,7 +627,7 @@ async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         ctx.inventory.record(&name, None);
         return Ok(Action::await_change());
     };
-    let status = status_of(repo);
+    let status = status::current(repo);
     let owned = match status_owns(&status, &info) {
         Some(_) => true,
         None => ctx
@@ -707,69 +679,6 @@ async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     )
     .await;
     Ok(Action::await_change())
-}
-
-fn set_ready(
-    status: &mut RepositoryStatus,
-    repo: &Repository,
-    ready: bool,
-    reason: Reason,
-    message: String,
-) {
-    let cond = conditions::ready_condition(
-        &status.common.conditions,
-        ready,
-        reason,
-        message,
-        repo.metadata.generation,
-        Timestamp::now(),
-    );
-    conditions::set_condition(&mut status.common.conditions, cond);
-    status.common.observed_generation = repo.metadata.generation;
-}
-
-/// Writes status through the status subresource, only when it changed.
-async fn write_status(
-    ctx: &Context,
-    repo: &Repository,
-    status: RepositoryStatus,
-) -> Result<(), Error> {
-    if repo.status.as_ref() == Some(&status) {
-        return Ok(());
-    }
-    let api: Api<Repository> =
-        Api::namespaced(ctx.client.clone(), &repo.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": "ecr.operator.dev/v1alpha1",
-        "kind": "Repository",
-        "status": status,
-    });
-    api.patch_status(
-        &repo.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
-}
-
-/// Records a failed reconcile in the Ready condition; an event only when the reason changes.
-async fn write_failure(ctx: &Context, repo: &Repository, err: &Error) -> Result<(), Error> {
-    let mut status = status_of(repo);
-    let reason = err.reason();
-    let previous = conditions::find_ready(&status.common.conditions).map(|c| c.reason.clone());
-    set_ready(&mut status, repo, false, reason, err.to_string());
-    if previous.as_deref() != Some(reason.as_str()) {
-        ctx.event(
-            repo,
-            EventType::Warning,
-            reason.as_str(),
-            "Reconcile",
-            err.to_string(),
-        )
-        .await;
-    }
-    write_status(ctx, repo, status).await
 }
 
 #[cfg(test)]

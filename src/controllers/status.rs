@@ -1,5 +1,4 @@
-//! Status writing shared by the controllers of LifecyclePolicy, PullThroughCacheRule,
-//! ReplicationConfig and ScanPolicy: the Ready condition, server-side apply on `/status` with
+//! Status writing shared by the controllers: the Ready condition, server-side apply on `/status` with
 //! one field manager and only when something changed, and events only on transitions.
 
 use std::fmt::Debug;
@@ -12,7 +11,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Context, Error, MANAGER};
+use std::future::Future;
+use std::sync::Arc;
+
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use tracing::warn;
+
+use super::{Context, Error, FINALIZER, MANAGER, from_finalizer, object_key};
 use crate::api::common::CommonStatus;
 use crate::api::conditions::{self, Reason};
 
@@ -172,9 +178,13 @@ macro_rules! reported {
 use crate::api::lifecycle_policy::LifecyclePolicyStatus;
 use crate::api::pull_through_cache_rule::PullThroughCacheRuleStatus;
 use crate::api::replication_config::ReplicationConfigStatus;
+use crate::api::repository::RepositoryStatus;
 use crate::api::scan_policy::ScanPolicyStatus;
-use crate::api::{LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, ScanPolicy};
+use crate::api::{
+    LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository, ScanPolicy,
+};
 
+reported!(Repository, RepositoryStatus, "Repository", namespaced);
 reported!(
     LifecyclePolicy,
     LifecyclePolicyStatus,
@@ -194,3 +204,41 @@ reported!(
     cluster
 );
 reported!(ScanPolicy, ScanPolicyStatus, "ScanPolicy", cluster);
+
+/// Runs `reconcile` inside the finalizer, records a failure in the Ready condition, and decides
+/// what happens next: permanent errors wait for a change of the object, others are returned so
+/// that [`error_policy`] retries them with backoff.
+pub async fn guarded<K, F, Fut>(ctx: &Context, obj: Arc<K>, reconcile: F) -> Result<Action, Error>
+where
+    K: Reported,
+    F: FnOnce(FinalizerEvent<K>) -> Fut,
+    Fut: Future<Output = Result<Action, Error>>,
+{
+    let api = obj.api_for(ctx.client.clone());
+    let result = finalizer(&api, FINALIZER, obj.clone(), reconcile)
+        .await
+        .map_err(from_finalizer);
+    match result {
+        Ok(action) => {
+            ctx.reset_backoff(&obj.uid().unwrap_or_default());
+            Ok(action)
+        }
+        Err(e) => {
+            if let Err(status_err) = write_failure(ctx, obj.as_ref(), &e).await {
+                warn!(error = %status_err, "writing failure status failed");
+            }
+            if e.is_permanent() {
+                Ok(Action::await_change())
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The retry after a failed reconcile: per-object exponential backoff with jitter.
+pub fn error_policy<K: Resource>(ctx: &Context, obj: &K, err: &Error) -> Action {
+    let wait = ctx.backoff(&obj.uid().unwrap_or_default());
+    warn!(object = %object_key(obj), error = %err, retry_in = ?wait, "reconcile failed");
+    Action::requeue(wait)
+}
