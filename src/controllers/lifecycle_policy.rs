@@ -393,6 +393,8 @@ mod tests {
             tags: vec![tag.into()],
             pushed_at: Timestamp::from_second(secs).ok(),
             size_bytes: None,
+            scan_status: None,
+            scan_completed_at: None,
         }
     }
 

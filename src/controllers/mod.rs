@@ -1,5 +1,6 @@
 //! Controllers, one reconciler per kind, and what they share.
 
+pub mod image_scan_report;
 pub mod inventory;
 pub mod lifecycle_policy;
 pub mod policy;
@@ -287,7 +288,8 @@ pub async fn run(
         lifecycle_policy::run(ctx.clone(), shutdown.clone()),
         pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
         singleton::run::<replication_config::Replication>(ctx.clone(), shutdown.clone()),
-        singleton::run::<scan_policy::Scanning>(ctx, shutdown),
+        singleton::run::<scan_policy::Scanning>(ctx.clone(), shutdown.clone()),
+        image_scan_report::run(ctx, shutdown),
     )?;
     Ok(())
 }

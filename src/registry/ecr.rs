@@ -18,7 +18,8 @@ use super::error::HttpStatus;
 use super::{
     CallStats, ErrorClass, ImageInfo, NewPullThroughCacheRule, NewRepository,
     PullThroughCacheRuleInfo, Registry, RegistryError, ReplicationRuleInfo, ReplicationSettings,
-    RepositoryInfo, Result, ScanningRuleInfo, ScanningSettings, SecretValue,
+    RepositoryInfo, Result, ScanFinding, ScanFindings, ScanningRuleInfo, ScanningSettings,
+    SecretValue,
 };
 
 /// Where and how to reach ECR. Unset fields fall back to the standard AWS environment
@@ -124,6 +125,52 @@ impl EcrRegistry {
 fn timestamp(t: Option<&aws_smithy_types::DateTime>) -> Option<Timestamp> {
     let t = t?;
     Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok()
+}
+
+fn basic_finding(f: &aws_sdk_ecr::types::ImageScanFinding) -> ScanFinding {
+    let attribute = |key: &str| {
+        f.attributes()
+            .iter()
+            .find(|a| a.key() == key)
+            .and_then(|a| a.value())
+            .map(str::to_string)
+    };
+    ScanFinding {
+        id: f.name().unwrap_or_default().to_string(),
+        severity: f
+            .severity()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "UNDEFINED".to_string()),
+        uri: f.uri().map(str::to_string),
+        package: attribute("package_name"),
+        installed_version: attribute("package_version"),
+        fixed_version: None,
+        fix_available: None,
+        score: attribute("CVSS3_SCORE")
+            .or_else(|| attribute("CVSS2_SCORE"))
+            .and_then(|s| s.parse().ok()),
+    }
+}
+
+fn enhanced_finding(f: &aws_sdk_ecr::types::EnhancedImageScanFinding) -> ScanFinding {
+    let details = f.package_vulnerability_details();
+    let package = details.and_then(|d| d.vulnerable_packages().first());
+    ScanFinding {
+        id: details
+            .and_then(|d| d.vulnerability_id())
+            .or_else(|| f.title())
+            .unwrap_or_default()
+            .to_string(),
+        severity: f.severity().unwrap_or("UNDEFINED").to_string(),
+        uri: details.and_then(|d| d.source_url()).map(str::to_string),
+        package: package.and_then(|p| p.name()).map(str::to_string),
+        installed_version: package.and_then(|p| p.version()).map(str::to_string),
+        fixed_version: package
+            .and_then(|p| p.fixed_in_version())
+            .map(str::to_string),
+        fix_available: f.fix_available().map(|s| s.eq_ignore_ascii_case("YES")),
+        score: (f.score() > 0.0).then_some(f.score()),
+    }
 }
 
 fn repository_info(r: &aws_sdk_ecr::types::Repository) -> Option<RepositoryInfo> {
@@ -407,6 +454,14 @@ impl Registry for EcrRegistry {
                     tags: d.image_tags().to_vec(),
                     pushed_at: timestamp(d.image_pushed_at()),
                     size_bytes: d.image_size_in_bytes(),
+                    scan_status: d
+                        .image_scan_status()
+                        .and_then(|s| s.status())
+                        .map(|s| s.as_str().to_string()),
+                    scan_completed_at: timestamp(
+                        d.image_scan_findings_summary()
+                            .and_then(|s| s.image_scan_completed_at()),
+                    ),
                 })
             }));
             match page.next_token() {
@@ -414,6 +469,78 @@ impl Registry for EcrRegistry {
                 _ => return Ok(out),
             }
         }
+    }
+
+    async fn describe_image_scan_findings(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ScanFindings>> {
+        let image_id = aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_digest(digest)
+            .build();
+        let mut out = ScanFindings::default();
+        let mut token: Option<String> = None;
+        loop {
+            let result = self.outcome(
+                "DescribeImageScanFindings",
+                self.client
+                    .describe_image_scan_findings()
+                    .repository_name(repository)
+                    .image_id(image_id.clone())
+                    .max_results(PAGE_SIZE)
+                    .set_next_token(token.take())
+                    .send()
+                    .await,
+            );
+            let page = match result {
+                Ok(page) => page,
+                Err(e) if e.code.as_deref() == Some("ScanNotFoundException") => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            if let Some(status) = page.image_scan_status() {
+                if let Some(s) = status.status() {
+                    out.status = s.as_str().to_string();
+                }
+                out.description = status.description().map(str::to_string);
+            }
+            if let Some(f) = page.image_scan_findings() {
+                out.completed_at = timestamp(f.image_scan_completed_at()).or(out.completed_at);
+                out.vulnerability_source_updated_at =
+                    timestamp(f.vulnerability_source_updated_at())
+                        .or(out.vulnerability_source_updated_at);
+                if let Some(counts) = f.finding_severity_counts() {
+                    out.severity_counts = counts
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_string(), i64::from(*v)))
+                        .collect();
+                }
+                out.findings.extend(f.findings().iter().map(basic_finding));
+                out.enhanced_findings
+                    .extend(f.enhanced_findings().iter().map(enhanced_finding));
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(Some(out)),
+            }
+        }
+    }
+
+    async fn start_image_scan(&self, repository: &str, digest: &str) -> Result<()> {
+        self.outcome(
+            "StartImageScan",
+            self.client
+                .start_image_scan()
+                .repository_name(repository)
+                .image_id(
+                    aws_sdk_ecr::types::ImageIdentifier::builder()
+                        .image_digest(digest)
+                        .build(),
+                )
+                .send()
+                .await,
+        )
+        .map(drop)
     }
 
     async fn get_lifecycle_policy(&self, repository: &str) -> Result<Option<String>> {

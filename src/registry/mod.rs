@@ -53,6 +53,10 @@ pub struct ImageInfo {
     pub tags: Vec<String>,
     pub pushed_at: Option<Timestamp>,
     pub size_bytes: Option<i64>,
+    /// The last scan's status (`imageScanStatus`), `None` when the image was never scanned.
+    pub scan_status: Option<String>,
+    /// When the last complete scan finished (`imageScanFindingsSummary`).
+    pub scan_completed_at: Option<Timestamp>,
 }
 
 /// The registry's replication configuration (DescribeRegistry / PutReplicationConfiguration),
@@ -139,6 +143,37 @@ impl std::fmt::Debug for SecretValue {
     }
 }
 
+/// One image's scan as DescribeImageScanFindings reports it, all pages merged.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScanFindings {
+    /// ECR's scan status as sent (COMPLETE, IN_PROGRESS, FAILED, ...; unknown states kept raw).
+    pub status: String,
+    pub description: Option<String>,
+    pub completed_at: Option<Timestamp>,
+    pub vulnerability_source_updated_at: Option<Timestamp>,
+    /// Counts by severity name (CRITICAL, HIGH, ...), as ECR counts all findings.
+    pub severity_counts: BTreeMap<String, i64>,
+    /// Basic scanning findings.
+    pub findings: Vec<ScanFinding>,
+    /// Enhanced (Inspector) scanning findings.
+    pub enhanced_findings: Vec<ScanFinding>,
+}
+
+/// One finding, basic or enhanced, in the fields the operator keeps.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScanFinding {
+    /// CVE or finding id.
+    pub id: String,
+    /// CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL, UNTRIAGED, UNDEFINED (as sent).
+    pub severity: String,
+    pub uri: Option<String>,
+    pub package: Option<String>,
+    pub installed_version: Option<String>,
+    pub fixed_version: Option<String>,
+    pub fix_available: Option<bool>,
+    pub score: Option<f64>,
+}
+
 /// What the operator needs of ECR.
 #[async_trait]
 pub trait Registry: Send + Sync + 'static {
@@ -215,6 +250,15 @@ pub trait Registry: Send + Sync + 'static {
     /// Deletes a secret at once (no recovery window, so the name can be reused); one that is
     /// already gone is not an error.
     async fn delete_secret(&self, arn: &str) -> Result<()>;
+
+    /// The scan findings of one image (every page), or `None` when the image has no scan.
+    async fn describe_image_scan_findings(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ScanFindings>>;
+    /// Starts a scan of one image.
+    async fn start_image_scan(&self, repository: &str, digest: &str) -> Result<()>;
 
     /// Counts of calls made, by operation and outcome.
     fn stats(&self) -> &CallStats;

@@ -20,6 +20,7 @@ pub const WRITE_OPERATIONS: &[&str] = &[
     "CreatePullThroughCacheRule",
     "UpdatePullThroughCacheRule",
     "DeletePullThroughCacheRule",
+    "StartImageScan",
     // Secrets Manager, for mirrored pull-through cache credentials.
     "CreateSecret",
     "PutSecretValue",

@@ -1,0 +1,287 @@
+//! ImageScanReports end to end: images pushed to a managed repository in moto, realistic
+//! findings injected, reports appearing, capped, following tags and image deletion.
+
+mod common;
+
+use common::{Env, create, is_ready, wait_for, wait_gone};
+use ecr_operator::api::Repository;
+use ecr_operator::api::image_scan_report::ImageScanReport;
+use ecr_operator::api::scan_policy::Severity;
+use ecr_operator::controllers::image_scan_report::{MAX_FINDINGS, report_name};
+use ecr_operator::registry::Registry;
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+use testbed::images::push_image;
+
+const REPO: &str = "team/scanned";
+
+fn basic_finding(id: &str, severity: &str, package: &str) -> Value {
+    json!({
+        "name": id,
+        "uri": format!("https://nvd.nist.gov/vuln/detail/{id}"),
+        "severity": severity,
+        "attributes": [
+            {"key": "package_name", "value": package},
+            {"key": "package_version", "value": "1.2.3"},
+            {"key": "CVSS3_SCORE", "value": "9.8"},
+        ],
+    })
+}
+
+fn basic_result(tag: &str, findings: Vec<Value>, counts: Value) -> Value {
+    json!({
+        "registryId": "123456789012",
+        "repositoryName": REPO,
+        "imageId": {"imageTag": tag},
+        "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
+        "imageScanFindings": {
+            "imageScanCompletedAt": "2026-01-02T03:04:05Z",
+            "vulnerabilitySourceUpdatedAt": "2026-01-01T00:00:00Z",
+            "findings": findings,
+            "findingSeverityCounts": counts,
+        },
+    })
+}
+
+fn enhanced_result(tag: &str) -> Value {
+    json!({
+        "registryId": "123456789012",
+        "repositoryName": REPO,
+        "imageId": {"imageTag": tag},
+        "imageScanStatus": {"status": "ACTIVE", "description": "Continuous scan is selected."},
+        "imageScanFindings": {
+            "imageScanCompletedAt": "2026-01-02T03:04:05Z",
+            "vulnerabilitySourceUpdatedAt": "2026-01-01T00:00:00Z",
+            "enhancedFindings": [{
+                "awsAccountId": "123456789012",
+                "description": "xz backdoor",
+                "findingArn": "arn:aws:inspector2:us-east-1:123456789012:finding/abc",
+                "packageVulnerabilityDetails": {
+                    "vulnerabilityId": "CVE-2024-3094",
+                    "source": "NVD",
+                    "sourceUrl": "https://nvd.nist.gov/vuln/detail/CVE-2024-3094",
+                    "vulnerablePackages": [{
+                        "name": "xz-utils",
+                        "version": "5.6.0",
+                        "fixedInVersion": "5.6.1",
+                        "packageManager": "OS",
+                    }],
+                },
+                "score": 10.0,
+                "severity": "CRITICAL",
+                "fixAvailable": "YES",
+                "status": "ACTIVE",
+                "title": "CVE-2024-3094 - xz-utils",
+                "type": "PACKAGE_VULNERABILITY",
+            }],
+            "findingSeverityCounts": {"CRITICAL": 1},
+        },
+    })
+}
+
+async fn start_scan(env: &Env, digest: &str) {
+    env.ecr()
+        .start_image_scan()
+        .repository_name(REPO)
+        .image_id(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(digest)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("StartImageScan: {e:?}"));
+}
+
+#[tokio::test]
+async fn reports_follow_scans_tags_and_deletions() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("scan").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    create(
+        &repos,
+        &format!(
+            "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {{name: scanned}}\nspec: {{repositoryName: {REPO}, deletionPolicy: Delete, forceDelete: true}}\n"
+        ),
+    )
+    .await;
+    wait_for(&repos, "scanned", "repository Ready", is_ready).await;
+    let reports: Api<ImageScanReport> = Api::all(env.kube.client());
+    let ecr = env.ecr();
+
+    // Basic scan: one CRITICAL and one HIGH.
+    let basic = push_image(&ecr, REPO, "v1").await.unwrap();
+    env.moto
+        .inject_scan_findings(&json!({"results": [basic_result(
+            "v1",
+            vec![
+                basic_finding("CVE-2024-0002", "HIGH", "openssl"),
+                basic_finding("CVE-2024-0001", "CRITICAL", "glibc"),
+            ],
+            json!({"CRITICAL": 1, "HIGH": 1}),
+        )], "region": "us-east-1"}))
+        .await
+        .unwrap();
+    // Enhanced scan shape on another image.
+    let enhanced = push_image(&ecr, REPO, "v2").await.unwrap();
+    env.moto
+        .inject_scan_findings(&json!({"results": [enhanced_result("v2")], "region": "us-east-1"}))
+        .await
+        .unwrap();
+    // More findings than a report keeps: LOWs first in ECR's order, one CRITICAL last.
+    let big = push_image(&ecr, REPO, "big").await.unwrap();
+    let mut many: Vec<Value> = (0..MAX_FINDINGS + 50)
+        .map(|i| basic_finding(&format!("CVE-2023-{i:05}"), "LOW", "zlib"))
+        .collect();
+    many.push(basic_finding("CVE-2024-9999", "CRITICAL", "curl"));
+    many.push(basic_finding("CVE-2024-8888", "HIGH", "curl"));
+    env.moto
+        .inject_scan_findings(&json!({"results": [basic_result(
+            "big",
+            many,
+            json!({"CRITICAL": 1, "HIGH": 1, "LOW": MAX_FINDINGS + 50}),
+        )], "region": "us-east-1"}))
+        .await
+        .unwrap();
+
+    // Before any scan: reports exist, unscanned.
+    let basic_name = report_name(REPO, &basic);
+    let r = wait_for(&reports, &basic_name, "unscanned report", |_| true).await;
+    assert_eq!(r.spec.scan.status, "NOT_SCANNED");
+
+    for d in [&basic, &enhanced, &big] {
+        start_scan(&env, d).await;
+    }
+
+    let r = wait_for(&reports, &basic_name, "basic scan report", |r| {
+        r.spec.scan.status == "COMPLETE"
+    })
+    .await;
+    assert_eq!(r.spec.repository_name, REPO);
+    assert_eq!(r.spec.image_digest, basic);
+    assert_eq!(r.spec.image_tags, vec!["v1"]);
+    assert_eq!((r.spec.summary.critical, r.spec.summary.high), (1, 1));
+    assert!(!r.spec.truncated);
+    assert_eq!(r.spec.findings.len(), 2);
+    assert_eq!(r.spec.findings[0].id, "CVE-2024-0001");
+    assert_eq!(r.spec.findings[0].severity, Severity::Critical);
+    assert_eq!(r.spec.findings[0].package.as_deref(), Some("glibc"));
+    assert_eq!(
+        r.spec.findings[0].installed_version.as_deref(),
+        Some("1.2.3")
+    );
+    assert_eq!(r.spec.scan.scan_type.as_deref(), Some("BASIC"));
+    assert!(
+        r.spec
+            .scan
+            .completed_at
+            .as_deref()
+            .is_some_and(|t| t.starts_with("2026-01-02T03:04:05"))
+    );
+    assert!(r.spec.scan.vulnerability_source_updated_at.is_some());
+    assert_eq!(
+        r.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("ecr.operator.dev/managed-by"))
+            .map(String::as_str),
+        Some("ecr-operator")
+    );
+
+    let e = wait_for(
+        &reports,
+        &report_name(REPO, &enhanced),
+        "enhanced report",
+        |r| r.spec.scan.status == "ACTIVE",
+    )
+    .await;
+    assert_eq!(e.spec.summary.critical, 1);
+    assert_eq!(e.spec.scan.scan_type.as_deref(), Some("ENHANCED"));
+    let f = &e.spec.findings[0];
+    assert_eq!(f.id, "CVE-2024-3094");
+    assert_eq!(f.package.as_deref(), Some("xz-utils"));
+    assert_eq!(f.installed_version.as_deref(), Some("5.6.0"));
+    assert_eq!(f.fixed_version.as_deref(), Some("5.6.1"));
+    assert_eq!(f.fix_available, Some(true));
+    assert_eq!(f.score, Some(10.0));
+
+    let b = wait_for(&reports, &report_name(REPO, &big), "capped report", |r| {
+        r.spec.scan.status == "COMPLETE"
+    })
+    .await;
+    assert!(b.spec.truncated);
+    assert_eq!(b.spec.findings.len(), MAX_FINDINGS);
+    assert_eq!(b.spec.findings[0].id, "CVE-2024-9999");
+    assert_eq!(b.spec.findings[1].id, "CVE-2024-8888");
+    assert_eq!(b.spec.summary.low, (MAX_FINDINGS + 50) as i64);
+    assert_eq!((b.spec.summary.critical, b.spec.summary.high), (1, 1));
+
+    // A new tag on the same image updates its report on the next refresh.
+    let manifest = ecr
+        .batch_get_image()
+        .repository_name(REPO)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag("v1")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = manifest.images()[0].image_manifest().unwrap().to_string();
+    ecr.put_image()
+        .repository_name(REPO)
+        .image_tag("stable")
+        .image_manifest(body)
+        .send()
+        .await
+        .unwrap();
+    wait_for(&reports, &basic_name, "report to follow the new tag", |r| {
+        r.spec.image_tags == vec!["stable", "v1"]
+    })
+    .await;
+
+    // Deleting the image removes its report, and only its report.
+    ecr.batch_delete_image()
+        .repository_name(REPO)
+        .image_ids(
+            aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(&big)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_gone(&reports, &report_name(REPO, &big)).await;
+    let left = reports.list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        left.items.len(),
+        2,
+        "{:?}",
+        left.items
+            .iter()
+            .map(|r| &r.spec.image_tags)
+            .collect::<Vec<_>>()
+    );
+
+    // A refresh where nothing changed writes nothing and reads findings only for the image
+    // whose DescribeImages entry cannot tell (the enhanced scan: ACTIVE, no summary).
+    let stats = env.registry.stats();
+    let (writes, images, scans) = (
+        stats.writes(),
+        stats.operation("DescribeImages"),
+        stats.operation("DescribeImageScanFindings"),
+    );
+    testbed::wait::until("three more refreshes", common::WAIT, || async {
+        (stats.operation("DescribeImages") >= images + 3).then_some(())
+    })
+    .await
+    .unwrap();
+    let refreshes = stats.operation("DescribeImages") - images;
+    let reads = stats.operation("DescribeImageScanFindings") - scans;
+    assert!(
+        reads <= refreshes + 1,
+        "{reads} findings reads in {refreshes} refreshes"
+    );
+    assert_eq!(stats.writes(), writes);
+}
