@@ -42,12 +42,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let api = Api::<ImageScanReport>::all(ctx.client.clone());
-    if let Err(e) = api.list(&ListParams::default().limit(1)).await {
-        return Err(Error::Invalid(format!(
-            "cannot list ImageScanReport objects ({e}); are the CRDs installed? kubectl apply -f crds/"
-        )));
-    }
+    let _api = super::require_crd::<ImageScanReport>(&ctx.client).await?;
     tokio::pin!(shutdown);
     loop {
         let started = Instant::now();

@@ -12,14 +12,13 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Event as FinalizerEvent;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::status::{self, age_key};
-use super::{Context, Error, object_key, trigger_hash};
+use super::{Context, Error, object_key};
 use crate::api::conditions;
 use crate::api::lifecycle_policy::{
     LifecycleCountType, LifecyclePolicySpec, LifecyclePreview, LifecycleTagStatus, PreviewImage,
@@ -150,18 +149,8 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let api = Api::<LifecyclePolicy>::all(ctx.client.clone());
-    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
-        return Err(Error::Invalid(format!(
-            "cannot list LifecyclePolicy objects ({e}); are the CRDs installed? kubectl apply -f crds/"
-        )));
-    }
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash, PredicateConfig::default());
+    let api = super::require_crd::<LifecyclePolicy>(&ctx.client).await?;
+    let (reader, stream) = super::watched(api);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         store: reader.clone(),

@@ -266,6 +266,49 @@ pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
     Some(h.finish())
 }
 
+/// A cluster-wide API for `K`, after checking that its CRD is installed: a missing CRD fails
+/// the start with a message that says what to do, instead of a watcher retrying forever.
+pub async fn require_crd<K>(client: &Client) -> Result<kube::Api<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let api = kube::Api::<K>::all(client.clone());
+    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
+        return Err(Error::Invalid(format!(
+            "cannot list {} objects ({e}); are the CRDs installed? kubectl apply -f crds/",
+            K::kind(&())
+        )));
+    }
+    Ok(api)
+}
+
+/// The store and trigger stream every controller watches `K` with: reflected into the store,
+/// and passed on only when [`trigger_hash`] changes (status writes do not trigger).
+pub fn watched<K>(
+    api: kube::Api<K>,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::watcher(api, kube::runtime::watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(trigger_hash, PredicateConfig::default());
+    (reader, stream)
+}
+
 /// `namespace/name` of an object, for logs and ownership tags.
 pub fn object_key<K: Resource>(obj: &K) -> String {
     match obj.namespace() {

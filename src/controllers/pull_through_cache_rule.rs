@@ -23,14 +23,13 @@ use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::Event as FinalizerEvent;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::status::{self, age_key};
-use super::{Context, Error, object_key, trigger_hash};
+use super::{Context, Error, object_key};
 use crate::api::PullThroughCacheRule;
 use crate::api::pull_through_cache_rule::{PullThroughCacheRuleSpec, PullThroughCacheRuleStatus};
 use crate::api::repository::OWNER_TAG;
@@ -203,18 +202,8 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let api = Api::<PullThroughCacheRule>::all(ctx.client.clone());
-    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
-        return Err(Error::Invalid(format!(
-            "cannot list PullThroughCacheRule objects ({e}); are the CRDs installed? kubectl apply -f crds/"
-        )));
-    }
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash, PredicateConfig::default());
+    let api = super::require_crd::<PullThroughCacheRule>(&ctx.client).await?;
+    let (reader, stream) = super::watched(api);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         store: reader.clone(),

@@ -10,18 +10,17 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::Event as FinalizerEvent;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
-use kube::runtime::{Controller, watcher};
-use kube::{Api, ResourceExt};
+use kube::runtime::reflector::Store;
 use serde_json::Value;
 use tracing::{info, instrument, warn};
 
 use super::inventory::Lookup;
-use super::{Context, Error, jitter, object_key, policy, status, trigger_hash};
+use super::{Context, Error, jitter, object_key, policy, status};
 use crate::api::conditions::{self, Reason};
 use crate::api::repository::{DeletionPolicy, OWNER_TAG, Ownership, Repository, RepositoryStatus};
 use crate::registry::{ErrorClass, NewRepository, RepositoryInfo};
@@ -160,19 +159,8 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let api = Api::<Repository>::all(ctx.client.clone());
-    // Fail fast with a clear message when the CRD is missing.
-    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
-        return Err(Error::Invalid(format!(
-            "cannot list Repository objects ({e}); are the CRDs installed? kubectl apply -f crds/"
-        )));
-    }
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash, PredicateConfig::default());
+    let api = super::require_crd::<Repository>(&ctx.client).await?;
+    let (reader, stream) = super::watched(api);
 
     let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
     let sweeper = tokio::spawn(sweep_loop(ctx.clone(), sweep_tx));

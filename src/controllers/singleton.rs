@@ -23,16 +23,14 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
-use kube::runtime::watcher;
-use kube::{Api, Resource, ResourceExt};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::status::{self, Reported, age_key};
-use super::{Context, Error, FINALIZER, trigger_hash};
+use super::{Context, Error, FINALIZER};
 use crate::api::conditions::Reason;
 use crate::registry::{Registry, RegistryError};
 
@@ -89,19 +87,9 @@ pub async fn run<S: Setting>(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let kind = <S::Object as Reported>::KIND;
-    let api = Api::<S::Object>::all(ctx.client.clone());
-    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
-        return Err(Error::Invalid(format!(
-            "cannot list {kind} objects ({e}); are the CRDs installed? kubectl apply -f crds/"
-        )));
-    }
-    let (reader, writer) = reflector::store();
-    let mut stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash, PredicateConfig::default())
-        .boxed();
+    let api = super::require_crd::<S::Object>(&ctx.client).await?;
+    let (reader, stream) = super::watched(api);
+    let mut stream = stream.boxed();
     let mut shutdown = pin!(shutdown);
     let debounce = Duration::from_millis(100);
     let resync = ctx.config.sweep_interval;
