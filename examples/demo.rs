@@ -72,6 +72,7 @@ async fn demo() -> Result<bool, Failure> {
     let config = controllers::Config {
         sweep_interval: Duration::from_secs(2),
         deep_sweep_interval: Duration::from_secs(30),
+        scan_refresh_interval: Duration::from_secs(2),
         ..controllers::Config::default()
     };
     let ctx = Arc::new(Context::new(client.clone(), registry.clone(), config));

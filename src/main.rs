@@ -84,6 +84,13 @@ struct RunArgs {
     /// Reconciles at once per controller.
     #[arg(long, env = "ECR_OPERATOR_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
+    /// Seconds between refreshes of image scan reports from ECR.
+    #[arg(long, env = "ECR_OPERATOR_SCAN_REFRESH_SECONDS", default_value_t = 300)]
+    scan_refresh_seconds: u64,
+    /// SQS queue URL that an EventBridge rule feeds with `ECR Image Scan`, `ECR Image Action`
+    /// and Inspector2 events: reports of the images they name are refreshed at once.
+    #[arg(long, env = "ECR_OPERATOR_SCAN_EVENTS_QUEUE_URL")]
+    scan_events_queue_url: Option<String>,
     /// The namespace the operator runs in (Secrets for pull-through cache credentials live here).
     #[arg(long, env = "POD_NAMESPACE", default_value = "ecr-operator-system")]
     namespace: String,
@@ -199,7 +206,13 @@ async fn run(args: RunArgs) -> ExitCode {
         deep_sweep_interval: Duration::from_secs(args.deep_sweep_seconds.max(1)),
         concurrency: args.concurrency.max(1),
         operator_namespace: args.namespace,
+        scan_refresh_interval: Duration::from_secs(args.scan_refresh_seconds.max(1)),
+        region: registry.region(),
     };
+    let scan_events = args
+        .scan_events_queue_url
+        .as_deref()
+        .and_then(|url| registry.scan_event_queue(url));
     let registry: Arc<dyn Registry> = Arc::new(registry);
     let stats_source = registry.clone();
     let metrics = Arc::new(Metrics::new(Arc::new(move || {
@@ -279,8 +292,11 @@ async fn run(args: RunArgs) -> ExitCode {
         None
     };
 
-    let ctx =
-        Arc::new(Context::new(client.clone(), registry, config).with_metrics(metrics.clone()));
+    let ctx = Context::new(client.clone(), registry, config).with_metrics(metrics.clone());
+    let ctx = Arc::new(match scan_events {
+        Some(queue) => ctx.with_scan_events(queue),
+        None => ctx,
+    });
     let result = if args.leader_elect {
         let identity = std::env::var("POD_NAME")
             .unwrap_or_else(|_| format!("ecr-operator-{}", std::process::id()));

@@ -831,6 +831,8 @@ fn values_schema_rejects_bad_values() {
         json!({"replicaCount": 0}),
         json!({"sweepSeconds": "60"}),
         json!({"deepSweepSeconds": 1}),
+        json!({"scanRefreshSeconds": 0}),
+        json!({"scanEventsQueueUrl": "not a url"}),
         json!({"image": {"pullPolicy": "Sometimes"}}),
         json!({"image": {"repository": ""}}),
         json!({"region": "Europe"}),

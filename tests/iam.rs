@@ -102,12 +102,25 @@ fn called_operations() -> BTreeSet<String> {
     ops
 }
 
-/// Which AWS service an operation belongs to: Secrets Manager's operations all name a secret.
+/// Which AWS service an operation belongs to: Secrets Manager's operations all name a secret,
+/// SQS's (the scan event queue) a message.
 fn service_of(op: &str) -> &'static str {
     if op.contains("Secret") {
         "secretsmanager"
+    } else if op.contains("Message") {
+        "sqs"
     } else {
         "ecr"
+    }
+}
+
+/// The IAM action that authorizes an operation: batch operations of SQS are authorized by
+/// their single-message action ("DeleteMessageBatch" needs sqs:DeleteMessage).
+fn action_of(op: &str) -> String {
+    let service = service_of(op);
+    match (service, op.strip_suffix("Batch")) {
+        ("sqs", Some(single)) => format!("sqs:{single}"),
+        _ => format!("{service}:{op}"),
     }
 }
 
@@ -209,12 +222,7 @@ fn iam_policy_grants_exactly_the_calls_the_operator_makes() {
     let all_source: String = sources(&root().join("src")).into_values().collect();
     let mut want: BTreeMap<String, String> = ops
         .iter()
-        .map(|op| {
-            (
-                format!("{}:{op}", service_of(op)),
-                format!("called as {op}"),
-            )
-        })
+        .map(|op| (action_of(op), format!("called as {op}")))
         .collect();
     for (action, trigger, why) in IMPLIED {
         if all_source.contains(trigger) {
@@ -234,7 +242,7 @@ fn iam_policy_grants_exactly_the_calls_the_operator_makes() {
     for action in granted {
         let service = action.split(':').next().unwrap_or_default();
         assert!(
-            ["ecr", "secretsmanager", "kms"].contains(&service),
+            ["ecr", "secretsmanager", "kms", "sqs"].contains(&service),
             "{action}"
         );
     }
@@ -253,6 +261,9 @@ fn iam_policy_scopes_secrets_and_kms() {
                 st["Resource"], "arn:aws:secretsmanager:*:*:secret:ecr-pullthroughcache/*",
                 "{st}"
             );
+        }
+        if actions.contains("sqs:") {
+            assert_eq!(st["Resource"], "arn:aws:sqs:*:*:ecr-operator-*", "{st}");
         }
         if actions.contains("kms:") {
             assert_eq!(

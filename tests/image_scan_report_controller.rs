@@ -285,3 +285,168 @@ async fn reports_follow_scans_tags_and_deletions() {
     );
     assert_eq!(stats.writes(), writes);
 }
+
+const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+fn pod_yaml(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - {{name: app, image: '{image}'}}\n"
+    )
+}
+
+/// With a scan event queue and a refresh interval of an hour, only ECR's events can make the
+/// reports follow: a scan on push, then a second scan of the same image.
+#[tokio::test]
+async fn scan_events_refresh_reports_at_once() {
+    let mut env = Env::start_with(ecr_operator::controllers::Config {
+        scan_refresh_interval: std::time::Duration::from_secs(3600),
+        ..common::test_config()
+    })
+    .await;
+    env.kill_operator();
+    env.scan_queue = Some(env.moto.scan_event_queue("ecr-scan-events").await.unwrap());
+    env.start_operator();
+
+    let ns = env.kube.namespace("events").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    create(
+        &repos,
+        &format!(
+            "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {{name: scanned}}\nspec: {{repositoryName: {REPO}, scanOnPush: true, deletionPolicy: Delete, forceDelete: true}}\n"
+        ),
+    )
+    .await;
+    wait_for(&repos, "scanned", "repository Ready", is_ready).await;
+    let reports: Api<ImageScanReport> = Api::all(env.kube.client());
+
+    // Results are bound when the scan is announced, so they go in before the push.
+    env.moto
+        .inject_scan_findings(&json!({"results": [basic_result(
+            "v1",
+            vec![basic_finding("CVE-2024-0001", "CRITICAL", "glibc")],
+            json!({"CRITICAL": 1}),
+        )], "region": "us-east-1"}))
+        .await
+        .unwrap();
+    let digest = push_image(&env.ecr(), REPO, "v1").await.unwrap();
+    let name = report_name(REPO, &digest);
+    let first = wait_for(&reports, &name, "report from the scan-on-push event", |r| {
+        r.spec.scan.status == "COMPLETE"
+    })
+    .await;
+    assert_eq!(first.spec.summary.critical, 1);
+    assert_eq!(first.spec.findings[0].id, "CVE-2024-0001");
+
+    // The same image scanned again, now with a HIGH finding only.
+    let mut second = basic_result(
+        "v1",
+        vec![basic_finding("CVE-2025-0002", "HIGH", "openssl")],
+        json!({"HIGH": 1}),
+    );
+    second["imageScanFindings"]["imageScanCompletedAt"] = json!("2026-02-03T04:05:06Z");
+    env.moto
+        .inject_scan_findings(&json!({"results": [second], "region": "us-east-1"}))
+        .await
+        .unwrap();
+    env.moto.rescan(REPO, &digest).await.unwrap();
+    let r = wait_for(&reports, &name, "report to follow the second scan", |r| {
+        r.spec.summary.high == 1
+    })
+    .await;
+    assert_eq!(r.spec.summary.critical, 0);
+    assert_eq!(r.spec.findings.len(), 1);
+    assert_eq!(r.spec.findings[0].id, "CVE-2025-0002");
+    assert_ne!(r.spec.scan.completed_at, first.spec.scan.completed_at);
+    // Both events were taken off the queue once handled.
+    assert!(env.registry.stats().operation("DeleteMessageBatch") >= 2);
+}
+
+/// Images a ScanPolicy wants scanned get one StartImageScan; ECR images that pods run from
+/// repositories no Repository manages get reports too, removed when no pod runs them.
+#[tokio::test]
+async fn policy_starts_scans_and_pod_images_get_reports() {
+    let env = Env::start().await;
+    let ecr = env.ecr();
+    // An unmanaged repository, as a platform team's base images would be.
+    ecr.create_repository()
+        .repository_name("base/runtime")
+        .send()
+        .await
+        .unwrap();
+    let base = push_image(&ecr, "base/runtime", "1.0").await.unwrap();
+    let unused = push_image(&ecr, "base/runtime", "0.9").await.unwrap();
+
+    let ns = env.kube.namespace("policy").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    create(
+        &repos,
+        &format!(
+            "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {{name: app}}\nspec: {{repositoryName: {REPO}, deletionPolicy: Delete, forceDelete: true}}\n"
+        ),
+    )
+    .await;
+    wait_for(&repos, "app", "repository Ready", is_ready).await;
+    let app = push_image(&ecr, REPO, "v1").await.unwrap();
+    let reports: Api<ImageScanReport> = Api::all(env.kube.client());
+    let app_name = report_name(REPO, &app);
+    wait_for(&reports, &app_name, "unscanned report", |r| {
+        r.spec.scan.status == "NOT_SCANNED"
+    })
+    .await;
+
+    // A pod running the unmanaged image by tag: its report appears, unscanned (no policy yet).
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = env.api(&ns);
+    create(
+        &pods,
+        &pod_yaml("web", &format!("{REGISTRY}/base/runtime:1.0")),
+    )
+    .await;
+    let base_name = report_name("base/runtime", &base);
+    let r = wait_for(&reports, &base_name, "report of the pod's image", |r| {
+        r.spec.scan.status == "NOT_SCANNED"
+    })
+    .await;
+    assert_eq!(r.spec.image_tags, vec!["1.0"]);
+    assert_eq!(r.spec.registry_id, "123456789012");
+
+    // Policy: scan the team's and the base images ("team" has no wildcard: "contains").
+    let policies: Api<ecr_operator::api::ScanPolicy> = Api::all(env.kube.client());
+    create(
+        &policies,
+        "apiVersion: ecr.operator.dev/v1alpha1\nkind: ScanPolicy\nmetadata: {name: scan-all}\nspec:\n  scanType: BASIC\n  rules:\n  - scanFrequency: SCAN_ON_PUSH\n    repositoryFilters: [{filter: team}, {filter: 'base/*'}]\n",
+    )
+    .await;
+    for name in [&app_name, &base_name] {
+        let r = wait_for(&reports, name, "report of the scan policy started", |r| {
+            r.spec.scan.status == "COMPLETE"
+        })
+        .await;
+        // moto's one finding for a scan nobody injected results for.
+        assert_eq!(r.spec.summary.high, 1, "{name}");
+    }
+    assert!(
+        reports
+            .get_opt(&report_name("base/runtime", &unused))
+            .await
+            .unwrap()
+            .is_none(),
+        "no pod runs base/runtime:0.9"
+    );
+    // One StartImageScan per image, however many refreshes pass.
+    let stats = env.registry.stats();
+    let images = stats.operation("DescribeImages");
+    testbed::wait::until("three more refreshes", common::WAIT, || async {
+        (stats.operation("DescribeImages") >= images + 6).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        env.moto.calls().await.unwrap().get("StartImageScan"),
+        Some(&2)
+    );
+
+    // The pod goes: so does the report of its image, and only that one.
+    pods.delete("web", &Default::default()).await.unwrap();
+    wait_gone(&reports, &base_name).await;
+    assert!(reports.get_opt(&app_name).await.unwrap().is_some());
+}

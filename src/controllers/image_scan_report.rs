@@ -1,32 +1,48 @@
-//! ImageScanReport: one report per image digest of every Ready Repository, refreshed on a
-//! schedule from DescribeImages and DescribeImageScanFindings.
+//! ImageScanReport: one report per image digest of every Ready Repository, and of every ECR
+//! image a pod in the cluster runs, refreshed on a schedule and at once on scan events.
 //!
 //! Not a kube `Controller`: the source of truth is ECR, so this is a loop that, every
-//! `Config::sweep_interval`, reads each managed repository's images and their scans, computes
-//! the reports that should exist (pure, [`build_spec`]), applies only those that differ, and
-//! deletes the managed reports whose image is gone.
+//! `Config::scan_refresh_interval`, reads each managed repository's images and their scans
+//! and the images pods use from other repositories, computes the reports that should exist
+//! (pure, [`build_spec`]), applies only those that differ, and deletes the managed reports
+//! whose image is gone (or that no pod uses any more).
 //!
-//! ECR calls per refresh: one DescribeImages page per repository (1000 images a page), plus
-//! DescribeImageScanFindings (all pages of 1000 findings) only for images whose scan differs
-//! from their report's (DescribeImages carries each image's scan status and completion time).
-//! A refresh where nothing changed costs one call per repository and writes nothing.
+//! ECR calls per refresh: one DescribeImages page per repository (1000 images a page), one
+//! DescribeImages per 100 pod images of unmanaged repositories, plus DescribeImageScanFindings
+//! (all pages) only for images whose scan differs from their report's (DescribeImages carries
+//! each image's scan status and completion time). A refresh where nothing changed writes
+//! nothing.
+//!
+//! Images without a scan that policy wants scanned (their Repository has `scanOnPush`, or a
+//! BASIC ScanPolicy rule's filter matches the repository) get one StartImageScan; ECR allows
+//! one a day per image, so a start is not retried for a day.
+//!
+//! With a scan event queue configured ([`crate::registry::ScanEventQueue`]), ECR's and
+//! Inspector's EventBridge events refresh the named image at once; the schedule stays the
+//! backstop, because EventBridge delivery is best effort.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use tracing::{debug, warn};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
 
 use super::{Context, Error, MANAGER};
+use crate::admission::image_ref::{EcrImage, ImageRef};
 use crate::api::Repository;
+use crate::api::ScanPolicy;
 use crate::api::conditions::is_ready_at;
 use crate::api::image_scan_report::{
     Finding, ImageScanReport, ImageScanReportSpec, ScanState, SeveritySummary,
 };
-use crate::api::scan_policy::Severity;
-use crate::registry::{ImageInfo, ScanFinding, ScanFindings};
+use crate::api::scan_policy::{ScanType, Severity};
+use crate::registry::{
+    ErrorClass, ImageInfo, ScanEvent, ScanEventQueue, ScanFinding, ScanFindings,
+};
 
 /// Label on every report the operator writes; only these are ever deleted.
 pub const MANAGED_BY_LABEL: &str = "ecr.operator.dev/managed-by";
@@ -36,97 +52,374 @@ pub const REPOSITORY_LABEL: &str = "ecr.operator.dev/repository";
 pub const MAX_FINDINGS: usize = 200;
 /// The status of a report for an image ECR holds no scan for.
 pub const NOT_SCANNED: &str = "NOT_SCANNED";
+/// ECR refuses a second StartImageScan of an image within a day.
+const SCAN_START_QUOTA: Duration = Duration::from_secs(24 * 3600);
+/// Pods listed per page.
+const POD_PAGE: u32 = 500;
+/// How long one SQS receive waits for a message (long polling).
+const EVENT_WAIT_SECONDS: i32 = 20;
 
-/// Refreshes reports every sweep interval until `shutdown` resolves.
+/// Refreshes reports every scan refresh interval, and images named by scan events at once,
+/// until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let _api = super::require_crd::<ImageScanReport>(&ctx.client).await?;
     tokio::pin!(shutdown);
-    loop {
+    let (tx, mut events) = mpsc::channel::<ScanEvent>(1024);
+    let consumer = ctx
+        .scan_events
+        .clone()
+        .map(|queue| tokio::spawn(consume(ctx.clone(), queue, tx)));
+    let result = loop {
         let started = Instant::now();
         let result = refresh(&ctx).await;
         ctx.observe("imagescanreport", &result, started);
         let wait = match &result {
             Ok(()) => {
                 ctx.reset_backoff("imagescanreport");
-                ctx.config.sweep_interval
+                ctx.config.scan_refresh_interval
             }
             Err(e) => {
                 warn!(error = %e, "refreshing image scan reports failed");
                 ctx.backoff("imagescanreport")
-                    .min(ctx.config.sweep_interval)
+                    .min(ctx.config.scan_refresh_interval)
             }
         };
-        tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            _ = tokio::time::sleep(wait) => {}
+        let next = tokio::time::Instant::now() + wait;
+        let stop = loop {
+            tokio::select! {
+                _ = &mut shutdown => break true,
+                _ = tokio::time::sleep_until(next) => break false,
+                Some(first) = events.recv() => {
+                    let mut batch = BTreeSet::from([first]);
+                    while let Ok(more) = events.try_recv() {
+                        batch.insert(more);
+                    }
+                    let started = Instant::now();
+                    let result = refresh_events(&ctx, &batch).await;
+                    if let Err(e) = &result {
+                        warn!(error = %e, "refreshing images named by scan events failed");
+                    }
+                    ctx.observe("imagescanreport", &result, started);
+                }
+            }
+        };
+        if stop {
+            break Ok(());
         }
+    };
+    if let Some(consumer) = consumer {
+        consumer.abort();
+    }
+    result
+}
+
+/// Moves scan events from the queue to the refresh loop, deleting each message once handed
+/// over (an event lost after that is caught by the next scheduled refresh). Stops when the
+/// loop is gone.
+async fn consume(ctx: Arc<Context>, queue: Arc<ScanEventQueue>, tx: mpsc::Sender<ScanEvent>) {
+    info!(queue = queue.queue_url(), "reading scan events");
+    loop {
+        match queue.receive(EVENT_WAIT_SECONDS).await {
+            Ok(messages) => {
+                ctx.reset_backoff("scan-events");
+                let mut receipts = Vec::with_capacity(messages.len());
+                for m in messages {
+                    if let Some(event) = m.event {
+                        debug!(
+                            repository = event.repository,
+                            digest = event.digest,
+                            "scan event"
+                        );
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Messages that are not scan events are dropped too: the queue is ours, and
+                    // they would otherwise come back forever.
+                    receipts.push(m.receipt);
+                }
+                if let Err(e) = queue.delete(&receipts).await {
+                    warn!(error = %e, "deleting scan event messages failed; they will come again");
+                }
+            }
+            Err(e) => {
+                let wait = ctx.backoff("scan-events");
+                warn!(error = %e, retry_in = ?wait, "reading scan events failed");
+                tokio::time::sleep(wait).await;
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+    }
+}
+
+/// What the refresh knows of the cluster: the repositories Repository objects name, and
+/// which of them are Ready (with their registry id and scan on push).
+struct Managed {
+    known: BTreeSet<String>,
+    ready: BTreeMap<String, ManagedRepository>,
+    /// Filters of BASIC registry scanning rules: matching repositories must be scanned.
+    scan_filters: Vec<String>,
+}
+
+struct ManagedRepository {
+    registry_id: String,
+    scan_on_push: bool,
+}
+
+impl Managed {
+    async fn read(ctx: &Context) -> Result<Self, Error> {
+        let repos = Api::<Repository>::all(ctx.client.clone())
+            .list(&ListParams::default())
+            .await?;
+        let mut known = BTreeSet::new();
+        let mut ready = BTreeMap::new();
+        for r in &repos.items {
+            let Some(status) = &r.status else { continue };
+            let Some(name) = status.repository_name.clone() else {
+                continue;
+            };
+            known.insert(name.clone());
+            if is_ready_at(&status.common.conditions, r.metadata.generation) {
+                ready.insert(
+                    name,
+                    ManagedRepository {
+                        registry_id: status.registry_id.clone().unwrap_or_default(),
+                        scan_on_push: r.spec.scan_on_push,
+                    },
+                );
+            }
+        }
+        let policies = Api::<ScanPolicy>::all(ctx.client.clone())
+            .list(&ListParams::default())
+            .await?;
+        // Enhanced scanning (Inspector) scans by itself and refuses StartImageScan.
+        let enhanced = policies
+            .items
+            .iter()
+            .any(|p| p.spec.scan_type == ScanType::Enhanced);
+        let scan_filters = if enhanced {
+            Vec::new()
+        } else {
+            policies
+                .items
+                .iter()
+                .flat_map(|p| &p.spec.rules)
+                .flat_map(|r| &r.repository_filters)
+                .map(|f| f.filter.clone())
+                .collect()
+        };
+        Ok(Managed {
+            known,
+            ready,
+            scan_filters,
+        })
+    }
+
+    /// Whether policy wants images of `repository` scanned.
+    fn scan_required(&self, repository: &str) -> bool {
+        self.ready.get(repository).is_some_and(|r| r.scan_on_push)
+            || self
+                .scan_filters
+                .iter()
+                .any(|f| filter_matches(f, repository))
+    }
+}
+
+/// A registry scanning filter (ScanningRepositoryFilter, WILDCARD): "a filter with no wildcard
+/// will match all repository names that contain the filter", one with `*` matches whole names.
+pub fn filter_matches(filter: &str, repository: &str) -> bool {
+    if filter.contains('*') {
+        crate::lifecycle::wildcard_match(filter, repository)
+    } else {
+        repository.contains(filter)
     }
 }
 
 /// One refresh of every report. A repository whose images cannot be read keeps its reports
 /// until the next refresh; the others go on.
 pub async fn refresh(ctx: &Context) -> Result<(), Error> {
-    let repos = Api::<Repository>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?;
-    let mut known = BTreeSet::new();
-    let mut ready = BTreeMap::new();
-    for r in &repos.items {
-        let Some(status) = &r.status else { continue };
-        let Some(name) = status.repository_name.clone() else {
-            continue;
-        };
-        known.insert(name.clone());
-        if is_ready_at(&status.common.conditions, r.metadata.generation) {
-            ready.insert(name, status.registry_id.clone().unwrap_or_default());
-        }
-    }
-
+    let managed = Managed::read(ctx).await?;
     let api = Api::<ImageScanReport>::all(ctx.client.clone());
-    let existing: BTreeMap<String, ImageScanReport> = api
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")))
-        .await?
-        .items
-        .into_iter()
-        .map(|r| (r.name_any(), r))
-        .collect();
+    let existing = existing_reports(&api).await?;
 
     let mut wanted = BTreeSet::new();
-    let mut refreshed = BTreeSet::new();
+    // Repositories whose reports stay as they are: not Ready, or not readable this time.
+    let mut protected: BTreeSet<String> = managed
+        .known
+        .iter()
+        .filter(|r| !managed.ready.contains_key(*r))
+        .cloned()
+        .collect();
     let mut first_error = None;
-    for (repository, registry_id) in &ready {
-        match refresh_repository(ctx, &api, &existing, repository, registry_id).await {
-            Ok(names) => {
-                refreshed.insert(repository.clone());
-                wanted.extend(names);
-            }
+    for (repository, repo) in &managed.ready {
+        match refresh_repository(
+            ctx,
+            &api,
+            &existing,
+            &managed,
+            repository,
+            &repo.registry_id,
+        )
+        .await
+        {
+            Ok(names) => wanted.extend(names),
             Err(e) => {
                 warn!(repository, error = %e, "refreshing scan reports failed");
+                protected.insert(repository.clone());
                 first_error.get_or_insert(e);
             }
         }
     }
 
-    // Reports of refreshed repositories whose image is gone, and of repositories no Repository
-    // object names any more. Repositories that are only not Ready keep theirs.
+    // ECR images that pods run from repositories no Repository object manages.
+    let mut pods_read = true;
+    match pod_images(ctx).await {
+        Ok(images) => {
+            for ((registry_id, repository), refs) in images {
+                if managed.known.contains(&repository) {
+                    continue;
+                }
+                match refresh_pod_images(
+                    ctx,
+                    &api,
+                    &existing,
+                    &managed,
+                    &registry_id,
+                    &repository,
+                    &refs,
+                )
+                .await
+                {
+                    Ok(names) => wanted.extend(names),
+                    Err(e) => {
+                        warn!(repository, error = %e, "refreshing scan reports of pod images failed");
+                        protected.insert(repository.clone());
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "listing pods failed; reports of pod images are kept");
+            pods_read = false;
+            first_error.get_or_insert(e);
+        }
+    }
+
+    // Reports of images that are gone, of repositories no Repository object names any more,
+    // and of pod images no pod runs.
     for (name, report) in &existing {
         let repo = &report.spec.repository_name;
-        let stale = (refreshed.contains(repo) && !wanted.contains(name)) || !known.contains(repo);
+        let pod_image = !managed.known.contains(repo);
+        let stale =
+            !wanted.contains(name) && !protected.contains(repo) && (pods_read || !pod_image);
         if stale {
             debug!(name, repo, "deleting scan report of a vanished image");
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => {
-                    first_error.get_or_insert(e.into());
-                }
+            if let Err(e) = delete_report(&api, name).await {
+                first_error.get_or_insert(e);
             }
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Refreshes the images scan events name: a managed Ready repository is refreshed whole (an
+/// event may announce a push or a delete), an image that already has a report alone.
+pub async fn refresh_events(ctx: &Context, events: &BTreeSet<ScanEvent>) -> Result<(), Error> {
+    let managed = Managed::read(ctx).await?;
+    let api = Api::<ImageScanReport>::all(ctx.client.clone());
+    let existing = existing_reports(&api).await?;
+    let mut first_error = None;
+    let mut repositories_done = BTreeSet::new();
+    for event in events {
+        let result = if let Some(repo) = managed.ready.get(&event.repository) {
+            if !repositories_done.insert(event.repository.clone()) {
+                continue;
+            }
+            refresh_repository(
+                ctx,
+                &api,
+                &existing,
+                &managed,
+                &event.repository,
+                &repo.registry_id,
+            )
+            .await
+            .map(drop)
+        } else if let Some(report) = existing.get(&report_name(&event.repository, &event.digest)) {
+            let registry_id = event
+                .registry_id
+                .clone()
+                .unwrap_or_else(|| report.spec.registry_id.clone());
+            let images = ctx
+                .registry
+                .describe_images(
+                    Some(&registry_id),
+                    &event.repository,
+                    std::slice::from_ref(&event.digest),
+                )
+                .await;
+            match images {
+                Ok(images) if images.is_empty() => delete_report(&api, &report.name_any()).await,
+                Ok(images) => {
+                    let mut result = Ok(());
+                    for image in &images {
+                        if let Err(e) = apply_image(
+                            ctx,
+                            &api,
+                            &existing,
+                            &managed,
+                            &registry_id,
+                            &event.repository,
+                            image,
+                        )
+                        .await
+                        {
+                            result = Err(e);
+                        }
+                    }
+                    result
+                }
+                Err(e) => Err(e.into()),
+            }
+        } else {
+            debug!(
+                repository = event.repository,
+                digest = event.digest,
+                "scan event for an image without a report"
+            );
+            Ok(())
+        };
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn existing_reports(
+    api: &Api<ImageScanReport>,
+) -> Result<BTreeMap<String, ImageScanReport>, Error> {
+    Ok(api
+        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")))
+        .await?
+        .items
+        .into_iter()
+        .map(|r| (r.name_any(), r))
+        .collect())
+}
+
+async fn delete_report(api: &Api<ImageScanReport>, name: &str) -> Result<(), Error> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Applies the reports of one repository; returns the names of the reports that should exist.
@@ -134,58 +427,258 @@ async fn refresh_repository(
     ctx: &Context,
     api: &Api<ImageScanReport>,
     existing: &BTreeMap<String, ImageScanReport>,
+    managed: &Managed,
     repository: &str,
     registry_id: &str,
 ) -> Result<Vec<String>, Error> {
     let images = ctx.registry.list_images(repository).await?;
     let mut names = Vec::with_capacity(images.len());
     for image in &images {
-        let name = report_name(repository, &image.digest);
-        let current = existing.get(&name);
-        let spec = match current.filter(|r| scan_unchanged(&r.spec, image)) {
-            // DescribeImages says the scan is the one the report holds: only tags can differ.
-            Some(r) => {
-                let mut spec = r.spec.clone();
-                spec.image_tags = sorted(&image.tags);
-                spec.registry_id = registry_id.to_string();
-                spec
-            }
-            None => {
-                let scan = ctx
-                    .registry
-                    .describe_image_scan_findings(repository, &image.digest)
-                    .await?;
-                build_spec(registry_id, repository, image, scan.as_ref())
-            }
-        };
-        let labels_ok = current.is_some_and(|r| {
-            r.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER)
-                && r.labels().get(REPOSITORY_LABEL) == Some(&label_value(repository))
-        });
-        let unchanged = current.is_some_and(|r| r.spec == spec) && labels_ok;
-        if !unchanged {
-            let patch = serde_json::json!({
-                "apiVersion": "ecr.operator.dev/v1alpha1",
-                "kind": "ImageScanReport",
-                "metadata": {
-                    "name": name,
-                    "labels": {
-                        MANAGED_BY_LABEL: MANAGER,
-                        REPOSITORY_LABEL: label_value(repository),
-                    },
-                },
-                "spec": spec,
-            });
-            api.patch(
-                &name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
-        }
-        names.push(name);
+        names.push(apply_image(ctx, api, existing, managed, registry_id, repository, image).await?);
     }
     Ok(names)
+}
+
+/// An ECR image a pod runs: by digest when the kubelet reported the one it pulled (or the
+/// reference pins one), else by tag.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PodImage {
+    Digest(String),
+    Tag(String),
+}
+
+/// The ECR images of every pod, by (registry id, repository). Images of other regions than the
+/// operator's are left out: its ECR client cannot read them.
+async fn pod_images(
+    ctx: &Context,
+) -> Result<BTreeMap<(String, String), BTreeSet<PodImage>>, Error> {
+    let api = Api::<Pod>::all(ctx.client.clone());
+    let mut out: BTreeMap<(String, String), BTreeSet<PodImage>> = BTreeMap::new();
+    let mut params = ListParams::default().limit(POD_PAGE);
+    loop {
+        let page = api.list(&params).await?;
+        for pod in &page.items {
+            for image in images_of(pod) {
+                if ctx
+                    .config
+                    .region
+                    .as_deref()
+                    .is_some_and(|r| r != image.region)
+                {
+                    continue;
+                }
+                let key = (image.account.clone(), image.repository.clone());
+                let id = match (image.digest, image.tag) {
+                    (Some(d), _) => PodImage::Digest(d),
+                    (None, Some(t)) => PodImage::Tag(t),
+                    (None, None) => continue,
+                };
+                out.entry(key).or_default().insert(id);
+            }
+        }
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(token) => params = params.continue_token(&token),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// The ECR images of one pod: for each container, the digest the kubelet reports it runs
+/// (`imageID`), else the image of its spec.
+pub fn images_of(pod: &Pod) -> Vec<EcrImage> {
+    let mut running: BTreeMap<&str, EcrImage> = BTreeMap::new();
+    if let Some(status) = &pod.status {
+        let statuses = [
+            &status.container_statuses,
+            &status.init_container_statuses,
+            &status.ephemeral_container_statuses,
+        ];
+        for s in statuses.into_iter().flatten().flatten() {
+            // Container runtimes report `[docker-pullable://]HOST/REPO@sha256:...`.
+            let id = s.image_id.trim_start_matches("docker-pullable://");
+            if let Some(image) = ImageRef::parse(id).ok().and_then(|r| r.ecr())
+                && image.digest.is_some()
+            {
+                running.insert(s.name.as_str(), image);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(spec) = &pod.spec {
+        let containers = spec
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.image.as_deref()))
+            .chain(
+                spec.init_containers
+                    .iter()
+                    .flatten()
+                    .map(|c| (c.name.as_str(), c.image.as_deref())),
+            )
+            .chain(
+                spec.ephemeral_containers
+                    .iter()
+                    .flatten()
+                    .map(|c| (c.name.as_str(), c.image.as_deref())),
+            );
+        for (name, image) in containers {
+            if let Some(image) = running.remove(name) {
+                out.push(image);
+            } else if let Some(image) = image
+                .and_then(|i| ImageRef::parse(i).ok())
+                .and_then(|r| r.ecr())
+            {
+                out.push(image);
+            }
+        }
+    }
+    out
+}
+
+/// Applies the reports of the images pods run from one unmanaged repository.
+async fn refresh_pod_images(
+    ctx: &Context,
+    api: &Api<ImageScanReport>,
+    existing: &BTreeMap<String, ImageScanReport>,
+    managed: &Managed,
+    registry_id: &str,
+    repository: &str,
+    refs: &BTreeSet<PodImage>,
+) -> Result<Vec<String>, Error> {
+    let mut digests = BTreeSet::new();
+    for r in refs {
+        match r {
+            PodImage::Digest(d) => {
+                digests.insert(d.clone());
+            }
+            PodImage::Tag(t) => {
+                if let Some(d) = ctx
+                    .registry
+                    .image_digest(Some(registry_id), repository, t)
+                    .await?
+                {
+                    digests.insert(d);
+                }
+            }
+        }
+    }
+    let digests: Vec<String> = digests.into_iter().collect();
+    let images = ctx
+        .registry
+        .describe_images(Some(registry_id), repository, &digests)
+        .await?;
+    let mut names = Vec::with_capacity(images.len());
+    for image in &images {
+        names.push(apply_image(ctx, api, existing, managed, registry_id, repository, image).await?);
+    }
+    Ok(names)
+}
+
+/// Brings one image's report up to date (starting a scan first where policy wants one and
+/// ECR holds none); returns the report's name.
+async fn apply_image(
+    ctx: &Context,
+    api: &Api<ImageScanReport>,
+    existing: &BTreeMap<String, ImageScanReport>,
+    managed: &Managed,
+    registry_id: &str,
+    repository: &str,
+    image: &ImageInfo,
+) -> Result<String, Error> {
+    let name = report_name(repository, &image.digest);
+    let current = existing.get(&name);
+    let registry = (!registry_id.is_empty()).then_some(registry_id);
+    let needs_scan = image.scan_status.is_none() && managed.scan_required(repository);
+    let spec = match current.filter(|r| scan_unchanged(&r.spec, image)) {
+        // DescribeImages says the scan is the one the report holds: only tags can differ.
+        Some(r) if !needs_scan => {
+            let mut spec = r.spec.clone();
+            spec.image_tags = sorted(&image.tags);
+            spec.registry_id = registry_id.to_string();
+            spec
+        }
+        _ => {
+            let started =
+                needs_scan && start_scan(ctx, registry, repository, &image.digest).await?;
+            // DescribeImages shows every scan ECR holds: an image it shows none for, and that
+            // was not just given one, has no findings to read.
+            let scan = if image.scan_status.is_none() && !started {
+                None
+            } else {
+                ctx.registry
+                    .describe_image_scan_findings(registry, repository, &image.digest)
+                    .await?
+            };
+            build_spec(registry_id, repository, image, scan.as_ref())
+        }
+    };
+    let labels_ok = current.is_some_and(|r| {
+        r.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER)
+            && r.labels().get(REPOSITORY_LABEL) == Some(&label_value(repository))
+    });
+    let unchanged = current.is_some_and(|r| r.spec == spec) && labels_ok;
+    if !unchanged {
+        let patch = serde_json::json!({
+            "apiVersion": "ecr.operator.dev/v1alpha1",
+            "kind": "ImageScanReport",
+            "metadata": {
+                "name": name,
+                "labels": {
+                    MANAGED_BY_LABEL: MANAGER,
+                    REPOSITORY_LABEL: label_value(repository),
+                },
+            },
+            "spec": spec,
+        });
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    }
+    Ok(name)
+}
+
+/// One StartImageScan per image a day (ECR's quota); whether a scan was started now. A refused
+/// start (the quota, or an image ECR cannot scan) is remembered like a started one, and is not
+/// an error of the refresh.
+async fn start_scan(
+    ctx: &Context,
+    registry_id: Option<&str>,
+    repository: &str,
+    digest: &str,
+) -> Result<bool, Error> {
+    let key = format!("{}/{repository}@{digest}", registry_id.unwrap_or_default());
+    if !ctx.claim_scan_start(&key, SCAN_START_QUOTA) {
+        return Ok(false);
+    }
+    match ctx
+        .registry
+        .start_image_scan(registry_id, repository, digest)
+        .await
+    {
+        Ok(()) => {
+            info!(
+                repository,
+                digest, "started an image scan that policy requires"
+            );
+            Ok(true)
+        }
+        Err(e)
+            if matches!(
+                e.class,
+                ErrorClass::Invalid | ErrorClass::LimitExceeded | ErrorClass::NotFound
+            ) =>
+        {
+            warn!(repository, digest, error = %e, "ECR refused to start an image scan");
+            Ok(false)
+        }
+        Err(e) => {
+            ctx.release_scan_start(&key);
+            Err(e.into())
+        }
+    }
 }
 
 /// Whether DescribeImages shows the same scan `spec` holds, so that DescribeImageScanFindings
@@ -397,6 +890,56 @@ mod tests {
             severity: sev.to_string(),
             ..ScanFinding::default()
         }
+    }
+
+    #[test]
+    fn pods_report_the_digest_they_run() {
+        let host = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+        let digest = format!("sha256:{}", "cd".repeat(32));
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {
+                "initContainers": [{"name": "init", "image": format!("{host}/base/init@{digest}")}],
+                "containers": [
+                    {"name": "app", "image": format!("{host}/team/app:v1")},
+                    {"name": "sidecar", "image": "docker.io/library/nginx:1.27"},
+                    {"name": "pending", "image": format!("{host}/team/tool:2")},
+                ],
+            },
+            "status": {"containerStatuses": [
+                {"name": "app", "image": format!("{host}/team/app:v1"),
+                 "imageID": format!("docker-pullable://{host}/team/app@{digest}"),
+                 "ready": true, "restartCount": 0},
+                {"name": "sidecar", "image": "nginx:1.27",
+                 "imageID": format!("docker.io/library/nginx@{digest}"),
+                 "ready": true, "restartCount": 0},
+            ]},
+        }))
+        .unwrap();
+        let got: Vec<(String, Option<String>, Option<String>)> = images_of(&pod)
+            .into_iter()
+            .map(|i| (i.repository, i.tag, i.digest))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                // The kubelet's imageID: the digest pulled, without the tag.
+                ("team/app".to_string(), None, Some(digest.clone())),
+                ("team/tool".to_string(), Some("2".to_string()), None),
+                ("base/init".to_string(), None, Some(digest.clone())),
+            ]
+        );
+    }
+
+    #[test]
+    fn scanning_filters_follow_ecr() {
+        // The examples of the ECR user guide's registry scanning filters.
+        assert!(filter_matches("prod", "team/prod-app"));
+        assert!(filter_matches("prod*", "prod-app"));
+        assert!(!filter_matches("prod*", "app-prod"));
+        assert!(filter_matches("*", "anything/at/all"));
+        assert!(filter_matches("base/*", "base/runtime"));
+        assert!(!filter_matches("base/*", "team/base"));
     }
 
     #[test]

@@ -46,6 +46,11 @@ pub struct Config {
     /// The namespace the operator runs in: Secrets referenced by cluster-scoped objects
     /// (PullThroughCacheRule credentials) are read from here.
     pub operator_namespace: String,
+    /// How often image scan reports are refreshed from ECR (scan events refresh sooner).
+    pub scan_refresh_interval: Duration,
+    /// The operator's ECR region: pod images of other regions get no scan report. `None`
+    /// takes every region's images as the client's own (tests against one moto).
+    pub region: Option<String>,
 }
 
 impl Default for Config {
@@ -56,6 +61,8 @@ impl Default for Config {
             deep_sweep_interval: Duration::from_secs(3600),
             concurrency: 16,
             operator_namespace: "ecr-operator-system".to_string(),
+            scan_refresh_interval: Duration::from_secs(300),
+            region: None,
         }
     }
 }
@@ -69,7 +76,11 @@ pub struct Context {
     pub recorder: Recorder,
     /// Where reconcile counts and durations go (`/metrics`); none in tests that do not look.
     pub metrics: Option<Arc<Metrics>>,
+    /// ECR and Inspector scan events (SQS), when configured.
+    pub scan_events: Option<Arc<crate::registry::ScanEventQueue>>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Images given a StartImageScan, and when: ECR allows one a day.
+    scan_starts: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Context {
@@ -85,8 +96,36 @@ impl Context {
             config,
             inventory: Inventory::default(),
             metrics: None,
+            scan_events: None,
             failures: Mutex::default(),
+            scan_starts: Mutex::default(),
         }
+    }
+
+    /// Reads scan events from `queue`.
+    pub fn with_scan_events(mut self, queue: crate::registry::ScanEventQueue) -> Self {
+        self.scan_events = Some(Arc::new(queue));
+        self
+    }
+
+    /// Claims the start of a scan of `key` unless one was claimed less than `quota` ago.
+    pub fn claim_scan_start(&self, key: &str, quota: Duration) -> bool {
+        let mut starts = self.scan_starts.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        starts.retain(|_, at| now.duration_since(*at) < quota);
+        if starts.contains_key(key) {
+            return false;
+        }
+        starts.insert(key.to_string(), now);
+        true
+    }
+
+    /// Forgets a claim whose start failed, so the next refresh tries again.
+    pub fn release_scan_start(&self, key: &str) {
+        self.scan_starts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 
     /// Sends reconcile metrics to `metrics`.

@@ -10,6 +10,8 @@
 //! "Amazon ECR service quotas", and the `PutLifecyclePolicy` API reference.
 
 mod evaluate;
+/// ECR's `*` wildcard, also used for scanning rule filters.
+pub(crate) use evaluate::wildcard_match;
 mod model;
 mod policy;
 mod validate;

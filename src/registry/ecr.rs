@@ -38,6 +38,8 @@ pub struct RegistryConfig {
 pub struct EcrRegistry {
     client: Client,
     secrets: Option<aws_sdk_secretsmanager::Client>,
+    /// For the optional scan event queue, built from the same AWS configuration.
+    sqs: Option<aws_sdk_sqs::Client>,
     stats: Arc<CallStats>,
 }
 
@@ -60,8 +62,26 @@ impl EcrRegistry {
             );
         }
         let sdk_config = loader.load().await;
-        Self::from_client(Client::new(&sdk_config))
-            .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk_config))
+        let mut registry = Self::from_client(Client::new(&sdk_config))
+            .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk_config));
+        registry.sqs = Some(aws_sdk_sqs::Client::new(&sdk_config));
+        registry
+    }
+
+    /// The SQS queue of scan events at `queue_url`, read with this registry's AWS
+    /// configuration and counted in its stats; `None` for a registry built from a bare client.
+    pub fn scan_event_queue(&self, queue_url: &str) -> Option<super::ScanEventQueue> {
+        let sqs = self.sqs.clone()?;
+        Some(super::ScanEventQueue::new(
+            sqs,
+            queue_url.to_string(),
+            self.stats.clone(),
+        ))
+    }
+
+    /// The region the ECR client calls.
+    pub fn region(&self) -> Option<String> {
+        self.client.config().region().map(|r| r.to_string())
     }
 
     /// An ECR-only registry; Secrets Manager calls fail until [`Self::with_secrets`] adds a client.
@@ -69,6 +89,7 @@ impl EcrRegistry {
         EcrRegistry {
             client,
             secrets: None,
+            sqs: None,
             stats: Arc::new(CallStats::default()),
         }
     }
@@ -98,6 +119,34 @@ impl EcrRegistry {
         self.stats.clone()
     }
 
+    /// One DescribeImages call for at most 100 digests.
+    async fn describe_image_batch(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<ImageInfo>> {
+        let ids = digests
+            .iter()
+            .map(|d| {
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(d)
+                    .build()
+            })
+            .collect();
+        let out = self.outcome(
+            "DescribeImages",
+            self.client
+                .describe_images()
+                .set_registry_id(registry_id.map(str::to_string))
+                .repository_name(repository)
+                .set_image_ids(Some(ids))
+                .send()
+                .await,
+        )?;
+        Ok(out.image_details().iter().filter_map(image_info).collect())
+    }
+
     /// Records the outcome of one call and classifies its error.
     fn outcome<T, E, R>(
         &self,
@@ -120,6 +169,23 @@ impl EcrRegistry {
             }
         }
     }
+}
+
+fn image_info(d: &aws_sdk_ecr::types::ImageDetail) -> Option<ImageInfo> {
+    Some(ImageInfo {
+        digest: d.image_digest()?.to_string(),
+        tags: d.image_tags().to_vec(),
+        pushed_at: timestamp(d.image_pushed_at()),
+        size_bytes: d.image_size_in_bytes(),
+        scan_status: d
+            .image_scan_status()
+            .and_then(|s| s.status())
+            .map(|s| s.as_str().to_string()),
+        scan_completed_at: timestamp(
+            d.image_scan_findings_summary()
+                .and_then(|s| s.image_scan_completed_at()),
+        ),
+    })
 }
 
 fn timestamp(t: Option<&aws_smithy_types::DateTime>) -> Option<Timestamp> {
@@ -448,22 +514,7 @@ impl Registry for EcrRegistry {
                     .send()
                     .await,
             )?;
-            out.extend(page.image_details().iter().filter_map(|d| {
-                Some(ImageInfo {
-                    digest: d.image_digest()?.to_string(),
-                    tags: d.image_tags().to_vec(),
-                    pushed_at: timestamp(d.image_pushed_at()),
-                    size_bytes: d.image_size_in_bytes(),
-                    scan_status: d
-                        .image_scan_status()
-                        .and_then(|s| s.status())
-                        .map(|s| s.as_str().to_string()),
-                    scan_completed_at: timestamp(
-                        d.image_scan_findings_summary()
-                            .and_then(|s| s.image_scan_completed_at()),
-                    ),
-                })
-            }));
+            out.extend(page.image_details().iter().filter_map(image_info));
             match page.next_token() {
                 Some(t) if !t.is_empty() => token = Some(t.to_string()),
                 _ => return Ok(out),
@@ -471,8 +522,50 @@ impl Registry for EcrRegistry {
         }
     }
 
+    async fn describe_images(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<ImageInfo>> {
+        let mut out = Vec::new();
+        // DescribeImages takes at most 100 image ids, and fails the whole call with
+        // ImageNotFoundException when one of them is gone: such a batch is re-read one by one.
+        for batch in digests.chunks(100) {
+            match self
+                .describe_image_batch(registry_id, repository, batch)
+                .await
+            {
+                Ok(found) => out.extend(found),
+                Err(e) if e.code.as_deref() == Some("RepositoryNotFoundException") => {
+                    return Ok(Vec::new());
+                }
+                Err(e) if e.class == ErrorClass::NotFound && batch.len() > 1 => {
+                    for digest in batch {
+                        match self
+                            .describe_image_batch(
+                                registry_id,
+                                repository,
+                                std::slice::from_ref(digest),
+                            )
+                            .await
+                        {
+                            Ok(found) => out.extend(found),
+                            Err(e) if e.class == ErrorClass::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) if e.class == ErrorClass::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     async fn describe_image_scan_findings(
         &self,
+        registry_id: Option<&str>,
         repository: &str,
         digest: &str,
     ) -> Result<Option<ScanFindings>> {
@@ -486,6 +579,7 @@ impl Registry for EcrRegistry {
                 "DescribeImageScanFindings",
                 self.client
                     .describe_image_scan_findings()
+                    .set_registry_id(registry_id.map(str::to_string))
                     .repository_name(repository)
                     .image_id(image_id.clone())
                     .max_results(PAGE_SIZE)
@@ -526,11 +620,17 @@ impl Registry for EcrRegistry {
         }
     }
 
-    async fn start_image_scan(&self, repository: &str, digest: &str) -> Result<()> {
+    async fn start_image_scan(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digest: &str,
+    ) -> Result<()> {
         self.outcome(
             "StartImageScan",
             self.client
                 .start_image_scan()
+                .set_registry_id(registry_id.map(str::to_string))
                 .repository_name(repository)
                 .image_id(
                     aws_sdk_ecr::types::ImageIdentifier::builder()

@@ -6,6 +6,7 @@
 
 mod ecr;
 mod error;
+pub mod scan_events;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use k8s_openapi::jiff::Timestamp;
 
 pub use ecr::{EcrRegistry, RegistryConfig};
 pub use error::{ErrorClass, RegistryError};
+pub use scan_events::{ScanEvent, ScanEventQueue};
 pub use stats::{CallStats, WRITE_OPERATIONS};
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -251,14 +253,28 @@ pub trait Registry: Send + Sync + 'static {
     /// already gone is not an error.
     async fn delete_secret(&self, arn: &str) -> Result<()>;
 
+    /// The images of `repository` (in registry `registry_id`, default ours) with these digests;
+    /// digests that do not exist, or a repository that does not, are left out.
+    async fn describe_images(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<ImageInfo>>;
     /// The scan findings of one image (every page), or `None` when the image has no scan.
     async fn describe_image_scan_findings(
         &self,
+        registry_id: Option<&str>,
         repository: &str,
         digest: &str,
     ) -> Result<Option<ScanFindings>>;
     /// Starts a scan of one image.
-    async fn start_image_scan(&self, repository: &str, digest: &str) -> Result<()>;
+    async fn start_image_scan(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digest: &str,
+    ) -> Result<()>;
 
     /// Counts of calls made, by operation and outcome.
     fn stats(&self) -> &CallStats;

@@ -20,6 +20,8 @@ pub struct Env {
     pub moto: Moto,
     pub registry: Arc<EcrRegistry>,
     pub config: controllers::Config,
+    /// SQS queue of scan events the operator reads, once set (see `Moto::scan_event_queue`).
+    pub scan_queue: Option<String>,
     operator: Option<(
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
@@ -34,6 +36,8 @@ pub fn test_config() -> controllers::Config {
         deep_sweep_interval: Duration::from_secs(2),
         concurrency: 8,
         operator_namespace: "ecr-operator-system".to_string(),
+        scan_refresh_interval: Duration::from_millis(500),
+        region: None,
     }
 }
 
@@ -52,6 +56,7 @@ impl Env {
             moto,
             registry,
             config,
+            scan_queue: None,
             operator: None,
         };
         env.start_operator();
@@ -60,11 +65,19 @@ impl Env {
 
     /// Starts the controllers exactly as `ecr-operator run` does (same entry point).
     pub fn start_operator(&mut self) {
-        let ctx = Arc::new(Context::new(
+        let mut ctx = Context::new(
             self.kube.client(),
             self.registry.clone(),
             self.config.clone(),
-        ));
+        );
+        if let Some(url) = &self.scan_queue {
+            ctx = ctx.with_scan_events(ecr_operator::registry::ScanEventQueue::new(
+                self.moto.sqs_client(),
+                url.clone(),
+                self.registry.shared_stats(),
+            ));
+        }
+        let ctx = Arc::new(ctx);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let shutdown = async move {

@@ -45,6 +45,12 @@ they can be offered upstream:
 7. Scan on push: PutImage of a new image starts a basic scan when the registry
    scan type is BASIC and the repository has ``scanOnPush`` or matches a
    SCAN_ON_PUSH rule of the registry scanning configuration.
+   Scan events: as in ECR, every completed scan is announced on the default
+   EventBridge bus as an ``ECR Image Scan`` event (source ``aws.ecr``; detail
+   scan-status, repository-name, image-digest, image-tags and
+   finding-severity-counts), which moto's events backend delivers to the
+   targets of matching rules (SQS among them).  Announcing a scan binds its
+   result, so results meant for it must be injected before the scan.
 8. Lifecycle policy preview: StartLifecyclePolicyPreview evaluates the policy
    (given, or the repository's) at once, following the evaluation rules of
    the ECR user guide; GetLifecyclePolicyPreview pages the result (status
@@ -629,6 +635,69 @@ def _image_scan_details(self: ECRBackend, repository: Repository, image: Image) 
     return details
 
 
+def _announce_scan(self: ECRBackend, repository: Repository, image: Image) -> None:
+    """Put the ``ECR Image Scan`` event of the image's completed scan on the
+    default event bus ("Amazon ECR events and EventBridge", ECR user guide).
+    Nothing happens when no rule could receive it, so the scan's result stays
+    unbound until first read (see module docstring, item 6)."""
+    from moto.events.models import events_backends
+
+    events = events_backends[self.account_id][self.region_name]
+    try:
+        bus = events.describe_event_bus("default")
+    except Exception:  # noqa: BLE001 - no default bus: nobody listens
+        return
+    if not bus.rules:
+        return
+    result = _scan_result(self, repository, image)
+    if result is None:
+        return
+    status = (result.get("imageScanStatus") or SCAN_COMPLETE).get("status")
+    findings = result.get("imageScanFindings") or {}
+    counts = findings.get("findingSeverityCounts")
+    detail = {
+        "scan-status": status,
+        "repository-name": repository.name,
+        "finding-severity-counts": copy.deepcopy(counts) if counts is not None else _severity_counts(findings),
+        "image-digest": image.image_digest,
+        "image-tags": list(image.image_tags),
+    }
+    events.put_events(
+        [
+            {
+                "Source": "aws.ecr",
+                "DetailType": "ECR Image Scan",
+                "Detail": json.dumps(detail),
+                "Resources": [repository.arn],
+            }
+        ]
+    )
+
+
+def rescan_image(
+    self: ECRBackend, registry_id: Optional[str], repository_name: str, image_digest: str
+) -> dict[str, Any]:
+    """A new scan of an image ECR already scanned, complete at once, as
+    enhanced (continuous) scanning rescans images when new vulnerabilities
+    are published.  Basic scanning allows one StartImageScan a day, so tests
+    use this for "the same image, scanned again".  The new scan completes at
+    least a second after the last one (the API's timestamps are compared by
+    clients) and takes the next injected result; it is announced like any
+    other scan."""
+    repository = self._get_repository(repository_name, registry_id)
+    image = repository._get_image(None, image_digest)
+    previous = _scan_of(image)
+    now = datetime.today()
+    if previous is not None:
+        floor = previous.completed_at.timestamp() + 1
+        if now.timestamp() < floor:
+            now = datetime.fromtimestamp(floor)
+    image.last_scan = now
+    image.ext_scan = ImageScan(_as_utc(now))
+    _announce_scan(self, repository, image)
+    return {"repositoryName": repository.name, "imageDigest": image.image_digest}
+
+
 _moto_start_image_scan = ECRBackend.start_image_scan
 
 
@@ -644,6 +713,7 @@ def start_image_scan(
     repository = self._get_repository(repository_name, registry_id)
     image = repository._get_image(image_id.get("imageTag"), image_id.get("imageDigest"))
     image.ext_scan = ImageScan(_as_utc(image.last_scan))
+    _announce_scan(self, repository, image)
     if answer["imageId"].get("imageTag") is None:
         del answer["imageId"]["imageTag"]
     return answer
@@ -743,6 +813,7 @@ def put_image(self: ECRBackend, repository_name: str, *args: Any, **kwargs: Any)
     image = _moto_put_image(self, repository_name, *args, **kwargs)
     if not any(image is old for old in before) and _scans_on_push(self, repository):
         _begin_scan(image)
+        _announce_scan(self, repository, image)
     return image
 
 
@@ -1916,7 +1987,9 @@ class EcrExtMiddleware:
     Calls to moto's backends are serialised with one lock: moto's backends
     are not written for concurrent requests (e.g. iterating a dict another
     request is adding to), and ECR calls are short.  Injected latency is spent
-    outside that lock.
+    outside that lock, and so is SQS ReceiveMessage: a long poll waits up to
+    20 s for a message that another request (a scan announced on EventBridge)
+    must be able to send meanwhile; moto's queues only append and pop there.
     """
 
     def __init__(self, app: Callable[..., Any]):
@@ -1987,6 +2060,8 @@ class EcrExtMiddleware:
                 _drain(environ)
                 return self._error(start_response, service, error)
 
+        if target == "AmazonSQS.ReceiveMessage":
+            return list(self.app(environ, start_response))
         with self._backend_lock:
             # moto (Flask) builds the whole body before returning it.
             return list(self.app(environ, start_response))
@@ -2053,6 +2128,8 @@ class EcrExtMiddleware:
                         self._calls.clear()
                         self._faulted.clear()
                     return _json(start_response, 200, {})
+            elif sub == "/rescan" and method == "POST":
+                return self._rescan(start_response, environ)
             elif sub == "/calls/faulted" and method == "GET":
                 with self._lock:
                     return _json(start_response, 200, dict(self._faulted.get(service, {})))
@@ -2061,6 +2138,28 @@ class EcrExtMiddleware:
             return _json(start_response, 405, {"error": f"method {method} not allowed"})
         except FaultError as e:
             return _json(start_response, 400, {"error": str(e)})
+
+
+    def _rescan(self, start_response: Callable[..., Any], environ: dict[str, Any]) -> list[bytes]:
+        """``POST /moto-api/ecr-ext/rescan`` with ``{"repositoryName",
+        "imageDigest"[, "registryId", "region"]}``: see ``rescan_image``."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.ecr.models import ecr_backends
+
+        try:
+            spec = json.loads(_drain(environ) or b"null")
+        except ValueError as e:
+            raise FaultError(f"body is not JSON: {e}") from None
+        if not isinstance(spec, dict) or not spec.get("repositoryName") or not spec.get("imageDigest"):
+            raise FaultError("repositoryName and imageDigest are required")
+        account = spec.get("registryId") or DEFAULT_ACCOUNT_ID
+        backend = ecr_backends[account][spec.get("region") or "us-east-1"]
+        try:
+            with self._backend_lock:
+                answer = rescan_image(backend, account, spec["repositoryName"], spec["imageDigest"])
+        except Exception as e:  # noqa: BLE001 - moto's not-found errors, for the caller
+            return _json(start_response, 404, {"error": str(e)})
+        return _json(start_response, 200, answer)
 
 
 _REASONS = {

@@ -1336,3 +1336,95 @@ def test_launcher_ready_line_is_the_only_stdout(tmp_path):
         stop_launcher(proc)
     assert proc.stdout.read() == b""
     assert log.exists()
+
+
+# ---------------------------------------------------------------------------
+# Scan events (EventBridge to SQS) and rescans
+# ---------------------------------------------------------------------------
+
+
+def scan_event_queue(server) -> tuple[Any, str]:
+    """An SQS queue that an EventBridge rule feeds with ECR's scan events."""
+    sqs = client(server, "sqs")
+    events = client(server, "events")
+    url = sqs.create_queue(QueueName="ecr-scan-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="ecr-scans",
+        EventPattern=json.dumps({"source": ["aws.ecr"], "detail-type": ["ECR Image Scan"]}),
+    )
+    events.put_targets(Rule="ecr-scans", Targets=[{"Id": "queue", "Arn": arn}])
+    return sqs, url
+
+
+def received(sqs, url: str, wait: int = 0) -> list[dict[str, Any]]:
+    out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait)
+    return [json.loads(m["Body"]) for m in out.get("Messages", [])]
+
+
+def test_completed_scans_are_announced_on_eventbridge(server, ecr):
+    sqs, url = scan_event_queue(server)
+    ecr.create_repository(repositoryName="announced", imageScanningConfiguration={"scanOnPush": True})
+    ecr.create_repository(repositoryName="quiet")
+    inject_scan_results(server, scan_result("announced", {"imageTag": "v1"}, {"CRITICAL": 2}))
+    pushed = push(ecr, "announced", "e1", tag="v1")
+    (event,) = received(sqs, url, wait=1)
+    assert event["source"] == "aws.ecr" and event["detail-type"] == "ECR Image Scan"
+    # moto's delivery to SQS leaves out the event's "account"; AWS sends it.
+    assert event.get("account", ACCOUNT) == ACCOUNT and event["region"] == REGION
+    assert event["resources"] == [f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/announced"]
+    assert event["detail"] == {
+        "scan-status": "COMPLETE",
+        "repository-name": "announced",
+        "finding-severity-counts": {"CRITICAL": 2},
+        "image-digest": pushed,
+        "image-tags": ["v1"],
+    }
+    # A push without a scan announces nothing; a StartImageScan does.
+    other = push(ecr, "quiet", "e2", tag="v1")
+    assert received(sqs, url) == []
+    ecr.start_image_scan(repositoryName="quiet", imageId={"imageDigest": other})
+    (event,) = received(sqs, url, wait=1)
+    assert event["detail"]["image-digest"] == other
+    assert event["detail"]["finding-severity-counts"] == {"HIGH": 1}
+
+
+def test_rescan_is_a_new_scan_with_the_next_result(server, ecr):
+    sqs, url = scan_event_queue(server)
+    ecr.create_repository(repositoryName="rescanned")
+    digest = push(ecr, "rescanned", "r1", tag="v1")
+    status, answer = http(
+        server, "POST", "/moto-api/ecr-ext/rescan", {"repositoryName": "rescanned", "imageDigest": digest}
+    )
+    assert status == 200 and answer["imageDigest"] == digest
+    first = details_by_digest(ecr, "rescanned")[digest]["imageScanFindingsSummary"]
+    assert first["findingSeverityCounts"] == {"HIGH": 1}
+    inject_scan_results(server, scan_result("rescanned", {"imageDigest": digest}, {"CRITICAL": 1}))
+    assert http(
+        server, "POST", "/moto-api/ecr-ext/rescan", {"repositoryName": "rescanned", "imageDigest": digest}
+    )[0] == 200
+    second = details_by_digest(ecr, "rescanned")[digest]["imageScanFindingsSummary"]
+    assert second["findingSeverityCounts"] == {"CRITICAL": 1}
+    assert second["imageScanCompletedAt"] > first["imageScanCompletedAt"]
+    found = ecr.describe_image_scan_findings(repositoryName="rescanned", imageId={"imageDigest": digest})
+    assert found["imageScanFindings"]["findingSeverityCounts"] == {"CRITICAL": 1}
+    counts = [e["detail"]["finding-severity-counts"] for e in received(sqs, url, wait=1)]
+    counts += [e["detail"]["finding-severity-counts"] for e in received(sqs, url)]
+    assert counts == [{"HIGH": 1}, {"CRITICAL": 1}]
+
+    missing = http(server, "POST", "/moto-api/ecr-ext/rescan", {"repositoryName": "nope", "imageDigest": digest})
+    assert missing[0] == 404
+    assert http(server, "POST", "/moto-api/ecr-ext/rescan", {"repositoryName": "rescanned"})[0] == 400
+
+
+def test_a_long_poll_does_not_hold_up_other_calls(server, ecr):
+    sqs, url = scan_event_queue(server)
+    ecr.create_repository(repositoryName="polled", imageScanningConfiguration={"scanOnPush": True})
+    started = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(received, sqs, url, 10)
+        time.sleep(0.5)  # let the poll begin; the push below must not wait for it
+        push(ecr, "polled", "lp", tag="v1")
+        events = waiting.result(timeout=15)
+    assert [e["detail"]["repository-name"] for e in events] == ["polled"]
+    assert time.monotonic() - started < 8, "the push waited for the long poll"

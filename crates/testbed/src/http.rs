@@ -12,6 +12,16 @@ pub(crate) async fn json(
     url: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<(u16, serde_json::Value)> {
+    json_with(method, url, &[("content-type", "application/json")], body).await
+}
+
+/// [`json`] with the request's headers given (an AWS JSON-protocol call needs `x-amz-target`).
+pub(crate) async fn json_with(
+    method: hyper::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, serde_json::Value)> {
     let err = |message: String| Error::Http {
         url: url.to_string(),
         message,
@@ -21,10 +31,11 @@ pub(crate) async fn json(
         Some(b) => Bytes::from(serde_json::to_vec(b).map_err(|e| err(e.to_string()))?),
         None => Bytes::new(),
     };
-    let request = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
+    let mut request = hyper::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
         .body(Full::new(payload))
         .map_err(|e| err(e.to_string()))?;
     let response = client

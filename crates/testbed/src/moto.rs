@@ -151,6 +151,98 @@ impl Moto {
         aws_sdk_ecr::Client::new(&self.sdk_config())
     }
 
+    /// An aws-sdk-sqs client talking to this moto.
+    pub fn sqs_client(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config())
+    }
+
+    /// A new SQS queue fed by an EventBridge rule with ECR's and Inspector's scan and image
+    /// events, as the operator's docs tell users to set it up; returns the queue URL.
+    pub async fn scan_event_queue(&self, name: &str) -> Result<String> {
+        let sqs = self.sqs_client();
+        let err = |message: String| Error::Http {
+            url: self.endpoint.clone(),
+            message,
+        };
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| err(format!("CreateQueue: {e:?}")))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| err(format!("GetQueueAttributes: {e:?}")))?
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .unwrap_or_default();
+        let pattern = serde_json::json!({
+            "source": ["aws.ecr", "aws.inspector2"],
+            "detail-type": ["ECR Image Scan", "ECR Image Action", "Inspector2 Scan", "Inspector2 Finding"],
+        });
+        self.events(
+            "PutRule",
+            &serde_json::json!({
+                "Name": name,
+                "EventPattern": pattern.to_string(),
+            }),
+        )
+        .await?;
+        self.events(
+            "PutTargets",
+            &serde_json::json!({
+                "Rule": name,
+                "Targets": [{"Id": "queue", "Arn": arn}],
+            }),
+        )
+        .await?;
+        Ok(url)
+    }
+
+    /// One EventBridge API call (JSON protocol; moto does not check signatures).
+    async fn events(&self, operation: &str, body: &serde_json::Value) -> Result<()> {
+        let target = format!("AWSEvents.{operation}");
+        let (status, value) = http::json_with(
+            hyper::Method::POST,
+            &self.endpoint,
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", &target),
+                (
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/events/aws4_request",
+                ),
+            ],
+            Some(body),
+        )
+        .await?;
+        if status >= 300 {
+            return Err(Error::Http {
+                url: self.endpoint.clone(),
+                message: format!("{operation}: HTTP {status}: {value}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// A new scan of an image ECR already scanned, complete at once with the next injected
+    /// result (the extension's stand-in for a continuous rescan), announced on EventBridge.
+    pub async fn rescan(&self, repository: &str, digest: &str) -> Result<()> {
+        self.post(
+            "/moto-api/ecr-ext/rescan",
+            &serde_json::json!({ "repositoryName": repository, "imageDigest": digest }),
+        )
+        .await
+    }
+
     /// Forgets all state (moto's and our extensions').
     pub async fn reset(&self) -> Result<()> {
         self.post("/moto-api/reset", &serde_json::json!({})).await
