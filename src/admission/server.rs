@@ -51,6 +51,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 use super::cache::{ScanCache, Snapshot};
 use super::decision::{AuditRecord, DecisionInput, PodImage, ReportLookup, Verdict, decide};
@@ -60,9 +61,13 @@ use super::resolver::{CachedResolver, DigestResolver};
 use super::review::{self, Request, Subject};
 use super::tls::{self, CertStore, FileCerts, TlsError};
 use crate::api::scan_policy::EnforcementMode;
+use crate::telemetry::trace;
 
 /// The paths the webhook answers on.
 pub const PATHS: [&str; 3] = ["/validate-pods", "/validate-workloads", "/validate"];
+
+/// The W3C Trace Context header whose trace id an admission request's logs carry.
+const TRACEPARENT: &str = "traceparent";
 
 /// Longest time a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -423,7 +428,23 @@ impl Handler {
         }
     }
 
+    /// Answers one HTTP request inside an `admission` span whose `trace_id` is the caller's
+    /// (from a W3C `traceparent` header, as an API server with tracing enabled sends) or new.
     async fn http(&self, req: hyper::Request<Incoming>) -> Result<HttpResponse, Infallible> {
+        let trace_id = req
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(trace::trace_id_from_traceparent)
+            .unwrap_or_else(trace::new_trace_id);
+        let span = tracing::info_span!("admission", trace_id = %trace_id);
+        self.http_in_span(req).instrument(span).await
+    }
+
+    async fn http_in_span(
+        &self,
+        req: hyper::Request<Incoming>,
+    ) -> Result<HttpResponse, Infallible> {
         let start = Instant::now();
         if !PATHS.contains(&req.uri().path()) {
             return Ok(http_response(
