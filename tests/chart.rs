@@ -600,7 +600,11 @@ fn default_values_render_valid_objects() {
     let cu = || BTreeSet::from(["CREATE".to_string(), "UPDATE".to_string()]);
     let want: BTreeMap<(String, String), BTreeSet<String>> = [
         ("", "pods", cu()),
-        ("", "pods/ephemeralcontainers", BTreeSet::from(["UPDATE".to_string()])),
+        (
+            "",
+            "pods/ephemeralcontainers",
+            BTreeSet::from(["UPDATE".to_string()]),
+        ),
         ("apps", "deployments", cu()),
         ("apps", "statefulsets", cu()),
         ("apps", "daemonsets", cu()),
@@ -709,7 +713,11 @@ fn check_match_conditions(vwc: &ValidatingWebhookConfiguration) {
                 assert!(!matches(&object), "{}: {object}", h.name);
             }
         }
-        for object in [json!({}), json!({"spec": {}}), json!({"spec": {"template": {}}})] {
+        for object in [
+            json!({}),
+            json!({"spec": {}}),
+            json!({"spec": {"template": {}}}),
+        ] {
             assert!(!matches(&object), "{}: {object}", h.name);
         }
     }
@@ -1062,6 +1070,9 @@ fn required_permissions(
         Scope::ReleaseNamespace,
     );
     if operator_writes_ca_bundle {
+        // The generated certificate's Secret: created by the first replica, renewed by name.
+        add("", "secrets", &["create"], Scope::ReleaseNamespace);
+        add("", "secrets", &["update"], Scope::OwnSecret);
         add(
             "admissionregistration.k8s.io",
             "validatingwebhookconfigurations",
@@ -1078,6 +1089,8 @@ enum Scope {
     ReleaseNamespace,
     /// Cluster-wide, but only the objects named like the release (`resourceNames`).
     OwnObject,
+    /// In the release namespace, only the generated certificate's Secret (`resourceNames`).
+    OwnSecret,
 }
 
 fn granted(
@@ -1090,14 +1103,18 @@ fn granted(
         assert!(rule.non_resource_urls.is_none(), "{rule:?}");
         let scope = match &rule.resource_names {
             None => scope,
-            Some(names) => {
-                assert_eq!(
-                    scope,
-                    Scope::Cluster,
-                    "resourceNames only in the ClusterRole"
-                );
+            Some(names) if scope == Scope::Cluster => {
                 assert_eq!(names, &vec![own_name.to_string()], "{rule:?}");
                 Scope::OwnObject
+            }
+            Some(names) => {
+                assert_eq!(scope, Scope::ReleaseNamespace);
+                assert_eq!(
+                    names,
+                    &vec![format!("{own_name}-webhook-generated")],
+                    "{rule:?}"
+                );
+                Scope::OwnSecret
             }
         };
         let groups = rule.api_groups.clone().unwrap_or_default();

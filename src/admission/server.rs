@@ -54,6 +54,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use super::cache::{ScanCache, Snapshot};
+use super::cert_secret::{self, SharedCertificate};
 use super::decision::{AuditRecord, DecisionInput, PodImage, ReportLookup, Verdict, decide};
 use super::image_ref::ImageRef;
 use super::metrics::{AdmissionMetrics, Outcome};
@@ -106,6 +107,9 @@ pub enum CertificateSource {
         /// Validity in days.
         valid_days: i64,
     },
+    /// Generated once and shared by every replica through a Secret, renewed near expiry
+    /// (see [`super::cert_secret`]).
+    Shared(SharedCertificate),
 }
 
 /// The webhook's settings.
@@ -272,6 +276,15 @@ impl WebhookServer {
                         generated.ca_pem.clone(),
                     ));
                 }
+            }
+            CertificateSource::Shared(shared) => {
+                // Not awaited: the API may be slow to answer at start; readiness waits for
+                // the certificate instead.
+                tasks.spawn(cert_secret::run(
+                    client.clone(),
+                    shared.clone(),
+                    certs.clone(),
+                ));
             }
         }
         let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
