@@ -273,6 +273,8 @@ async fn run(args: RunArgs) -> ExitCode {
             Ok(server) => {
                 let webhook_metrics = server.metrics();
                 metrics.add_text_source(Box::new(move || webhook_metrics.render_prometheus()));
+                let scan_cache = server.scan_cache();
+                metrics.add_text_source(Box::new(move || scan_cache.render_prometheus()));
                 let ready = readiness.check("webhook");
                 let webhook_ready = server.readiness();
                 tokio::spawn(async move {

@@ -327,6 +327,11 @@ impl WebhookServer {
         self.handler.metrics.clone()
     }
 
+    /// The scan report cache (its findings gauges are served on the admin listener).
+    pub fn scan_cache(&self) -> Arc<ScanCache> {
+        self.handler.cache.clone()
+    }
+
     /// The certificate store (what is served now).
     pub fn certificates(&self) -> Arc<CertStore> {
         self.certs.clone()
