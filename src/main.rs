@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use ecr_operator::admission::cert_secret::SharedCertificate;
 use ecr_operator::admission::resolver::RegistryResolver;
 use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::controllers::{self, Context};
@@ -124,7 +125,8 @@ struct RunArgs {
     )]
     webhook_addr: std::net::SocketAddr,
     /// `files`: tls.crt/tls.key from --webhook-cert-dir, reloaded on change; `generated`: a
-    /// certificate made at start, its CA written into --webhook-configuration.
+    /// certificate generated once into the Secret --webhook-generated-secret (in --namespace),
+    /// shared by every replica, renewed near expiry, its CA written into --webhook-configuration.
     #[arg(
         long,
         env = "ECR_OPERATOR_WEBHOOK_CERTIFICATE",
@@ -144,6 +146,13 @@ struct RunArgs {
         default_value = "ecr-operator"
     )]
     webhook_configuration: String,
+    /// The Secret holding the generated certificate (`generated`).
+    #[arg(
+        long,
+        env = "ECR_OPERATOR_WEBHOOK_GENERATED_SECRET",
+        default_value = "ecr-operator-webhook-generated"
+    )]
+    webhook_generated_secret: String,
     /// Comma-separated DNS names for a generated certificate.
     #[arg(
         long,
@@ -200,6 +209,7 @@ async fn run(args: RunArgs) -> ExitCode {
         max_attempts: None,
     })
     .await;
+    let operator_namespace = args.namespace.clone();
     let config = controllers::Config {
         cluster_id: args.cluster_id,
         sweep_interval: Duration::from_secs(args.sweep_seconds.max(1)),
@@ -248,7 +258,9 @@ async fn run(args: RunArgs) -> ExitCode {
 
     let webhook = if args.webhook {
         let certificate = if args.webhook_certificate == "generated" {
-            CertificateSource::Generated {
+            CertificateSource::Shared(SharedCertificate {
+                namespace: operator_namespace.clone(),
+                secret_name: args.webhook_generated_secret.clone(),
                 dns_names: args
                     .webhook_dns_names
                     .split(',')
@@ -257,7 +269,8 @@ async fn run(args: RunArgs) -> ExitCode {
                     .collect(),
                 webhook_configuration: Some(args.webhook_configuration.clone()),
                 valid_days: 365,
-            }
+                check_interval: Duration::from_secs(60),
+            })
         } else {
             CertificateSource::Files {
                 cert: args.webhook_cert_dir.join("tls.crt"),
@@ -273,6 +286,8 @@ async fn run(args: RunArgs) -> ExitCode {
             Ok(server) => {
                 let webhook_metrics = server.metrics();
                 metrics.add_text_source(Box::new(move || webhook_metrics.render_prometheus()));
+                let scan_cache = server.scan_cache();
+                metrics.add_text_source(Box::new(move || scan_cache.render_prometheus()));
                 let ready = readiness.check("webhook");
                 let webhook_ready = server.readiness();
                 tokio::spawn(async move {

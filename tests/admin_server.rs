@@ -1,11 +1,23 @@
-//! The admin listener over real HTTP: /healthz, /readyz (follows readiness checks), /metrics.
+//! The admin listener over real HTTP: /healthz, /readyz (follows readiness checks), /metrics,
+//! the scan findings gauges fed by the webhook's report cache, and the README's list of metrics.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use ecr_operator::admission::cache::{ScanCache, Snapshot};
+use ecr_operator::admission::metrics::AdmissionMetrics;
+use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::telemetry::metrics::Metrics;
 use ecr_operator::telemetry::server::{Readiness, serve_on};
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use testbed::kube_env::KubeEnv;
+use testbed::wait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const WAIT: Duration = Duration::from_secs(20);
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -80,4 +92,183 @@ async fn health_readiness_and_metrics_over_http() {
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scan findings by severity, and the README's list of metric families
+
+const DIGEST_A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const DIGEST_B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const DIGEST_C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+/// The admin listener on a random port; stops when the returned sender is dropped.
+async fn admin(metrics: Arc<Metrics>) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve_on(
+        listener,
+        metrics,
+        Readiness::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stop)
+}
+
+async fn create_report(client: &kube::Client, digest: &str, status: &str, summary: Value) {
+    let report: ImageScanReport = serde_json::from_value(json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1",
+        "kind": "ImageScanReport",
+        "metadata": {"name": digest.replace(':', "-")},
+        "spec": {
+            "registryId": "123456789012",
+            "repositoryName": "app",
+            "imageDigest": digest,
+            "scan": {"status": status},
+            "summary": summary,
+        }
+    }))
+    .unwrap();
+    Api::<ImageScanReport>::all(client.clone())
+        .create(&PostParams::default(), &report)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn scan_findings_by_severity_over_http() {
+    let kube = KubeEnv::double().await.unwrap();
+    let client = kube.client();
+    let mut tasks = tokio::task::JoinSet::new();
+    let cache = ScanCache::start(client.clone(), &mut tasks);
+    let metrics = Arc::new(Metrics::new(Arc::new(Vec::new)));
+    let source = cache.clone();
+    metrics.add_text_source(Box::new(move || source.render_prometheus()));
+    let (addr, _stop) = admin(metrics).await;
+
+    // Before the cache has listed, no numbers (a zero would claim a clean cluster).
+    if !cache.is_synced() {
+        let (_, body) = get(addr, "/metrics").await;
+        assert!(
+            body.contains("# TYPE ecr_operator_scan_findings gauge"),
+            "{body}"
+        );
+    }
+    let synced = cache.clone();
+    wait::until("cache synced", WAIT, || {
+        let c = synced.clone();
+        async move { c.is_synced().then_some(()) }
+    })
+    .await
+    .unwrap();
+    let (_, body) = get(addr, "/metrics").await;
+    assert!(
+        body.contains(r#"ecr_operator_scan_findings{severity="critical"} 0"#),
+        "{body}"
+    );
+
+    create_report(
+        &client,
+        DIGEST_A,
+        "COMPLETE",
+        json!({"critical": 2, "high": 3, "low": 1}),
+    )
+    .await;
+    create_report(
+        &client,
+        DIGEST_B,
+        "COMPLETE",
+        json!({"critical": 1, "medium": 4, "informational": 5}),
+    )
+    .await;
+    create_report(&client, DIGEST_C, "IN_PROGRESS", json!({})).await;
+    let want = [
+        r#"ecr_operator_scan_findings{severity="critical"} 3"#,
+        r#"ecr_operator_scan_findings{severity="high"} 3"#,
+        r#"ecr_operator_scan_findings{severity="medium"} 4"#,
+        r#"ecr_operator_scan_findings{severity="low"} 1"#,
+        r#"ecr_operator_scan_findings{severity="informational"} 5"#,
+        r#"ecr_operator_scan_findings{severity="undefined"} 0"#,
+        r#"ecr_operator_scan_reports{status="COMPLETE"} 2"#,
+        r#"ecr_operator_scan_reports{status="IN_PROGRESS"} 1"#,
+    ];
+    let body = wait::until("findings on /metrics", WAIT, || async {
+        let (_, body) = get(addr, "/metrics").await;
+        want.iter().all(|w| body.contains(w)).then_some(body)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: want {want:#?}"));
+    assert!(body.trim_end().ends_with("# EOF"));
+
+    // A deleted report leaves the sums.
+    Api::<ImageScanReport>::all(client.clone())
+        .delete(&DIGEST_A.replace(':', "-"), &Default::default())
+        .await
+        .unwrap();
+    wait::until("deletion reflected", WAIT, || async {
+        let (_, body) = get(addr, "/metrics").await;
+        (body.contains(r#"ecr_operator_scan_findings{severity="critical"} 1"#)
+            && body.contains(r#"ecr_operator_scan_reports{status="COMPLETE"} 1"#))
+        .then_some(())
+    })
+    .await
+    .unwrap();
+    tasks.shutdown().await;
+}
+
+/// Metric family names: `# TYPE` lines of a scrape, or `ecr_operator_*` names in backticks in
+/// README's "## Metrics" section; counters compared without their `_total` suffix.
+fn family(name: &str) -> String {
+    name.strip_suffix("_total").unwrap_or(name).to_owned()
+}
+
+fn scraped_families(body: &str) -> BTreeSet<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(family)
+        .collect()
+}
+
+fn readme_families() -> BTreeSet<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("\n## Metrics\n")
+        .nth(1)
+        .expect("README has a ## Metrics section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with("ecr_operator_"))
+        .map(|s| family(s.split('{').next().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn readme_lists_every_metric_family_and_no_other() {
+    // Every source `ecr-operator run` adds to /metrics (src/main.rs).
+    let metrics = Arc::new(Metrics::new(Arc::new(Vec::new)));
+    // Label families appear with their first sample.
+    metrics.reconciled("repository", "success", Duration::from_millis(3));
+    let admission = Arc::new(AdmissionMetrics::new());
+    metrics.add_text_source(Box::new(move || admission.render_prometheus()));
+    let cache = ScanCache::fixed(Snapshot::default(), Vec::new());
+    metrics.add_text_source(Box::new(move || cache.render_prometheus()));
+    let (addr, _stop) = admin(metrics).await;
+    let (status, body) = get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let scraped = scraped_families(&body);
+    let documented = readme_families();
+    assert!(scraped.len() >= 9, "{scraped:?}");
+    let undocumented: Vec<_> = scraped.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&scraped).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "README.md ## Metrics and /metrics differ\n  served, not in the README: {undocumented:?}\n  in the README, not served: {unknown:?}"
+    );
 }

@@ -261,12 +261,23 @@ impl Connection {
     }
 
     async fn post(&mut self, path: &str, body: Vec<u8>) -> (u16, Value) {
-        let request = hyper::Request::post(path)
+        self.post_with(path, body, &[]).await
+    }
+
+    async fn post_with(
+        &mut self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = hyper::Request::post(path)
             .header("host", "localhost")
             .header("content-type", "application/json")
-            .header("accept", "application/json, */*")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
+            .header("accept", "application/json, */*");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
         let response = self.sender.send_request(request).await.unwrap();
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -1251,5 +1262,116 @@ async fn decision_latency_from_the_cache() {
         "server-side time per request (parse, cache lookup, decision, answer): mean {:?}",
         (time - time_before) / u32::try_from(count - count_before).unwrap()
     );
+    w.stop().await;
+}
+
+/// Log lines captured in memory (a `MakeWriter` for the test's subscriber).
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+impl LogBuffer {
+    fn lines(&self) -> Vec<Value> {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// The `trace_id` of a JSON log line: its current span's, else the innermost enclosing one's.
+fn trace_id_of(line: &Value) -> Option<String> {
+    line["span"]["trace_id"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| {
+            line["spans"]
+                .as_array()?
+                .iter()
+                .rev()
+                .find_map(|s| s["trace_id"].as_str().map(str::to_owned))
+        })
+}
+
+// The single-threaded runtime runs the server's tasks on this thread, where the test's
+// subscriber is the default.
+#[tokio::test(flavor = "current_thread")]
+async fn admission_logs_carry_a_trace_id() {
+    let logs = LogBuffer::default();
+    let _guard = tracing::subscriber::set_default(ecr_operator::telemetry::subscriber(
+        "json",
+        tracing_subscriber::EnvFilter::new("info"),
+        logs.clone(),
+    ));
+    let w = Webhook::start(Options::default()).await.ready().await;
+    create_policy(
+        &w.client(),
+        "strict",
+        json!({"mode": "enforce", "unscanned": "deny"}),
+    )
+    .await;
+    let review = create_pod("default", "web", &only(&[("app", &ecr("app:v1"))]));
+    w.until("policy seen", &review, false).await;
+
+    // An API server with tracing on sends a W3C traceparent: its trace id is reused.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traced = create_pod("default", "traced", &only(&[("app", &ecr("app:v1"))]));
+    let (status, _) = w
+        .connect()
+        .await
+        .post_with(
+            "/validate-pods",
+            serde_json::to_vec(&traced).unwrap(),
+            &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let uid = traced["request"]["uid"].as_str().unwrap().to_owned();
+    let line = wait::until("the traced decision is logged", WAIT, || {
+        let (logs, uid) = (logs.clone(), uid.clone());
+        async move {
+            logs.lines()
+                .into_iter()
+                .find(|l| l["fields"]["uid"].as_str() == Some(uid.as_str()))
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(line["fields"]["message"], "admission decision", "{line}");
+    assert_eq!(trace_id_of(&line).as_deref(), Some(trace), "{line}");
+
+    // Without the header every request gets its own fresh id, on every line it logs.
+    let decisions: Vec<Value> = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "admission decision")
+        .collect();
+    assert!(decisions.len() >= 2, "{decisions:?}");
+    let mut ids = std::collections::BTreeSet::new();
+    for line in &decisions {
+        let id = trace_id_of(line).unwrap_or_else(|| panic!("no trace_id: {line}"));
+        assert!(
+            ecr_operator::telemetry::trace::is_trace_id(&id),
+            "{id}: {line}"
+        );
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), decisions.len(), "one trace id per request");
     w.stop().await;
 }

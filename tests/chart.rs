@@ -548,30 +548,75 @@ fn default_values_render_valid_objects() {
     );
 
     let vwc: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");
-    let hooks = vwc.webhooks.unwrap_or_default();
-    assert_eq!(hooks.len(), 1);
-    let h = &hooks[0];
-    assert_eq!(h.failure_policy.as_deref(), Some("Ignore"));
-    assert_eq!(h.side_effects, "None");
-    assert_eq!(h.admission_review_versions, vec!["v1".to_string()]);
-    assert_eq!(h.timeout_seconds, Some(5));
-    let svc_ref = h.client_config.service.clone().expect("service reference");
+    let hooks = vwc.webhooks.clone().unwrap_or_default();
+    let names: Vec<&str> = hooks.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(
-        (svc_ref.name.as_str(), svc_ref.namespace.as_str()),
-        (RELEASE, NAMESPACE)
+        names,
+        ["pods.ecr.operator.dev", "workloads.ecr.operator.dev"]
     );
-    assert_eq!(svc_ref.port, Some(443));
-    let sel = serde_json::to_value(&h.namespace_selector).expect("selector");
-    assert_eq!(
-        sel,
-        json!({"matchExpressions": [{
-            "key": "kubernetes.io/metadata.name",
-            "operator": "NotIn",
-            "values": ["kube-system", NAMESPACE],
-        }]})
-    );
-    let rule = &h.rules.clone().unwrap_or_default()[0];
-    assert_eq!(rule.resources, Some(vec!["pods".to_string()]));
+    for h in &hooks {
+        assert_eq!(h.failure_policy.as_deref(), Some("Ignore"));
+        assert_eq!(h.side_effects, "None");
+        assert_eq!(h.admission_review_versions, vec!["v1".to_string()]);
+        // Well under the API server's 10 s default, and above the server's own 3 s budget.
+        assert_eq!(h.timeout_seconds, Some(5));
+        let svc_ref = h.client_config.service.clone().expect("service reference");
+        assert_eq!(
+            (svc_ref.name.as_str(), svc_ref.namespace.as_str()),
+            (RELEASE, NAMESPACE)
+        );
+        assert_eq!(svc_ref.port, Some(443));
+        let path = svc_ref.path.unwrap_or_default();
+        assert!(
+            ecr_operator::admission::server::PATHS.contains(&path.as_str()),
+            "{path}"
+        );
+        let sel = serde_json::to_value(&h.namespace_selector).expect("selector");
+        assert_eq!(
+            sel,
+            json!({"matchExpressions": [{
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": ["kube-system", NAMESPACE],
+            }]})
+        );
+        assert_eq!(h.match_conditions.as_ref().map(Vec::len), Some(1));
+    }
+    // (group, resource) -> operations, over both webhooks.
+    let mut covered: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    for h in &hooks {
+        for rule in h.rules.clone().unwrap_or_default() {
+            assert_eq!(rule.scope.as_deref(), Some("Namespaced"));
+            for g in rule.api_groups.clone().unwrap_or_default() {
+                for res in rule.resources.clone().unwrap_or_default() {
+                    covered
+                        .entry((g.clone(), res))
+                        .or_default()
+                        .extend(rule.operations.clone().unwrap_or_default());
+                }
+            }
+        }
+    }
+    let cu = || BTreeSet::from(["CREATE".to_string(), "UPDATE".to_string()]);
+    let want: BTreeMap<(String, String), BTreeSet<String>> = [
+        ("", "pods", cu()),
+        (
+            "",
+            "pods/ephemeralcontainers",
+            BTreeSet::from(["UPDATE".to_string()]),
+        ),
+        ("apps", "deployments", cu()),
+        ("apps", "statefulsets", cu()),
+        ("apps", "daemonsets", cu()),
+        ("apps", "replicasets", cu()),
+        ("batch", "jobs", cu()),
+        ("batch", "cronjobs", cu()),
+    ]
+    .into_iter()
+    .map(|(g, r, ops)| ((g.to_string(), r.to_string()), ops))
+    .collect();
+    assert_eq!(covered, want);
+    check_match_conditions(&vwc);
     assert!(
         vwc.metadata.annotations.is_none(),
         "no cert-manager by default"
@@ -589,6 +634,93 @@ fn default_values_render_valid_objects() {
         r.notes
     );
     assert!(r.notes.contains("Pod Identity"), "{}", r.notes);
+}
+
+/// Evaluates CEL `expression` (a matchCondition) with `object` bound, as the API server does.
+fn eval_condition(expression: &str, object: &Value) -> Result<bool, String> {
+    use kube_cel::cel::{Context, Program, Value as Cel};
+    let program = Program::compile(expression).map_err(|e| e.to_string())?;
+    let mut ctx = Context::default();
+    ctx.add_variable("object", object.clone())
+        .map_err(|e| e.to_string())?;
+    match program.execute(&ctx).map_err(|e| e.to_string())? {
+        Cel::Bool(b) => Ok(b),
+        other => Err(format!("not a bool: {other:?}")),
+    }
+}
+
+/// The matchConditions send exactly the requests that reference an ECR image (every host
+/// `image_ref` recognises), and never error on objects that lack a field.
+fn check_match_conditions(vwc: &ValidatingWebhookConfiguration) {
+    const ECR: [&str; 5] = [
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:v1",
+        "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com/app:v1",
+        "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app",
+        "123456789012.dkr-ecr.eu-west-1.on.aws/app:v2",
+        "123456789012.dkr-ecr-fips.us-east-1.on.aws/app",
+    ];
+    for image in ECR {
+        assert!(
+            ecr_operator::admission::image_ref::ImageRef::parse(image)
+                .ok()
+                .and_then(|r| r.ecr().map(|_| ()))
+                .is_some(),
+            "the webhook recognises {image}"
+        );
+    }
+    let containers = |image: &str| json!([{"name": "c", "image": image}]);
+    let pod_spec = |field: &str, image: &str| {
+        let mut spec = json!({"containers": containers("nginx:1.27")});
+        spec[field] = containers(image);
+        spec
+    };
+    for h in vwc.webhooks.iter().flatten() {
+        let conditions = h.match_conditions.clone().unwrap_or_default();
+        let wrap = |spec: Value| -> Vec<Value> {
+            if h.name.starts_with("pods.") {
+                vec![json!({"kind": "Pod", "spec": spec})]
+            } else {
+                vec![
+                    json!({"kind": "Deployment", "spec": {"template": {"spec": spec}}}),
+                    json!({"kind": "CronJob",
+                           "spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}}),
+                ]
+            }
+        };
+        let matches = |object: &Value| -> bool {
+            conditions.iter().all(|c| {
+                eval_condition(&c.expression, object)
+                    .unwrap_or_else(|e| panic!("{}: {e} on {object}", c.name))
+            })
+        };
+        for image in ECR {
+            for field in ["containers", "initContainers", "ephemeralContainers"] {
+                for object in wrap(pod_spec(field, image)) {
+                    assert!(matches(&object), "{}: {object}", h.name);
+                }
+            }
+        }
+        let no_ecr = [
+            json!({"containers": containers("nginx:1.27")}),
+            json!({"containers": containers("public.ecr.aws/nginx/nginx:1")}),
+            json!({"containers": containers("ghcr.io/dkr/ecr:1")}),
+            json!({"containers": [{"name": "no-image"}]}),
+            json!({"containers": []}),
+            json!({}),
+        ];
+        for spec in no_ecr {
+            for object in wrap(spec) {
+                assert!(!matches(&object), "{}: {object}", h.name);
+            }
+        }
+        for object in [
+            json!({}),
+            json!({"spec": {}}),
+            json!({"spec": {"template": {}}}),
+        ] {
+            assert!(!matches(&object), "{}: {object}", h.name);
+        }
+    }
 }
 
 #[test]
@@ -940,6 +1072,9 @@ fn required_permissions(
         Scope::ReleaseNamespace,
     );
     if operator_writes_ca_bundle {
+        // The generated certificate's Secret: created by the first replica, renewed by name.
+        add("", "secrets", &["create"], Scope::ReleaseNamespace);
+        add("", "secrets", &["update"], Scope::OwnSecret);
         add(
             "admissionregistration.k8s.io",
             "validatingwebhookconfigurations",
@@ -956,6 +1091,8 @@ enum Scope {
     ReleaseNamespace,
     /// Cluster-wide, but only the objects named like the release (`resourceNames`).
     OwnObject,
+    /// In the release namespace, only the generated certificate's Secret (`resourceNames`).
+    OwnSecret,
 }
 
 fn granted(
@@ -968,14 +1105,18 @@ fn granted(
         assert!(rule.non_resource_urls.is_none(), "{rule:?}");
         let scope = match &rule.resource_names {
             None => scope,
-            Some(names) => {
-                assert_eq!(
-                    scope,
-                    Scope::Cluster,
-                    "resourceNames only in the ClusterRole"
-                );
+            Some(names) if scope == Scope::Cluster => {
                 assert_eq!(names, &vec![own_name.to_string()], "{rule:?}");
                 Scope::OwnObject
+            }
+            Some(names) => {
+                assert_eq!(scope, Scope::ReleaseNamespace);
+                assert_eq!(
+                    names,
+                    &vec![format!("{own_name}-webhook-generated")],
+                    "{rule:?}"
+                );
+                Scope::OwnSecret
             }
         };
         let groups = rule.api_groups.clone().unwrap_or_default();

@@ -45,6 +45,8 @@ pub struct Snapshot {
 pub struct ScanCache {
     snapshot: ArcSwap<Snapshot>,
     namespaces: Store<Namespace>,
+    /// The reports as the reflector holds them, for the findings gauges.
+    reports: Store<ImageScanReport>,
     synced: AtomicBool,
 }
 
@@ -65,6 +67,7 @@ impl ScanCache {
         let cache = Arc::new(ScanCache {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             namespaces: namespaces.clone(),
+            reports: reports.clone(),
             synced: AtomicBool::new(false),
         });
         let changed = Arc::new(Notify::new());
@@ -136,9 +139,11 @@ impl ScanCache {
             writer.apply_watcher_event(&Event::InitApply(ns));
         }
         writer.apply_watcher_event(&Event::InitDone);
+        let (reports, _) = reflector::store::<ImageScanReport>();
         Arc::new(ScanCache {
             snapshot: ArcSwap::from_pointee(snapshot),
             namespaces: store,
+            reports,
             synced: AtomicBool::new(true),
         })
     }
@@ -166,6 +171,81 @@ impl ScanCache {
             .or_insert_with(|| name.to_owned());
         labels
     }
+}
+
+impl ScanCache {
+    /// `ecr_operator_scan_findings{severity}` (findings summed over every ImageScanReport) and
+    /// `ecr_operator_scan_reports{status}` (reports by ECR scan status), in the Prometheus text
+    /// format, computed from the reflector's store at scrape time (no copy is kept up to date
+    /// between scrapes). Before the first list only the descriptions are written: zeros would
+    /// claim a clean cluster.
+    pub fn render_prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        let mut findings = [0i64; 6];
+        let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+        let synced = self.is_synced();
+        if synced {
+            for report in self.reports.state() {
+                let s = &report.spec.summary;
+                for (total, n) in findings.iter_mut().zip([
+                    s.critical,
+                    s.high,
+                    s.medium,
+                    s.low,
+                    s.informational,
+                    s.undefined,
+                ]) {
+                    *total = total.saturating_add(n.max(0));
+                }
+                let status = match report.spec.scan.status.as_str() {
+                    "" => "UNKNOWN",
+                    other => other,
+                };
+                *statuses.entry(status.to_owned()).or_default() += 1;
+            }
+        }
+        let mut out = String::from(
+            "# HELP ecr_operator_scan_findings Vulnerability findings summed over every ImageScanReport, by severity.\n\
+             # TYPE ecr_operator_scan_findings gauge\n",
+        );
+        if synced {
+            for (severity, n) in SEVERITIES.iter().zip(findings) {
+                let _ = writeln!(
+                    out,
+                    "ecr_operator_scan_findings{{severity=\"{severity}\"}} {n}"
+                );
+            }
+        }
+        out.push_str(
+            "# HELP ecr_operator_scan_reports ImageScanReports by ECR scan status.\n\
+             # TYPE ecr_operator_scan_reports gauge\n",
+        );
+        for (status, n) in statuses {
+            let _ = writeln!(
+                out,
+                "ecr_operator_scan_reports{{status=\"{}\"}} {n}",
+                escape_label(&status)
+            );
+        }
+        out
+    }
+}
+
+/// The `severity` label values, in the order of [`crate::api::image_scan_report::SeveritySummary`].
+const SEVERITIES: [&str; 6] = [
+    "critical",
+    "high",
+    "medium",
+    "low",
+    "informational",
+    "undefined",
+];
+
+/// A label value escaped as the text format requires.
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Drives one reflector's watch stream until it ends, logging watch errors (the watcher

@@ -6,10 +6,12 @@
 //! - [`cache`]: reflectors over ImageScanReports, ScanPolicies and Namespaces, served as snapshots.
 //! - [`resolver`]: tag-to-digest resolution for tags the cache does not know.
 //! - [`tls`]: serving certificates, from files (reloaded on change) or generated.
+//! - [`cert_secret`]: a generated certificate shared by every replica through a Secret.
 //! - [`metrics`]: decision counters and the latency histogram.
 //! - [`decision`]: the pure decision; [`image_ref`]: image reference parsing.
 
 pub mod cache;
+pub mod cert_secret;
 pub mod decision;
 pub mod image_ref;
 pub mod metrics;

@@ -51,8 +51,10 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
 
 use super::cache::{ScanCache, Snapshot};
+use super::cert_secret::{self, SharedCertificate};
 use super::decision::{AuditRecord, DecisionInput, PodImage, ReportLookup, Verdict, decide};
 use super::image_ref::ImageRef;
 use super::metrics::{AdmissionMetrics, Outcome};
@@ -60,9 +62,13 @@ use super::resolver::{CachedResolver, DigestResolver};
 use super::review::{self, Request, Subject};
 use super::tls::{self, CertStore, FileCerts, TlsError};
 use crate::api::scan_policy::EnforcementMode;
+use crate::telemetry::trace;
 
 /// The paths the webhook answers on.
 pub const PATHS: [&str; 3] = ["/validate-pods", "/validate-workloads", "/validate"];
+
+/// The W3C Trace Context header whose trace id an admission request's logs carry.
+const TRACEPARENT: &str = "traceparent";
 
 /// Longest time a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,6 +107,9 @@ pub enum CertificateSource {
         /// Validity in days.
         valid_days: i64,
     },
+    /// Generated once and shared by every replica through a Secret, renewed near expiry
+    /// (see [`super::cert_secret`]).
+    Shared(SharedCertificate),
 }
 
 /// The webhook's settings.
@@ -268,6 +277,15 @@ impl WebhookServer {
                     ));
                 }
             }
+            CertificateSource::Shared(shared) => {
+                // Not awaited: the API may be slow to answer at start; readiness waits for
+                // the certificate instead.
+                tasks.spawn(cert_secret::run(
+                    client.clone(),
+                    shared.clone(),
+                    certs.clone(),
+                ));
+            }
         }
         let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
         let cache = ScanCache::start(client.clone(), &mut tasks);
@@ -307,6 +325,11 @@ impl WebhookServer {
     /// The decision counters, for the metrics listener.
     pub fn metrics(&self) -> Arc<AdmissionMetrics> {
         self.handler.metrics.clone()
+    }
+
+    /// The scan report cache (its findings gauges are served on the admin listener).
+    pub fn scan_cache(&self) -> Arc<ScanCache> {
+        self.handler.cache.clone()
     }
 
     /// The certificate store (what is served now).
@@ -423,7 +446,23 @@ impl Handler {
         }
     }
 
+    /// Answers one HTTP request inside an `admission` span whose `trace_id` is the caller's
+    /// (from a W3C `traceparent` header, as an API server with tracing enabled sends) or new.
     async fn http(&self, req: hyper::Request<Incoming>) -> Result<HttpResponse, Infallible> {
+        let trace_id = req
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(trace::trace_id_from_traceparent)
+            .unwrap_or_else(trace::new_trace_id);
+        let span = tracing::info_span!("admission", trace_id = %trace_id);
+        self.http_in_span(req).instrument(span).await
+    }
+
+    async fn http_in_span(
+        &self,
+        req: hyper::Request<Incoming>,
+    ) -> Result<HttpResponse, Infallible> {
         let start = Instant::now();
         if !PATHS.contains(&req.uri().path()) {
             return Ok(http_response(

@@ -193,6 +193,10 @@ pub struct GeneratedCert {
     pub key_pem: String,
     /// The serving certificate and key, ready for rustls.
     pub certified: Arc<CertifiedKey>,
+    /// Start of validity of both certificates.
+    pub not_before: chrono::DateTime<chrono::Utc>,
+    /// End of validity of both certificates.
+    pub not_after: chrono::DateTime<chrono::Utc>,
 }
 
 impl std::fmt::Debug for GeneratedCert {
@@ -212,9 +216,15 @@ pub fn generate(dns_names: &[String], valid_days: i64) -> Result<GeneratedCert, 
         KeyPair, KeyUsagePurpose,
     };
     let now = chrono::Utc::now();
+    // rcgen takes dates; the recorded bounds are the midnights it encodes.
+    let midnight = |d: chrono::DateTime<chrono::Utc>| {
+        d.date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or(d, |m| m.and_utc())
+    };
     let (from, until) = (
-        now - chrono::TimeDelta::days(1),
-        now + chrono::TimeDelta::days(valid_days),
+        midnight(now - chrono::TimeDelta::days(1)),
+        midnight(now + chrono::TimeDelta::days(valid_days)),
     );
     let date = |d: chrono::DateTime<chrono::Utc>| {
         use chrono::Datelike;
@@ -269,6 +279,29 @@ pub fn generate(dns_names: &[String], valid_days: i64) -> Result<GeneratedCert, 
         cert_pem: leaf_cert.pem(),
         key_pem: leaf_key.serialize_pem(),
         certified: Arc::new(certified),
+        not_before: from,
+        not_after: until,
+    })
+}
+
+/// A certificate chain and key from PEM text (`what` names the source in errors).
+pub fn pair_from_pem(cert_pem: &str, key_pem: &str, what: &str) -> Result<CertifiedKey, TlsError> {
+    let pem_err = |message: String| TlsError::Pem {
+        path: what.to_owned(),
+        message,
+    };
+    let chain = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(pem_err("no CERTIFICATE block".to_owned()));
+    }
+    let private =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| pem_err(e.to_string()))?;
+    CertifiedKey::from_der(chain, private, &provider()).map_err(|source| TlsError::Key {
+        cert: what.to_owned(),
+        key: what.to_owned(),
+        source,
     })
 }
 
@@ -279,15 +312,50 @@ pub async fn write_ca_bundle(
     name: &str,
     ca_pem: &str,
 ) -> Result<usize, kube::Error> {
+    update_ca_bundles(client, name, |_| ca_pem.as_bytes().to_vec()).await
+}
+
+/// Appends `ca_pem` to the `caBundle` of every webhook of `name` that lacks it, keeping what is
+/// there: a new CA is trusted before any certificate it signed is served.
+pub async fn add_to_ca_bundle(
+    client: kube::Client,
+    name: &str,
+    ca_pem: &str,
+) -> Result<usize, kube::Error> {
+    update_ca_bundles(client, name, |old| {
+        let old = old.unwrap_or_default();
+        if String::from_utf8_lossy(old).contains(ca_pem.trim()) {
+            return old.to_vec();
+        }
+        let mut bundle = old.to_vec();
+        if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        bundle.extend_from_slice(ca_pem.as_bytes());
+        bundle
+    })
+    .await
+}
+
+async fn update_ca_bundles(
+    client: kube::Client,
+    name: &str,
+    bundle: impl Fn(Option<&[u8]>) -> Vec<u8>,
+) -> Result<usize, kube::Error> {
     let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
-    let bundle = ByteString(ca_pem.as_bytes().to_vec());
     // A replace carries the resourceVersion: a concurrent writer makes it fail with 409, and
     // the caller retries with a fresh read.
     let mut config = api.get(name).await?;
     let mut changed = 0;
     for webhook in config.webhooks.iter_mut().flatten() {
-        if webhook.client_config.ca_bundle.as_ref() != Some(&bundle) {
-            webhook.client_config.ca_bundle = Some(bundle.clone());
+        let old = webhook
+            .client_config
+            .ca_bundle
+            .as_ref()
+            .map(|b| b.0.as_slice());
+        let new = ByteString(bundle(old));
+        if webhook.client_config.ca_bundle.as_ref() != Some(&new) {
+            webhook.client_config.ca_bundle = Some(new);
             changed += 1;
         }
     }

@@ -183,7 +183,7 @@ pub async fn run(
     Ok(())
 }
 
-#[instrument(skip(lp, shared), fields(object = %object_key(lp.as_ref())))]
+#[instrument(skip(lp, shared), fields(object = %object_key(lp.as_ref()), trace_id = %crate::telemetry::trace::new_trace_id()))]
 async fn reconcile(lp: Arc<LifecyclePolicy>, shared: Arc<Shared>) -> Result<Action, Error> {
     status::guarded(&shared.ctx, lp, |event| async {
         match event {

@@ -240,7 +240,7 @@ pub async fn run(
     Ok(())
 }
 
-#[instrument(skip(rule, shared), fields(object = %object_key(rule.as_ref())))]
+#[instrument(skip(rule, shared), fields(object = %object_key(rule.as_ref()), trace_id = %crate::telemetry::trace::new_trace_id()))]
 async fn reconcile(rule: Arc<PullThroughCacheRule>, shared: Arc<Shared>) -> Result<Action, Error> {
     status::guarded(&shared.ctx, rule, |event| async {
         match event {

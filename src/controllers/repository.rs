@@ -214,7 +214,7 @@ async fn sweep_loop(ctx: Arc<Context>, trigger: tokio::sync::mpsc::Sender<()>) {
     }
 }
 
-#[instrument(skip(repo, shared), fields(object = %object_key(repo.as_ref())))]
+#[instrument(skip(repo, shared), fields(object = %object_key(repo.as_ref()), trace_id = %crate::telemetry::trace::new_trace_id()))]
 async fn reconcile(repo: Arc<Repository>, shared: Arc<Shared>) -> Result<Action, Error> {
     let started = Instant::now();
     let result = reconcile_inner(repo, &shared).await;

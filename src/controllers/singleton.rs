@@ -27,7 +27,7 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::status::{self, Reported, age_key};
 use super::{Context, Error, FINALIZER};
@@ -104,17 +104,23 @@ pub async fn run<S: Setting>(
                 None => break,
             },
             _ = tokio::time::sleep_until(due) => {
-                let wait = match reconcile_all::<S>(&ctx, &reader, &mut state).await {
-                    Ok(()) => {
-                        ctx.reset_backoff(kind);
-                        resync
+                // One pass is one reconcile of every object: one span, one trace id.
+                let span = crate::telemetry::reconcile_span(kind, "*");
+                let wait = async {
+                    match reconcile_all::<S>(&ctx, &reader, &mut state).await {
+                        Ok(()) => {
+                            ctx.reset_backoff(kind);
+                            resync
+                        }
+                        Err(e) => {
+                            let wait = ctx.backoff(kind);
+                            warn!(kind, error = %e, retry_in = ?wait, "reconcile failed");
+                            wait
+                        }
                     }
-                    Err(e) => {
-                        let wait = ctx.backoff(kind);
-                        warn!(kind, error = %e, retry_in = ?wait, "reconcile failed");
-                        wait
-                    }
-                };
+                }
+                .instrument(span)
+                .await;
                 due = Instant::now() + wait;
             }
         }

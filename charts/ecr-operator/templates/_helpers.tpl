@@ -45,6 +45,11 @@ helm.sh/chart: {{ include "ecr-operator.chart" . }}
 {{- default (printf "%s-webhook-tls" (include "ecr-operator.fullname" .)) .Values.webhook.tlsSecretName }}
 {{- end }}
 
+{{/* The Secret holding the operator-generated webhook certificate. */}}
+{{- define "ecr-operator.generatedSecretName" -}}
+{{- printf "%s-webhook-generated" (include "ecr-operator.fullname" .) }}
+{{- end }}
+
 {{- define "ecr-operator.leaseName" -}}
 {{- default (include "ecr-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
