@@ -1309,16 +1309,18 @@ fn trace_id_of(line: &Value) -> Option<String> {
         })
 }
 
-// The single-threaded runtime runs the server's tasks on this thread, where the test's
-// subscriber is the default.
-#[tokio::test(flavor = "current_thread")]
+#[tokio::test]
 async fn admission_logs_carry_a_trace_id() {
     let logs = LogBuffer::default();
-    let _guard = tracing::subscriber::set_default(ecr_operator::telemetry::subscriber(
+    // Global, not scoped: the other tests of this binary run at the same time, and a callsite
+    // they reach first keeps the interest a thread-local subscriber could not change. Lines
+    // are told apart by the request's uid, so their logs in the buffer do no harm.
+    tracing::subscriber::set_global_default(ecr_operator::telemetry::subscriber(
         "json",
         tracing_subscriber::EnvFilter::new("info"),
         logs.clone(),
-    ));
+    ))
+    .expect("no other test of this binary sets a global subscriber");
     let w = Webhook::start(Options::default()).await.ready().await;
     create_policy(
         &w.client(),

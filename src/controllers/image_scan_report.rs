@@ -29,7 +29,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::{Context, Error, MANAGER};
 use crate::admission::image_ref::{EcrImage, ImageRef};
@@ -74,7 +74,9 @@ pub async fn run(
         .map(|queue| tokio::spawn(consume(ctx.clone(), queue, tx)));
     let result = loop {
         let started = Instant::now();
-        let result = refresh(&ctx).await;
+        // One refresh pass is one trace.
+        let span = crate::telemetry::reconcile_span("ImageScanReport", "*");
+        let result = refresh(&ctx).instrument(span).await;
         ctx.observe("imagescanreport", &result, started);
         let wait = match &result {
             Ok(()) => {
@@ -98,7 +100,8 @@ pub async fn run(
                         batch.insert(more);
                     }
                     let started = Instant::now();
-                    let result = refresh_events(&ctx, &batch).await;
+                    let span = crate::telemetry::reconcile_span("ImageScanReport", "events");
+                    let result = refresh_events(&ctx, &batch).instrument(span).await;
                     if let Err(e) = &result {
                         warn!(error = %e, "refreshing images named by scan events failed");
                     }
