@@ -33,6 +33,39 @@ pub struct RepositoryState {
     /// Ownership conflicts found by reading tags, remembered until the object changes or its
     /// next deep-sweep slot, so a conflicting object costs no ECR call per sweep.
     conflicts: Mutex<HashMap<String, KnownConflict>>,
+    /// The status this process last wrote for each object (by uid) and the generation it was
+    /// for, kept only until the watch shows it: a reconcile from a store that lags our own write
+    /// (a sweep's reconcile-all just after a create) would otherwise take the repository for
+    /// one it does not own yet and read its tags and policy again.
+    written: Mutex<HashMap<String, (Option<i64>, RepositoryStatus)>>,
+}
+
+impl RepositoryState {
+    /// Our own newer status when the stored one lags it; forgets it once the store caught up.
+    fn newer_than_stored(
+        &self,
+        uid: &str,
+        generation: Option<i64>,
+        stored: &RepositoryStatus,
+    ) -> Option<RepositoryStatus> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        // Caught up: the stored status is at least as far as ours (timestamps may be rounded
+        // on the way through the API server, so whole statuses are not compared).
+        let caught_up = |mine: &RepositoryStatus| {
+            stored.common.observed_generation == mine.common.observed_generation
+                && stored.repository_arn == mine.repository_arn
+                && stored.created_at == mine.created_at
+                && stored.ownership == mine.ownership
+        };
+        match written.get(uid) {
+            Some((g, mine)) if *g == generation && !caught_up(mine) => Some(mine.clone()),
+            Some(_) => {
+                written.remove(uid);
+                None
+            }
+            None => None,
+        }
+    }
 }
 
 struct KnownConflict {
@@ -269,8 +302,14 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
             "Repository {other} already manages ECR repository {name}"
         )));
     }
-    let mut status = status::current(repo);
     let uid = repo.uid().unwrap_or_default();
+    let mut status = status::current(repo);
+    if let Some(mine) = shared
+        .state
+        .newer_than_stored(&uid, repo.metadata.generation, &status)
+    {
+        status = mine;
+    }
     let generation_changed = status.common.observed_generation != repo.metadata.generation;
     let mut changes: Vec<&str> = Vec::new();
 
@@ -366,6 +405,14 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         conditions::find_ready(&status.common.conditions).map(|c| c.reason.clone());
     status::set_ready(&mut status, repo, true, Reason::Synced, ready_msg);
     status::write(ctx, repo, &status).await?;
+    if repo.status.as_ref() != Some(&status) {
+        shared
+            .state
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.clone(), (repo.metadata.generation, status.clone()));
+    }
 
     if created {
         ctx.event(
@@ -597,6 +644,12 @@ async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     shared
         .state
         .conflicts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&uid);
+    shared
+        .state
+        .written
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&uid);
