@@ -461,7 +461,24 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     if !changes.is_empty() {
         info!(repository = %name, changes = ?changes, "applied changes");
     }
-    Ok(Action::requeue(ctx.config.deep_sweep_interval))
+    // Come back when this object's tags and policy are due: a fixed requeue of one period would
+    // bring every object back at once after a restart, undoing the jitter of the first checks.
+    Ok(Action::requeue(next_deep_check(shared, &uid)))
+}
+
+/// Time until the object's next tag and policy check (at most one deep-sweep period).
+fn next_deep_check(shared: &Shared, uid: &str) -> Duration {
+    let period = shared.ctx.config.deep_sweep_interval;
+    shared
+        .state
+        .deep_due
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(uid)
+        .map_or(period, |due| {
+            due.saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(100), period)
+        })
 }
 
 /// True when the status does not yet record ownership of this repository (first reconcile
