@@ -340,18 +340,26 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         ]
     };
     for &r in steps {
-        let o = loadgen::run(&good, r, step, CONNECTIONS).await?;
-        let kept =
-            o.p99_ms < MAX_RPS_P99_MS && o.achieved_rps >= 0.95 * f64::from(r) && o.errors == 0;
-        eprintln!(
-            "   step {} -> {}",
-            o.summary(),
-            if kept { "held" } else { "not held" }
-        );
+        // The cores are shared with the load generator (and whatever else runs on the machine):
+        // a step that misses is tried once more before it counts as not held.
+        let mut kept = false;
+        for _ in 0..2 {
+            let o = loadgen::run(&good, r, step, CONNECTIONS).await?;
+            kept =
+                o.p99_ms < MAX_RPS_P99_MS && o.achieved_rps >= 0.95 * f64::from(r) && o.errors == 0;
+            eprintln!(
+                "   step {} -> {}",
+                o.summary(),
+                if kept { "held" } else { "not held" }
+            );
+            if kept {
+                held = Some(o);
+                break;
+            }
+        }
         if !kept {
             break;
         }
-        held = Some(o);
     }
 
     let _ = stop.send(());
