@@ -7,3 +7,6 @@ cd "$root"
 bash scripts/setup-venv.sh
 .venv/bin/python -m pytest tests/support -q
 cargo test --workspace --locked
+# The benchmark program at a small size (debug build, reusing the test build): every scenario
+# must still run; the figures are not checked here (see BENCHMARKS.md).
+cargo run --locked -p ecr-bench -- --quick

@@ -50,6 +50,8 @@ pub const MANAGED_BY_LABEL: &str = "ecr.operator.dev/managed-by";
 pub const REPOSITORY_LABEL: &str = "ecr.operator.dev/repository";
 /// Findings kept per report; the rest are counted in `summary` and flagged by `truncated`.
 pub const MAX_FINDINGS: usize = 200;
+/// Repositories read per list call of a refresh.
+const REPOSITORY_PAGE: u32 = 500;
 /// The status of a report for an image ECR holds no scan for.
 pub const NOT_SCANNED: &str = "NOT_SCANNED";
 /// ECR refuses a second StartImageScan of an image within a day.
@@ -176,25 +178,34 @@ struct ManagedRepository {
 
 impl Managed {
     async fn read(ctx: &Context) -> Result<Self, Error> {
-        let repos = Api::<Repository>::all(ctx.client.clone())
-            .list(&ListParams::default())
-            .await?;
+        // Read in pages, keeping only what the refresh needs: a list of every Repository at
+        // once held all of them (10 000 objects, tens of MB) at every refresh, and the
+        // allocator keeps such peaks.
+        let repos_api = Api::<Repository>::all(ctx.client.clone());
         let mut known = BTreeSet::new();
         let mut ready = BTreeMap::new();
-        for r in &repos.items {
-            let Some(status) = &r.status else { continue };
-            let Some(name) = status.repository_name.clone() else {
-                continue;
-            };
-            known.insert(name.clone());
-            if is_ready_at(&status.common.conditions, r.metadata.generation) {
-                ready.insert(
-                    name,
-                    ManagedRepository {
-                        registry_id: status.registry_id.clone().unwrap_or_default(),
-                        scan_on_push: r.spec.scan_on_push,
-                    },
-                );
+        let mut params = ListParams::default().limit(REPOSITORY_PAGE);
+        loop {
+            let page = repos_api.list(&params).await?;
+            for r in &page.items {
+                let Some(status) = &r.status else { continue };
+                let Some(name) = status.repository_name.clone() else {
+                    continue;
+                };
+                known.insert(name.clone());
+                if is_ready_at(&status.common.conditions, r.metadata.generation) {
+                    ready.insert(
+                        name,
+                        ManagedRepository {
+                            registry_id: status.registry_id.clone().unwrap_or_default(),
+                            scan_on_push: r.spec.scan_on_push,
+                        },
+                    );
+                }
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
             }
         }
         let policies = Api::<ScanPolicy>::all(ctx.client.clone())

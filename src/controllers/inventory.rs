@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::registry::RepositoryInfo;
@@ -41,6 +42,8 @@ pub struct Inventory {
     /// How long a repository the operator created is trusted to exist although a sweep did not
     /// list it (ECR's read-after-create lag).
     consistency_grace: Duration,
+    /// Completed sweeps: a cheap signal for benchmarks and tests that wait for the next one.
+    sweeps: AtomicU64,
 }
 
 impl Default for Inventory {
@@ -54,7 +57,13 @@ impl Inventory {
         Inventory {
             state: RwLock::default(),
             consistency_grace,
+            sweeps: AtomicU64::new(0),
         }
+    }
+
+    /// How many sweeps have been applied since start.
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps.load(Ordering::Acquire)
     }
 
     pub fn lookup(&self, name: &str) -> Lookup {
@@ -120,6 +129,7 @@ impl Inventory {
             }
         }
         state.swept = true;
+        self.sweeps.fetch_add(1, Ordering::Release);
     }
 }
 

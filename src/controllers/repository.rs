@@ -33,6 +33,39 @@ pub struct RepositoryState {
     /// Ownership conflicts found by reading tags, remembered until the object changes or its
     /// next deep-sweep slot, so a conflicting object costs no ECR call per sweep.
     conflicts: Mutex<HashMap<String, KnownConflict>>,
+    /// The status this process last wrote for each object (by uid) and the generation it was
+    /// for, kept only until the watch shows it: a reconcile from a store that lags our own write
+    /// (a sweep's reconcile-all just after a create) would otherwise take the repository for
+    /// one it does not own yet and read its tags and policy again.
+    written: Mutex<HashMap<String, (Option<i64>, RepositoryStatus)>>,
+}
+
+impl RepositoryState {
+    /// Our own newer status when the stored one lags it; forgets it once the store caught up.
+    fn newer_than_stored(
+        &self,
+        uid: &str,
+        generation: Option<i64>,
+        stored: &RepositoryStatus,
+    ) -> Option<RepositoryStatus> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        // Caught up: the stored status is at least as far as ours (timestamps may be rounded
+        // on the way through the API server, so whole statuses are not compared).
+        let caught_up = |mine: &RepositoryStatus| {
+            stored.common.observed_generation == mine.common.observed_generation
+                && stored.repository_arn == mine.repository_arn
+                && stored.created_at == mine.created_at
+                && stored.ownership == mine.ownership
+        };
+        match written.get(uid) {
+            Some((g, mine)) if *g == generation && !caught_up(mine) => Some(mine.clone()),
+            Some(_) => {
+                written.remove(uid);
+                None
+            }
+            None => None,
+        }
+    }
 }
 
 struct KnownConflict {
@@ -241,6 +274,10 @@ fn error_policy(repo: Arc<Repository>, err: &Error, shared: Arc<Shared>) -> Acti
 }
 
 /// Another object that claims the same ECR repository and came first.
+///
+/// Runs on every reconcile, so it must not allocate per stored object: with 10 000 objects a
+/// copy of the whole store and two strings per object on each reconcile cost seconds of CPU per
+/// sweep. Only the (rare) objects naming the same repository are copied.
 fn older_claimant(store: &Store<Repository>, repo: &Repository, name: &str) -> Option<String> {
     let key = |r: &Repository| {
         (
@@ -248,12 +285,21 @@ fn older_claimant(store: &Store<Repository>, repo: &Repository, name: &str) -> O
             object_key(r),
         )
     };
+    let same_target = store.state_filter(|o| {
+        let target = match &o.spec.repository_name {
+            Some(n) => n.as_str(),
+            None => o.metadata.name.as_deref().unwrap_or_default(),
+        };
+        target == name
+            && o.metadata.uid != repo.metadata.uid
+            && o.metadata.deletion_timestamp.is_none()
+    });
+    if same_target.is_empty() {
+        return None;
+    }
     let mine = key(repo);
-    store
-        .state()
+    same_target
         .into_iter()
-        .filter(|o| o.uid() != repo.uid() && o.metadata.deletion_timestamp.is_none())
-        .filter(|o| o.ecr_name() == name)
         .filter(|o| key(o) < mine)
         .map(|o| object_key(o.as_ref()))
         .min()
@@ -269,8 +315,14 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
             "Repository {other} already manages ECR repository {name}"
         )));
     }
-    let mut status = status::current(repo);
     let uid = repo.uid().unwrap_or_default();
+    let mut status = status::current(repo);
+    if let Some(mine) = shared
+        .state
+        .newer_than_stored(&uid, repo.metadata.generation, &status)
+    {
+        status = mine;
+    }
     let generation_changed = status.common.observed_generation != repo.metadata.generation;
     let mut changes: Vec<&str> = Vec::new();
 
@@ -366,6 +418,14 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         conditions::find_ready(&status.common.conditions).map(|c| c.reason.clone());
     status::set_ready(&mut status, repo, true, Reason::Synced, ready_msg);
     status::write(ctx, repo, &status).await?;
+    if repo.status.as_ref() != Some(&status) {
+        shared
+            .state
+            .written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uid.clone(), (repo.metadata.generation, status.clone()));
+    }
 
     if created {
         ctx.event(
@@ -401,7 +461,24 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     if !changes.is_empty() {
         info!(repository = %name, changes = ?changes, "applied changes");
     }
-    Ok(Action::requeue(ctx.config.deep_sweep_interval))
+    // Come back when this object's tags and policy are due: a fixed requeue of one period would
+    // bring every object back at once after a restart, undoing the jitter of the first checks.
+    Ok(Action::requeue(next_deep_check(shared, &uid)))
+}
+
+/// Time until the object's next tag and policy check (at most one deep-sweep period).
+fn next_deep_check(shared: &Shared, uid: &str) -> Duration {
+    let period = shared.ctx.config.deep_sweep_interval;
+    shared
+        .state
+        .deep_due
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(uid)
+        .map_or(period, |due| {
+            due.saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(100), period)
+        })
 }
 
 /// True when the status does not yet record ownership of this repository (first reconcile
@@ -597,6 +674,12 @@ async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     shared
         .state
         .conflicts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&uid);
+    shared
+        .state
+        .written
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&uid);

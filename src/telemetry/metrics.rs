@@ -130,6 +130,16 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Reconciles of `controller` that ended with `result` so far (benchmarks wait on this).
+    pub fn reconciles(&self, controller: &str, result: &str) -> u64 {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                controller: controller.to_string(),
+                result: result.to_string(),
+            })
+            .get()
+    }
+
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
     }

@@ -1,0 +1,438 @@
+//! Repository scenarios, with the Repository controller in this process (the same
+//! `controllers::repository::run` that `ecr-operator run` starts) against moto and the double.
+//!
+//! 1. Floor: N CreateRepository calls straight from aws-sdk-ecr at the operator's concurrency.
+//! 2. Converge: N Repository objects created, timed until all are Ready; ECR calls counted.
+//! 3. Resync: one frequent sweep of the N unchanged objects (DescribeRepositories pages and the
+//!    reconcile of every object it triggers), timed for no-op reconciles per second.
+//! 4. Deep sweep: a fresh controller (as after a restart) whose per-object tag and policy checks
+//!    come due, counted until every object was checked once.
+//!
+//! Only the Repository controller runs, so the ImageScanReport loop's calls (one DescribeImages
+//! per Ready repository per sweep interval) do not mix into these counts; BENCHMARKS.md says so.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use apiserver_double::ApiServer;
+use ecr_operator::api::Repository;
+use ecr_operator::controllers::{self, Context};
+use ecr_operator::registry::EcrRegistry;
+use ecr_operator::telemetry::metrics::Metrics;
+use futures::StreamExt;
+use kube::api::{Api, PostParams};
+use testbed::moto::Moto;
+
+use crate::Sizes;
+use crate::figures::Figures;
+use crate::util::{self, BenchError, Result, calls_delta, describe, poll, total};
+
+pub const GROUP: &str = "ecr.operator.dev";
+pub const NAMESPACE: &str = "bench";
+
+/// The Repository controller running in this process.
+pub struct Operator {
+    pub ctx: Arc<Context>,
+    pub metrics: Arc<Metrics>,
+    pub registry: Arc<EcrRegistry>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl Operator {
+    /// Starts the Repository controller alone (`all: false`) or every controller, as
+    /// `controllers::run` does (`all: true`).
+    pub fn start(
+        client: &kube::Client,
+        moto: &Moto,
+        config: controllers::Config,
+        all: bool,
+    ) -> Operator {
+        let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
+        let stats = registry.shared_stats();
+        let metrics = Arc::new(Metrics::new(Arc::new(move || {
+            stats
+                .snapshot()
+                .into_iter()
+                .map(|((op, outcome), n)| ((op.to_string(), outcome.to_string()), n))
+                .collect()
+        })));
+        let ctx = Arc::new(
+            Context::new(client.clone(), registry.clone(), config).with_metrics(metrics.clone()),
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run_ctx = ctx.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            let result = if all {
+                controllers::run(run_ctx, shutdown).await
+            } else {
+                controllers::repository::run(run_ctx, shutdown).await
+            };
+            result.map_err(|e| BenchError::Scenario(format!("operator stopped: {e}")))
+        });
+        Operator {
+            ctx,
+            metrics,
+            registry,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn reconciles(&self) -> u64 {
+        self.metrics.reconciles("repository", "success")
+    }
+
+    /// Waits until the first sweep has filled the inventory.
+    pub async fn synced(&self) -> Result<()> {
+        let ctx = self.ctx.clone();
+        poll(
+            "the first repository sweep",
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+            || {
+                let ctx = ctx.clone();
+                async move { (ctx.inventory.sweeps() > 0).then_some(()) }
+            },
+        )
+        .await
+    }
+
+    /// Stops gracefully and reports whether the controller had failed.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => Err(BenchError::Scenario(format!("operator task: {e}"))),
+                Err(_) => Err(BenchError::Scenario("operator did not stop in 30 s".into())),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A Repository as a platform team writes one: immutable tags, scan on push, two tags.
+pub fn repository(i: usize) -> Result<Repository> {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1",
+        "kind": "Repository",
+        "metadata": {"name": format!("app-{i:05}"), "namespace": NAMESPACE},
+        "spec": {
+            "repositoryName": format!("bench/app-{i:05}"),
+            "imageTagMutability": "IMMUTABLE",
+            "scanOnPush": true,
+            "tags": {"team": format!("team-{}", i % 17), "env": "prod"},
+        }
+    }))
+    .map_err(|e| BenchError::Scenario(format!("Repository fixture: {e}")))
+}
+
+/// Creates Repositories `0..n` through the Kubernetes API, `parallel` at a time.
+pub async fn create_repositories(client: &kube::Client, n: usize, parallel: usize) -> Result<()> {
+    let api: Api<Repository> = Api::namespaced(client.clone(), NAMESPACE);
+    let results: Vec<Result<()>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let repo = repository(i)?;
+                api.create(&PostParams::default(), &repo).await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Waits until `n` Repositories are Ready, reading the double's state directly (no HTTP, so the
+/// wait does not load the API server the operator uses).
+pub async fn all_ready(
+    server: &ApiServer,
+    n: usize,
+    every: Duration,
+    timeout: Duration,
+) -> Result<()> {
+    let mut last = 0;
+    let result = poll(&format!("{n} Repositories Ready"), every, timeout, || {
+        let ready = server
+            .objects(GROUP, "repositories")
+            .iter()
+            .filter(|o| util::is_ready(o))
+            .count();
+        last = ready;
+        std::future::ready((ready >= n).then_some(()))
+    })
+    .await;
+    if result.is_err() {
+        eprintln!("   only {last} of {n} Ready");
+    }
+    result
+}
+
+/// Write requests the double received (create, update, patch, delete).
+fn kube_writes(server: &ApiServer) -> u64 {
+    server
+        .request_counts()
+        .iter()
+        .filter(|((verb, _), _)| matches!(verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The floor: `n` CreateRepository calls with `concurrency` in flight, straight from the SDK.
+async fn floor(moto: &Moto, n: usize, concurrency: usize) -> Result<Duration> {
+    let client = moto.ecr_client();
+    let started = Instant::now();
+    let results: Vec<Result<()>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                client
+                    .create_repository()
+                    .repository_name(format!("floor/app-{i:05}"))
+                    .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+                    .image_scanning_configuration(
+                        aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                            .scan_on_push(true)
+                            .build(),
+                    )
+                    .tags(
+                        aws_sdk_ecr::types::Tag::builder()
+                            .key("team")
+                            .value("t")
+                            .build()
+                            .map_err(|e| BenchError::ecr("Tag", e))?,
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| BenchError::ecr("CreateRepository", e))?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(took)
+}
+
+pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
+    let n = sizes.repos;
+    let moto = Moto::start().await?;
+    let (server, client) = util::double().await?;
+
+    // 1. The floor, then a clean moto so the operator's sweeps see only its own repositories.
+    let floor = floor(&moto, n, usize::from(sizes.concurrency)).await?;
+    moto.reset().await?;
+
+    // 2. Converge. Frequent sweeps (every 10 s) so the resync below comes soon; deep checks far
+    // off so none mixes into these counts.
+    let sweep = Duration::from_secs(if sizes.quick { 2 } else { 10 });
+    let config = controllers::Config {
+        cluster_id: "bench".to_string(),
+        sweep_interval: sweep,
+        deep_sweep_interval: Duration::from_secs(3600),
+        concurrency: sizes.concurrency,
+        operator_namespace: "ecr-operator-system".to_string(),
+        ..controllers::Config::default()
+    };
+    let op = Operator::start(&client, &moto, config.clone(), false);
+    op.synced().await?;
+    let calls0 = moto.calls().await?;
+    let started = Instant::now();
+    create_repositories(&client, n, 32).await?;
+    let created = started.elapsed();
+    // Every 100 ms: reading 1000 objects more often would itself load the two shared cores.
+    all_ready(
+        &server,
+        n,
+        Duration::from_millis(100),
+        Duration::from_secs(600),
+    )
+    .await?;
+    let converge = started.elapsed();
+    let create_calls = calls_delta(&calls0, &moto.calls().await?);
+    eprintln!(
+        "   created {n} objects in {:.2} s, all Ready after {:.2} s; ECR calls: {}",
+        created.as_secs_f64(),
+        converge.as_secs_f64(),
+        describe(&create_calls)
+    );
+
+    // 3. One frequent sweep of n unchanged Ready repositories.
+    let writes0 = op.registry.shared_stats().writes();
+    let calls1 = moto.calls().await?;
+    let kube_writes0 = kube_writes(&server);
+    let sweeps = op.ctx.inventory.sweeps();
+    let reconciled = op.reconciles();
+    let ctx = op.ctx.clone();
+    poll(
+        "the next sweep",
+        Duration::from_millis(2),
+        sweep * 3,
+        || {
+            let ctx = ctx.clone();
+            async move { (ctx.inventory.sweeps() > sweeps).then_some(()) }
+        },
+    )
+    .await?;
+    let sweep_done = Instant::now();
+    let reconciles = op.metrics.clone();
+    poll(
+        "the sweep's reconciles",
+        Duration::from_millis(2),
+        Duration::from_secs(120),
+        || {
+            let done = reconciles.reconciles("repository", "success") >= reconciled + n as u64;
+            std::future::ready(done.then_some(()))
+        },
+    )
+    .await?;
+    let noop_elapsed = sweep_done.elapsed();
+    let resync_calls = calls_delta(&calls1, &moto.calls().await?);
+    let resync_writes = op.registry.shared_stats().writes() - writes0;
+    let resync_kube_writes = kube_writes(&server) - kube_writes0;
+    if op.ctx.inventory.sweeps() > sweeps + 1 {
+        return Err(BenchError::Scenario(
+            "a second sweep started before the first one's reconciles ended".into(),
+        ));
+    }
+    eprintln!(
+        "   resync: {n} reconciles in {:.3} s; ECR calls: {}",
+        noop_elapsed.as_secs_f64(),
+        describe(&resync_calls)
+    );
+    op.stop().await?;
+
+    // 4. Deep sweep, with a controller started afresh (as after a restart or failover): its
+    // first pass reads nothing per object and spreads the tag and policy checks over one
+    // deep-sweep period. The window runs from the start until every object was checked; the
+    // start's one DescribeRepositories belongs to the frequent sweep and is left out, and the
+    // calls are scaled by N / checks made, so an object whose next slot comes before the
+    // window closes is not counted twice.
+    let deep = Duration::from_secs(if sizes.quick { 3 } else { 20 });
+    let deep_config = controllers::Config {
+        sweep_interval: Duration::from_secs(3600),
+        deep_sweep_interval: deep,
+        ..config
+    };
+    let calls2 = moto.calls().await?;
+    let op = Operator::start(&client, &moto, deep_config, false);
+    let writes1 = op.registry.shared_stats().writes();
+    let m = op.metrics.clone();
+    let moto_ref = &moto;
+    poll(
+        "one deep check of every repository",
+        Duration::from_millis(20),
+        deep * 4 + Duration::from_secs(120),
+        || {
+            let m = m.clone();
+            let calls2 = calls2.clone();
+            async move {
+                let d = calls_delta(&calls2, &moto_ref.calls().await.ok()?);
+                let tags = d.get("ListTagsForResource").copied().unwrap_or(0);
+                let policies = d.get("GetRepositoryPolicy").copied().unwrap_or(0);
+                let reconciles = m.reconciles("repository", "success");
+                (tags >= n as u64 && policies >= n as u64 && reconciles >= 2 * n as u64)
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    let deep_calls = calls_delta(&calls2, &moto.calls().await?);
+    let writes2 = op.registry.shared_stats().writes();
+    eprintln!("   deep sweep: ECR calls: {}", describe(&deep_calls));
+    op.stop().await?;
+    let checks = deep_calls
+        .get("GetRepositoryPolicy")
+        .copied()
+        .unwrap_or(0)
+        .max(1);
+    let deep_per_check =
+        (total(&deep_calls) - deep_calls.get("DescribeRepositories").copied().unwrap_or(0)) as f64
+            / checks as f64;
+
+    // Both counts: the operator's (successful writes) and moto's (any write call received).
+    let operator_writes = resync_writes + (writes2 - writes1);
+    let moto_writes = util::writes(&resync_calls) + util::writes(&deep_calls);
+    let scale = 1000.0 / n as f64;
+    let per = |d: Duration| d.as_secs_f64();
+    let suffix = |base: &str| {
+        if n == 1000 {
+            base.to_string()
+        } else {
+            format!("{base} (measured at {n}, scaled to 1000)")
+        }
+    };
+    figures.add(
+        "repo_converge_1000_s",
+        per(converge) * scale,
+        "s",
+        &suffix("create N Repositories to all Ready"),
+    );
+    figures.add(
+        "repo_floor_1000_s",
+        per(floor) * scale,
+        "s",
+        &suffix("N CreateRepository via aws-sdk-ecr at the same concurrency"),
+    );
+    figures.add(
+        "repo_converge_ratio",
+        per(converge) / per(floor),
+        "ratio",
+        "converge / floor (target <= 1.3)",
+    );
+    figures.add(
+        "ecr_calls_per_repo_create",
+        total(&create_calls) as f64 / n as f64,
+        "calls",
+        "moto-counted ECR calls per Repository, creation to Ready (target <= 2)",
+    );
+    figures.add(
+        "ecr_calls_per_resync_1000",
+        total(&resync_calls) as f64,
+        "calls",
+        &format!("one drift sweep of {n} Ready repositories (target <= 3)"),
+    );
+    figures.add(
+        "ecr_calls_per_deep_sweep_1000",
+        deep_per_check * 1000.0,
+        "calls",
+        "tags + policy check of 1000 repositories, from calls per check (target <= 2000)",
+    );
+    figures.add(
+        "ecr_writes_per_resync_1000",
+        moto_writes.max(operator_writes) as f64,
+        "calls",
+        "writes during the resync and the deep sweep (must be 0)",
+    );
+    figures.add(
+        "kube_writes_per_resync_1000",
+        resync_kube_writes as f64,
+        "calls",
+        "Kubernetes API writes (status, events) during that sweep",
+    );
+    figures.add(
+        "noop_reconciles_per_s",
+        n as f64 / noop_elapsed.as_secs_f64().max(1e-3),
+        "1/s",
+        "reconciles of unchanged objects after a sweep, concurrency 16",
+    );
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! Resident memory of the real `ecr-operator run` process with N Ready Repositories.
+//!
+//! The binary is the one built in the same cargo profile as this program (built here through
+//! cargo when this program runs under `cargo run`, so it is never stale), pointed at the double
+//! through a kubeconfig file and at moto through `ECR_OPERATOR_ECR_ENDPOINT`, with every
+//! controller running, leader election and the webhook off. VmRSS is read from /proc.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use apiserver_double::ApiServer;
+use testbed::moto::{Moto, REGION};
+
+use crate::Sizes;
+use crate::figures::Figures;
+use crate::repos;
+use crate::util::{BenchError, Result, poll, workspace_root};
+
+/// The `ecr-operator` binary of this build profile.
+fn operator_binary() -> Result<PathBuf> {
+    let exe =
+        std::env::current_exe().map_err(|e| BenchError::Scenario(format!("current_exe: {e}")))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| BenchError::Scenario("the bench binary has no directory".into()))?;
+    let binary = dir.join("ecr-operator");
+    // Under `cargo run`, build the operator in the same profile first (a no-op when fresh).
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev".to_string(),
+            Some(other) => other.to_string(),
+            None => "dev".to_string(),
+        };
+        eprintln!("   building ecr-operator (profile {profile})");
+        let status = std::process::Command::new(cargo)
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--locked",
+                "--profile",
+                &profile,
+                "-p",
+                "ecr-operator",
+                "--bin",
+                "ecr-operator",
+            ])
+            .status()
+            .map_err(|e| BenchError::Scenario(format!("cargo build: {e}")))?;
+        if !status.success() {
+            return Err(BenchError::Scenario(format!(
+                "cargo build of ecr-operator failed: {status}"
+            )));
+        }
+    }
+    if binary.exists() {
+        Ok(binary)
+    } else {
+        Err(BenchError::Scenario(format!(
+            "{} not found: build it in the same profile (cargo build -p ecr-operator)",
+            binary.display()
+        )))
+    }
+}
+
+/// A kubeconfig that reaches the double (plain HTTP, no credentials).
+fn write_kubeconfig(server: &ApiServer, path: &Path) -> Result<()> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\nusers:\n- name: bench\n  user: {{}}\ncontexts:\n- name: bench\n  context:\n    cluster: double\n    user: bench\ncurrent-context: bench\n",
+        server.url()
+    );
+    std::fs::write(path, text).map_err(|e| BenchError::io(path, e))
+}
+
+/// (VmRSS, VmHWM) of a process, in KiB.
+fn memory_kib(pid: u32) -> Result<(u64, u64)> {
+    let path = PathBuf::from(format!("/proc/{pid}/status"));
+    let text = std::fs::read_to_string(&path).map_err(|e| BenchError::io(&path, e))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("VmRSS:"), field("VmHWM:")))
+}
+
+pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
+    let n = sizes.rss_repos;
+    let binary = operator_binary()?;
+    let moto = Moto::start().await?;
+    let (server, client) = crate::util::double().await?;
+    let dir = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::io(&dir, e))?;
+    let kubeconfig = dir.join("kubeconfig-rss.yaml");
+    write_kubeconfig(&server, &kubeconfig)?;
+    let log_path = dir.join("operator-rss.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| BenchError::io(&log_path, e))?;
+    let log2 = log.try_clone().map_err(|e| BenchError::io(&log_path, e))?;
+
+    let mut child = tokio::process::Command::new(&binary)
+        .arg("run")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("ECR_OPERATOR_ECR_ENDPOINT", moto.endpoint())
+        .env("ECR_OPERATOR_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ECR_OPERATOR_CLUSTER_ID", "bench")
+        .env("ECR_OPERATOR_LEADER_ELECT", "false")
+        .env("ECR_OPERATOR_WEBHOOK", "false")
+        .env("ECR_OPERATOR_ADMIN_ADDR", "127.0.0.1:0")
+        .env("ECR_OPERATOR_CONCURRENCY", sizes.concurrency.to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| BenchError::Scenario(format!("starting {}: {e}", binary.display())))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| BenchError::Scenario("the operator exited at once".into()))?;
+    // Idle: once the operator watches Repositories (it has started every controller).
+    poll(
+        "the operator to watch Repositories",
+        Duration::from_millis(20),
+        Duration::from_secs(60),
+        || std::future::ready((server.request_count("watch", "repositories") > 0).then_some(())),
+    )
+    .await?;
+    let (idle_kib, _) = memory_kib(pid)?;
+
+    let started = Instant::now();
+    repos::create_repositories(&client, n, 64).await?;
+    let ready = repos::all_ready(
+        &server,
+        n,
+        Duration::from_millis(500),
+        Duration::from_secs(900),
+    )
+    .await;
+    if let Ok(Some(status)) = child.try_wait() {
+        return Err(BenchError::Scenario(format!(
+            "the operator exited ({status}); see {}",
+            log_path.display()
+        )));
+    }
+    ready?;
+    let converge = started.elapsed();
+    let (rss_kib, hwm_kib) = memory_kib(pid)?;
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+
+    let suffix = if n == 10_000 {
+        String::new()
+    } else {
+        format!(" (measured at {n}, not scaled)")
+    };
+    figures.add(
+        "rss_mib_10k",
+        rss_kib as f64 / 1024.0,
+        "MiB",
+        &format!("VmRSS of `ecr-operator run` with the Repositories Ready{suffix} (target <= 100)"),
+    );
+    figures.add(
+        "rss_peak_mib_10k",
+        hwm_kib as f64 / 1024.0,
+        "MiB",
+        &format!("VmHWM (peak) of the same process{suffix}"),
+    );
+    figures.add(
+        "rss_idle_mib",
+        idle_kib as f64 / 1024.0,
+        "MiB",
+        "VmRSS just after start, no objects",
+    );
+    figures.add(
+        "repo_converge_10k_s",
+        converge.as_secs_f64(),
+        "s",
+        &format!("{n} Repositories created to all Ready, operator process{suffix}"),
+    );
+    Ok(())
+}
