@@ -152,6 +152,16 @@ impl Context {
     }
 }
 
+/// A spawned task that is aborted when this handle is dropped, so that it never outlives the
+/// future that spawned it.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A deterministic pseudo-random duration in `[0, max)` from a key and a salt.
 pub fn jitter(key: &str, salt: u64, max: Duration) -> Duration {
     if max.is_zero() {
