@@ -352,3 +352,43 @@ async fn preview_subcommand_prints_the_same_preview() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reference to a Repository of another namespace is refused with a condition (issue #9),
+/// even where the Repository exists; nothing reaches ECR.
+#[tokio::test]
+async fn cross_namespace_reference_is_refused() {
+    let env = Env::start().await;
+    let mine = env.kube.namespace("lcp-mine").await.unwrap();
+    let theirs = env.kube.namespace("lcp-theirs").await.unwrap();
+    let repos: Api<Repository> = env.api(&theirs);
+    create(&repos, REPO).await;
+    wait_for(&repos, "app", "Ready", ready).await;
+    let api: Api<LifecyclePolicy> = env.api(&mine);
+    let yaml = policy("steal", 5, "").replace(
+        "repositoryRef: {name: app}",
+        &format!("repositoryRef: {{name: app, namespace: {theirs}}}"),
+    );
+    create(&api, &yaml).await;
+    let lp = wait_for(&api, "steal", "Invalid", failed_with("Invalid")).await;
+    let msg = message_of(&lp);
+    assert!(
+        msg.contains("cross-namespace references are refused"),
+        "{msg}"
+    );
+    assert!(ecr_policy(&env).await.is_none());
+    assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), 0);
+    // Naming its own namespace is allowed.
+    let own = policy("own", 5, "").replace(
+        "repositoryRef: {name: app}",
+        &format!("repositoryRef: {{name: app, namespace: {mine}}}"),
+    );
+    create(&api, &own).await;
+    let lp = wait_for(
+        &api,
+        "own",
+        "waiting for its Repository",
+        |l: &LifecyclePolicy| message_of(l).contains("does not exist in namespace"),
+    )
+    .await;
+    assert!(!ready(&lp));
+}

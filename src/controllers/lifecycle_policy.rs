@@ -249,6 +249,14 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
             lp.spec.repository_ref.name
         )));
     }
+    let own_namespace = lp.namespace().unwrap_or_default();
+    if let Some(msg) = lp
+        .spec
+        .repository_ref
+        .cross_namespace("spec.repositoryRef", &own_namespace)
+    {
+        return Err(Error::Invalid(msg));
+    }
     let (rules, text) = render_spec(&lp.spec).map_err(Error::Invalid)?;
     let repository = ready_repository(ctx, lp).await?;
     let mut status = status::current(lp);
@@ -354,7 +362,10 @@ mod tests {
 
     fn spec(rules: Vec<LifecycleRule>) -> LifecyclePolicySpec {
         LifecyclePolicySpec {
-            repository_ref: crate::api::common::LocalObjectReference { name: "r".into() },
+            repository_ref: crate::api::common::LocalObjectReference {
+                name: "r".into(),
+                namespace: None,
+            },
             rules,
             dry_run: false,
         }
