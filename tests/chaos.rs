@@ -405,6 +405,9 @@ async fn run(seed: u64, steps: u64) {
 
     let violations = chaos.settle_and_check().await;
     println!("chaos final state: {}", chaos.summary().await);
+    if violations.is_empty() {
+        chaos.self_test().await;
+    }
     let r = &chaos.record;
     println!(
         "chaos seed {seed}: schedule {schedule_took:?}, total {:?}",
@@ -784,6 +787,50 @@ impl Chaos {
         }
         violations.extend(self.check().await);
         violations
+    }
+
+    /// Proves the checker is not blind: with the operator stopped, one Ready repository is
+    /// changed behind its back and the check must say so; started again, the operator must
+    /// correct the drift until the check is clean.
+    async fn self_test(&mut self) {
+        let repos = Api::<Repository>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items;
+        let Some(target) = repos.iter().find(|r| is_ready(*r)) else {
+            println!("chaos self-test skipped: no Ready repository");
+            return;
+        };
+        let name = target.ecr_name();
+        self.operator.kill();
+        let flipped = match target.spec.image_tag_mutability.as_ecr() {
+            "MUTABLE" => aws_sdk_ecr::types::ImageTagMutability::Immutable,
+            _ => aws_sdk_ecr::types::ImageTagMutability::Mutable,
+        };
+        self.env
+            .ecr()
+            .put_image_tag_mutability()
+            .repository_name(&name)
+            .image_tag_mutability(flipped)
+            .send()
+            .await
+            .unwrap();
+        let seen = self.check().await;
+        assert!(
+            seen.iter()
+                .any(|v| v.contains(&name) && v.contains("tag mutability")),
+            "the checker missed a changed repository {name}: {seen:?}"
+        );
+        self.operator.start();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut left = seen;
+        while !left.is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            left = self.check().await;
+        }
+        assert!(left.is_empty(), "drift on {name} not corrected: {left:?}");
+        println!("chaos self-test: drift on {name} detected, then corrected");
     }
 
     /// How many objects of each kind exist and are Ready, and what ECR holds: proof that the
