@@ -622,7 +622,8 @@ impl Chaos {
     }
 
     async fn push_image(&mut self) {
-        let name = ecr_name(*self.rng.pick(&REPO_NAMES[..7]));
+        let object = *self.rng.pick(&REPO_NAMES[..7]);
+        let name = ecr_name(object);
         let tag = format!(
             "{}{}",
             self.rng.pick(&["v", "rel", "dev"]),
@@ -1018,8 +1019,10 @@ impl Chaos {
             }
             if !problems.is_empty() {
                 v.push(format!(
-                    "{key} is Ready but ECR {name} differs: {}",
-                    problems.join(", ")
+                    "{key} is Ready but ECR {name} differs: {}; generation {:?}, status {:?}",
+                    problems.join(", "),
+                    r.metadata.generation,
+                    r.status
                 ));
             }
         }

@@ -69,12 +69,11 @@ pub async fn run(
 /// One refresh of every report. A repository whose images cannot be read keeps its reports
 /// until the next refresh; the others go on.
 pub async fn refresh(ctx: &Context) -> Result<(), Error> {
-    let repos = Api::<Repository>::all(ctx.client.clone())
-        .list(&ListParams::default())
-        .await?;
+    // Parsed one by one: a Repository this version cannot read must not stop every report.
+    let repos = super::list_parseable::<Repository>(&ctx.client).await?;
     let mut known = BTreeSet::new();
     let mut ready = BTreeMap::new();
-    for r in &repos.items {
+    for r in &repos {
         let Some(status) = &r.status else { continue };
         let Some(name) = status.repository_name.clone() else {
             continue;

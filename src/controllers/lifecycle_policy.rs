@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
@@ -157,9 +158,15 @@ pub async fn run(
     });
     let store = reader.clone();
     // A Repository becoming Ready (or changing) wakes the policies that reference it.
-    let repositories = Api::<Repository>::all(ctx.client.clone());
+    // Metadata only: a Repository that does not parse must not stop this watch.
+    let repositories = watcher::watcher(
+        Api::<PartialObjectMeta<Repository>>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
     Controller::for_stream(stream, reader)
-        .watches(repositories, watcher::Config::default(), move |repo| {
+        .watches_stream(repositories, move |repo| {
             let ns = repo.namespace();
             let name = repo.name_any();
             store
