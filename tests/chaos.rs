@@ -169,11 +169,23 @@ struct Record {
     retained: BTreeMap<String, String>,
     /// Invalid objects the API server accepted.
     accepted_invalid: Vec<String>,
+    /// What each step did, written to a file when an invariant fails.
+    trace: Vec<String>,
+    started: Option<Instant>,
 }
 
 impl Record {
     fn fault(&mut self, kind: &'static str) {
         *self.faults.entry(kind).or_default() += 1;
+        self.note(format!("fault {kind}"));
+    }
+    fn note(&mut self, what: String) {
+        let t = self.started.map(|s| s.elapsed()).unwrap_or_default();
+        self.trace.push(format!(
+            "{:>9.3}s step {:>4}: {what}",
+            t.as_secs_f64(),
+            self.steps
+        ));
     }
     fn fault_total(&self) -> u64 {
         self.faults.values().sum()
@@ -390,7 +402,10 @@ async fn run(seed: u64, steps: u64) {
         client,
         checker,
         rng: Rng(seed),
-        record: Record::default(),
+        record: Record {
+            started: Some(started),
+            ..Record::default()
+        },
     };
     chaos.seed_unowned().await;
 
@@ -420,6 +435,11 @@ async fn run(seed: u64, steps: u64) {
     );
     for v in &violations {
         println!("VIOLATION: {v}");
+    }
+    if !violations.is_empty() {
+        let path = std::env::temp_dir().join(format!("chaos-trace-{seed}.log"));
+        let _ = std::fs::write(&path, r.trace.join("\n"));
+        println!("chaos step trace: {}", path.display());
     }
     println!("figure chaos_steps {}", r.steps);
     println!("figure chaos_faults {}", r.fault_total());
@@ -500,8 +520,11 @@ impl Chaos {
         match self.rng.below(10) {
             0..=3 => {
                 let spec = repository_spec(&mut self.rng, name);
-                let obj = object("Repository", name, spec);
-                if api.create(&PostParams::default(), &obj).await.is_ok() {
+                let obj = object("Repository", name, spec.clone());
+                let created = api.create(&PostParams::default(), &obj).await.is_ok();
+                self.record
+                    .note(format!("create Repository {ns}/{name} {spec} -> {created}"));
+                if created {
                     // This object owns what it retained before, and may change it now.
                     let owner = format!("{}/{ns}/{name}", self.operator.config.cluster_id);
                     self.record.retained.retain(|_, o| *o != owner);
@@ -516,16 +539,23 @@ impl Chaos {
                         spec["encryption"] = json!(e);
                     }
                 }
-                let _ = api
+                let ok = api
                     .patch(
                         name,
                         &PatchParams::default(),
-                        &Patch::Merge(json!({"spec": spec})),
+                        &Patch::Merge(json!({"spec": spec.clone()})),
                     )
-                    .await;
+                    .await
+                    .is_ok();
+                self.record
+                    .note(format!("patch Repository {ns}/{name} {spec} -> {ok}"));
             }
             _ => {
                 let current = typed.get_opt(name).await.ok().flatten();
+                self.record.note(format!(
+                    "delete Repository {ns}/{name} (exists: {})",
+                    current.is_some()
+                ));
                 if let Some(cur) = current
                     && cur.metadata.deletion_timestamp.is_none()
                     && api.delete(name, &DeleteParams::default()).await.is_ok()
@@ -550,7 +580,8 @@ impl Chaos {
         let name = *self.rng.pick(&LCP_NAMES);
         let api = dynamic_api::<LifecyclePolicy>(&self.client, Some(ns));
         let spec = lifecycle_spec(&mut self.rng);
-        self.crud(api, "LifecyclePolicy", name, spec).await;
+        self.crud(api, "LifecyclePolicy", &format!("{ns}/{name}"), spec)
+            .await;
     }
 
     async fn replication_op(&mut self) {
@@ -576,22 +607,29 @@ impl Chaos {
 
     /// Create (or, when it exists, change) or delete; API errors (conflicts, a stopped
     /// server) are part of the chaos and ignored.
-    async fn crud(&mut self, api: Api<DynamicObject>, kind: &str, name: &str, spec: Value) {
-        if self.rng.chance(0.3) {
-            let _ = api.delete(name, &DeleteParams::default()).await;
+    async fn crud(&mut self, api: Api<DynamicObject>, kind: &str, key: &str, spec: Value) {
+        let name = key.rsplit('/').next().unwrap_or(key);
+        let what = if self.rng.chance(0.3) {
+            let ok = api.delete(name, &DeleteParams::default()).await.is_ok();
+            format!("delete {kind} {key} -> {ok}")
         } else if api
             .create(&PostParams::default(), &object(kind, name, spec.clone()))
             .await
             .is_err()
         {
-            let _ = api
+            let ok = api
                 .patch(
                     name,
                     &PatchParams::default(),
-                    &Patch::Merge(json!({"spec": spec})),
+                    &Patch::Merge(json!({"spec": spec.clone()})),
                 )
-                .await;
-        }
+                .await
+                .is_ok();
+            format!("patch {kind} {key} {spec} -> {ok}")
+        } else {
+            format!("create {kind} {key} {spec}")
+        };
+        self.record.note(what);
     }
 
     async fn invalid_op(&mut self) {
@@ -629,7 +667,10 @@ impl Chaos {
             self.rng.pick(&["v", "rel", "dev"]),
             self.rng.below(1000)
         );
-        let _ = testbed::images::push_image(&self.env.ecr(), &name, &tag).await;
+        let ok = testbed::images::push_image(&self.env.ecr(), &name, &tag)
+            .await
+            .is_ok();
+        self.record.note(format!("push {name}:{tag} -> {ok}"));
     }
 
     async fn fault(&mut self) {
