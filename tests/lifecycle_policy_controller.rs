@@ -453,5 +453,8 @@ async fn moved_or_unrecorded_policies_are_not_orphaned() {
     api.delete("keep", &DeleteParams::default()).await.unwrap();
     env.start_operator();
     wait_gone(&api, "keep").await;
-    assert!(ecr_policy(&env).await.is_none(), "unrecorded policy left behind");
+    assert!(
+        ecr_policy(&env).await.is_none(),
+        "unrecorded policy left behind"
+    );
 }
