@@ -169,6 +169,9 @@ struct Record {
     retained: BTreeMap<String, String>,
     /// Invalid objects the API server accepted.
     accepted_invalid: Vec<String>,
+    /// The deletionPolicy each Repository (by owner tag value) was last given: a change to
+    /// Retain while the object is being deleted is honoured, so it decides.
+    last_retain: BTreeMap<String, bool>,
     /// What each step did, written to a file when an invariant fails.
     trace: Vec<String>,
     started: Option<Instant>,
@@ -527,6 +530,9 @@ impl Chaos {
                 if created {
                     // This object owns what it retained before, and may change it now.
                     let owner = format!("{}/{ns}/{name}", self.operator.config.cluster_id);
+                    self.record
+                        .last_retain
+                        .insert(owner.clone(), spec["deletionPolicy"] == "Retain");
                     self.record.retained.retain(|_, o| *o != owner);
                 }
             }
@@ -549,6 +555,12 @@ impl Chaos {
                     .is_ok();
                 self.record
                     .note(format!("patch Repository {ns}/{name} {spec} -> {ok}"));
+                if ok {
+                    let owner = format!("{}/{ns}/{name}", self.operator.config.cluster_id);
+                    self.record
+                        .last_retain
+                        .insert(owner, spec["deletionPolicy"] == "Retain");
+                }
             }
             _ => {
                 let current = typed.get_opt(name).await.ok().flatten();
@@ -1003,6 +1015,8 @@ impl Chaos {
                 )),
                 Some(o) if live_owners.contains(o) => {}
                 Some(o) if self.record.retained.get(name) == Some(o) => {}
+                // Deleted after its policy was changed to Retain (also mid-deletion): kept.
+                Some(o) if self.record.last_retain.get(o) == Some(&true) => {}
                 Some(o) => v.push(format!(
                     "orphaned repository {name}: owner {o} no longer exists and did not retain it"
                 )),
