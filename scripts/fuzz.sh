@@ -18,7 +18,11 @@ if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
-cargo +nightly fuzz build
+# One build for every target (sanitizers, release); FUZZ_SKIP_BUILD=1 reuses the last one.
+if [ "${FUZZ_SKIP_BUILD:-0}" != 1 ]; then
+    cargo +nightly fuzz build
+fi
+bin="target/$(rustc +nightly -vV | sed -n 's/^host: //p')/release"
 failed=0
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
@@ -28,8 +32,8 @@ for t in "${targets[@]}"; do
     log="artifacts/$t/last-run.log"
     echo "== $t: ${seconds}s"
     set +e
-    cargo +nightly fuzz run "$t" "corpus/$t" -- -max_total_time="$seconds" -max_len=8192 \
-        -print_final_stats=1 >"$log" 2>&1
+    "$bin/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$seconds" \
+        -max_len=8192 -print_final_stats=1 >"$log" 2>&1
     status=$?
     set -e
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
