@@ -160,6 +160,22 @@ struct RunArgs {
         default_value = "ecr-operator.ecr-system.svc"
     )]
     webhook_dns_names: String,
+    /// Serve the admin listener over HTTPS with tls.crt/tls.key from this directory (reloaded
+    /// on change); plain HTTP when unset. Probes then need `scheme: HTTPS`.
+    #[arg(long, env = "ECR_OPERATOR_ADMIN_CERT_DIR")]
+    admin_cert_dir: Option<PathBuf>,
+}
+
+/// The admin listener's TLS acceptor from `dir`/tls.crt and `dir`/tls.key, reloaded when they
+/// change (the webhook's certificate machinery).
+fn admin_tls(dir: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use ecr_operator::admission::tls;
+    let store = Arc::new(tls::CertStore::new());
+    let files = tls::FileCerts::load(dir.join("tls.crt"), dir.join("tls.key"), &store)
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(files.watch(store.clone(), Duration::from_secs(30)));
+    let config = tls::server_config(store).map_err(|e| e.to_string())?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 #[tokio::main]
@@ -249,12 +265,34 @@ async fn run(args: RunArgs) -> ExitCode {
         }
     };
 
-    let admin = tokio::spawn(telemetry::server::serve(
-        args.admin_addr,
-        metrics.clone(),
-        readiness.clone(),
-        stopped(),
-    ));
+    let admin_listener = match tokio::net::TcpListener::bind(args.admin_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(addr = %args.admin_addr, error = %e, "cannot bind the admin listener");
+            return ExitCode::FAILURE;
+        }
+    };
+    let admin = match &args.admin_cert_dir {
+        None => tokio::spawn(telemetry::server::serve_on(
+            admin_listener,
+            metrics.clone(),
+            readiness.clone(),
+            stopped(),
+        )),
+        Some(dir) => match admin_tls(dir) {
+            Ok(tls) => tokio::spawn(telemetry::server::serve_tls_on(
+                admin_listener,
+                metrics.clone(),
+                readiness.clone(),
+                tls,
+                stopped(),
+            )),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "admin listener certificate");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
 
     let webhook = if args.webhook {
         let certificate = if args.webhook_certificate == "generated" {

@@ -1,5 +1,6 @@
-//! The admin listener over real HTTP: /healthz, /readyz (follows readiness checks), /metrics,
-//! the scan findings gauges fed by the webhook's report cache, and the README's list of metrics.
+//! The admin listener over real HTTP and HTTPS: /healthz, /readyz (follows readiness checks),
+//! /metrics, body limits, the scan findings gauges fed by the webhook's report cache, and the
+//! README's list of metrics.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -8,23 +9,36 @@ use std::time::Duration;
 
 use ecr_operator::admission::cache::{ScanCache, Snapshot};
 use ecr_operator::admission::metrics::AdmissionMetrics;
+use ecr_operator::admission::tls;
 use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::telemetry::metrics::Metrics;
-use ecr_operator::telemetry::server::{Readiness, serve_on};
+use ecr_operator::telemetry::server::{MAX_BODY_BYTES, Readiness, serve_on, serve_tls_on};
 use kube::api::{Api, PostParams};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::{Value, json};
 use testbed::kube_env::KubeEnv;
 use testbed::wait;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
+    exchange(stream, request.as_bytes()).await
+}
+
+/// Sends raw request bytes and reads the whole response (the server closes the connection).
+async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    request: &[u8],
+) -> (u16, String) {
+    // The server may answer (413) and close before the whole body is sent.
+    let _ = stream.write_all(request).await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let response = String::from_utf8_lossy(&raw).to_string();
     let status = response
         .split_whitespace()
         .nth(1)
@@ -271,4 +285,136 @@ async fn readme_lists_every_metric_family_and_no_other() {
         undocumented.is_empty() && unknown.is_empty(),
         "README.md ## Metrics and /metrics differ\n  served, not in the README: {undocumented:?}\n  in the README, not served: {unknown:?}"
     );
+}
+
+async fn tls_stream(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+}
+
+/// With a certificate, every endpoint is HTTPS only; bodies over the limit are refused (413)
+/// on both listeners, declared or chunked.
+#[tokio::test]
+async fn https_admin_listener_and_body_limit() {
+    let metrics = Arc::new(Metrics::new(Arc::new(Vec::new)));
+    let generated = tls::generate(&["localhost".to_string()], 1).unwrap();
+    let store = Arc::new(tls::CertStore::new());
+    store.set(generated.certified.clone());
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls::server_config(store).unwrap()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_tls_on(
+        listener,
+        metrics,
+        Readiness::default(),
+        acceptor,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let get = |path: &'static str| {
+        let ca = generated.ca_pem.clone();
+        async move {
+            let s = tls_stream(addr, &ca).await.unwrap();
+            let req =
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            exchange(s, req.as_bytes()).await
+        }
+    };
+    assert_eq!(get("/healthz").await, (200, "ok".to_string()));
+    assert_eq!(get("/readyz").await.0, 200);
+    let (status, body) = get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+
+    // Plain HTTP on the TLS port gets no answer.
+    let plain = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (status, _) =
+        tokio::time::timeout(std::time::Duration::from_secs(15), exchange_status(plain))
+            .await
+            .unwrap();
+    assert_eq!(status, None);
+    // A certificate from another CA is not trusted: the handshake fails.
+    let other = tls::generate(&["localhost".to_string()], 1).unwrap();
+    assert!(tls_stream(addr, &other.ca_pem).await.is_err());
+
+    // Bodies: declared too large, and chunked too large.
+    let big = "x".repeat(MAX_BODY_BYTES + 1);
+    let declared = format!(
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{big}",
+        big.len()
+    );
+    let s = tls_stream(addr, &generated.ca_pem).await.unwrap();
+    assert_eq!(exchange(s, declared.as_bytes()).await.0, 413);
+    let chunked = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+        big.len()
+    );
+    let s = tls_stream(addr, &generated.ca_pem).await.unwrap();
+    assert_eq!(exchange(s, chunked.as_bytes()).await.0, 413);
+    // A small body is read and ignored.
+    let small = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi";
+    let s = tls_stream(addr, &generated.ca_pem).await.unwrap();
+    assert_eq!(exchange(s, small.as_bytes()).await.0, 200);
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// The plain listener refuses large bodies too.
+#[tokio::test]
+async fn plain_admin_listener_refuses_large_bodies() {
+    let metrics = Arc::new(Metrics::new(Arc::new(Vec::new)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_on(
+        listener,
+        metrics,
+        Readiness::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let big = "x".repeat(64 * 1024);
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{big}",
+        big.len()
+    );
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert_eq!(exchange(stream, request.as_bytes()).await.0, 413);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// The HTTP status of whatever comes back, if anything parses as HTTP.
+async fn exchange_status(mut stream: tokio::net::TcpStream) -> (Option<u16>, Vec<u8>) {
+    let _ = stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok());
+    (status, raw)
 }

@@ -352,3 +352,109 @@ async fn preview_subcommand_prints_the_same_preview() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A reference to a Repository of another namespace is refused with a condition (issue #9),
+/// even where the Repository exists; nothing reaches ECR.
+#[tokio::test]
+async fn cross_namespace_reference_is_refused() {
+    let env = Env::start().await;
+    let mine = env.kube.namespace("lcp-mine").await.unwrap();
+    let theirs = env.kube.namespace("lcp-theirs").await.unwrap();
+    let repos: Api<Repository> = env.api(&theirs);
+    create(&repos, REPO).await;
+    wait_for(&repos, "app", "Ready", ready).await;
+    let api: Api<LifecyclePolicy> = env.api(&mine);
+    let yaml = policy("steal", 5, "").replace(
+        "repositoryRef: {name: app}",
+        &format!("repositoryRef: {{name: app, namespace: {theirs}}}"),
+    );
+    create(&api, &yaml).await;
+    let lp = wait_for(&api, "steal", "Invalid", failed_with("Invalid")).await;
+    let msg = message_of(&lp);
+    assert!(
+        msg.contains("cross-namespace references are refused"),
+        "{msg}"
+    );
+    assert!(ecr_policy(&env).await.is_none());
+    assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), 0);
+    // Naming its own namespace is allowed.
+    let own = policy("own", 5, "").replace(
+        "repositoryRef: {name: app}",
+        &format!("repositoryRef: {{name: app, namespace: {mine}}}"),
+    );
+    create(&api, &own).await;
+    let lp = wait_for(
+        &api,
+        "own",
+        "waiting for its Repository",
+        |l: &LifecyclePolicy| message_of(l).contains("does not exist in namespace"),
+    )
+    .await;
+    assert!(!ready(&lp));
+}
+
+/// Found by the chaos run: a policy whose reference moved to a Repository that is not Ready
+/// (here: does not exist) stayed on the old repository, orphaned; and one whose put was not
+/// recorded in status (a crash, or an error after the put) stayed after the object was deleted.
+#[tokio::test]
+async fn moved_or_unrecorded_policies_are_not_orphaned() {
+    let mut env = Env::start().await;
+    let ns = env.kube.namespace("lcp-orphan").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    create(&repos, REPO).await;
+    wait_for(&repos, "app", "Ready", ready).await;
+    let api: Api<LifecyclePolicy> = env.api(&ns);
+    create(&api, &policy("keep", 5, "")).await;
+    wait_for(&api, "keep", "applied", ready).await;
+    assert!(ecr_policy(&env).await.is_some());
+
+    // The reference moves to a Repository that does not exist: off the old one at once.
+    api.patch(
+        "keep",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"repositoryRef": {"name": "elsewhere"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        &api,
+        "keep",
+        "waiting for elsewhere",
+        failed_with("RepositoryNotReady"),
+    )
+    .await;
+    testbed::wait::until("old policy removed", common::WAIT, || async {
+        ecr_policy(&env).await.is_none().then_some(())
+    })
+    .await
+    .unwrap();
+
+    // Back to app: applied again. Then the status forgets the put (as after a crash between
+    // the put and the status write), and the object is deleted.
+    api.patch(
+        "keep",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"repositoryRef": {"name": "app"}}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "keep", "applied again", |l: &LifecyclePolicy| {
+        ready(l) && l.status.as_ref().is_some_and(|s| s.applied)
+    })
+    .await;
+    env.kill_operator();
+    api.patch_status(
+        "keep",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"applied": false, "repositoryName": null}})),
+    )
+    .await
+    .unwrap();
+    api.delete("keep", &DeleteParams::default()).await.unwrap();
+    env.start_operator();
+    wait_gone(&api, "keep").await;
+    assert!(
+        ecr_policy(&env).await.is_none(),
+        "unrecorded policy left behind"
+    );
+}

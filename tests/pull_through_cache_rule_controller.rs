@@ -148,6 +148,23 @@ async fn upstreams_needing_credentials_are_refused_before_ecr() {
         msg.contains("credentialsSecretRef") && msg.contains("credentialArn"),
         "{msg}"
     );
+    // A credential Secret in another namespace is refused, never read (issue #9).
+    create(
+        &api,
+        &rule(
+            "crossns",
+            "crossns",
+            "ghcr.io",
+            ", credentialsSecretRef: {name: x, namespace: team-a}",
+        ),
+    )
+    .await;
+    let invalid = wait_for(&api, "crossns", "Invalid", failed_with("Invalid")).await;
+    let msg = message_of(&invalid);
+    assert!(
+        msg.contains("credentialsSecretRef.namespace team-a is refused"),
+        "{msg}"
+    );
     create(&api, &rule("harbor", "harbor", "harbor.example.com", "")).await;
     let invalid = wait_for(&api, "harbor", "Invalid", failed_with("Invalid")).await;
     assert!(message_of(&invalid).contains("not an upstream registry ECR supports"));

@@ -432,3 +432,42 @@ async fn encryption_that_ecr_cannot_change_is_reported_invalid() {
     // Nothing was written: not even the adoption tag.
     assert!(!tags(&env, "kms-repo").await.contains_key(OWNER_TAG));
 }
+
+/// Found by the chaos run: scan on push could be turned on but not off (the SDK sends `{}` for
+/// false, which moto ignored), and the operator then rewrote it on every sweep while reporting
+/// Ready. Off must stick, with one write, and no write on later sweeps.
+#[tokio::test]
+async fn scan_on_push_turned_off_sticks_without_a_write_loop() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("scanoff").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    create(
+        &api,
+        "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: scans}, spec: {scanOnPush: true}}",
+    )
+    .await;
+    wait_for(&api, "scans", "Ready", is_ready).await;
+    merge(&api, "scans", json!({"spec": {"scanOnPush": false}})).await;
+    wait_for(&api, "scans", "scanOnPush off applied", |r| {
+        is_ready(r) && r.metadata.generation == Some(2)
+    })
+    .await;
+    let info = env
+        .registry
+        .describe_repository("scans")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!info.scan_on_push);
+    let stats = env.registry.stats();
+    let writes = stats.operation("PutImageScanningConfiguration");
+    assert_eq!(writes, 1);
+    // Several sweeps later, still one write.
+    let sweeps = stats.operation("DescribeRepositories");
+    testbed::wait::until("four more sweeps", common::WAIT, || async {
+        (stats.operation("DescribeRepositories") >= sweeps + 4).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(stats.operation("PutImageScanningConfiguration"), writes);
+}

@@ -197,3 +197,30 @@ spec:
         0
     );
 }
+
+/// Found by the chaos run (seed 11): when the last objects with scanning rules dropped them by
+/// a spec change (not by deletion), their rules stayed in ECR forever. They must come out.
+#[tokio::test]
+async fn rules_withdrawn_by_a_spec_change_are_removed() {
+    let env = Env::start().await;
+    let api: Api<ScanPolicy> = Api::all(env.kube.client());
+    create(&api, &policy("withdraw", "BASIC", &["app/*"])).await;
+    wait_for(&api, "withdraw", "Ready", ready).await;
+    assert_eq!(filters(&ecr(&env).await), ["app/*"]);
+    api.patch(
+        "withdraw",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"rules": []}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "withdraw", "enforcement only", |p: &ScanPolicy| {
+        ready(p) && message_of(p).contains("no scanning rules")
+    })
+    .await;
+    testbed::wait::until("rules removed from ECR", common::WAIT, || async {
+        ecr(&env).await.rules.is_empty().then_some(())
+    })
+    .await
+    .unwrap();
+}

@@ -3,7 +3,8 @@
 //! names the field or the rule.
 
 use ecr_operator::api::{
-    LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository, ScanPolicy,
+    ImageScanReport, LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository,
+    ScanPolicy,
 };
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use testbed::kube_env::KubeEnv;
@@ -15,6 +16,7 @@ fn resource(kind: &str) -> ApiResource {
         "ReplicationConfig" => ApiResource::erase::<ReplicationConfig>(&()),
         "PullThroughCacheRule" => ApiResource::erase::<PullThroughCacheRule>(&()),
         "ScanPolicy" => ApiResource::erase::<ScanPolicy>(&()),
+        "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
         other => panic!("unknown kind {other}"),
     }
 }
@@ -42,6 +44,12 @@ fn assert_invalid(result: Result<DynamicObject, kube::Error>, case: &str, expect
                 "{case}: message {:?} should contain {expect:?}",
                 s.message
             );
+            // Whatever the rule's own words, the message names the field it is about.
+            assert!(
+                s.message.contains("spec.") || s.message.contains("spec:"),
+                "{case}: message {:?} names no field",
+                s.message
+            );
         }
         Ok(o) => panic!("{case}: accepted {o:?}"),
         Err(e) => panic!("{case}: unexpected error {e}"),
@@ -56,6 +64,29 @@ const PTC: &str =
 const SCAN: &str = "apiVersion: ecr.operator.dev/v1alpha1\nkind: ScanPolicy\nmetadata: {name: x}\n";
 const REPL: &str =
     "apiVersion: ecr.operator.dev/v1alpha1\nkind: ReplicationConfig\nmetadata: {name: x}\n";
+const ISR: &str =
+    "apiVersion: ecr.operator.dev/v1alpha1\nkind: ImageScanReport\nmetadata: {name: x}\n";
+
+/// A complete ImageScanReport spec with one field replaced.
+fn report(field: &str) -> String {
+    let mut spec: std::collections::BTreeMap<&str, String> = [
+        ("registryId", "'123456789012'".to_string()),
+        ("repositoryName", "app".to_string()),
+        ("imageDigest", format!("'sha256:{}'", "a".repeat(64))),
+        ("scan", "{status: COMPLETE}".to_string()),
+        ("summary", "{}".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let (k, v) = field.split_once(": ").unwrap_or((field, ""));
+    if v.is_empty() {
+        spec.remove(k);
+    } else {
+        spec.insert(k, v.to_string());
+    }
+    let body: Vec<String> = spec.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    format!("{ISR}spec: {{{}}}", body.join(", "))
+}
 
 fn rule(selection: &str) -> String {
     format!(
@@ -114,6 +145,29 @@ async fn invalid_objects_are_rejected_on_create() {
         ("replication no destinations", format!("{REPL}spec: {{rules: [{{destinations: []}}]}}"), "destinations"),
         ("replication too many rules", format!("{REPL}spec: {{rules: [{}]}}", ["{destinations: [{region: eu-west-1, registryId: '123456789012'}]}"; 11].join(", ")), "spec.rules"),
         ("replication bad filter type", format!("{REPL}spec: {{rules: [{{destinations: [{{region: eu-west-1, registryId: '123456789012'}}], repositoryFilters: [{{filter: ab, filterType: SUFFIX}}]}}]}}"), "filterType"),
+        ("replication bad region", format!("{REPL}spec: {{rules: [{{destinations: [{{region: EU_WEST_1, registryId: '123456789012'}}]}}]}}"), "spec.rules[0].destinations[0].region"),
+        ("replication no rules", format!("{REPL}spec: {{rules: []}}"), "spec.rules"),
+        ("repo kms key empty", format!("{REPO}spec: {{encryption: {{encryptionType: KMS, kmsKey: ''}}}}"), "spec.encryption.kmsKey"),
+        ("policy sid with spaces", format!("{REPO}spec: {{policy: {{statements: [{{sid: 'a b', effect: Allow, principals: {{aws: ['*']}}, actions: ['ecr:*']}}]}}}}"), "spec.policy.statements[0].sid"),
+        ("policy bad version", format!("{REPO}spec: {{policy: {{version: '2020-01-01', statements: [{{effect: Allow, principals: {{aws: ['*']}}, actions: ['ecr:*']}}]}}}}"), "spec.policy.version"),
+        ("policy statement without actions", format!("{REPO}spec: {{policy: {{statements: [{{effect: Allow, principals: {{aws: ['*']}}, actions: []}}]}}}}"), "at least one action"),
+        ("tag value with bad characters", format!("{REPO}spec: {{tags: {{k: 'a*b'}}}}"), "tag values may contain only"),
+        ("lifecycle description too long", format!("{LCP}spec:\n  repositoryRef: {{name: r}}\n  rules:\n  - rulePriority: 1\n    description: {}\n    selection: {{tagStatus: any, countType: imageCountMoreThan, countNumber: 1}}\n", "d".repeat(257)), "spec.rules[0].description"),
+        ("lifecycle empty tag prefix", format!("{LCP}{}", rule("{tagStatus: tagged, tagPrefixList: [''], countType: imageCountMoreThan, countNumber: 1}")), "tag prefixes must be 1 to 255 characters"),
+        ("lifecycle empty repositoryRef", format!("{LCP}spec: {{repositoryRef: {{name: ''}}, rules: [{{rulePriority: 1, selection: {{tagStatus: any, countType: imageCountMoreThan, countNumber: 1}}}}]}}"), "spec.repositoryRef.name"),
+        ("lifecycle bad action", format!("{LCP}spec: {{repositoryRef: {{name: r}}, rules: [{{rulePriority: 1, selection: {{tagStatus: any, countType: imageCountMoreThan, countNumber: 1}}, action: {{type: archive}}}}]}}"), "spec.rules[0].action.type"),
+        ("pull-through bad custom role", format!("{PTC}spec: {{ecrRepositoryPrefix: hub, upstreamRegistryUrl: quay.io, customRoleArn: 'arn:aws:iam::12:role/x'}}"), "spec.customRoleArn"),
+        ("pull-through upstream prefix too short", format!("{PTC}spec: {{ecrRepositoryPrefix: hub, upstreamRegistryUrl: quay.io, upstreamRepositoryPrefix: a}}"), "spec.upstreamRepositoryPrefix"),
+        ("pull-through empty upstream", format!("{PTC}spec: {{ecrRepositoryPrefix: hub, upstreamRegistryUrl: ''}}"), "spec.upstreamRegistryUrl"),
+        ("pull-through empty secret name", format!("{PTC}spec: {{ecrRepositoryPrefix: hub, upstreamRegistryUrl: ghcr.io, credentialsSecretRef: {{name: ''}}}}"), "spec.credentialsSecretRef.name"),
+        ("scan max age zero", format!("{SCAN}spec: {{enforcement: {{maxScanAgeDays: 0}}}}"), "spec.enforcement.maxScanAgeDays"),
+        ("scan too many rules", format!("{SCAN}spec: {{rules: [{}]}}", ["{scanFrequency: SCAN_ON_PUSH, repositoryFilters: [{filter: '*'}]}"; 3].join(", ")), "spec.rules"),
+        ("scan bad frequency", format!("{SCAN}spec: {{rules: [{{scanFrequency: HOURLY, repositoryFilters: [{{filter: '*'}}]}}]}}"), "spec.rules[0].scanFrequency"),
+        ("scan bad unscanned action", format!("{SCAN}spec: {{enforcement: {{unscanned: ignore}}}}"), "spec.enforcement.unscanned"),
+        ("scan report bad digest", report("imageDigest: 'md5:xyz'"), "spec.imageDigest"),
+        ("scan report without scan", report("scan"), "spec.scan"),
+        ("scan report bad severity", report("findings: [{id: CVE-1, severity: SEVERE}]"), "spec.findings[0].severity"),
+        ("scan report without repository", report("repositoryName"), "spec.repositoryName"),
     ];
     for (case, yaml, expect) in &cases {
         let obj = object(yaml);
@@ -123,7 +177,24 @@ async fn invalid_objects_are_rejected_on_create() {
             .await;
         assert_invalid(result, case, expect);
     }
-    assert!(cases.len() >= 45);
+    // Issue #9: at least 50 distinct invalid objects, every kind represented.
+    assert!(cases.len() >= 50, "{} cases", cases.len());
+    for kind in [
+        "Repository",
+        "LifecyclePolicy",
+        "ReplicationConfig",
+        "PullThroughCacheRule",
+        "ScanPolicy",
+        "ImageScanReport",
+    ] {
+        let n = cases
+            .iter()
+            .filter(|(_, yaml, _)| yaml.contains(&format!("kind: {kind}\n")))
+            .count();
+        assert!(n > 0, "no invalid {kind}");
+        println!("figure invalid_objects_{kind} {n}");
+    }
+    println!("figure invalid_objects {}", cases.len());
 }
 
 #[tokio::test]

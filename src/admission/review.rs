@@ -501,4 +501,84 @@ mod tests {
         );
         assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Something JSON-shaped, nested a few levels: what a confused or hostile client
+        /// might send in place of a pod.
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(serde_json::Value::Null),
+                any::<bool>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                ".{0,12}".prop_map(serde_json::Value::from),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                    prop::collection::btree_map(
+                        prop_oneof![
+                            Just("spec".to_string()),
+                            Just("containers".to_string()),
+                            Just("image".to_string()),
+                            Just("name".to_string()),
+                            "[a-z]{1,6}",
+                        ],
+                        inner,
+                        0..4
+                    )
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Any bytes: an answer, never a panic; the answer always serializes.
+            #[test]
+            fn any_body_is_answered(body in prop::collection::vec(any::<u8>(), 0..512)) {
+                match parse(&body) {
+                    Ok(req) => { let _ = subject(&req); let _ = to_body(allow(&req, vec![])); }
+                    Err(e) => {
+                        let out = to_body(invalid(salvage_uid(&body), &e.to_string()));
+                        prop_assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+                    }
+                }
+            }
+
+            /// A well-formed review whose object is any JSON: parsing and finding the images
+            /// never panic, and only strings that were in the object come out as images.
+            #[test]
+            fn any_object_is_decoded_or_refused(object in json_value(), kind in prop_oneof![Just("Pod"), Just("Deployment"), Just("CronJob")]) {
+                let (group, resource) = match kind {
+                    "Pod" => ("", "pods"),
+                    "Deployment" => ("apps", "deployments"),
+                    _ => ("batch", "cronjobs"),
+                };
+                let body = review_of(group, "v1", kind, resource, None, "CREATE", object.clone(), json!(null));
+                if let Ok(req) = parse(&body)
+                    && let Subject::Images(images) = subject(&req)
+                {
+                    let text = object.to_string();
+                    for i in images {
+                        prop_assert!(text.contains(&serde_json::Value::from(i.image.clone()).to_string()));
+                    }
+                }
+            }
+
+            /// Pods with any container images: every image comes back, in spec order.
+            #[test]
+            fn pod_images_round_trip(images in prop::collection::vec("[a-z0-9./:@-]{1,40}", 1..6)) {
+                let named: Vec<(String, &str)> = images.iter().enumerate().map(|(i, im)| (format!("c{i}"), im.as_str())).collect();
+                let pairs: Vec<(&str, &str)> = named.iter().map(|(n, i)| (n.as_str(), *i)).collect();
+                let req = parse(&review("CREATE", pod(&pairs, &[]), json!(null))).unwrap();
+                let Subject::Images(found) = subject(&req) else {
+                    return Err(TestCaseError::fail("expected images"));
+                };
+                let found: Vec<String> = found.into_iter().map(|i| i.image).collect();
+                prop_assert_eq!(found, images);
+            }
+        }
+    }
 }

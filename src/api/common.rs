@@ -24,4 +24,24 @@ pub struct LocalObjectReference {
     /// Name of the referenced object.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// Optional; when set it must be the referrer's own namespace. Cross-namespace references
+    /// are refused (a namespace's users must not reach another namespace's repositories). The
+    /// field exists so that such a reference is reported instead of silently pruned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
+}
+
+impl LocalObjectReference {
+    /// An error message when the reference leaves `own_namespace`.
+    pub fn cross_namespace(&self, field: &str, own_namespace: &str) -> Option<String> {
+        self.namespace
+            .as_deref()
+            .filter(|ns| *ns != own_namespace)
+            .map(|ns| {
+                format!(
+                    "{field}.namespace {ns} is not this object's namespace {own_namespace}: cross-namespace references are refused"
+                )
+            })
+    }
 }

@@ -146,6 +146,10 @@ pub struct LifecyclePolicyStatus {
     /// The ECR repository the policy is applied to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_name: Option<String>,
+    /// The Repository (by name, in this namespace) `repositoryName` was resolved from: when
+    /// `spec.repositoryRef` moves away from it, the policy is taken off the old repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository_ref_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_count: Option<i32>,
     /// Whether the policy is in ECR (false under dryRun).

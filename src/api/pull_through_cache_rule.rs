@@ -63,6 +63,11 @@ pub struct PullThroughCacheRuleSpec {
 pub struct SecretReference {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// Optional; when set it must be the operator's namespace, the only one it reads Secrets
+    /// from. Any other namespace is refused rather than silently ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub namespace: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]

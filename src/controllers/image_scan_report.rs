@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, warn};
 
@@ -181,13 +181,20 @@ impl Managed {
         // Read in pages, keeping only what the refresh needs: a list of every Repository at
         // once held all of them (10 000 objects, tens of MB) at every refresh, and the
         // allocator keeps such peaks.
-        let repos_api = Api::<Repository>::all(ctx.client.clone());
+        // Parsed one by one: a Repository this version cannot read must not stop every report
+        // (its own controller reports it).
+        let repos_api: Api<DynamicObject> =
+            Api::all_with(ctx.client.clone(), &ApiResource::erase::<Repository>(&()));
         let mut known = BTreeSet::new();
         let mut ready = BTreeMap::new();
         let mut params = ListParams::default().limit(REPOSITORY_PAGE);
         loop {
             let page = repos_api.list(&params).await?;
-            for r in &page.items {
+            let parsed = page
+                .items
+                .iter()
+                .filter_map(|o| super::parse_object::<Repository>(o).ok());
+            for r in parsed {
                 let Some(status) = &r.status else { continue };
                 let Some(name) = status.repository_name.clone() else {
                     continue;
@@ -208,19 +215,15 @@ impl Managed {
                 None => break,
             }
         }
-        let policies = Api::<ScanPolicy>::all(ctx.client.clone())
-            .list(&ListParams::default())
-            .await?;
+        let policies = super::list_parseable::<ScanPolicy>(&ctx.client).await?;
         // Enhanced scanning (Inspector) scans by itself and refuses StartImageScan.
         let enhanced = policies
-            .items
             .iter()
             .any(|p| p.spec.scan_type == ScanType::Enhanced);
         let scan_filters = if enhanced {
             Vec::new()
         } else {
             policies
-                .items
                 .iter()
                 .flat_map(|p| &p.spec.rules)
                 .flat_map(|r| &r.repository_filters)

@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
@@ -21,7 +22,8 @@ use super::status::{self, age_key};
 use super::{Context, Error, object_key};
 use crate::api::conditions;
 use crate::api::lifecycle_policy::{
-    LifecycleCountType, LifecyclePolicySpec, LifecyclePreview, LifecycleTagStatus, PreviewImage,
+    LifecycleCountType, LifecyclePolicySpec, LifecyclePolicyStatus, LifecyclePreview,
+    LifecycleTagStatus, PreviewImage,
 };
 use crate::api::{LifecyclePolicy, Repository};
 use crate::lifecycle::{self, Count, Image, Rule, Selection, TagStatus};
@@ -157,9 +159,15 @@ pub async fn run(
     });
     let store = reader.clone();
     // A Repository becoming Ready (or changing) wakes the policies that reference it.
-    let repositories = Api::<Repository>::all(ctx.client.clone());
+    // Metadata only: a Repository that does not parse must not stop this watch.
+    let repositories = watcher::watcher(
+        Api::<PartialObjectMeta<Repository>>::all(ctx.client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
     Controller::for_stream(stream, reader)
-        .watches(repositories, watcher::Config::default(), move |repo| {
+        .watches_stream(repositories, move |repo| {
             let ns = repo.namespace();
             let name = repo.name_any();
             store
@@ -214,6 +222,56 @@ fn older_claimant(store: &Store<LifecyclePolicy>, lp: &LifecyclePolicy) -> Optio
         .min()
 }
 
+/// The ECR repository name the reference points at now, Ready or not; `None` when the
+/// Repository does not exist.
+async fn target_name(ctx: &Context, lp: &LifecyclePolicy) -> Result<Option<String>, Error> {
+    let ns = lp.namespace().unwrap_or_default();
+    let api: Api<Repository> = Api::namespaced(ctx.client.clone(), &ns);
+    Ok(api.get_opt(&lp.spec.repository_ref.name).await?.map(|r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.repository_name.clone())
+            .unwrap_or_else(|| r.ecr_name())
+    }))
+}
+
+/// Whether `spec.repositoryRef` no longer leads to `previous`, where the applied policy is: it
+/// names another Repository, or the same one now targets another ECR name. A Repository that
+/// was deleted does not count (its ECR repository may be retained, policy included).
+async fn moved_away(
+    ctx: &Context,
+    lp: &LifecyclePolicy,
+    status: &LifecyclePolicyStatus,
+    previous: &str,
+) -> Result<bool, Error> {
+    let same_ref = status
+        .repository_ref_name
+        .as_deref()
+        .is_none_or(|n| n == lp.spec.repository_ref.name);
+    if !same_ref {
+        return Ok(true);
+    }
+    Ok(target_name(ctx, lp)
+        .await?
+        .is_some_and(|target| target != previous))
+}
+
+/// Whether another LifecyclePolicy's status says it put its policy on `repository` (then
+/// that policy is not this object's to remove).
+fn applied_by_another(
+    store: &Store<LifecyclePolicy>,
+    lp: &LifecyclePolicy,
+    repository: &str,
+) -> bool {
+    store.state().iter().any(|o| {
+        o.uid() != lp.uid()
+            && o.metadata.deletion_timestamp.is_none()
+            && o.status
+                .as_ref()
+                .is_some_and(|s| s.applied && s.repository_name.as_deref() == Some(repository))
+    })
+}
+
 /// The ECR repository name of the referenced Repository, once it is Ready.
 async fn ready_repository(ctx: &Context, lp: &LifecyclePolicy) -> Result<String, Error> {
     let ns = lp.namespace().unwrap_or_default();
@@ -243,23 +301,37 @@ async fn ready_repository(ctx: &Context, lp: &LifecyclePolicy) -> Result<String,
 
 async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
     let ctx = &shared.ctx;
+    let mut status = status::current(lp);
+    if let Some(previous) = status.repository_name.clone()
+        && status.applied
+        && moved_away(ctx, lp, &status, &previous).await?
+    {
+        // The reference moved to another Repository (existing, Ready or not): take our policy
+        // off the old repository now, not once the new one is Ready, which may be never.
+        if !applied_by_another(&shared.store, lp, &previous) {
+            ctx.registry.delete_lifecycle_policy(&previous).await?;
+        }
+        status.applied = false;
+        status.repository_name = None;
+        status.repository_ref_name = None;
+        status::write(ctx, lp, &status).await?;
+    }
     if let Some(other) = older_claimant(&shared.store, lp) {
         return Err(Error::Conflict(format!(
             "LifecyclePolicy {other} already manages the lifecycle policy of Repository {}; one LifecyclePolicy per repository",
             lp.spec.repository_ref.name
         )));
     }
+    let own_namespace = lp.namespace().unwrap_or_default();
+    if let Some(msg) = lp
+        .spec
+        .repository_ref
+        .cross_namespace("spec.repositoryRef", &own_namespace)
+    {
+        return Err(Error::Invalid(msg));
+    }
     let (rules, text) = render_spec(&lp.spec).map_err(Error::Invalid)?;
     let repository = ready_repository(ctx, lp).await?;
-    let mut status = status::current(lp);
-    if let Some(previous) = status.repository_name.clone()
-        && status.applied
-        && previous != repository
-    {
-        // The reference moved to another repository: take our policy off the old one.
-        ctx.registry.delete_lifecycle_policy(&previous).await?;
-        status.applied = false;
-    }
 
     let current = match ctx.registry.get_lifecycle_policy(&repository).await {
         Ok(c) => c,
@@ -322,6 +394,7 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
         )
     };
     status.repository_name = Some(repository);
+    status.repository_ref_name = Some(lp.spec.repository_ref.name.clone());
     status.rule_count = Some(rules.len() as i32);
     status.preview = Some(preview);
     status::write_ready(ctx, lp, status, message, event).await?;
@@ -331,7 +404,28 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
 async fn cleanup(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
     let ctx = &shared.ctx;
     let status = status::current(lp);
-    if let (true, Some(repository)) = (status.applied, status.repository_name.as_deref()) {
+    let ours = match (status.applied, status.repository_name.clone()) {
+        (true, Some(repository)) => Some(repository),
+        // The status may not record a put that happened (a crash, or an error after the put
+        // and before the status write): the policy in ECR is ours when it is exactly the one
+        // this object renders.
+        _ => match (target_name(ctx, lp).await?, render_spec(&lp.spec)) {
+            (Some(target), Ok((_, text)))
+                if !lp.spec.dry_run && !applied_by_another(&shared.store, lp, &target) =>
+            {
+                match ctx.registry.get_lifecycle_policy(&target).await {
+                    Ok(Some(current)) if lifecycle::policies_equivalent(&current, &text) => {
+                        Some(target)
+                    }
+                    Ok(_) => None,
+                    Err(e) if e.class == ErrorClass::NotFound => None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => None,
+        },
+    };
+    if let Some(repository) = ours.as_deref() {
         // Only a policy this object put is removed (a newer, conflicting object never applied).
         ctx.registry.delete_lifecycle_policy(repository).await?;
         ctx.event(
@@ -354,7 +448,10 @@ mod tests {
 
     fn spec(rules: Vec<LifecycleRule>) -> LifecyclePolicySpec {
         LifecyclePolicySpec {
-            repository_ref: crate::api::common::LocalObjectReference { name: "r".into() },
+            repository_ref: crate::api::common::LocalObjectReference {
+                name: "r".into(),
+                namespace: None,
+            },
             rules,
             dry_run: false,
         }

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::PostParams;
+use kube::api::{ApiResource, DynamicObject, PostParams};
 use kube::runtime::events::EventType;
 use kube::{Client, Resource, ResourceExt};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::api::conditions::Reason;
 use crate::registry::{ErrorClass, Registry, RegistryError};
@@ -226,6 +226,16 @@ impl Context {
     }
 }
 
+/// A spawned task that is aborted when this handle is dropped, so that it never outlives the
+/// future that spawned it.
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A deterministic pseudo-random duration in `[0, max)` from a key and a salt.
 pub fn jitter(key: &str, salt: u64, max: Duration) -> Duration {
     if max.is_zero() {
@@ -342,12 +352,16 @@ pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
 
 /// A cluster-wide API for `K`, after checking that its CRD is installed: a missing CRD fails
 /// the start with a message that says what to do, instead of a watcher retrying forever.
+/// Only metadata is listed, so one object this version cannot parse does not stop the start.
 pub async fn require_crd<K>(client: &Client) -> Result<kube::Api<K>, Error>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let api = kube::Api::<K>::all(client.clone());
-    if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
+    if let Err(e) = api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
         return Err(Error::Invalid(format!(
             "cannot list {} objects ({e}); are the CRDs installed? kubectl apply -f crds/",
             K::kind(&())
@@ -356,8 +370,148 @@ where
     Ok(api)
 }
 
+/// Parses one object of `K` read as a [`DynamicObject`].
+pub fn parse_object<K: serde::de::DeserializeOwned>(
+    obj: &DynamicObject,
+) -> Result<K, serde_json::Error> {
+    serde_json::to_value(obj).and_then(serde_json::from_value)
+}
+
+/// Every object of `K`, read as JSON and parsed one by one: objects that do not parse are left
+/// out (the controller of their kind reports them) instead of failing the whole list.
+pub async fn list_parseable<K>(client: &Client) -> Result<Vec<K>, kube::Error>
+where
+    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    let api: kube::Api<DynamicObject> =
+        kube::Api::all_with(client.clone(), &ApiResource::erase::<K>(&()));
+    let list = api.list(&kube::api::ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|o| parse_object(o).ok())
+        .collect())
+}
+
+/// The message on an object this version of the operator cannot read.
+fn unparseable_message(e: &serde_json::Error) -> String {
+    format!(
+        "this object cannot be read by ecr-operator ({e}); fix its spec or delete it (was it written for another version of the CRD?)"
+    )
+}
+
+/// Reports on the object itself that it cannot be parsed: `Ready=False, reason=Invalid`. Writes
+/// only when the condition says something else, so the report's own watch event ends the loop.
+async fn report_unparseable<K>(client: &Client, obj: &DynamicObject, e_parse: &serde_json::Error)
+where
+    K: Resource<DynamicType = ()>,
+{
+    let message = unparseable_message(e_parse);
+    let generation = obj.metadata.generation;
+    let ready = obj.data["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
+    let reported = ready.is_some_and(|c| {
+        c["reason"] == Reason::Invalid.as_str()
+            && c["message"] == message.as_str()
+            && c["observedGeneration"].as_i64() == generation
+    }) && obj.data["status"]["observedGeneration"].as_i64() == generation;
+    if reported {
+        return;
+    }
+    let key = match &obj.metadata.namespace {
+        Some(ns) => format!("{ns}/{}", obj.name_any()),
+        None => obj.name_any(),
+    };
+    warn!(kind = K::kind(&()).as_ref(), object = %key, error = %e_parse, "cannot parse object; reported on it");
+    let condition = crate::api::conditions::ready_condition(
+        &[],
+        false,
+        Reason::Invalid,
+        message,
+        generation,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let patch = serde_json::json!({"status": {
+        "observedGeneration": generation,
+        "conditions": [condition],
+    }});
+    let ar = ApiResource::erase::<K>(&());
+    let api: kube::Api<DynamicObject> = match &obj.metadata.namespace {
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &ar),
+        None => kube::Api::all_with(client.clone(), &ar),
+    };
+    let written = api
+        .patch_status(
+            &obj.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await;
+    if let Err(e) = written {
+        // An API server that validates the whole object on status writes (without ratcheting)
+        // refuses any write to it: a Warning event still tells its users.
+        debug!(object = %key, error = %e, "status of an unparseable object not written; sending an event");
+        let recorder = kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: MANAGER.to_string(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some(K::api_version(&()).to_string()),
+            kind: Some(K::kind(&()).to_string()),
+            name: obj.metadata.name.clone(),
+            namespace: obj.metadata.namespace.clone(),
+            uid: obj.metadata.uid.clone(),
+            resource_version: obj.metadata.resource_version.clone(),
+            ..Default::default()
+        };
+        let event = kube::runtime::events::Event {
+            type_: EventType::Warning,
+            reason: Reason::Invalid.as_str().to_string(),
+            note: Some(unparseable_message(e_parse)),
+            action: "Parse".to_string(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            warn!(object = %key, error = %e, "reporting an unparseable object failed");
+        }
+    }
+}
+
+/// Turns a watch event of JSON objects into one of `K`, reporting and leaving out objects that
+/// do not parse (a typed watch would fail, and retry forever, on the first such object, and
+/// with it every object of the kind).
+async fn parse_event<K>(
+    client: &Client,
+    event: kube::runtime::watcher::Event<DynamicObject>,
+) -> Option<kube::runtime::watcher::Event<K>>
+where
+    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+{
+    use kube::runtime::watcher::Event as E;
+    let parsed = |o: &DynamicObject| parse_object::<K>(o);
+    match event {
+        E::Init => Some(E::Init),
+        E::InitDone => Some(E::InitDone),
+        E::Apply(o) | E::InitApply(o) if parsed(&o).is_err() => {
+            if let Err(e) = parsed(&o) {
+                report_unparseable::<K>(client, &o, &e).await;
+            }
+            None
+        }
+        E::Apply(o) => parsed(&o).ok().map(E::Apply),
+        E::InitApply(o) => parsed(&o).ok().map(E::InitApply),
+        E::Delete(o) => parsed(&o).ok().map(E::Delete),
+    }
+}
+
 /// The store and trigger stream every controller watches `K` with: reflected into the store,
-/// and passed on only when [`trigger_hash`] changes (status writes do not trigger).
+/// and passed on only when [`trigger_hash`] changes (status writes do not trigger). Objects are
+/// read as JSON and parsed one by one; one that does not parse is reported on itself and left
+/// out, and the others go on.
 pub fn watched<K>(
     api: kube::Api<K>,
 ) -> (
@@ -373,10 +527,23 @@ where
         + Sync
         + 'static,
 {
+    use futures::StreamExt;
     use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
+    let client = api.into_client();
+    let json: kube::Api<DynamicObject> =
+        kube::Api::all_with(client.clone(), &ApiResource::erase::<K>(&()));
     let (reader, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::watcher(api, kube::runtime::watcher::Config::default())
+    let stream = kube::runtime::watcher(json, kube::runtime::watcher::Config::default())
         .default_backoff()
+        .filter_map(move |event| {
+            let client = client.clone();
+            async move {
+                match event {
+                    Ok(e) => parse_event::<K>(&client, e).await.map(Ok),
+                    Err(e) => Some(Err(e)),
+                }
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());

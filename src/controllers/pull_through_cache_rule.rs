@@ -135,6 +135,16 @@ pub fn validate(
             "upstreamRegistryUrl {url} is not an upstream registry ECR supports{hint}; use one of {SUPPORTED}"
         ));
     };
+    if let Some(ns) = spec
+        .credentials_secret_ref
+        .as_ref()
+        .and_then(|r| r.namespace.as_deref())
+        .filter(|ns| *ns != operator_namespace)
+    {
+        return Err(format!(
+            "spec.credentialsSecretRef.namespace {ns} is refused: credential Secrets are read only from the operator's namespace {operator_namespace}"
+        ));
+    }
     let has_credentials = spec.credential_arn.is_some() || spec.credentials_secret_ref.is_some();
     if upstream.needs_credentials() && !has_credentials {
         return Err(format!(
@@ -666,11 +676,27 @@ mod tests {
             assert!(err.contains("credentialsSecretRef"), "{err}");
             assert!(err.contains("namespace ops"), "{err}");
             let mut ok = spec(url);
-            ok.credentials_secret_ref = Some(SecretReference { name: "s".into() });
+            ok.credentials_secret_ref = Some(SecretReference {
+                name: "s".into(),
+                namespace: None,
+            });
             assert!(validate(&ok, "ops").is_ok(), "{url}");
         }
         assert!(validate(&spec("quay.io"), "ops").is_ok());
         assert!(validate(&spec("public.ecr.aws"), "ops").is_ok());
+        // A Secret in another namespace is refused, never read.
+        let mut other = spec("ghcr.io");
+        other.credentials_secret_ref = Some(SecretReference {
+            name: "s".into(),
+            namespace: Some("team-a".into()),
+        });
+        let err = validate(&other, "ops").unwrap_err();
+        assert!(err.contains("team-a") && err.contains("refused"), "{err}");
+        other.credentials_secret_ref = Some(SecretReference {
+            name: "s".into(),
+            namespace: Some("ops".into()),
+        });
+        assert!(validate(&other, "ops").is_ok());
         let err = validate(&spec("docker.io"), "ops").unwrap_err();
         assert!(err.contains("registry-1.docker.io"), "{err}");
         let mut p = spec("quay.io");

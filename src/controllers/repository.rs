@@ -196,7 +196,9 @@ pub async fn run(
     let (reader, stream) = super::watched(api);
 
     let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
-    let sweeper = tokio::spawn(sweep_loop(ctx.clone(), sweep_tx));
+    // Aborted when this future ends or is dropped (a lost lease, a crashed sibling controller):
+    // a detached sweeper would keep calling DescribeRepositories for a dead controller.
+    let _sweeper = super::AbortOnDrop(tokio::spawn(sweep_loop(ctx.clone(), sweep_tx)));
     let sweeps = futures::stream::unfold(sweep_rx, |mut rx| async move {
         rx.recv().await.map(|()| ((), rx))
     });
@@ -219,7 +221,6 @@ pub async fn run(
             }
         })
         .await;
-    sweeper.abort();
     Ok(())
 }
 

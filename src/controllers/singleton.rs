@@ -201,7 +201,10 @@ async fn reconcile_all<S: Setting>(
 
     let (desired, outcomes) = plan::<S>(&active);
     let participating = outcomes.iter().any(Outcome::participates);
-    let result = if participating || !deleting.is_empty() {
+    // An object whose part is in ECR but that no longer takes part (its spec dropped its rules,
+    // or became invalid) also needs a sync: its part must come out of the document.
+    let withdrawn = active.iter().any(|o| S::was_applied(o));
+    let result = if participating || !deleting.is_empty() || withdrawn {
         sync_registry::<S>(ctx, &active, &deleting, &desired, &outcomes, state).await
     } else {
         Ok(SyncResult::default())
@@ -308,12 +311,16 @@ async fn sync_registry<S: Setting>(
         }
     } else {
         // The last participating objects are going: clear the document only when ECR still
-        // holds what the operator wrote.
+        // holds what the operator wrote. Objects still here whose parts were written but that
+        // no longer take part (a spec change withdrew them) are the operator's too: the
+        // document goes, as the participating branch would have rewritten it.
         let mut before: Vec<Arc<S::Object>> = active.iter().chain(deleting).cloned().collect();
         before.sort_by_key(|o| age_key(o.as_ref()));
         let (previous, _) = plan::<S>(&before);
-        let ours = deleting.iter().any(|o| S::was_applied(o));
-        if ours && !S::is_empty(&observed) && S::equivalent(&observed, &previous) {
+        let deleted_ours =
+            deleting.iter().any(|o| S::was_applied(o)) && S::equivalent(&observed, &previous);
+        let withdrawn = active.iter().any(|o| S::was_applied(o));
+        if (deleted_ours || withdrawn) && !S::is_empty(&observed) {
             S::write(ctx.registry.as_ref(), &S::Doc::default()).await?;
             info!(kind, "cleared the registry {}", S::WHAT);
             for o in deleting {

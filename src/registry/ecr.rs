@@ -32,6 +32,12 @@ pub struct RegistryConfig {
     pub max_attempts: Option<u32>,
 }
 
+/// One attempt that has not answered in this time is abandoned and retried: without it, a
+/// connection that hangs holds its reconcile (and the object) forever.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// The whole call, retries included.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// ECR through aws-sdk-ecr, counting every call. Secrets Manager (for mirrored pull-through
 /// cache credentials) through a second client, counted alike.
 #[derive(Clone, Debug)]
@@ -61,6 +67,13 @@ impl EcrRegistry {
                 aws_config::retry::RetryConfig::standard().with_max_attempts(attempts),
             );
         }
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
         let sdk_config = loader.load().await;
         let mut registry = Self::from_client(Client::new(&sdk_config))
             .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk_config));

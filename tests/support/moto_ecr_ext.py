@@ -55,6 +55,10 @@ they can be offered upstream:
    (given, or the repository's) at once, following the evaluation rules of
    the ECR user guide; GetLifecyclePolicyPreview pages the result (status
    COMPLETE), filtered by ``filter.tagStatus`` or ``imageIds``.
+9. PutImageScanningConfiguration without ``scanOnPush`` turns scan on push
+   off: the member defaults to false (API reference), and the AWS SDKs leave a
+   false boolean out, sending ``imageScanningConfiguration: {}``.  moto kept
+   the previous setting, so scan on push could be turned on but never off.
 
 Requests that break a constraint of the model (range, length, pattern, enum)
 are answered as Amazon ECR answers them: InvalidParameterException, worded
@@ -799,6 +803,19 @@ def _scans_on_push(self: ECRBackend, repository: Repository) -> bool:
             ):
                 return True
     return False
+
+
+_moto_put_image_scanning_configuration = ECRBackend.put_image_scanning_configuration
+
+
+def put_image_scanning_configuration(
+    self: ECRBackend, registry_id: str, repository_name: str, image_scan_config: Optional[dict[str, Any]]
+) -> dict[str, Any]:
+    """A missing ``scanOnPush`` is false, its default (SDKs send ``{}`` for
+    false); moto ignored an empty configuration."""
+    config = dict(image_scan_config or {})
+    config.setdefault("scanOnPush", False)
+    return _moto_put_image_scanning_configuration(self, registry_id, repository_name, config)
 
 
 _moto_put_image = ECRBackend.put_image
@@ -1765,6 +1782,7 @@ _BACKEND_METHODS: dict[str, Callable[..., Any]] = {
     "describe_image_scan_findings": describe_image_scan_findings,
     "start_image_scan": start_image_scan,
     "put_image": put_image,
+    "put_image_scanning_configuration": put_image_scanning_configuration,
     "put_replication_configuration": put_replication_configuration,
     "describe_registry": describe_registry,
     "start_lifecycle_policy_preview": start_lifecycle_policy_preview,

@@ -866,6 +866,19 @@ def test_scan_on_push_repository_setting(server, ecr):
     assert "imageScanStatus" not in details_by_digest(ecr, "manual")[manual]
 
 
+def test_scan_on_push_turned_off_by_an_empty_configuration(ecr):
+    """SDKs omit a false boolean: {} must mean scanOnPush false."""
+    ecr.create_repository(repositoryName="toggle", imageScanningConfiguration={"scanOnPush": True})
+    ecr.put_image_scanning_configuration(repositoryName="toggle", imageScanningConfiguration={})
+    repo = ecr.describe_repositories(repositoryNames=["toggle"])["repositories"][0]
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": False}
+    ecr.put_image_scanning_configuration(
+        repositoryName="toggle", imageScanningConfiguration={"scanOnPush": True}
+    )
+    repo = ecr.describe_repositories(repositoryNames=["toggle"])["repositories"][0]
+    assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
+
+
 def test_scan_on_push_registry_rules(ecr):
     ecr.put_registry_scanning_configuration(
         scanType="BASIC",

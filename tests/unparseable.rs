@@ -1,0 +1,98 @@
+//! An object the operator cannot parse (stored under an older, looser CRD, or written by a
+//! newer version with values this one does not know) is reported on the object, and every other
+//! object of its kind is still reconciled: no crash, no stalled watch (issue #9).
+
+mod common;
+
+use common::{Env, create, ready, wait_for};
+use ecr_operator::api::Repository;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, PostParams};
+use serde_json::json;
+
+/// The Repository CRD as in `crds/`, but accepting any spec: what a cluster holds when an
+/// object was stored before the schema was tightened.
+fn loose_repository_crd() -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(testbed::workspace_root().join("crds/repository.yaml")).unwrap();
+    let mut crd: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    let schema = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    schema["properties"]["spec"] =
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("x-kubernetes-validations");
+    }
+    crd
+}
+
+const GOOD: &str = "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {name: NAME}\nspec: {deletionPolicy: Delete}\n";
+
+#[tokio::test]
+async fn an_unparseable_object_is_reported_and_others_still_reconcile() {
+    let mut env = Env::start().await;
+    let Some(server) = env.kube.server() else {
+        return; // needs the double, to store an object a real schema refuses
+    };
+    let ns = env.kube.namespace("unparseable").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    create(&api, &GOOD.replace("NAME", "before")).await;
+    wait_for(&api, "before", "Ready", ready).await;
+
+    // Stored under a looser schema, then the real schema is back.
+    server.install_crd_value(loose_repository_crd()).unwrap();
+    let dynamic: Api<DynamicObject> = Api::namespaced_with(
+        env.kube.client(),
+        &ns,
+        &ApiResource::erase::<Repository>(&()),
+    );
+    let bad: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1",
+        "kind": "Repository",
+        "metadata": {"name": "bad"},
+        "spec": {"imageTagMutability": "SOMETIMES", "tags": "not-a-map"},
+    }))
+    .unwrap();
+    dynamic.create(&PostParams::default(), &bad).await.unwrap();
+    server
+        .install_crds_from_dir(testbed::workspace_root().join("crds"))
+        .unwrap();
+
+    // Reported on the object: a Ready=False condition, or, where the API server refuses any
+    // write to an object that fails its schema (the double does not ratchet), a Warning event.
+    let events: Api<Event> = Api::namespaced(env.kube.client(), &ns);
+    let message = testbed::wait::until("bad reported", common::WAIT, || async {
+        let o = dynamic.get("bad").await.ok()?;
+        let condition = o.data["status"]["conditions"]
+            .as_array()
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c["type"] == "Ready" && c["reason"] == "Invalid")
+            })
+            .and_then(|c| c["message"].as_str().map(str::to_string));
+        let event = events
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bad")
+                    && e.reason.as_deref() == Some("Invalid")
+                    && e.type_.as_deref() == Some("Warning")
+            })
+            .and_then(|e| e.note);
+        condition.or(event)
+    })
+    .await
+    .unwrap();
+    assert!(message.contains("cannot be read"), "{message}");
+    assert!(message.contains("SOMETIMES"), "{message}");
+
+    // Other objects still reconcile, also after a restart that lists the bad one first.
+    create(&api, &GOOD.replace("NAME", "after")).await;
+    wait_for(&api, "after", "Ready", ready).await;
+    env.kill_operator();
+    env.start_operator();
+    create(&api, &GOOD.replace("NAME", "restarted")).await;
+    wait_for(&api, "restarted", "Ready after restart", ready).await;
+}
