@@ -202,7 +202,10 @@ impl Context {
             regarding: Some(regarding),
             ..Default::default()
         };
-        let api = kube::Api::<K8sEvent>::namespaced(self.client.clone(), &namespace);
+        let api = kube::Api::<k8s_openapi::api::events::v1::Event>::namespaced(
+            self.client.clone(),
+            &namespace,
+        );
         if let Err(e) = api.create(&PostParams::default(), &event).await {
             warn!(error = %e, "publishing event failed");
         }
