@@ -96,3 +96,59 @@ async fn an_unparseable_object_is_reported_and_others_still_reconcile() {
     create(&api, &GOOD.replace("NAME", "restarted")).await;
     wait_for(&api, "restarted", "Ready after restart", ready).await;
 }
+
+/// The webhook's cache syncs, and keeps the policies it can read, when a ScanPolicy it cannot
+/// parse is stored (a typed watch would never sync, and the webhook would deny every pod).
+#[tokio::test]
+async fn the_admission_cache_syncs_past_an_unparseable_policy() {
+    let env = testbed::kube_env::KubeEnv::double().await.unwrap();
+    let server = env.server().unwrap();
+    let text =
+        std::fs::read_to_string(testbed::workspace_root().join("crds/scanpolicy.yaml")).unwrap();
+    let mut crd: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+    let schema = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    schema["properties"]["spec"] =
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("x-kubernetes-validations");
+    }
+    server.install_crd_value(crd).unwrap();
+    let api: Api<DynamicObject> = Api::all_with(
+        env.client(),
+        &ApiResource::erase::<ecr_operator::api::ScanPolicy>(&()),
+    );
+    for (name, spec) in [
+        (
+            "bad",
+            json!({"scanType": "DEEP", "enforcement": {"mode": 7}}),
+        ),
+        ("good", json!({"enforcement": {"mode": "enforce"}})),
+    ] {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "ecr.operator.dev/v1alpha1", "kind": "ScanPolicy",
+            "metadata": {"name": name}, "spec": spec,
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &obj).await.unwrap();
+    }
+    server
+        .install_crds_from_dir(testbed::workspace_root().join("crds"))
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    let cache = ecr_operator::admission::cache::ScanCache::start(env.client(), &mut tasks);
+    testbed::wait::until("cache synced with the good policy", common::WAIT, || {
+        let cache = cache.clone();
+        async move {
+            (cache.is_synced()
+                && cache
+                    .snapshot()
+                    .policies
+                    .iter()
+                    .any(|p| p.metadata.name.as_deref() == Some("good")))
+            .then_some(())
+        }
+    })
+    .await
+    .unwrap();
+    tasks.shutdown().await;
+}

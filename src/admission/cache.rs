@@ -15,10 +15,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -73,17 +75,9 @@ impl ScanCache {
         let changed = Arc::new(Notify::new());
         let config = watcher::Config::default();
 
-        let api: Api<ImageScanReport> = Api::all(client.clone());
-        let stream = reflector::reflector(
-            reports_writer,
-            watcher::watcher(api, config.clone()).default_backoff(),
-        );
+        let stream = reflector::reflector(reports_writer, parsed_watch(client.clone()));
         tasks.spawn(drive("ImageScanReport", stream, Some(changed.clone())));
-        let api: Api<ScanPolicy> = Api::all(client.clone());
-        let stream = reflector::reflector(
-            policies_writer,
-            watcher::watcher(api, config.clone()).default_backoff(),
-        );
+        let stream = reflector::reflector(policies_writer, parsed_watch(client.clone()));
         tasks.spawn(drive("ScanPolicy", stream, Some(changed.clone())));
         let api: Api<Namespace> = Api::all(client);
         let stream = reflector::reflector(
@@ -250,6 +244,45 @@ fn escape_label(s: &str) -> String {
 
 /// Drives one reflector's watch stream until it ends, logging watch errors (the watcher
 /// retries with backoff) and signalling `changed` after every event.
+/// A watch of `K` read as JSON and parsed object by object: an object this version cannot parse
+/// is left out (its controller reports it on the object) instead of failing the whole list, and
+/// with it the cache's first sync (the webhook would deny everything as "not synced") or every
+/// later re-list (the cache would go stale without a word).
+fn parsed_watch<K>(
+    client: kube::Client,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Send + 'static,
+{
+    let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<K>(&()));
+    watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .filter_map(|event| async move {
+            let parse = |o: DynamicObject| -> Option<K> {
+                match serde_json::to_value(&o).and_then(serde_json::from_value) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        tracing::warn!(
+                            kind = K::kind(&()).as_ref(),
+                            object = %o.name_any(),
+                            error = %e,
+                            "admission cache: object left out, it cannot be parsed"
+                        );
+                        None
+                    }
+                }
+            };
+            match event {
+                Ok(Event::Init) => Some(Ok(Event::Init)),
+                Ok(Event::InitDone) => Some(Ok(Event::InitDone)),
+                Ok(Event::Apply(o)) => parse(o).map(|k| Ok(Event::Apply(k))),
+                Ok(Event::InitApply(o)) => parse(o).map(|k| Ok(Event::InitApply(k))),
+                Ok(Event::Delete(o)) => parse(o).map(|k| Ok(Event::Delete(k))),
+                Err(e) => Some(Err(e)),
+            }
+        })
+}
+
 async fn drive<S, K>(kind: &'static str, stream: S, changed: Option<Arc<Notify>>)
 where
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
