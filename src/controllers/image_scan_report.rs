@@ -449,11 +449,16 @@ async fn refresh_repository(
     registry_id: &str,
 ) -> Result<Vec<String>, Error> {
     let images = ctx.registry.list_images(repository).await?;
-    let mut names = Vec::with_capacity(images.len());
-    for image in &images {
-        names.push(apply_image(ctx, api, existing, managed, registry_id, repository, image).await?);
-    }
-    Ok(names)
+    apply_images(
+        ctx,
+        api,
+        existing,
+        managed,
+        registry_id,
+        repository,
+        &images,
+    )
+    .await
 }
 
 /// An ECR image a pod runs: by digest when the kubelet reported the one it pulled (or the
@@ -584,8 +589,30 @@ async fn refresh_pod_images(
         .registry
         .describe_images(Some(registry_id), repository, &digests)
         .await?;
+    apply_images(
+        ctx,
+        api,
+        existing,
+        managed,
+        registry_id,
+        repository,
+        &images,
+    )
+    .await
+}
+
+/// Brings the reports of `images` (all of one repository) up to date; returns their names.
+async fn apply_images(
+    ctx: &Context,
+    api: &Api<ImageScanReport>,
+    existing: &BTreeMap<String, ImageScanReport>,
+    managed: &Managed,
+    registry_id: &str,
+    repository: &str,
+    images: &[ImageInfo],
+) -> Result<Vec<String>, Error> {
     let mut names = Vec::with_capacity(images.len());
-    for image in &images {
+    for image in images {
         names.push(apply_image(ctx, api, existing, managed, registry_id, repository, image).await?);
     }
     Ok(names)

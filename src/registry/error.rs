@@ -191,6 +191,30 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     out
 }
 
+/// Counts one call's outcome in `stats` under `operation` and classifies its error: the one
+/// place every AWS call (ECR, Secrets Manager, SQS) is recorded.
+pub(crate) fn record_outcome<T, E, R>(
+    stats: &super::CallStats,
+    operation: &'static str,
+    result: std::result::Result<T, SdkError<E, R>>,
+) -> super::Result<T>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HttpStatus,
+{
+    match result {
+        Ok(v) => {
+            stats.record(operation, "success");
+            Ok(v)
+        }
+        Err(e) => {
+            let err = RegistryError::from_sdk(operation, e);
+            stats.record(operation, err.class.as_str());
+            Err(err)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,17 +64,7 @@ impl ScanEventQueue {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + HttpStatus,
     {
-        match result {
-            Ok(v) => {
-                self.stats.record(operation, "success");
-                Ok(v)
-            }
-            Err(e) => {
-                let err = RegistryError::from_sdk(operation, e);
-                self.stats.record(operation, err.class.as_str());
-                Err(err)
-            }
-        }
+        super::error::record_outcome(&self.stats, operation, result)
     }
 
     /// Up to 10 messages, waiting at most `wait_seconds` (long polling: one call per wait
