@@ -377,15 +377,16 @@ async fn cross_namespace_reference_is_refused() {
     );
     assert!(ecr_policy(&env).await.is_none());
     assert_eq!(env.registry.stats().operation("PutLifecyclePolicy"), 0);
-    // Naming its own namespace is allowed.
-    let own = policy("own", 5, "").replace(
+    // Naming its own namespace is allowed, and the refused policy, older and first by name,
+    // does not hold the name `app` against it.
+    let own = policy("valid", 5, "").replace(
         "repositoryRef: {name: app}",
         &format!("repositoryRef: {{name: app, namespace: {mine}}}"),
     );
     create(&api, &own).await;
     let lp = wait_for(
         &api,
-        "own",
+        "valid",
         "waiting for its Repository",
         |l: &LifecyclePolicy| message_of(l).contains("does not exist in namespace"),
     )

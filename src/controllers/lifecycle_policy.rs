@@ -207,8 +207,16 @@ fn error_policy(lp: Arc<LifecyclePolicy>, err: &Error, shared: Arc<Shared>) -> A
 }
 
 /// An older LifecyclePolicy for the same Repository: it manages the policy, this one conflicts.
+/// A policy whose reference leaves its namespace is refused, so it claims nothing: it must not
+/// block a valid policy for the Repository of the same name in its own namespace.
 fn older_claimant(store: &Store<LifecyclePolicy>, lp: &LifecyclePolicy) -> Option<String> {
     let mine = age_key(lp);
+    let local = |o: &LifecyclePolicy| {
+        o.spec
+            .repository_ref
+            .cross_namespace("spec.repositoryRef", &o.namespace().unwrap_or_default())
+            .is_none()
+    };
     store
         .state()
         .into_iter()
@@ -216,6 +224,7 @@ fn older_claimant(store: &Store<LifecyclePolicy>, lp: &LifecyclePolicy) -> Optio
         .filter(|o| {
             o.namespace() == lp.namespace()
                 && o.spec.repository_ref.name == lp.spec.repository_ref.name
+                && local(o)
         })
         .filter(|o| age_key(o.as_ref()) < mine)
         .map(|o| o.name_any())
