@@ -278,6 +278,63 @@ async fn retain_and_delete_policies() {
     );
 }
 
+/// Found by the chaos run (seed 3): an object deleted with Retain leaves its owner tag, so a new
+/// object of the same namespace and name takes the repository back. It must then make tags and
+/// policy match its own spec, not report "in sync" over the old object's tags and a policy
+/// that grants what the new spec does not.
+#[tokio::test]
+async fn retained_repository_taken_back_matches_the_new_spec() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("back").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    let old = r#"
+apiVersion: ecr.operator.dev/v1alpha1
+kind: Repository
+metadata: {name: again}
+spec:
+  tags: {old: "1", kept: a}
+  policy:
+    statements:
+      - sid: Pull
+        effect: Allow
+        principals: {aws: ["arn:aws:iam::111122223333:root"]}
+        actions: [ecr:BatchGetImage]
+"#;
+    create(&api, old).await;
+    wait_for(&api, "again", "Ready", is_ready).await;
+    api.delete("again", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "again").await;
+    assert!(tags(&env, "again").await.contains_key("old"));
+    assert!(
+        env.registry
+            .get_repository_policy("again")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    create(
+        &api,
+        "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: again}, spec: {tags: {kept: b, new: '2'}}}",
+    )
+    .await;
+    wait_for(&api, "again", "Ready", is_ready).await;
+    let have = tags(&env, "again").await;
+    let owner = have.get(OWNER_TAG).cloned().unwrap();
+    assert_eq!(
+        have,
+        BTreeMap::from([
+            ("kept".to_string(), "b".to_string()),
+            ("new".to_string(), "2".to_string()),
+            (OWNER_TAG.to_string(), owner),
+        ])
+    );
+    assert_eq!(
+        env.registry.get_repository_policy("again").await.unwrap(),
+        None
+    );
+}
+
 #[tokio::test]
 async fn adoption_and_conflicts() {
     let env = Env::start().await;

@@ -327,7 +327,7 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     let generation_changed = status.common.observed_generation != repo.metadata.generation;
     let mut changes: Vec<&str> = Vec::new();
 
-    let (info, ownership, created) = match ctx.inventory.lookup(&name) {
+    let (info, claimed, created) = match ctx.inventory.lookup(&name) {
         Lookup::Unknown => return Ok(Action::requeue(Duration::from_millis(500))),
         Lookup::Absent => create(ctx, repo, &desired, &owner).await?,
         Lookup::Present(info) => {
@@ -336,13 +336,20 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
             if let Some(msg) = diff_settings(&desired, &info).encryption_mismatch {
                 return Err(Error::Invalid(msg));
             }
-            let ownership = match status_owns(&status, &info) {
-                Some(o) => o,
+            let claimed = match status_owns(&status, &info) {
+                Some(ownership) => Claimed {
+                    ownership,
+                    taken_back: false,
+                },
                 None => claim_remembered(shared, repo, &info, &owner).await?,
             };
-            (info, ownership, false)
+            (info, claimed, false)
         }
     };
+    let Claimed {
+        ownership,
+        taken_back,
+    } = claimed;
 
     // Settings DescribeRepositories shows: compared on every sweep.
     let diff = diff_settings(&desired, &info);
@@ -394,7 +401,7 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         || (deep_due && !first_sight)
         || ownership_just_claimed(&status, &info)
     {
-        let (set, remove) = deep_sync(ctx, &desired, &info, &status).await?;
+        let (set, remove) = deep_sync(ctx, &desired, &info, &status, taken_back).await?;
         changes.extend(set);
         changes.extend(remove);
         // After a deep sync ECR holds exactly the spec's policy, or none of ours.
@@ -512,7 +519,7 @@ async fn create(
     repo: &Repository,
     desired: &Desired,
     owner: &str,
-) -> Result<(RepositoryInfo, Ownership, bool), Error> {
+) -> Result<(RepositoryInfo, Claimed, bool), Error> {
     let (etype, kms) = desired.encryption.clone().unwrap_or(("AES256", None));
     let input = NewRepository {
         name: desired.name.clone(),
@@ -525,7 +532,11 @@ async fn create(
     match ctx.registry.create_repository(&input).await {
         Ok(info) => {
             ctx.inventory.record(&desired.name, Some(info.clone()));
-            Ok((info, Ownership::Created, true))
+            let claimed = Claimed {
+                ownership: Ownership::Created,
+                taken_back: false,
+            };
+            Ok((info, claimed, true))
         }
         Err(e) if e.class == ErrorClass::AlreadyExists => {
             let Some(info) = ctx.registry.describe_repository(&desired.name).await? else {
@@ -540,8 +551,8 @@ async fn create(
             if let Some(msg) = diff_settings(desired, &info).encryption_mismatch {
                 return Err(Error::Invalid(msg));
             }
-            let ownership = claim(ctx, repo, &info, owner).await?;
-            Ok((info, ownership, false))
+            let claimed = claim(ctx, repo, &info, owner).await?;
+            Ok((info, claimed, false))
         }
         Err(e) => Err(e.into()),
     }
@@ -553,7 +564,7 @@ async fn claim_remembered(
     repo: &Repository,
     info: &RepositoryInfo,
     owner: &str,
-) -> Result<Ownership, Error> {
+) -> Result<Claimed, Error> {
     let uid = repo.uid().unwrap_or_default();
     {
         let known = shared
@@ -595,18 +606,31 @@ async fn claim_remembered(
     result
 }
 
+/// How this object came to manage the repository its status does not record yet.
+#[derive(Debug, Clone, Copy)]
+struct Claimed {
+    ownership: Ownership,
+    /// The repository already carries this object's owner tag: it retained it when an earlier
+    /// object of the same namespace and name was deleted, or the status was lost. Which tags
+    /// and policy that object put there is unknown, so the spec is applied exactly.
+    taken_back: bool,
+}
+
 /// Decides whether this object may manage an existing repository, from its ownership tag.
 async fn claim(
     ctx: &Context,
     repo: &Repository,
     info: &RepositoryInfo,
     owner: &str,
-) -> Result<Ownership, Error> {
+) -> Result<Claimed, Error> {
     let tags = ctx.registry.list_tags(&info.arn).await?;
     match tags.get(OWNER_TAG) {
-        Some(o) if o == owner => Ok(status::current(repo)
-            .ownership
-            .unwrap_or(Ownership::Created)),
+        Some(o) if o == owner => Ok(Claimed {
+            ownership: status::current(repo)
+                .ownership
+                .unwrap_or(Ownership::Created),
+            taken_back: true,
+        }),
         Some(other) => Err(Error::Conflict(format!(
             "ECR repository {} is owned by {other}; it will not be modified",
             info.name
@@ -614,7 +638,10 @@ async fn claim(
         None if repo.spec.adopt => {
             let tag = BTreeMap::from([(OWNER_TAG.to_string(), owner.to_string())]);
             ctx.registry.tag_resource(&info.arn, &tag).await?;
-            Ok(Ownership::Adopted)
+            Ok(Claimed {
+                ownership: Ownership::Adopted,
+                taken_back: false,
+            })
         }
         None => Err(Error::Conflict(format!(
             "ECR repository {} already exists and is not managed by ecr-operator; set spec.adopt: true to take it over",
@@ -623,15 +650,28 @@ async fn claim(
     }
 }
 
-/// Reads tags and policy (two calls) and applies their difference.
+/// Reads tags and policy (two calls) and applies their difference. Tags and a policy the
+/// object did not put there are left alone, except on a take-back, where nothing tells ours
+/// from others' and a leftover policy could grant what the spec does not.
 async fn deep_sync(
     ctx: &Context,
     desired: &Desired,
     info: &RepositoryInfo,
     status: &RepositoryStatus,
+    taken_back: bool,
 ) -> Result<(Vec<&'static str>, Vec<&'static str>), Error> {
     let observed_tags = ctx.registry.list_tags(&info.arn).await?;
-    let (set, remove) = diff_tags(&desired.tags, &observed_tags, &status.managed_tag_keys);
+    let managed: Vec<String> = if taken_back {
+        // `aws:` tags belong to AWS and cannot be removed.
+        observed_tags
+            .keys()
+            .filter(|k| !k.starts_with("aws:"))
+            .cloned()
+            .collect()
+    } else {
+        status.managed_tag_keys.clone()
+    };
+    let (set, remove) = diff_tags(&desired.tags, &observed_tags, &managed);
     let mut changed = Vec::new();
     if !set.is_empty() {
         ctx.registry.tag_resource(&info.arn, &set).await?;
@@ -653,7 +693,7 @@ async fn deep_sync(
                 .await?;
             policy_changed.push("policy");
         }
-        (None, Some(_)) if status.policy_managed => {
+        (None, Some(_)) if status.policy_managed || taken_back => {
             ctx.registry.delete_repository_policy(&info.name).await?;
             policy_changed.push("policy");
         }
