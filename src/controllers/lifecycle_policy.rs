@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Event as FinalizerEvent;
@@ -166,28 +165,23 @@ pub async fn run(
     )
     .default_backoff()
     .touched_objects();
-    Controller::for_stream(stream, reader)
-        .watches_stream(repositories, move |repo| {
-            let ns = repo.namespace();
-            let name = repo.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|lp| lp.namespace() == ns && lp.spec.repository_ref.name == name)
-                .map(|lp| ObjectRef::from_obj(lp.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, shared)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile failed");
-            }
-        })
-        .await;
+    super::drain(
+        Controller::for_stream(stream, reader)
+            .watches_stream(repositories, move |repo| {
+                let ns = repo.namespace();
+                let name = repo.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|lp| lp.namespace() == ns && lp.spec.repository_ref.name == name)
+                    .map(|lp| ObjectRef::from_obj(lp.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+            .with_config(super::controller_config(&ctx))
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, shared),
+    )
+    .await;
     Ok(())
 }
 

@@ -553,6 +553,24 @@ where
     (reader, stream)
 }
 
+/// The kube Controller settings every per-object controller runs with.
+pub fn controller_config(ctx: &Context) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency)
+}
+
+/// Drives a controller's result stream to its end (shutdown). Failures are already logged and
+/// reported on the object by each controller's error policy, so they are only traced here.
+pub async fn drain<T, E: std::fmt::Display>(results: impl futures::Stream<Item = Result<T, E>>) {
+    use futures::StreamExt;
+    results
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+}
+
 /// `namespace/name` of an object, for logs and ownership tags.
 pub fn object_key<K: Resource>(obj: &K) -> String {
     match obj.namespace() {

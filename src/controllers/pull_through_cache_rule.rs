@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
@@ -221,32 +220,27 @@ pub async fn run(
     let store = reader.clone();
     // A change of a credentials Secret (in the operator's namespace) re-mirrors it.
     let secrets = Api::<Secret>::namespaced(ctx.client.clone(), &ctx.config.operator_namespace);
-    Controller::for_stream(stream, reader)
-        .watches(secrets, watcher::Config::default(), move |secret| {
-            let name = secret.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| {
-                    r.spec
-                        .credentials_secret_ref
-                        .as_ref()
-                        .is_some_and(|s| s.name == name)
-                })
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-        )
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, shared)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile failed");
-            }
-        })
-        .await;
+    super::drain(
+        Controller::for_stream(stream, reader)
+            .watches(secrets, watcher::Config::default(), move |secret| {
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|r| {
+                        r.spec
+                            .credentials_secret_ref
+                            .as_ref()
+                            .is_some_and(|s| s.name == name)
+                    })
+                    .map(|r| ObjectRef::from_obj(r.as_ref()))
+                    .collect::<Vec<_>>()
+            })
+            .with_config(super::controller_config(&ctx))
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, shared),
+    )
+    .await;
     Ok(())
 }
 

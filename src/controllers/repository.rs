@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::Controller;
@@ -208,19 +207,14 @@ pub async fn run(
         state: RepositoryState::default(),
         store: reader.clone(),
     });
-    Controller::for_stream(stream, reader)
-        .with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-        )
-        .reconcile_all_on(sweeps)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, shared)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "reconcile failed");
-            }
-        })
-        .await;
+    super::drain(
+        Controller::for_stream(stream, reader)
+            .with_config(super::controller_config(&ctx))
+            .reconcile_all_on(sweeps)
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile, error_policy, shared),
+    )
+    .await;
     Ok(())
 }
 
