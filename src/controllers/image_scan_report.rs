@@ -260,9 +260,10 @@ pub fn filter_matches(filter: &str, repository: &str) -> bool {
 /// One refresh of every report. A repository whose images cannot be read keeps its reports
 /// until the next refresh; the others go on.
 pub async fn refresh(ctx: &Context) -> Result<(), Error> {
-    let managed = Managed::read(ctx).await?;
-    let api = Api::<ImageScanReport>::all(ctx.client.clone());
-    let existing = existing_reports(&api).await?;
+    let pass = Pass::read(ctx).await?;
+    let Pass {
+        managed, existing, ..
+    } = &pass;
 
     let mut wanted = BTreeSet::new();
     // Repositories whose reports stay as they are: not Ready, or not readable this time.
@@ -274,16 +275,7 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
         .collect();
     let mut first_error = None;
     for (repository, repo) in &managed.ready {
-        match refresh_repository(
-            ctx,
-            &api,
-            &existing,
-            &managed,
-            repository,
-            &repo.registry_id,
-        )
-        .await
-        {
+        match pass.refresh_repository(repository, &repo.registry_id).await {
             Ok(names) => wanted.extend(names),
             Err(e) => {
                 warn!(repository, error = %e, "refreshing scan reports failed");
@@ -301,16 +293,9 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
                 if managed.known.contains(&repository) {
                     continue;
                 }
-                match refresh_pod_images(
-                    ctx,
-                    &api,
-                    &existing,
-                    &managed,
-                    &registry_id,
-                    &repository,
-                    &refs,
-                )
-                .await
+                match pass
+                    .refresh_pod_images(&registry_id, &repository, &refs)
+                    .await
                 {
                     Ok(names) => wanted.extend(names),
                     Err(e) => {
@@ -330,14 +315,14 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
 
     // Reports of images that are gone, of repositories no Repository object names any more,
     // and of pod images no pod runs.
-    for (name, report) in &existing {
+    for (name, report) in existing {
         let repo = &report.spec.repository_name;
         let pod_image = !managed.known.contains(repo);
         let stale =
             !wanted.contains(name) && !protected.contains(repo) && (pods_read || !pod_image);
         if stale {
             debug!(name, repo, "deleting scan report of a vanished image");
-            if let Err(e) = delete_report(&api, name).await {
+            if let Err(e) = pass.delete(name).await {
                 first_error.get_or_insert(e);
             }
         }
@@ -348,27 +333,21 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
 /// Refreshes the images scan events name: a managed Ready repository is refreshed whole (an
 /// event may announce a push or a delete), an image that already has a report alone.
 pub async fn refresh_events(ctx: &Context, events: &BTreeSet<ScanEvent>) -> Result<(), Error> {
-    let managed = Managed::read(ctx).await?;
-    let api = Api::<ImageScanReport>::all(ctx.client.clone());
-    let existing = existing_reports(&api).await?;
+    let pass = Pass::read(ctx).await?;
     let mut first_error = None;
     let mut repositories_done = BTreeSet::new();
     for event in events {
-        let result = if let Some(repo) = managed.ready.get(&event.repository) {
+        let result = if let Some(repo) = pass.managed.ready.get(&event.repository) {
             if !repositories_done.insert(event.repository.clone()) {
                 continue;
             }
-            refresh_repository(
-                ctx,
-                &api,
-                &existing,
-                &managed,
-                &event.repository,
-                &repo.registry_id,
-            )
-            .await
-            .map(drop)
-        } else if let Some(report) = existing.get(&report_name(&event.repository, &event.digest)) {
+            pass.refresh_repository(&event.repository, &repo.registry_id)
+                .await
+                .map(drop)
+        } else if let Some(report) = pass
+            .existing
+            .get(&report_name(&event.repository, &event.digest))
+        {
             let registry_id = event
                 .registry_id
                 .clone()
@@ -382,20 +361,13 @@ pub async fn refresh_events(ctx: &Context, events: &BTreeSet<ScanEvent>) -> Resu
                 )
                 .await;
             match images {
-                Ok(images) if images.is_empty() => delete_report(&api, &report.name_any()).await,
+                Ok(images) if images.is_empty() => pass.delete(&report.name_any()).await,
                 Ok(images) => {
                     let mut result = Ok(());
                     for image in &images {
-                        if let Err(e) = apply_image(
-                            ctx,
-                            &api,
-                            &existing,
-                            &managed,
-                            &registry_id,
-                            &event.repository,
-                            image,
-                        )
-                        .await
+                        if let Err(e) = pass
+                            .apply_image(&registry_id, &event.repository, image)
+                            .await
                         {
                             result = Err(e);
                         }
@@ -419,46 +391,162 @@ pub async fn refresh_events(ctx: &Context, events: &BTreeSet<ScanEvent>) -> Resu
     first_error.map_or(Ok(()), Err)
 }
 
-async fn existing_reports(
-    api: &Api<ImageScanReport>,
-) -> Result<BTreeMap<String, ImageScanReport>, Error> {
-    Ok(api
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")))
-        .await?
-        .items
-        .into_iter()
-        .map(|r| (r.name_any(), r))
-        .collect())
+/// What one refresh pass works from, read once at its start: the Repositories and ScanPolicies,
+/// and the reports that exist.
+struct Pass<'a> {
+    ctx: &'a Context,
+    managed: Managed,
+    api: Api<ImageScanReport>,
+    existing: BTreeMap<String, ImageScanReport>,
 }
 
-async fn delete_report(api: &Api<ImageScanReport>, name: &str) -> Result<(), Error> {
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
+impl<'a> Pass<'a> {
+    async fn read(ctx: &'a Context) -> Result<Self, Error> {
+        let managed = Managed::read(ctx).await?;
+        let api = Api::<ImageScanReport>::all(ctx.client.clone());
+        let existing = api
+            .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")))
+            .await?
+            .items
+            .into_iter()
+            .map(|r| (r.name_any(), r))
+            .collect();
+        Ok(Self {
+            ctx,
+            managed,
+            api,
+            existing,
+        })
     }
-}
 
-/// Applies the reports of one repository; returns the names of the reports that should exist.
-async fn refresh_repository(
-    ctx: &Context,
-    api: &Api<ImageScanReport>,
-    existing: &BTreeMap<String, ImageScanReport>,
-    managed: &Managed,
-    repository: &str,
-    registry_id: &str,
-) -> Result<Vec<String>, Error> {
-    let images = ctx.registry.list_images(repository).await?;
-    apply_images(
-        ctx,
-        api,
-        existing,
-        managed,
-        registry_id,
-        repository,
-        &images,
-    )
-    .await
+    async fn delete(&self, name: &str) -> Result<(), Error> {
+        match self.api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies the reports of one repository; returns the names of the reports that should
+    /// exist.
+    async fn refresh_repository(
+        &self,
+        repository: &str,
+        registry_id: &str,
+    ) -> Result<Vec<String>, Error> {
+        let images = self.ctx.registry.list_images(repository).await?;
+        self.apply_images(registry_id, repository, &images).await
+    }
+
+    /// Applies the reports of the images pods run from one unmanaged repository.
+    async fn refresh_pod_images(
+        &self,
+        registry_id: &str,
+        repository: &str,
+        refs: &BTreeSet<PodImage>,
+    ) -> Result<Vec<String>, Error> {
+        let registry = &self.ctx.registry;
+        let mut digests = BTreeSet::new();
+        for r in refs {
+            match r {
+                PodImage::Digest(d) => {
+                    digests.insert(d.clone());
+                }
+                PodImage::Tag(t) => {
+                    if let Some(d) = registry
+                        .image_digest(Some(registry_id), repository, t)
+                        .await?
+                    {
+                        digests.insert(d);
+                    }
+                }
+            }
+        }
+        let digests: Vec<String> = digests.into_iter().collect();
+        let images = registry
+            .describe_images(Some(registry_id), repository, &digests)
+            .await?;
+        self.apply_images(registry_id, repository, &images).await
+    }
+
+    /// Brings the reports of `images` (all of one repository) up to date; returns their names.
+    async fn apply_images(
+        &self,
+        registry_id: &str,
+        repository: &str,
+        images: &[ImageInfo],
+    ) -> Result<Vec<String>, Error> {
+        let mut names = Vec::with_capacity(images.len());
+        for image in images {
+            names.push(self.apply_image(registry_id, repository, image).await?);
+        }
+        Ok(names)
+    }
+
+    /// Brings one image's report up to date (starting a scan first where policy wants one and
+    /// ECR holds none); returns the report's name.
+    async fn apply_image(
+        &self,
+        registry_id: &str,
+        repository: &str,
+        image: &ImageInfo,
+    ) -> Result<String, Error> {
+        let ctx = self.ctx;
+        let name = report_name(repository, &image.digest);
+        let current = self.existing.get(&name);
+        let registry = (!registry_id.is_empty()).then_some(registry_id);
+        let needs_scan = image.scan_status.is_none() && self.managed.scan_required(repository);
+        let spec = match current.filter(|r| scan_unchanged(&r.spec, image)) {
+            // DescribeImages says the scan is the one the report holds: only tags can differ.
+            Some(r) if !needs_scan => {
+                let mut spec = r.spec.clone();
+                spec.image_tags = sorted(&image.tags);
+                spec.registry_id = registry_id.to_string();
+                spec
+            }
+            _ => {
+                let started =
+                    needs_scan && start_scan(ctx, registry, repository, &image.digest).await?;
+                // DescribeImages shows every scan ECR holds: an image it shows none for, and
+                // that was not just given one, has no findings to read.
+                let scan = if image.scan_status.is_none() && !started {
+                    None
+                } else {
+                    ctx.registry
+                        .describe_image_scan_findings(registry, repository, &image.digest)
+                        .await?
+                };
+                build_spec(registry_id, repository, image, scan.as_ref())
+            }
+        };
+        let labels_ok = current.is_some_and(|r| {
+            r.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER)
+                && r.labels().get(REPOSITORY_LABEL) == Some(&label_value(repository))
+        });
+        let unchanged = current.is_some_and(|r| r.spec == spec) && labels_ok;
+        if !unchanged {
+            let patch = serde_json::json!({
+                "apiVersion": "ecr.operator.dev/v1alpha1",
+                "kind": "ImageScanReport",
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        MANAGED_BY_LABEL: MANAGER,
+                        REPOSITORY_LABEL: label_value(repository),
+                    },
+                },
+                "spec": spec,
+            });
+            self.api
+                .patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .await?;
+        }
+        Ok(name)
+    }
 }
 
 /// An ECR image a pod runs: by digest when the kubelet reported the one it pulled (or the
@@ -555,133 +643,6 @@ pub fn images_of(pod: &Pod) -> Vec<EcrImage> {
         }
     }
     out
-}
-
-/// Applies the reports of the images pods run from one unmanaged repository.
-async fn refresh_pod_images(
-    ctx: &Context,
-    api: &Api<ImageScanReport>,
-    existing: &BTreeMap<String, ImageScanReport>,
-    managed: &Managed,
-    registry_id: &str,
-    repository: &str,
-    refs: &BTreeSet<PodImage>,
-) -> Result<Vec<String>, Error> {
-    let mut digests = BTreeSet::new();
-    for r in refs {
-        match r {
-            PodImage::Digest(d) => {
-                digests.insert(d.clone());
-            }
-            PodImage::Tag(t) => {
-                if let Some(d) = ctx
-                    .registry
-                    .image_digest(Some(registry_id), repository, t)
-                    .await?
-                {
-                    digests.insert(d);
-                }
-            }
-        }
-    }
-    let digests: Vec<String> = digests.into_iter().collect();
-    let images = ctx
-        .registry
-        .describe_images(Some(registry_id), repository, &digests)
-        .await?;
-    apply_images(
-        ctx,
-        api,
-        existing,
-        managed,
-        registry_id,
-        repository,
-        &images,
-    )
-    .await
-}
-
-/// Brings the reports of `images` (all of one repository) up to date; returns their names.
-async fn apply_images(
-    ctx: &Context,
-    api: &Api<ImageScanReport>,
-    existing: &BTreeMap<String, ImageScanReport>,
-    managed: &Managed,
-    registry_id: &str,
-    repository: &str,
-    images: &[ImageInfo],
-) -> Result<Vec<String>, Error> {
-    let mut names = Vec::with_capacity(images.len());
-    for image in images {
-        names.push(apply_image(ctx, api, existing, managed, registry_id, repository, image).await?);
-    }
-    Ok(names)
-}
-
-/// Brings one image's report up to date (starting a scan first where policy wants one and
-/// ECR holds none); returns the report's name.
-async fn apply_image(
-    ctx: &Context,
-    api: &Api<ImageScanReport>,
-    existing: &BTreeMap<String, ImageScanReport>,
-    managed: &Managed,
-    registry_id: &str,
-    repository: &str,
-    image: &ImageInfo,
-) -> Result<String, Error> {
-    let name = report_name(repository, &image.digest);
-    let current = existing.get(&name);
-    let registry = (!registry_id.is_empty()).then_some(registry_id);
-    let needs_scan = image.scan_status.is_none() && managed.scan_required(repository);
-    let spec = match current.filter(|r| scan_unchanged(&r.spec, image)) {
-        // DescribeImages says the scan is the one the report holds: only tags can differ.
-        Some(r) if !needs_scan => {
-            let mut spec = r.spec.clone();
-            spec.image_tags = sorted(&image.tags);
-            spec.registry_id = registry_id.to_string();
-            spec
-        }
-        _ => {
-            let started =
-                needs_scan && start_scan(ctx, registry, repository, &image.digest).await?;
-            // DescribeImages shows every scan ECR holds: an image it shows none for, and that
-            // was not just given one, has no findings to read.
-            let scan = if image.scan_status.is_none() && !started {
-                None
-            } else {
-                ctx.registry
-                    .describe_image_scan_findings(registry, repository, &image.digest)
-                    .await?
-            };
-            build_spec(registry_id, repository, image, scan.as_ref())
-        }
-    };
-    let labels_ok = current.is_some_and(|r| {
-        r.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGER)
-            && r.labels().get(REPOSITORY_LABEL) == Some(&label_value(repository))
-    });
-    let unchanged = current.is_some_and(|r| r.spec == spec) && labels_ok;
-    if !unchanged {
-        let patch = serde_json::json!({
-            "apiVersion": "ecr.operator.dev/v1alpha1",
-            "kind": "ImageScanReport",
-            "metadata": {
-                "name": name,
-                "labels": {
-                    MANAGED_BY_LABEL: MANAGER,
-                    REPOSITORY_LABEL: label_value(repository),
-                },
-            },
-            "spec": spec,
-        });
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-    }
-    Ok(name)
 }
 
 /// One StartImageScan per image a day (ECR's quota); whether a scan was started now. A refused
