@@ -677,8 +677,14 @@ async fn deep_sync(
             changed.push("tags");
         }
     }
-    let current = ctx.registry.get_repository_policy(&info.name).await?;
     let mut policy_changed = Vec::new();
+    // With no policy in the spec and none of ours in ECR, whatever ECR holds is left alone: no
+    // need to read it (half the calls of a deep sweep where repositories have no policy).
+    let ours = status.policy_managed || taken_back;
+    if desired.policy.is_none() && !ours {
+        return Ok((changed, policy_changed));
+    }
+    let current = ctx.registry.get_repository_policy(&info.name).await?;
     match (&desired.policy, current) {
         (Some(want), Some(have)) if policy::text_equivalent(&have, want) => {}
         (Some(want), _) => {
@@ -687,7 +693,7 @@ async fn deep_sync(
                 .await?;
             policy_changed.push("policy");
         }
-        (None, Some(_)) if status.policy_managed || taken_back => {
+        (None, Some(_)) if ours => {
             ctx.registry.delete_repository_policy(&info.name).await?;
             policy_changed.push("policy");
         }
