@@ -468,6 +468,10 @@ fn default_values_render_valid_objects() {
         "metadata.namespace"
     );
     assert_eq!(env["RUST_LOG"]["value"], "info");
+    // The admin port is plain HTTP unless metrics.tlsSecretName is set.
+    assert!(!env.contains_key("ECR_OPERATOR_ADMIN_CERT_DIR"));
+    let live = c.liveness_probe.as_ref().and_then(|p| p.http_get.as_ref());
+    assert_eq!(live.and_then(|g| g.scheme.as_deref()), None);
     // Neither cert-manager nor a CA bundle: the operator makes the webhook's certificate.
     assert_eq!(
         env["ECR_OPERATOR_WEBHOOK_CERTIFICATE"]["value"],
@@ -796,11 +800,45 @@ fn all_on_values_render_every_optional_object() {
         Some("files"),
         "cert-manager writes the files"
     );
-    let volumes = serde_json::to_value(pod.volumes).expect("volumes");
+    let volumes = serde_json::to_value(&pod.volumes).expect("volumes");
     assert!(
         volumes.to_string().contains("ecr-operator-serving-cert"),
         "the pod mounts the certificate's Secret: {volumes}"
     );
+
+    // The admin port over HTTPS: the binary reads the mounted Secret, the probes and the
+    // ServiceMonitor speak HTTPS to it.
+    let c = &pod.containers[0];
+    let admin_dir = c
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "ECR_OPERATOR_ADMIN_CERT_DIR")
+        .and_then(|e| e.value.clone())
+        .expect("ECR_OPERATOR_ADMIN_CERT_DIR");
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == admin_dir)
+        .expect("the admin certificate is mounted where the binary reads it");
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .expect("admin-tls volume");
+    assert_eq!(
+        volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()),
+        Some("ecr-operator-admin-tls")
+    );
+    for probe in [&c.liveness_probe, &c.readiness_probe] {
+        let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("httpGet");
+        assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
+    }
+    let ep = &r.of_kind("ServiceMonitor")[0]["spec"]["endpoints"][0];
+    assert_eq!(ep["scheme"], "https");
+    assert_eq!(ep["tlsConfig"]["ca"]["secret"]["key"], "ca.crt");
     assert!(
         r.notes
             .contains("IRSA: service account ecr-operator-sa assumes")
