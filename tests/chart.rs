@@ -829,11 +829,17 @@ fn all_on_values_render_every_optional_object() {
         .find(|v| v.name == mount.name)
         .expect("admin-tls volume");
     assert_eq!(
-        volume.secret.as_ref().and_then(|s| s.secret_name.as_deref()),
+        volume
+            .secret
+            .as_ref()
+            .and_then(|s| s.secret_name.as_deref()),
         Some("ecr-operator-admin-tls")
     );
     for probe in [&c.liveness_probe, &c.readiness_probe] {
-        let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("httpGet");
+        let get = probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .expect("httpGet");
         assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
     }
     let ep = &r.of_kind("ServiceMonitor")[0]["spec"]["endpoints"][0];

@@ -1,9 +1,10 @@
 //! Reading an `admission.k8s.io/v1` AdmissionReview and writing the answer: which images a
 //! request introduces, and how a [`Decision`] becomes an [`AdmissionResponse`].
 //!
-//! Only what the decision needs is deserialized from the admitted object: its metadata and the
-//! `name` and `image` of every container, init container and ephemeral container of its pod
-//! spec. Every other field (volumes, probes, resources, status, …) is skipped by serde.
+//! Only what the decision needs is deserialized from the admitted object: its name, namespace,
+//! uid, labels and annotations, and the `name` and `image` of every container, init container
+//! and ephemeral container of its pod spec. Every other field (managed fields, volumes, probes,
+//! resources, status, …) is skipped by serde without being buffered or allocated.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -21,21 +22,54 @@ use super::decision::{ContainerKind, Decision, PodImage};
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmittedObject {
-    /// The object's metadata.
-    #[serde(default)]
+    /// The object's metadata (only the fields [`LeanMeta`] reads).
+    #[serde(default, deserialize_with = "lean_meta")]
     pub metadata: ObjectMeta,
     /// The object's spec, reduced to the pod spec (or the pod template) in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<ObjectSpec>,
 }
 
-/// A spec that is either a pod spec or holds a pod template.
+/// The metadata fields the webhook reads; `managedFields`, often most of a request's bytes,
+/// is skipped.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeanMeta {
+    name: Option<String>,
+    generate_name: Option<String>,
+    namespace: Option<String>,
+    uid: Option<String>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn lean_meta<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
+    let m = LeanMeta::deserialize(d)?;
+    Ok(ObjectMeta {
+        name: m.name,
+        generate_name: m.generate_name,
+        namespace: m.namespace,
+        uid: m.uid,
+        labels: m.labels,
+        annotations: m.annotations,
+        ..ObjectMeta::default()
+    })
+}
+
+/// A spec that is either a pod spec or holds a pod template. The container lists are read
+/// in place (no `#[serde(flatten)]`, which would buffer the whole spec first).
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectSpec {
-    /// A Pod's own spec.
-    #[serde(flatten)]
-    pub pod: PodSpecImages,
+    /// A Pod's `containers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<ContainerImage>,
+    /// A Pod's `initContainers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<ContainerImage>,
+    /// A Pod's `ephemeralContainers`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ephemeral_containers: Vec<ContainerImage>,
     /// The pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet or Job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<PodTemplate>,
@@ -193,24 +227,35 @@ pub fn images_of(kind: WorkloadKind, object: &AdmittedObject) -> Vec<PodImage> {
     let Some(spec) = &object.spec else {
         return Vec::new();
     };
-    let pod = match kind {
-        WorkloadKind::Pod => Some(&spec.pod),
-        WorkloadKind::Template => spec.template.as_ref().and_then(|t| t.spec.as_ref()),
+    let template = match kind {
+        WorkloadKind::Pod => None,
+        WorkloadKind::Template => spec.template.as_ref(),
         WorkloadKind::CronJob => spec
             .job_template
             .as_ref()
             .and_then(|j| j.spec.as_ref())
-            .and_then(|j| j.template.as_ref())
-            .and_then(|t| t.spec.as_ref()),
+            .and_then(|j| j.template.as_ref()),
     };
-    let Some(pod) = pod else {
-        return Vec::new();
+    let lists = match (kind, template.and_then(|t| t.spec.as_ref())) {
+        (WorkloadKind::Pod, _) => [
+            &spec.containers,
+            &spec.init_containers,
+            &spec.ephemeral_containers,
+        ],
+        (_, Some(pod)) => [
+            &pod.containers,
+            &pod.init_containers,
+            &pod.ephemeral_containers,
+        ],
+        (_, None) => return Vec::new(),
     };
     let lists = [
-        (ContainerKind::Container, &pod.containers),
-        (ContainerKind::InitContainer, &pod.init_containers),
-        (ContainerKind::EphemeralContainer, &pod.ephemeral_containers),
-    ];
+        ContainerKind::Container,
+        ContainerKind::InitContainer,
+        ContainerKind::EphemeralContainer,
+    ]
+    .into_iter()
+    .zip(lists);
     lists
         .into_iter()
         .flat_map(|(kind, list)| {
@@ -394,6 +439,58 @@ mod tests {
                      "volumes": [{"name": "x", "emptyDir": {}}]},
             "status": {"phase": "Pending"}
         })
+    }
+
+    /// The metadata the webhook names objects by survives the lean decoding; managed fields
+    /// and the rest of the spec are skipped, whatever their shape.
+    #[test]
+    fn lean_decoding_keeps_what_is_read() {
+        let object = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {
+                "generateName": "web-", "namespace": "team-a", "uid": "u-1",
+                "labels": {"app": "web"}, "annotations": {"a": "b"},
+                "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {"f:x": {}}}}],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "x", "uid": "y"}]
+            },
+            "spec": {
+                "replicas": 3,
+                "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                    "containers": [{"name": "app", "image": "registry/app:1", "env": [{"name": "A"}]}],
+                    "initContainers": [{"name": "init", "image": "registry/init:1"}],
+                    "volumes": [{"name": "v", "projected": {"sources": []}}]
+                }}
+            }
+        });
+        let body = review_of(
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+            None,
+            "CREATE",
+            object,
+            json!(null),
+        );
+        let mut req = parse(&body).unwrap_or_else(|e| panic!("{e}"));
+        let meta = &req.object.as_ref().unwrap().metadata;
+        assert_eq!(meta.uid.as_deref(), Some("u-1"));
+        assert_eq!(meta.labels.as_ref().unwrap()["app"], "web");
+        assert_eq!(meta.annotations.as_ref().unwrap()["a"], "b");
+        assert!(meta.managed_fields.is_none());
+        req.name = String::new();
+        assert_eq!(object_name(&req), "web-*");
+        let images: Vec<_> = match subject(&req) {
+            Subject::Images(i) => i.into_iter().map(|i| (i.kind, i.image)).collect(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            images,
+            [
+                (ContainerKind::Container, "registry/app:1".to_owned()),
+                (ContainerKind::InitContainer, "registry/init:1".to_owned()),
+            ]
+        );
     }
 
     #[test]
