@@ -224,3 +224,52 @@ async fn rules_withdrawn_by_a_spec_change_are_removed() {
     .await
     .unwrap();
 }
+
+/// Found by the chaos run (seed 11): a policy whose spec changed after its rules were written,
+/// and that was deleted before the new spec reached ECR, left its old rules in ECR for good
+/// (the operator compared ECR with the changed spec, found them different, and called the
+/// document someone else's). The operator wrote it, so it goes.
+#[tokio::test]
+async fn rules_of_a_policy_deleted_before_its_change_reached_ecr_are_removed() {
+    use testbed::moto::{FaultKind, FaultScope};
+    let env = Env::start().await;
+    let api: Api<ScanPolicy> = Api::all(env.kube.client());
+    create(&api, &policy("moving", "BASIC", &["app/*"])).await;
+    wait_for(&api, "moving", "Ready", ready).await;
+    assert_eq!(filters(&ecr(&env).await), ["app/*"]);
+
+    // ECR refuses every write for now: the change cannot reach it.
+    env.moto
+        .inject(
+            "PutRegistryScanningConfiguration",
+            FaultKind::ServerError,
+            FaultScope::Fraction {
+                fraction: 1.0,
+                seed: 1,
+            },
+        )
+        .await
+        .unwrap();
+    api.patch(
+        "moving",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"rules": [
+            {"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "web/*"}]}
+        ]}})),
+    )
+    .await
+    .unwrap();
+    wait_for(&api, "moving", "the write failing", |p: &ScanPolicy| {
+        !ready(p)
+            && p.metadata.generation == p.status.as_ref().and_then(|s| s.common.observed_generation)
+    })
+    .await;
+    api.delete("moving", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert_eq!(filters(&ecr(&env).await), ["app/*"]);
+
+    env.moto.clear_faults().await.unwrap();
+    wait_gone(&api, "moving").await;
+    assert_eq!(ecr(&env).await, ScanningSettings::default());
+}

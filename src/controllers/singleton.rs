@@ -10,8 +10,9 @@
 //!
 //! Ownership: an object's status records that its part was written. When ECR holds a document
 //! the operator did not write (no object was ever applied) the objects report Conflict instead
-//! of overwriting it; when the last object goes, the document is cleared only if ECR still holds
-//! what the operator wrote.
+//! of overwriting it. From the first write on, the document is the operator's: drift is
+//! overwritten, and when the last participating object goes the document is cleared, whatever
+//! it holds by then (the deleted objects' specs may have changed since the last write).
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -310,17 +311,12 @@ async fn sync_registry<S: Setting>(
             }
         }
     } else {
-        // The last participating objects are going: clear the document only when ECR still
-        // holds what the operator wrote. Objects still here whose parts were written but that
-        // no longer take part (a spec change withdrew them) are the operator's too: the
-        // document goes, as the participating branch would have rewritten it.
-        let mut before: Vec<Arc<S::Object>> = active.iter().chain(deleting).cloned().collect();
-        before.sort_by_key(|o| age_key(o.as_ref()));
-        let (previous, _) = plan::<S>(&before);
-        let deleted_ours =
-            deleting.iter().any(|o| S::was_applied(o)) && S::equivalent(&observed, &previous);
-        let withdrawn = active.iter().any(|o| S::was_applied(o));
-        if (deleted_ours || withdrawn) && !S::is_empty(&observed) {
+        // The last participating objects are going, or withdrew their parts by a spec change:
+        // the document is the operator's when any of them had its part written, and goes, as
+        // the participating branch would have rewritten it. Comparing ECR with the current
+        // specs would not do: a spec changed after the last write (say, while its object was
+        // being deleted) never reached ECR, and the stale document would stay for good.
+        if ever_applied && !S::is_empty(&observed) {
             S::write(ctx.registry.as_ref(), &S::Doc::default()).await?;
             info!(kind, "cleared the registry {}", S::WHAT);
             for o in deleting {
