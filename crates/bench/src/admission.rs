@@ -16,6 +16,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
+use testbed::admission::{create_pod, only};
 
 use crate::Sizes;
 use crate::figures::Figures;
@@ -32,84 +33,6 @@ const MAX_RPS_P99_MS: f64 = 10.0;
 
 fn digest(i: usize) -> String {
     format!("sha256:{i:064x}")
-}
-
-fn container(name: &str, image: &str) -> Value {
-    json!({
-        "name": name,
-        "image": image,
-        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-        "env": [{"name": "LOG_LEVEL", "value": "info"},
-                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}}],
-        "resources": {"limits": {"memory": "128Mi"}, "requests": {"cpu": "100m", "memory": "64Mi"}},
-        "volumeMounts": [{"name": "kube-api-access-x7k2p", "readOnly": true,
-                          "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
-                          "periodSeconds": 10, "timeoutSeconds": 1, "successThreshold": 1, "failureThreshold": 3},
-        "terminationMessagePath": "/dev/termination-log",
-        "terminationMessagePolicy": "File",
-        "imagePullPolicy": "IfNotPresent"
-    })
-}
-
-/// A CREATE of a 3-container Pod, as the API server sends it for `kubectl apply`.
-fn review(uid: &str, images: [&str; 3]) -> Value {
-    json!({
-        "kind": "AdmissionReview",
-        "apiVersion": "admission.k8s.io/v1",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": "web-7d9f8b6c5-x2x9k",
-            "namespace": "shop",
-            "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
-                         "uid": "a1b2c3d4-0000-4000-8000-000000000000",
-                         "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]},
-            "object": {
-                "kind": "Pod",
-                "apiVersion": "v1",
-                "metadata": {
-                    "name": "web-7d9f8b6c5-x2x9k",
-                    "generateName": "web-7d9f8b6c5-",
-                    "namespace": "shop",
-                    "labels": {"app": "web", "pod-template-hash": "7d9f8b6c5"},
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f8b6c5",
-                        "uid": "0e0e0e0e-1111-4222-8333-444444444444", "controller": true, "blockOwnerDeletion": true}],
-                    "managedFields": [{"manager": "kube-controller-manager", "operation": "Update",
-                        "apiVersion": "v1", "time": "2026-11-23T10:00:00Z", "fieldsType": "FieldsV1",
-                        "fieldsV1": {"f:metadata": {"f:generateName": {}, "f:labels": {".": {}, "f:app": {}}}}}]
-                },
-                "spec": {
-                    "volumes": [{"name": "kube-api-access-x7k2p", "projected": {"defaultMode": 420, "sources": [
-                        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}],
-                    "containers": [container("app", images[0]), container("proxy", images[1]), container("log-agent", images[2])],
-                    "restartPolicy": "Always",
-                    "terminationGracePeriodSeconds": 30,
-                    "dnsPolicy": "ClusterFirst",
-                    "serviceAccountName": "default",
-                    "serviceAccount": "default",
-                    "securityContext": {},
-                    "schedulerName": "default-scheduler",
-                    "tolerations": [
-                        {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
-                        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
-                    ],
-                    "priority": 0,
-                    "enableServiceLinks": true,
-                    "preemptionPolicy": "PreemptLowerPriority"
-                },
-                "status": {"phase": "Pending", "qosClass": "Burstable"}
-            },
-            "oldObject": null,
-            "dryRun": false,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
-        }
-    })
 }
 
 async fn create_report(
@@ -262,21 +185,17 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         format!("{REGISTRY}/shop/web@{}", digest(n / 2)),
         format!("{REGISTRY}/shop/web:build-{}", n - 1),
     ];
-    let body = Bytes::from(
-        review(
-            "705ab4f5-6393-11e8-b7cc-42010a800002",
-            [&images[0], &images[1], &images[2]],
-        )
-        .to_string(),
-    );
+    let pod = |images: [&str; 3]| {
+        let containers = [
+            ("app", images[0]),
+            ("proxy", images[1]),
+            ("log-agent", images[2]),
+        ];
+        create_pod("shop", "web-7d9f8b6c5-x2x9k", &only(&containers)).to_string()
+    };
+    let body = Bytes::from(pod([&images[0], &images[1], &images[2]]));
     let bad = format!("{REGISTRY}/shop/web:bad");
-    let bad_body = Bytes::from(
-        review(
-            "705ab4f5-6393-11e8-b7cc-42010a800003",
-            [&bad, &images[1], &images[2]],
-        )
-        .to_string(),
-    );
+    let bad_body = Bytes::from(pod([&bad, &images[1], &images[2]]));
     let ca_pem = generated.ca_pem.clone();
     let probe = Target {
         addr,

@@ -6,8 +6,10 @@
 //! - [`kube_env::KubeEnv`]: the in-process API server double with the operator's CRDs installed,
 //!   or a real cluster when `ECR_OPERATOR_TEST_KUBECONFIG` is set.
 //! - [`wait`]: waiting on conditions with deadlines.
+//! - [`admission`]: AdmissionReview bodies as the API server sends them.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 mod http;
 pub mod images;
 pub mod kube_env;
