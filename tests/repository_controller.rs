@@ -335,6 +335,80 @@ spec:
     );
 }
 
+/// Found by the chaos run (seed 11, a moto restart): a repository deleted and created again
+/// outside the operator between two sweeps has the same name and ARN, and the object's status
+/// matched the sweep's older view of it. The operator wrote its tags, owner tag included, and
+/// policy onto someone else's repository. Nothing may be written before the tags show it is ours.
+#[tokio::test]
+async fn repository_replaced_between_sweeps_is_not_written() {
+    let env = Env::start_with(ecr_operator::controllers::Config {
+        sweep_interval: std::time::Duration::from_secs(3600),
+        ..common::test_config()
+    })
+    .await;
+    let ns = env.kube.namespace("replaced").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    create(
+        &api,
+        "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: swap}, spec: {scanOnPush: true, tags: {a: '1'}}}",
+    )
+    .await;
+    wait_for(&api, "swap", "Ready", is_ready).await;
+
+    // Someone deletes it and creates their own under the same name.
+    let ecr = env.ecr();
+    ecr.delete_repository()
+        .repository_name("swap")
+        .force(true)
+        .send()
+        .await
+        .unwrap();
+    ecr.create_repository()
+        .repository_name("swap")
+        .tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("team")
+                .value("other")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let theirs = tags(&env, "swap").await;
+
+    // A spec change wants every kind of write: settings, tags, policy.
+    merge(
+        &api,
+        "swap",
+        json!({"spec": {"scanOnPush": false, "tags": {"a": "2"}, "policy": {"statements": [
+            {"sid": "Pull", "effect": "Allow", "principals": {"aws": ["arn:aws:iam::111122223333:root"]},
+             "actions": ["ecr:BatchGetImage"]}]}}}),
+    )
+    .await;
+    let c = wait_for(&api, "swap", "Conflict", reason_is("Conflict")).await;
+    let (_, _, message) = ready_of(&c.status.unwrap().common.conditions).unwrap();
+    assert!(message.contains("owner tag"), "{message}");
+    assert_eq!(tags(&env, "swap").await, theirs);
+    assert_eq!(
+        env.registry.get_repository_policy("swap").await.unwrap(),
+        None
+    );
+    let info = env
+        .registry
+        .describe_repository("swap")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!info.scan_on_push);
+    assert_eq!(
+        env.registry
+            .stats()
+            .operation("PutImageScanningConfiguration"),
+        0
+    );
+}
+
 #[tokio::test]
 async fn adoption_and_conflicts() {
     let env = Env::start().await;

@@ -350,6 +350,35 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     if let Some(msg) = diff.encryption_mismatch {
         return Err(Error::Invalid(msg));
     }
+    // Tags and policy: not in DescribeRepositories, so checked when the spec changed or when
+    // this object's jittered deep-sweep slot comes.
+    let deep_due = {
+        let due = shared
+            .state
+            .deep_due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        due.get(&uid).is_none_or(|t| Instant::now() >= *t)
+    };
+    let first_sight = !shared
+        .state
+        .deep_due
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(&uid);
+    let deep = !created
+        && (generation_changed
+            || (deep_due && !first_sight)
+            || ownership_just_claimed(&status, &info));
+    let settings_write = diff.tag_mutability.is_some() || diff.scan_on_push.is_some();
+    // Nothing is written to a repository before its tags show it is this object's: the sweep's
+    // view may predate a delete and re-create outside the operator (someone else's repository
+    // under the same name and ARN), and the status matches that view.
+    let observed_tags = if !created && (deep || settings_write) {
+        Some(verify_owner(ctx, &info, &owner).await?)
+    } else {
+        None
+    };
     let mut observed = info.clone();
     if let Some(m) = diff.tag_mutability {
         ctx.registry.put_image_tag_mutability(&name, m).await?;
@@ -365,22 +394,6 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         ctx.inventory.record(&name, Some(observed.clone()));
     }
 
-    // Tags and policy: not in DescribeRepositories, so checked when the spec changed or when
-    // this object's jittered deep-sweep slot comes, at most two calls.
-    let deep_due = {
-        let due = shared
-            .state
-            .deep_due
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        due.get(&uid).is_none_or(|t| Instant::now() >= *t)
-    };
-    let first_sight = !shared
-        .state
-        .deep_due
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains_key(&uid);
     let mut policy_managed = status.policy_managed;
     if created {
         // CreateRepository set the tags; only the policy needs its own call.
@@ -391,11 +404,9 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
             policy_managed = true;
         }
         schedule_deep_check(shared, &uid, false);
-    } else if generation_changed
-        || (deep_due && !first_sight)
-        || ownership_just_claimed(&status, &info)
-    {
-        let (set, remove) = deep_sync(ctx, &desired, &info, &status, taken_back).await?;
+    } else if let Some(observed_tags) = observed_tags.filter(|_| deep) {
+        let (set, remove) =
+            deep_sync(ctx, &desired, &info, &status, &observed_tags, taken_back).await?;
         changes.extend(set);
         changes.extend(remove);
         // After a deep sync ECR holds exactly the spec's policy, or none of ours.
@@ -644,17 +655,51 @@ async fn claim(
     }
 }
 
-/// Reads tags and policy (two calls) and applies their difference. Tags and a policy the
-/// object did not put there are left alone, except on a take-back, where nothing tells ours
-/// from others' and a leftover policy could grant what the spec does not.
+/// The repository's tags, when they show `owner` owns it. Otherwise the repository under this
+/// name is not the one this object created or adopted: the inventory learns the repository
+/// as it is now (so the next pass claims it properly, or creates it when it is gone), and the
+/// object reports Conflict.
+async fn verify_owner(
+    ctx: &Context,
+    info: &RepositoryInfo,
+    owner: &str,
+) -> Result<BTreeMap<String, String>, Error> {
+    let tags = match ctx.registry.list_tags(&info.arn).await {
+        Ok(tags) => tags,
+        Err(e) if e.class == ErrorClass::NotFound => {
+            ctx.inventory.record(&info.name, None);
+            return Err(Error::RepositoryNotReady(format!(
+                "ECR repository {} was deleted outside ecr-operator; it will be created again",
+                info.name
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if tags.get(OWNER_TAG).map(String::as_str) == Some(owner) {
+        return Ok(tags);
+    }
+    let now = ctx.registry.describe_repository(&info.name).await?;
+    ctx.inventory.record(&info.name, now);
+    Err(Error::Conflict(format!(
+        "ECR repository {} no longer carries this object's owner tag (owner: {}); it was replaced \
+         or changed outside ecr-operator and will not be modified",
+        info.name,
+        tags.get(OWNER_TAG).map_or("none", String::as_str)
+    )))
+}
+
+/// Applies the difference of tags (read by the caller) and policy (one call, where there is a
+/// policy to keep). Tags and a policy the object did not put there are left alone, except on a
+/// take-back, where nothing tells ours from others' and a leftover policy could grant what the
+/// spec does not.
 async fn deep_sync(
     ctx: &Context,
     desired: &Desired,
     info: &RepositoryInfo,
     status: &RepositoryStatus,
+    observed_tags: &BTreeMap<String, String>,
     taken_back: bool,
 ) -> Result<(Vec<&'static str>, Vec<&'static str>), Error> {
-    let observed_tags = ctx.registry.list_tags(&info.arn).await?;
     let managed: Vec<String> = if taken_back {
         // `aws:` tags belong to AWS and cannot be removed.
         observed_tags
@@ -665,7 +710,7 @@ async fn deep_sync(
     } else {
         status.managed_tag_keys.clone()
     };
-    let (set, remove) = diff_tags(&desired.tags, &observed_tags, &managed);
+    let (set, remove) = diff_tags(&desired.tags, observed_tags, &managed);
     let mut changed = Vec::new();
     if !set.is_empty() {
         ctx.registry.tag_resource(&info.arn, &set).await?;
