@@ -154,18 +154,24 @@ spec:
     })
     .await
     .unwrap();
-    // Drift in tags (not in DescribeRepositories) is restored by the deep sweep.
+    // Drift in tags (not in DescribeRepositories) is restored by the deep sweep, the owner tag
+    // too: the repository is still the one the object created.
+    let owner = tags(&env, "team/web").await[OWNER_TAG].clone();
     ecr.untag_resource()
         .resource_arn(&info.arn)
         .tag_keys("team")
+        .tag_keys(OWNER_TAG)
         .send()
         .await
         .unwrap();
     testbed::wait::until("tag drift corrected", common::WAIT, || async {
-        (tags(&env, "team/web").await.get("team").map(String::as_str) == Some("b")).then_some(())
+        let t = tags(&env, "team/web").await;
+        (t.get("team").map(String::as_str) == Some("b") && t.get(OWNER_TAG) == Some(&owner))
+            .then_some(())
     })
     .await
     .unwrap();
+    assert!(is_ready(&api.get("web").await.unwrap()));
     assert_eq!(
         tags(&env, "team/web")
             .await

@@ -375,7 +375,7 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     // view may predate a delete and re-create outside the operator (someone else's repository
     // under the same name and ARN), and the status matches that view.
     let observed_tags = if !created && (deep || settings_write) {
-        Some(verify_owner(ctx, &info, &owner).await?)
+        Some(verify_owner(ctx, &info, &owner, &status).await?)
     } else {
         None
     };
@@ -655,14 +655,16 @@ async fn claim(
     }
 }
 
-/// The repository's tags, when they show `owner` owns it. Otherwise the repository under this
-/// name is not the one this object created or adopted: the inventory learns the repository
-/// as it is now (so the next pass claims it properly, or creates it when it is gone), and the
-/// object reports Conflict.
+/// The repository's tags, when they show `owner` owns it, or carry no owner tag on the very
+/// repository the status records (created at the same time: someone removed the tag, and the
+/// deep sync puts it back). Otherwise the repository under this name is not the one this
+/// object created or adopted: the inventory learns the repository as it is now (so the next
+/// pass claims it properly, or creates it when it is gone), and the object reports Conflict.
 async fn verify_owner(
     ctx: &Context,
     info: &RepositoryInfo,
     owner: &str,
+    status: &RepositoryStatus,
 ) -> Result<BTreeMap<String, String>, Error> {
     let tags = match ctx.registry.list_tags(&info.arn).await {
         Ok(tags) => tags,
@@ -675,11 +677,18 @@ async fn verify_owner(
         }
         Err(e) => return Err(e.into()),
     };
-    if tags.get(OWNER_TAG).map(String::as_str) == Some(owner) {
+    let found = tags.get(OWNER_TAG).map(String::as_str);
+    if found == Some(owner) {
         return Ok(tags);
     }
     let now = ctx.registry.describe_repository(&info.name).await?;
+    let same = now
+        .as_ref()
+        .is_some_and(|n| status_owns(status, n).is_some());
     ctx.inventory.record(&info.name, now);
+    if found.is_none() && same {
+        return Ok(tags);
+    }
     Err(Error::Conflict(format!(
         "ECR repository {} no longer carries this object's owner tag (owner: {}); it was replaced \
          or changed outside ecr-operator and will not be modified",
