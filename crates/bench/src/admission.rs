@@ -15,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kube::api::{Api, PostParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use testbed::admission::{create_pod, only};
 
 use crate::Sizes;
