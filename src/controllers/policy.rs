@@ -156,7 +156,27 @@ mod tests {
         assert!(!text_equivalent("not json", &desired));
     }
 
+    /// fuzz/seeds/policy_json/crash-float-roundtrip: a number with more digits than an f64 holds
+    /// must print back to the value it was parsed as, or a document read from ECR would not equal
+    /// itself after the operator writes it back (serde_json's float_roundtrip).
+    #[test]
+    fn long_numbers_survive_print_and_parse() {
+        let text = include_str!("../../fuzz/seeds/policy_json/crash-float-roundtrip");
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert!(text_equivalent(&v.to_string(), &v));
+        let doc: Value =
+            serde_json::from_str(r#"{"Version":"2012-10-17","n":0.30000000000000004,"m":1e-320}"#)
+                .unwrap();
+        assert!(text_equivalent(&doc.to_string(), &doc));
+    }
+
     proptest! {
+        #[test]
+        fn float_text_round_trips(x in any::<f64>().prop_filter("finite", |x| x.is_finite())) {
+            let v = serde_json::json!({"n": x});
+            prop_assert!(text_equivalent(&v.to_string(), &v));
+        }
+
         #[test]
         fn equivalence_ignores_order_and_duplicates(mut actions in proptest::collection::vec("ecr:[A-Za-z]{1,12}", 1..8), seed in any::<u64>()) {
             let mut p = pull_policy();
