@@ -557,9 +557,13 @@ impl Chaos {
                     .note(format!("patch Repository {ns}/{name} {spec} -> {ok}"));
                 if ok {
                     let owner = format!("{}/{ns}/{name}", self.operator.config.cluster_id);
-                    self.record
-                        .last_retain
-                        .insert(owner, spec["deletionPolicy"] == "Retain");
+                    let retain = spec["deletionPolicy"] == "Retain";
+                    self.record.last_retain.insert(owner.clone(), retain);
+                    if !retain {
+                        // Patched to Delete while its deletion is still pending: the operator
+                        // deletes by the spec it sees then, so what it retained may go.
+                        self.record.retained.retain(|_, o| *o != owner);
+                    }
                 }
             }
             _ => {
