@@ -13,14 +13,19 @@ ENV CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
 
 # 1. Dependencies only. The workspace manifests with empty targets: this layer, the slow one,
 #    is rebuilt only when a Cargo.toml or Cargo.lock changes.
+#    Cargo loads every workspace member's manifest and every [patch] source (vendor/), so all
+#    of them are here; tests/chart.rs loads this stage's workspace with `cargo metadata`.
 COPY Cargo.toml Cargo.lock ./
+COPY vendor vendor
 COPY crates/apiserver-double/Cargo.toml crates/apiserver-double/Cargo.toml
 COPY crates/testbed/Cargo.toml crates/testbed/Cargo.toml
-RUN mkdir -p src crates/apiserver-double/src crates/testbed/src \
+COPY crates/bench/Cargo.toml crates/bench/Cargo.toml
+RUN mkdir -p src crates/apiserver-double/src crates/testbed/src crates/bench/src \
     && echo 'fn main() {}' > src/main.rs \
+    && echo 'fn main() {}' > crates/bench/src/main.rs \
     && touch src/lib.rs crates/apiserver-double/src/lib.rs crates/testbed/src/lib.rs \
     && cargo build --release --locked --bin ecr-operator \
-    && rm -rf src crates/apiserver-double/src crates/testbed/src
+    && rm -rf src crates/apiserver-double/src crates/testbed/src crates/bench/src
 
 # 2. The operator itself.
 COPY src src

@@ -1506,3 +1506,102 @@ fn dockerfile_copies_existing_paths() {
         ".dockerignore keeps target/ out"
     );
 }
+
+/// Copies `from` (a file or a directory) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for e in std::fs::read_dir(from).expect("read_dir") {
+            let e = e.expect("entry");
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+}
+
+/// The Dockerfile's dependency stage (its COPYs and stub sources, up to the first build) is a
+/// workspace cargo loads with the locked lockfile. A workspace member or a `[patch]` source it
+/// does not copy fails `docker build` at its first, slowest layer, which no one can run here.
+#[test]
+fn dockerfile_dependency_stage_loads_the_workspace() {
+    let text = read("Dockerfile");
+    let builder = text.split("FROM ").nth(1).expect("a builder stage");
+    let stage = builder
+        .split("# 2.")
+        .next()
+        .expect("the dependency layer comes first");
+    // Instructions with their `\` continuations joined.
+    let joined = stage.replace("\\\n", " ");
+    let dir = tmp_file("docker-deps", "d");
+    let build = "cargo build --release --locked --bin ecr-operator";
+    // `cargo fetch` for the host loads every manifest and patch source and checks the lockfile,
+    // offline: what the tests' build downloaded is all it may need.
+    let load = [
+        "cargo",
+        "fetch",
+        "--locked",
+        "--offline",
+        "--target",
+        host_triple(),
+    ];
+    let (mut copies, mut runs) = (0, 0);
+    for line in joined.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("COPY ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let (dest, sources) = words.split_last().expect("COPY SRC... DEST");
+            for s in sources {
+                let target = if dest.ends_with('/') {
+                    dir.join(dest).join(Path::new(s).file_name().expect("name"))
+                } else {
+                    dir.join(dest)
+                };
+                copy_tree(&root().join(s), &target);
+                copies += 1;
+            }
+        } else if let Some(cmd) = line.strip_prefix("RUN ") {
+            assert!(cmd.contains(build), "the dependency layer builds: {cmd}");
+            // Up to the build (what follows removes the stubs), with cargo loading instead.
+            let end = cmd.find(build).expect("build") + build.len();
+            let cmd = cmd[..end].replace(build, &load.join(" "));
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(&cmd)
+                .current_dir(&dir)
+                .output()
+                .expect("sh");
+            assert!(
+                out.status.success(),
+                "the Dockerfile's dependency stage does not load: {cmd}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            runs += 1;
+        }
+    }
+    assert!(copies >= 3 && runs == 1, "{copies} copies, {runs} runs");
+    // The stage is a copy, not a look at the repository: a member left out must fail.
+    std::fs::remove_file(dir.join("crates/bench/Cargo.toml")).expect("bench manifest copied");
+    let out = Command::new(load[0])
+        .args(&load[1..])
+        .current_dir(&dir)
+        .output()
+        .expect("cargo");
+    assert!(!out.status.success(), "a missing member must not load");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn host_triple() -> &'static str {
+    static HOST: OnceLock<String> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let out = Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .expect("rustc -vV");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .expect("rustc -vV names the host")
+            .to_string()
+    })
+}
