@@ -14,7 +14,7 @@ ENV CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
 # 1. Dependencies only. The workspace manifests with empty targets: this layer, the slow one,
 #    is rebuilt only when a Cargo.toml or Cargo.lock changes.
 #    Cargo loads every workspace member's manifest and every [patch] source (vendor/), so all
-#    of them are here; tests/chart.rs loads this stage's workspace with `cargo metadata`.
+#    of them are here; tests/chart.rs has cargo load this stage's files offline.
 COPY Cargo.toml Cargo.lock ./
 COPY vendor vendor
 COPY crates/apiserver-double/Cargo.toml crates/apiserver-double/Cargo.toml

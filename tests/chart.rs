@@ -1461,6 +1461,19 @@ fn kustomize_samples_render_our_kinds() {
 // ---------------------------------------------------------------------------------------------
 // Dockerfile
 
+/// A `COPY` line that copies from the build context (not `--from` an earlier stage): its
+/// destination and sources, flags left out.
+fn context_copy(line: &str) -> Option<(&str, Vec<&str>)> {
+    let words: Vec<&str> = line.strip_prefix("COPY ")?.split_whitespace().collect();
+    if words.iter().any(|w| w.starts_with("--from")) {
+        return None;
+    }
+    let mut paths: Vec<&str> = words.into_iter().filter(|w| !w.starts_with("--")).collect();
+    let dest = paths.pop().expect("COPY SRC... DEST");
+    assert!(!paths.is_empty(), "COPY SRC... DEST: {line}");
+    Some((dest, paths))
+}
+
 /// Every path the Dockerfile copies from the build context exists, it builds with the locked
 /// release flags, and the final image runs as non-root with `run` as its command.
 #[test]
@@ -1468,19 +1481,9 @@ fn dockerfile_copies_existing_paths() {
     let text = read("Dockerfile");
     let mut copies = 0;
     for line in text.lines().map(str::trim) {
-        let Some(rest) = line.strip_prefix("COPY ") else {
+        let Some((dest, sources)) = context_copy(line) else {
             continue;
         };
-        let words: Vec<&str> = rest.split_whitespace().collect();
-        if words.iter().any(|w| w.starts_with("--from")) {
-            continue; // from an earlier stage, not the context
-        }
-        let sources: Vec<&str> = words
-            .iter()
-            .filter(|w| !w.starts_with("--"))
-            .copied()
-            .collect();
-        let (dest, sources) = sources.split_last().expect("COPY SRC... DEST");
         assert!(!dest.is_empty());
         for s in sources {
             assert!(
@@ -1538,19 +1541,18 @@ fn dockerfile_dependency_stage_loads_the_workspace() {
     let build = "cargo build --release --locked --bin ecr-operator";
     // `cargo fetch` for the host loads every manifest and patch source and checks the lockfile,
     // offline: what the tests' build downloaded is all it may need.
+    let host = host_triple();
     let load = [
         "cargo",
         "fetch",
         "--locked",
         "--offline",
         "--target",
-        host_triple(),
+        host.as_str(),
     ];
     let (mut copies, mut runs) = (0, 0);
     for line in joined.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("COPY ") {
-            let words: Vec<&str> = rest.split_whitespace().collect();
-            let (dest, sources) = words.split_last().expect("COPY SRC... DEST");
+        if let Some((dest, sources)) = context_copy(line) {
             for s in sources {
                 let target = if dest.ends_with('/') {
                     dir.join(dest).join(Path::new(s).file_name().expect("name"))
@@ -1591,17 +1593,14 @@ fn dockerfile_dependency_stage_loads_the_workspace() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn host_triple() -> &'static str {
-    static HOST: OnceLock<String> = OnceLock::new();
-    HOST.get_or_init(|| {
-        let out = Command::new("rustc")
-            .arg("-vV")
-            .output()
-            .expect("rustc -vV");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("host: "))
-            .expect("rustc -vV names the host")
-            .to_string()
-    })
+fn host_triple() -> String {
+    let out = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_string()
 }
