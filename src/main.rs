@@ -76,6 +76,14 @@ struct RunArgs {
     /// Identifies this cluster in ownership tags on ECR resources.
     #[arg(long, env = "ECR_OPERATOR_CLUSTER_ID", default_value = "default")]
     cluster_id: String,
+    /// Namespaces whose Repositories, LifecyclePolicies and pods this operator acts on
+    /// (comma-separated; all when empty). One namespace needs only a namespaced Role for them.
+    #[arg(long, env = "ECR_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// Label selector (`key=value` terms, comma-separated) every object this operator acts on
+    /// must match, cluster-scoped kinds and pods included; the reports it writes carry it.
+    #[arg(long, env = "ECR_OPERATOR_WATCH_SELECTOR")]
+    watch_selector: Option<String>,
     /// Seconds between drift sweeps (one DescribeRepositories page per 1000 repositories).
     #[arg(long, env = "ECR_OPERATOR_SWEEP_SECONDS", default_value_t = 60)]
     sweep_seconds: u64,
@@ -212,6 +220,16 @@ fn print_crds(dir: Option<PathBuf>) -> ExitCode {
 
 async fn run(args: RunArgs) -> ExitCode {
     telemetry::init_logging(&args.log_format);
+    let watch = match controllers::WatchScope::new(
+        &args.watch_namespaces,
+        args.watch_selector.as_deref(),
+    ) {
+        Ok(scope) => scope,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid watch scope");
+            return ExitCode::FAILURE;
+        }
+    };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {
@@ -234,6 +252,7 @@ async fn run(args: RunArgs) -> ExitCode {
         operator_namespace: args.namespace,
         scan_refresh_interval: Duration::from_secs(args.scan_refresh_seconds.max(1)),
         region: registry.region(),
+        watch,
     };
     let scan_events = args
         .scan_events_queue_url

@@ -371,7 +371,8 @@ async fn run(seed: u64, steps: u64) {
     count_panics();
     println!("chaos seed {seed} steps {steps}");
     let started = Instant::now();
-    let mut env = common::Env::start().await;
+    // The double: the run restarts it, drops its watches and compacts it.
+    let mut env = common::Env::start_on_double().await;
     // The harness supervises its own operator (restarting it when it exits, as kubelet would).
     env.kill_operator();
     let client = env.kube.client();
@@ -1205,14 +1206,17 @@ impl Chaos {
     }
 }
 
+/// An object in the scope of the run's operator.
 fn object(kind: &str, name: &str, spec: Value) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": "ecr.operator.dev/v1alpha1",
-        "kind": kind,
-        "metadata": {"name": name},
-        "spec": spec,
-    }))
-    .unwrap()
+    common::in_scope(
+        serde_json::from_value(json!({
+            "apiVersion": "ecr.operator.dev/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .unwrap(),
+    )
 }
 
 fn is_ready<K: Reported>(obj: &K) -> bool {

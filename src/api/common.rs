@@ -45,3 +45,38 @@ impl LocalObjectReference {
             })
     }
 }
+
+/// A Kubernetes label selector's schema with every string, list and map bounded, so that CEL
+/// rules around it stay within the API server's cost budget (k8s-openapi's own schema has no
+/// bounds). The bounds are Kubernetes' own: label values 63 characters, keys a 253-character
+/// prefix, `/` and a 63-character name.
+pub fn label_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A label selector: matchLabels and matchExpressions are ANDed; empty selects everything.",
+        "type": "object",
+        "properties": {
+            "matchLabels": {
+                "type": "object",
+                "maxProperties": 64,
+                "additionalProperties": {"type": "string", "maxLength": 63}
+            },
+            "matchExpressions": {
+                "type": "array",
+                "maxItems": 64,
+                "items": {
+                    "type": "object",
+                    "required": ["key", "operator"],
+                    "properties": {
+                        "key": {"type": "string", "minLength": 1, "maxLength": 317},
+                        "operator": {"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+                        "values": {
+                            "type": "array",
+                            "maxItems": 64,
+                            "items": {"type": "string", "maxLength": 63}
+                        }
+                    }
+                }
+            }
+        }
+    })
+}

@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 use super::common::CommonStatus;
 use super::scan_policy::Severity;
 
+/// The longest text field of a report (ids, package names, versions, URIs, the scan's
+/// description); the operator clips what ECR says to this, so a report always fits its schema.
+pub const MAX_TEXT: usize = 1024;
+/// The most tags a report lists (the first in sort order).
+pub const MAX_TAGS: usize = 1000;
+
 /// Scan results for one image digest. Written by the operator; read by the admission webhook.
 /// Named `<repository-hash>-<digest-hex-prefix>`; see `spec` for the full identity.
 #[derive(CustomResource, JsonSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -26,11 +32,16 @@ use super::scan_policy::Severity;
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanReportSpec {
+    /// The registry (AWS account id; empty when the client's own registry was meant).
+    #[schemars(length(max = 12))]
     pub registry_id: String,
+    #[schemars(length(max = 256))]
     pub repository_name: String,
-    #[schemars(regex(pattern = "^[a-z0-9]+:[a-f0-9]{32,128}$"))]
+    #[schemars(length(max = 255), regex(pattern = "^[a-z0-9]+:[a-f0-9]{32,128}$"))]
     pub image_digest: String,
+    /// The image's tags (ECR's ImageTag is at most 300 characters), at most [`MAX_TAGS`].
     #[serde(default)]
+    #[schemars(length(max = 1000), inner(length(max = 300)))]
     pub image_tags: Vec<String>,
     pub scan: ScanState,
     #[serde(default)]
@@ -48,17 +59,22 @@ pub struct ImageScanReportSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ScanState {
     /// ECR's scan status (COMPLETE, IN_PROGRESS, FAILED, ...); anything else counts as unscanned.
+    #[schemars(length(max = 64))]
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TEXT))]
     pub description: Option<String>,
     /// When the scan completed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub completed_at: Option<String>,
     /// When the vulnerability database was last updated (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub vulnerability_source_updated_at: Option<String>,
     /// BASIC or ENHANCED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub scan_type: Option<String>,
 }
 
@@ -84,19 +100,24 @@ pub struct SeveritySummary {
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
     /// CVE or finding id.
+    #[schemars(length(max = MAX_TEXT))]
     pub id: String,
     pub severity: Severity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TEXT))]
     pub package: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TEXT))]
     pub installed_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TEXT))]
     pub fixed_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix_available: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TEXT))]
     pub uri: Option<String>,
 }
 

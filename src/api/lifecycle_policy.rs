@@ -73,12 +73,12 @@ pub struct LifecycleRule {
 pub struct LifecycleSelection {
     pub tag_status: LifecycleTagStatus,
     #[serde(default)]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 255)))]
     #[x_kube(validation = Rule::new("self.all(p, size(p) >= 1 && size(p) <= 255)").message("tag prefixes must be 1 to 255 characters"))]
     pub tag_prefix_list: Vec<String>,
     /// Tag patterns with `*` wildcards (at most four per pattern).
     #[serde(default)]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(max = 255)))]
     #[x_kube(
         validation = Rule::new("self.all(p, size(p) >= 1 && size(p) <= 255)").message("tag patterns must be 1 to 255 characters"),
         validation = Rule::new("self.all(p, !p.matches('^([^*]*[*]){5}'))").message("a tag pattern may contain at most four * wildcards")

@@ -43,9 +43,12 @@ pub struct PullThroughCacheRuleSpec {
     pub upstream_repository_prefix: Option<String>,
     /// ARN of a Secrets Manager secret named `ecr-pullthroughcache/...` with the upstream credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(
-        pattern = "^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:ecr-pullthroughcache/[a-zA-Z0-9/_+=.@-]+$"
-    ))]
+    #[schemars(
+        length(min = 50, max = 612),
+        regex(
+            pattern = "^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:ecr-pullthroughcache/[a-zA-Z0-9/_+=.@-]+$"
+        )
+    )]
     pub credential_arn: Option<String>,
     /// A Kubernetes Secret with `username` and `accessToken`, mirrored by the operator into
     /// Secrets Manager as `ecr-pullthroughcache/<name>` and kept in sync.
@@ -53,7 +56,10 @@ pub struct PullThroughCacheRuleSpec {
     pub credentials_secret_ref: Option<SecretReference>,
     /// IAM role ECR assumes to reach an ECR upstream in another account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = "^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/.+$"))]
+    #[schemars(
+        length(max = 2048),
+        regex(pattern = "^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/.+$")
+    )]
     pub custom_role_arn: Option<String>,
 }
 

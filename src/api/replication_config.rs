@@ -49,7 +49,7 @@ pub struct ReplicationDestination {
     #[schemars(length(min = 2, max = 25), regex(pattern = "^[0-9a-z-]{2,25}$"))]
     pub region: String,
     /// The destination account (12 digits).
-    #[schemars(regex(pattern = "^[0-9]{12}$"))]
+    #[schemars(length(min = 12, max = 12), regex(pattern = "^[0-9]{12}$"))]
     pub registry_id: String,
 }
 

@@ -64,12 +64,13 @@ pub struct RepositorySpec {
 
     /// Tags on the repository. Tags that others set on the repository are left alone.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 49))]
+    // Values bounded by ECR's TagValue (0..256); the bound keeps the CEL rules below within the
+    // API server's cost budget (TagResource API reference).
+    #[schemars(extend("maxProperties" = 49, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     #[x_kube(
         validation = Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128)").message("tag keys must be 1 to 128 characters"),
         validation = Rule::new("self.all(k, !k.startsWith('aws:'))").message("tag keys must not start with 'aws:' (reserved by AWS)"),
         validation = Rule::new("self.all(k, k.matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+@-]*$'))").message("tag keys may contain only letters, digits, spaces and _ . : / = + - @"),
-        validation = Rule::new("self.all(k, size(self[k]) <= 256)").message("tag values must be at most 256 characters"),
         validation = Rule::new("self.all(k, self[k].matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+@-]*$'))").message("tag values may contain only letters, digits, spaces and _ . : / = + - @"),
         validation = Rule::new("!('ecr.operator.dev/owner' in self)").message("the tag key ecr.operator.dev/owner is reserved for the operator")
     )]
@@ -165,7 +166,7 @@ pub struct RepositoryPolicy {
     /// Policy language version, `2012-10-17` when omitted. (No schema default: YAML tools read
     /// an unquoted `2012-10-17` as a timestamp.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = "^(2012-10-17|2008-10-17)$"))]
+    #[schemars(length(max = 10), regex(pattern = "^(2012-10-17|2008-10-17)$"))]
     pub version: Option<String>,
     /// The statements.
     #[schemars(length(min = 1, max = 100))]
@@ -186,11 +187,16 @@ pub struct PolicyStatement {
     /// Who the statement applies to.
     pub principals: Principals,
     /// ECR actions, e.g. `ecr:BatchGetImage`; `ecr:*` allowed.
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 128)))]
     #[x_kube(validation = Rule::new("self.all(a, a == '*' || a.startsWith('ecr:'))").message("repository policy actions must be ecr:* actions"))]
     pub actions: Vec<String>,
     /// IAM conditions: operator -> key -> values, e.g. `StringEquals: {aws:PrincipalOrgID: [o-123]}`.
+    /// Bounded generously: the whole policy must fit ECR's 10,240 characters anyway.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {
+        "type": "object", "maxProperties": 32,
+        "additionalProperties": {"type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 2048}}
+    }))]
     pub conditions: BTreeMap<String, BTreeMap<String, Vec<String>>>,
 }
 
@@ -210,11 +216,11 @@ pub enum Effect {
 pub struct Principals {
     /// AWS account ids, account root ARNs, role or user ARNs, or `*`.
     #[serde(default)]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 2048)))]
     pub aws: Vec<String>,
     /// AWS service principals, e.g. `lambda.amazonaws.com`.
     #[serde(default)]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 256)))]
     pub service: Vec<String>,
 }
 

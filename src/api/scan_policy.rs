@@ -143,14 +143,15 @@ pub struct Enforcement {
     pub severity_threshold: Severity,
     /// Namespaces this policy applies to (all when omitted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::common::label_selector_schema")]
     pub namespace_selector: Option<LabelSelector>,
     /// Namespaces never checked.
     #[serde(default)]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
     pub exempt_namespaces: Vec<String>,
     /// Image reference patterns (`*` wildcard) never checked, e.g. `123456789012.dkr.ecr.*.amazonaws.com/base/*`.
     #[serde(default)]
-    #[schemars(length(max = 256))]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 1024)))]
     pub exempt_images: Vec<String>,
     /// Findings accepted until they expire.
     #[serde(default)]
@@ -243,11 +244,12 @@ pub struct AllowlistEntry {
     pub reason: String,
     /// When the acceptance ends (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$')").message("expires must be an RFC 3339 date-time, e.g. 2026-12-31T00:00:00Z"))]
     pub expires: Option<String>,
     /// Limit the entry to images matching these patterns (all images when empty).
     #[serde(default)]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 100), inner(length(min = 1, max = 1024)))]
     pub images: Vec<String>,
 }
 

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, warn};
 
@@ -37,7 +37,7 @@ use crate::api::Repository;
 use crate::api::ScanPolicy;
 use crate::api::conditions::is_ready_at;
 use crate::api::image_scan_report::{
-    Finding, ImageScanReport, ImageScanReportSpec, ScanState, SeveritySummary,
+    Finding, ImageScanReport, ImageScanReportSpec, MAX_TAGS, MAX_TEXT, ScanState, SeveritySummary,
 };
 use crate::api::scan_policy::{ScanType, Severity};
 use crate::registry::{
@@ -67,7 +67,7 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let _api = super::require_crd::<ImageScanReport>(&ctx.client).await?;
+    super::require_crd::<ImageScanReport>(&ctx).await?;
     tokio::pin!(shutdown);
     let (tx, mut events) = mpsc::channel::<ScanEvent>(1024);
     let consumer = ctx
@@ -183,16 +183,17 @@ impl Managed {
         // allocator keeps such peaks.
         // Parsed one by one: a Repository this version cannot read must not stop every report
         // (its own controller reports it).
-        let repos_api: Api<DynamicObject> =
-            Api::all_with(ctx.client.clone(), &ApiResource::erase::<Repository>(&()));
+        let scope = &ctx.config.watch;
+        let repos_api = scope.api::<Repository>(&ctx.client);
         let mut known = BTreeSet::new();
         let mut ready = BTreeMap::new();
-        let mut params = ListParams::default().limit(REPOSITORY_PAGE);
+        let mut params = scope.list_params().limit(REPOSITORY_PAGE);
         loop {
             let page = repos_api.list(&params).await?;
             let parsed = page
                 .items
                 .iter()
+                .filter(|o| scope.includes_namespace(o.metadata.namespace.as_deref()))
                 .filter_map(|o| super::parse_object::<Repository>(o).ok());
             for r in parsed {
                 let Some(status) = &r.status else { continue };
@@ -215,7 +216,7 @@ impl Managed {
                 None => break,
             }
         }
-        let policies = super::list_parseable::<ScanPolicy>(&ctx.client).await?;
+        let policies = super::list_parseable::<ScanPolicy>(&ctx.client, scope).await?;
         // Enhanced scanning (Inspector) scans by itself and refuses StartImageScan.
         let enhanced = policies
             .iter()
@@ -404,8 +405,12 @@ impl<'a> Pass<'a> {
     async fn read(ctx: &'a Context) -> Result<Self, Error> {
         let managed = Managed::read(ctx).await?;
         let api = Api::<ImageScanReport>::all(ctx.client.clone());
+        let mut selector = format!("{MANAGED_BY_LABEL}={MANAGER}");
+        if let Some(scope) = ctx.config.watch.label_selector() {
+            selector = format!("{selector},{scope}");
+        }
         let existing = api
-            .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}")))
+            .list(&ListParams::default().labels(&selector))
             .await?
             .items
             .into_iter()
@@ -525,16 +530,14 @@ impl<'a> Pass<'a> {
         });
         let unchanged = current.is_some_and(|r| r.spec == spec) && labels_ok;
         if !unchanged {
+            // The watch scope's labels too, so that this operator's next pass sees the report.
+            let mut labels = ctx.config.watch.labels().clone();
+            labels.insert(MANAGED_BY_LABEL.to_string(), MANAGER.to_string());
+            labels.insert(REPOSITORY_LABEL.to_string(), label_value(repository));
             let patch = serde_json::json!({
                 "apiVersion": "ecr.operator.dev/v1alpha1",
                 "kind": "ImageScanReport",
-                "metadata": {
-                    "name": name,
-                    "labels": {
-                        MANAGED_BY_LABEL: MANAGER,
-                        REPOSITORY_LABEL: label_value(repository),
-                    },
-                },
+                "metadata": {"name": name, "labels": labels},
                 "spec": spec,
             });
             self.api
@@ -562,12 +565,17 @@ pub enum PodImage {
 async fn pod_images(
     ctx: &Context,
 ) -> Result<BTreeMap<(String, String), BTreeSet<PodImage>>, Error> {
-    let api = Api::<Pod>::all(ctx.client.clone());
+    let scope = &ctx.config.watch;
+    let api = scope.namespaced_api::<Pod>(&ctx.client);
     let mut out: BTreeMap<(String, String), BTreeSet<PodImage>> = BTreeMap::new();
-    let mut params = ListParams::default().limit(POD_PAGE);
+    let mut params = scope.list_params().limit(POD_PAGE);
     loop {
         let page = api.list(&params).await?;
-        for pod in &page.items {
+        let in_scope = page
+            .items
+            .iter()
+            .filter(|p| scope.includes_namespace(p.metadata.namespace.as_deref()));
+        for pod in in_scope {
             for image in images_of(pod) {
                 if ctx
                     .config
@@ -703,10 +711,18 @@ pub fn scan_unchanged(spec: &ImageScanReportSpec, image: &ImageInfo) -> bool {
     }
 }
 
+/// The image's tags as a report lists them: sorted, at most `MAX_TAGS` (the schema's bound).
 fn sorted(tags: &[String]) -> Vec<String> {
     let mut tags = tags.to_vec();
     tags.sort();
+    tags.truncate(MAX_TAGS);
     tags
+}
+
+/// ECR's text clipped to the schema's bound (`maxLength` counts characters), so that no
+/// report is refused by the API server for one long field.
+fn bounded(text: &str) -> String {
+    text.chars().take(MAX_TEXT).collect()
 }
 
 /// The report for one image: pure, from what ECR said.
@@ -762,7 +778,7 @@ pub fn build_spec(
         image_tags: tags,
         scan: ScanState {
             status: scan.status.clone(),
-            description: scan.description.clone(),
+            description: scan.description.as_deref().map(bounded),
             completed_at: scan.completed_at.map(|t| t.to_string()),
             vulnerability_source_updated_at: scan
                 .vulnerability_source_updated_at
@@ -777,14 +793,14 @@ pub fn build_spec(
 
 fn finding(f: &ScanFinding) -> Finding {
     Finding {
-        id: f.id.clone(),
+        id: bounded(&f.id),
         severity: severity(&f.severity),
-        package: f.package.clone(),
-        installed_version: f.installed_version.clone(),
-        fixed_version: f.fixed_version.clone(),
+        package: f.package.as_deref().map(bounded),
+        installed_version: f.installed_version.as_deref().map(bounded),
+        fixed_version: f.fixed_version.as_deref().map(bounded),
         fix_available: f.fix_available,
         score: f.score,
-        uri: f.uri.clone(),
+        uri: f.uri.as_deref().map(bounded),
     }
 }
 

@@ -150,8 +150,8 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let api = super::require_crd::<LifecyclePolicy>(&ctx.client).await?;
-    let (reader, stream) = super::watched(api);
+    super::require_crd::<LifecyclePolicy>(&ctx).await?;
+    let (reader, stream) = super::watched(&ctx);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         store: reader.clone(),
@@ -160,8 +160,10 @@ pub async fn run(
     // A Repository becoming Ready (or changing) wakes the policies that reference it.
     // Metadata only: a Repository that does not parse must not stop this watch.
     let repositories = watcher::watcher(
-        Api::<PartialObjectMeta<Repository>>::all(ctx.client.clone()),
-        watcher::Config::default(),
+        ctx.config
+            .watch
+            .namespaced_api::<PartialObjectMeta<Repository>>(&ctx.client),
+        ctx.config.watch.watcher_config(),
     )
     .default_backoff()
     .touched_objects();

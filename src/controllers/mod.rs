@@ -8,6 +8,7 @@ pub mod pull_through_cache_rule;
 pub mod replication_config;
 pub mod repository;
 pub mod scan_policy;
+pub mod scope;
 pub mod singleton;
 pub mod status;
 
@@ -28,6 +29,7 @@ use crate::registry::{ErrorClass, Registry, RegistryError};
 use crate::telemetry::metrics::Metrics;
 
 pub use inventory::Inventory;
+pub use scope::WatchScope;
 
 /// The field manager for every write the operator makes.
 pub const MANAGER: &str = "ecr-operator";
@@ -54,6 +56,8 @@ pub struct Config {
     /// The operator's ECR region: pod images of other regions get no scan report. `None`
     /// takes every region's images as the client's own (tests against one moto).
     pub region: Option<String>,
+    /// Which objects this operator acts on (`--watch-namespaces`, `--watch-selector`).
+    pub watch: WatchScope,
 }
 
 impl Default for Config {
@@ -66,6 +70,7 @@ impl Default for Config {
             operator_namespace: "ecr-operator-system".to_string(),
             scan_refresh_interval: Duration::from_secs(300),
             region: None,
+            watch: WatchScope::all(),
         }
     }
 }
@@ -356,13 +361,14 @@ pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
 /// A cluster-wide API for `K`, after checking that its CRD is installed: a missing CRD fails
 /// the start with a message that says what to do, instead of a watcher retrying forever.
 /// Only metadata is listed, so one object this version cannot parse does not stop the start.
-pub async fn require_crd<K>(client: &Client) -> Result<kube::Api<K>, Error>
+pub async fn require_crd<K>(ctx: &Context) -> Result<(), Error>
 where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = ()>,
+    K::Scope: 'static,
 {
-    let api = kube::Api::<K>::all(client.clone());
+    let api = ctx.config.watch.api::<K>(&ctx.client);
     if let Err(e) = api
-        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .list_metadata(&ctx.config.watch.list_params().limit(1))
         .await
     {
         return Err(Error::Invalid(format!(
@@ -370,7 +376,7 @@ where
             K::kind(&())
         )));
     }
-    Ok(api)
+    Ok(())
 }
 
 /// Parses one object of `K` read as a [`DynamicObject`].
@@ -380,18 +386,19 @@ pub fn parse_object<K: serde::de::DeserializeOwned>(
     serde_json::to_value(obj).and_then(serde_json::from_value)
 }
 
-/// Every object of `K`, read as JSON and parsed one by one: objects that do not parse are left
-/// out (the controller of their kind reports them) instead of failing the whole list.
-pub async fn list_parseable<K>(client: &Client) -> Result<Vec<K>, kube::Error>
+/// Every object of `K` in the watch scope, read as JSON and parsed one by one: objects that do
+/// not parse are left out (the controller of their kind reports them) instead of failing the
+/// whole list.
+pub async fn list_parseable<K>(client: &Client, scope: &WatchScope) -> Result<Vec<K>, kube::Error>
 where
     K: Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+    K::Scope: 'static,
 {
-    let api: kube::Api<DynamicObject> =
-        kube::Api::all_with(client.clone(), &ApiResource::erase::<K>(&()));
-    let list = api.list(&kube::api::ListParams::default()).await?;
+    let list = scope.api::<K>(client).list(&scope.list_params()).await?;
     Ok(list
         .items
         .iter()
+        .filter(|o| scope.includes_namespace(o.metadata.namespace.as_deref()))
         .filter_map(|o| parse_object(o).ok())
         .collect())
 }
@@ -489,6 +496,7 @@ where
 /// with it every object of the kind).
 async fn parse_event<K>(
     client: &Client,
+    scope: &WatchScope,
     event: kube::runtime::watcher::Event<DynamicObject>,
 ) -> Option<kube::runtime::watcher::Event<K>>
 where
@@ -499,6 +507,12 @@ where
     match event {
         E::Init => Some(E::Init),
         E::InitDone => Some(E::InitDone),
+        // Several watched namespaces are watched cluster-wide: the others are left out here.
+        E::Apply(o) | E::InitApply(o) | E::Delete(o)
+            if !scope.includes_namespace(o.metadata.namespace.as_deref()) =>
+        {
+            None
+        }
         E::Apply(o) | E::InitApply(o) if parsed(&o).is_err() => {
             if let Err(e) = parsed(&o) {
                 report_unparseable::<K>(client, &o, &e).await;
@@ -511,12 +525,12 @@ where
     }
 }
 
-/// The store and trigger stream every controller watches `K` with: reflected into the store,
-/// and passed on only when [`trigger_hash`] changes (status writes do not trigger). Objects are
-/// read as JSON and parsed one by one; one that does not parse is reported on itself and left
-/// out, and the others go on.
+/// The store and trigger stream every controller watches `K` with: the objects in the watch
+/// scope, reflected into the store, and passed on only when [`trigger_hash`] changes (status
+/// writes do not trigger). Objects are read as JSON and parsed one by one; one that does not
+/// parse is reported on itself and left out, and the others go on.
 pub fn watched<K>(
-    api: kube::Api<K>,
+    ctx: &Context,
 ) -> (
     kube::runtime::reflector::Store<K>,
     impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
@@ -529,20 +543,22 @@ where
         + Send
         + Sync
         + 'static,
+    K::Scope: 'static,
 {
     use futures::StreamExt;
     use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
-    let client = api.into_client();
-    let json: kube::Api<DynamicObject> =
-        kube::Api::all_with(client.clone(), &ApiResource::erase::<K>(&()));
+    let client = ctx.client.clone();
+    let scope = ctx.config.watch.clone();
+    let json = scope.api::<K>(&client);
     let (reader, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::watcher(json, kube::runtime::watcher::Config::default())
+    let stream = kube::runtime::watcher(json, scope.watcher_config())
         .default_backoff()
         .filter_map(move |event| {
             let client = client.clone();
+            let scope = scope.clone();
             async move {
                 match event {
-                    Ok(e) => parse_event::<K>(&client, e).await.map(Ok),
+                    Ok(e) => parse_event::<K>(&client, &scope, e).await.map(Ok),
                     Err(e) => Some(Err(e)),
                 }
             }

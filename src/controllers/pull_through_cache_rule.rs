@@ -211,8 +211,8 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let api = super::require_crd::<PullThroughCacheRule>(&ctx.client).await?;
-    let (reader, stream) = super::watched(api);
+    super::require_crd::<PullThroughCacheRule>(&ctx).await?;
+    let (reader, stream) = super::watched(&ctx);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         store: reader.clone(),

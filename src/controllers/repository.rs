@@ -191,8 +191,8 @@ pub async fn run(
     ctx: Arc<Context>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
-    let api = super::require_crd::<Repository>(&ctx.client).await?;
-    let (reader, stream) = super::watched(api);
+    super::require_crd::<Repository>(&ctx).await?;
+    let (reader, stream) = super::watched(&ctx);
 
     let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
     // Aborted when this future ends or is dropped (a lost lease, a crashed sibling controller):

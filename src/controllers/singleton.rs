@@ -88,8 +88,8 @@ pub async fn run<S: Setting>(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let kind = <S::Object as Reported>::KIND;
-    let api = super::require_crd::<S::Object>(&ctx.client).await?;
-    let (reader, stream) = super::watched(api);
+    super::require_crd::<S::Object>(&ctx).await?;
+    let (reader, stream) = super::watched(&ctx);
     let mut stream = stream.boxed();
     let mut shutdown = pin!(shutdown);
     let debounce = Duration::from_millis(100);

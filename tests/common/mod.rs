@@ -38,6 +38,8 @@ pub fn test_config() -> controllers::Config {
         operator_namespace: "ecr-operator-system".to_string(),
         scan_refresh_interval: Duration::from_millis(500),
         region: None,
+        // Set by `Env` to the test's own scope.
+        watch: controllers::WatchScope::all(),
     }
 }
 
@@ -46,10 +48,29 @@ impl Env {
         Self::start_with(test_config()).await
     }
 
+    /// Starts moto, the Kubernetes API (real or double, see [`KubeEnv::start`]) and the
+    /// operator. The operator watches only objects labelled with this test's scope, and
+    /// [`create`] labels what this test creates: tests sharing one real API server each see
+    /// only their own objects (namespaced and cluster-scoped alike).
     pub async fn start_with(config: controllers::Config) -> Env {
+        let kube = KubeEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
+        Self::start_on(kube, config).await
+    }
+
+    /// On the API server double, also when a real API server is configured: for tests of what
+    /// only the double can do on demand (restarts, dropped watches, `410 Gone`).
+    pub async fn start_on_double() -> Env {
+        let kube = KubeEnv::double().await.unwrap_or_else(|e| panic!("{e}"));
+        Self::start_on(kube, test_config()).await
+    }
+
+    async fn start_on(kube: KubeEnv, mut config: controllers::Config) -> Env {
         ecr_operator::telemetry::init_logging("text");
         let moto = Moto::start().await.unwrap_or_else(|e| panic!("{e}"));
-        let kube = KubeEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let scope = testbed::kube_env::unique_name("scope");
+        config.watch =
+            controllers::WatchScope::new(&[], Some(&format!("{SCOPE_LABEL}={scope}"))).unwrap();
+        TEST_SCOPE.with(|s| *s.borrow_mut() = Some(scope));
         let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
         let mut env = Env {
             kube,
@@ -115,12 +136,33 @@ impl Drop for Env {
     }
 }
 
-/// Creates an object from YAML.
+/// The label that puts an object into one test's operator's watch scope.
+pub const SCOPE_LABEL: &str = "ecr.operator.dev/test-scope";
+
+thread_local! {
+    /// The scope of the operator the test on this thread started. A test's body runs on its
+    /// own thread (`#[tokio::test]` blocks on it there), so [`create`] finds its test's scope.
+    static TEST_SCOPE: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `obj` labelled into the scope of this test's operator (unchanged before any [`Env`]).
+pub fn in_scope<K: Resource>(mut obj: K) -> K {
+    if let Some(scope) = TEST_SCOPE.with(|s| s.borrow().clone()) {
+        obj.meta_mut()
+            .labels
+            .get_or_insert_default()
+            .insert(SCOPE_LABEL.to_string(), scope);
+    }
+    obj
+}
+
+/// Creates an object from YAML, in this test's operator's scope.
 pub async fn create<K>(api: &Api<K>, yaml: &str) -> K
 where
     K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let obj: K = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("bad test YAML: {e}"));
+    let obj = in_scope(obj);
     api.create(&PostParams::default(), &obj)
         .await
         .unwrap_or_else(|e| panic!("create {}: {e}", obj.name_any()))

@@ -1,5 +1,7 @@
-//! The Kubernetes side of a test: the API server double with the operator's CRDs, or a real
-//! cluster when `ECR_OPERATOR_TEST_KUBECONFIG` names a kubeconfig.
+//! The Kubernetes side of a test, with the operator's CRDs installed: a user's own cluster when
+//! `ECR_OPERATOR_TEST_KUBECONFIG` names a kubeconfig, else a real kube-apiserver + etcd when
+//! `KUBEBUILDER_ASSETS` names them ([`crate::envtest`]), else the API server double. Under CI
+//! (`CI` set) a missing real API server is an error, not a silent fall back to the double.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -7,6 +9,8 @@ use apiserver_double::ApiServer;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+
+use serde::Deserialize;
 
 use crate::{Error, Result, workspace_root};
 
@@ -17,18 +21,52 @@ pub const KUBECONFIG_ENV: &str = "ECR_OPERATOR_TEST_KUBECONFIG";
 pub struct KubeEnv {
     client: kube::Client,
     server: Option<ApiServer>,
+    /// The kubeconfig of a real API server (none for the double).
+    kubeconfig: Option<std::path::PathBuf>,
 }
 
-static NAMESPACE_SEQ: AtomicU32 = AtomicU32::new(0);
+static NAME_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// `PREFIX-PID-N`: unique within this process and across processes, so tests sharing a real
+/// API server do not collide (namespaces, cluster-scoped objects, watch scopes).
+pub fn unique_name(prefix: &str) -> String {
+    let n = NAME_SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
 
 impl KubeEnv {
-    /// Starts the double with `crds/` installed, or connects to the real cluster named by
-    /// `ECR_OPERATOR_TEST_KUBECONFIG` and applies `crds/` there.
+    /// A real API server when one is configured (see the module doc), else the double; `crds/`
+    /// installed either way.
     pub async fn start() -> Result<KubeEnv> {
-        match std::env::var_os(KUBECONFIG_ENV) {
-            Some(path) => Self::real_cluster(&path.to_string_lossy()).await,
+        match Self::real().await? {
+            Some(env) => Ok(env),
+            None if std::env::var_os("CI").is_some() => Err(Error::EnvTest(format!(
+                "CI is set but no real API server is configured: set {} to a folder with \
+                 kube-apiserver and etcd (.ci/run unpacks ../shared/envtest into target/envtest)",
+                crate::envtest::ASSETS_ENV
+            ))),
             None => Self::double().await,
         }
+    }
+
+    /// The real API server (`ECR_OPERATOR_TEST_KUBECONFIG`, else `KUBEBUILDER_ASSETS`) with
+    /// `crds/` applied, or `None` when neither is set. For tests of what only a real server
+    /// does (calling admission webhooks, RBAC, the CEL cost budget).
+    pub async fn real() -> Result<Option<KubeEnv>> {
+        let kubeconfig = match std::env::var_os(KUBECONFIG_ENV) {
+            Some(path) => std::path::PathBuf::from(path),
+            None => match crate::envtest::shared().await? {
+                Some(envtest) => envtest.kubeconfig(),
+                None => return Ok(None),
+            },
+        };
+        let client = crate::envtest::client_from_kubeconfig(&kubeconfig).await?;
+        apply_crds(&client).await?;
+        Ok(Some(KubeEnv {
+            client,
+            server: None,
+            kubeconfig: Some(kubeconfig),
+        }))
     }
 
     /// Always the double, also when a real cluster is configured (for tests of the double's
@@ -44,45 +82,33 @@ impl KubeEnv {
         Ok(KubeEnv {
             client,
             server: Some(server),
+            kubeconfig: None,
         })
     }
 
-    async fn real_cluster(path: &str) -> Result<KubeEnv> {
-        let kubeconfig = kube::config::Kubeconfig::read_from(path)
-            .map_err(|e| Error::Double(format!("{KUBECONFIG_ENV}={path}: {e}")))?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .map_err(|e| Error::Double(format!("{KUBECONFIG_ENV}={path}: {e}")))?;
-        let client = kube::Client::try_from(config)?;
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let dir = workspace_root().join("crds");
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::Io {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
-        for entry in entries.filter_map(std::result::Result::ok) {
-            let path = entry.path();
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
-            let crd: CustomResourceDefinition =
-                serde_yaml::from_str(&text).map_err(|e| Error::Io {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
-            let name = crd.metadata.name.clone().unwrap_or_default();
-            crds.patch(
-                &name,
-                &PatchParams::apply("ecr-operator-tests").force(),
-                &Patch::Apply(&crd),
-            )
-            .await?;
+    /// The real API server, for tests of what only a real one does; panics with how to get one
+    /// when none is configured (such a test must not pass without running).
+    pub async fn require_real() -> KubeEnv {
+        match Self::real().await {
+            Ok(Some(env)) => env,
+            Ok(None) => panic!(
+                "this test needs a real API server: set {} to a folder with kube-apiserver and \
+                 etcd (`bash scripts/test.sh` unpacks ../shared/envtest, or use controller-runtime's \
+                 setup-envtest), or {KUBECONFIG_ENV} to a cluster's kubeconfig",
+                crate::envtest::ASSETS_ENV
+            ),
+            Err(e) => panic!("{e}"),
         }
-        Ok(KubeEnv {
-            client,
-            server: None,
-        })
+    }
+
+    /// Whether this is a real API server (not the double).
+    pub fn is_real(&self) -> bool {
+        self.server.is_none()
+    }
+
+    /// The kubeconfig of the real API server (for kubectl, or the operator as a process).
+    pub fn kubeconfig(&self) -> Option<&std::path::Path> {
+        self.kubeconfig.as_deref()
     }
 
     pub fn client(&self) -> kube::Client {
@@ -94,16 +120,17 @@ impl KubeEnv {
         self.server.as_ref()
     }
 
-    /// Creates a fresh namespace `PREFIX-N` (unique per process, so tests sharing a real
-    /// cluster do not collide) and returns its name.
+    /// Creates a fresh namespace named by [`unique_name`] and returns its name.
     pub async fn namespace(&self, prefix: &str) -> Result<String> {
-        let n = NAMESPACE_SEQ.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{prefix}-{}-{n}", std::process::id());
+        let name = unique_name(prefix);
         self.ensure_namespace(&name).await?;
         Ok(name)
     }
 
     /// Creates a namespace if it does not exist.
+    ///
+    /// A real API server without a namespace controller never finishes deleting a namespace,
+    /// so tests make fresh ones instead of deleting them; the server goes with the process.
     pub async fn ensure_namespace(&self, name: &str) -> Result<()> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let ns = Namespace {
@@ -119,4 +146,69 @@ impl KubeEnv {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Applies every CRD of `crds/` by server-side apply, as `kubectl apply --server-side -f crds/`
+/// does, and waits until each is `Established`. A CRD the API server refuses fails here with the
+/// server's own message.
+pub async fn apply_crds(client: &kube::Client) -> Result<Vec<String>> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for crd in crds_in(&workspace_root().join("crds"))? {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(
+            &name,
+            &PatchParams::apply("ecr-operator-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+        names.push(name);
+    }
+    for name in &names {
+        crate::wait::until(
+            &format!("CRD {name} Established"),
+            std::time::Duration::from_secs(30),
+            || {
+                let crds = crds.clone();
+                async move {
+                    let crd = crds.get(name).await.ok()?;
+                    crd.status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                        .then_some(())
+                }
+            },
+        )
+        .await?;
+    }
+    Ok(names)
+}
+
+/// The CRDs of every YAML file in `dir` (a file may hold several documents).
+pub fn crds_in(dir: &std::path::Path) -> Result<Vec<CustomResourceDefinition>> {
+    let io = |path: &std::path::Path, message: String| Error::Io {
+        path: path.display().to_string(),
+        message,
+    };
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e.to_string()))?
+        .filter_map(std::result::Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut crds = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e.to_string()))?;
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let value =
+                serde_yaml::Value::deserialize(document).map_err(|e| io(&path, e.to_string()))?;
+            if value.is_null() {
+                continue;
+            }
+            crds.push(serde_yaml::from_value(value).map_err(|e| io(&path, e.to_string()))?);
+        }
+    }
+    Ok(crds)
 }

@@ -5,11 +5,13 @@
 //!   runtime fault switch to moto's ECR backend.
 //! - [`kube_env::KubeEnv`]: the in-process API server double with the operator's CRDs installed,
 //!   or a real cluster when `ECR_OPERATOR_TEST_KUBECONFIG` is set.
+//! - [`envtest::EnvTest`]: a real kube-apiserver and etcd when `KUBEBUILDER_ASSETS` names them.
 //! - [`wait`]: waiting on conditions with deadlines.
 //! - [`admission`]: AdmissionReview bodies as the API server sends them.
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod envtest;
 mod http;
 pub mod images;
 pub mod kube_env;
@@ -37,6 +39,8 @@ pub enum Error {
     Http { url: String, message: String },
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    #[error("real API server (envtest): {0}")]
+    EnvTest(String),
     #[error("API server double: {0}")]
     Double(String),
     #[error("reading {path}: {message}")]

@@ -1,0 +1,276 @@
+//! A real `kube-apiserver` and `etcd` for the tests, found the envtest way: `KUBEBUILDER_ASSETS`
+//! names a folder holding both binaries (what controller-runtime's `setup-envtest` produces, or
+//! `../shared/envtest` unpacked, as `.ci/run` does).
+//!
+//! One API server per test process, started by the first test that asks and shared by the rest:
+//! tests isolate themselves by namespace and by unique names of cluster-scoped objects. Both
+//! processes run under a small shell guard that kills them when this process exits (its stdin,
+//! held by this process, closes), so no test leaves a server behind, however it ends.
+//!
+//! Certificates are generated here (X.509 v3: rustls refuses v1): a CA, the API server's serving
+//! certificate for `127.0.0.1`, and client certificates; a client certificate's subject is its
+//! Kubernetes identity (`CN` the user, `O` the groups), so tests can act as any user or service
+//! account under the API server's real RBAC.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use crate::{Error, Result};
+
+/// The environment variable naming the folder with `kube-apiserver` and `etcd`.
+pub const ASSETS_ENV: &str = "KUBEBUILDER_ASSETS";
+
+/// How long the API server may take to answer `/readyz` (about 6 s on two idle cores).
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A running API server and how to reach it.
+pub struct EnvTest {
+    /// `https://127.0.0.1:PORT`.
+    pub url: String,
+    /// Folder holding the certificates, the kubeconfig and etcd's data.
+    pub dir: PathBuf,
+    ca: Issuer<'static, KeyPair>,
+    /// The guard's stdin: dropped (at process exit) it stops both servers.
+    _guard: Mutex<Child>,
+}
+
+static SHARED: tokio::sync::OnceCell<EnvTest> = tokio::sync::OnceCell::const_new();
+
+/// The folder named by `KUBEBUILDER_ASSETS`, when it holds both binaries.
+pub fn assets() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os(ASSETS_ENV)?);
+    (dir.join("kube-apiserver").is_file() && dir.join("etcd").is_file()).then_some(dir)
+}
+
+/// The process's API server, started on first use; `None` without `KUBEBUILDER_ASSETS`.
+pub async fn shared() -> Result<Option<&'static EnvTest>> {
+    let Some(assets) = assets() else {
+        return Ok(None);
+    };
+    SHARED
+        .get_or_try_init(|| EnvTest::start(assets))
+        .await
+        .map(Some)
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
+    let port = listener
+        .local_addr()
+        .map_err(io_err(Path::new("127.0.0.1:0")))?
+        .port();
+    Ok(port)
+}
+
+fn cert_err(e: rcgen::Error) -> Error {
+    Error::EnvTest(format!("generating certificates: {e}"))
+}
+
+/// Valid from a day ago for a week: enough for any test run, whatever the clocks say.
+fn validity(params: &mut CertificateParams) {
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - Duration::from_secs(86_400)).into();
+    params.not_after = (now + Duration::from_secs(7 * 86_400)).into();
+}
+
+impl EnvTest {
+    async fn start(assets: PathBuf) -> Result<EnvTest> {
+        let dir = std::env::temp_dir().join(format!("ecr-operator-envtest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let write = |name: &str, text: &str| -> Result<PathBuf> {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(io_err(&path))?;
+            Ok(path)
+        };
+
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "envtest CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        validity(&mut ca_params);
+        let ca_key = KeyPair::generate().map_err(cert_err)?;
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(cert_err)?;
+        let ca = Issuer::new(ca_params, ca_key);
+        write("ca.crt", &ca_cert.pem())?;
+
+        let mut serving =
+            CertificateParams::new(vec!["localhost".to_string()]).map_err(cert_err)?;
+        serving
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        serving
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
+        serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        validity(&mut serving);
+        let serving_key = KeyPair::generate().map_err(cert_err)?;
+        let serving_cert = serving.signed_by(&serving_key, &ca).map_err(cert_err)?;
+        write("serving.crt", &serving_cert.pem())?;
+        write("serving.key", &serving_key.serialize_pem())?;
+
+        // The key that signs service account tokens (none are used, the flags are required).
+        let sa_key = KeyPair::generate().map_err(cert_err)?;
+        write("sa.key", &sa_key.serialize_pem())?;
+        write("sa.pub", &sa_key.public_key_pem())?;
+
+        let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let etcd = format!("http://127.0.0.1:{etcd_port}");
+        let bin = |name: &str| assets.join(name).display().to_string();
+        // The guard: both servers in the background, then wait for this process's end (stdin
+        // closes) and stop the API server before etcd (it can hang once etcd is gone).
+        let script = r#"
+"$ETCD" --data-dir "$DIR/etcd-data" --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+  --listen-peer-urls "$PEER_URL" >"$DIR/etcd.log" 2>&1 &
+etcd=$!
+"$APISERVER" --etcd-servers "$ETCD_URL" --bind-address 127.0.0.1 --secure-port "$PORT" \
+  --tls-cert-file "$DIR/serving.crt" --tls-private-key-file "$DIR/serving.key" --client-ca-file "$DIR/ca.crt" \
+  --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$DIR/sa.pub" \
+  --service-account-signing-key-file "$DIR/sa.key" --authorization-mode RBAC \
+  --disable-admission-plugins ServiceAccount --service-cluster-ip-range 10.96.0.0/16 >"$DIR/kube-apiserver.log" 2>&1 &
+apiserver=$!
+cat >/dev/null
+kill -9 "$apiserver" 2>/dev/null
+wait "$apiserver" 2>/dev/null
+kill -9 "$etcd" 2>/dev/null
+wait "$etcd" 2>/dev/null
+rm -rf "$DIR"
+"#;
+        let guard = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("ETCD", bin("etcd"))
+            .env("APISERVER", bin("kube-apiserver"))
+            .env("DIR", &dir)
+            .env("ETCD_URL", &etcd)
+            .env("PEER_URL", format!("http://127.0.0.1:{peer_port}"))
+            .env("PORT", api_port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(io_err(&assets))?;
+
+        let env = EnvTest {
+            url: format!("https://127.0.0.1:{api_port}"),
+            dir: dir.clone(),
+            ca,
+            _guard: Mutex::new(guard),
+        };
+        env.write_kubeconfig("kubeconfig", "admin", &["system:masters"])?;
+        env.wait_ready().await?;
+        Ok(env)
+    }
+
+    /// A client certificate and key (PEM) for `user` in `groups`, signed by the API server's
+    /// client CA: the API server authenticates it as that user.
+    pub fn client_identity(&self, user: &str, groups: &[&str]) -> Result<(String, String)> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+        params.distinguished_name.push(DnType::CommonName, user);
+        for group in groups {
+            params
+                .distinguished_name
+                .push(DnType::OrganizationName, *group);
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        validity(&mut params);
+        let key = KeyPair::generate().map_err(cert_err)?;
+        let cert = params.signed_by(&key, &self.ca).map_err(cert_err)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// Writes a kubeconfig `name` in the server's folder for `user` in `groups` and returns its
+    /// path (kubectl and kube-rs read it alike).
+    pub fn write_kubeconfig(&self, name: &str, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        let (cert, key) = self.client_identity(user, groups)?;
+        let cert_path = self.dir.join(format!("{name}.crt"));
+        let key_path = self.dir.join(format!("{name}.key"));
+        std::fs::write(&cert_path, cert).map_err(io_err(&cert_path))?;
+        std::fs::write(&key_path, key).map_err(io_err(&key_path))?;
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "envtest", "cluster": {
+                "server": self.url,
+                "certificate-authority": self.dir.join("ca.crt"),
+            }}],
+            "users": [{"name": user, "user": {
+                "client-certificate": cert_path,
+                "client-key": key_path,
+            }}],
+            "contexts": [{"name": "envtest", "context": {"cluster": "envtest", "user": user}}],
+            "current-context": "envtest",
+        });
+        let path = self.dir.join(name);
+        let mut file = std::fs::File::create(&path).map_err(io_err(&path))?;
+        file.write_all(kubeconfig.to_string().as_bytes())
+            .map_err(io_err(&path))?;
+        Ok(path)
+    }
+
+    /// The cluster admin's kubeconfig (`system:masters`).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
+    /// A client as the cluster admin.
+    pub async fn client(&self) -> Result<kube::Client> {
+        client_from_kubeconfig(&self.kubeconfig()).await
+    }
+
+    async fn wait_ready(&self) -> Result<()> {
+        let client = self.client().await?;
+        let started = std::time::Instant::now();
+        loop {
+            let request = ::http::Request::get("/readyz")
+                .body(Vec::new())
+                .map_err(|e| Error::EnvTest(format!("building the readiness request: {e}")))?;
+            match client.request_text(request).await {
+                Ok(body) if body.trim() == "ok" => return Ok(()),
+                _ if started.elapsed() > START_TIMEOUT => {
+                    let log = std::fs::read_to_string(self.dir.join("kube-apiserver.log"))
+                        .unwrap_or_default();
+                    let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+                    return Err(Error::EnvTest(format!(
+                        "kube-apiserver at {} not ready after {}s; last log lines (newest first):\n{tail}",
+                        self.url,
+                        START_TIMEOUT.as_secs()
+                    )));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+}
+
+/// A client from a kubeconfig file.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| Error::EnvTest(format!("{}: {e}", path.display())))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|e| Error::EnvTest(format!("{}: {e}", path.display())))?;
+    Ok(kube::Client::try_from(config)?)
+}
