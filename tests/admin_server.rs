@@ -153,7 +153,7 @@ async fn create_report(client: &kube::Client, digest: &str, status: &str, summar
 
 #[tokio::test]
 async fn scan_findings_by_severity_over_http() {
-    let kube = KubeEnv::double().await.unwrap();
+    let kube = KubeEnv::start().await.unwrap();
     let client = kube.client();
     let mut tasks = tokio::task::JoinSet::new();
     let cache = ScanCache::start(client.clone(), &mut tasks);

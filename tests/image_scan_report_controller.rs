@@ -9,11 +9,15 @@ use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::api::scan_policy::Severity;
 use ecr_operator::controllers::image_scan_report::{MAX_FINDINGS, report_name};
 use ecr_operator::registry::Registry;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde_json::{Value, json};
 use testbed::images::push_image;
 
+/// Each test has its own repository: tests sharing one real API server must not write the same
+/// report (named by repository and digest, and the images of one tag have one digest).
 const REPO: &str = "team/scanned";
+const EVENTS_REPO: &str = "team/scanned-events";
+const POLICY_REPO: &str = "team/scanned-policy";
 
 fn basic_finding(id: &str, severity: &str, package: &str) -> Value {
     json!({
@@ -28,10 +32,10 @@ fn basic_finding(id: &str, severity: &str, package: &str) -> Value {
     })
 }
 
-fn basic_result(tag: &str, findings: Vec<Value>, counts: Value) -> Value {
+fn basic_result(repo: &str, tag: &str, findings: Vec<Value>, counts: Value) -> Value {
     json!({
         "registryId": "123456789012",
-        "repositoryName": REPO,
+        "repositoryName": repo,
         "imageId": {"imageTag": tag},
         "imageScanStatus": {"status": "COMPLETE", "description": "The scan was completed successfully."},
         "imageScanFindings": {
@@ -43,10 +47,10 @@ fn basic_result(tag: &str, findings: Vec<Value>, counts: Value) -> Value {
     })
 }
 
-fn enhanced_result(tag: &str) -> Value {
+fn enhanced_result(repo: &str, tag: &str) -> Value {
     json!({
         "registryId": "123456789012",
-        "repositoryName": REPO,
+        "repositoryName": repo,
         "imageId": {"imageTag": tag},
         "imageScanStatus": {"status": "ACTIVE", "description": "Continuous scan is selected."},
         "imageScanFindings": {
@@ -79,10 +83,10 @@ fn enhanced_result(tag: &str) -> Value {
     })
 }
 
-async fn start_scan(env: &Env, digest: &str) {
+async fn start_scan(env: &Env, repo: &str, digest: &str) {
     env.ecr()
         .start_image_scan()
-        .repository_name(REPO)
+        .repository_name(repo)
         .image_id(
             aws_sdk_ecr::types::ImageIdentifier::builder()
                 .image_digest(digest)
@@ -112,7 +116,7 @@ async fn reports_follow_scans_tags_and_deletions() {
     // Basic scan: one CRITICAL and one HIGH.
     let basic = push_image(&ecr, REPO, "v1").await.unwrap();
     env.moto
-        .inject_scan_findings(&json!({"results": [basic_result(
+        .inject_scan_findings(&json!({"results": [basic_result(REPO, 
             "v1",
             vec![
                 basic_finding("CVE-2024-0002", "HIGH", "openssl"),
@@ -125,7 +129,9 @@ async fn reports_follow_scans_tags_and_deletions() {
     // Enhanced scan shape on another image.
     let enhanced = push_image(&ecr, REPO, "v2").await.unwrap();
     env.moto
-        .inject_scan_findings(&json!({"results": [enhanced_result("v2")], "region": "us-east-1"}))
+        .inject_scan_findings(
+            &json!({"results": [enhanced_result(REPO, "v2")], "region": "us-east-1"}),
+        )
         .await
         .unwrap();
     // More findings than a report keeps: LOWs first in ECR's order, one CRITICAL last.
@@ -136,7 +142,7 @@ async fn reports_follow_scans_tags_and_deletions() {
     many.push(basic_finding("CVE-2024-9999", "CRITICAL", "curl"));
     many.push(basic_finding("CVE-2024-8888", "HIGH", "curl"));
     env.moto
-        .inject_scan_findings(&json!({"results": [basic_result(
+        .inject_scan_findings(&json!({"results": [basic_result(REPO, 
             "big",
             many,
             json!({"CRITICAL": 1, "HIGH": 1, "LOW": MAX_FINDINGS + 50}),
@@ -150,7 +156,7 @@ async fn reports_follow_scans_tags_and_deletions() {
     assert_eq!(r.spec.scan.status, "NOT_SCANNED");
 
     for d in [&basic, &enhanced, &big] {
-        start_scan(&env, d).await;
+        start_scan(&env, REPO, d).await;
     }
 
     let r = wait_for(&reports, &basic_name, "basic scan report", |r| {
@@ -253,7 +259,7 @@ async fn reports_follow_scans_tags_and_deletions() {
         .await
         .unwrap();
     wait_gone(&reports, &report_name(REPO, &big)).await;
-    let left = reports.list(&ListParams::default()).await.unwrap();
+    let left = reports.list(&env.scoped()).await.unwrap();
     assert_eq!(
         left.items.len(),
         2,
@@ -312,7 +318,7 @@ async fn scan_events_refresh_reports_at_once() {
     create(
         &repos,
         &format!(
-            "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {{name: scanned}}\nspec: {{repositoryName: {REPO}, scanOnPush: true, deletionPolicy: Delete, forceDelete: true}}\n"
+            "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {{name: scanned}}\nspec: {{repositoryName: {EVENTS_REPO}, scanOnPush: true, deletionPolicy: Delete, forceDelete: true}}\n"
         ),
     )
     .await;
@@ -321,15 +327,15 @@ async fn scan_events_refresh_reports_at_once() {
 
     // Results are bound when the scan is announced, so they go in before the push.
     env.moto
-        .inject_scan_findings(&json!({"results": [basic_result(
+        .inject_scan_findings(&json!({"results": [basic_result(EVENTS_REPO, 
             "v1",
             vec![basic_finding("CVE-2024-0001", "CRITICAL", "glibc")],
             json!({"CRITICAL": 1}),
         )], "region": "us-east-1"}))
         .await
         .unwrap();
-    let digest = push_image(&env.ecr(), REPO, "v1").await.unwrap();
-    let name = report_name(REPO, &digest);
+    let digest = push_image(&env.ecr(), EVENTS_REPO, "v1").await.unwrap();
+    let name = report_name(EVENTS_REPO, &digest);
     let first = wait_for(&reports, &name, "report from the scan-on-push event", |r| {
         r.spec.scan.status == "COMPLETE"
     })
@@ -339,6 +345,7 @@ async fn scan_events_refresh_reports_at_once() {
 
     // The same image scanned again, now with a HIGH finding only.
     let mut second = basic_result(
+        EVENTS_REPO,
         "v1",
         vec![basic_finding("CVE-2025-0002", "HIGH", "openssl")],
         json!({"HIGH": 1}),
@@ -348,7 +355,7 @@ async fn scan_events_refresh_reports_at_once() {
         .inject_scan_findings(&json!({"results": [second], "region": "us-east-1"}))
         .await
         .unwrap();
-    env.moto.rescan(REPO, &digest).await.unwrap();
+    env.moto.rescan(EVENTS_REPO, &digest).await.unwrap();
     let r = wait_for(&reports, &name, "report to follow the second scan", |r| {
         r.spec.summary.high == 1
     })
@@ -381,14 +388,14 @@ async fn policy_starts_scans_and_pod_images_get_reports() {
     create(
         &repos,
         &format!(
-            "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {{name: app}}\nspec: {{repositoryName: {REPO}, deletionPolicy: Delete, forceDelete: true}}\n"
+            "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {{name: app}}\nspec: {{repositoryName: {POLICY_REPO}, deletionPolicy: Delete, forceDelete: true}}\n"
         ),
     )
     .await;
     wait_for(&repos, "app", "repository Ready", is_ready).await;
-    let app = push_image(&ecr, REPO, "v1").await.unwrap();
+    let app = push_image(&ecr, POLICY_REPO, "v1").await.unwrap();
     let reports: Api<ImageScanReport> = Api::all(env.kube.client());
-    let app_name = report_name(REPO, &app);
+    let app_name = report_name(POLICY_REPO, &app);
     wait_for(&reports, &app_name, "unscanned report", |r| {
         r.spec.scan.status == "NOT_SCANNED"
     })

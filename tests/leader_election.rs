@@ -27,13 +27,14 @@ struct Instance {
 }
 
 /// An operator instance exactly as `run` wires it: controllers inside leader election.
-fn instance(kube: &KubeEnv, moto: &Moto, identity: &str) -> Instance {
+/// `lease` is the test's own Lease: tests share one API server.
+fn instance(kube: &KubeEnv, moto: &Moto, lease: &str, identity: &str) -> Instance {
     let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
     let elector = LeaderElector::new(
         kube.client(),
         LeaseConfig {
             namespace: "default".into(),
-            name: "ecr-operator-leader".into(),
+            name: lease.into(),
             identity: identity.into(),
             lease_duration: LEASE,
             renew_every: Duration::from_millis(500),
@@ -80,11 +81,12 @@ async fn wait_leader(a: &Instance, b: &Instance) -> bool {
 #[tokio::test]
 async fn one_instance_reconciles_and_the_other_takes_over_on_release() {
     let moto = Moto::start().await.unwrap();
-    let kube = KubeEnv::double().await.unwrap();
+    let kube = KubeEnv::start().await.unwrap();
+    let lease = testbed::kube_env::unique_name("ecr-operator-leader");
     let ns = kube.namespace("leader").await.unwrap();
     let api: Api<Repository> = Api::namespaced(kube.client(), &ns);
-    let mut a = instance(&kube, &moto, "pod-a");
-    let mut b = instance(&kube, &moto, "pod-b");
+    let mut a = instance(&kube, &moto, &lease, "pod-a");
+    let mut b = instance(&kube, &moto, &lease, "pod-b");
     let a_leads = wait_leader(&a, &b).await;
     let (leader, follower) = if a_leads {
         (&mut a, &mut b)
@@ -127,9 +129,10 @@ async fn one_instance_reconciles_and_the_other_takes_over_on_release() {
 #[tokio::test]
 async fn a_crashed_leader_is_replaced_after_the_lease_expires() {
     let moto = Moto::start().await.unwrap();
-    let kube = KubeEnv::double().await.unwrap();
-    let a = instance(&kube, &moto, "pod-a");
-    let b = instance(&kube, &moto, "pod-b");
+    let kube = KubeEnv::start().await.unwrap();
+    let lease = testbed::kube_env::unique_name("ecr-operator-leader");
+    let a = instance(&kube, &moto, &lease, "pod-a");
+    let b = instance(&kube, &moto, &lease, "pod-b");
     let a_leads = wait_leader(&a, &b).await;
     let (leader, follower) = if a_leads { (a, b) } else { (b, a) };
     // A crash: the task dies without releasing the lease.

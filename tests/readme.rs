@@ -10,12 +10,11 @@ use ecr_operator::api::pull_through_cache_rule::PullThroughCacheRule;
 use ecr_operator::api::replication_config::ReplicationConfig;
 use ecr_operator::api::repository::Repository;
 use ecr_operator::api::scan_policy::ScanPolicy;
-use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use kube::core::NamespaceResourceScope;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use testbed::kube_env::KubeEnv;
 
 fn readme_section(title: &str) -> String {
@@ -127,13 +126,9 @@ where
 #[tokio::test]
 async fn readme_resource_examples_pass_the_crd_schemas() {
     let blocks = yaml_blocks(&readme_section("Resources"));
-    let kube = KubeEnv::double().await.unwrap();
+    let kube = KubeEnv::start().await.unwrap();
     let client = kube.client();
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team-a"}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    kube.ensure_namespace("team-a").await.unwrap();
     let mut kinds = BTreeSet::new();
     for (heading, text) in &blocks {
         let value: Value = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{e}:\n{text}"));

@@ -22,6 +22,8 @@ pub struct Env {
     pub config: controllers::Config,
     /// SQS queue of scan events the operator reads, once set (see `Moto::scan_event_queue`).
     pub scan_queue: Option<String>,
+    /// This test's watch scope (the value of [`SCOPE_LABEL`]).
+    pub scope: String,
     operator: Option<(
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
@@ -70,7 +72,7 @@ impl Env {
         let scope = testbed::kube_env::unique_name("scope");
         config.watch =
             controllers::WatchScope::new(&[], Some(&format!("{SCOPE_LABEL}={scope}"))).unwrap();
-        TEST_SCOPE.with(|s| *s.borrow_mut() = Some(scope));
+        TEST_SCOPE.with(|s| *s.borrow_mut() = Some(scope.clone()));
         let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
         let mut env = Env {
             kube,
@@ -78,6 +80,7 @@ impl Env {
             registry,
             config,
             scan_queue: None,
+            scope,
             operator: None,
         };
         env.start_operator();
@@ -123,6 +126,12 @@ impl Env {
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.kube.client(), ns)
+    }
+
+    /// List parameters selecting this test's objects (what its operator sees), for lists of
+    /// cluster-scoped kinds on an API server other tests share.
+    pub fn scoped(&self) -> kube::api::ListParams {
+        kube::api::ListParams::default().labels(&format!("{SCOPE_LABEL}={}", self.scope))
     }
 
     pub fn ecr(&self) -> aws_sdk_ecr::Client {

@@ -37,13 +37,85 @@ fn has_rules(schema: &Value) -> bool {
     }
 }
 
+/// Functions that read a string's characters: their cost grows with its length.
+const STRING_SCANS: [&str; 6] = [
+    ".matches(",
+    ".contains(",
+    ".startsWith(",
+    ".endsWith(",
+    ".find(",
+    ".findAll(",
+];
+/// Macros that visit every element of a list or map.
+const COMPREHENSIONS: [&str; 5] = [".all(", ".exists(", ".exists_one(", ".map(", ".filter("];
+
+fn unbounded_string(node: &Value) -> bool {
+    node.get("type").and_then(Value::as_str) == Some("string")
+        && node.get("maxLength").is_none()
+        && node.get("enum").is_none()
+}
+
+/// The rules a real API server refuses at registration for their estimated cost, approximated:
+/// a rule that scans strings (`matches()`, `contains()`, ...) of unbounded length, or scans the
+/// strings of a list or map without a bound on its size. The real server estimates every rule's
+/// worst case from `maxLength` / `maxItems` / `maxProperties` and refuses rules over its
+/// per-rule budget; these are the shapes that exceed it. Messages use the real server's words.
+fn over_cost_budget(node: &Value, path: &str, out: &mut Vec<String>) {
+    let Value::Object(map) = node else { return };
+    if let Some(rules) = map
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+    {
+        let elements = node
+            .get("items")
+            .or_else(|| node.get("additionalProperties").filter(|v| v.is_object()));
+        let collection_unbounded = match node.get("type").and_then(Value::as_str) {
+            Some("array") => node.get("maxItems").is_none(),
+            Some("object") => elements.is_some() && node.get("maxProperties").is_none(),
+            _ => false,
+        };
+        for (i, rule) in rules.iter().enumerate() {
+            let text = rule.get("rule").and_then(Value::as_str).unwrap_or_default();
+            let scans = STRING_SCANS.iter().any(|f| text.contains(f));
+            let visits = COMPREHENSIONS.iter().any(|m| text.contains(m));
+            let over = scans
+                && (unbounded_string(node)
+                    || (visits
+                        && (collection_unbounded || elements.is_some_and(unbounded_string))));
+            if over {
+                out.push(format!(
+                    "{path}.x-kubernetes-validations[{i}].rule: Forbidden: estimated rule cost exceeds budget \
+                     (try simplifying the rule, or adding maxItems, maxProperties, and maxLength where arrays, \
+                     maps, and strings are declared)"
+                ));
+            }
+        }
+    }
+    if let Some(props) = map.get("properties").and_then(Value::as_object) {
+        for (name, child) in props {
+            over_cost_budget(child, &format!("{path}.properties[{name}]"), out);
+        }
+    }
+    if let Some(items) = map.get("items") {
+        over_cost_budget(items, &format!("{path}.items"), out);
+    }
+    if let Some(values) = map.get("additionalProperties").filter(|v| v.is_object()) {
+        over_cost_budget(values, &format!("{path}.additionalProperties"), out);
+    }
+}
+
 impl CelRules {
     /// Compiles every rule of the schema; `Ok(None)` when it has none. Errors are the messages
-    /// of rules (or `messageExpression`s) that do not compile, as the real server rejects such a
-    /// CRD at registration.
+    /// of rules (or `messageExpression`s) that do not compile, or that scan unbounded data (see
+    /// [`over_cost_budget`]), as the real server rejects such a CRD at registration.
     pub fn compile(schema: &Value) -> Result<Option<Self>, Vec<String>> {
         if !has_rules(schema) {
             return Ok(None);
+        }
+        let mut over = Vec::new();
+        over_cost_budget(schema, "openAPIV3Schema", &mut over);
+        if !over.is_empty() {
+            return Err(over);
         }
         let whole = kube_cel::compile_schema(schema);
         let errors: Vec<String> = whole
@@ -191,6 +263,47 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The three rules a real kube-apiserver (v1.36) refused for their cost, and the same rules
+    /// accepted once what they scan is bounded.
+    #[test]
+    fn rules_scanning_unbounded_data_are_refused_as_over_budget() {
+        let string = |bound: Option<u64>| match bound {
+            Some(n) => json!({"type": "string", "maxLength": n}),
+            None => json!({"type": "string"}),
+        };
+        let refused_then_accepted = |make: &dyn Fn(Option<u64>) -> Value| {
+            let refused = CelRules::compile(&make(None)).expect_err("unbounded: refused");
+            assert!(
+                refused[0].contains("estimated rule cost exceeds budget"),
+                "{refused:?}"
+            );
+            assert!(CelRules::compile(&make(Some(256))).is_ok());
+        };
+        // A map's values scanned by matches() (Repository spec.tags).
+        refused_then_accepted(&|b| {
+            json!({"type": "object", "properties": {"tags": {
+            "type": "object", "maxProperties": 49, "additionalProperties": string(b),
+            "x-kubernetes-validations": [{"rule": "self.all(k, self[k].matches('^[a-z]*$'))"}]}}})
+        });
+        // A list's items scanned (LifecyclePolicy tagPatternList).
+        refused_then_accepted(&|b| {
+            json!({"type": "object", "properties": {"patterns": {
+            "type": "array", "maxItems": 100, "items": string(b),
+            "x-kubernetes-validations": [{"rule": "self.all(p, !p.matches('^([^*]*[*]){5}'))"}]}}})
+        });
+        // A string scanned (ScanPolicy allowlist expires).
+        refused_then_accepted(&|b| {
+            let mut expires = string(b);
+            expires["x-kubernetes-validations"] = json!([{"rule": "self.matches('^[0-9]{4}-')"}]);
+            json!({"type": "object", "properties": {"expires": expires}})
+        });
+        // Sizes and equality cost nothing per character: accepted over unbounded data.
+        let cheap = json!({"type": "object", "properties": {"names": {
+            "type": "array", "items": {"type": "string"},
+            "x-kubernetes-validations": [{"rule": "size(self) > 0"}, {"rule": "self == oldSelf"}]}}});
+        assert!(CelRules::compile(&cheap).is_ok());
+    }
+
     fn assert_send_sync<T: Send + Sync>() {}
 
     #[test]
@@ -243,7 +356,8 @@ mod tests {
                     "properties": {
                         "tags": {
                             "type": "object",
-                            "additionalProperties": {"type": "string"},
+                            "maxProperties": 16,
+                            "additionalProperties": {"type": "string", "maxLength": 64},
                             "x-kubernetes-validations": [{
                                 "rule": "self.all(k, k.matches('^[a-z]+$'))",
                                 "message": "tag keys are lower-case letters"
