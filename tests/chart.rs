@@ -775,6 +775,9 @@ fn all_on_values_render_every_optional_object() {
         "--sweep-seconds=120",
         "--deep-sweep-seconds=7200",
         "--log-format=text",
+        "--watch-namespaces=team-a",
+        "--watch-namespaces=team-b",
+        "--watch-selector=ecr.operator.dev/operator=prod-eu-1",
     ] {
         assert!(args.contains(&want.to_string()), "{want} not in {args:?}");
     }
@@ -1009,6 +1012,9 @@ fn values_schema_rejects_bad_values() {
         json!({"deepSweepSeconds": 1}),
         json!({"scanRefreshSeconds": 0}),
         json!({"scanEventsQueueUrl": "not a url"}),
+        json!({"watchNamespaces": ["Team_A"]}),
+        json!({"watchSelector": "team in (a,b)"}),
+        json!({"watchSelector": "team!=a"}),
         json!({"image": {"pullPolicy": "Sometimes"}}),
         json!({"image": {"repository": ""}}),
         json!({"region": "Europe"}),

@@ -412,6 +412,24 @@ impl Ops<'_> {
             }
             self.check_type(&mut typed)?;
         }
+        // Server-side apply: what this manager applies now, to remove what it applied before
+        // and no longer does (see `crate::apply`).
+        let applier = (patch_type == PatchType::Apply).then(|| {
+            let status = sub == Sub::Status;
+            let fields = crate::apply::fields_of(&patch, status, self.def.status_subresource);
+            (field_manager.unwrap_or_default(), status, fields)
+        });
+        let key = format!("{}/{}", self.def.plural, self.key(name));
+        let record = |obj: &Obj| {
+            if let Some((manager, status, fields)) = &applier
+                && !self.dry_run
+            {
+                let uid = meta::meta_str(obj, "uid").unwrap_or_default().to_string();
+                self.store
+                    .applied
+                    .record(&key, &uid, manager, *status, fields.clone());
+            }
+        };
         loop {
             let exists = self.store.get(&self.def, &self.key(name)).is_some();
             if !exists && patch_type == PatchType::Apply && sub == Sub::Main {
@@ -419,14 +437,29 @@ impl Ops<'_> {
                 meta::ensure_metadata(&mut body);
                 self.normalize_identity(&mut body, Some(name))?;
                 match self.create(body) {
-                    Ok(obj) => return Ok((201, obj)),
+                    Ok(obj) => {
+                        record(&obj);
+                        return Ok((201, obj));
+                    }
                     Err(e) if e.reason == "AlreadyExists" => continue,
                     Err(e) => return Err(e),
                 }
             }
             return self
-                .modify(name, sub, |old| patch::apply_patch(patch_type, old, &patch))
-                .map(|obj| (200, obj));
+                .modify(name, sub, |old| {
+                    let mut new = patch::apply_patch(patch_type, old, &patch)?;
+                    if let Some((manager, status, fields)) = &applier {
+                        let uid = meta::meta_str(old, "uid").unwrap_or_default().to_string();
+                        self.store
+                            .applied
+                            .prune(&key, &uid, manager, *status, fields, &mut new);
+                    }
+                    Ok(new)
+                })
+                .map(|obj| {
+                    record(&obj);
+                    (200, obj)
+                });
         }
     }
 

@@ -160,6 +160,8 @@ pub(crate) struct Pull {
 pub(crate) struct Store {
     inner: Mutex<Inner>,
     history_capacity: usize,
+    /// What each field manager last applied (server-side apply), per object.
+    pub applied: crate::apply::AppliedFields,
 }
 
 impl Store {
@@ -180,6 +182,7 @@ impl Store {
                 collections,
             }),
             history_capacity: history_capacity.max(1),
+            applied: crate::apply::AppliedFields::default(),
         }
     }
 

@@ -404,10 +404,11 @@ async fn patch_flavours() {
         .await
         .expect("apply create");
     assert_eq!(created.spec.encryption, "AES256", "defaults applied");
+    // Another manager's apply merges: the first manager's fields stay.
     let updated = api
         .patch(
             "applied",
-            &ssa,
+            &PatchParams::apply("other"),
             &Patch::Apply(json!({"apiVersion": format!("{GROUP}/v1"), "kind": "Widget", "spec": {"replicas": 4}})),
         )
         .await
@@ -416,6 +417,18 @@ async fn patch_flavours() {
         (updated.spec.replicas, updated.spec.repository_name.as_str()),
         (4, "applied")
     );
+    // The same manager applying without a field it applied before removes it, as the real
+    // server does: here a required field, so the apply is refused.
+    let err = api_error(
+        api.patch(
+            "applied",
+            &ssa,
+            &Patch::Apply(json!({"apiVersion": format!("{GROUP}/v1"), "kind": "Widget", "spec": {"replicas": 5}})),
+        )
+        .await,
+    );
+    assert_eq!(err.code, 422);
+    assert!(err.message.contains("spec.repositoryName: Required value"), "{}", err.message);
 
     // Apply without apiVersion/kind is rejected, as by the real server.
     let err = api_error(

@@ -1,5 +1,6 @@
 //! `ecr-bench`: the benchmark program (BENCHMARKS.md). Every scenario runs against moto and the
-//! API server double on 127.0.0.1; the figures are printed as a table, then one
+//! API server double on 127.0.0.1, and `repos-real` against a real kube-apiserver + etcd
+//! (`KUBEBUILDER_ASSETS`, see `testbed::envtest`); the figures are printed as a table, then one
 //! `figure NAME VALUE UNIT` line each, and written to `target/bench/figures.json`.
 //!
 //! `--quick` runs every scenario at a small size (CI), `--only SCENARIO` runs some of them.
@@ -33,6 +34,8 @@ enum Scenario {
     Admission,
     /// Lag from a scan's completion in ECR to its ImageScanReport.
     Scan,
+    /// Repository convergence on a real kube-apiserver + etcd (`KUBEBUILDER_ASSETS`).
+    ReposReal,
 }
 
 #[derive(Parser)]
@@ -118,6 +121,7 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Rss,
         Scenario::Admission,
         Scenario::Scan,
+        Scenario::ReposReal,
     ];
     let selected: Vec<Scenario> = all
         .into_iter()
@@ -138,6 +142,7 @@ async fn run(cli: Cli) -> ExitCode {
             Scenario::Rss => rss::run(&sizes, &mut figures).await,
             Scenario::Admission => admission::run(&sizes, &mut figures).await,
             Scenario::Scan => scan::run(&sizes, &mut figures).await,
+            Scenario::ReposReal => repos::run_real(&sizes, &mut figures).await,
         };
         match result {
             Ok(()) => eprintln!(

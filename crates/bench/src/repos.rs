@@ -438,3 +438,94 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     );
     Ok(())
 }
+
+/// The convergence of [`run`] on a real kube-apiserver + etcd (`KUBEBUILDER_ASSETS`) instead of
+/// the double, beside a moto floor measured in the same run: what the double hides (etcd
+/// writes, admission, a real watch cache, priority and fairness).
+pub async fn run_real(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
+    let n = sizes.repos;
+    let kube = testbed::kube_env::KubeEnv::real().await?.ok_or_else(|| {
+        BenchError::Scenario(format!(
+            "needs a real API server: set {} to a folder with kube-apiserver and etcd \
+             (scripts/envtest.sh unpacks ../shared/envtest)",
+            testbed::envtest::ASSETS_ENV
+        ))
+    })?;
+    let client = kube.client();
+    kube.ensure_namespace(NAMESPACE).await?;
+    let moto = Moto::start().await?;
+    let floor = floor(&moto, n, usize::from(sizes.concurrency)).await?;
+    moto.reset().await?;
+
+    let config = controllers::Config {
+        cluster_id: "bench".to_string(),
+        deep_sweep_interval: Duration::from_secs(3600),
+        concurrency: sizes.concurrency,
+        ..controllers::Config::default()
+    };
+    let op = Operator::start(&client, &moto, config, false);
+    op.synced().await?;
+    let started = Instant::now();
+    create_repositories(&client, n, 32).await?;
+    let created = started.elapsed();
+    // Listed through the API server every 250 ms (there is no state to read directly here).
+    let api: Api<Repository> = Api::namespaced(client.clone(), NAMESPACE);
+    let last = std::sync::atomic::AtomicUsize::new(0);
+    let ready = poll(
+        &format!("{n} Repositories Ready on the real API server"),
+        Duration::from_millis(250),
+        Duration::from_secs(600),
+        || {
+            let (api, last) = (api.clone(), &last);
+            async move {
+                let list = api.list(&Default::default()).await.ok()?;
+                let value = serde_json::to_value(&list.items).ok()?;
+                let count = value
+                    .as_array()?
+                    .iter()
+                    .filter(|o| util::is_ready(o))
+                    .count();
+                last.store(count, std::sync::atomic::Ordering::Relaxed);
+                (count >= n).then_some(())
+            }
+        },
+    )
+    .await;
+    if ready.is_err() {
+        eprintln!("   only {} of {n} Ready", last.into_inner());
+    }
+    ready?;
+    let converge = started.elapsed();
+    eprintln!(
+        "   real API server: created {n} objects in {:.2} s, all Ready after {:.2} s (floor {:.2} s)",
+        created.as_secs_f64(),
+        converge.as_secs_f64(),
+        floor.as_secs_f64()
+    );
+    op.stop().await?;
+    let scale = 1000.0 / n as f64;
+    let scaled = if n == 1000 {
+        String::new()
+    } else {
+        format!(" (measured at {n}, scaled to 1000)")
+    };
+    figures.add(
+        "repo_converge_1000_real_s",
+        converge.as_secs_f64() * scale,
+        "s",
+        &format!("create N Repositories to all Ready, real kube-apiserver + etcd{scaled}"),
+    );
+    figures.add(
+        "repo_floor_1000_real_run_s",
+        floor.as_secs_f64() * scale,
+        "s",
+        &format!("N CreateRepository via aws-sdk-ecr, measured in the same run{scaled}"),
+    );
+    figures.add(
+        "repo_converge_1000_real_ratio",
+        converge.as_secs_f64() / floor.as_secs_f64(),
+        "ratio",
+        "converge on the real API server / floor (issue #17 target <= 1.3)",
+    );
+    Ok(())
+}
