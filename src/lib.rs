@@ -7,4 +7,5 @@ pub mod controllers;
 pub mod leader;
 pub mod lifecycle;
 pub mod registry;
+pub mod scope;
 pub mod telemetry;

@@ -335,10 +335,13 @@ async fn run(args: RunArgs) -> ExitCode {
                 reload_interval: Duration::from_secs(10),
             }
         };
+        // The webhook reads the ScanPolicies and reports of the controllers' scope.
+        let watch = config.watch.clone();
         let mut config = WebhookConfig::new(certificate);
         config.addr = args.webhook_addr;
         config.resolver = Some(Arc::new(RegistryResolver(registry.clone())));
         config.event_instance = std::env::var("POD_NAME").ok();
+        config.watch = watch;
         match WebhookServer::bind(config, client.clone()).await {
             Ok(server) => {
                 let webhook_metrics = server.metrics();

@@ -156,7 +156,7 @@ async fn scan_findings_by_severity_over_http() {
     let kube = KubeEnv::start().await.unwrap();
     let client = kube.client();
     let mut tasks = tokio::task::JoinSet::new();
-    let cache = ScanCache::start(client.clone(), &mut tasks);
+    let cache = ScanCache::start(client.clone(), &Default::default(), &mut tasks);
     let metrics = Arc::new(Metrics::new(Arc::new(Vec::new)));
     let source = cache.clone();
     metrics.add_text_source(Box::new(move || source.render_prometheus()));

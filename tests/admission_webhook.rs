@@ -1,6 +1,9 @@
 //! The admission webhook over real HTTPS, with AdmissionReview JSON shaped as the API server
-//! sends it, against the API server double (ImageScanReports and ScanPolicies created through
-//! the Kubernetes API, read by the webhook's reflectors) and, for tag resolution, moto.
+//! sends it: ImageScanReports and ScanPolicies created through the Kubernetes API (a real
+//! kube-apiserver when `KUBEBUILDER_ASSETS` is set, else the double) and read by the webhook's
+//! reflectors, and moto for tag resolution. Each test's webhook reads only the objects labelled
+//! with its own scope (`WebhookConfig::watch`), whose names carry the scope too: tests share
+//! one API server. (`tests/webhook_through_apiserver.rs` has the API server call the webhook.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +20,7 @@ use ecr_operator::admission::{
 };
 use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::api::scan_policy::ScanPolicy;
+use ecr_operator::scope::WatchScope;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -72,6 +76,24 @@ impl Default for Options {
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// The label that puts a ScanPolicy or ImageScanReport into one test's webhook's scope.
+const SCOPE_LABEL: &str = "ecr.operator.dev/test-scope";
+
+thread_local! {
+    /// The scope of the webhook the test on this thread started (a `#[tokio::test]` body runs
+    /// on its own thread), used by the helpers that create and patch objects.
+    static SCOPE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+fn scope() -> String {
+    SCOPE.with(|s| s.borrow().clone())
+}
+
+/// `name` made unique to this test's scope.
+fn scoped(name: &str) -> String {
+    format!("{name}-{}", scope())
+}
+
 fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "ecr-op-webhook-{}-{}",
@@ -99,11 +121,13 @@ fn write_pair(dir: &std::path::Path, cert: &GeneratedCert) -> (PathBuf, PathBuf)
 
 impl Webhook {
     async fn start(options: Options) -> Webhook {
-        let kube = KubeEnv::double().await.unwrap();
+        let kube = KubeEnv::start().await.unwrap();
         Self::start_on(kube, options).await
     }
 
     async fn start_on(kube: KubeEnv, options: Options) -> Webhook {
+        let scope = testbed::kube_env::unique_name("scope");
+        SCOPE.with(|s| *s.borrow_mut() = scope.clone());
         let dir = temp_dir();
         let mut roots = Vec::new();
         let certificate = match options.certificate {
@@ -125,6 +149,7 @@ impl Webhook {
         config.resolve_timeout = options.resolve_timeout;
         config.cache_unavailable = options.cache_unavailable;
         config.timeout = Duration::from_secs(2);
+        config.watch = WatchScope::new(&[], Some(&format!("{SCOPE_LABEL}={scope}"))).unwrap();
         let server = WebhookServer::bind(config, kube.client()).await.unwrap();
         let addr = server.local_addr().unwrap();
         let readiness = server.readiness();
@@ -320,7 +345,7 @@ fn ecr(repo_tag: &str) -> String {
 }
 
 fn report_name(digest: &str) -> String {
-    digest.replace(':', "-")
+    scoped(&digest.replace(':', "-"))
 }
 
 /// Creates the ImageScanReport of `digest` (repository `app`).
@@ -340,7 +365,7 @@ async fn create_report(client: &kube::Client, digest: &str, tags: &[&str], criti
     let report: ImageScanReport = serde_json::from_value(json!({
         "apiVersion": "ecr.operator.dev/v1alpha1",
         "kind": "ImageScanReport",
-        "metadata": {"name": report_name(digest)},
+        "metadata": {"name": report_name(digest), "labels": {SCOPE_LABEL: scope()}},
         "spec": {
             "registryId": ACCOUNT,
             "repositoryName": "app",
@@ -364,7 +389,7 @@ async fn create_policy(client: &kube::Client, name: &str, enforcement: Value) {
     let policy: ScanPolicy = serde_json::from_value(json!({
         "apiVersion": "ecr.operator.dev/v1alpha1",
         "kind": "ScanPolicy",
-        "metadata": {"name": name},
+        "metadata": {"name": scoped(name), "labels": {SCOPE_LABEL: scope()}},
         "spec": {"scanType": "BASIC", "rules": [], "enforcement": enforcement}
     }))
     .unwrap();
@@ -377,7 +402,7 @@ async fn create_policy(client: &kube::Client, name: &str, enforcement: Value) {
 async fn patch_policy(client: &kube::Client, name: &str, enforcement: Value) {
     Api::<ScanPolicy>::all(client.clone())
         .patch(
-            name,
+            &scoped(name),
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"enforcement": enforcement}})),
         )
@@ -893,11 +918,12 @@ async fn certificate_rotation_without_restart() {
 
 #[tokio::test]
 async fn generated_certificate_is_published_as_ca_bundle() {
-    let kube = KubeEnv::double().await.unwrap();
+    let kube = KubeEnv::start().await.unwrap();
+    let configuration = testbed::kube_env::unique_name("ecr-operator");
     let vwc: ValidatingWebhookConfiguration = serde_json::from_value(json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "ecr-operator"},
+        "metadata": {"name": configuration},
         "webhooks": [{
             "name": "pods.ecr.operator.dev",
             "clientConfig": {"service": {"name": "ecr-operator-webhook",
@@ -918,7 +944,7 @@ async fn generated_certificate_is_published_as_ca_bundle() {
         Options {
             certificate: Some(CertificateSource::Generated {
                 dns_names: names(),
-                webhook_configuration: Some("ecr-operator".to_owned()),
+                webhook_configuration: Some(configuration.clone()),
                 valid_days: 30,
             }),
             ..Options::default()
@@ -928,7 +954,7 @@ async fn generated_certificate_is_published_as_ca_bundle() {
     .ready()
     .await;
     let bundle = wait::until("caBundle written", WAIT, || async {
-        let got = api.get("ecr-operator").await.ok()?;
+        let got = api.get(&configuration).await.ok()?;
         let hook = got.webhooks?.into_iter().next()?;
         hook.client_config.ca_bundle.map(|b| b.0)
     })
@@ -949,7 +975,8 @@ async fn generated_certificate_is_published_as_ca_bundle() {
 
 #[tokio::test]
 async fn before_the_cache_syncs_the_failure_policy_answers() {
-    // A cluster without the CRDs: the reflectors never list, the cache never syncs.
+    // A cluster without the CRDs: the reflectors never list, the cache never syncs. The double:
+    // the shared real API server has the CRDs.
     let server = apiserver_double::ApiServer::start().await.unwrap();
     let dir = temp_dir();
     let generated = tls::generate(&names(), 30).unwrap();

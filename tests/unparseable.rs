@@ -161,7 +161,11 @@ async fn the_admission_cache_syncs_past_an_unparseable_policy() {
         .install_crds_from_dir(testbed::workspace_root().join("crds"))
         .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
-    let cache = ecr_operator::admission::cache::ScanCache::start(env.client(), &mut tasks);
+    let cache = ecr_operator::admission::cache::ScanCache::start(
+        env.client(),
+        &Default::default(),
+        &mut tasks,
+    );
     testbed::wait::until("cache synced with the good policy", common::WAIT, || {
         let cache = cache.clone();
         async move {

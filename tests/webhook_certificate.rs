@@ -12,7 +12,7 @@ use ecr_operator::admission::cert_secret::{
 use ecr_operator::admission::tls;
 use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -22,21 +22,33 @@ use testbed::wait;
 use tokio_rustls::TlsConnector;
 
 const WAIT: Duration = Duration::from_secs(30);
-const NAMESPACE: &str = "ecr-system";
 const SECRET: &str = "ecr-operator-webhook-generated";
-const CONFIGURATION: &str = "ecr-operator";
+
+thread_local! {
+    /// The operator's namespace and the webhook configuration of the test on this thread (a
+    /// `#[tokio::test]` body runs on its own thread): tests share one API server.
+    static NAMES: std::cell::RefCell<(String, String)> = const { std::cell::RefCell::new((String::new(), String::new())) };
+}
+
+/// This test's operator namespace (where the shared certificate's Secret lives).
+fn namespace() -> String {
+    NAMES.with(|n| n.borrow().0.clone())
+}
+
+/// This test's ValidatingWebhookConfiguration.
+fn configuration() -> String {
+    NAMES.with(|n| n.borrow().1.clone())
+}
 
 async fn cluster() -> KubeEnv {
-    let kube = KubeEnv::double().await.unwrap();
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}})).unwrap();
-    Api::<Namespace>::all(kube.client())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let kube = KubeEnv::start().await.unwrap();
+    let ns = kube.namespace("ecr-system").await.unwrap();
+    let vwc_name = testbed::kube_env::unique_name("ecr-operator");
+    NAMES.with(|n| *n.borrow_mut() = (ns, vwc_name));
     let hook = |name: &str, path: &str| {
         json!({
             "name": name,
-            "clientConfig": {"service": {"name": "ecr-operator", "namespace": NAMESPACE,
+            "clientConfig": {"service": {"name": "ecr-operator", "namespace": namespace(),
                 "path": path, "port": 443}},
             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
                        "resources": ["pods"]}],
@@ -48,7 +60,7 @@ async fn cluster() -> KubeEnv {
     let vwc: ValidatingWebhookConfiguration = serde_json::from_value(json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": CONFIGURATION},
+        "metadata": {"name": configuration()},
         "webhooks": [hook("pods.ecr.operator.dev", "/validate-pods"),
                      hook("workloads.ecr.operator.dev", "/validate-workloads")]
     }))
@@ -69,10 +81,10 @@ struct Replica {
 impl Replica {
     async fn start(client: kube::Client) -> Replica {
         let mut config = WebhookConfig::new(CertificateSource::Shared(SharedCertificate {
-            namespace: NAMESPACE.to_owned(),
+            namespace: namespace(),
             secret_name: SECRET.to_owned(),
             dns_names: vec!["localhost".to_owned(), "127.0.0.1".to_owned()],
-            webhook_configuration: Some(CONFIGURATION.to_owned()),
+            webhook_configuration: Some(configuration()),
             valid_days: 30,
             check_interval: Duration::from_millis(200),
         }));
@@ -123,7 +135,7 @@ async fn served(addr: SocketAddr, roots_pem: &str) -> Option<CertificateDer<'sta
 /// The `caBundle` of the configuration's webhooks, once they all carry the same one.
 async fn ca_bundle(client: &kube::Client) -> Option<String> {
     let vwc = Api::<ValidatingWebhookConfiguration>::all(client.clone())
-        .get(CONFIGURATION)
+        .get(&configuration())
         .await
         .ok()?;
     let bundles: Vec<Option<Vec<u8>>> = vwc
@@ -151,7 +163,7 @@ fn der(pem: &str) -> CertificateDer<'static> {
 /// Waits until both replicas serve the Secret's current certificate, verified against the
 /// webhook configuration's `caBundle`, and that bundle is the Secret's; returns the Secret.
 async fn converged(client: &kube::Client, replicas: &[&Replica], not: Option<&str>) -> Secret {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace());
     wait::until("replicas serve the Secret's certificate", WAIT, || async {
         let secret = secrets.get_opt(SECRET).await.ok()??;
         let cert = data(&secret, "tls.crt");
@@ -217,7 +229,7 @@ async fn near_expiry_certificate_is_renewed_and_served_without_restart() {
 
     // Less than a third of its lifetime left.
     let now = chrono::Utc::now();
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace());
     secrets
         .patch(
             SECRET,

@@ -62,7 +62,12 @@ impl std::fmt::Debug for ScanCache {
 
 impl ScanCache {
     /// Starts the three reflectors and the rebuild task on `tasks` (aborted with it).
-    pub fn start(client: kube::Client, tasks: &mut JoinSet<()>) -> Arc<ScanCache> {
+    /// Reads the ScanPolicies and ImageScanReports in `scope` (its label selector).
+    pub fn start(
+        client: kube::Client,
+        scope: &crate::scope::WatchScope,
+        tasks: &mut JoinSet<()>,
+    ) -> Arc<ScanCache> {
         let (reports, reports_writer) = reflector::store::<ImageScanReport>();
         let (policies, policies_writer) = reflector::store::<ScanPolicy>();
         let (namespaces, namespaces_writer) = reflector::store::<Namespace>();
@@ -75,9 +80,11 @@ impl ScanCache {
         let changed = Arc::new(Notify::new());
         let config = watcher::Config::default();
 
-        let stream = reflector::reflector(reports_writer, parsed_watch(client.clone()));
+        let scoped = scope.watcher_config();
+        let stream =
+            reflector::reflector(reports_writer, parsed_watch(client.clone(), scoped.clone()));
         tasks.spawn(drive("ImageScanReport", stream, Some(changed.clone())));
-        let stream = reflector::reflector(policies_writer, parsed_watch(client.clone()));
+        let stream = reflector::reflector(policies_writer, parsed_watch(client.clone(), scoped));
         tasks.spawn(drive("ScanPolicy", stream, Some(changed.clone())));
         let api: Api<Namespace> = Api::all(client);
         let stream = reflector::reflector(
@@ -250,12 +257,13 @@ fn escape_label(s: &str) -> String {
 /// later re-list (the cache would go stale without a word).
 fn parsed_watch<K>(
     client: kube::Client,
+    config: watcher::Config,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Send + 'static,
 {
     let api: Api<DynamicObject> = Api::all_with(client, &ApiResource::erase::<K>(&()));
-    watcher::watcher(api, watcher::Config::default())
+    watcher::watcher(api, config)
         .default_backoff()
         .filter_map(|event| async move {
             let parse = |o: DynamicObject| -> Option<K> {

@@ -140,6 +140,8 @@ pub struct WebhookConfig {
     pub event_reporter: String,
     /// `reportingInstance` of the events (the pod name); the host name when `None`.
     pub event_instance: Option<String>,
+    /// The ScanPolicies and ImageScanReports this webhook reads (`--watch-selector`).
+    pub watch: crate::scope::WatchScope,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -152,6 +154,7 @@ impl std::fmt::Debug for WebhookConfig {
             .field("resolver", &self.resolver.is_some())
             .field("max_body_bytes", &self.max_body_bytes)
             .field("cache_unavailable", &self.cache_unavailable)
+            .field("watch", &self.watch)
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +177,7 @@ impl WebhookConfig {
             events: true,
             event_reporter: "ecr-operator-webhook".to_owned(),
             event_instance: None,
+            watch: crate::scope::WatchScope::all(),
         }
     }
 }
@@ -288,7 +292,7 @@ impl WebhookServer {
             }
         }
         let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(certs.clone())?));
-        let cache = ScanCache::start(client.clone(), &mut tasks);
+        let cache = ScanCache::start(client.clone(), &config.watch, &mut tasks);
         let recorder = config.events.then(|| {
             Recorder::new(
                 client,

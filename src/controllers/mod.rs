@@ -8,7 +8,6 @@ pub mod pull_through_cache_rule;
 pub mod replication_config;
 pub mod repository;
 pub mod scan_policy;
-pub mod scope;
 pub mod singleton;
 pub mod status;
 
@@ -28,8 +27,8 @@ use crate::api::conditions::Reason;
 use crate::registry::{ErrorClass, Registry, RegistryError};
 use crate::telemetry::metrics::Metrics;
 
+pub use crate::scope::WatchScope;
 pub use inventory::Inventory;
-pub use scope::WatchScope;
 
 /// The field manager for every write the operator makes.
 pub const MANAGER: &str = "ecr-operator";

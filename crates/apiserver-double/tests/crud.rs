@@ -428,7 +428,11 @@ async fn patch_flavours() {
         .await,
     );
     assert_eq!(err.code, 422);
-    assert!(err.message.contains("spec.repositoryName: Required value"), "{}", err.message);
+    assert!(
+        err.message.contains("spec.repositoryName: Required value"),
+        "{}",
+        err.message
+    );
 
     // Apply without apiVersion/kind is rejected, as by the real server.
     let err = api_error(

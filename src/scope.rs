@@ -1,10 +1,12 @@
-//! Which objects this operator acts on: `--watch-namespaces` and `--watch-selector`.
+//! Which objects this operator acts on: `--watch-namespaces` and `--watch-selector`. Shared by
+//! the controllers and the webhook's cache.
 //!
 //! One operator per team or per account on a shared cluster (as ACK's `--watch-namespace`
 //! allows) needs both: namespaces scope the namespaced kinds (Repository, LifecyclePolicy) and
 //! the pods whose images get scan reports; the label selector scopes every kind, cluster-scoped
 //! ones included, and the pods. Objects outside the scope are never read into a store, so the
-//! operator neither reconciles nor reports on them.
+//! operator neither reconciles nor reports on them, and its webhook enforces only the
+//! ScanPolicies and reads only the ImageScanReports in its scope.
 //!
 //! The selector is a list of `key=value` terms: the ImageScanReports the operator writes carry
 //! those labels, so an operator always sees its own reports. Set-based terms could not be
