@@ -642,9 +642,12 @@ fn default_values_render_valid_objects() {
 
 /// Evaluates CEL `expression` (a matchCondition) with `object` bound, as the API server does.
 fn eval_condition(expression: &str, object: &Value) -> Result<bool, String> {
+    use kube_cel::KubeCelExt;
     use kube_cel::cel::{Context, Program, Value as Cel};
     let program = Program::compile(expression).map_err(|e| e.to_string())?;
     let mut ctx = Context::default();
+    // Kubernetes' CEL libraries (strings: lowerAscii, ...), as the API server has them.
+    ctx.register_all();
     ctx.add_variable("object", object.clone())
         .map_err(|e| e.to_string())?;
     match program.execute(&ctx).map_err(|e| e.to_string())? {
@@ -656,8 +659,10 @@ fn eval_condition(expression: &str, object: &Value) -> Result<bool, String> {
 /// The matchConditions send exactly the requests that reference an ECR image (every host
 /// `image_ref` recognises), and never error on objects that lack a field.
 fn check_match_conditions(vwc: &ValidatingWebhookConfiguration) {
-    const ECR: [&str; 5] = [
+    const ECR: [&str; 6] = [
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/app:v1",
+        // Host names are case-insensitive: the parser and the conditions agree.
+        "123456789012.DKR.ECR.US-EAST-1.AMAZONAWS.COM/team/app:v1",
         "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com/app:v1",
         "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app",
         "123456789012.dkr-ecr.eu-west-1.on.aws/app:v2",

@@ -251,6 +251,15 @@ async fn the_api_server_refuses_what_the_webhook_denies() {
     .await
     .unwrap();
     assert_denied_by_webhook(Err(refused), "a Pod with a CRITICAL finding");
+    // Host names are case-insensitive: an upper-case ECR host is sent to the webhook too.
+    let upper = image(VULNERABLE).replace(
+        "dkr.ecr.us-east-1.amazonaws.com",
+        "DKR.ECR.US-EAST-1.AMAZONAWS.COM",
+    );
+    assert_denied_by_webhook(
+        create(&pods, &pod("upper-case-host", &upper)).await,
+        "a Pod naming the ECR host in upper case",
+    );
 
     // A clean image is admitted, and so is an image outside ECR (matchConditions: not sent).
     create(&pods, &pod("clean", &image(CLEAN)))
