@@ -61,6 +61,8 @@ struct Options {
     cache_unavailable: FailurePolicy,
     certificate: Option<CertificateSource>,
     resolve_timeout: Duration,
+    /// `None`: the webhook's defaults.
+    limits: Option<(usize, Duration)>,
 }
 
 impl Default for Options {
@@ -70,6 +72,7 @@ impl Default for Options {
             cache_unavailable: FailurePolicy::Fail,
             certificate: None,
             resolve_timeout: Duration::from_millis(500),
+            limits: None,
         }
     }
 }
@@ -150,6 +153,10 @@ impl Webhook {
         config.cache_unavailable = options.cache_unavailable;
         config.timeout = Duration::from_secs(2);
         config.watch = WatchScope::new(&[], Some(&format!("{SCOPE_LABEL}={scope}"))).unwrap();
+        if let Some((per_peer, header_read_timeout)) = options.limits {
+            config.max_connections_per_peer = per_peer;
+            config.header_read_timeout = header_read_timeout;
+        }
         let server = WebhookServer::bind(config, kube.client()).await.unwrap();
         let addr = server.local_addr().unwrap();
         let readiness = server.readiness();
@@ -1183,5 +1190,69 @@ async fn admission_logs_carry_a_trace_id() {
         ids.insert(id);
     }
     assert_eq!(ids.len(), decisions.len(), "one trace id per request");
+    w.stop().await;
+}
+
+/// A pod flooding the webhook's port: at most `max_connections_per_peer` of its connections are
+/// kept (the rest are closed as they are accepted), an HTTP connection that sends no request is
+/// closed after `header_read_timeout`, and requests from another address (the API server's) are
+/// still answered within the webhook's timeout meanwhile.
+#[tokio::test]
+async fn a_connection_flood_is_bounded_and_requests_are_still_answered() {
+    use tokio::io::AsyncReadExt;
+    const PER_PEER: usize = 8;
+    const FLOOD: usize = 40;
+    let w = Webhook::start(Options {
+        limits: Some((PER_PEER, Duration::from_secs(1))),
+        ..Options::default()
+    })
+    .await
+    .ready()
+    .await;
+
+    // The flood, from 127.0.0.2: plain TCP connections that never start TLS.
+    let mut flood = Vec::new();
+    for _ in 0..FLOOD {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        flood.push(socket.connect(w.addr).await.unwrap());
+    }
+    let mut closed = 0;
+    for stream in &mut flood {
+        let mut byte = [0u8; 1];
+        // A closed connection reads end-of-stream at once; a kept one waits for our hello.
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed,
+        FLOOD - PER_PEER,
+        "connections beyond the per-peer limit are closed"
+    );
+
+    // Meanwhile the API server's address is answered, within the timeout (2 s here).
+    let review = create_pod("default", "web", &only(&[("app", "nginx")]));
+    let started = Instant::now();
+    let answer = w.review(&review).await;
+    assert!(answer.allowed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A TLS connection that sends no request is closed after the header read timeout.
+    let idle = w.connect().await;
+    wait::until(
+        "the idle connection closed",
+        Duration::from_secs(10),
+        || async { idle.sender.is_closed().then_some(()) },
+    )
+    .await
+    .unwrap();
+    drop(flood);
     w.stop().await;
 }

@@ -32,9 +32,10 @@
 //! request path).
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,11 +45,12 @@ use chrono::Utc;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::core::admission::AdmissionResponse;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
@@ -72,6 +74,66 @@ const TRACEPARENT: &str = "traceparent";
 
 /// Longest time a client may take for the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Open connections held at once, the API server's included: the webhook port is reachable
+/// from pods, and a flood of connections must not take what the API server needs (with
+/// `failurePolicy: Ignore`, a webhook that does not answer admits everything).
+#[derive(Debug)]
+struct ConnectionLimits {
+    open: Arc<Semaphore>,
+    per_peer: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    max_per_peer: usize,
+}
+
+/// One accepted connection's place within [`ConnectionLimits`], given back on drop.
+struct ConnectionSlot {
+    limits: Arc<ConnectionLimits>,
+    peer: IpAddr,
+    _open: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl ConnectionLimits {
+    fn new(max_open: usize, max_per_peer: usize) -> Arc<Self> {
+        Arc::new(Self {
+            open: Arc::new(Semaphore::new(max_open.max(1))),
+            per_peer: std::sync::Mutex::default(),
+            max_per_peer: max_per_peer.max(1),
+        })
+    }
+
+    /// A slot for a new connection from `peer`, or `None` when the peer or the server is at
+    /// its limit (the connection is then closed at once, so accepting stays responsive).
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<ConnectionSlot> {
+        let open = self.open.clone().try_acquire_owned().ok()?;
+        let mut per_peer = self.per_peer.lock().unwrap_or_else(|e| e.into_inner());
+        let count = per_peer.entry(peer).or_insert(0);
+        if *count >= self.max_per_peer {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot {
+            limits: self.clone(),
+            peer,
+            _open: open,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut per_peer = self
+            .limits
+            .per_peer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = per_peer.get_mut(&self.peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_peer.remove(&self.peer);
+            }
+        }
+    }
+}
 
 /// Longest event note Kubernetes accepts (1 kB).
 const EVENT_NOTE_MAX: usize = 1000;
@@ -142,6 +204,14 @@ pub struct WebhookConfig {
     pub event_instance: Option<String>,
     /// The ScanPolicies and ImageScanReports this webhook reads (`--watch-selector`).
     pub watch: crate::scope::WatchScope,
+    /// Connections open at once; more are closed as they are accepted.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (a pod flooding the port cannot take the
+    /// API server's share).
+    pub max_connections_per_peer: usize,
+    /// How long an HTTP/1 connection may wait for a request's headers, idle keep-alive
+    /// connections included: then it is closed.
+    pub header_read_timeout: Duration,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -155,6 +225,9 @@ impl std::fmt::Debug for WebhookConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("cache_unavailable", &self.cache_unavailable)
             .field("watch", &self.watch)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_peer", &self.max_connections_per_peer)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -178,6 +251,9 @@ impl WebhookConfig {
             event_reporter: "ecr-operator-webhook".to_owned(),
             event_instance: None,
             watch: crate::scope::WatchScope::all(),
+            max_connections: 1024,
+            max_connections_per_peer: 64,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -220,6 +296,8 @@ pub struct WebhookServer {
     readiness: Readiness,
     certs: Arc<CertStore>,
     tasks: JoinSet<()>,
+    limits: Arc<ConnectionLimits>,
+    header_read_timeout: Duration,
 }
 
 impl std::fmt::Debug for WebhookServer {
@@ -313,6 +391,8 @@ impl WebhookServer {
             handler,
             certs,
             tasks,
+            limits: ConnectionLimits::new(config.max_connections, config.max_connections_per_peer),
+            header_read_timeout: config.header_read_timeout,
         })
     }
 
@@ -344,7 +424,15 @@ impl WebhookServer {
     /// Serves until `shutdown` completes.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        // The protocol is the one TLS negotiated (ALPN), not sniffed from the first bytes: a
+        // sniffing server waits for those bytes without a deadline. An HTTP/1 connection that
+        // sends no request headers in time, first request or kept alive, is then closed.
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2.timer(TokioTimer::new());
         let stopping = Arc::new(AtomicBool::new(false));
         tokio::pin!(shutdown);
         loop {
@@ -359,13 +447,18 @@ impl WebhookServer {
                     }
                 },
             };
+            let Some(slot) = self.limits.admit(peer.ip()) else {
+                tracing::debug!(%peer, "webhook: connection limit reached, connection closed");
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = self.acceptor.clone();
             let handler = self.handler.clone();
-            let builder = builder.clone();
+            let (http1, http2) = (http1.clone(), http2.clone());
             let watcher = graceful.watcher();
             let stopping = stopping.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
                 {
                     Ok(Ok(tls)) => tls,
@@ -385,10 +478,14 @@ impl WebhookServer {
                     let handler = handler.clone();
                     async move { handler.http(req).await }
                 });
-                let conn = builder
-                    .serve_connection(TokioIo::new(tls), service)
-                    .into_owned();
-                if let Err(e) = watcher.watch(conn).await {
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                let io = TokioIo::new(tls);
+                let served = if h2 {
+                    watcher.watch(http2.serve_connection(io, service)).await
+                } else {
+                    watcher.watch(http1.serve_connection(io, service)).await
+                };
+                if let Err(e) = served {
                     tracing::debug!(%peer, error = %e, "webhook: connection ended with an error");
                 }
             });
