@@ -345,10 +345,14 @@ pub async fn refresh_events(ctx: &Context, events: &BTreeSet<ScanEvent>) -> Resu
             pass.refresh_repository(&event.repository, &repo.registry_id)
                 .await
                 .map(drop)
-        } else if let Some(report) = pass
-            .existing
-            .get(&report_name(&event.repository, &event.digest))
-        {
+        } else if let Some(report) = pass.existing.values().find(|r| {
+            r.spec.repository_name == event.repository
+                && r.spec.image_digest == event.digest
+                && event
+                    .registry_id
+                    .as_ref()
+                    .is_none_or(|id| *id == r.spec.registry_id)
+        }) {
             let registry_id = event
                 .registry_id
                 .clone()
@@ -497,7 +501,7 @@ impl<'a> Pass<'a> {
         image: &ImageInfo,
     ) -> Result<String, Error> {
         let ctx = self.ctx;
-        let name = report_name(repository, &image.digest);
+        let name = report_name(registry_id, repository, &image.digest);
         let current = self.existing.get(&name);
         let registry = (!registry_id.is_empty()).then_some(registry_id);
         let needs_scan = image.scan_status.is_none() && self.managed.scan_required(repository);
@@ -843,10 +847,11 @@ fn add(s: &mut SeveritySummary, severity: &str, n: i64) {
     *slot += n;
 }
 
-/// `<repository, sanitized, ≤ 40>-<8 hex of the repository>-<16 hex of the digest>`: a valid
-/// DNS-1123 subdomain, stable across restarts and versions (FNV-1a, not std's hasher), and
-/// distinct for repositories that sanitize alike.
-pub fn report_name(repository: &str, digest: &str) -> String {
+/// `<repository, sanitized, ≤ 40>-<8 hex of registry/repository>-<16 hex of the digest>`: a
+/// valid DNS-1123 subdomain, stable across restarts and versions (FNV-1a, not std's hasher),
+/// distinct for repositories that sanitize alike and for the same repository and digest in two
+/// registries (a replicated image has one digest in every account it is copied to).
+pub fn report_name(registry_id: &str, repository: &str, digest: &str) -> String {
     let hex: String = digest
         .rsplit(':')
         .next()
@@ -857,7 +862,10 @@ pub fn report_name(repository: &str, digest: &str) -> String {
         .collect::<String>()
         .to_ascii_lowercase();
     let prefix = sanitize(repository, 40);
-    let hash = format!("{:08x}", fnv1a(repository.as_bytes()));
+    let hash = format!(
+        "{:08x}",
+        fnv1a(format!("{registry_id}/{repository}").as_bytes())
+    );
     if prefix.is_empty() {
         format!("{hash}-{hex}")
     } else {
@@ -966,14 +974,18 @@ mod tests {
     #[test]
     fn names_are_dns_1123_and_distinct() {
         let d = format!("sha256:{}", "0123456789abcdef".repeat(4));
-        let a = report_name("team/app", &d);
-        let b = report_name("team-app", &d);
+        let account = "111122223333";
+        let a = report_name(account, "team/app", &d);
+        let b = report_name(account, "team-app", &d);
         assert_ne!(a, b);
+        // The same image replicated into another account has a report of its own.
+        let other_account = report_name("444455556666", "team/app", &d);
+        assert_ne!(a, other_account);
         assert!(a.starts_with("team-app-"), "{a}");
         assert!(a.ends_with("-0123456789abcdef"), "{a}");
-        let long = report_name(&"x/".repeat(200), &d);
+        let long = report_name(account, &"x/".repeat(200), &d);
         assert!(long.len() <= 253);
-        for n in [a, b, long, report_name("__", &d)] {
+        for n in [a, b, other_account, long, report_name("", "__", &d)] {
             assert!(
                 n.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),

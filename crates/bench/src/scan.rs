@@ -59,7 +59,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         let digest = push_image(&ecr, REPO, &format!("s{i}"))
             .await
             .map_err(|e| BenchError::ecr("PutImage", e))?;
-        let name = report_name(REPO, &digest);
+        let name = report_name(testbed::moto::ACCOUNT, REPO, &digest);
         poll(
             "the unscanned report",
             Duration::from_millis(5),
