@@ -5,10 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ecr_operator::api::{
-    ImageScanReport, LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository,
-    ScanPolicy,
-};
+use ecr_operator::api::resource_for;
 use ecr_operator::controllers::{self, Context};
 use ecr_operator::registry::{EcrRegistry, Registry};
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
@@ -37,18 +34,6 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn resource_for(kind: &str) -> Option<ApiResource> {
-    Some(match kind {
-        "Repository" => ApiResource::erase::<Repository>(&()),
-        "LifecyclePolicy" => ApiResource::erase::<LifecyclePolicy>(&()),
-        "ReplicationConfig" => ApiResource::erase::<ReplicationConfig>(&()),
-        "PullThroughCacheRule" => ApiResource::erase::<PullThroughCacheRule>(&()),
-        "ScanPolicy" => ApiResource::erase::<ScanPolicy>(&()),
-        "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
-        _ => return None,
-    })
 }
 
 fn api_for(client: &kube::Client, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {

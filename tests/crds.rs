@@ -31,6 +31,17 @@ fn crds_dir_matches_generated() {
     );
 }
 
+/// A CRD version's `openAPIV3Schema` as JSON.
+fn openapi_schema(
+    version: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion,
+) -> serde_json::Value {
+    let schema = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    serde_json::to_value(schema.expect("every version has a schema")).unwrap()
+}
+
 fn schema_nodes<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>) {
     match v {
         serde_json::Value::Object(map) => {
@@ -70,14 +81,7 @@ fn every_crd_file_deserializes_and_its_cel_compiles() {
                 .as_deref()
                 .unwrap_or_default();
             assert!(columns.len() >= 2, "{}: printer columns", path.display());
-            let schema = serde_json::to_value(
-                version
-                    .schema
-                    .as_ref()
-                    .and_then(|s| s.open_api_v3_schema.as_ref())
-                    .unwrap(),
-            )
-            .unwrap();
+            let schema = openapi_schema(version);
             let compiled = kube_cel::compile_schema(&schema);
             assert!(
                 !compiled.has_errors(),
@@ -160,14 +164,7 @@ fn every_spec_string_list_and_map_is_bounded() {
     let mut found = Vec::new();
     for (file, crd) in api::all_crds() {
         for version in &crd.spec.versions {
-            let schema = serde_json::to_value(
-                version
-                    .schema
-                    .as_ref()
-                    .and_then(|s| s.open_api_v3_schema.as_ref())
-                    .unwrap(),
-            )
-            .unwrap();
+            let schema = openapi_schema(version);
             unbounded(
                 &schema["properties"]["spec"],
                 &format!("{file}: spec"),

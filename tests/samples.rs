@@ -4,23 +4,7 @@
 mod common;
 
 use common::{Env, WAIT, in_scope};
-use ecr_operator::api::{
-    ImageScanReport, LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository,
-    ScanPolicy,
-};
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-
-fn resource_for(kind: &str) -> ApiResource {
-    match kind {
-        "Repository" => ApiResource::erase::<Repository>(&()),
-        "LifecyclePolicy" => ApiResource::erase::<LifecyclePolicy>(&()),
-        "ReplicationConfig" => ApiResource::erase::<ReplicationConfig>(&()),
-        "PullThroughCacheRule" => ApiResource::erase::<PullThroughCacheRule>(&()),
-        "ScanPolicy" => ApiResource::erase::<ScanPolicy>(&()),
-        "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
-        other => panic!("a sample of unknown kind {other}"),
-    }
-}
+use kube::api::{Api, DynamicObject, PostParams};
 
 /// Ready=True at the object's current generation.
 fn ready_now(obj: &DynamicObject) -> bool {
@@ -53,7 +37,8 @@ async fn every_sample_becomes_ready() {
         let text = std::fs::read_to_string(path).unwrap();
         let obj: DynamicObject = in_scope(serde_yaml::from_str(&text).unwrap());
         let kind = obj.types.as_ref().unwrap().kind.clone();
-        let ar = resource_for(&kind);
+        let ar = ecr_operator::api::resource_for(&kind)
+            .unwrap_or_else(|| panic!("a sample of unknown kind {kind}"));
         let api: Api<DynamicObject> = match obj.metadata.namespace.as_deref() {
             Some(ns) => {
                 env.kube.ensure_namespace(ns).await.unwrap();

@@ -2,23 +2,11 @@
 //! ECR_OPERATOR_TEST_KUBECONFIG) rejects with 422 what ECR would reject, with a message that
 //! names the field or the rule.
 
-use ecr_operator::api::{
-    ImageScanReport, LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository,
-    ScanPolicy,
-};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use testbed::kube_env::KubeEnv;
 
 fn resource(kind: &str) -> ApiResource {
-    match kind {
-        "Repository" => ApiResource::erase::<Repository>(&()),
-        "LifecyclePolicy" => ApiResource::erase::<LifecyclePolicy>(&()),
-        "ReplicationConfig" => ApiResource::erase::<ReplicationConfig>(&()),
-        "PullThroughCacheRule" => ApiResource::erase::<PullThroughCacheRule>(&()),
-        "ScanPolicy" => ApiResource::erase::<ScanPolicy>(&()),
-        "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
-        other => panic!("unknown kind {other}"),
-    }
+    ecr_operator::api::resource_for(kind).unwrap_or_else(|| panic!("unknown kind {kind}"))
 }
 
 fn api(env: &KubeEnv, kind: &str, ns: &str) -> Api<DynamicObject> {

@@ -33,6 +33,21 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
     ]
 }
 
+/// The API resource of one of our kinds by its name (`Repository`, ...): for manifests read as
+/// untyped objects (samples, tests, the demo).
+pub fn resource_for(kind: &str) -> Option<kube::api::ApiResource> {
+    use kube::api::ApiResource;
+    Some(match kind {
+        "Repository" => ApiResource::erase::<Repository>(&()),
+        "LifecyclePolicy" => ApiResource::erase::<LifecyclePolicy>(&()),
+        "ReplicationConfig" => ApiResource::erase::<ReplicationConfig>(&()),
+        "PullThroughCacheRule" => ApiResource::erase::<PullThroughCacheRule>(&()),
+        "ScanPolicy" => ApiResource::erase::<ScanPolicy>(&()),
+        "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
+        _ => return None,
+    })
+}
+
 /// The YAML that `ecr-operator crds` prints and `crds/` holds for one CRD.
 pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
     serde_yaml::to_string(crd).map(|s| format!("---\n{s}"))
