@@ -185,10 +185,11 @@ async fn upstreams_needing_credentials_are_refused_before_ecr() {
         "set credentialArn or credentialsSecretRef, not both",
     )
     .await;
-    create(&api, &rule("quay", "quay", "quay.io", "")).await;
+    // Cluster-scoped names are unique per test: tests share one real API server.
+    create(&api, &rule("quay-immutable", "quay", "quay.io", "")).await;
     let err = api
         .patch(
-            "quay",
+            "quay-immutable",
             &PatchParams::default(),
             &Patch::Merge(&json!({"spec": {"ecrRepositoryPrefix": "other"}})),
         )
