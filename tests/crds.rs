@@ -188,12 +188,7 @@ fn shipped_crds() -> Vec<(String, CustomResourceDefinition)> {
             ));
         }
     }
-    let venv_kubectl = root.join(".venv/bin/kubectl");
-    let kubectl = if venv_kubectl.exists() {
-        venv_kubectl
-    } else {
-        "kubectl".into()
-    };
+    let kubectl = testbed::venv_tool("kubectl");
     let rendered = std::process::Command::new(&kubectl)
         .args(["kustomize", "config/default"])
         .current_dir(&root)

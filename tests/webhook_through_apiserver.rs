@@ -91,12 +91,7 @@ fn webhook_configuration(
 /// Async: the webhook answering the API server runs on this test's runtime.
 async fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String) {
     use tokio::io::AsyncWriteExt;
-    let venv = testbed::workspace_root().join(".venv/bin/kubectl");
-    let program = if venv.exists() {
-        venv
-    } else {
-        "kubectl".into()
-    };
+    let program = testbed::venv_tool("kubectl");
     let mut child = tokio::process::Command::new(&program)
         .arg("--kubeconfig")
         .arg(kubeconfig)

@@ -25,6 +25,17 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A tool from `.venv/bin` (what `scripts/setup-venv.sh` installs: kubectl, go), else the
+/// name alone, found on PATH.
+pub fn venv_tool(name: &str) -> PathBuf {
+    let venv = workspace_root().join(".venv/bin").join(name);
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
+}
+
 /// Harness failures; tests turn them into panics with the message.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
