@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod api;
 pub mod controllers;
+pub mod image;
 pub mod leader;
 pub mod lifecycle;
 pub mod registry;

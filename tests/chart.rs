@@ -670,7 +670,7 @@ fn check_match_conditions(vwc: &ValidatingWebhookConfiguration) {
     ];
     for image in ECR {
         assert!(
-            ecr_operator::admission::image_ref::ImageRef::parse(image)
+            ecr_operator::image::ImageRef::parse(image)
                 .ok()
                 .and_then(|r| r.ecr().map(|_| ()))
                 .is_some(),

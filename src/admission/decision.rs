@@ -36,14 +36,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
 
-use super::image_ref::{EcrImage, ImageRef, ImageRefError};
 use crate::api::image_scan_report::{Finding, ImageScanReportSpec, SeveritySummary};
 use crate::api::scan_policy::{
     Enforcement, EnforcementMode, ScanPolicy, Severity, UnscannedAction,
 };
+use crate::image::{EcrImage, ImageRef, ImageRefError, selector_matches, wildcard_match};
 
 /// The longest admission warning we produce: the API server's guidance for warnings.
 pub const WARNING_MAX_LEN: usize = 120;
@@ -253,78 +252,6 @@ pub enum Verdict {
     Warn,
     /// A violation in enforce mode: the pod is denied.
     Deny,
-}
-
-/// Why a label selector cannot be evaluated (Kubernetes rejects the same selectors).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum SelectorError {
-    /// The operator is not one Kubernetes knows.
-    #[error(
-        "matchExpressions[{index}]: operator {operator:?} is not In, NotIn, Exists or DoesNotExist"
-    )]
-    UnknownOperator {
-        /// Position in `matchExpressions`.
-        index: usize,
-        /// The operator as written.
-        operator: String,
-    },
-    /// `In` and `NotIn` need values.
-    #[error("matchExpressions[{index}]: operator {operator} needs at least one value")]
-    MissingValues {
-        /// Position in `matchExpressions`.
-        index: usize,
-        /// The operator.
-        operator: String,
-    },
-    /// `Exists` and `DoesNotExist` take none.
-    #[error("matchExpressions[{index}]: operator {operator} takes no values")]
-    UnexpectedValues {
-        /// Position in `matchExpressions`.
-        index: usize,
-        /// The operator.
-        operator: String,
-    },
-}
-
-/// Whether `selector` selects an object with `labels`, with Kubernetes' semantics: `matchLabels`
-/// and every `matchExpressions` entry must hold; an empty selector selects everything. The
-/// controller can use this to validate a ScanPolicy's selector.
-pub fn selector_matches(
-    selector: &LabelSelector,
-    labels: &BTreeMap<String, String>,
-) -> Result<bool, SelectorError> {
-    let expressions = selector.match_expressions.as_deref().unwrap_or_default();
-    // Validate every expression before evaluating any, as Kubernetes converts the whole selector.
-    for (index, e) in expressions.iter().enumerate() {
-        let has_values = e.values.as_ref().is_some_and(|v| !v.is_empty());
-        let operator = e.operator.clone();
-        match e.operator.as_str() {
-            "In" | "NotIn" if !has_values => {
-                return Err(SelectorError::MissingValues { index, operator });
-            }
-            "Exists" | "DoesNotExist" if has_values => {
-                return Err(SelectorError::UnexpectedValues { index, operator });
-            }
-            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-            _ => return Err(SelectorError::UnknownOperator { index, operator }),
-        }
-    }
-    let labels_ok = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let expressions_ok = expressions.iter().all(|e| {
-        let value = labels.get(&e.key);
-        let listed = || value.is_some_and(|v| e.values.iter().flatten().any(|x| x == v));
-        match e.operator.as_str() {
-            "In" => listed(),
-            "NotIn" => !listed(),
-            "Exists" => value.is_some(),
-            _ => value.is_none(),
-        }
-    });
-    Ok(labels_ok && expressions_ok)
 }
 
 /// Decides whether to admit the pod described by `input`.
@@ -848,28 +775,6 @@ fn image_matches(pattern: &str, reference: &ImageRef) -> bool {
     wildcard_match(pattern, &reference.to_string()) || wildcard_match(pattern, &reference.name())
 }
 
-/// Matches all of `text` against `pattern`, where `*` stands for any run of characters and
-/// everything else is literal.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or_default();
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let tail: Vec<&str> = parts.collect();
-    let Some((last, middle)) = tail.split_last() else {
-        return rest.is_empty();
-    };
-    // The leftmost occurrence of each middle part leaves the most text for the parts after it.
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.ends_with(last)
-}
-
 /// `s` cut to at most `max` bytes on a character boundary, ending in `...` when cut.
 fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -887,8 +792,8 @@ mod tests {
     use super::*;
     use crate::api::image_scan_report::ScanState;
     use crate::api::scan_policy::{AllowlistEntry, ScanPolicySpec};
+    use crate::image::selector::selector;
     use chrono::TimeZone;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
     use proptest::prelude::*;
 
     const ACCOUNT: &str = "123456789012";
@@ -985,28 +890,6 @@ mod tests {
             kind,
             image: image.into(),
             resolved_digest: None,
-        }
-    }
-
-    fn selector(labels: &[(&str, &str)], exprs: &[(&str, &str, &[&str])]) -> LabelSelector {
-        LabelSelector {
-            match_labels: (!labels.is_empty()).then(|| {
-                labels
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect()
-            }),
-            match_expressions: (!exprs.is_empty()).then(|| {
-                exprs
-                    .iter()
-                    .map(|(key, operator, values)| LabelSelectorRequirement {
-                        key: (*key).into(),
-                        operator: (*operator).into(),
-                        values: (!values.is_empty())
-                            .then(|| values.iter().map(|v| (*v).to_owned()).collect()),
-                    })
-                    .collect()
-            }),
         }
     }
 
@@ -1614,59 +1497,6 @@ mod tests {
     }
 
     #[test]
-    fn label_selectors_follow_kubernetes() {
-        let labels: BTreeMap<String, String> = [("env", "prod"), ("team", "a")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        let cases: Vec<(LabelSelector, Result<bool, &str>)> = vec![
-            (LabelSelector::default(), Ok(true)),
-            (selector(&[("env", "prod")], &[]), Ok(true)),
-            (selector(&[("env", "prod"), ("team", "b")], &[]), Ok(false)),
-            (selector(&[], &[("env", "In", &["dev", "prod"])]), Ok(true)),
-            (selector(&[], &[("env", "In", &["dev"])]), Ok(false)),
-            (selector(&[], &[("tier", "In", &["web"])]), Ok(false)),
-            (selector(&[], &[("env", "NotIn", &["dev"])]), Ok(true)),
-            (selector(&[], &[("tier", "NotIn", &["web"])]), Ok(true)),
-            (selector(&[], &[("env", "NotIn", &["prod"])]), Ok(false)),
-            (selector(&[], &[("team", "Exists", &[])]), Ok(true)),
-            (selector(&[], &[("tier", "Exists", &[])]), Ok(false)),
-            (selector(&[], &[("tier", "DoesNotExist", &[])]), Ok(true)),
-            (selector(&[], &[("env", "DoesNotExist", &[])]), Ok(false)),
-            (
-                selector(
-                    &[("env", "prod")],
-                    &[("team", "Exists", &[]), ("env", "In", &["dev"])],
-                ),
-                Ok(false),
-            ),
-            (
-                selector(&[], &[("env", "in", &["prod"])]),
-                Err("is not In, NotIn"),
-            ),
-            (
-                selector(&[], &[("env", "In", &[])]),
-                Err("needs at least one value"),
-            ),
-            (
-                selector(&[], &[("env", "Exists", &["x"])]),
-                Err("takes no values"),
-            ),
-            (
-                selector(&[("env", "dev")], &[("env", "Exists", &["x"])]),
-                Err("matchExpressions[0]"),
-            ),
-        ];
-        for (sel, want) in cases {
-            match (selector_matches(&sel, &labels), want) {
-                (Ok(got), Ok(want)) => assert_eq!(got, want, "{sel:?}"),
-                (Err(e), Err(text)) => assert!(e.to_string().contains(text), "{e}"),
-                (got, want) => panic!("{sel:?}: got {got:?}, want {want:?}"),
-            }
-        }
-    }
-
-    #[test]
     fn report_index_prefers_the_newest_report_for_a_tag() {
         let mut old = report("app", D_HIGH, &["v1"], vec![]);
         old.scan.completed_at = Some(days_ago(10));
@@ -1682,25 +1512,6 @@ mod tests {
             assert_eq!(found, Some(D_APP));
             assert!(index.by_digest(ACCOUNT, "app", D_HIGH).is_some());
             assert!(index.by_tag("999999999999", "app", "v1").is_none());
-        }
-    }
-
-    #[test]
-    fn wildcards_match_whole_strings() {
-        for (pattern, text, want) in [
-            ("*", "anything/at:all", true),
-            ("a*", "abc", true),
-            ("*c", "abc", true),
-            ("a*c", "ac", true),
-            ("a*b*c", "aXbYc", true),
-            ("a*a", "a", false),
-            ("abc", "abcd", false),
-            ("*b", "abc", false),
-            ("shop", "shop", true),
-            ("", "", true),
-            ("", "x", false),
-        ] {
-            assert_eq!(wildcard_match(pattern, text), want, "{pattern} vs {text}");
         }
     }
 

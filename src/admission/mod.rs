@@ -8,12 +8,12 @@
 //! - [`tls`]: serving certificates, from files (reloaded on change) or generated.
 //! - [`cert_secret`]: a generated certificate shared by every replica through a Secret.
 //! - [`metrics`]: decision counters and the latency histogram.
-//! - [`decision`]: the pure decision; [`image_ref`]: image reference parsing.
+//! - [`decision`]: the pure decision (image references, patterns and selectors are in
+//!   [`crate::image`]).
 
 pub mod cache;
 pub mod cert_secret;
 pub mod decision;
-pub mod image_ref;
 pub mod metrics;
 pub mod resolver;
 pub mod review;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::image_ref::EcrImage;
+use crate::image::EcrImage;
 
 /// Why a tag could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +165,7 @@ mod tests {
     }
 
     fn image(tag: &str) -> EcrImage {
-        let r = super::super::image_ref::ImageRef::parse(&format!(
+        let r = crate::image::ImageRef::parse(&format!(
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:{tag}"
         ))
         .unwrap();

@@ -58,12 +58,12 @@ use tracing::Instrument;
 use super::cache::{ScanCache, Snapshot};
 use super::cert_secret::{self, SharedCertificate};
 use super::decision::{AuditRecord, DecisionInput, PodImage, ReportLookup, Verdict, decide};
-use super::image_ref::ImageRef;
 use super::metrics::{AdmissionMetrics, Outcome};
 use super::resolver::{CachedResolver, DigestResolver};
 use super::review::{self, Request, Subject};
 use super::tls::{self, CertStore, FileCerts, TlsError};
 use crate::api::scan_policy::EnforcementMode;
+use crate::image::ImageRef;
 use crate::telemetry::trace;
 
 /// The paths the webhook answers on.

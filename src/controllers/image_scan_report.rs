@@ -32,7 +32,6 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, warn};
 
 use super::{Context, Error, MANAGER};
-use crate::admission::image_ref::{EcrImage, ImageRef};
 use crate::api::Repository;
 use crate::api::ScanPolicy;
 use crate::api::conditions::is_ready_at;
@@ -40,6 +39,7 @@ use crate::api::image_scan_report::{
     Finding, ImageScanReport, ImageScanReportSpec, MAX_TAGS, MAX_TEXT, ScanState, SeveritySummary,
 };
 use crate::api::scan_policy::{ScanType, Severity};
+use crate::image::{EcrImage, ImageRef};
 use crate::registry::{
     ErrorClass, ImageInfo, ScanEvent, ScanEventQueue, ScanFinding, ScanFindings,
 };
@@ -252,7 +252,7 @@ impl Managed {
 /// will match all repository names that contain the filter", one with `*` matches whole names.
 pub fn filter_matches(filter: &str, repository: &str) -> bool {
     if filter.contains('*') {
-        crate::lifecycle::wildcard_match(filter, repository)
+        crate::image::wildcard_match(filter, repository)
     } else {
         repository.contains(filter)
     }

@@ -16,9 +16,9 @@ use chrono::DateTime;
 
 use super::singleton::{Outcome, Setting};
 use super::status::Reported;
-use crate::admission::decision::selector_matches;
 use crate::api::ScanPolicy;
 use crate::api::scan_policy::{ScanFrequency, ScanPolicyStatus, ScanType};
+use crate::image::selector_matches;
 use crate::registry::{Registry, RegistryError, ScanningRuleInfo, ScanningSettings};
 
 /// Repository filters per scanning rule (RegistryScanningRule.repositoryFilters: 1..100).

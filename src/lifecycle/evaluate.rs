@@ -6,6 +6,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::model::{Count, Expiry, Image, Rule, Selection, TagStatus};
+use crate::image::wildcard_match;
 
 impl Selection {
     /// Whether the rule *identifies* `image` (ECR's "matches the tagging requirements").
@@ -33,30 +34,6 @@ impl Selection {
             }
         }
     }
-}
-
-/// Matches `text` against `pattern`, where `*` stands for any run of characters (possibly empty)
-/// and everything else is literal; the whole tag must match (`prod*` matches `prod`, `prod1`).
-pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let first = parts.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let tail: Vec<&str> = parts.collect();
-    let Some((last, middle)) = tail.split_last() else {
-        // No wildcard at all: an exact match.
-        return rest.is_empty();
-    };
-    // Taking the leftmost occurrence of each middle part is optimal for `*`-only globs: it leaves
-    // the longest remainder for the parts after it.
-    for part in middle {
-        match rest.find(part) {
-            Some(at) => rest = &rest[at + part.len()..],
-            None => return false,
-        }
-    }
-    rest.ends_with(last)
 }
 
 /// Orders images oldest first. Equal push times fall back to the digest (then the tags), so the
@@ -170,34 +147,6 @@ mod tests {
 
     fn digests(expiries: &[Expiry]) -> Vec<&str> {
         expiries.iter().map(|e| e.digest.as_str()).collect()
-    }
-
-    #[test]
-    fn wildcard_examples_from_the_docs() {
-        // "Automate the cleanup of images": `prod*` and `*prod*`.
-        for tag in ["prod", "prod1", "production-team1"] {
-            assert!(wildcard_match("prod*", tag), "{tag}");
-        }
-        for tag in ["repo-production", "prod-team"] {
-            assert!(wildcard_match("*prod*", tag), "{tag}");
-        }
-        assert!(!wildcard_match("prod*", "my-prod"));
-        assert!(
-            !wildcard_match("prod", "prod1"),
-            "without `*` the match is exact"
-        );
-        assert!(wildcard_match("prod", "prod"));
-        assert!(wildcard_match("*", ""));
-        assert!(wildcard_match("a*b*a", "aba"));
-        assert!(
-            !wildcard_match("a*a", "a"),
-            "prefix and suffix may not overlap"
-        );
-        assert!(wildcard_match("*test*1*2*3", "xtesty1z2w3"));
-        assert!(
-            wildcard_match("v*-é*", "v1-é-rc"),
-            "non-ASCII tags do not panic"
-        );
     }
 
     #[test]
@@ -481,20 +430,6 @@ mod tests {
             let expired: BTreeSet<String> = evaluate(&rules, &images, now()).into_iter().map(|e| e.digest).collect();
             let remaining: Vec<Image> = images.into_iter().filter(|i| !expired.contains(&i.digest)).collect();
             prop_assert!(evaluate(&rules, &remaining, now()).is_empty());
-        }
-
-        #[test]
-        fn wildcard_agrees_with_a_reference_matcher(pattern in "[ab*]{0,7}", text in "[ab]{0,7}") {
-            prop_assert_eq!(wildcard_match(&pattern, &text), reference_match(pattern.as_bytes(), text.as_bytes()));
-        }
-    }
-
-    /// Textbook recursive glob matcher, obviously correct and slow.
-    fn reference_match(pattern: &[u8], text: &[u8]) -> bool {
-        match pattern.split_first() {
-            None => text.is_empty(),
-            Some((b'*', rest)) => (0..=text.len()).any(|skip| reference_match(rest, &text[skip..])),
-            Some((c, rest)) => text.first() == Some(c) && reference_match(rest, &text[1..]),
         }
     }
 }

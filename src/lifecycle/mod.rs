@@ -11,7 +11,6 @@
 
 mod evaluate;
 /// ECR's `*` wildcard, also used for scanning rule filters.
-pub(crate) use evaluate::wildcard_match;
 mod model;
 mod policy;
 mod validate;
