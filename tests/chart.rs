@@ -153,6 +153,17 @@ impl Rendered {
         serde_json::from_value(objs[0].clone()).expect("typed")
     }
 
+    /// The one object of `kind` named `name`.
+    fn named<K: DeserializeOwned>(&self, kind: &str, name: &str) -> K {
+        let objs: Vec<&Value> = self
+            .of_kind(kind)
+            .into_iter()
+            .filter(|o| o["metadata"]["name"] == name)
+            .collect();
+        assert_eq!(objs.len(), 1, "exactly one {kind} {name}");
+        serde_json::from_value(objs[0].clone()).expect("typed")
+    }
+
     fn kinds(&self) -> BTreeSet<String> {
         self.objects
             .iter()
@@ -423,8 +434,17 @@ fn default_values_render_valid_objects() {
         .map(String::from)
         .into(),
     );
-    for (_, o) in &r.objects {
-        assert_eq!(o["metadata"]["name"], RELEASE, "{}", o["kind"]);
+    for (source, o) in &r.objects {
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        if source.ends_with("/user-roles.yaml") {
+            // The users' ClusterRoles.
+            assert!(
+                name == format!("{RELEASE}-edit") || name == format!("{RELEASE}-view"),
+                "{name}"
+            );
+        } else {
+            assert_eq!(name, RELEASE, "{}", o["kind"]);
+        }
     }
 
     let d: Deployment = r.one("Deployment");
@@ -1036,6 +1056,9 @@ fn values_schema_rejects_bad_values() {
         json!({"tolerations": {"key": "a"}}),
         json!({"regoin": "eu-west-1"}),
         json!({"webhook": {"unknown": true}}),
+        json!({"userRoles": {"create": "yes"}}),
+        json!({"userRoles": {"enabled": false}}),
+        json!({"userRoles": null}),
     ];
     for over in bad {
         let values = merged(&over);
@@ -1057,8 +1080,10 @@ fn values_schema_rejects_bad_values() {
 ///   OwnerReferencesPermissionEnforcement), status written by server-side apply (`patch`
 ///   on `/status`, `update` for replace_status);
 /// - ImageScanReports are written by the operator: created and deleted;
+/// - RepositoryAccessPolicies (cluster admins write them) are read, and their status written;
 /// - events through `kube::runtime::events::Recorder` (events.k8s.io create, patch for series);
-/// - pods and namespaces are read for the admission scan reports and ScanPolicy selectors;
+/// - pods and namespaces are read for the admission scan reports, the ScanPolicy and
+///   RepositoryAccessPolicy namespace selectors, and kube-system's uid (the cluster's id);
 /// - leader election: one Lease in the release namespace (get, create, update);
 /// - Secrets in the release namespace: pull-through cache credentials, the webhook certificate;
 /// - without cert-manager, the operator generates the webhook's certificate and writes its CA
@@ -1104,6 +1129,18 @@ fn required_permissions(
         "ecr.operator.dev",
         "imagescanreports",
         &["create", "delete"],
+        Scope::Cluster,
+    );
+    add(
+        "ecr.operator.dev",
+        "repositoryaccesspolicies",
+        &["get", "list", "watch"],
+        Scope::Cluster,
+    );
+    add(
+        "ecr.operator.dev",
+        "repositoryaccesspolicies/status",
+        &["get", "patch", "update"],
         Scope::Cluster,
     );
     add(
@@ -1194,10 +1231,11 @@ fn granted(
 }
 
 fn check_rbac(r: &Rendered, operator_writes_ca_bundle: bool) {
-    let cluster_role: ClusterRole = r.one("ClusterRole");
     let role: Role = r.one("Role");
     let vwc: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");
     let own_name = vwc.metadata.name.unwrap_or_default();
+    // The operator's own; the users' roles are checked by the user_roles tests.
+    let cluster_role: ClusterRole = r.named("ClusterRole", &own_name);
     assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
     let mut got = BTreeSet::new();
     granted(
@@ -1286,6 +1324,7 @@ fn rbac_table_covers_every_api_the_source_uses() {
             "PullThroughCacheRule" => "ecr.operator.dev/pullthroughcacherules",
             "ScanPolicy" => "ecr.operator.dev/scanpolicies",
             "ImageScanReport" => "ecr.operator.dev/imagescanreports",
+            "RepositoryAccessPolicy" => "ecr.operator.dev/repositoryaccesspolicies",
             "Pod" => "/pods",
             "Namespace" => "/namespaces",
             "Secret" => "/secrets",
@@ -1334,6 +1373,739 @@ fn rbac_table_covers_every_api_the_source_uses() {
             resources.contains(resource),
             "src/ uses {ty} ({resource}) but RBAC grants nothing on it"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RBAC for the operator's users: ClusterRoles aggregated into the built-in admin, edit and view
+// (issue #14). The expectations are Kubernetes' RBAC semantics and the issue's table, not the
+// templates: tenants bound to edit/admin in a namespace manage its Repositories and
+// LifecyclePolicies, view reads them, ImageScanReports are read-only, and nothing else.
+
+const GROUP: &str = "ecr.operator.dev";
+/// The label prefix of the built-in roles' aggregation selectors.
+const AGGREGATE_TO: &str = "rbac.authorization.k8s.io/aggregate-to-";
+const READ: [&str; 3] = ["get", "list", "watch"];
+const WRITE: [&str; 4] = ["create", "update", "patch", "delete"];
+/// The kinds tenants manage in their namespace.
+const TENANT_KINDS: [&str; 2] = ["lifecyclepolicies", "repositories"];
+/// Written by the operator only; readable by users.
+const REPORTS: &str = "imagescanreports";
+/// For cluster admins only. `crds/` may not hold RepositoryAccessPolicy yet; any other
+/// cluster-scoped CRD in `crds/` (but the reports) is added to these by [`admin_kinds`].
+const ADMIN_KINDS: [&str; 4] = [
+    "pullthroughcacherules",
+    "replicationconfigs",
+    "repositoryaccesspolicies",
+    "scanpolicies",
+];
+
+/// Plural -> scope (`Namespaced` or `Cluster`) of every CRD in `crds/`.
+fn crd_scopes() -> BTreeMap<String, String> {
+    let mut scopes = BTreeMap::new();
+    for entry in std::fs::read_dir(root().join("crds")).expect("crds") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("read CRD");
+        for crd in yaml_docs(&text) {
+            let plural = crd["spec"]["names"]["plural"].as_str().unwrap_or_default();
+            let scope = crd["spec"]["scope"].as_str().unwrap_or_default();
+            scopes.insert(plural.to_string(), scope.to_string());
+        }
+    }
+    scopes
+}
+
+fn admin_kinds() -> BTreeSet<String> {
+    let mut kinds: BTreeSet<String> = ADMIN_KINDS.iter().map(|k| k.to_string()).collect();
+    for (plural, scope) in crd_scopes() {
+        if scope == "Cluster" && plural != REPORTS {
+            kinds.insert(plural);
+        }
+    }
+    kinds
+}
+
+/// The users' roles among `objects`: the ClusterRoles carrying an aggregation label, by name.
+fn user_roles<'a>(objects: impl IntoIterator<Item = &'a Value>) -> BTreeMap<String, ClusterRole> {
+    objects
+        .into_iter()
+        .filter(|o| o["kind"] == "ClusterRole")
+        .map(|o| serde_json::from_value::<ClusterRole>(o.clone()).expect("a ClusterRole"))
+        .filter(|r| !aggregation_labels(r).is_empty())
+        .map(|r| (r.metadata.name.clone().unwrap_or_default(), r))
+        .collect()
+}
+
+/// The `rbac.authorization.k8s.io/aggregate-to-*` labels of a role.
+fn aggregation_labels(role: &ClusterRole) -> BTreeMap<String, String> {
+    role.metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(AGGREGATE_TO))
+        .collect()
+}
+
+type Grants = BTreeSet<(String, String, String)>;
+
+/// (API group, resource, verb) every rule grants.
+fn grants(rules: &[PolicyRule]) -> Grants {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        for g in rule.api_groups.iter().flatten() {
+            for r in rule.resources.iter().flatten() {
+                for v in &rule.verbs {
+                    out.insert((g.clone(), r.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the issue gives users bound to the built-in `edit` (and `admin`) or `view`.
+fn wanted_grants(write: bool) -> Grants {
+    let mut want = BTreeSet::new();
+    for kind in TENANT_KINDS {
+        let verbs = READ.iter().chain(if write { &WRITE[..] } else { &[] });
+        for verb in verbs {
+            want.insert((GROUP.to_string(), kind.to_string(), verb.to_string()));
+        }
+    }
+    for verb in READ {
+        want.insert((GROUP.to_string(), REPORTS.to_string(), verb.to_string()));
+    }
+    want
+}
+
+/// Everything in a user role that would give more than the namespaced kinds: subresources
+/// (`*/status`, `*/finalizers`), wildcards, cluster-scoped kinds, writes on the reports, other
+/// groups, names, URLs, and kinds that do not exist.
+fn user_role_violations(role: &ClusterRole) -> Vec<String> {
+    let admin = admin_kinds();
+    let known = crd_scopes();
+    let mut bad = vec![];
+    if role.aggregation_rule.is_some() {
+        bad.push("aggregationRule: a user role is aggregated, it aggregates nothing".to_string());
+    }
+    for rule in role.rules.iter().flatten() {
+        let groups = rule.api_groups.clone().unwrap_or_default();
+        let resources = rule.resources.clone().unwrap_or_default();
+        if rule.non_resource_urls.is_some() || rule.resource_names.is_some() {
+            bad.push(format!("nonResourceURLs or resourceNames in {rule:?}"));
+        }
+        if groups != [GROUP] {
+            bad.push(format!("apiGroups {groups:?}: only {GROUP}"));
+        }
+        for s in groups.iter().chain(&resources).chain(&rule.verbs) {
+            if s.contains('*') {
+                bad.push(format!("wildcard {s:?}"));
+            }
+        }
+        for r in &resources {
+            if r.contains('/') {
+                bad.push(format!("subresource {r}"));
+            } else if admin.contains(r) {
+                bad.push(format!("cluster-scoped kind {r}, for cluster admins only"));
+            } else if r != "*" && !known.contains_key(r) {
+                bad.push(format!("{r}: no such kind in crds/"));
+            }
+            if r == REPORTS {
+                for v in rule.verbs.iter().filter(|v| !READ.contains(&v.as_str())) {
+                    bad.push(format!("{v} on {REPORTS}, which the operator alone writes"));
+                }
+            }
+        }
+    }
+    bad
+}
+
+/// The chart ships `<fullname>-edit` (aggregated into admin and edit) and `<fullname>-view`
+/// (aggregated into view), granting what the issue says.
+#[test]
+fn user_roles_aggregate_into_the_built_in_roles() {
+    for (overrides, fullname) in [
+        (vec![], RELEASE),
+        (vec![all_on_values()], "ecr-operator-all-on"),
+    ] {
+        let r = render(&overrides);
+        let roles = user_roles(r.objects.iter().map(|(_, o)| o));
+        let edit = format!("{fullname}-edit");
+        let view = format!("{fullname}-view");
+        assert_eq!(
+            roles.keys().collect::<Vec<_>>(),
+            [&edit, &view],
+            "user roles"
+        );
+        let label = |k: &str| (format!("{AGGREGATE_TO}{k}"), "true".to_string());
+        assert_eq!(
+            aggregation_labels(&roles[&edit]),
+            BTreeMap::from([label("admin"), label("edit")])
+        );
+        assert_eq!(
+            aggregation_labels(&roles[&view]),
+            BTreeMap::from([label("view")])
+        );
+        for (name, write) in [(&edit, true), (&view, false)] {
+            let role = &roles[name];
+            assert_eq!(
+                grants(role.rules.as_deref().unwrap_or_default()),
+                wanted_grants(write),
+                "{name}"
+            );
+            // The chart's usual labels too (helm uninstall, selection by instance).
+            let labels = role.metadata.labels.clone().unwrap_or_default();
+            assert_eq!(
+                labels.get("app.kubernetes.io/instance").map(String::as_str),
+                Some(RELEASE)
+            );
+        }
+    }
+}
+
+#[test]
+fn user_roles_grant_no_subresource_wildcard_or_cluster_scoped_kind() {
+    let r = render(&[]);
+    let roles = user_roles(r.objects.iter().map(|(_, o)| o));
+    assert_eq!(roles.len(), 2);
+    for (name, role) in &roles {
+        let bad = user_role_violations(role);
+        assert!(bad.is_empty(), "{name}: {bad:#?}");
+    }
+    let admin = admin_kinds();
+    for kind in ADMIN_KINDS {
+        assert!(admin.contains(kind));
+    }
+    assert!(
+        !admin.contains(REPORTS) && !admin.contains("repositories"),
+        "{admin:?}"
+    );
+
+    // The check itself finds each kind of excess.
+    let role = |group: &str, resource: &str, verb: &str| -> ClusterRole {
+        serde_json::from_value(json!({
+            "metadata": {"name": "bad"},
+            "rules": [{"apiGroups": [group], "resources": [resource], "verbs": [verb]}],
+        }))
+        .expect("a ClusterRole")
+    };
+    for bad in [
+        role(GROUP, "repositories/status", "patch"),
+        role(GROUP, "lifecyclepolicies/finalizers", "update"),
+        role(GROUP, "*", "get"),
+        role(GROUP, "repositories", "*"),
+        role("*", "repositories", "get"),
+        role("", "secrets", "get"),
+        role(GROUP, "scanpolicies", "get"),
+        role(GROUP, "replicationconfigs", "list"),
+        role(GROUP, "pullthroughcacherules", "watch"),
+        role(GROUP, "repositoryaccesspolicies", "get"),
+        role(GROUP, REPORTS, "create"),
+        role(GROUP, REPORTS, "delete"),
+        role(GROUP, "repository", "get"),
+    ] {
+        assert!(
+            !user_role_violations(&bad).is_empty(),
+            "not caught: {:?}",
+            bad.rules
+        );
+    }
+}
+
+#[test]
+fn user_roles_can_be_turned_off() {
+    let r = render(&[json!({"userRoles": {"create": false}})]);
+    check_objects(&r);
+    assert!(
+        user_roles(r.objects.iter().map(|(_, o)| o)).is_empty(),
+        "userRoles.create=false renders no user role"
+    );
+    assert!(
+        !r.objects
+            .iter()
+            .any(|(source, _)| source.ends_with("/user-roles.yaml")),
+        "user-roles.yaml renders nothing"
+    );
+    // The operator's own RBAC is untouched.
+    check_rbac(&r, true);
+    assert_eq!(r.of_kind("ClusterRole").len(), 1);
+}
+
+/// `config/rbac` ships the same two roles as the chart's defaults: same names, aggregation
+/// labels and rules.
+#[test]
+fn config_rbac_user_roles_equal_the_chart() {
+    let kustomized = kubectl_kustomize("config/rbac");
+    let config = user_roles(&kustomized);
+    let r = render(&[]);
+    let chart = user_roles(r.objects.iter().map(|(_, o)| o));
+    // Name -> (aggregation labels, grants).
+    type Summary = BTreeMap<String, (BTreeMap<String, String>, Grants)>;
+    let summary = |roles: &BTreeMap<String, ClusterRole>| -> Summary {
+        roles
+            .iter()
+            .map(|(name, role)| {
+                (
+                    name.clone(),
+                    (
+                        aggregation_labels(role),
+                        grants(role.rules.as_deref().unwrap_or_default()),
+                    ),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(chart.len(), 2);
+    assert_eq!(
+        summary(&config),
+        summary(&chart),
+        "config/rbac/user_roles.yaml (left) and the chart's user-roles.yaml (right)"
+    );
+    for role in config.values() {
+        roundtrip::<ClusterRole>(&serde_json::to_value(role).expect("JSON"));
+        assert!(user_role_violations(role).is_empty());
+    }
+}
+
+/// A SubjectAccessReview: may `user` (an authenticated user) do `verb` on `resource` of
+/// ecr.operator.dev (`kind/sub` for a subresource) in `namespace` (None: cluster-wide, as every
+/// request for a cluster-scoped kind is)?
+async fn may(
+    client: &kube::Client,
+    user: &str,
+    verb: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_string())),
+        None => (resource, None),
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.to_string()),
+            groups: Some(vec!["system:authenticated".to_string()]),
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(GROUP.to_string()),
+                resource: Some(resource.to_string()),
+                subresource,
+                verb: Some(verb.to_string()),
+                namespace: namespace.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: kube::Api<SubjectAccessReview> = kube::Api::all(client.clone());
+    let answer = api
+        .create(&kube::api::PostParams::default(), &review)
+        .await
+        .expect("SubjectAccessReview");
+    answer.status.is_some_and(|s| s.allowed)
+}
+
+/// A ClusterRole `name` with the aggregationRule of Kubernetes' built-in `builtin` role, read
+/// from the API server, whose rules are then what the aggregation gives it: filled in by
+/// kube-controller-manager's clusterrole-aggregation controller when the cluster runs one
+/// (polled until it holds `must_hold`), else here the way that controller does it (the union
+/// of the rules of the ClusterRoles the server selects by the role's label selectors, in name
+/// order). Returns the names the selectors picked.
+async fn aggregate_like(
+    client: &kube::Client,
+    builtin: &str,
+    name: &str,
+    controller: bool,
+    must_hold: &Grants,
+) -> BTreeSet<String> {
+    use kube::api::{Api, ListParams, ObjectMeta, PostParams};
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    let built_in = roles
+        .get(builtin)
+        .await
+        .unwrap_or_else(|e| panic!("the built-in ClusterRole {builtin} (RBAC bootstrap): {e}"));
+    let rule = built_in
+        .aggregation_rule
+        .clone()
+        .unwrap_or_else(|| panic!("{builtin} aggregates"));
+    // Kubernetes' own selector, which the chart's labels must match.
+    let selectors = rule.cluster_role_selectors.clone().unwrap_or_default();
+    assert_eq!(selectors.len(), 1, "{builtin}: {selectors:?}");
+    assert_eq!(
+        selectors[0].match_labels.clone().unwrap_or_default(),
+        BTreeMap::from([(format!("{AGGREGATE_TO}{builtin}"), "true".to_string())]),
+        "{builtin}"
+    );
+    assert!(selectors[0].match_expressions.is_none(), "{builtin}");
+    let role = ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..Default::default()
+        },
+        aggregation_rule: Some(rule),
+        rules: None,
+    };
+    roles
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap_or_else(|e| panic!("creating {name}: {e}"));
+
+    // The server's own label selection.
+    let mut selected = BTreeMap::new();
+    for selector in &selectors {
+        let query = selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        for r in roles
+            .list(&ListParams::default().labels(&query))
+            .await
+            .expect("list ClusterRoles")
+        {
+            let n = r.metadata.name.clone().unwrap_or_default();
+            if n != name {
+                selected.insert(n, r);
+            }
+        }
+    }
+    if controller {
+        testbed::wait::until(
+            &format!("{name} aggregated by kube-controller-manager"),
+            std::time::Duration::from_secs(30),
+            || {
+                let roles = roles.clone();
+                async move {
+                    let r = roles.get(name).await.ok()?;
+                    grants(r.rules.as_deref().unwrap_or_default())
+                        .is_superset(must_hold)
+                        .then_some(())
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    } else {
+        let mut rules: Vec<PolicyRule> = vec![];
+        for r in selected.values() {
+            for rule in r.rules.iter().flatten() {
+                if !rules.contains(rule) {
+                    rules.push(rule.clone());
+                }
+            }
+        }
+        let mut filled = roles.get(name).await.expect("the aggregating role");
+        filled.rules = Some(rules);
+        roles
+            .replace(name, &PostParams::default(), &filled)
+            .await
+            .unwrap_or_else(|e| panic!("filling {name}: {e}"));
+    }
+    selected.into_keys().collect()
+}
+
+/// A client acting as `user` (impersonation by the admin's kubeconfig): the API server
+/// authorizes its requests as that user's.
+async fn client_as(kube: &testbed::kube_env::KubeEnv, user: &str) -> kube::Client {
+    let path = kube.kubeconfig().expect("a real API server's kubeconfig");
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("client config");
+    config.auth_info.impersonate = Some(user.to_string());
+    config.auth_info.impersonate_groups = Some(vec!["system:authenticated".to_string()]);
+    kube::Client::try_from(config).expect("client")
+}
+
+/// The HTTP status of a refused request (0 when it went through).
+fn refusal<T>(answer: Result<T, kube::Error>) -> u16 {
+    match answer {
+        Ok(_) => 0,
+        Err(kube::Error::Api(s)) => s.code,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// On a real API server, with the chart's user roles applied: a tenant bound in its namespace
+/// to an aggregating role like the built-in `edit` (or `admin`) may create Repositories there,
+/// but not patch their status nor create ScanPolicies; one bound to `view` only reads.
+#[tokio::test]
+async fn tenants_bound_to_edit_manage_repositories_but_not_status_or_cluster_kinds() {
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, ResourceExt};
+    use testbed::kube_env::{KubeEnv, unique_name};
+    let kube = KubeEnv::require_real().await;
+    let client = kube.client();
+
+    // The chart's user roles, named for this run (the labels are what counts).
+    let fullname = unique_name("ecr-users");
+    let rendered = render(&[json!({"fullnameOverride": fullname})]);
+    let ours = user_roles(rendered.objects.iter().map(|(_, o)| o));
+    assert_eq!(ours.len(), 2);
+    let roles: Api<ClusterRole> = Api::all(client.clone());
+    for (name, role) in &ours {
+        roles
+            .patch(
+                name,
+                &PatchParams::apply("chart-test").force(),
+                &Patch::Apply(role),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("applying {name}: {e}"));
+    }
+
+    // Kubernetes' bootstrap `edit` holds the rules of system:aggregate-to-edit once
+    // kube-controller-manager has aggregated them; a bare kube-apiserver (envtest) runs no
+    // aggregation controller, and this test aggregates in its place.
+    let controller = !roles
+        .get("edit")
+        .await
+        .expect("the built-in edit ClusterRole: RBAC authorization with its bootstrap roles")
+        .rules
+        .unwrap_or_default()
+        .is_empty();
+    let mut aggregated = BTreeMap::new();
+    for builtin in ["admin", "edit", "view"] {
+        let name = format!("{fullname}-{builtin}-like");
+        let must_hold = wanted_grants(builtin != "view");
+        let selected = aggregate_like(&client, builtin, &name, controller, &must_hold).await;
+        aggregated.insert(builtin, (name, selected));
+    }
+    let (edit_role, view_role) = (format!("{fullname}-edit"), format!("{fullname}-view"));
+    // The labels put each role where the issue says, and nowhere else.
+    assert!(aggregated["admin"].1.contains(&edit_role), "{aggregated:?}");
+    assert!(aggregated["edit"].1.contains(&edit_role), "{aggregated:?}");
+    assert!(!aggregated["view"].1.contains(&edit_role), "{aggregated:?}");
+    assert!(aggregated["view"].1.contains(&view_role), "{aggregated:?}");
+    assert!(!aggregated["edit"].1.contains(&view_role), "{aggregated:?}");
+    assert!(
+        !aggregated["admin"].1.contains(&view_role),
+        "{aggregated:?}"
+    );
+
+    // One tenant per role, bound in its own namespace.
+    let ns = kube.namespace("tenant").await.expect("namespace");
+    let other_ns = kube.namespace("other-tenant").await.expect("namespace");
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+    let mut tenant = BTreeMap::new();
+    for builtin in ["admin", "edit", "view"] {
+        let user = unique_name(&format!("tenant-{builtin}"));
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": user, "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": aggregated[builtin].0},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        }))
+        .expect("RoleBinding");
+        bindings
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("RoleBinding");
+        tenant.insert(builtin, user);
+    }
+
+    // The authorizer sees bindings and roles through its informers: wait for the first grant.
+    for builtin in ["admin", "edit", "view"] {
+        let (client, user, ns) = (client.clone(), tenant[builtin].clone(), ns.clone());
+        testbed::wait::until(
+            &format!("{builtin} tenant may get repositories"),
+            std::time::Duration::from_secs(30),
+            || {
+                let (client, user, ns) = (client.clone(), user.clone(), ns.clone());
+                async move {
+                    may(&client, &user, "get", "repositories", Some(&ns))
+                        .await
+                        .then_some(())
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    let mut wrong = vec![];
+    let mut expect =
+        async |user: &str, verb: &str, resource: &str, ns: Option<&str>, want: bool| {
+            if may(&client, user, verb, resource, ns).await != want {
+                wrong.push(format!(
+                    "{user} {verb} {resource} in {ns:?}: want allowed={want}"
+                ));
+            }
+        };
+    for builtin in ["admin", "edit", "view"] {
+        let user = &tenant[builtin];
+        let write = builtin != "view";
+        for kind in TENANT_KINDS {
+            for verb in READ {
+                expect(user, verb, kind, Some(&ns), true).await;
+                expect(user, verb, kind, Some(&other_ns), false).await;
+            }
+            for verb in WRITE {
+                expect(user, verb, kind, Some(&ns), write).await;
+                expect(user, verb, kind, Some(&other_ns), false).await;
+            }
+            // Status and finalizers are the operator's.
+            for verb in ["patch", "update"] {
+                expect(user, verb, &format!("{kind}/status"), Some(&ns), false).await;
+            }
+            expect(
+                user,
+                "update",
+                &format!("{kind}/finalizers"),
+                Some(&ns),
+                false,
+            )
+            .await;
+        }
+        // The cluster-scoped kinds: requests for them are cluster-wide, which a namespace's
+        // RoleBinding never grants; nor does the role, whatever the namespace.
+        for kind in ADMIN_KINDS {
+            for verb in ["create", "get", "list", "patch", "delete"] {
+                expect(user, verb, kind, None, false).await;
+                expect(user, verb, kind, Some(&ns), false).await;
+            }
+            expect(user, "patch", &format!("{kind}/status"), None, false).await;
+        }
+        // The reports are cluster-scoped too: read-only in the role, and a namespace's
+        // RoleBinding grants nothing cluster-wide.
+        for verb in ["create", "update", "patch", "delete"] {
+            expect(user, verb, REPORTS, None, false).await;
+            expect(user, verb, REPORTS, Some(&ns), false).await;
+        }
+        expect(user, "get", REPORTS, None, false).await;
+        expect(user, "list", REPORTS, None, false).await;
+    }
+
+    // Bound cluster-wide to the view-like role, a user reads every report, and writes none.
+    let reader = unique_name("report-reader");
+    let cluster_bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let reader_binding: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": reader},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": aggregated["view"].0},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": reader}],
+    }))
+    .expect("ClusterRoleBinding");
+    cluster_bindings
+        .create(&PostParams::default(), &reader_binding)
+        .await
+        .expect("ClusterRoleBinding");
+    {
+        let (client, reader) = (client.clone(), reader.clone());
+        testbed::wait::until(
+            "the reader may list reports",
+            std::time::Duration::from_secs(30),
+            || {
+                let (client, reader) = (client.clone(), reader.clone());
+                async move {
+                    may(&client, &reader, "list", REPORTS, None)
+                        .await
+                        .then_some(())
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    expect(&reader, "get", REPORTS, None, true).await;
+    expect(&reader, "create", REPORTS, None, false).await;
+    expect(&reader, "delete", REPORTS, None, false).await;
+    expect(&reader, "create", "scanpolicies", None, false).await;
+    expect(&reader, "create", "repositories", Some(&ns), false).await;
+    assert!(wrong.is_empty(), "{wrong:#?}");
+
+    // And acting as the edit tenant: a Repository is created in its namespace, its status
+    // refused, a ScanPolicy refused, a Repository in another namespace refused.
+    let as_tenant = client_as(&kube, &tenant["edit"]).await;
+    let sample = |file: &str| -> DynamicObject {
+        let mut obj: DynamicObject = serde_json::from_value(yaml_to_json(&read(file)))
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        obj.metadata.name = Some(unique_name("tenant-test"));
+        obj
+    };
+    let ar = |kind: &str, plural: &str| {
+        kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk(GROUP, "v1alpha1", kind),
+            plural,
+        )
+    };
+    let repo_ar = ar("Repository", "repositories");
+    let mut repo = sample("config/samples/repository-ephemeral.yaml");
+    repo.metadata.namespace = Some(ns.clone());
+    let repos: Api<DynamicObject> = Api::namespaced_with(as_tenant.clone(), &ns, &repo_ar);
+    let created = repos
+        .create(&PostParams::default(), &repo)
+        .await
+        .expect("the edit tenant creates a Repository in its namespace");
+    let status = json!({"status": {"conditions": []}});
+    assert_eq!(
+        refusal(
+            repos
+                .patch_status(
+                    &created.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&status)
+                )
+                .await
+        ),
+        403,
+        "the tenant may not write a Repository's status"
+    );
+    let elsewhere: Api<DynamicObject> =
+        Api::namespaced_with(as_tenant.clone(), &other_ns, &repo_ar);
+    repo.metadata.namespace = Some(other_ns.clone());
+    assert_eq!(
+        refusal(
+            elsewhere
+                .create(
+                    &PostParams {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                    &repo
+                )
+                .await
+        ),
+        403,
+        "not in another namespace"
+    );
+    let policies: Api<DynamicObject> =
+        Api::all_with(as_tenant.clone(), &ar("ScanPolicy", "scanpolicies"));
+    assert_eq!(
+        refusal(
+            policies
+                .create(
+                    &PostParams {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                    &sample("config/samples/scanpolicy.yaml")
+                )
+                .await
+        ),
+        403,
+        "the tenant may not create a ScanPolicy"
+    );
+    assert_eq!(
+        refusal(
+            repos
+                .delete(&created.name_any(), &DeleteParams::default())
+                .await
+        ),
+        0,
+        "the tenant deletes its Repository"
+    );
+
+    // Cluster-scoped leftovers (a user's cluster outlives the test; envtest does not).
+    let _ = cluster_bindings
+        .delete(&reader, &DeleteParams::default())
+        .await;
+    for name in aggregated.values().map(|(n, _)| n).chain(ours.keys()) {
+        let _ = roles.delete(name, &DeleteParams::default()).await;
     }
 }
 
