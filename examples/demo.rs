@@ -20,6 +20,7 @@ const RECONCILED: &[&str] = &[
     "ReplicationConfig",
     "PullThroughCacheRule",
     "ScanPolicy",
+    "RepositoryAccessPolicy",
 ];
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;

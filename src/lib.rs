@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod cluster_id;
 pub mod controllers;
 pub mod image;
 pub mod leader;
@@ -10,3 +11,4 @@ pub mod lifecycle;
 pub mod registry;
 pub mod scope;
 pub mod telemetry;
+pub mod tenancy;

@@ -73,9 +73,10 @@ struct RunArgs {
     /// ECR endpoint override (default: AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL).
     #[arg(long, env = "ECR_OPERATOR_ECR_ENDPOINT")]
     ecr_endpoint: Option<String>,
-    /// Identifies this cluster in ownership tags on ECR resources.
-    #[arg(long, env = "ECR_OPERATOR_CLUSTER_ID", default_value = "default")]
-    cluster_id: String,
+    /// Identifies this cluster in ownership tags on ECR resources: unique among the clusters
+    /// sharing a registry. Unset: derived from the kube-system namespace's uid.
+    #[arg(long, env = "ECR_OPERATOR_CLUSTER_ID")]
+    cluster_id: Option<String>,
     /// Namespaces whose Repositories, LifecyclePolicies and pods this operator acts on
     /// (comma-separated; all when empty). One namespace needs only a namespaced Role for them.
     #[arg(long, env = "ECR_OPERATOR_WATCH_NAMESPACES", value_delimiter = ',')]
@@ -243,9 +244,18 @@ async fn run(args: RunArgs) -> ExitCode {
         max_attempts: None,
     })
     .await;
+    let cluster_id =
+        match ecr_operator::cluster_id::resolve(args.cluster_id.as_deref(), &client).await {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "cluster id");
+                return ExitCode::FAILURE;
+            }
+        };
+    tracing::info!(cluster_id = %cluster_id, "owner tags name this cluster");
     let operator_namespace = args.namespace.clone();
     let config = controllers::Config {
-        cluster_id: args.cluster_id,
+        cluster_id,
         sweep_interval: Duration::from_secs(args.sweep_seconds.max(1)),
         deep_sweep_interval: Duration::from_secs(args.deep_sweep_seconds.max(1)),
         concurrency: args.concurrency.max(1),

@@ -464,8 +464,8 @@ fn default_values_render_valid_objects() {
     let args = c.args.clone().unwrap_or_default();
     assert_eq!(args[0], "run");
     assert!(
-        args.contains(&"--cluster-id=default".to_string()),
-        "{args:?}"
+        !args.iter().any(|a| a.starts_with("--cluster-id")),
+        "no cluster id by default: the operator derives it from the kube-system namespace: {args:?}"
     );
     assert!(args.contains(&"--log-format=json".to_string()), "{args:?}");
     assert!(
@@ -1045,6 +1045,7 @@ fn values_schema_rejects_bad_values() {
         json!({"region": "Europe"}),
         json!({"endpoint": "ecr.example.com"}),
         json!({"clusterId": "my cluster"}),
+        json!({"clusterId": "default"}),
         json!({"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "ecr-role"}}}),
         json!({"metrics": {"port": 80}}),
         json!({"metrics": {"serviceMonitor": {"interval": "often"}}}),

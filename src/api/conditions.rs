@@ -38,6 +38,9 @@ pub enum Reason {
     LimitExceeded,
     /// No controller reconciles this kind yet.
     NotReconciled,
+    /// The ECR repository is outside what a RepositoryAccessPolicy grants the object's namespace,
+    /// or the grant does not allow adopting it; nothing was written.
+    Forbidden,
 }
 
 impl Reason {
@@ -56,6 +59,7 @@ impl Reason {
             Reason::SecretNotFound => "SecretNotFound",
             Reason::LimitExceeded => "LimitExceeded",
             Reason::NotReconciled => "NotReconciled",
+            Reason::Forbidden => "Forbidden",
         }
     }
 }

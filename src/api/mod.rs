@@ -9,6 +9,7 @@ pub mod lifecycle_policy;
 pub mod pull_through_cache_rule;
 pub mod replication_config;
 pub mod repository;
+pub mod repository_access_policy;
 pub mod scan_policy;
 
 pub use image_scan_report::ImageScanReport;
@@ -16,6 +17,7 @@ pub use lifecycle_policy::LifecyclePolicy;
 pub use pull_through_cache_rule::PullThroughCacheRule;
 pub use replication_config::ReplicationConfig;
 pub use repository::Repository;
+pub use repository_access_policy::RepositoryAccessPolicy;
 pub use scan_policy::ScanPolicy;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -30,6 +32,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("pullthroughcacherule.yaml", PullThroughCacheRule::crd()),
         ("scanpolicy.yaml", ScanPolicy::crd()),
         ("imagescanreport.yaml", ImageScanReport::crd()),
+        ("repositoryaccesspolicy.yaml", RepositoryAccessPolicy::crd()),
     ]
 }
 
@@ -44,6 +47,7 @@ pub fn resource_for(kind: &str) -> Option<kube::api::ApiResource> {
         "PullThroughCacheRule" => ApiResource::erase::<PullThroughCacheRule>(&()),
         "ScanPolicy" => ApiResource::erase::<ScanPolicy>(&()),
         "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
+        "RepositoryAccessPolicy" => ApiResource::erase::<RepositoryAccessPolicy>(&()),
         _ => return None,
     })
 }

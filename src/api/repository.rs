@@ -14,6 +14,21 @@ pub const REPOSITORY_NAME_PATTERN: &str =
 /// The ECR tag that records which object created (or adopted) a repository.
 pub const OWNER_TAG: &str = "ecr.operator.dev/owner";
 
+/// The value of [`OWNER_TAG`] for the Repository `namespace/name` of the cluster `cluster_id`.
+pub fn owner_value(cluster_id: &str, namespace: &str, name: &str) -> String {
+    format!("{cluster_id}/{namespace}/{name}")
+}
+
+/// Whether an [`OWNER_TAG`] value names a Repository of `namespace` in the cluster `cluster_id`.
+pub fn owned_in_namespace(owner: &str, cluster_id: &str, namespace: &str) -> bool {
+    owner
+        .strip_prefix(cluster_id)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|rest| rest.strip_prefix(namespace))
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
 /// An Amazon ECR repository, kept the way this object says.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[kube(

@@ -17,6 +17,7 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
+use super::access::Grants;
 use super::status::{self, age_key};
 use super::{Context, Error, object_key};
 use crate::api::conditions;
@@ -24,9 +25,11 @@ use crate::api::lifecycle_policy::{
     LifecycleCountType, LifecyclePolicySpec, LifecyclePolicyStatus, LifecyclePreview,
     LifecycleTagStatus, PreviewImage,
 };
+use crate::api::repository::{OWNER_TAG, owned_in_namespace, owner_value};
 use crate::api::{LifecyclePolicy, Repository};
 use crate::lifecycle::{self, Count, Image, Rule, Selection, TagStatus};
 use crate::registry::{ErrorClass, ImageInfo};
+use crate::tenancy::Access;
 
 /// Images listed in the status preview at most; `truncated` says when there are more.
 pub const PREVIEW_CAP: usize = 50;
@@ -143,18 +146,24 @@ fn settle_preview(
 pub struct Shared {
     pub ctx: Arc<Context>,
     pub store: Store<LifecyclePolicy>,
+    /// What each namespace may manage.
+    pub grants: Arc<Grants>,
 }
 
 /// Runs the LifecyclePolicy controller until `shutdown`.
 pub async fn run(
     ctx: Arc<Context>,
+    grants: Arc<Grants>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     super::require_crd::<LifecyclePolicy>(&ctx).await?;
     let (reader, stream) = super::watched(&ctx);
+    grants.ready().await;
+    let grant_changes = grants.changes();
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         store: reader.clone(),
+        grants,
     });
     let store = reader.clone();
     // A Repository becoming Ready (or changing) wakes the policies that reference it.
@@ -179,6 +188,7 @@ pub async fn run(
                     .map(|lp| ObjectRef::from_obj(lp.as_ref()))
                     .collect::<Vec<_>>()
             })
+            .reconcile_all_on(grant_changes)
             .with_config(super::controller_config(&ctx))
             .graceful_shutdown_on(shutdown)
             .run(reconcile, error_policy, shared),
@@ -304,6 +314,56 @@ async fn ready_repository(ctx: &Context, lp: &LifecyclePolicy) -> Result<String,
     }
 }
 
+/// Which Repository must own an ECR repository before this object writes to it.
+enum Owner<'a> {
+    /// The Repository `spec.repositoryRef` names (a put).
+    Exactly(&'a str),
+    /// Any Repository of the object's namespace (removing a policy this object's status says it
+    /// put, where the reference has moved on since).
+    AnyInNamespace,
+}
+
+/// Proves, by reading ECR now, that `repository` is granted to the object's namespace and owned
+/// by a Repository of it, before a lifecycle policy is put on it or removed from it. The
+/// object's status, and the referenced Repository's, are caches a tenant may be able to write:
+/// never proof.
+async fn prove_owned(
+    shared: &Shared,
+    lp: &LifecyclePolicy,
+    repository: &str,
+    owner: Owner<'_>,
+) -> Result<(), Error> {
+    let ctx = &shared.ctx;
+    let namespace = lp.namespace().unwrap_or_default();
+    if let Access::Forbidden(message) = shared.grants.access(&namespace, repository) {
+        return Err(Error::Forbidden(message));
+    }
+    let Some(info) = ctx.registry.describe_repository(repository).await? else {
+        return Err(Error::RepositoryNotReady(format!(
+            "ECR repository {repository} does not exist"
+        )));
+    };
+    let tags = ctx.registry.list_tags(&info.arn).await?;
+    let found = tags.get(OWNER_TAG).map(String::as_str).unwrap_or_default();
+    let cluster = &ctx.config.cluster_id;
+    let proven = match owner {
+        Owner::Exactly(name) => found == owner_value(cluster, &namespace, name),
+        Owner::AnyInNamespace => owned_in_namespace(found, cluster, &namespace),
+    };
+    if proven {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "ECR repository {repository} is not owned by {} (its owner tag says {}); its lifecycle policy will not be changed",
+            match owner {
+                Owner::Exactly(name) => format!("Repository {namespace}/{name}"),
+                Owner::AnyInNamespace => format!("a Repository of namespace {namespace}"),
+            },
+            if found.is_empty() { "nothing" } else { found }
+        )))
+    }
+}
+
 async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
     let ctx = &shared.ctx;
     let mut status = status::current(lp);
@@ -314,6 +374,7 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
         // The reference moved to another Repository (existing, Ready or not): take our policy
         // off the old repository now, not once the new one is Ready, which may be never.
         if !applied_by_another(&shared.store, lp, &previous) {
+            prove_owned(shared, lp, &previous, Owner::AnyInNamespace).await?;
             ctx.registry.delete_lifecycle_policy(&previous).await?;
         }
         status.applied = false;
@@ -337,6 +398,12 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
     }
     let (rules, text) = render_spec(&lp.spec).map_err(Error::Invalid)?;
     let repository = ready_repository(ctx, lp).await?;
+    let ref_name = lp.spec.repository_ref.name.as_str();
+    let namespace = lp.namespace().unwrap_or_default();
+    // Nothing is read from a repository the namespace is not granted.
+    if let Access::Forbidden(message) = shared.grants.access(&namespace, &repository) {
+        return Err(Error::Forbidden(message));
+    }
 
     let current = match ctx.registry.get_lifecycle_policy(&repository).await {
         Ok(c) => c,
@@ -351,6 +418,7 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
     if lp.spec.dry_run {
         // dryRun: the policy must not be in ECR; remove it only when this object put it there.
         if status.applied && current.is_some() {
+            prove_owned(shared, lp, &repository, Owner::Exactly(ref_name)).await?;
             ctx.registry.delete_lifecycle_policy(&repository).await?;
             event = Some((
                 "Removed",
@@ -364,6 +432,7 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
             .as_deref()
             .is_some_and(|c| lifecycle::policies_equivalent(c, &text));
         if !same {
+            prove_owned(shared, lp, &repository, Owner::Exactly(ref_name)).await?;
             ctx.registry
                 .put_lifecycle_policy(&repository, &text)
                 .await?;
@@ -431,7 +500,24 @@ async fn cleanup(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error>
         },
     };
     if let Some(repository) = ours.as_deref() {
-        // Only a policy this object put is removed (a newer, conflicting object never applied).
+        // Only a policy this object put is removed (a newer, conflicting object never applied),
+        // from a repository a Repository of this namespace owns.
+        match prove_owned(shared, lp, repository, Owner::AnyInNamespace).await {
+            Ok(()) => {}
+            Err(Error::Forbidden(message) | Error::Conflict(message)) => {
+                ctx.event(
+                    lp,
+                    kube::runtime::events::EventType::Warning,
+                    "NotOwned",
+                    "Delete",
+                    format!("Left the lifecycle policy of ECR repository {repository} in place: {message}"),
+                )
+                .await;
+                return Ok(Action::await_change());
+            }
+            Err(Error::RepositoryNotReady(_)) => return Ok(Action::await_change()),
+            Err(e) => return Err(e),
+        }
         ctx.registry.delete_lifecycle_policy(repository).await?;
         ctx.event(
             lp,

@@ -1,5 +1,6 @@
 //! Controllers, one reconciler per kind, and what they share.
 
+pub mod access;
 pub mod image_scan_report;
 pub mod inventory;
 pub mod lifecycle_policy;
@@ -62,7 +63,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            cluster_id: "default".to_string(),
+            // `ecr-operator run` always resolves an id (crate::cluster_id); this one is for
+            // in-process runs (tests, the benchmark).
+            cluster_id: "local".to_string(),
             sweep_interval: Duration::from_secs(60),
             deep_sweep_interval: Duration::from_secs(3600),
             concurrency: 16,
@@ -279,6 +282,10 @@ pub enum Error {
     /// An ECR limit would be exceeded by this object.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The object's namespace is not granted the ECR repository (or its adoption); waits for a
+    /// change of the object or of the grants (both are watched).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl Error {
@@ -300,6 +307,7 @@ impl Error {
             Error::RepositoryNotReady(_) => Reason::RepositoryNotReady,
             Error::SecretNotFound(_) => Reason::SecretNotFound,
             Error::LimitExceeded(_) => Reason::LimitExceeded,
+            Error::Forbidden(_) => Reason::Forbidden,
         }
     }
 
@@ -311,7 +319,8 @@ impl Error {
             | Error::Conflict(_)
             | Error::RepositoryNotReady(_)
             | Error::SecretNotFound(_)
-            | Error::LimitExceeded(_) => true,
+            | Error::LimitExceeded(_)
+            | Error::Forbidden(_) => true,
             _ => false,
         }
     }
@@ -328,6 +337,7 @@ impl Error {
             Error::RepositoryNotReady(_) => "repository_not_ready",
             Error::SecretNotFound(_) => "secret_not_found",
             Error::LimitExceeded(_) => "limit_exceeded",
+            Error::Forbidden(_) => "forbidden",
         }
     }
 }
@@ -603,9 +613,12 @@ pub async fn run(
 ) -> Result<(), Error> {
     use futures::FutureExt;
     let shutdown = shutdown.boxed().shared();
+    // The grants live as long as this run: a new leadership term reads them afresh.
+    let grants = access::Grants::start(&ctx);
     tokio::try_join!(
-        repository::run(ctx.clone(), shutdown.clone()),
-        lifecycle_policy::run(ctx.clone(), shutdown.clone()),
+        access::run(ctx.clone(), shutdown.clone()),
+        repository::run(ctx.clone(), grants.clone(), shutdown.clone()),
+        lifecycle_policy::run(ctx.clone(), grants, shutdown.clone()),
         pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
         singleton::run::<replication_config::Replication>(ctx.clone(), shutdown.clone()),
         singleton::run::<scan_policy::Scanning>(ctx.clone(), shutdown.clone()),

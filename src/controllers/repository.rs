@@ -18,11 +18,15 @@ use kube::runtime::reflector::Store;
 use serde_json::Value;
 use tracing::{info, instrument, warn};
 
+use super::access::Grants;
 use super::inventory::Lookup;
 use super::{Context, Error, jitter, object_key, policy, status};
 use crate::api::conditions::{self, Reason};
-use crate::api::repository::{DeletionPolicy, OWNER_TAG, Ownership, Repository, RepositoryStatus};
+use crate::api::repository::{
+    DeletionPolicy, OWNER_TAG, Ownership, Repository, RepositoryStatus, owner_value,
+};
 use crate::registry::{ErrorClass, NewRepository, RepositoryInfo};
+use crate::tenancy::{self, Access};
 
 /// State the Repository controller keeps between reconciles.
 #[derive(Default)]
@@ -37,9 +41,33 @@ pub struct RepositoryState {
     /// (a sweep's reconcile-all just after a create) would otherwise take the repository for
     /// one it does not own yet and read its tags and policy again.
     written: Mutex<HashMap<String, (Option<i64>, RepositoryStatus)>>,
+    /// The repository (ARN and creation time) whose owner tag this process last saw name each
+    /// object (by uid), or that it created for it. Only this memory, never the status (which a
+    /// tenant may be able to write), lets the deep sync put back an owner tag someone removed.
+    verified: Mutex<HashMap<String, (String, Option<String>)>>,
 }
 
 impl RepositoryState {
+    fn remember_verified(&self, uid: &str, info: &RepositoryInfo) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                uid.to_string(),
+                (info.arn.clone(), rfc3339(info.created_at)),
+            );
+    }
+
+    /// Whether this process saw `info` (the same ARN, created at the same time) carry this
+    /// object's owner tag, or created it.
+    fn verified(&self, uid: &str, info: &RepositoryInfo) -> bool {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uid)
+            .is_some_and(|(arn, created)| *arn == info.arn && *created == rfc3339(info.created_at))
+    }
+
     /// Our own newer status when the stored one lags it; forgets it once the store caught up.
     fn newer_than_stored(
         &self,
@@ -165,14 +193,20 @@ pub fn diff_tags(
 }
 
 fn owner_id(ctx: &Context, repo: &Repository) -> String {
-    format!("{}/{}", ctx.config.cluster_id, object_key(repo))
+    owner_value(
+        &ctx.config.cluster_id,
+        &repo.namespace().unwrap_or_default(),
+        &repo.name_any(),
+    )
 }
 
 fn rfc3339(t: Option<Timestamp>) -> Option<String> {
     t.map(|t| t.to_string())
 }
 
-/// The repository this object's status says it owns, if `info` is that very repository.
+/// The repository this object's status says it owns, if `info` is that very repository. The
+/// status is a cache: it spares reading tags when nothing is to be written, and is never the
+/// proof of ownership a write or a delete needs.
 fn status_owns(status: &RepositoryStatus, info: &RepositoryInfo) -> Option<Ownership> {
     let same = status.repository_arn.as_deref() == Some(info.arn.as_str())
         && status.created_at == rfc3339(info.created_at);
@@ -184,11 +218,14 @@ pub struct Shared {
     pub ctx: Arc<Context>,
     pub state: RepositoryState,
     pub store: Store<Repository>,
+    /// What each namespace may manage.
+    pub grants: Arc<Grants>,
 }
 
 /// Runs the Repository controller and its sweep until `shutdown`.
 pub async fn run(
     ctx: Arc<Context>,
+    grants: Arc<Grants>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     super::require_crd::<Repository>(&ctx).await?;
@@ -201,11 +238,16 @@ pub async fn run(
     let sweeps = futures::stream::unfold(sweep_rx, |mut rx| async move {
         rx.recv().await.map(|()| ((), rx))
     });
+    // A changed grant may allow what was Forbidden (or forbid what was allowed): everything is
+    // reconciled again, as after a sweep.
+    let sweeps = futures::stream::select(sweeps, grants.changes());
+    grants.ready().await;
 
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         state: RepositoryState::default(),
         store: reader.clone(),
+        grants,
     });
     super::drain(
         Controller::for_stream(stream, reader)
@@ -305,6 +347,13 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     let owner = owner_id(ctx, repo);
     let desired = Desired::from_spec(repo, &owner);
     let name = desired.name.clone();
+    let namespace = repo.namespace().unwrap_or_default();
+    // Before anything else, ECR reads included: a namespace's objects touch only what it is
+    // granted.
+    let access = shared.grants.access(&namespace, &name);
+    if let Access::Forbidden(message) = &access {
+        return Err(Error::Forbidden(message.clone()));
+    }
     if let Some(other) = older_claimant(&shared.store, repo, &name) {
         return Err(Error::Conflict(format!(
             "Repository {other} already manages ECR repository {name}"
@@ -323,7 +372,7 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
 
     let (info, claimed, created) = match ctx.inventory.lookup(&name) {
         Lookup::Unknown => return Ok(Action::requeue(Duration::from_millis(500))),
-        Lookup::Absent => create(ctx, repo, &desired, &owner).await?,
+        Lookup::Absent => create(shared, repo, &desired, &owner, &access).await?,
         Lookup::Present(info) => {
             // What ECR cannot change is checked before anything is written (an adoption
             // included), so an impossible spec writes nothing.
@@ -335,7 +384,7 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
                     ownership,
                     taken_back: false,
                 },
-                None => claim_remembered(shared, repo, &info, &owner).await?,
+                None => claim_remembered(shared, repo, &info, &owner, &access).await?,
             };
             (info, claimed, false)
         }
@@ -375,7 +424,7 @@ async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
     // view may predate a delete and re-create outside the operator (someone else's repository
     // under the same name and ARN), and the status matches that view.
     let observed_tags = if !created && (deep || settings_write) {
-        Some(verify_owner(ctx, &info, &owner, &status).await?)
+        Some(verify_owner(shared, &uid, &info, &owner).await?)
     } else {
         None
     };
@@ -520,11 +569,13 @@ fn schedule_deep_check(shared: &Shared, uid: &str, first_after_start: bool) {
 /// Creates the repository with every setting in one call. When it exists already (ECR's
 /// eventual consistency, a crash before our status write, or someone else), claims it instead.
 async fn create(
-    ctx: &Context,
+    shared: &Shared,
     repo: &Repository,
     desired: &Desired,
     owner: &str,
+    access: &Access,
 ) -> Result<(RepositoryInfo, Claimed, bool), Error> {
+    let ctx = &shared.ctx;
     let (etype, kms) = desired.encryption.clone().unwrap_or(("AES256", None));
     let input = NewRepository {
         name: desired.name.clone(),
@@ -537,6 +588,9 @@ async fn create(
     match ctx.registry.create_repository(&input).await {
         Ok(info) => {
             ctx.inventory.record(&desired.name, Some(info.clone()));
+            shared
+                .state
+                .remember_verified(&repo.uid().unwrap_or_default(), &info);
             let claimed = Claimed {
                 ownership: Ownership::Created,
                 taken_back: false,
@@ -556,7 +610,7 @@ async fn create(
             if let Some(msg) = diff_settings(desired, &info).encryption_mismatch {
                 return Err(Error::Invalid(msg));
             }
-            let claimed = claim(ctx, repo, &info, owner).await?;
+            let claimed = claim(shared, repo, &info, owner, access).await?;
             Ok((info, claimed, false))
         }
         Err(e) => Err(e.into()),
@@ -569,6 +623,7 @@ async fn claim_remembered(
     repo: &Repository,
     info: &RepositoryInfo,
     owner: &str,
+    access: &Access,
 ) -> Result<Claimed, Error> {
     let uid = repo.uid().unwrap_or_default();
     {
@@ -585,7 +640,7 @@ async fn claim_remembered(
             return Err(Error::Conflict(c.message.clone()));
         }
     }
-    let result = claim(&shared.ctx, repo, info, owner).await;
+    let result = claim(shared, repo, info, owner, access).await;
     let mut known = shared
         .state
         .conflicts
@@ -621,28 +676,40 @@ struct Claimed {
     taken_back: bool,
 }
 
-/// Decides whether this object may manage an existing repository, from its ownership tag.
+/// Decides whether this object may manage an existing repository, from its ownership tag and
+/// (for an adoption) what its namespace's grant allows.
 async fn claim(
-    ctx: &Context,
+    shared: &Shared,
     repo: &Repository,
     info: &RepositoryInfo,
     owner: &str,
+    access: &Access,
 ) -> Result<Claimed, Error> {
+    let ctx = &shared.ctx;
+    let uid = repo.uid().unwrap_or_default();
     let tags = ctx.registry.list_tags(&info.arn).await?;
     match tags.get(OWNER_TAG) {
-        Some(o) if o == owner => Ok(Claimed {
-            ownership: status::current(repo)
-                .ownership
-                .unwrap_or(Ownership::Created),
-            taken_back: true,
-        }),
+        Some(o) if o == owner => {
+            shared.state.remember_verified(&uid, info);
+            Ok(Claimed {
+                ownership: status::current(repo)
+                    .ownership
+                    .unwrap_or(Ownership::Created),
+                taken_back: true,
+            })
+        }
         Some(other) => Err(Error::Conflict(format!(
             "ECR repository {} is owned by {other}; it will not be modified",
             info.name
         ))),
         None if repo.spec.adopt => {
+            let namespace = repo.namespace().unwrap_or_default();
+            if let Some(refusal) = tenancy::adoption_refusal(access, &namespace, &info.name) {
+                return Err(Error::Forbidden(refusal));
+            }
             let tag = BTreeMap::from([(OWNER_TAG.to_string(), owner.to_string())]);
             ctx.registry.tag_resource(&info.arn, &tag).await?;
+            shared.state.remember_verified(&uid, info);
             Ok(Claimed {
                 ownership: Ownership::Adopted,
                 taken_back: false,
@@ -656,16 +723,18 @@ async fn claim(
 }
 
 /// The repository's tags, when they show `owner` owns it, or carry no owner tag on the very
-/// repository the status records (created at the same time: someone removed the tag, and the
-/// deep sync puts it back). Otherwise the repository under this name is not the one this
-/// object created or adopted: the inventory learns the repository as it is now (so the next
-/// pass claims it properly, or creates it when it is gone), and the object reports Conflict.
+/// repository this process saw carry it or created (same ARN, created at the same time:
+/// someone removed the tag, and the deep sync puts it back). Otherwise the repository under
+/// this name is not proven this object's: the inventory learns the repository as it is now (so
+/// the next pass claims it properly, or creates it when it is gone), and the object reports
+/// Conflict.
 async fn verify_owner(
-    ctx: &Context,
+    shared: &Shared,
+    uid: &str,
     info: &RepositoryInfo,
     owner: &str,
-    status: &RepositoryStatus,
 ) -> Result<BTreeMap<String, String>, Error> {
+    let ctx = &shared.ctx;
     let tags = match ctx.registry.list_tags(&info.arn).await {
         Ok(tags) => tags,
         Err(e) if e.class == ErrorClass::NotFound => {
@@ -679,12 +748,11 @@ async fn verify_owner(
     };
     let found = tags.get(OWNER_TAG).map(String::as_str);
     if found == Some(owner) {
+        shared.state.remember_verified(uid, info);
         return Ok(tags);
     }
     let now = ctx.registry.describe_repository(&info.name).await?;
-    let same = now
-        .as_ref()
-        .is_some_and(|n| status_owns(status, n).is_some());
+    let same = now.as_ref().is_some_and(|n| shared.state.verified(uid, n));
     ctx.inventory.record(&info.name, now);
     if found.is_none() && same {
         return Ok(tags);
@@ -778,6 +846,12 @@ async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(&uid);
+    shared
+        .state
+        .verified
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&uid);
     if repo.spec.deletion_policy == DeletionPolicy::Retain {
         ctx.event(
             repo,
@@ -789,20 +863,29 @@ async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
         .await;
         return Ok(Action::await_change());
     }
+    let namespace = repo.namespace().unwrap_or_default();
+    if let Access::Forbidden(message) = shared.grants.access(&namespace, &name) {
+        ctx.event(
+            repo,
+            EventType::Warning,
+            "Forbidden",
+            "Delete",
+            format!("Left ECR repository {name} in place: {message}"),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     let Some(info) = ctx.registry.describe_repository(&name).await? else {
         ctx.inventory.record(&name, None);
         return Ok(Action::await_change());
     };
-    let status = status::current(repo);
-    let owned = match status_owns(&status, &info) {
-        Some(_) => true,
-        None => ctx
-            .registry
-            .list_tags(&info.arn)
-            .await?
-            .get(OWNER_TAG)
-            .is_some_and(|o| *o == owner_id(ctx, repo)),
-    };
+    // Only the owner tag, read now, proves the repository is this object's: never the status.
+    let owned = ctx
+        .registry
+        .list_tags(&info.arn)
+        .await?
+        .get(OWNER_TAG)
+        .is_some_and(|o| *o == owner_id(ctx, repo));
     if !owned {
         ctx.event(
             repo,

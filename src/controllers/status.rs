@@ -179,9 +179,11 @@ use crate::api::lifecycle_policy::LifecyclePolicyStatus;
 use crate::api::pull_through_cache_rule::PullThroughCacheRuleStatus;
 use crate::api::replication_config::ReplicationConfigStatus;
 use crate::api::repository::RepositoryStatus;
+use crate::api::repository_access_policy::RepositoryAccessPolicyStatus;
 use crate::api::scan_policy::ScanPolicyStatus;
 use crate::api::{
-    LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository, ScanPolicy,
+    LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository, RepositoryAccessPolicy,
+    ScanPolicy,
 };
 
 reported!(Repository, RepositoryStatus, "Repository", namespaced);
@@ -204,6 +206,12 @@ reported!(
     cluster
 );
 reported!(ScanPolicy, ScanPolicyStatus, "ScanPolicy", cluster);
+reported!(
+    RepositoryAccessPolicy,
+    RepositoryAccessPolicyStatus,
+    "RepositoryAccessPolicy",
+    cluster
+);
 
 /// Runs `reconcile` inside the finalizer, records a failure in the Ready condition, and decides
 /// what happens next: permanent errors wait for a change of the object, others are returned so

@@ -56,17 +56,24 @@ impl Env {
     /// only their own objects (namespaced and cluster-scoped alike).
     pub async fn start_with(config: controllers::Config) -> Env {
         let kube = KubeEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
-        Self::start_on(kube, config).await
+        Self::start_on(kube, config, Grants::Everything).await
+    }
+
+    /// Like [`Env::start`], but with no RepositoryAccessPolicy: every namespace has the default
+    /// grant (its own `<namespace>/` prefix, no adoption), as on a fresh install.
+    pub async fn start_with_default_grants() -> Env {
+        let kube = KubeEnv::start().await.unwrap_or_else(|e| panic!("{e}"));
+        Self::start_on(kube, test_config(), Grants::Default).await
     }
 
     /// On the API server double, also when a real API server is configured: for tests of what
     /// only the double can do on demand (restarts, dropped watches, `410 Gone`).
     pub async fn start_on_double() -> Env {
         let kube = KubeEnv::double().await.unwrap_or_else(|e| panic!("{e}"));
-        Self::start_on(kube, test_config()).await
+        Self::start_on(kube, test_config(), Grants::Everything).await
     }
 
-    async fn start_on(kube: KubeEnv, mut config: controllers::Config) -> Env {
+    async fn start_on(kube: KubeEnv, mut config: controllers::Config, grants: Grants) -> Env {
         ecr_operator::telemetry::init_logging("text");
         let moto = Moto::start().await.unwrap_or_else(|e| panic!("{e}"));
         let scope = testbed::kube_env::unique_name("scope");
@@ -83,8 +90,36 @@ impl Env {
             scope,
             operator: None,
         };
+        if grants == Grants::Everything {
+            env.grant_everything().await;
+        }
         env.start_operator();
         env
+    }
+
+    /// A RepositoryAccessPolicy in this test's scope that grants every namespace every
+    /// repository, adoption included: the tests of everything but tenancy name repositories
+    /// freely, as a cluster admin would allow on a single-team cluster.
+    async fn grant_everything(&self) {
+        let policy: ecr_operator::api::RepositoryAccessPolicy = serde_yaml::from_str(
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: RepositoryAccessPolicy
+metadata:
+  name: everything
+spec:
+  namespaces:
+    selector: {}
+  repositories: ['*']
+  allowAdoption: true
+",
+        )
+        .unwrap();
+        let mut policy = in_scope(policy);
+        policy.metadata.name = Some(format!("everything-{}", self.scope));
+        Api::<ecr_operator::api::RepositoryAccessPolicy>::all(self.kube.client())
+            .create(&PostParams::default(), &policy)
+            .await
+            .unwrap_or_else(|e| panic!("granting every repository: {e}"));
     }
 
     /// Starts the controllers exactly as `ecr-operator run` does (same entry point).
@@ -143,6 +178,15 @@ impl Drop for Env {
     fn drop(&mut self) {
         self.kill_operator();
     }
+}
+
+/// Which RepositoryAccessPolicy a test starts with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grants {
+    /// One granting every repository to every namespace, adoption included.
+    Everything,
+    /// None: the default grant.
+    Default,
 }
 
 /// The label that puts an object into one test's operator's watch scope.

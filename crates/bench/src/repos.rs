@@ -69,7 +69,12 @@ impl Operator {
             let result = if all {
                 controllers::run(run_ctx, shutdown).await
             } else {
-                controllers::repository::run(run_ctx, shutdown).await
+                controllers::repository::run(
+                    run_ctx.clone(),
+                    controllers::access::Grants::start(&run_ctx),
+                    shutdown,
+                )
+                .await
             };
             result.map_err(|e| BenchError::Scenario(format!("operator stopped: {e}")))
         });
