@@ -11,7 +11,7 @@ use ecr_operator::admission::cert_secret::SharedCertificate;
 use ecr_operator::admission::resolver::RegistryResolver;
 use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::controllers::{self, Context};
-use ecr_operator::leader::{LeaderElector, LeaseConfig};
+use ecr_operator::leader::{Fence, LeaderElector, LeaseConfig};
 use ecr_operator::registry::{EcrRegistry, Registry, RegistryConfig};
 use ecr_operator::telemetry::metrics::Metrics;
 use ecr_operator::telemetry::server::Readiness;
@@ -238,12 +238,19 @@ async fn run(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // With leader election, ECR writes are allowed only while this replica surely leads.
+    let fence = if args.leader_elect {
+        Fence::shut()
+    } else {
+        Fence::always_open()
+    };
     let registry = EcrRegistry::from_env(&RegistryConfig {
         region: args.region,
         endpoint_url: args.ecr_endpoint,
         max_attempts: None,
     })
-    .await;
+    .await
+    .with_fence(fence.clone());
     let cluster_id =
         match ecr_operator::cluster_id::resolve(args.cluster_id.as_deref(), &client).await {
             Ok(id) => id,
@@ -387,14 +394,14 @@ async fn run(args: RunArgs) -> ExitCode {
             .unwrap_or_else(|_| format!("ecr-operator-{}", std::process::id()));
         let elector = LeaderElector::new(
             client,
-            LeaseConfig {
-                namespace: ctx.config.operator_namespace.clone(),
-                name: args.lease_name,
+            LeaseConfig::with_defaults(
+                ctx.config.operator_namespace.clone(),
+                args.lease_name,
                 identity,
-                lease_duration: Duration::from_secs(args.lease_seconds.max(2)),
-                renew_every: Duration::from_secs((args.lease_seconds / 3).max(1)),
-            },
-        );
+                Duration::from_secs(args.lease_seconds.max(2)),
+            ),
+        )
+        .with_fence(fence);
         let leader_metrics = metrics.clone();
         elector
             .run(stopped(), move |mut lost| {

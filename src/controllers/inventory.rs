@@ -76,6 +76,12 @@ impl Inventory {
         }
     }
 
+    /// Forgets everything, until the next sweep: what this replica saw before (while another
+    /// replica led and wrote) is no basis for decisions.
+    pub fn forget_all(&self) {
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = State::default();
+    }
+
     pub fn is_synced(&self) -> bool {
         self.state.read().unwrap_or_else(|e| e.into_inner()).swept
     }

@@ -298,7 +298,9 @@ impl Error {
                 ErrorClass::LimitExceeded => Reason::LimitExceeded,
                 ErrorClass::NotEmpty => Reason::RepositoryNotEmpty,
                 ErrorClass::AlreadyExists => Reason::Conflict,
-                ErrorClass::NotFound | ErrorClass::Transient => Reason::TransientError,
+                ErrorClass::NotFound | ErrorClass::Transient | ErrorClass::Fenced => {
+                    Reason::TransientError
+                }
             },
             Error::Kube(_) | Error::Finalizer(_) => Reason::TransientError,
             Error::Invalid(_) => Reason::Invalid,
@@ -613,7 +615,10 @@ pub async fn run(
 ) -> Result<(), Error> {
     use futures::FutureExt;
     let shutdown = shutdown.boxed().shared();
-    // The grants live as long as this run: a new leadership term reads them afresh.
+    // Every store lives as long as this run, so a new leadership term starts from what the
+    // cluster and ECR hold now: the watches and grants are started afresh, the inventory is
+    // emptied until the first sweep.
+    ctx.inventory.forget_all();
     let grants = access::Grants::start(&ctx);
     tokio::try_join!(
         access::run(ctx.clone(), shutdown.clone()),

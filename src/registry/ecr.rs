@@ -107,6 +107,28 @@ impl EcrRegistry {
         }
     }
 
+    /// Refuses every write (ECR and Secrets Manager) while `fence` is shut: a replica that does
+    /// not surely hold the leader lease writes nothing (see [`crate::leader`]). Add it after
+    /// [`Self::with_secrets`].
+    pub fn with_fence(mut self, fence: crate::leader::Fence) -> Self {
+        let ecr = self
+            .client
+            .config()
+            .to_builder()
+            .interceptor(super::fence::FenceInterceptor(fence.clone()))
+            .build();
+        self.client = Client::from_conf(ecr);
+        if let Some(secrets) = &self.secrets {
+            let conf = secrets
+                .config()
+                .to_builder()
+                .interceptor(super::fence::FenceInterceptor(fence))
+                .build();
+            self.secrets = Some(aws_sdk_secretsmanager::Client::from_conf(conf));
+        }
+        self
+    }
+
     /// Adds the Secrets Manager client used for mirrored pull-through cache credentials.
     pub fn with_secrets(mut self, secrets: aws_sdk_secretsmanager::Client) -> Self {
         self.secrets = Some(secrets);
@@ -168,7 +190,7 @@ impl EcrRegistry {
     ) -> Result<T>
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + HttpStatus,
+        R: std::fmt::Debug + HttpStatus + 'static,
     {
         super::error::record_outcome(&self.stats, operation, result)
     }

@@ -21,6 +21,9 @@ pub enum ErrorClass {
     AccessDenied,
     /// Server errors, timeouts, connection failures: worth retrying.
     Transient,
+    /// A write refused before it was sent: this replica does not hold the leader lease (or
+    /// could not renew it in time). Retried; it succeeds on whichever replica leads.
+    Fenced,
 }
 
 impl ErrorClass {
@@ -42,6 +45,7 @@ impl ErrorClass {
             ErrorClass::LimitExceeded => "limit_exceeded",
             ErrorClass::AccessDenied => "access_denied",
             ErrorClass::Transient => "transient",
+            ErrorClass::Fenced => "fenced",
         }
     }
 
@@ -132,7 +136,7 @@ impl RegistryError {
     pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + HttpStatus,
+        R: std::fmt::Debug + HttpStatus + 'static,
     {
         match &err {
             SdkError::ServiceError(ctx) => {
@@ -153,6 +157,12 @@ impl RegistryError {
                     message,
                 }
             }
+            SdkError::ConstructionFailure(_) if is_fenced(&err) => RegistryError {
+                class: ErrorClass::Fenced,
+                operation,
+                code: None,
+                message: error_chain(&err),
+            },
             SdkError::ConstructionFailure(_) => RegistryError {
                 class: ErrorClass::Invalid,
                 operation,
@@ -180,6 +190,18 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
     }
 }
 
+/// Whether the leader fence refused the call (see [`super::fence`]).
+fn is_fenced(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.is::<super::fence::Fenced>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
@@ -200,7 +222,7 @@ pub(crate) fn record_outcome<T, E, R>(
 ) -> super::Result<T>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + HttpStatus,
+    R: std::fmt::Debug + HttpStatus + 'static,
 {
     match result {
         Ok(v) => {

@@ -6,6 +6,7 @@
 
 mod ecr;
 mod error;
+pub mod fence;
 pub mod scan_events;
 mod stats;
 

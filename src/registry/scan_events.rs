@@ -62,7 +62,7 @@ impl ScanEventQueue {
     ) -> Result<T>
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + HttpStatus,
+        R: std::fmt::Debug + HttpStatus + 'static,
     {
         super::error::record_outcome(&self.stats, operation, result)
     }

@@ -115,6 +115,41 @@ impl KubeEnv {
         self.client.clone()
     }
 
+    /// A client of the real API server (as the cluster admin) whose connections go through a
+    /// [`crate::proxy::TcpProxy`] the test can cut: a network partition of this client alone.
+    pub async fn partitionable_client(&self) -> Result<(kube::Client, crate::proxy::TcpProxy)> {
+        let path = self.kubeconfig.as_deref().ok_or_else(|| {
+            Error::EnvTest("a partitionable client needs a real API server".to_string())
+        })?;
+        let mut kubeconfig = kube::config::Kubeconfig::read_from(path)
+            .map_err(|e| Error::EnvTest(format!("{}: {e}", path.display())))?;
+        let cluster = kubeconfig
+            .clusters
+            .iter_mut()
+            .find_map(|c| c.cluster.as_mut())
+            .ok_or_else(|| Error::EnvTest(format!("{}: no cluster", path.display())))?;
+        let server: ::http::Uri = cluster
+            .server
+            .clone()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| Error::EnvTest(format!("{}: server URL: {e}", path.display())))?;
+        let target = tokio::net::lookup_host(server.authority().map_or("", |a| a.as_str()))
+            .await
+            .map_err(|e| Error::EnvTest(format!("{server}: {e}")))?
+            .next()
+            .ok_or_else(|| Error::EnvTest(format!("{server}: no address")))?;
+        let proxy = crate::proxy::TcpProxy::start(target)
+            .await
+            .map_err(|e| Error::EnvTest(format!("starting a proxy to {target}: {e}")))?;
+        // The same IP address (the certificate names it), another port.
+        cluster.server = Some(format!("https://{}", proxy.addr()));
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .map_err(|e| Error::EnvTest(format!("{}: {e}", path.display())))?;
+        Ok((kube::Client::try_from(config)?, proxy))
+    }
+
     /// The double, when the test runs against it.
     pub fn server(&self) -> Option<&ApiServer> {
         self.server.as_ref()

@@ -7,6 +7,7 @@
 //!   or a real cluster when `ECR_OPERATOR_TEST_KUBECONFIG` is set.
 //! - [`envtest::EnvTest`]: a real kube-apiserver and etcd when `KUBEBUILDER_ASSETS` names them.
 //! - [`wait`]: waiting on conditions with deadlines.
+//! - [`proxy::TcpProxy`]: a TCP proxy a test can cut, to partition one client from a server.
 //! - [`admission`]: AdmissionReview bodies as the API server sends them.
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ mod http;
 pub mod images;
 pub mod kube_env;
 pub mod moto;
+pub mod proxy;
 pub mod wait;
 
 use std::path::PathBuf;

@@ -1,0 +1,46 @@
+//! The leader fence at the lowest level: an interceptor on the AWS clients refuses every write
+//! operation (see [`super::stats::WRITE_OPERATIONS`]) while the fence is shut, before anything
+//! is sent. No code path can write around it.
+
+use aws_sdk_ecr::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_ecr::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+
+use crate::leader::Fence;
+
+/// A write refused because this replica is not (or no longer surely) the leader.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{operation} refused: this replica does not hold the leader lease (or could not renew it within the renew deadline)"
+)]
+pub struct Fenced {
+    pub operation: String,
+}
+
+/// Refuses writes while `fence` is shut.
+#[derive(Debug)]
+pub struct FenceInterceptor(pub Fence);
+
+impl Intercept for FenceInterceptor {
+    fn name(&self) -> &'static str {
+        "LeaderFence"
+    }
+
+    // Not `read_before_execution`: client-level interceptors run that hook before the
+    // operation's own configuration, which names the operation, is loaded.
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(operation) = cfg.load::<Metadata>().map(|m| m.name().to_string()) else {
+            return Ok(());
+        };
+        if super::stats::WRITE_OPERATIONS.contains(&operation.as_str()) && !self.0.is_open() {
+            return Err(Box::new(Fenced { operation }));
+        }
+        Ok(())
+    }
+}
