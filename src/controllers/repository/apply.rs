@@ -1,0 +1,538 @@
+//! The Repository controller's I/O: observe (the shared inventory; tags and policy only when
+//! due or before a write) → the pure decisions of `plan.rs` → apply only the difference → status
+//! and one event. Every write to an existing repository and every delete follows a read of its
+//! owner tag in the same reconcile.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use tracing::info;
+
+use super::memory::KnownConflict;
+use super::plan::{
+    self, Claim, DeepCheck, Desired, PolicyAction, Removal, decide_claim, diff_settings, diff_tags,
+    managed_tag_keys, plan_policy, plan_removal, policy_read_needed, still_owned,
+};
+use super::{Shared, older_claimant, owner_id, status_owns};
+use crate::api::conditions::{self, Reason};
+use crate::api::repository::{OWNER_TAG, Ownership, Repository, RepositoryStatus};
+use crate::controllers::inventory::Lookup;
+use crate::controllers::{Error, jitter, status};
+use crate::registry::{ErrorClass, NewRepository, RegistryError, RepositoryInfo};
+use crate::tenancy::Access;
+
+/// The repository this reconcile works on, and how this object came to manage it.
+struct Found {
+    info: RepositoryInfo,
+    ownership: Ownership,
+    /// This reconcile created it.
+    created: bool,
+    /// It already carried this object's owner tag while the status did not record it (a
+    /// retained repository taken back, or a lost status): tags and policy are made to match the
+    /// spec exactly, since the old object's cannot be told from others'.
+    taken_back: bool,
+}
+
+/// One object's reconcile of a live (not deleted) Repository.
+pub(super) async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let owner = owner_id(ctx, repo);
+    let desired = Desired::from_spec(repo, &owner);
+    let namespace = repo.namespace().unwrap_or_default();
+    // Before anything else, ECR reads included: a namespace's objects touch only what it is
+    // granted.
+    let access = shared.grants.access(&namespace, &desired.name);
+    if let Access::Forbidden(message) = &access {
+        return Err(Error::Forbidden(message.clone()));
+    }
+    if let Some(other) = older_claimant(&shared.store, repo, &desired.name) {
+        return Err(Error::Conflict(format!(
+            "Repository {other} already manages ECR repository {}",
+            desired.name
+        )));
+    }
+    let uid = repo.uid().unwrap_or_default();
+    let mut status = status::current(repo);
+    if let Some(mine) = shared
+        .memory
+        .newer_than_stored(&uid, repo.metadata.generation, &status)
+    {
+        status = mine;
+    }
+    let Some(found) = find_or_create(shared, repo, &desired, &owner, &status, &access).await?
+    else {
+        // The first sweep has not listed the repository yet.
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    };
+    let generation_changed = status.common.observed_generation != repo.metadata.generation;
+    let (changes, policy_managed) = converge(
+        shared,
+        repo,
+        &desired,
+        &owner,
+        &status,
+        &found,
+        generation_changed,
+    )
+    .await?;
+    report(
+        shared,
+        repo,
+        status,
+        &found,
+        changes,
+        policy_managed,
+        generation_changed,
+    )
+    .await?;
+    // Come back when this object's tags and policy are due: a fixed requeue of one period would
+    // bring every object back at once after a restart, undoing the jitter of the first checks.
+    let period = ctx.config.deep_sweep_interval;
+    Ok(Action::requeue(
+        shared.memory.until_deep_check(&uid, period),
+    ))
+}
+
+/// Brings an existing (or just created) repository to the spec: settings the sweep showed
+/// differing, and tags and policy when their check is due. Returns what changed and whether a
+/// policy in ECR is now this object's.
+async fn converge(
+    shared: &Shared,
+    repo: &Repository,
+    desired: &Desired,
+    owner: &str,
+    status: &RepositoryStatus,
+    found: &Found,
+    generation_changed: bool,
+) -> Result<(Vec<&'static str>, bool), Error> {
+    let ctx = &shared.ctx;
+    let uid = repo.uid().unwrap_or_default();
+    let diff = diff_settings(desired, &found.info);
+    if let Some(msg) = diff.encryption_mismatch.clone() {
+        return Err(Error::Invalid(msg));
+    }
+    let (due, first_sight) = shared.memory.deep_due(&uid);
+    let deep = DeepCheck {
+        created: found.created,
+        generation_changed,
+        due,
+        first_sight,
+        newly_claimed: status_owns(status, &found.info).is_none(),
+    }
+    .now();
+    // Nothing is written to a repository before its tags show it is this object's: the sweep's
+    // view may predate a delete and re-create outside the operator.
+    let observed_tags = if !found.created && (deep || diff.writes()) {
+        Some(verify_owner(shared, &uid, &found.info, owner).await?)
+    } else {
+        None
+    };
+    let mut changes = apply_settings(shared, &found.info, &diff).await?;
+    let mut policy_managed = status.policy_managed;
+    if found.created {
+        // CreateRepository set the tags; only the policy needs its own call.
+        if let Some(p) = &desired.policy {
+            ctx.registry
+                .set_repository_policy(&desired.name, &p.to_string())
+                .await?;
+            policy_managed = true;
+        }
+        schedule_deep_check(shared, &uid, false);
+    } else if let Some(observed_tags) = observed_tags.filter(|_| deep) {
+        let ours = status.policy_managed || found.taken_back;
+        let managed = managed_tag_keys(&observed_tags, &status.managed_tag_keys, found.taken_back);
+        changes.extend(
+            sync_tags_and_policy(shared, desired, &found.info, &observed_tags, &managed, ours)
+                .await?,
+        );
+        // After a deep sync ECR holds exactly the spec's policy, or none of ours.
+        policy_managed = desired.policy.is_some();
+        schedule_deep_check(shared, &uid, false);
+    } else if first_sight {
+        // Seen for the first time since start, and in sync as far as the sweep shows.
+        schedule_deep_check(shared, &uid, true);
+    }
+    Ok((changes, policy_managed))
+}
+
+/// The repository from the inventory (created when absent, claimed when the status does not
+/// record it); `None` while the inventory does not know yet.
+async fn find_or_create(
+    shared: &Shared,
+    repo: &Repository,
+    desired: &Desired,
+    owner: &str,
+    status: &RepositoryStatus,
+    access: &Access,
+) -> Result<Option<Found>, Error> {
+    let found = match shared.ctx.inventory.lookup(&desired.name) {
+        Lookup::Unknown => return Ok(None),
+        Lookup::Absent => create(shared, repo, desired, owner, access).await?,
+        Lookup::Present(info) => {
+            // What ECR cannot change is checked before anything is written (an adoption
+            // included), so an impossible spec writes nothing.
+            if let Some(msg) = diff_settings(desired, &info).encryption_mismatch {
+                return Err(Error::Invalid(msg));
+            }
+            match status_owns(status, &info) {
+                Some(ownership) => Found {
+                    info,
+                    ownership,
+                    created: false,
+                    taken_back: false,
+                },
+                None => claim_remembered(shared, repo, info, owner, access).await?,
+            }
+        }
+    };
+    Ok(Some(found))
+}
+
+/// Creates the repository with every setting in one call. When it exists already (ECR's
+/// eventual consistency, a crash before our status write, or someone else), claims it instead.
+async fn create(
+    shared: &Shared,
+    repo: &Repository,
+    desired: &Desired,
+    owner: &str,
+    access: &Access,
+) -> Result<Found, Error> {
+    let ctx = &shared.ctx;
+    let (etype, kms) = desired.encryption.clone().unwrap_or(("AES256", None));
+    let input = NewRepository {
+        name: desired.name.clone(),
+        tag_mutability: desired.tag_mutability.to_string(),
+        scan_on_push: desired.scan_on_push,
+        encryption_type: etype.to_string(),
+        kms_key: kms,
+        tags: desired.tags.clone(),
+    };
+    match ctx.registry.create_repository(&input).await {
+        Ok(info) => {
+            ctx.inventory.record(&desired.name, Some(info.clone()));
+            shared
+                .memory
+                .remember_verified(&repo.uid().unwrap_or_default(), &info);
+            Ok(Found {
+                info,
+                ownership: Ownership::Created,
+                created: true,
+                taken_back: false,
+            })
+        }
+        Err(e) if e.class == ErrorClass::AlreadyExists => {
+            let Some(info) = ctx.registry.describe_repository(&desired.name).await? else {
+                // Exists for CreateRepository but not yet for DescribeRepositories: retry soon.
+                return Err(Error::Registry(RegistryError::new(
+                    ErrorClass::Transient,
+                    "DescribeRepositories",
+                    "repository exists but is not visible yet",
+                )));
+            };
+            ctx.inventory.record(&desired.name, Some(info.clone()));
+            if let Some(msg) = diff_settings(desired, &info).encryption_mismatch {
+                return Err(Error::Invalid(msg));
+            }
+            claim(shared, repo, info, owner, access).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`claim`], remembering a conflict until the object changes or its deep-check slot comes.
+async fn claim_remembered(
+    shared: &Shared,
+    repo: &Repository,
+    info: RepositoryInfo,
+    owner: &str,
+    access: &Access,
+) -> Result<Found, Error> {
+    let uid = repo.uid().unwrap_or_default();
+    if let Some(message) = shared
+        .memory
+        .known_conflict(&uid, repo.metadata.generation, &info.arn)
+    {
+        return Err(Error::Conflict(message));
+    }
+    let arn = info.arn.clone();
+    let result = claim(shared, repo, info, owner, access).await;
+    let conflict = match &result {
+        Err(Error::Conflict(message)) => {
+            let period = shared.ctx.config.deep_sweep_interval;
+            Some(KnownConflict {
+                generation: repo.metadata.generation,
+                arn,
+                until: std::time::Instant::now() + period - jitter(&uid, 2, period / 10),
+                message: message.clone(),
+            })
+        }
+        _ => None,
+    };
+    shared.memory.set_conflict(&uid, conflict);
+    result
+}
+
+/// Reads the owner tag of an existing repository and decides ([`decide_claim`]) whether this
+/// object may manage it; tags it on an allowed adoption.
+async fn claim(
+    shared: &Shared,
+    repo: &Repository,
+    info: RepositoryInfo,
+    owner: &str,
+    access: &Access,
+) -> Result<Found, Error> {
+    let ctx = &shared.ctx;
+    let uid = repo.uid().unwrap_or_default();
+    let tags = ctx.registry.list_tags(&info.arn).await?;
+    let namespace = repo.namespace().unwrap_or_default();
+    let found = tags.get(OWNER_TAG).map(String::as_str);
+    let (ownership, taken_back) = match decide_claim(
+        &info.name,
+        found,
+        owner,
+        repo.spec.adopt,
+        access,
+        &namespace,
+    ) {
+        Claim::TakeBack => (
+            status::current(repo)
+                .ownership
+                .unwrap_or(Ownership::Created),
+            true,
+        ),
+        Claim::Adopt => {
+            let tag = BTreeMap::from([(OWNER_TAG.to_string(), owner.to_string())]);
+            ctx.registry.tag_resource(&info.arn, &tag).await?;
+            (Ownership::Adopted, false)
+        }
+        Claim::Refuse(e) => return Err(e),
+    };
+    shared.memory.remember_verified(&uid, &info);
+    Ok(Found {
+        info,
+        ownership,
+        created: false,
+        taken_back,
+    })
+}
+
+/// The repository's tags, when [`still_owned`] holds. Otherwise the repository under this name
+/// is not proven this object's: the inventory learns it as it is now (so the next pass claims it
+/// properly, or creates it when it is gone), and the object reports Conflict.
+async fn verify_owner(
+    shared: &Shared,
+    uid: &str,
+    info: &RepositoryInfo,
+    owner: &str,
+) -> Result<BTreeMap<String, String>, Error> {
+    let ctx = &shared.ctx;
+    let tags = match ctx.registry.list_tags(&info.arn).await {
+        Ok(tags) => tags,
+        Err(e) if e.class == ErrorClass::NotFound => {
+            ctx.inventory.record(&info.name, None);
+            return Err(Error::RepositoryNotReady(format!(
+                "ECR repository {} was deleted outside ecr-operator; it will be created again",
+                info.name
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let found = tags.get(OWNER_TAG).map(String::as_str);
+    if found == Some(owner) {
+        shared.memory.remember_verified(uid, info);
+        return Ok(tags);
+    }
+    let now = ctx.registry.describe_repository(&info.name).await?;
+    let seen = now.as_ref().is_some_and(|n| shared.memory.verified(uid, n));
+    ctx.inventory.record(&info.name, now);
+    if still_owned(found, owner, seen) {
+        return Ok(tags);
+    }
+    Err(Error::Conflict(format!(
+        "ECR repository {} no longer carries this object's owner tag (owner: {}); it was replaced \
+         or changed outside ecr-operator and will not be modified",
+        info.name,
+        found.unwrap_or("none")
+    )))
+}
+
+/// Writes the settings DescribeRepositories showed differing; returns what changed.
+async fn apply_settings(
+    shared: &Shared,
+    info: &RepositoryInfo,
+    diff: &plan::SettingsDiff,
+) -> Result<Vec<&'static str>, Error> {
+    let ctx = &shared.ctx;
+    let mut changes = Vec::new();
+    let mut observed = info.clone();
+    if let Some(m) = diff.tag_mutability {
+        ctx.registry.put_image_tag_mutability(&info.name, m).await?;
+        observed.tag_mutability = m.to_string();
+        changes.push("imageTagMutability");
+    }
+    if let Some(s) = diff.scan_on_push {
+        ctx.registry.put_scan_on_push(&info.name, s).await?;
+        observed.scan_on_push = s;
+        changes.push("scanOnPush");
+    }
+    if observed != *info {
+        ctx.inventory.record(&info.name, Some(observed));
+    }
+    Ok(changes)
+}
+
+/// Applies the difference of tags (read by the caller) and policy (one read, where there is a
+/// policy to keep). Tags and a policy the object did not put there are left alone.
+async fn sync_tags_and_policy(
+    shared: &Shared,
+    desired: &Desired,
+    info: &RepositoryInfo,
+    observed_tags: &BTreeMap<String, String>,
+    managed: &[String],
+    ours: bool,
+) -> Result<Vec<&'static str>, Error> {
+    let registry = &shared.ctx.registry;
+    let (set, remove) = diff_tags(&desired.tags, observed_tags, managed);
+    let mut changed = Vec::new();
+    if !set.is_empty() {
+        registry.tag_resource(&info.arn, &set).await?;
+    }
+    if !remove.is_empty() {
+        registry.untag_resource(&info.arn, &remove).await?;
+    }
+    if !set.is_empty() || !remove.is_empty() {
+        changed.push("tags");
+    }
+    if !policy_read_needed(desired.policy.as_ref(), ours) {
+        return Ok(changed);
+    }
+    let current = registry.get_repository_policy(&info.name).await?;
+    match plan_policy(desired.policy.as_ref(), current.as_deref(), ours) {
+        PolicyAction::Keep => {}
+        PolicyAction::Put(text) => {
+            registry.set_repository_policy(&info.name, &text).await?;
+            changed.push("policy");
+        }
+        PolicyAction::Delete => {
+            registry.delete_repository_policy(&info.name).await?;
+            changed.push("policy");
+        }
+    }
+    Ok(changed)
+}
+
+fn schedule_deep_check(shared: &Shared, uid: &str, first_after_start: bool) {
+    let period = shared.ctx.config.deep_sweep_interval;
+    // After a restart, spread the first checks over a whole period instead of bursting; later
+    // checks keep a per-object phase so they stay spread.
+    let next = if first_after_start {
+        jitter(uid, 0, period)
+    } else {
+        period - jitter(uid, 1, period / 10)
+    };
+    shared.memory.schedule_deep_check(uid, next);
+}
+
+/// Writes Ready with what the reconcile found and changed, and the one event it calls for.
+async fn report(
+    shared: &Shared,
+    repo: &Repository,
+    mut status: RepositoryStatus,
+    found: &Found,
+    changes: Vec<&'static str>,
+    policy_managed: bool,
+    generation_changed: bool,
+) -> Result<(), Error> {
+    let ctx = &shared.ctx;
+    let info = &found.info;
+    status.repository_name = Some(info.name.clone());
+    status.repository_arn = Some(info.arn.clone());
+    status.repository_uri = Some(info.uri.clone());
+    status.registry_id = Some(info.registry_id.clone());
+    status.created_at = info.created_at.map(|t| t.to_string());
+    status.ownership = Some(found.ownership);
+    status.managed_tag_keys = repo.spec.tags.keys().cloned().collect();
+    status.policy_managed = policy_managed;
+    let previously_synced = conditions::find_ready(&status.common.conditions)
+        .is_some_and(|c| c.reason == Reason::Synced.as_str());
+    let message = format!("ECR repository {} is in sync", info.uri);
+    status::set_ready(&mut status, repo, true, Reason::Synced, message);
+    status::write(ctx, repo, &status).await?;
+    if repo.status.as_ref() != Some(&status) {
+        let uid = repo.uid().unwrap_or_default();
+        shared
+            .memory
+            .remember_written(&uid, repo.metadata.generation, &status);
+    }
+    if !changes.is_empty() {
+        info!(repository = %info.name, changes = ?changes, "applied changes");
+    }
+    let announcement = plan::announce(
+        &info.name,
+        found.created,
+        &changes,
+        found.ownership,
+        generation_changed,
+        previously_synced,
+    );
+    if let Some(a) = announcement {
+        ctx.event(repo, EventType::Normal, a.reason, a.action, a.note)
+            .await;
+    }
+    Ok(())
+}
+
+/// A deleted Repository: the repository stays (Retain, not granted, not owned) or is deleted.
+pub(super) async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let name = repo.ecr_name();
+    shared.memory.forget(&repo.uid().unwrap_or_default());
+    let namespace = repo.namespace().unwrap_or_default();
+    let access = shared.grants.access(&namespace, &name);
+    let leave = |reason: &'static str, kind: EventType, note: String| async move {
+        ctx.event(repo, kind, reason, "Delete", note).await;
+        Ok(Action::await_change())
+    };
+    match plan_removal(repo.spec.deletion_policy, &access) {
+        Removal::Retain => {
+            let note = format!("Left ECR repository {name} in place (deletionPolicy: Retain)");
+            return leave("Retained", EventType::Normal, note).await;
+        }
+        Removal::Forbidden(message) => {
+            let note = format!("Left ECR repository {name} in place: {message}");
+            return leave("Forbidden", EventType::Warning, note).await;
+        }
+        Removal::DeleteIfOwned => {}
+    }
+    let Some(info) = ctx.registry.describe_repository(&name).await? else {
+        ctx.inventory.record(&name, None);
+        return Ok(Action::await_change());
+    };
+    // Only the owner tag, read now, proves the repository is this object's: never the status.
+    let tags = ctx.registry.list_tags(&info.arn).await?;
+    if tags.get(OWNER_TAG).map(String::as_str) != Some(owner_id(ctx, repo).as_str()) {
+        let note = format!("Left ECR repository {name} in place: this object does not own it");
+        return leave("NotOwned", EventType::Normal, note).await;
+    }
+    match ctx
+        .registry
+        .delete_repository(&name, repo.spec.force_delete)
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if e.class == ErrorClass::NotFound => {}
+        Err(e) if e.class == ErrorClass::NotEmpty => {
+            return Err(Error::NotEmpty(plan::not_empty_message(
+                &name,
+                repo.spec.force_delete,
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    ctx.inventory.record(&name, None);
+    let note = format!("Deleted ECR repository {name}");
+    leave("Deleted", EventType::Normal, note).await
+}
