@@ -464,3 +464,48 @@ async fn policy_starts_scans_and_pod_images_get_reports() {
     wait_gone(&reports, &base_name).await;
     assert!(reports.get_opt(&app_name).await.unwrap().is_some());
 }
+
+/// A pod naming an image of a registry the operator neither manages repositories in nor is told
+/// to scan makes it call nothing there (any pod in any namespace could otherwise send it into
+/// every account its IAM role reaches); a ScanPolicy naming the registry opens it.
+#[tokio::test]
+async fn pods_reach_only_registries_the_operator_manages_or_is_told_to_scan() {
+    const FOREIGN: &str = "999999999999";
+    let env = Env::start().await;
+    let ns = env.kube.namespace("foreign").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    // A managed repository: every refresh reads its images, which counts the refreshes.
+    create(&repos, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: counted}, spec: {repositoryName: team/counted}}").await;
+    wait_for(&repos, "counted", "Ready", is_ready).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = env.api(&ns);
+    let image = format!("{FOREIGN}.dkr.ecr.us-east-1.amazonaws.com/foreign/thing:1");
+    create(&pods, &pod_yaml("intruder", &image)).await;
+    let stats = env.registry.stats();
+    let not_found = || {
+        stats
+            .snapshot()
+            .get(&("DescribeImages", "not_found"))
+            .copied()
+            .unwrap_or(0)
+    };
+    let images = stats.operation("DescribeImages");
+    testbed::wait::until("three more refreshes", common::WAIT, || async {
+        (stats.operation("DescribeImages") >= images + 3).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(not_found(), 0, "no ECR call for the foreign registry");
+
+    let policies: Api<ecr_operator::api::ScanPolicy> = Api::all(env.kube.client());
+    create(
+        &policies,
+        &format!("{{apiVersion: ecr.operator.dev/v1alpha1, kind: ScanPolicy, metadata: {{name: foreign}}, spec: {{registryIds: ['{FOREIGN}']}}}}"),
+    )
+    .await;
+    // Now the operator looks the image up there (moto has no such repository: not found).
+    testbed::wait::until("a lookup in the named registry", common::WAIT, || async {
+        (not_found() > 0).then_some(())
+    })
+    .await
+    .unwrap();
+}

@@ -9,6 +9,7 @@ use ecr_operator::api::lifecycle_policy::LifecyclePolicy;
 use ecr_operator::api::pull_through_cache_rule::PullThroughCacheRule;
 use ecr_operator::api::replication_config::ReplicationConfig;
 use ecr_operator::api::repository::Repository;
+use ecr_operator::api::repository_access_policy::RepositoryAccessPolicy;
 use ecr_operator::api::scan_policy::ScanPolicy;
 use kube::api::{Api, PostParams};
 use kube::core::NamespaceResourceScope;
@@ -148,6 +149,9 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
             }
             "ScanPolicy" => create_cluster(&client, &typed::<ScanPolicy>(&value)).await,
             "ImageScanReport" => create_cluster(&client, &typed::<ImageScanReport>(&value)).await,
+            "RepositoryAccessPolicy" => {
+                create_cluster(&client, &typed::<RepositoryAccessPolicy>(&value)).await
+            }
             other => panic!("README example of unknown kind {other:?}"),
         }
         kinds.insert(kind);
@@ -159,6 +163,7 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
         "PullThroughCacheRule",
         "ScanPolicy",
         "ImageScanReport",
+        "RepositoryAccessPolicy",
     ]
     .map(String::from)
     .into();

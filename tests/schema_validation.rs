@@ -50,6 +50,8 @@ const LCP: &str =
 const PTC: &str =
     "apiVersion: ecr.operator.dev/v1alpha1\nkind: PullThroughCacheRule\nmetadata: {name: x}\n";
 const SCAN: &str = "apiVersion: ecr.operator.dev/v1alpha1\nkind: ScanPolicy\nmetadata: {name: x}\n";
+const ACCESS: &str =
+    "apiVersion: ecr.operator.dev/v1alpha1\nkind: RepositoryAccessPolicy\nmetadata: {name: x}\n";
 const REPL: &str =
     "apiVersion: ecr.operator.dev/v1alpha1\nkind: ReplicationConfig\nmetadata: {name: x}\n";
 const ISR: &str =
@@ -124,6 +126,12 @@ async fn invalid_objects_are_rejected_on_create() {
         ("pull-through credential not ecr-pullthroughcache/", format!("{PTC}spec: {{ecrRepositoryPrefix: hub, upstreamRegistryUrl: registry-1.docker.io, credentialArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:other/hub'}}"), "spec.credentialArn"),
         ("scan continuous with basic", format!("{SCAN}spec: {{scanType: BASIC, rules: [{{scanFrequency: CONTINUOUS_SCAN, repositoryFilters: [{{filter: '*'}}]}}]}}"), "CONTINUOUS_SCAN requires scanType ENHANCED"),
         ("scan bad type", format!("{SCAN}spec: {{scanType: DEEP}}"), "spec.scanType"),
+        ("scan registry id not an account", format!("{SCAN}spec: {{registryIds: ['12345']}}"), "spec.registryIds[0]"),
+        ("access without namespaces", format!("{ACCESS}spec: {{namespaces: {{}}, repositories: ['team/*']}}"), "namespaces needs names or a selector"),
+        ("access without repositories", format!("{ACCESS}spec: {{namespaces: {{names: [team]}}, repositories: []}}"), "spec.repositories"),
+        ("access pattern not an ECR name", format!("{ACCESS}spec: {{namespaces: {{names: [team]}}, repositories: ['Team/*']}}"), "spec.repositories[0]"),
+        ("access unknown placeholder", format!("{ACCESS}spec: {{namespaces: {{names: [team]}}, repositories: ['{{name}}/*']}}"), "spec.repositories[0]"),
+        ("access namespace not a name", format!("{ACCESS}spec: {{namespaces: {{names: [Team_A]}}, repositories: ['*']}}"), "spec.namespaces.names[0]"),
         ("scan rule without filters", format!("{SCAN}spec: {{rules: [{{scanFrequency: SCAN_ON_PUSH, repositoryFilters: []}}]}}"), "repositoryFilters"),
         ("scan bad mode", format!("{SCAN}spec: {{enforcement: {{mode: block}}}}"), "spec.enforcement.mode"),
         ("scan bad threshold", format!("{SCAN}spec: {{enforcement: {{severityThreshold: SEVERE}}}}"), "spec.enforcement.severityThreshold"),
@@ -174,6 +182,7 @@ async fn invalid_objects_are_rejected_on_create() {
         "PullThroughCacheRule",
         "ScanPolicy",
         "ImageScanReport",
+        "RepositoryAccessPolicy",
     ] {
         let n = cases
             .iter()

@@ -37,6 +37,16 @@ pub struct ScanPolicySpec {
     /// What the admission webhook enforces for pods in the selected namespaces.
     #[serde(default)]
     pub enforcement: Enforcement,
+    /// ECR registries (account ids), besides those of the Ready Repositories the operator
+    /// manages, whose images get scan reports (and scans) when pods run them. A pod's image from
+    /// any other registry makes the operator call nothing: pods must not make it read or scan
+    /// in every account its IAM role reaches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 100),
+        inner(length(min = 12, max = 12), regex(pattern = "^[0-9]{12}$"))
+    )]
+    pub registry_ids: Vec<String>,
 }
 
 #[derive(

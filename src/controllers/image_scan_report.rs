@@ -169,6 +169,8 @@ struct Managed {
     ready: BTreeMap<String, ManagedRepository>,
     /// Filters of BASIC registry scanning rules: matching repositories must be scanned.
     scan_filters: Vec<String>,
+    /// Registries whose images pods run get reports: see [`pod_registries`].
+    pod_registries: BTreeSet<String>,
 }
 
 struct ManagedRepository {
@@ -231,10 +233,13 @@ impl Managed {
                 .map(|f| f.filter.clone())
                 .collect()
         };
+        let pod_registries =
+            pod_registries(ready.values().map(|r| r.registry_id.as_str()), &policies);
         Ok(Managed {
             known,
             ready,
             scan_filters,
+            pod_registries,
         })
     }
 
@@ -246,6 +251,25 @@ impl Managed {
                 .iter()
                 .any(|f| filter_matches(f, repository))
     }
+}
+
+/// The registries whose images get reports when pods run them: those of the Ready Repositories
+/// the operator manages and those a ScanPolicy names in `registryIds`. Any other registry a pod
+/// names costs no ECR call: a pod must not make the operator read or scan in every account its
+/// IAM role reaches.
+pub fn pod_registries<'a>(
+    managed: impl Iterator<Item = &'a str>,
+    policies: &[ScanPolicy],
+) -> BTreeSet<String> {
+    managed
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .chain(
+            policies
+                .iter()
+                .flat_map(|p| p.spec.registry_ids.iter().cloned()),
+        )
+        .collect()
 }
 
 /// A registry scanning filter (ScanningRepositoryFilter, WILDCARD): "a filter with no wildcard
@@ -291,7 +315,9 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
     match pod_images(ctx).await {
         Ok(images) => {
             for ((registry_id, repository), refs) in images {
-                if managed.known.contains(&repository) {
+                if managed.known.contains(&repository)
+                    || !managed.pod_registries.contains(&registry_id)
+                {
                     continue;
                 }
                 match pass
@@ -958,6 +984,19 @@ mod tests {
                 ("base/init".to_string(), None, Some(digest.clone())),
             ]
         );
+    }
+
+    #[test]
+    fn pods_reach_only_managed_and_named_registries() {
+        let mut policy = ScanPolicy::new("p", Default::default());
+        policy.spec.registry_ids = vec!["444455556666".into()];
+        let got = pod_registries(["111122223333", "", "111122223333"].into_iter(), &[policy]);
+        let want: BTreeSet<String> = ["111122223333", "444455556666"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(got, want, "managed accounts and named ones, no empty id");
+        assert!(pod_registries(std::iter::empty(), &[]).is_empty());
     }
 
     #[test]

@@ -226,6 +226,7 @@ mod tests {
                     })
                     .collect(),
                 enforcement: Default::default(),
+                registry_ids: Vec::new(),
             },
         )
     }
