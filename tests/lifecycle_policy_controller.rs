@@ -79,6 +79,14 @@ async fn apply_preview_change_drift_and_delete() {
     let status = lp.status.clone().unwrap();
     assert!(status.applied);
     assert_eq!(status.repository_name.as_deref(), Some("team/app"));
+    // Every controller records its reconciles, as the README's metrics table says.
+    for controller in ["repository", "lifecyclepolicy", "repositoryaccesspolicy"] {
+        assert!(
+            env.metrics.reconciles(controller, "success") > 0,
+            "no successful {controller} reconcile recorded:\n{}",
+            env.metrics.render()
+        );
+    }
     assert_eq!(status.rule_count, Some(2));
     let preview = status.preview.unwrap();
     assert!(!preview.truncated);

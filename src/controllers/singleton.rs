@@ -108,7 +108,10 @@ pub async fn run<S: Setting>(
                 // One pass is one reconcile of every object: one span, one trace id.
                 let span = crate::telemetry::reconcile_span(kind, "*");
                 let wait = async {
-                    match reconcile_all::<S>(&ctx, &reader, &mut state).await {
+                    let started = std::time::Instant::now();
+                    let result = reconcile_all::<S>(&ctx, &reader, &mut state).await;
+                    ctx.observe(&kind.to_ascii_lowercase(), &result, started);
+                    match result {
                         Ok(()) => {
                             ctx.reset_backoff(kind);
                             resync

@@ -222,10 +222,14 @@ where
     F: FnOnce(FinalizerEvent<K>) -> Fut,
     Fut: Future<Output = Result<Action, Error>>,
 {
+    let started = std::time::Instant::now();
     let api = obj.api_for(ctx.client.clone());
     let result = finalizer(&api, FINALIZER, obj.clone(), reconcile)
         .await
         .map_err(from_finalizer);
+    // Every per-object controller is counted here, the same way, with the error's own class
+    // (also for permanent errors, which end as `await_change` below).
+    ctx.observe(&K::KIND.to_ascii_lowercase(), &result, started);
     match result {
         Ok(action) => {
             ctx.reset_backoff(&obj.uid().unwrap_or_default());

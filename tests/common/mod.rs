@@ -24,6 +24,8 @@ pub struct Env {
     pub scan_queue: Option<String>,
     /// This test's watch scope (the value of [`SCOPE_LABEL`]).
     pub scope: String,
+    /// The operator's metrics, as `/metrics` serves them.
+    pub metrics: Arc<ecr_operator::telemetry::metrics::Metrics>,
     operator: Option<(
         tokio::task::JoinHandle<()>,
         tokio::sync::oneshot::Sender<()>,
@@ -88,6 +90,9 @@ impl Env {
             config,
             scan_queue: None,
             scope,
+            metrics: Arc::new(ecr_operator::telemetry::metrics::Metrics::new(Arc::new(
+                Default::default,
+            ))),
             operator: None,
         };
         if grants == Grants::Everything {
@@ -128,7 +133,8 @@ spec:
             self.kube.client(),
             self.registry.clone(),
             self.config.clone(),
-        );
+        )
+        .with_metrics(self.metrics.clone());
         if let Some(url) = &self.scan_queue {
             ctx = ctx.with_scan_events(ecr_operator::registry::ScanEventQueue::new(
                 self.moto.sqs_client(),

@@ -99,13 +99,7 @@ async fn sweep_loop(ctx: Arc<Context>, trigger: tokio::sync::mpsc::Sender<()>) {
 
 #[instrument(skip(repo, shared), fields(object = %object_key(repo.as_ref()), trace_id = %crate::telemetry::trace::new_trace_id()))]
 async fn reconcile(repo: Arc<Repository>, shared: Arc<Shared>) -> Result<Action, Error> {
-    let started = Instant::now();
-    let result = reconcile_inner(repo, &shared).await;
-    shared.ctx.observe("repository", &result, started);
-    result
-}
-
-async fn reconcile_inner(repo: Arc<Repository>, shared: &Arc<Shared>) -> Result<Action, Error> {
+    let shared = &shared;
     if !shared.ctx.inventory.is_synced() {
         // The first sweep has not finished; it triggers a reconcile of everything when it does.
         return Ok(Action::requeue(Duration::from_millis(500)));
