@@ -364,99 +364,60 @@ async fn prove_owned(
     }
 }
 
-async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
-    let ctx = &shared.ctx;
-    let mut status = status::current(lp);
-    if let Some(previous) = status.repository_name.clone()
-        && status.applied
-        && moved_away(ctx, lp, &status, &previous).await?
-    {
-        // The reference moved to another Repository (existing, Ready or not): take our policy
-        // off the old repository now, not once the new one is Ready, which may be never.
-        if !applied_by_another(&shared.store, lp, &previous) {
-            prove_owned(shared, lp, &previous, Owner::AnyInNamespace).await?;
-            ctx.registry.delete_lifecycle_policy(&previous).await?;
-        }
-        status.applied = false;
-        status.repository_name = None;
-        status.repository_ref_name = None;
-        status::write(ctx, lp, &status).await?;
-    }
-    if let Some(other) = older_claimant(&shared.store, lp) {
-        return Err(Error::Conflict(format!(
-            "LifecyclePolicy {other} already manages the lifecycle policy of Repository {}; one LifecyclePolicy per repository",
-            lp.spec.repository_ref.name
-        )));
-    }
-    let own_namespace = lp.namespace().unwrap_or_default();
-    if let Some(msg) = lp
-        .spec
-        .repository_ref
-        .cross_namespace("spec.repositoryRef", &own_namespace)
-    {
-        return Err(Error::Invalid(msg));
-    }
-    let (rules, text) = render_spec(&lp.spec).map_err(Error::Invalid)?;
-    let repository = ready_repository(ctx, lp).await?;
-    let ref_name = lp.spec.repository_ref.name.as_str();
-    let namespace = lp.namespace().unwrap_or_default();
-    // Nothing is read from a repository the namespace is not granted.
-    if let Access::Forbidden(message) = shared.grants.access(&namespace, &repository) {
-        return Err(Error::Forbidden(message));
-    }
+/// The write a reconcile makes to the repository's lifecycle policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyWrite {
+    /// ECR holds what it should (the rendered policy, or under dryRun none of ours).
+    None,
+    /// Put the rendered policy; `replacing` another one already there.
+    Put { replacing: bool },
+    /// dryRun: remove the policy this object put there.
+    Remove,
+}
 
-    let current = match ctx.registry.get_lifecycle_policy(&repository).await {
-        Ok(c) => c,
-        Err(e) if e.class == ErrorClass::NotFound => {
-            return Err(Error::RepositoryNotReady(format!(
-                "ECR repository {repository} does not exist"
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut event = None;
-    if lp.spec.dry_run {
-        // dryRun: the policy must not be in ECR; remove it only when this object put it there.
-        if status.applied && current.is_some() {
-            prove_owned(shared, lp, &repository, Owner::Exactly(ref_name)).await?;
-            ctx.registry.delete_lifecycle_policy(&repository).await?;
-            event = Some((
-                "Removed",
-                "Update",
-                format!("Removed the lifecycle policy of {repository} (dryRun)"),
-            ));
-        }
-        status.applied = false;
-    } else {
-        let same = current
-            .as_deref()
-            .is_some_and(|c| lifecycle::policies_equivalent(c, &text));
-        if !same {
-            prove_owned(shared, lp, &repository, Owner::Exactly(ref_name)).await?;
-            ctx.registry
-                .put_lifecycle_policy(&repository, &text)
-                .await?;
-            info!(repository = %repository, "put lifecycle policy");
-            event = Some((
-                if current.is_some() {
-                    "Updated"
-                } else {
-                    "Applied"
-                },
-                "Update",
-                format!(
-                    "Put lifecycle policy ({} rules) on ECR repository {repository}",
-                    rules.len()
-                ),
-            ));
-        }
-        status.applied = true;
+/// What to write, from the spec's `dryRun`, whether this object's policy is applied (status),
+/// and the policy ECR holds now: pure, so every combination is in the table test.
+pub fn plan_write(
+    dry_run: bool,
+    applied: bool,
+    current: Option<&str>,
+    rendered: &str,
+) -> PolicyWrite {
+    match (dry_run, current) {
+        // dryRun: the policy must not be in ECR; removed only when this object put it there.
+        (true, Some(_)) if applied => PolicyWrite::Remove,
+        (true, _) => PolicyWrite::None,
+        (false, Some(c)) if lifecycle::policies_equivalent(c, rendered) => PolicyWrite::None,
+        (false, current) => PolicyWrite::Put {
+            replacing: current.is_some(),
+        },
     }
+}
 
-    let images = ctx.registry.list_images(&repository).await?;
-    let fresh = preview(&rules, &images, Utc::now(), PREVIEW_CAP);
-    let preview = settle_preview(status.preview.as_ref(), fresh);
-    let message = if lp.spec.dry_run {
+/// The event of a write (none when nothing was written).
+pub fn announce(
+    write: PolicyWrite,
+    repository: &str,
+    rule_count: usize,
+) -> Option<(&'static str, &'static str, String)> {
+    match write {
+        PolicyWrite::None => None,
+        PolicyWrite::Remove => Some((
+            "Removed",
+            "Update",
+            format!("Removed the lifecycle policy of {repository} (dryRun)"),
+        )),
+        PolicyWrite::Put { replacing } => Some((
+            if replacing { "Updated" } else { "Applied" },
+            "Update",
+            format!("Put lifecycle policy ({rule_count} rules) on ECR repository {repository}"),
+        )),
+    }
+}
+
+/// The Ready message: what the preview says would expire, and whether the policy applies.
+pub fn ready_message(dry_run: bool, repository: &str, preview: &LifecyclePreview) -> String {
+    if dry_run {
         format!(
             "dryRun: {} of {} images would expire; the policy is not applied",
             preview.expiring_count, preview.image_count
@@ -466,7 +427,94 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
             "lifecycle policy applied to {repository}; {} of {} images would expire",
             preview.expiring_count, preview.image_count
         )
+    }
+}
+
+/// When `spec.repositoryRef` moved away from the repository where this object's policy is, takes
+/// the policy off there now (not once the new one is Ready, which may be never).
+async fn leave_previous_repository(
+    lp: &LifecyclePolicy,
+    shared: &Shared,
+    status: &mut LifecyclePolicyStatus,
+) -> Result<(), Error> {
+    let ctx = &shared.ctx;
+    let Some(previous) = status.repository_name.clone().filter(|_| status.applied) else {
+        return Ok(());
     };
+    if !moved_away(ctx, lp, status, &previous).await? {
+        return Ok(());
+    }
+    if !applied_by_another(&shared.store, lp, &previous) {
+        prove_owned(shared, lp, &previous, Owner::AnyInNamespace).await?;
+        ctx.registry.delete_lifecycle_policy(&previous).await?;
+    }
+    status.applied = false;
+    status.repository_name = None;
+    status.repository_ref_name = None;
+    status::write(ctx, lp, status).await
+}
+
+/// What refuses the object before any ECR call: an older object for the same Repository, a
+/// cross-namespace reference, rules ECR would refuse.
+fn refusal(lp: &LifecyclePolicy, shared: &Shared) -> Option<Error> {
+    if let Some(other) = older_claimant(&shared.store, lp) {
+        return Some(Error::Conflict(format!(
+            "LifecyclePolicy {other} already manages the lifecycle policy of Repository {}; one LifecyclePolicy per repository",
+            lp.spec.repository_ref.name
+        )));
+    }
+    let own_namespace = lp.namespace().unwrap_or_default();
+    lp.spec
+        .repository_ref
+        .cross_namespace("spec.repositoryRef", &own_namespace)
+        .map(Error::Invalid)
+}
+
+async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let mut status = status::current(lp);
+    leave_previous_repository(lp, shared, &mut status).await?;
+    if let Some(e) = refusal(lp, shared) {
+        return Err(e);
+    }
+    let (rules, text) = render_spec(&lp.spec).map_err(Error::Invalid)?;
+    let repository = ready_repository(ctx, lp).await?;
+    let ref_name = lp.spec.repository_ref.name.as_str();
+    // Nothing is read from a repository the namespace is not granted.
+    let namespace = lp.namespace().unwrap_or_default();
+    if let Access::Forbidden(message) = shared.grants.access(&namespace, &repository) {
+        return Err(Error::Forbidden(message));
+    }
+    let current = match ctx.registry.get_lifecycle_policy(&repository).await {
+        Ok(c) => c,
+        Err(e) if e.class == ErrorClass::NotFound => {
+            return Err(Error::RepositoryNotReady(format!(
+                "ECR repository {repository} does not exist"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let write = plan_write(lp.spec.dry_run, status.applied, current.as_deref(), &text);
+    if write != PolicyWrite::None {
+        prove_owned(shared, lp, &repository, Owner::Exactly(ref_name)).await?;
+    }
+    match write {
+        PolicyWrite::None => {}
+        PolicyWrite::Remove => ctx.registry.delete_lifecycle_policy(&repository).await?,
+        PolicyWrite::Put { .. } => {
+            ctx.registry
+                .put_lifecycle_policy(&repository, &text)
+                .await?;
+            info!(repository = %repository, "put lifecycle policy");
+        }
+    }
+    status.applied = !lp.spec.dry_run;
+
+    let images = ctx.registry.list_images(&repository).await?;
+    let fresh = preview(&rules, &images, Utc::now(), PREVIEW_CAP);
+    let preview = settle_preview(status.preview.as_ref(), fresh);
+    let message = ready_message(lp.spec.dry_run, &repository, &preview);
+    let event = announce(write, &repository, rules.len());
     status.repository_name = Some(repository);
     status.repository_ref_name = Some(lp.spec.repository_ref.name.clone());
     status.rule_count = Some(rules.len() as i32);
@@ -534,6 +582,115 @@ async fn cleanup(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// (what, dryRun, applied, in ECR, expected write, expected event reason).
+    type WriteCase = (
+        &'static str,
+        bool,
+        bool,
+        Option<&'static str>,
+        PolicyWrite,
+        Option<&'static str>,
+    );
+
+    #[test]
+    fn write_table() {
+        let rendered = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}}]}"#;
+        // The same policy as ECR returns it: other key order, whitespace.
+        let same = r#"{ "rules": [ { "action": {"type": "expire"}, "selection": {"countNumber": 5, "countType": "imageCountMoreThan", "tagStatus": "any"}, "rulePriority": 1 } ] }"#;
+        let other = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":9},"action":{"type":"expire"}}]}"#;
+        let cases: Vec<WriteCase> = vec![
+            (
+                "first apply",
+                false,
+                false,
+                None,
+                PolicyWrite::Put { replacing: false },
+                Some("Applied"),
+            ),
+            ("in sync", false, true, Some(same), PolicyWrite::None, None),
+            (
+                "drifted in ECR",
+                false,
+                true,
+                Some(other),
+                PolicyWrite::Put { replacing: true },
+                Some("Updated"),
+            ),
+            (
+                "someone else's policy replaced on apply",
+                false,
+                false,
+                Some(other),
+                PolicyWrite::Put { replacing: true },
+                Some("Updated"),
+            ),
+            (
+                "deleted in ECR",
+                false,
+                true,
+                None,
+                PolicyWrite::Put { replacing: false },
+                Some("Applied"),
+            ),
+            (
+                "dryRun after apply removes ours",
+                true,
+                true,
+                Some(same),
+                PolicyWrite::Remove,
+                Some("Removed"),
+            ),
+            (
+                "dryRun leaves someone else's",
+                true,
+                false,
+                Some(other),
+                PolicyWrite::None,
+                None,
+            ),
+            (
+                "dryRun, nothing there",
+                true,
+                true,
+                None,
+                PolicyWrite::None,
+                None,
+            ),
+        ];
+        for (what, dry_run, applied, current, want, reason) in cases {
+            let write = plan_write(dry_run, applied, current, rendered);
+            assert_eq!(write, want, "{what}");
+            assert_eq!(
+                announce(write, "team/app", 1).map(|e| e.0),
+                reason,
+                "{what}"
+            );
+        }
+        let put = announce(PolicyWrite::Put { replacing: false }, "team/app", 2);
+        assert_eq!(
+            put.map(|e| e.2),
+            Some("Put lifecycle policy (2 rules) on ECR repository team/app".to_string())
+        );
+    }
+
+    #[test]
+    fn ready_messages_say_whether_the_policy_applies() {
+        let preview = LifecyclePreview {
+            image_count: 4,
+            expiring_count: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            ready_message(true, "team/app", &preview),
+            "dryRun: 2 of 4 images would expire; the policy is not applied"
+        );
+        assert_eq!(
+            ready_message(false, "team/app", &preview),
+            "lifecycle policy applied to team/app; 2 of 4 images would expire"
+        );
+    }
+
     use crate::api::lifecycle_policy::{LifecycleRule, LifecycleSelection};
     use k8s_openapi::jiff::Timestamp;
 
