@@ -1,0 +1,85 @@
+//! The scan reports the decision reads, by digest and by tag.
+
+use std::collections::BTreeMap;
+
+use super::*;
+
+pub(super) type Key = (String, String, String);
+
+/// An in-memory [`ReportLookup`] over a set of reports.
+///
+/// When several reports claim the same tag (a tag moved and an old report still lists it), the
+/// one with the latest `completedAt` wins.
+#[derive(Clone, Debug, Default)]
+pub struct ReportIndex {
+    by_digest: BTreeMap<Key, ImageScanReportSpec>,
+    tags: BTreeMap<Key, String>,
+}
+
+impl ReportIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `report`, replacing any earlier report for the same digest.
+    pub fn insert(&mut self, report: ImageScanReportSpec) {
+        let registry = report.registry_id.clone();
+        let repository = report.repository_name.clone();
+        let completed = completed_at(&report);
+        for tag in &report.image_tags {
+            let key = (registry.clone(), repository.clone(), tag.clone());
+            let newer = match self.tags.get(&key) {
+                Some(digest) => {
+                    let held = (registry.clone(), repository.clone(), digest.clone());
+                    completed >= self.by_digest.get(&held).and_then(completed_at)
+                }
+                None => true,
+            };
+            if newer {
+                self.tags.insert(key, report.image_digest.clone());
+            }
+        }
+        self.by_digest
+            .insert((registry, repository, report.image_digest.clone()), report);
+    }
+}
+
+impl FromIterator<ImageScanReportSpec> for ReportIndex {
+    fn from_iter<I: IntoIterator<Item = ImageScanReportSpec>>(iter: I) -> Self {
+        let mut index = Self::new();
+        for report in iter {
+            index.insert(report);
+        }
+        index
+    }
+}
+
+impl ReportLookup for ReportIndex {
+    fn by_digest(
+        &self,
+        registry_id: &str,
+        repository: &str,
+        digest: &str,
+    ) -> Option<&ImageScanReportSpec> {
+        self.by_digest.get(&(
+            registry_id.to_owned(),
+            repository.to_owned(),
+            digest.to_owned(),
+        ))
+    }
+
+    fn by_tag(
+        &self,
+        registry_id: &str,
+        repository: &str,
+        tag: &str,
+    ) -> Option<&ImageScanReportSpec> {
+        let digest = self.tags.get(&(
+            registry_id.to_owned(),
+            repository.to_owned(),
+            tag.to_owned(),
+        ))?;
+        self.by_digest(registry_id, repository, digest)
+    }
+}

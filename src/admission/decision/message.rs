@@ -1,0 +1,73 @@
+//! The denial message and the warnings, within the API server's limits.
+
+use super::*;
+
+/// A denied (policy, image), for the message.
+pub(super) struct Denied<'a> {
+    pub(super) policy: &'a str,
+    pub(super) image: &'a PodImage,
+    pub(super) shown: String,
+    pub(super) problem: Problem,
+}
+
+pub(super) fn denial_message(denied: &[Denied<'_>]) -> String {
+    let mut lines = vec!["denied by ECR image scan policy:".to_owned()];
+    for d in denied {
+        let detail = match &d.problem {
+            Problem::Findings(v) => v.details(),
+            other => other.summary(),
+        };
+        lines.push(format!(
+            "- {} {:?} ({}), ScanPolicy {}: {detail}",
+            d.image.kind, d.image.container, d.shown, d.policy
+        ));
+    }
+    let policies: BTreeSet<&str> = denied.iter().map(|d| d.policy).collect();
+    for policy in policies {
+        let problems = || {
+            denied
+                .iter()
+                .filter(|d| d.policy == policy)
+                .map(|d| &d.problem)
+        };
+        let findings = problems().any(|p| matches!(p, Problem::Findings(_)));
+        let unlisted = problems().any(|p| matches!(p, Problem::Findings(v) if v.unlisted > 0));
+        let unscanned = problems().any(|p| matches!(p, Problem::Unscanned(_)));
+        let invalid = problems().any(|p| matches!(p, Problem::InvalidReference(_)));
+        let mut hint =
+            format!("To admit such images, fix them, or get an exception in ScanPolicy {policy}:");
+        if findings {
+            hint.push_str(
+                " an allowlist entry per finding in spec.enforcement.allowlist (id, reason, \
+                 expires; images to narrow it), or",
+            );
+        }
+        hint.push_str(" a pattern matching the image in spec.enforcement.exemptImages.");
+        if unlisted {
+            hint.push_str(
+                " Findings left out of a truncated report have no id to allowlist: only \
+                 exemptImages covers them.",
+            );
+        }
+        if unscanned {
+            hint.push_str(" An unscanned image is admitted once its ECR scan completes.");
+        }
+        if invalid {
+            hint.push_str(" An invalid image reference must be corrected.");
+        }
+        lines.push(hint);
+    }
+    lines.join("\n")
+}
+
+/// `s` cut to at most `max` bytes on a character boundary, ending in `...` when cut.
+pub(super) fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub(3);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
