@@ -57,7 +57,7 @@ use tracing::Instrument;
 
 use super::cache::{ScanCache, Snapshot};
 use super::cert_secret::{self, SharedCertificate};
-use super::decision::{AuditRecord, DecisionInput, PodImage, ReportLookup, Verdict, decide};
+use super::decision::{AuditRecord, DecisionInput, PodImage, ReportLookup, Verdict, clip, decide};
 use super::metrics::{AdmissionMetrics, Outcome};
 use super::resolver::{CachedResolver, DigestResolver};
 use super::review::{self, Request, Subject};
@@ -951,16 +951,4 @@ fn summary(audit: &[AuditRecord]) -> String {
         .map(|(v, n)| format!("{n} {v}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `s` cut to at most `max` bytes on a character boundary, ending in `...` when cut.
-fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max.saturating_sub(3);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }

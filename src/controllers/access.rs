@@ -33,36 +33,15 @@ pub struct Grants {
 impl Grants {
     /// Starts the watches; they stop when the returned value is dropped.
     pub fn start(ctx: &Context) -> Arc<Grants> {
-        let scope = ctx.config.watch.clone();
         let client = ctx.client.clone();
         let (policies, policy_writer) = reflector::store::<RepositoryAccessPolicy>();
         let (namespaces, namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
         let (changed, _) = tokio::sync::watch::channel(0u64);
         let notify = changed.clone();
-        let policy_events = {
-            let client = client.clone();
-            let scope = scope.clone();
-            watcher(
-                scope.api::<RepositoryAccessPolicy>(&client),
-                scope.watcher_config(),
-            )
-            .default_backoff()
-            .filter_map(move |event| {
-                let client = client.clone();
-                let scope = scope.clone();
-                async move {
-                    match event {
-                        Ok(e) => super::parse_event::<RepositoryAccessPolicy>(&client, &scope, e)
-                            .await
-                            .map(Ok),
-                        Err(e) => Some(Err(e)),
-                    }
-                }
-            })
+        let policy_events = super::parsed_events::<RepositoryAccessPolicy>(ctx)
             .reflect(policy_writer)
             .map(|e| matches!(e, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))))
-            .boxed()
-        };
+            .boxed();
         let mut seen_labels: HashMap<String, BTreeMap<String, String>> = HashMap::new();
         let namespace_events = watcher(
             Api::<PartialObjectMeta<Namespace>>::all(client),

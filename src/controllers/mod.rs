@@ -536,6 +536,36 @@ where
     }
 }
 
+/// The watch events of `K` in the watch scope, read as JSON and parsed one by one: an object
+/// that does not parse is reported on itself and left out (see [`parse_event`]).
+pub fn parsed_events<K>(
+    ctx: &Context,
+) -> impl futures::Stream<Item = Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>>
++ Send
++ 'static
+where
+    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned + Send + 'static,
+    K::Scope: 'static,
+{
+    use futures::StreamExt;
+    use kube::runtime::utils::WatchStreamExt;
+    let client = ctx.client.clone();
+    let scope = ctx.config.watch.clone();
+    let json = scope.api::<K>(&client);
+    kube::runtime::watcher(json, scope.watcher_config())
+        .default_backoff()
+        .filter_map(move |event| {
+            let client = client.clone();
+            let scope = scope.clone();
+            async move {
+                match event {
+                    Ok(e) => parse_event::<K>(&client, &scope, e).await.map(Ok),
+                    Err(e) => Some(Err(e)),
+                }
+            }
+        })
+}
+
 /// The store and trigger stream every controller watches `K` with: the objects in the watch
 /// scope, reflected into the store, and passed on only when [`trigger_hash`] changes (status
 /// writes do not trigger). Objects are read as JSON and parsed one by one; one that does not
@@ -556,24 +586,9 @@ where
         + 'static,
     K::Scope: 'static,
 {
-    use futures::StreamExt;
     use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
-    let client = ctx.client.clone();
-    let scope = ctx.config.watch.clone();
-    let json = scope.api::<K>(&client);
     let (reader, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::watcher(json, scope.watcher_config())
-        .default_backoff()
-        .filter_map(move |event| {
-            let client = client.clone();
-            let scope = scope.clone();
-            async move {
-                match event {
-                    Ok(e) => parse_event::<K>(&client, &scope, e).await.map(Ok),
-                    Err(e) => Some(Err(e)),
-                }
-            }
-        })
+    let stream = parsed_events::<K>(ctx)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());

@@ -61,7 +61,7 @@ pub(super) fn denial_message(denied: &[Denied<'_>]) -> String {
 }
 
 /// `s` cut to at most `max` bytes on a character boundary, ending in `...` when cut.
-pub(super) fn clip(s: &str, max: usize) -> String {
+pub fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }

@@ -52,6 +52,7 @@ mod tests;
 
 use check::*;
 pub use index::ReportIndex;
+pub use message::clip;
 use message::*;
 
 /// The longest admission warning we produce: the API server's guidance for warnings.
