@@ -1,5 +1,6 @@
-//! The admission webhook: image reference parsing, the (pure) admission decision, the scan-report
-//! cache it reads, and the HTTPS server that answers the API server.
+//! The admission webhook: the (pure) admission decision, the scan-report cache it reads, and the
+//! HTTPS server that answers the API server. Image references, patterns and label selectors,
+//! which the controllers share, are in [`crate::image`].
 //!
 //! - [`server`]: the HTTPS server, [`serve`] is the entry point of `ecr-operator run`.
 //! - [`review`]: AdmissionReview in, AdmissionResponse out; which images a request introduces.

@@ -5,7 +5,9 @@
 //! image, including the `ephemeralcontainers` subresource) and for the pod templates of
 //! Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs. The server parses the
 //! request, gathers the inputs of [`decide`] from the [`ScanCache`] (and the
-//! [`DigestResolver`] for tags the cache does not know), and answers; it makes no decision itself.
+//! [`DigestResolver`] for tags the cache does not know), and answers. Whether a pod is admitted is
+//! [`decide`]'s; what happens when a tag cannot be resolved in time (below) is still decided
+//! here, around it.
 //!
 //! # Failure policy
 //!
