@@ -1,25 +1,39 @@
-//! The chaos run (issue #9): a seeded random schedule that creates, changes and deletes objects of
-//! every kind (valid and invalid) while ECR (moto, through the launcher's fault switch) throttles,
-//! fails, answers slowly or not in time, and restarts; the API server double restarts, drops
-//! watches and answers `410 Gone`; and the operator is killed mid-reconcile and started again.
-//! Then faults stop, the system settles, and invariants are checked against moto and the double.
+//! The chaos run (issue #9, #14): a seeded random schedule that creates, changes and deletes
+//! objects of every kind (valid and invalid, and Repositories that adopt unowned ECR repositories)
+//! while ECR (moto, through the launcher's fault switch) throttles, fails, answers slowly or not
+//! in time, and restarts; the API server double restarts, drops watches and answers `410 Gone`;
+//! and the operator, two replicas under leader election with fenced ECR writes, has a replica
+//! killed mid-reconcile and started again, or the leader cut off from the API server for longer
+//! than its lease. Then faults stop, the system settles, and invariants are checked against moto
+//! and the double; so is that every kind of fault injected actually hit something (moto's count
+//! of faults served, the double's count of what its fault hooks met, leaders actually fenced),
+//! and that a minimum of objects of each kind is Ready, so the run cannot pass on an empty world.
 //!
 //! `chaos_quick` runs in CI (`CHAOS_STEPS`, default 150). The full size is `chaos_full`
 //! (ignored by default; README `## Reliability`):
 //! `CHAOS_SEED=7 CHAOS_STEPS=2000 cargo test --test chaos -- --ignored --nocapture chaos_full`.
 //! Either prints `figure chaos_steps N`, `figure chaos_faults N`,
+//! `figure chaos_faults_landed_<kind> N`, `figure chaos_ready_<kind> N`,
 //! `figure chaos_invariant_violations N` and the seed to replay it with.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_sdk_ecr::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_sdk_ecr::config::timeout::TimeoutConfig;
+use aws_sdk_ecr::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_ecr::error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use ecr_operator::api::conditions;
-use ecr_operator::api::repository::OWNER_TAG;
+use ecr_operator::api::repository::{OWNER_TAG, Ownership};
 use ecr_operator::api::{
     ImageScanReport, LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository,
     ScanPolicy,
@@ -29,13 +43,15 @@ use ecr_operator::controllers::scan_policy::Scanning;
 use ecr_operator::controllers::singleton::Setting;
 use ecr_operator::controllers::status::{Reported, age_key};
 use ecr_operator::controllers::{self, Context, lifecycle_policy, policy};
-use ecr_operator::registry::{EcrRegistry, Registry};
+use ecr_operator::leader::{Fence, LeaderElector, LeaseConfig};
+use ecr_operator::registry::{EcrRegistry, Registry, WRITE_OPERATIONS};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use testbed::moto::{FaultKind, FaultScope};
+use testbed::proxy::TcpProxy;
 
 const GROUP: &str = "apiVersion: ecr.operator.dev/v1alpha1";
 /// How long the system may take to converge once faults stop.
@@ -43,6 +59,20 @@ const SETTLE: Duration = Duration::from_secs(180);
 /// Per-attempt timeout of the operator's ECR client: `Latency` faults longer than this are
 /// timeouts, which the SDK retries.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// The injected latency of a `timeout` fault: past the attempt timeout.
+const TIMEOUT_LATENCY_MS: u64 = 2000;
+/// The injected latency that slows ECR before a replica is killed mid-reconcile (distinct from
+/// `slow` faults, which stay at or under 1000 ms, so moto's counts tell them apart).
+const KILL_LATENCY_MS: u64 = 1200;
+/// Leader election of the two replicas: short, so partitions longer than the lease fit a run.
+const LEASE: Duration = Duration::from_secs(3);
+const RENEW_DEADLINE: Duration = Duration::from_secs(2);
+const RENEW_EVERY: Duration = Duration::from_millis(500);
+const LEASE_NAME: &str = "ecr-operator-chaos";
+const REPLICAS: [&str; 2] = ["replica-a", "replica-b"];
+/// A write sent this soon after its replica's fence shut is a race between the fence check
+/// before serialization and the send (microseconds), counted but not a violation.
+const FENCE_GRACE: Duration = Duration::from_millis(50);
 
 /// Panics anywhere in the process (operator tasks included), counted by a hook.
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -107,55 +137,406 @@ async fn chaos_full() {
     run(seed, steps).await;
 }
 
-/// The operator as a process under a supervisor: `run` again when it exits (as kubelet restarts
-/// a container that failed fast, e.g. because the API server was down at start).
-struct Operator {
-    client: kube::Client,
+/// Aborts a task when dropped: a replica's elector dies with its supervisor.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// One process of a replica: what `ecr-operator run --leader-elect` builds at start.
+#[derive(Clone)]
+struct Incarnation {
+    fence: Fence,
     registry: Arc<EcrRegistry>,
+    leading: Arc<AtomicBool>,
+}
+
+/// One replica of the operator (a pod): its own connection to the API server, through a proxy
+/// the run cuts (a partition of this replica alone); every process it ran.
+struct Replica {
+    identity: &'static str,
+    proxy: TcpProxy,
+    client: kube::Client,
+    incarnations: Mutex<Vec<Incarnation>>,
+    /// The supervisor (kubelet): starts a process again when one ends.
+    task: Mutex<Option<AbortOnDrop>>,
+    /// Processes that ended on their own (and were started again).
+    exits: AtomicUsize,
+    /// Cut off the API server now (one partition at a time).
+    cut: AtomicBool,
+}
+
+impl Replica {
+    fn current(&self) -> Option<Incarnation> {
+        self.incarnations.lock().unwrap().last().cloned()
+    }
+
+    fn running(&self) -> bool {
+        self.task
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|t| !t.0.is_finished())
+    }
+
+    /// Holds the lease now (a killed replica does not, whatever its last flag said).
+    fn leading(&self) -> bool {
+        self.running()
+            && self
+                .current()
+                .is_some_and(|i| i.leading.load(Ordering::SeqCst))
+    }
+
+    /// Whether any of its processes may write to ECR now.
+    fn fence_open(&self) -> bool {
+        self.incarnations
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|i| i.fence.is_open())
+    }
+
+    /// ECR calls of all its processes with this outcome (`success` writes: see `writes`).
+    fn outcomes(&self, outcome: &str) -> u64 {
+        self.incarnations
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|i| i.registry.stats().snapshot())
+            .filter(|((_, o), _)| *o == outcome)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Successful ECR writes of all its processes.
+    fn writes(&self) -> u64 {
+        self.incarnations
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|i| i.registry.stats().writes())
+            .sum()
+    }
+}
+
+/// Every ECR write a replica sends, seen just before it goes on the wire (each attempt, retries
+/// included), and every write ECR accepted.
+#[derive(Debug, Default)]
+struct WriteLog {
+    /// Writes sent while the sender's fence was shut (beyond [`FENCE_GRACE`]), with ECR's
+    /// answer once known: violations.
+    sent_fenced: Mutex<Vec<(String, Option<u16>)>>,
+    /// Writes sent within [`FENCE_GRACE`] of the fence shutting.
+    sent_at_the_edge: AtomicU64,
+    /// Write attempts ECR answered with success, by replica.
+    accepted: [AtomicU64; 2],
+}
+
+/// The interceptor that fills a [`WriteLog`] for one process of one replica.
+#[derive(Debug)]
+struct WriteAudit {
+    replica: usize,
+    fence: Fence,
+    log: Arc<WriteLog>,
+    started: Instant,
+}
+
+/// Marks the attempt under way as sent through a shut fence (its entry in `sent_fenced`).
+#[derive(Clone, Debug)]
+struct SentFenced(usize);
+
+impl Storable for SentFenced {
+    type Storer = StoreReplace<Self>;
+}
+
+fn write_operation(cfg: &ConfigBag) -> Option<String> {
+    let op = cfg.load::<Metadata>()?.name().to_string();
+    WRITE_OPERATIONS.contains(&op.as_str()).then_some(op)
+}
+
+impl Intercept for WriteAudit {
+    fn name(&self) -> &'static str {
+        "ChaosWriteAudit"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(op) = write_operation(cfg) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        cfg.interceptor_state().unset::<SentFenced>();
+        if !self.fence.is_open_at(now) {
+            if self
+                .fence
+                .is_open_at(now.checked_sub(FENCE_GRACE).unwrap_or(now))
+            {
+                self.log.sent_at_the_edge.fetch_add(1, Ordering::SeqCst);
+            } else {
+                let attempt = cfg.load::<RequestAttempts>().map_or(0, |a| a.attempts());
+                let mut sent = self.log.sent_fenced.lock().unwrap();
+                sent.push((
+                    format!(
+                        "{} sent {op} (attempt {attempt}) at {:.3}s while its fence was shut (it did not hold the lease within its renew deadline)",
+                        REPLICAS[self.replica],
+                        now.duration_since(self.started).as_secs_f64()
+                    ),
+                    None,
+                ));
+                cfg.interceptor_state()
+                    .store_put(SentFenced(sent.len() - 1));
+            }
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if write_operation(cfg).is_none() {
+            return Ok(());
+        }
+        let status = context.response().map(|r| r.status());
+        if status.is_some_and(|s| s.is_success()) {
+            self.log.accepted[self.replica].fetch_add(1, Ordering::SeqCst);
+        }
+        if let Some(SentFenced(i)) = cfg.load::<SentFenced>() {
+            self.log.sent_fenced.lock().unwrap()[*i].1 = status.map(|s| s.as_u16());
+        }
+        Ok(())
+    }
+}
+
+/// When each replica's fence was open, polled every 10 ms: the two must never overlap (the
+/// elector guarantees it when clocks run at the same rate, as here). A poll sees an interval
+/// shorter than it was by at most one period, so an overlap seen is a real one.
+#[derive(Default)]
+struct FenceTimeline {
+    open_since: [Option<Instant>; 2],
+    intervals: [Vec<(Instant, Instant)>; 2],
+}
+
+impl FenceTimeline {
+    fn observe(&mut self, replica: usize, open: bool, now: Instant) {
+        match (self.open_since[replica], open) {
+            (None, true) => self.open_since[replica] = Some(now),
+            (Some(since), false) => {
+                self.intervals[replica].push((since, now));
+                self.open_since[replica] = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn close(&mut self, now: Instant) {
+        for r in 0..2 {
+            self.observe(r, false, now);
+        }
+    }
+
+    fn overlaps(&self, started: Instant) -> Vec<String> {
+        let mut v = Vec::new();
+        for &(a0, a1) in &self.intervals[0] {
+            for &(b0, b1) in &self.intervals[1] {
+                if a0 < b1 && b0 < a1 {
+                    let t = |i: Instant| i.duration_since(started).as_secs_f64();
+                    v.push(format!(
+                        "both fences open at once: {} {:.3}s..{:.3}s, {} {:.3}s..{:.3}s",
+                        REPLICAS[0],
+                        t(a0),
+                        t(a1),
+                        REPLICAS[1],
+                        t(b0),
+                        t(b1)
+                    ));
+                }
+            }
+        }
+        v
+    }
+}
+
+/// The operator as two replicas under leader election (as `ecr-operator run --leader-elect`
+/// wires them: controllers run while the lease is held, ECR writes behind the elector's fence),
+/// each under a supervisor that starts it again when it exits.
+struct Operator {
+    replicas: [Arc<Replica>; 2],
+    sdk: aws_config::SdkConfig,
     config: controllers::Config,
-    task: Option<tokio::task::JoinHandle<()>>,
-    exits: Arc<AtomicUsize>,
+    writes: Arc<WriteLog>,
+    timeline: Arc<Mutex<FenceTimeline>>,
+    _poller: AbortOnDrop,
+    started: Instant,
 }
 
 impl Operator {
-    fn start(&mut self) {
-        let (client, registry, config) = (
-            self.client.clone(),
-            self.registry.clone(),
-            self.config.clone(),
-        );
-        let exits = self.exits.clone();
-        self.task = Some(tokio::spawn(async move {
-            loop {
-                let ctx = Arc::new(Context::new(
-                    client.clone(),
-                    registry.clone(),
-                    config.clone(),
-                ));
-                match controllers::run(ctx, std::future::pending::<()>()).await {
-                    Ok(()) => break,
-                    Err(e) => {
-                        exits.fetch_add(1, Ordering::SeqCst);
-                        eprintln!("operator exited ({e}); restarting");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
+    async fn new(
+        server: &apiserver_double::ApiServer,
+        sdk: aws_config::SdkConfig,
+        config: controllers::Config,
+        started: Instant,
+    ) -> Operator {
+        let mut replicas = Vec::new();
+        for identity in REPLICAS {
+            let proxy = TcpProxy::start(server.addr()).await.unwrap();
+            // As `ApiServer::client` builds its client, against the proxy.
+            let url = format!("http://{}", proxy.addr());
+            let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+            replicas.push(Arc::new(Replica {
+                identity,
+                proxy,
+                client,
+                incarnations: Mutex::new(Vec::new()),
+                task: Mutex::new(None),
+                exits: AtomicUsize::new(0),
+                cut: AtomicBool::new(false),
+            }));
+        }
+        let replicas: [Arc<Replica>; 2] = [replicas[0].clone(), replicas[1].clone()];
+        let timeline = Arc::new(Mutex::new(FenceTimeline::default()));
+        let poller = {
+            let (replicas, timeline) = (replicas.clone(), timeline.clone());
+            tokio::spawn(async move {
+                loop {
+                    let now = Instant::now();
+                    let open = [replicas[0].fence_open(), replicas[1].fence_open()];
+                    {
+                        let mut t = timeline.lock().unwrap();
+                        t.observe(0, open[0], now);
+                        t.observe(1, open[1], now);
                     }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
-            }
-        }));
+            })
+        };
+        Operator {
+            replicas,
+            sdk,
+            config,
+            writes: Arc::new(WriteLog::default()),
+            timeline,
+            _poller: AbortOnDrop(poller),
+            started,
+        }
     }
 
-    /// Kills it at once, wherever it is (mid-reconcile included).
-    fn kill(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
+    /// Starts replica `r` (a new process each time its supervisor starts it).
+    fn start(&self, r: usize) {
+        let replica = self.replicas[r].clone();
+        let (sdk, config, log, started) = (
+            self.sdk.clone(),
+            self.config.clone(),
+            self.writes.clone(),
+            self.started,
+        );
+        let supervisor = tokio::spawn(async move {
+            loop {
+                let fence = Fence::shut();
+                let audit = WriteAudit {
+                    replica: r,
+                    fence: fence.clone(),
+                    log: log.clone(),
+                    started,
+                };
+                let ecr = aws_sdk_ecr::config::Builder::from(&sdk)
+                    .interceptor(audit)
+                    .build();
+                let registry = Arc::new(
+                    EcrRegistry::from_client(aws_sdk_ecr::Client::from_conf(ecr))
+                        .with_fence(fence.clone()),
+                );
+                let elector = LeaderElector::new(
+                    replica.client.clone(),
+                    LeaseConfig {
+                        namespace: "default".into(),
+                        name: LEASE_NAME.into(),
+                        identity: replica.identity.into(),
+                        lease_duration: LEASE,
+                        renew_deadline: RENEW_DEADLINE,
+                        renew_every: RENEW_EVERY,
+                    },
+                )
+                .with_fence(fence.clone());
+                replica.incarnations.lock().unwrap().push(Incarnation {
+                    fence,
+                    registry: registry.clone(),
+                    leading: elector.leading_flag(),
+                });
+                let (client, config) = (replica.client.clone(), config.clone());
+                let identity = replica.identity;
+                let mut process = AbortOnDrop(tokio::spawn(elector.run(
+                    std::future::pending::<()>(),
+                    move |mut lost| {
+                        let ctx = Arc::new(Context::new(
+                            client.clone(),
+                            registry.clone(),
+                            config.clone(),
+                        ));
+                        async move {
+                            let stop = async move {
+                                let _ = lost.wait_for(|l| *l).await;
+                            };
+                            if let Err(e) = controllers::run(ctx, stop).await {
+                                eprintln!("{identity}: controllers stopped ({e})");
+                            }
+                        }
+                    },
+                )));
+                let ended = (&mut process.0).await;
+                replica.exits.fetch_add(1, Ordering::SeqCst);
+                eprintln!("{identity} exited ({ended:?}); restarting");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        *self.replicas[r].task.lock().unwrap() = Some(AbortOnDrop(supervisor));
+    }
+
+    /// Kills replica `r` at once, wherever it is (mid-reconcile included). True if it ran.
+    fn kill(&self, r: usize) -> bool {
+        let ran = self.replicas[r].running();
+        self.replicas[r].task.lock().unwrap().take();
+        ran
+    }
+
+    fn start_all(&self) {
+        for r in 0..2 {
+            if !self.replicas[r].running() {
+                self.start(r);
+            }
         }
+    }
+
+    fn kill_all(&self) {
+        for r in 0..2 {
+            self.kill(r);
+        }
+    }
+
+    /// The replica holding the lease now, if any.
+    fn leader(&self) -> Option<usize> {
+        (0..2).find(|&r| self.replicas[r].leading())
     }
 }
 
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// What a partition did, known when it ends.
+struct PartitionOutcome {
+    replica: usize,
+    cut_at: f64,
+    restored_at: f64,
+    /// The cut-off leader's fence was shut when the partition ended: it stopped writing.
+    fenced: bool,
+    /// The other replica led by then.
+    taken_over: bool,
 }
 
 /// What the schedule did that the invariants depend on.
@@ -165,6 +546,19 @@ struct Record {
     faults: BTreeMap<&'static str, u64>,
     /// Unowned repositories seeded in ECR, with what they held: never to be touched.
     unowned: BTreeMap<String, Snapshot>,
+    /// Unowned repositories seeded for adoption, with what they held: an adopter may take
+    /// them over; until one does, they stay as they are.
+    adoptable: BTreeMap<String, Snapshot>,
+    /// Adoptable repositories an adopter was given `deletionPolicy: Delete` for: they may go.
+    adoptable_deletable: BTreeSet<String>,
+    /// Faults that hit something, by kind (ECR faults: calls moto answered with the fault).
+    landed: BTreeMap<&'static str, u64>,
+    /// Faults moto served before it restarted (its counts start again), by label.
+    served_before_restarts: BTreeMap<String, u64>,
+    /// Cut-off leaders whose fence was still open when their partition ended.
+    fence_violations: Vec<String>,
+    /// The double's fault counters when the run started.
+    double_landed_at_start: apiserver_double::FaultsLanded,
     /// ECR repositories of Retain objects that were deleted (name -> owner tag): must remain.
     retained: BTreeMap<String, String>,
     /// Invalid objects the API server accepted.
@@ -192,6 +586,9 @@ impl Record {
     }
     fn fault_total(&self) -> u64 {
         self.faults.values().sum()
+    }
+    fn landed(&mut self, kind: &'static str, n: u64) {
+        *self.landed.entry(kind).or_default() += n;
     }
 }
 
@@ -235,12 +632,23 @@ async fn snapshot(reg: &EcrRegistry, name: &str) -> Result<Option<Snapshot>, Str
 }
 
 const NAMESPACES: [&str; 2] = ["chaos-a", "chaos-b"];
-/// Repository object names; `t*` set spec.repositoryName `team/t*`; `legacy*` target the
-/// unowned repositories (never with adopt).
-const REPO_NAMES: [&str; 9] = [
-    "r0", "r1", "r2", "r3", "r4", "t0", "t1", "legacy0", "legacy1",
+/// Repository object names; `t*` set spec.repositoryName `team/t*`; `adopt*` adopt the
+/// repositories seeded for them (always with `adopt: true`); `legacy*` target the unowned
+/// repositories (never with adopt).
+const REPO_NAMES: [&str; 12] = [
+    "r0", "r1", "r2", "r3", "r4", "t0", "t1", "adopt0", "adopt1", "adopt2", "legacy0", "legacy1",
 ];
+/// What LifecyclePolicies and image pushes target: all but the never-touched.
+const MANAGED_REPOS: &[&str] = REPO_NAMES.split_at(10).0;
 const UNOWNED: [&str; 2] = ["legacy0", "legacy1"];
+/// Seeded unowned, for adoption by the `adopt*` objects.
+const ADOPTABLE: [&str; 3] = ["adopt0", "adopt1", "adopt2"];
+/// The anchors: one valid object of each kind, created first and never changed or deleted by
+/// the schedule (faults still hit them), so the run always ends with something Ready of each.
+const ANCHOR: &str = "anchor";
+/// The anchor adopter's name, and its repository's: a new one (`anchor-adopt-N`) after a moto
+/// restart when the operator created the old one again before it could be seeded.
+const ANCHOR_ADOPT: &str = "anchor-adopt";
 const LCP_NAMES: [&str; 3] = ["lcp0", "lcp1", "lcp2"];
 const RC_NAMES: [&str; 3] = ["rc0", "rc1", "rc2"];
 const SP_NAMES: [&str; 3] = ["sp0", "sp1", "sp2"];
@@ -283,6 +691,9 @@ fn repository_spec(rng: &mut Rng, name: &str) -> Value {
     if name.starts_with('t') {
         spec["repositoryName"] = json!(ecr_name(name));
     }
+    if ADOPTABLE.contains(&name) {
+        spec["adopt"] = json!(true);
+    }
     if rng.chance(0.6) {
         let mut tags = serde_json::Map::new();
         for _ in 0..rng.below(4) {
@@ -305,7 +716,7 @@ fn repository_spec(rng: &mut Rng, name: &str) -> Value {
 }
 
 fn lifecycle_spec(rng: &mut Rng) -> Value {
-    let repo = *rng.pick(&REPO_NAMES[..7]);
+    let repo = *rng.pick(MANAGED_REPOS);
     let mut rules = vec![];
     if rng.chance(0.6) {
         rules.push(json!({"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": rng.range(1, 30)}}));
@@ -365,6 +776,11 @@ struct Chaos {
     checker: EcrRegistry,
     rng: Rng,
     record: Record,
+    /// Partitions under way: each restores its replica's connection when it ends.
+    partitions: Vec<tokio::task::JoinHandle<PartitionOutcome>>,
+    /// The anchor adopter of now (see [`ANCHOR_ADOPT`]) and how many there were.
+    anchor_adopt: String,
+    anchor_adopters: u32,
 }
 
 async fn run(seed: u64, steps: u64) {
@@ -373,7 +789,7 @@ async fn run(seed: u64, steps: u64) {
     let started = Instant::now();
     // The double: the run restarts it, drops its watches and compacts it.
     let mut env = common::Env::start_on_double().await;
-    // The harness supervises its own operator (restarting it when it exits, as kubelet would).
+    // The run supervises its own replicas (restarting them when they exit, as kubelet would).
     env.kill_operator();
     let client = env.kube.client();
     for ns in NAMESPACES {
@@ -390,15 +806,13 @@ async fn run(seed: u64, steps: u64) {
                 .build(),
         )
         .build();
-    let registry = Arc::new(EcrRegistry::from_client(aws_sdk_ecr::Client::new(&sdk)));
-    let mut operator = Operator {
-        client: client.clone(),
-        registry,
-        config: env.config.clone(),
-        task: None,
-        exits: Arc::new(AtomicUsize::new(0)),
-    };
-    operator.start();
+    let server = env
+        .kube
+        .server()
+        .expect("the chaos run needs the API server double");
+    let double_landed_at_start = server.faults_landed();
+    let operator = Operator::new(server, sdk, env.config.clone(), started).await;
+    operator.start_all();
     let checker = EcrRegistry::from_client(env.moto.ecr_client());
     let mut chaos = Chaos {
         env,
@@ -408,10 +822,15 @@ async fn run(seed: u64, steps: u64) {
         rng: Rng(seed),
         record: Record {
             started: Some(started),
+            double_landed_at_start,
             ..Record::default()
         },
+        partitions: Vec::new(),
+        anchor_adopt: ANCHOR_ADOPT.to_string(),
+        anchor_adopters: 0,
     };
     chaos.seed_unowned().await;
+    chaos.create_anchors().await;
 
     for _ in 0..steps {
         chaos.step().await;
@@ -422,21 +841,35 @@ async fn run(seed: u64, steps: u64) {
     }
     let schedule_took = started.elapsed();
 
-    let violations = chaos.settle_and_check().await;
+    let mut violations = chaos.settle_and_check().await;
     println!("chaos final state: {}", chaos.summary().await);
     if violations.is_empty() {
         chaos.self_test().await;
     }
+    let ready = chaos.ready_counts().await;
+    violations.extend(ready_minimums(&ready));
+    violations.extend(chaos.faults_landed().await);
+    violations.extend(chaos.leadership_holds());
     let r = &chaos.record;
     println!(
         "chaos seed {seed}: schedule {schedule_took:?}, total {:?}",
         started.elapsed()
     );
     println!("chaos faults by kind: {:?}", r.faults);
-    println!(
-        "chaos operator exits (fail-fast at start, restarted): {}",
-        chaos.operator.exits.load(Ordering::SeqCst)
-    );
+    println!("chaos faults landed by kind: {:?}", r.landed);
+    for (r, replica) in chaos.operator.replicas.iter().enumerate() {
+        let terms = chaos.operator.timeline.lock().unwrap().intervals[r].len();
+        let processes = replica.incarnations.lock().unwrap().len();
+        println!(
+            "chaos {}: {} processes, {} exited on their own; {terms} terms with an open fence; {} ECR writes ({} accepted write attempts), {} refused by the fence",
+            replica.identity,
+            processes,
+            replica.exits.load(Ordering::SeqCst),
+            replica.writes(),
+            chaos.operator.writes.accepted[r].load(Ordering::SeqCst),
+            replica.outcomes("fenced"),
+        );
+    }
     for v in &violations {
         println!("VIOLATION: {v}");
     }
@@ -447,6 +880,33 @@ async fn run(seed: u64, steps: u64) {
     }
     println!("figure chaos_steps {}", r.steps);
     println!("figure chaos_faults {}", r.fault_total());
+    for (kind, n) in &r.faults {
+        println!(
+            "figure chaos_faults_landed_{kind} {} (of {n} injected)",
+            r.landed.get(kind).copied().unwrap_or(0)
+        );
+    }
+    println!(
+        "figure chaos_faults_landed {}",
+        r.faults
+            .keys()
+            .filter(|k| r.landed.get(*k).copied().unwrap_or(0) > 0)
+            .count()
+    );
+    for (kind, n) in &ready {
+        println!("figure chaos_ready_{kind} {n}");
+    }
+    for (r, replica) in chaos.operator.replicas.iter().enumerate() {
+        println!(
+            "figure chaos_ecr_writes_{} {}",
+            replica.identity.replace('-', "_"),
+            chaos.operator.writes.accepted[r].load(Ordering::SeqCst)
+        );
+    }
+    println!(
+        "figure chaos_writes_sent_fenced {}",
+        chaos.operator.writes.sent_fenced.lock().unwrap().len()
+    );
     println!("figure chaos_invariant_violations {}", violations.len());
     println!("chaos seed {seed} (replay: CHAOS_SEED={seed} CHAOS_STEPS={steps})");
     assert!(
@@ -456,16 +916,116 @@ async fn run(seed: u64, steps: u64) {
     );
 }
 
+/// The least the run must end with, Ready, so it cannot pass on an empty world: the anchors
+/// (created first, never deleted by the schedule) guarantee each of these.
+const READY_MINIMUMS: [(&str, usize); 6] = [
+    ("repository", 2),
+    ("repository_adopted", 1),
+    ("lifecyclepolicy", 1),
+    ("replicationconfig", 1),
+    ("scanpolicy", 1),
+    ("pullthroughcacherule", 1),
+];
+
+fn ready_minimums(ready: &BTreeMap<&'static str, usize>) -> Vec<String> {
+    READY_MINIMUMS
+        .iter()
+        .filter(|(kind, min)| ready.get(kind).copied().unwrap_or(0) < *min)
+        .map(|(kind, min)| {
+            format!(
+                "only {} {kind} Ready at the end; the run must end with at least {min}",
+                ready.get(kind).copied().unwrap_or(0)
+            )
+        })
+        .collect()
+}
+
 impl Chaos {
     fn server(&self) -> Option<&apiserver_double::ApiServer> {
         self.env.kube.server()
     }
 
-    /// Creates the repositories nobody in the cluster owns, with settings to notice any change.
+    /// Creates the repositories nobody in the cluster owns (never to be touched) and those
+    /// seeded for adoption, with settings to notice any change.
     async fn seed_unowned(&mut self) {
-        let ecr = self.env.ecr();
+        self.anchor_adoption().await;
         for name in UNOWNED {
-            let created = ecr
+            match self.seed(name).await {
+                Some(snap) => self.record.unowned.insert(name.to_string(), snap),
+                // After a moto restart the operator may have created it first, for an object
+                // that targets this name: then it is the operator's, legitimately.
+                None => self.record.unowned.remove(name),
+            };
+        }
+        for name in ADOPTABLE {
+            self.seed_adoptable(name).await;
+        }
+    }
+
+    /// Seeds the anchor adopter's repository. After a moto restart the operator may have
+    /// created it again first (for the anchor, which it then owns as Created): then a new
+    /// anchor adopts a new repository, so the run keeps something adopted.
+    async fn anchor_adoption(&mut self) {
+        let name = self.anchor_adopt.clone();
+        let seeded = self.seed(&name).await;
+        self.record.note(format!(
+            "seed anchor adoptable {name} -> {}",
+            seeded.is_some()
+        ));
+        if let Some(snap) = seeded {
+            self.record.adoptable.insert(name, snap);
+            return;
+        }
+        self.anchor_adopters += 1;
+        let name = format!("{ANCHOR_ADOPT}-{}", self.anchor_adopters);
+        let snap = self
+            .seed(&name)
+            .await
+            .unwrap_or_else(|| panic!("{name} existed before it was seeded"));
+        self.record.adoptable.insert(name.clone(), snap);
+        self.create_anchor_adopter(&name).await;
+        self.anchor_adopt = name;
+    }
+
+    async fn create_anchor_adopter(&mut self, name: &str) {
+        let ns = NAMESPACES[0];
+        let spec = json!({"imageTagMutability": "MUTABLE", "scanOnPush": false, "deletionPolicy": "Retain", "adopt": true});
+        retrying("creating the anchor adopter", || async {
+            dynamic_api::<Repository>(&self.client, Some(ns))
+                .create(
+                    &PostParams::default(),
+                    &object("Repository", name, spec.clone()),
+                )
+                .await
+                .ok()
+        })
+        .await;
+        self.record
+            .note(format!("create anchor Repository {ns}/{name} {spec}"));
+        self.record.last_retain.insert(
+            format!("{}/{ns}/{name}", self.operator.config.cluster_id),
+            true,
+        );
+    }
+
+    /// Seeds `name` for adoption unless it exists (adopted, or created by an adopter after a
+    /// moto restart or its deletion: then it is the operator's).
+    async fn seed_adoptable(&mut self, name: &str) {
+        let seeded = self.seed(name).await;
+        self.record
+            .note(format!("seed adoptable {name} -> {}", seeded.is_some()));
+        if let Some(snap) = seeded {
+            self.record.adoptable.insert(name.to_string(), snap);
+        }
+    }
+
+    /// Creates an unowned repository as a team outside the cluster would; its state, or None
+    /// when it already exists. ECR faults may be active: each call is retried until it goes
+    /// through.
+    async fn seed(&self, name: &str) -> Option<Snapshot> {
+        let ecr = self.env.ecr();
+        let created = retrying("seeding a repository", || async {
+            match ecr
                 .create_repository()
                 .repository_name(name)
                 .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
@@ -482,24 +1042,91 @@ impl Chaos {
                         .unwrap(),
                 )
                 .send()
-                .await;
-            if created.is_err() {
-                // After a moto restart the operator may have created it first, for an object
-                // that targets this name: then it is the operator's, legitimately.
-                self.record.unowned.remove(name);
-                continue;
+                .await
+            {
+                Ok(_) => Some(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_repository_already_exists_exception()) =>
+                {
+                    Some(false)
+                }
+                Err(_) => None,
             }
+        })
+        .await;
+        if !created {
+            return None;
+        }
+        let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "Legacy", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "ecr:BatchGetImage"}]}).to_string();
+        retrying("seeding a repository policy", || async {
             ecr.set_repository_policy()
                 .repository_name(name)
-                .policy_text(
-                    json!({"Version": "2012-10-17", "Statement": [{"Sid": "Legacy", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "ecr:BatchGetImage"}]}).to_string(),
-                )
+                .policy_text(&policy)
                 .send()
                 .await
-                .unwrap();
-            let snap = snapshot(&self.checker, name).await.unwrap().unwrap();
-            self.record.unowned.insert(name.to_string(), snap);
+                .ok()
+        })
+        .await;
+        // What was seeded (an adopter may already be changing it, which is its right).
+        Some(Snapshot {
+            tag_mutability: "IMMUTABLE".to_string(),
+            scan_on_push: true,
+            tags: BTreeMap::from([("team".to_string(), "legacy".to_string())]),
+            policy: serde_json::from_str(&policy).ok(),
+            lifecycle: None,
+        })
+    }
+
+    /// One valid object of each kind, oldest of all (so they win every merge and conflict),
+    /// never changed or deleted by the schedule: the run always has something to end Ready.
+    async fn create_anchors(&mut self) {
+        let ns = NAMESPACES[0];
+        let anchors = [
+            (
+                dynamic_api::<Repository>(&self.client, Some(ns)),
+                "Repository",
+                ANCHOR,
+                json!({"imageTagMutability": "MUTABLE", "deletionPolicy": "Retain", "tags": {"k0": "anchor"}}),
+            ),
+            (
+                dynamic_api::<LifecyclePolicy>(&self.client, Some(ns)),
+                "LifecyclePolicy",
+                ANCHOR,
+                json!({"repositoryRef": {"name": ANCHOR}, "rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}}]}),
+            ),
+            (
+                dynamic_api::<ReplicationConfig>(&self.client, None),
+                "ReplicationConfig",
+                ANCHOR,
+                json!({"rules": [{"destinations": [{"region": "eu-west-1", "registryId": "123456789012"}]}]}),
+            ),
+            (
+                dynamic_api::<ScanPolicy>(&self.client, None),
+                "ScanPolicy",
+                ANCHOR,
+                json!({"scanType": "BASIC", "rules": [{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "*"}]}], "enforcement": {"mode": "warn", "severityThreshold": "CRITICAL"}}),
+            ),
+            (
+                dynamic_api::<PullThroughCacheRule>(&self.client, None),
+                "PullThroughCacheRule",
+                ANCHOR,
+                json!({"ecrRepositoryPrefix": ANCHOR, "upstreamRegistryUrl": "registry.k8s.io"}),
+            ),
+        ];
+        for (api, kind, name, spec) in anchors {
+            api.create(&PostParams::default(), &object(kind, name, spec.clone()))
+                .await
+                .unwrap_or_else(|e| panic!("creating the anchor {kind} {name}: {e}"));
+            self.record
+                .note(format!("create anchor {kind} {name} {spec}"));
         }
+        self.record.last_retain.insert(
+            format!("{}/{ns}/{ANCHOR}", self.operator.config.cluster_id),
+            true,
+        );
+        let name = self.anchor_adopt.clone();
+        self.create_anchor_adopter(&name).await;
     }
 
     async fn step(&mut self) {
@@ -512,6 +1139,11 @@ impl Chaos {
             52..=57 => self.ptc_op().await,
             58..=63 => self.invalid_op().await,
             64..=67 => self.push_image().await,
+            68 | 69 => {
+                // Adopters with Delete take their repositories with them: seed them again.
+                let name = *self.rng.pick(&ADOPTABLE);
+                self.seed_adoptable(name).await;
+            }
             _ => self.fault().await,
         }
     }
@@ -535,6 +1167,9 @@ impl Chaos {
                         .last_retain
                         .insert(owner.clone(), spec["deletionPolicy"] == "Retain");
                     self.record.retained.retain(|_, o| *o != owner);
+                    if ADOPTABLE.contains(&name) && spec["deletionPolicy"] == "Delete" {
+                        self.record.adoptable_deletable.insert(name.to_string());
+                    }
                 }
             }
             4..=6 => {
@@ -560,6 +1195,9 @@ impl Chaos {
                     let owner = format!("{}/{ns}/{name}", self.operator.config.cluster_id);
                     let retain = spec["deletionPolicy"] == "Retain";
                     self.record.last_retain.insert(owner.clone(), retain);
+                    if ADOPTABLE.contains(&name) && !retain {
+                        self.record.adoptable_deletable.insert(name.to_string());
+                    }
                     if !retain {
                         // Patched to Delete while its deletion is still pending: the operator
                         // deletes by the spec it sees then, so what it retained may go.
@@ -677,7 +1315,7 @@ impl Chaos {
     }
 
     async fn push_image(&mut self) {
-        let object = *self.rng.pick(&REPO_NAMES[..7]);
+        let object = *self.rng.pick(MANAGED_REPOS);
         let name = ecr_name(object);
         let tag = format!(
             "{}{}",
@@ -692,7 +1330,7 @@ impl Chaos {
 
     async fn fault(&mut self) {
         let moto = &self.env.moto;
-        match self.rng.below(12) {
+        match self.rng.below(13) {
             0 | 1 => {
                 let n = self.rng.range(3, 15) as u32;
                 let _ = moto
@@ -740,7 +1378,7 @@ impl Chaos {
                 let _ = moto
                     .inject(
                         "*",
-                        FaultKind::Latency(ATTEMPT_TIMEOUT + Duration::from_millis(500)),
+                        FaultKind::Latency(Duration::from_millis(TIMEOUT_LATENCY_MS)),
                         FaultScope::Next(n),
                     )
                     .await;
@@ -750,52 +1388,182 @@ impl Chaos {
                 if self.rng.chance(0.5) {
                     // ECR state is lost: nothing from before can be expected to remain.
                     self.record.retained.clear();
+                    self.record.adoptable.clear();
+                    self.bank_served_faults().await;
+                    let calls: u64 = self
+                        .env
+                        .moto
+                        .calls()
+                        .await
+                        .map(|c| c.values().sum())
+                        .unwrap_or(0);
+                    self.record.fault("moto_restart");
                     if self.env.moto.restart().await.is_ok() {
+                        // It served calls and lost what they made.
+                        self.record.landed("moto_restart", u64::from(calls > 0));
                         self.seed_unowned().await;
                     }
-                    self.record.fault("moto_restart");
                 } else {
-                    self.operator.kill();
-                    self.operator.start();
+                    let r = self.rng.below(2) as usize;
+                    let ran = self.operator.kill(r);
+                    self.operator.start(r);
                     self.record.fault("operator_restart");
+                    self.record
+                        .note(format!("restarted {} (was running: {ran})", REPLICAS[r]));
+                    self.record.landed("operator_restart", u64::from(ran));
                 }
             }
             8 => {
                 let down = self.rng.range(50, 800);
                 if let Some(s) = self.server() {
+                    let before = s.faults_landed().connections_cut;
                     s.stop().await;
+                    let cut = s.faults_landed().connections_cut - before;
                     tokio::time::sleep(Duration::from_millis(down)).await;
                     s.restart().await.unwrap();
                     self.record.fault("apiserver_restart");
+                    self.record
+                        .note(format!("API server down {down} ms, {cut} connections cut"));
+                    self.record.landed("apiserver_restart", u64::from(cut > 0));
                 }
             }
             9 => {
                 if let Some(s) = self.server() {
-                    s.drop_watches();
+                    // Again while no watch was open to drop (they reopen after a restart).
+                    let mut hit = false;
+                    for _ in 0..3 {
+                        let before = s.faults_landed().dropped_watches;
+                        s.drop_watches();
+                        hit = landed_soon(|| s.faults_landed().dropped_watches > before).await;
+                        if hit {
+                            break;
+                        }
+                    }
                     self.record.fault("dropped_watches");
+                    self.record.landed("dropped_watches", u64::from(hit));
                 }
             }
             10 => {
                 if let Some(s) = self.server() {
-                    s.expire_watches();
+                    // The dropped watchers resume from a compacted version: 410, then re-list.
+                    // None does when each had seen the latest version: then again, later.
+                    let mut hit = false;
+                    for _ in 0..3 {
+                        let before = s.faults_landed().gone_sent;
+                        s.expire_watches();
+                        hit = landed_soon(|| s.faults_landed().gone_sent > before).await;
+                        if hit {
+                            break;
+                        }
+                    }
                     self.record.fault("watch_410_gone");
+                    self.record.landed("watch_410_gone", u64::from(hit));
                 }
             }
-            _ => {
+            11 => {
                 // Killed mid-reconcile: right after a change, while ECR answers slowly.
                 let _ = moto
                     .inject(
                         "*",
-                        FaultKind::Latency(Duration::from_millis(400)),
+                        FaultKind::Latency(Duration::from_millis(KILL_LATENCY_MS)),
                         FaultScope::Next(3),
                     )
                     .await;
                 self.repository_op().await;
                 let after = self.rng.below(300);
                 tokio::time::sleep(Duration::from_millis(after)).await;
-                self.operator.kill();
-                self.operator.start();
+                // The leader: the replica that is reconciling.
+                let leader = self.operator.leader();
+                let r = leader.unwrap_or_else(|| self.rng.below(2) as usize);
+                self.operator.kill(r);
+                self.operator.start(r);
                 self.record.fault("operator_kill_mid_reconcile");
+                self.record.note(format!(
+                    "killed {} mid-reconcile (leader: {})",
+                    REPLICAS[r],
+                    leader.is_some()
+                ));
+                self.record
+                    .landed("operator_kill_mid_reconcile", u64::from(leader.is_some()));
+            }
+            _ => self.partition(),
+        }
+    }
+
+    /// Cuts the leader off from the API server (its own connections only; ECR it still reaches)
+    /// for longer than the lease, then restores it: its fence must shut at its renew deadline,
+    /// before the other replica may lead, and it must write nothing to ECR meanwhile.
+    fn partition(&mut self) {
+        let Some(r) = self.operator.leader() else {
+            self.record.note("no leader to cut off".to_string());
+            return;
+        };
+        if self.operator.replicas[r].cut.swap(true, Ordering::SeqCst) {
+            // Still leading for its last moments before its renew deadline.
+            self.record
+                .note(format!("the leader {} is cut off already", REPLICAS[r]));
+            return;
+        }
+        let lease_ms = LEASE.as_millis() as u64;
+        let down = Duration::from_millis(self.rng.range(lease_ms + 500, lease_ms + 3000));
+        let replica = self.operator.replicas[r].clone();
+        let other = self.operator.replicas[1 - r].clone();
+        let started = self.operator.started;
+        replica.proxy.cut();
+        let cut_at = started.elapsed().as_secs_f64();
+        self.record.fault("partition");
+        self.record.note(format!(
+            "cut {} off the API server for {down:?}",
+            REPLICAS[r]
+        ));
+        self.partitions.push(tokio::spawn(async move {
+            tokio::time::sleep(down).await;
+            let fenced = !replica.fence_open();
+            let taken_over = other.leading();
+            replica.proxy.restore();
+            replica.cut.store(false, Ordering::SeqCst);
+            PartitionOutcome {
+                replica: r,
+                cut_at,
+                restored_at: started.elapsed().as_secs_f64(),
+                fenced,
+                taken_over,
+            }
+        }));
+    }
+
+    /// Ends every partition (each when its time is up) and records what it did.
+    async fn end_partitions(&mut self) {
+        for p in std::mem::take(&mut self.partitions) {
+            let Ok(p) = p.await else { continue };
+            self.record.note(format!(
+                "partition of {} from {:.3}s restored at {:.3}s: fenced {}, taken over {}",
+                REPLICAS[p.replica], p.cut_at, p.restored_at, p.fenced, p.taken_over
+            ));
+            self.record.landed("partition", u64::from(p.fenced));
+            if !p.fenced {
+                self.record.fence_violations.push(format!(
+                    "{} led when it was cut off the API server at {:.3}s, and its fence was still open when the partition ended at {:.3}s (renew deadline {RENEW_DEADLINE:?})",
+                    REPLICAS[p.replica], p.cut_at, p.restored_at
+                ));
+            }
+            if p.taken_over {
+                self.record.landed("partition_takeover", 1);
+            }
+        }
+    }
+
+    /// Adds what moto served so far to the run's count (before a restart resets moto's).
+    async fn bank_served_faults(&mut self) {
+        if let Ok(served) = self.env.moto.faults_served().await {
+            for by_label in served.values() {
+                for (label, n) in by_label {
+                    *self
+                        .record
+                        .served_before_restarts
+                        .entry(label.clone())
+                        .or_default() += n;
+                }
             }
         }
     }
@@ -813,14 +1581,18 @@ impl Chaos {
         })
         .await
         .unwrap();
-        if self.operator.task.as_ref().is_none_or(|t| t.is_finished()) {
-            self.operator.start();
-        }
+        // Partitions end (each when its time is up), and both replicas run.
+        self.end_partitions().await;
+        self.operator.start_all();
         let settle_started = Instant::now();
         let mut violations = Vec::new();
         while settle_started.elapsed() < SETTLE {
             violations = self.check().await;
-            if violations.is_empty() {
+            // Done when all hold, or when all that fail never heal (waiting proves nothing).
+            if violations.iter().all(|v| {
+                v.ends_with("panics (see the log)")
+                    || v.starts_with("the API server accepted an invalid object")
+            }) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -862,7 +1634,7 @@ impl Chaos {
             return;
         };
         let name = target.ecr_name();
-        self.operator.kill();
+        self.operator.kill_all();
         let flipped = match target.spec.image_tag_mutability.as_ecr() {
             "MUTABLE" => aws_sdk_ecr::types::ImageTagMutability::Immutable,
             _ => aws_sdk_ecr::types::ImageTagMutability::Mutable,
@@ -881,7 +1653,47 @@ impl Chaos {
                 .any(|v| v.contains(&name) && v.contains("tag mutability")),
             "the checker missed a changed repository {name}: {seen:?}"
         );
-        self.operator.start();
+        // The never-touched and the unadopted adoptable repositories: a change to either is
+        // seen too (then undone: the operator must not, it may not touch them).
+        let mut unowned: Vec<String> = self.record.unowned.keys().take(1).cloned().collect();
+        for name in self.record.adoptable.keys() {
+            if let Ok(Some(s)) = snapshot(&self.checker, name).await
+                && !s.tags.contains_key(OWNER_TAG)
+            {
+                unowned.push(name.clone());
+                break;
+            }
+        }
+        for other in &unowned {
+            let Ok(Some(info)) = self.checker.describe_repository(other).await else {
+                continue;
+            };
+            let ecr = self.env.ecr();
+            let tag = aws_sdk_ecr::types::Tag::builder()
+                .key("chaos-self-test")
+                .value("1")
+                .build()
+                .unwrap();
+            ecr.tag_resource()
+                .resource_arn(&info.arn)
+                .tags(tag)
+                .send()
+                .await
+                .unwrap();
+            let seen = self.check().await;
+            assert!(
+                seen.iter()
+                    .any(|v| v.contains(other.as_str()) && v.contains("modified")),
+                "the checker missed a change to the unowned repository {other}: {seen:?}"
+            );
+            ecr.untag_resource()
+                .resource_arn(&info.arn)
+                .tag_keys("chaos-self-test")
+                .send()
+                .await
+                .unwrap();
+        }
+        self.operator.start_all();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut left = seen;
         while !left.is_empty() && Instant::now() < deadline {
@@ -889,7 +1701,9 @@ impl Chaos {
             left = self.check().await;
         }
         assert!(left.is_empty(), "drift on {name} not corrected: {left:?}");
-        println!("chaos self-test: drift on {name} detected, then corrected");
+        println!(
+            "chaos self-test: drift on {name} detected, then corrected; changes to unowned {unowned:?} detected"
+        );
     }
 
     /// How many objects of each kind exist and are Ready, and what ECR holds: proof that the
@@ -929,6 +1743,131 @@ impl Chaos {
             ),
         ]
         .join(", ")
+    }
+
+    /// Objects Ready now, by kind (not counting those being deleted); adopted Repositories
+    /// also on their own; ImageScanReports (which have no Ready condition) as they exist.
+    async fn ready_counts(&self) -> BTreeMap<&'static str, usize> {
+        async fn ready<K: Reported>(client: &kube::Client) -> Vec<K> {
+            Api::<K>::all(client.clone())
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| is_ready(o) && o.meta().deletion_timestamp.is_none())
+                .collect()
+        }
+        let repos = ready::<Repository>(&self.client).await;
+        let adopted = repos
+            .iter()
+            .filter(|r| r.status.as_ref().and_then(|s| s.ownership) == Some(Ownership::Adopted))
+            .count();
+        let reports = Api::<ImageScanReport>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        BTreeMap::from([
+            ("repository", repos.len()),
+            ("repository_adopted", adopted),
+            (
+                "lifecyclepolicy",
+                ready::<LifecyclePolicy>(&self.client).await.len(),
+            ),
+            (
+                "replicationconfig",
+                ready::<ReplicationConfig>(&self.client).await.len(),
+            ),
+            ("scanpolicy", ready::<ScanPolicy>(&self.client).await.len()),
+            (
+                "pullthroughcacherule",
+                ready::<PullThroughCacheRule>(&self.client).await.len(),
+            ),
+            ("imagescanreport", reports),
+        ])
+    }
+
+    /// Counts what each kind of fault hit and returns a violation for every kind injected that
+    /// never hit anything: such a fault proves nothing.
+    async fn faults_landed(&mut self) -> Vec<String> {
+        let mut served = std::mem::take(&mut self.record.served_before_restarts);
+        match self.env.moto.faults_served().await {
+            Ok(now) => {
+                for by_label in now.values() {
+                    for (label, n) in by_label {
+                        *served.entry(label.clone()).or_default() += n;
+                    }
+                }
+            }
+            Err(e) => return vec![format!("reading the faults moto served: {e}")],
+        }
+        println!("chaos ECR faults served by moto (calls): {served:?}");
+        for (label, n) in &served {
+            let kind = match label.as_str() {
+                "throttle:ThrottlingException" => "throttle",
+                "server_error:ServerException" => "server_error",
+                "server_error:ServiceUnavailableException" => "unavailable_503",
+                l => match l
+                    .strip_prefix("latency:")
+                    .and_then(|ms| ms.strip_suffix("ms"))
+                    .and_then(|ms| ms.parse::<u64>().ok())
+                {
+                    Some(TIMEOUT_LATENCY_MS) => "timeout",
+                    // The slowdown before a kill mid-reconcile: its landing is the kill's.
+                    Some(KILL_LATENCY_MS) => "slow_before_kill",
+                    Some(ms) if ms <= 1000 => "slow",
+                    _ => "unknown",
+                },
+            };
+            self.record.landed(kind, *n);
+        }
+        if let Some(s) = self.server() {
+            let (now, then) = (s.faults_landed(), self.record.double_landed_at_start);
+            println!(
+                "chaos API server double: {} watches dropped, {} 410 Gone sent, {} connections cut",
+                now.dropped_watches - then.dropped_watches,
+                now.gone_sent - then.gone_sent,
+                now.connections_cut - then.connections_cut
+            );
+        }
+        let r = &self.record;
+        r.faults
+            .iter()
+            .filter(|(kind, _)| r.landed.get(*kind).copied().unwrap_or(0) == 0)
+            .map(|(kind, n)| {
+                format!("fault {kind} was injected {n} times and never landed: it proved nothing")
+            })
+            .collect()
+    }
+
+    /// Leadership: the two replicas' fences were never open at once, no replica sent an ECR
+    /// write while its fence was shut, and each cut-off leader's fence was shut by the time
+    /// its partition ended.
+    fn leadership_holds(&self) -> Vec<String> {
+        let mut timeline = self.operator.timeline.lock().unwrap();
+        timeline.close(Instant::now());
+        let mut v = timeline.overlaps(self.operator.started);
+        v.extend(
+            self.operator
+                .writes
+                .sent_fenced
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(sent, answer)| match answer {
+                    Some(status) => format!("{sent}; ECR answered {status}"),
+                    None => format!("{sent}; no answer"),
+                }),
+        );
+        v.extend(self.record.fence_violations.iter().cloned());
+        let edge = self.operator.writes.sent_at_the_edge.load(Ordering::SeqCst);
+        if edge > 0 {
+            println!(
+                "chaos: {edge} ECR writes sent within {FENCE_GRACE:?} of their replica's fence shutting"
+            );
+        }
+        v
     }
 
     /// Every invariant, as it holds now. Empty when all hold.
@@ -1004,6 +1943,20 @@ impl Chaos {
                 Some(_) => {}
             }
         }
+        // Adoptable repositories: unowned ones as seeded; gone only where an adopter had
+        // deletionPolicy Delete.
+        for (name, want) in &self.record.adoptable {
+            match snaps.get(name) {
+                None if self.record.adoptable_deletable.contains(name) => {}
+                None => v.push(format!(
+                    "adoptable repository {name} was deleted, though no adopter of it had deletionPolicy Delete"
+                )),
+                Some(have) if !have.tags.contains_key(OWNER_TAG) && have != want => v.push(format!(
+                    "adoptable repository {name} was modified without being adopted: {want:?} -> {have:?}"
+                )),
+                Some(_) => {}
+            }
+        }
         for name in self.record.retained.keys() {
             if !snaps.contains_key(name) {
                 v.push(format!(
@@ -1014,7 +1967,8 @@ impl Chaos {
         // No orphans: every repository is unowned-and-seeded, retained, or owned by a live object.
         for (name, snap) in &snaps {
             match snap.tags.get(OWNER_TAG) {
-                None if self.record.unowned.contains_key(name) => {}
+                None if self.record.unowned.contains_key(name)
+                    || self.record.adoptable.contains_key(name) => {}
                 None => v.push(format!(
                     "repository {name} has no owner and nobody seeded it"
                 )),
@@ -1045,6 +1999,11 @@ impl Chaos {
             let info = ecr_repos.iter().find(|i| i.name == name);
             let owner = format!("{cluster}/{key}");
             let mut problems = Vec::new();
+            // An adopter manages the tags it sets and its own policy: what the repository held
+            // before, as seeded, may stay.
+            let seeded = self.record.adoptable.get(&name).filter(|_| {
+                r.status.as_ref().and_then(|s| s.ownership) == Some(Ownership::Adopted)
+            });
             if have.tag_mutability != r.spec.image_tag_mutability.as_ecr() {
                 problems.push(format!("tag mutability {}", have.tag_mutability));
             }
@@ -1064,14 +2023,16 @@ impl Chaos {
                     problems.push(format!("tag {k}={:?}", have.tags.get(k)));
                 }
             }
-            for k in have.tags.keys() {
-                if k != OWNER_TAG && !r.spec.tags.contains_key(k) {
+            for (k, val) in &have.tags {
+                let kept = seeded.is_some_and(|s| s.tags.get(k) == Some(val));
+                if k != OWNER_TAG && !r.spec.tags.contains_key(k) && !kept {
                     problems.push(format!("extra tag {k}"));
                 }
             }
             match (&r.spec.policy, &have.policy) {
                 (Some(p), Some(h)) if policy::equivalent(h, &policy::render(p)) => {}
                 (None, None) => {}
+                (None, Some(h)) if seeded.is_some_and(|s| s.policy.as_ref() == Some(h)) => {}
                 (want, have) => problems.push(format!(
                     "policy {have:?}, spec {:?}",
                     want.as_ref().map(policy::render)
@@ -1206,6 +2167,33 @@ impl Chaos {
     }
 }
 
+/// Whether `hit` becomes true within two seconds (a fault's effect on the double runs in its
+/// own tasks, and a watcher resumes after its own backoff).
+async fn landed_soon(hit: impl Fn() -> bool) -> bool {
+    for _ in 0..100 {
+        if hit() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    hit()
+}
+
+/// `attempt` until it gives an answer (ECR faults end: each is for the next few calls).
+async fn retrying<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..100 {
+        if let Some(t) = attempt().await {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: ECR kept failing");
+}
+
 /// An object in the scope of the run's operator.
 fn object(kind: &str, name: &str, spec: Value) -> DynamicObject {
     common::in_scope(
@@ -1302,4 +2290,34 @@ where
             S::WHAT
         ));
     }
+}
+
+#[test]
+fn the_fence_timeline_sees_two_open_fences_at_once() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut t = FenceTimeline::default();
+    // a: 0..100, b: 100..200 (handover), a: 300..400 (still open at the close).
+    for (ms, a, b) in [
+        (0, true, false),
+        (100, false, true),
+        (200, false, false),
+        (300, true, false),
+    ] {
+        t.observe(0, a, at(ms));
+        t.observe(1, b, at(ms));
+    }
+    t.close(at(400));
+    assert_eq!(t.intervals[0], [(at(0), at(100)), (at(300), at(400))]);
+    assert!(t.overlaps(t0).is_empty(), "a handover is no overlap");
+    t.intervals[1].push((at(350), at(360)));
+    assert_eq!(t.overlaps(t0).len(), 1);
+}
+
+#[test]
+fn an_empty_world_fails_the_minimums() {
+    let none = BTreeMap::new();
+    assert_eq!(ready_minimums(&none).len(), READY_MINIMUMS.len());
+    let enough: BTreeMap<&str, usize> = READY_MINIMUMS.iter().copied().collect();
+    assert!(ready_minimums(&enough).is_empty());
 }

@@ -18,12 +18,18 @@ The server is moto's own Flask application, with the additions of
 ``moto_ecr_ext`` (paging, pull through cache rules, ...) and its
 ``EcrExtMiddleware`` (fault switch and call counters under
 ``/moto-api/ecr-ext/``), served by werkzeug with one thread per connection.
+``Middleware`` below adds a count of the injected faults actually served
+(``GET /moto-api/ecr-ext/calls/served``): a fault that never hit a call
+proves nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections import Counter
+from typing import Any, Callable
+from urllib.parse import parse_qs
 import signal
 import stat
 import sys
@@ -50,6 +56,73 @@ class Server(ThreadedWSGIServer):
     # bursts of concurrent connects.
     request_queue_size = 256
     daemon_threads = True
+
+
+def served_label(service: str, fault: Any) -> str:
+    """How a served fault is counted: ``latency:<ms>ms``, or the kind and
+    the error code the call was answered with (``throttle:ThrottlingException``,
+    ``server_error:ServerException``, ``server_error:ServiceUnavailableException``)."""
+    if fault.kind == "latency":
+        return f"latency:{fault.latency_ms:g}ms"
+    if fault.kind == "throttle":
+        code = fault.error_code or "ThrottlingException"
+    else:
+        code = fault.error_code or moto_ecr_ext.SERVER_ERROR_CODES.get(service, "InternalFailure")
+    return f"{fault.kind}:{code}"
+
+
+class Middleware(moto_ecr_ext.EcrExtMiddleware):
+    """``EcrExtMiddleware`` with a count of the faults it served.
+
+    ``GET /moto-api/ecr-ext/calls/served`` (``?service=`` as for ``calls``):
+    ``{"<Operation>": {"<label>": n, ...}, ...}``, how many calls of each
+    operation each injected fault hit, labelled by ``served_label``.  A fault
+    counts when it fired: an error answered the call, or a latency delayed
+    it; a fault defined but expired, cleared or lost unserved counts nothing.
+    ``DELETE .../calls`` and ``POST /moto-api/reset`` reset it with the other
+    counters.
+    """
+
+    def __init__(self, app: Callable[..., Any]):
+        super().__init__(app)
+        # Held around each decision (and each new fault), so that what fired
+        # for one call is told apart from what fired for another.
+        self._served_lock = threading.Lock()
+        self._served: dict[str, dict[str, Counter[str]]] = {}
+
+    def reset(self) -> None:
+        super().reset()
+        with self._served_lock:
+            self._served.clear()
+
+    def add_fault(self, spec: dict[str, Any]) -> Any:
+        with self._served_lock:
+            return super().add_fault(spec)
+
+    def _decide(self, service: str, operation: str) -> tuple[float, Any]:
+        with self._served_lock:
+            faults = list(self._faults)
+            before = [fault.injected for fault in faults]
+            decision = super()._decide(service, operation)
+            for fault, injected in zip(faults, before):
+                if fault.injected > injected:
+                    counts = self._served.setdefault(service, {}).setdefault(operation, Counter())
+                    counts[served_label(service, fault)] += 1
+        return decision
+
+    def _control(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], sub: str, method: str
+    ) -> list[bytes]:
+        path = sub.rstrip("/")
+        if path == "/calls/served" and method == "GET":
+            service = parse_qs(environ.get("QUERY_STRING", "")).get("service", ["ecr"])[0]
+            with self._served_lock:
+                served = {op: dict(counts) for op, counts in self._served.get(service, {}).items()}
+            return moto_ecr_ext._json(start_response, 200, served)
+        if path == "/calls" and method == "DELETE":
+            with self._served_lock:
+                self._served.clear()
+        return super()._control(environ, start_response, sub, method)
 
 
 class QuietRequestHandler(MotoRequestHandler):
@@ -104,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         log = open(args.log_file, "ab", buffering=0)
         os.dup2(log.fileno(), 2)
 
-    app = moto_ecr_ext.EcrExtMiddleware(DomainDispatcherApplication(create_backend_app))
+    app = Middleware(DomainDispatcherApplication(create_backend_app))
     handler = MotoRequestHandler if args.verbose else QuietRequestHandler
     server = Server(args.host, args.port, app, handler=handler)
     host, port = server.server_address[:2]

@@ -1287,6 +1287,70 @@ def test_call_counts(server, ecr):
     assert http(server, "GET", "/moto-api/ecr-ext/calls/faulted") == (200, {})
 
 
+def test_served_faults_are_counted_by_operation_and_kind(server, ecr):
+    faults = "/moto-api/ecr-ext/faults"
+    http(server, "POST", faults, {"operation": "DescribeRepositories", "kind": "throttle", "count": 2})
+    http(server, "POST", faults, {"operation": "DescribeRepositories", "kind": "latency", "latencyMs": 5, "count": 1})
+    http(server, "POST", faults, {"operation": "ListImages", "kind": "server_error", "count": 1,
+                                  "errorCode": "ServiceUnavailableException", "httpStatus": 503})
+    http(server, "POST", faults, {"operation": "ListImages", "kind": "server_error", "count": 1})
+    # Never hit: defined for an operation nobody calls.
+    http(server, "POST", faults, {"operation": "DeleteRepository", "kind": "throttle", "count": 1})
+    ecr.create_repository(repositoryName="served")
+    for _ in range(3):
+        try:
+            ecr.describe_repositories()
+        except ClientError:
+            pass
+    codes = []
+    for _ in range(3):
+        try:
+            ecr.list_images(repositoryName="served")
+            codes.append(None)
+        except ClientError as e:
+            codes.append((e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]))
+    # Two error faults matched the first ListImages: only the first one answered it.
+    assert codes == [("ServiceUnavailableException", 503), ("ServerException", 500), None]
+    assert http(server, "GET", "/moto-api/ecr-ext/calls/served") == (
+        200,
+        {
+            "DescribeRepositories": {"throttle:ThrottlingException": 2, "latency:5ms": 1},
+            "ListImages": {"server_error:ServiceUnavailableException": 1, "server_error:ServerException": 1},
+        },
+    )
+    # The unserved fault is still pending, and counted nowhere.
+    _, listed = http(server, "GET", faults)
+    assert [f["operation"] for f in listed["faults"]] == ["DeleteRepository"]
+    assert http(server, "GET", "/moto-api/ecr-ext/calls/served?service=secretsmanager") == (200, {})
+    assert http(server, "DELETE", "/moto-api/ecr-ext/calls")[0] == 200
+    assert http(server, "GET", "/moto-api/ecr-ext/calls/served") == (200, {})
+
+
+def test_served_faults_count_under_concurrency(server):
+    http(server, "POST", "/moto-api/ecr-ext/faults",
+         {"operation": "DescribeRepositories", "kind": "throttle", "count": 30})
+    clients = [client(server) for _ in range(8)]
+
+    def work(i):
+        throttled = 0
+        for _ in range(10):
+            try:
+                clients[i].describe_repositories()
+            except ClientError:
+                throttled += 1
+        return throttled
+
+    with ThreadPoolExecutor(8) as pool:
+        throttled = sum(pool.map(work, range(8)))
+    assert throttled == 30
+    assert http(server, "GET", "/moto-api/ecr-ext/calls/served") == (
+        200,
+        {"DescribeRepositories": {"throttle:ThrottlingException": 30}},
+    )
+    http(server, "POST", "/moto-api/reset")
+    assert http(server, "GET", "/moto-api/ecr-ext/calls/served") == (200, {})
+
+
 def test_reset_clears_everything(server, ecr):
     ecr.create_repository(repositoryName="gone")
     ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")

@@ -40,4 +40,4 @@ mod store;
 mod watch;
 
 pub use error::Error;
-pub use server::{ApiServer, ApiServerBuilder};
+pub use server::{ApiServer, ApiServerBuilder, FaultsLanded};

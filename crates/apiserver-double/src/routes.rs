@@ -360,7 +360,12 @@ fn resource_request(
                 rendering,
                 bookmark_interval: shared.config.bookmark_interval,
             };
-            let mut rx = watch::spawn(store.clone(), params, shared.drop_watches.subscribe());
+            let mut rx = watch::spawn(
+                store.clone(),
+                params,
+                shared.drop_watches.subscribe(),
+                shared.landed.clone(),
+            );
             let stream = futures::stream::poll_fn(move |cx| {
                 rx.poll_recv(cx)
                     .map(|o| o.map(|bytes| Ok::<_, Infallible>(Frame::data(bytes))))

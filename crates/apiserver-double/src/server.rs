@@ -4,7 +4,10 @@ use std::{
     collections::BTreeMap,
     net::{Ipv4Addr, SocketAddr},
     path::Path,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -40,7 +43,29 @@ pub(crate) struct Shared {
     pub config: Config,
     pub addr: SocketAddr,
     pub drop_watches: watch::Sender<u64>,
+    /// What the fault hooks actually hit.
+    pub landed: Arc<Landed>,
     counters: Mutex<BTreeMap<(String, String), u64>>,
+}
+
+/// Counts of what the fault hooks actually hit (see [`FaultsLanded`]).
+#[derive(Debug, Default)]
+pub(crate) struct Landed {
+    pub dropped_watches: AtomicU64,
+    pub gone_sent: AtomicU64,
+    pub connections_cut: AtomicU64,
+}
+
+/// What the double's fault hooks actually hit, since it started: a fault that met nothing
+/// proves nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultsLanded {
+    /// Open watch streams ended by [`ApiServer::drop_watches`] (or `expire_watches`).
+    pub dropped_watches: u64,
+    /// `410 Gone` ERROR events sent to watches (from a compacted resource version).
+    pub gone_sent: u64,
+    /// Connections open when [`ApiServer::stop`] cut them.
+    pub connections_cut: u64,
 }
 
 impl Shared {
@@ -143,6 +168,7 @@ impl ApiServerBuilder {
             },
             addr,
             drop_watches: watch::Sender::new(0),
+            landed: Arc::new(Landed::default()),
             counters: Mutex::new(BTreeMap::new()),
         });
         let server = ApiServer {
@@ -191,6 +217,10 @@ fn spawn_server(listener: TcpListener, shared: Arc<Shared>) -> Running {
         // Dropping the listener refuses new connections; aborting the connection tasks cuts
         // every open request and watch, as a crashed API server would.
         drop(listener);
+        shared
+            .landed
+            .connections_cut
+            .fetch_add(connections.len() as u64, Ordering::Relaxed);
         connections.shutdown().await;
     });
     Running { shutdown, task }
@@ -299,6 +329,17 @@ impl ApiServer {
     pub fn expire_watches(&self) {
         self.compact_history();
         self.drop_watches();
+    }
+
+    /// What [`stop`](Self::stop), [`drop_watches`](Self::drop_watches) and
+    /// [`compact_history`](Self::compact_history) actually hit so far.
+    pub fn faults_landed(&self) -> FaultsLanded {
+        let l = &self.shared.landed;
+        FaultsLanded {
+            dropped_watches: l.dropped_watches.load(Ordering::Relaxed),
+            gone_sent: l.gone_sent.load(Ordering::Relaxed),
+            connections_cut: l.connections_cut.load(Ordering::Relaxed),
+        }
     }
 
     /// The current (latest issued) resource version.

@@ -1,6 +1,10 @@
 //! Watch streams: newline-delimited JSON events from a resource version, bookmarks, `410 Gone`.
 
-use std::{borrow::Cow, sync::Arc, time::Duration};
+use std::{
+    borrow::Cow,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -11,6 +15,7 @@ use crate::{
     render::{Rendering, render_object},
     resources::ResourceDef,
     selectors::Filter,
+    server::Landed,
     status::ApiError,
     store::{EventType, Obj, Store, StoredEvent, WatchError},
 };
@@ -50,6 +55,13 @@ fn gone_line(floor: u64) -> Bytes {
     ))
     .to_status();
     event_line("ERROR", &status)
+}
+
+/// Sends `410 Gone` and counts it when the watcher got it.
+async fn send_gone(tx: &mpsc::Sender<Bytes>, floor: u64, landed: &Landed) {
+    if tx.send(gone_line(floor)).await.is_ok() {
+        landed.gone_sent.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn bookmark_line(params: &WatchParams, rv: u64, initial_end: bool) -> Bytes {
@@ -100,11 +112,12 @@ pub(crate) fn spawn(
     store: Arc<Store>,
     params: WatchParams,
     mut drop_signal: watch::Receiver<u64>,
+    landed: Arc<Landed>,
 ) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     drop_signal.mark_unchanged();
     tokio::spawn(async move {
-        run(store, params, drop_signal, tx).await;
+        run(store, params, drop_signal, tx, &landed).await;
     });
     rx
 }
@@ -114,11 +127,12 @@ async fn run(
     params: WatchParams,
     mut drop_signal: watch::Receiver<u64>,
     tx: mpsc::Sender<Bytes>,
+    landed: &Landed,
 ) {
     let start = match store.start_watch(&params.def, &params.filter, params.from) {
         Ok(start) => start,
         Err(WatchError::Gone { floor }) => {
-            let _ = tx.send(gone_line(floor)).await;
+            send_gone(&tx, floor, landed).await;
             return;
         }
         Err(WatchError::NoCollection) => return,
@@ -161,7 +175,7 @@ async fn run(
                     pending = pull.more;
                 }
                 Err(WatchError::Gone { floor }) => {
-                    let _ = tx.send(gone_line(floor)).await;
+                    send_gone(&tx, floor, landed).await;
                     return;
                 }
                 Err(WatchError::NoCollection) => return,
@@ -184,13 +198,16 @@ async fn run(
                     }
                     Ok(_) => pending = true,
                     Err(WatchError::Gone { floor }) => {
-                        let _ = tx.send(gone_line(floor)).await;
+                        send_gone(&tx, floor, landed).await;
                         return;
                     }
                     Err(WatchError::NoCollection) => return,
                 }
             }
-            _ = drop_signal.changed() => return,
+            _ = drop_signal.changed() => {
+                landed.dropped_watches.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             _ = tx.closed() => return,
             _ = async {
                 match deadline {

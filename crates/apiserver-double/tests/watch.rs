@@ -177,6 +177,7 @@ async fn watch_from_compacted_version_is_gone() {
         }
         other => panic!("expected a 410 ERROR event, got {other:?}"),
     }
+    assert_eq!(server.faults_landed().gone_sent, 1, "the 410 is counted");
     // A version issued after the compaction is fine.
     let list = api.list(&ListParams::default()).await.expect("list");
     let rv = list.metadata.resource_version.expect("rv");
@@ -286,11 +287,21 @@ async fn drop_watches_ends_open_streams() {
         .await
         .expect("event");
     assert!(matches!(first, Some(WatchEvent::Added(_))));
+    assert_eq!(server.faults_landed().dropped_watches, 0);
     server.drop_watches();
     let end = within("stream end", stream.try_next())
         .await
         .expect("clean end");
     assert!(end.is_none(), "{end:?}");
+    assert_eq!(
+        server.faults_landed().dropped_watches,
+        1,
+        "the one open watch was dropped"
+    );
+    // With no watch open, dropping hits nothing.
+    server.drop_watches();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(server.faults_landed().dropped_watches, 1);
 }
 
 #[tokio::test]
@@ -366,8 +377,14 @@ async fn watcher_recovers_from_a_restart() {
         .expect("create");
     until(&mut rx, "Apply before", |e| is_apply_of(e, "before")).await;
 
+    assert_eq!(server.faults_landed().connections_cut, 0);
     server.stop().await;
     assert!(!server.is_running());
+    assert!(
+        server.faults_landed().connections_cut >= 1,
+        "the watcher's connection was cut: {:?}",
+        server.faults_landed()
+    );
     assert!(
         api.get("before").await.is_err(),
         "requests fail while stopped"

@@ -300,6 +300,39 @@ impl Moto {
             .unwrap_or_default())
     }
 
+    /// Injected faults that hit ECR calls (server-side count), by operation, then by what was
+    /// served: `throttle:<error code>`, `server_error:<error code>` (e.g.
+    /// `server_error:ServiceUnavailableException`) or `latency:<ms>ms`. A fault counts only when
+    /// it fired; one that expired, was cleared or was lost with a restart unserved counts nothing.
+    /// Counts start again from zero when moto restarts.
+    pub async fn faults_served(&self) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
+        let url = format!("{}/moto-api/ecr-ext/calls/served", self.endpoint);
+        let (status, v) = http::json(hyper::Method::GET, &url, None).await?;
+        if status >= 300 {
+            return Err(Error::Http {
+                url,
+                message: format!("HTTP {status}: {v}"),
+            });
+        }
+        Ok(v.as_object()
+            .map(|ops| {
+                ops.iter()
+                    .map(|(op, served)| {
+                        let by_kind = served
+                            .as_object()
+                            .map(|m| {
+                                m.iter()
+                                    .filter_map(|(k, n)| Some((k.clone(), n.as_u64()?)))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (op.clone(), by_kind)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// Injects scan findings moto returns for an image (moto's own static endpoint).
     pub async fn inject_scan_findings(&self, body: &serde_json::Value) -> Result<()> {
         self.post("/moto-api/static/ecr/scan-finding-results", body)
