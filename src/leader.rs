@@ -368,7 +368,11 @@ impl LeaderElector {
             self.fence.shut_now();
             self.leading.store(false, Ordering::SeqCst);
             let _ = stop_tx.send(true);
-            let _ = tokio::time::timeout(self.config.lease_duration, &mut task.0).await;
+            // A JoinHandle must not be polled again once it completed (the work may have ended
+            // on its own, which ended the term): tokio panics.
+            if !task.0.is_finished() {
+                let _ = tokio::time::timeout(self.config.lease_duration, &mut task.0).await;
+            }
             drop(task);
             if shutting_down {
                 self.release().await;

@@ -169,6 +169,12 @@ impl RegistryError {
                 code: None,
                 message: error_chain(&err),
             },
+            _ if is_fenced(&err) => RegistryError {
+                class: ErrorClass::Fenced,
+                operation,
+                code: None,
+                message: error_chain(&err),
+            },
             _ => RegistryError {
                 class: ErrorClass::Transient,
                 operation,

@@ -2,7 +2,9 @@
 //! operation (see [`super::stats::WRITE_OPERATIONS`]) while the fence is shut, before anything
 //! is sent. No code path can write around it.
 
-use aws_sdk_ecr::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_ecr::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_ecr::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -22,6 +24,19 @@ pub struct Fenced {
 #[derive(Debug)]
 pub struct FenceInterceptor(pub Fence);
 
+impl FenceInterceptor {
+    /// Refuses the call when it is a write and the fence is shut.
+    fn check(&self, cfg: &ConfigBag) -> Result<(), BoxError> {
+        let Some(operation) = cfg.load::<Metadata>().map(|m| m.name().to_string()) else {
+            return Ok(());
+        };
+        if super::stats::WRITE_OPERATIONS.contains(&operation.as_str()) && !self.0.is_open() {
+            return Err(Box::new(Fenced { operation }));
+        }
+        Ok(())
+    }
+}
+
 impl Intercept for FenceInterceptor {
     fn name(&self) -> &'static str {
         "LeaderFence"
@@ -35,12 +50,17 @@ impl Intercept for FenceInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(operation) = cfg.load::<Metadata>().map(|m| m.name().to_string()) else {
-            return Ok(());
-        };
-        if super::stats::WRITE_OPERATIONS.contains(&operation.as_str()) && !self.0.is_open() {
-            return Err(Box::new(Fenced { operation }));
-        }
-        Ok(())
+        self.check(cfg)
+    }
+
+    // Again before every attempt: the SDK retries a throttled or failed write on its own, and a
+    // retry must not go out after the fence shut although the first attempt went out before.
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.check(cfg)
     }
 }

@@ -458,6 +458,7 @@ pub async fn run_real(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     })?;
     let client = kube.client();
     kube.ensure_namespace(NAMESPACE).await?;
+    crate::util::grant_everything(&client).await?;
     let moto = Moto::start().await?;
     let floor = floor(&moto, n, usize::from(sizes.concurrency)).await?;
     moto.reset().await?;

@@ -59,7 +59,34 @@ pub async fn double() -> Result<(apiserver_double::ApiServer, kube::Client)> {
         .await?;
     server.install_crds_from_dir(workspace_root().join("crds"))?;
     let client = server.client()?;
+    grant_everything(&client).await?;
     Ok((server, client))
+}
+
+/// A RepositoryAccessPolicy granting every namespace every repository name, as the cluster admin
+/// of a single-team cluster would write: the benchmarks measure convergence, not tenancy, and
+/// name their repositories freely.
+pub async fn grant_everything(client: &kube::Client) -> Result<()> {
+    let policy: ecr_operator::api::RepositoryAccessPolicy =
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecr.operator.dev/v1alpha1",
+            "kind": "RepositoryAccessPolicy",
+            "metadata": {"name": "bench-everything"},
+            "spec": {
+                "namespaces": {"selector": {}},
+                "repositories": ["*"],
+                "allowAdoption": true,
+            },
+        }))
+        .map_err(|e| BenchError::Scenario(format!("the bench's access policy: {e}")))?;
+    let api = kube::Api::<ecr_operator::api::RepositoryAccessPolicy>::all(client.clone());
+    match api.create(&Default::default(), &policy).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(BenchError::Scenario(format!(
+            "creating the bench's access policy: {e}"
+        ))),
+    }
 }
 
 /// Polls `check` every `every` until it yields `Some`; fails after `timeout`. Timing waits poll
