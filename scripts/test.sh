@@ -17,7 +17,4 @@ bash scripts/setup-venv.sh
 cargo test --workspace --locked
 # The benchmark program at a small size (debug build, reusing the test build): every scenario
 # must still run; the figures are not checked here (see BENCHMARKS.md).
-# `repos` and `repos-real` are left out for now: since the tenancy change a Repository controller
-# the bench starts sometimes makes no reconcile at all (a start that waits on the access grants is
-# the suspect); the cause is not found yet (issue #14 note).
-cargo run --locked -p ecr-bench -- --quick --only rss --only admission --only scan
+cargo run --locked -p ecr-bench -- --quick

@@ -27,7 +27,23 @@ pub struct Grants {
     /// Bumped on every change that can change a decision (a policy written or deleted, a
     /// namespace's labels changed) once both stores have synced.
     changed: tokio::sync::watch::Sender<u64>,
+    /// Set once both stores hold a full list. Our own signal, not the stores'
+    /// `wait_until_ready`: that one wakes only the last task that polled it, so two controllers
+    /// waiting at once (or a poll from elsewhere) could leave a waiter asleep for good.
+    synced: tokio::sync::watch::Sender<bool>,
     _watches: AbortOnDrop<()>,
+}
+
+/// What one watch event means to the grants.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// The policies' initial list is complete.
+    PoliciesListed,
+    /// The namespaces' initial list is complete.
+    NamespacesListed,
+    /// A policy or a namespace's labels changed.
+    Change,
+    Nothing,
 }
 
 impl Grants {
@@ -37,10 +53,15 @@ impl Grants {
         let (policies, policy_writer) = reflector::store::<RepositoryAccessPolicy>();
         let (namespaces, namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
         let (changed, _) = tokio::sync::watch::channel(0u64);
-        let notify = changed.clone();
+        let (synced, _) = tokio::sync::watch::channel(false);
+        let (notify, mark_synced) = (changed.clone(), synced.clone());
         let policy_events = super::parsed_events::<RepositoryAccessPolicy>(ctx)
             .reflect(policy_writer)
-            .map(|e| matches!(e, Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))))
+            .map(|e| match e {
+                Ok(watcher::Event::InitDone) => Seen::PoliciesListed,
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => Seen::Change,
+                _ => Seen::Nothing,
+            })
             .boxed();
         let mut seen_labels: HashMap<String, BTreeMap<String, String>> = HashMap::new();
         let namespace_events = watcher(
@@ -53,32 +74,43 @@ impl Grants {
             Ok(watcher::Event::Apply(ns) | watcher::Event::InitApply(ns)) => {
                 let labels = ns.metadata.labels.clone().unwrap_or_default();
                 let name = ns.metadata.name.clone().unwrap_or_default();
-                seen_labels.insert(name, labels.clone()) != Some(labels)
+                if seen_labels.insert(name, labels.clone()) != Some(labels) {
+                    Seen::Change
+                } else {
+                    Seen::Nothing
+                }
             }
             Ok(watcher::Event::Delete(ns)) => {
                 seen_labels.remove(&ns.metadata.name.unwrap_or_default());
-                true
+                Seen::Change
             }
-            Ok(_) => false,
+            Ok(watcher::Event::InitDone) => Seen::NamespacesListed,
+            Ok(watcher::Event::Init) => Seen::Nothing,
             Err(e) => {
                 warn!(error = %e, "watching namespaces for access policies");
-                false
+                Seen::Nothing
             }
         })
         .boxed();
-        let (ready_policies, ready_namespaces) = (policies.clone(), namespaces.clone());
         let watches = tokio::spawn(async move {
             let mut events = futures::stream::select(policy_events, namespace_events);
+            let (mut policies_listed, mut namespaces_listed) = (false, false);
             let mut generation = 0u64;
-            while let Some(relevant) = events.next().await {
-                // Until both stores have synced, the controllers wait (see `ready`) and then
-                // reconcile everything anyway: no need to wake them for each initial object.
-                if relevant
-                    && ready_policies.wait_until_ready().now_or_never().is_some()
-                    && ready_namespaces.wait_until_ready().now_or_never().is_some()
-                {
-                    generation += 1;
-                    notify.send_replace(generation);
+            while let Some(seen) = events.next().await {
+                match seen {
+                    Seen::PoliciesListed => policies_listed = true,
+                    Seen::NamespacesListed => namespaces_listed = true,
+                    // Until both stores have synced, the controllers wait (see `ready`) and
+                    // then reconcile everything anyway: no need to wake them for each initial
+                    // object.
+                    Seen::Change if policies_listed && namespaces_listed => {
+                        generation += 1;
+                        notify.send_replace(generation);
+                    }
+                    Seen::Change | Seen::Nothing => {}
+                }
+                if policies_listed && namespaces_listed {
+                    mark_synced.send_if_modified(|s| !std::mem::replace(s, true));
                 }
             }
         });
@@ -86,15 +118,17 @@ impl Grants {
             policies,
             namespaces,
             changed,
+            synced,
             _watches: AbortOnDrop(watches),
         })
     }
 
     /// Waits until both stores hold a full list: before that, a namespace would get the
-    /// default grant for want of its policies.
+    /// default grant for want of its policies. Any number of tasks may wait at once.
     pub async fn ready(&self) {
-        let _ = self.policies.wait_until_ready().await;
-        let _ = self.namespaces.wait_until_ready().await;
+        let mut synced = self.synced.subscribe();
+        // Only fails when the sender is gone, which `self` holds.
+        let _ = synced.wait_for(|s| *s).await;
     }
 
     /// What objects of `namespace` may do with the ECR repository `repository`.
@@ -122,8 +156,6 @@ impl Grants {
         })
     }
 }
-
-use futures::FutureExt;
 
 /// Reports on each RepositoryAccessPolicy whether its namespace selector can be evaluated.
 pub async fn run(
