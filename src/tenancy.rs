@@ -14,6 +14,7 @@
 //! - Every refusal names the policies that were consulted and what they allow, so the tenant
 //!   knows whom to ask.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use crate::api::repository_access_policy::RepositoryAccessPolicy;
@@ -65,14 +66,16 @@ pub fn expand(pattern: &str, namespace: &str) -> String {
 
 /// What objects of `namespace` (with `labels`) may do with the ECR repository `repository`,
 /// given every RepositoryAccessPolicy in the cluster.
-pub fn access(
-    policies: &[RepositoryAccessPolicy],
+/// `policies` as owned values or as the `Arc`s a reflector store holds (no copy per decision).
+pub fn access<P: Borrow<RepositoryAccessPolicy>>(
+    policies: &[P],
     namespace: &str,
     labels: &BTreeMap<String, String>,
     repository: &str,
 ) -> Access {
     let mut selecting: Vec<&RepositoryAccessPolicy> = policies
         .iter()
+        .map(Borrow::borrow)
         .filter(|p| selects(p, namespace, labels))
         .collect();
     if selecting.is_empty() {
@@ -442,7 +445,7 @@ mod tests {
         /// With no policy, exactly the names under `<namespace>/` are granted, never adoption.
         #[test]
         fn the_default_is_the_namespace_prefix(ns in "[a-z]{1,6}", name in "[a-z/]{0,12}") {
-            let got = access(&[], &ns, &BTreeMap::new(), &name);
+            let got = access::<RepositoryAccessPolicy>(&[], &ns, &BTreeMap::new(), &name);
             let own = name.starts_with(&format!("{ns}/"));
             prop_assert_eq!(got.is_granted(), own);
             if let Access::Granted { adopt, .. } = got {
@@ -458,7 +461,7 @@ mod tests {
             prop_assume!(target != other);
             let p = policy("p", &[target.as_str()], &[], &[pattern.as_str()], true);
             let with = access(std::slice::from_ref(&p), &other, &BTreeMap::new(), &name);
-            let without = access(&[], &other, &BTreeMap::new(), &name);
+            let without = access::<RepositoryAccessPolicy>(&[], &other, &BTreeMap::new(), &name);
             prop_assert_eq!(with, without);
         }
 

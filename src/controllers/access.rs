@@ -138,13 +138,7 @@ impl Grants {
             .get(&reflector::ObjectRef::new(namespace))
             .and_then(|ns| ns.metadata.labels.clone())
             .unwrap_or_default();
-        let policies: Vec<RepositoryAccessPolicy> = self
-            .policies
-            .state()
-            .iter()
-            .map(|p| p.as_ref().clone())
-            .collect();
-        tenancy::access(&policies, namespace, &labels, repository)
+        tenancy::access(&self.policies.state(), namespace, &labels, repository)
     }
 
     /// One item per change of the grants (changes in quick succession may come as one).
