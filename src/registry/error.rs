@@ -157,18 +157,13 @@ impl RegistryError {
                     message,
                 }
             }
-            SdkError::ConstructionFailure(_) if is_fenced(&err) => RegistryError {
-                class: ErrorClass::Fenced,
-                operation,
-                code: None,
-                message: error_chain(&err),
-            },
             SdkError::ConstructionFailure(_) => RegistryError {
                 class: ErrorClass::Invalid,
                 operation,
                 code: None,
                 message: error_chain(&err),
             },
+            // The fence refuses before each attempt: a dispatch failure.
             _ if is_fenced(&err) => RegistryError {
                 class: ErrorClass::Fenced,
                 operation,

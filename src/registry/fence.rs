@@ -2,9 +2,7 @@
 //! operation (see [`super::stats::WRITE_OPERATIONS`]) while the fence is shut, before anything
 //! is sent. No code path can write around it.
 
-use aws_sdk_ecr::config::interceptors::{
-    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
-};
+use aws_sdk_ecr::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_ecr::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -42,19 +40,10 @@ impl Intercept for FenceInterceptor {
         "LeaderFence"
     }
 
-    // Not `read_before_execution`: client-level interceptors run that hook before the
-    // operation's own configuration, which names the operation, is loaded.
-    fn read_before_serialization(
-        &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
-        cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.check(cfg)
-    }
-
-    // Again before every attempt: the SDK retries a throttled or failed write on its own, and a
-    // retry must not go out after the fence shut although the first attempt went out before.
+    // Before every attempt, the first included: the SDK retries a throttled or failed write on
+    // its own, and a retry must not go out after the fence shut although the first attempt went
+    // out before. (Not `read_before_execution`: client-level interceptors run that hook before
+    // the operation's own configuration, which names the operation, is loaded.)
     fn read_before_attempt(
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
