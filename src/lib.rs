@@ -2,13 +2,12 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
-pub mod api;
 pub mod cluster_id;
 pub mod controllers;
-pub mod image;
 pub mod leader;
-pub mod lifecycle;
 pub mod registry;
 pub mod scope;
 pub mod telemetry;
-pub mod tenancy;
+
+// The pure core, at the paths the operator has always used.
+pub use ecr_operator_core::{api, image, lifecycle, repository_policy, tenancy};

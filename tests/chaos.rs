@@ -42,9 +42,10 @@ use ecr_operator::controllers::replication_config::Replication;
 use ecr_operator::controllers::scan_policy::Scanning;
 use ecr_operator::controllers::singleton::Setting;
 use ecr_operator::controllers::status::{Reported, age_key};
-use ecr_operator::controllers::{self, Context, lifecycle_policy, policy};
+use ecr_operator::controllers::{self, Context, lifecycle_policy};
 use ecr_operator::leader::{Fence, LeaderElector, LeaseConfig};
 use ecr_operator::registry::{EcrRegistry, Registry, WRITE_OPERATIONS};
+use ecr_operator::repository_policy as policy;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };

@@ -2,7 +2,7 @@
 //! panics, and whatever decodes yields an answer that serializes.
 #![no_main]
 
-use ecr_operator::admission::review;
+use ecr_operator_core::review;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

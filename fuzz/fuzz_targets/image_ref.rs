@@ -2,7 +2,7 @@
 //! what parses must print back to a reference that parses to the same thing.
 #![no_main]
 
-use ecr_operator::image::ImageRef;
+use ecr_operator_core::image::ImageRef;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

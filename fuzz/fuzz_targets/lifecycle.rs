@@ -4,7 +4,7 @@
 #![no_main]
 
 use chrono::{DateTime, Duration, Utc};
-use ecr_operator::lifecycle::{self, Image};
+use ecr_operator_core::lifecycle::{self, Image};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

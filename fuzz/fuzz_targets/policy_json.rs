@@ -3,7 +3,7 @@
 //! "differs", write again).
 #![no_main]
 
-use ecr_operator::controllers::policy;
+use ecr_operator_core::repository_policy as policy;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -14,12 +14,13 @@
 
 pub mod cache;
 pub mod cert_secret;
-pub mod decision;
 pub mod metrics;
 pub mod resolver;
-pub mod review;
 pub mod server;
 pub mod tls;
+
+// The pure parts live in the core crate.
+pub use ecr_operator_core::{decision, review};
 
 pub use resolver::{DigestResolver, ResolveError};
 pub use server::{

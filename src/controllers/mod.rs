@@ -4,7 +4,6 @@ pub mod access;
 pub mod image_scan_report;
 pub mod inventory;
 pub mod lifecycle_policy;
-pub mod policy;
 pub mod pull_through_cache_rule;
 pub mod replication_config;
 pub mod repository;

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::api::repository::{DeletionPolicy, OWNER_TAG, Ownership, Repository};
-use crate::controllers::{Error, policy};
+use crate::controllers::Error;
 use crate::registry::RepositoryInfo;
+use crate::repository_policy;
 use crate::tenancy::{self, Access};
 
 /// The desired ECR state, derived from the spec alone.
@@ -39,7 +40,7 @@ impl Desired {
                 .as_ref()
                 .map(|e| (e.encryption_type.as_ecr(), e.kms_key.clone())),
             tags,
-            policy: repo.spec.policy.as_ref().map(policy::render),
+            policy: repo.spec.policy.as_ref().map(repository_policy::render),
         }
     }
 }
@@ -202,7 +203,9 @@ pub fn policy_read_needed(desired: Option<&Value>, ours: bool) -> bool {
 
 pub fn plan_policy(desired: Option<&Value>, current: Option<&str>, ours: bool) -> PolicyAction {
     match (desired, current) {
-        (Some(want), Some(have)) if policy::text_equivalent(have, want) => PolicyAction::Keep,
+        (Some(want), Some(have)) if repository_policy::text_equivalent(have, want) => {
+            PolicyAction::Keep
+        }
         (Some(want), _) => PolicyAction::Put(want.to_string()),
         (None, Some(_)) if ours => PolicyAction::Delete,
         (None, _) => PolicyAction::Keep,

@@ -38,8 +38,8 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
 
 /// The API resource of one of our kinds by its name (`Repository`, ...): for manifests read as
 /// untyped objects (samples, tests, the demo).
-pub fn resource_for(kind: &str) -> Option<kube::api::ApiResource> {
-    use kube::api::ApiResource;
+pub fn resource_for(kind: &str) -> Option<kube::core::ApiResource> {
+    use kube::core::ApiResource;
     Some(match kind {
         "Repository" => ApiResource::erase::<Repository>(&()),
         "LifecyclePolicy" => ApiResource::erase::<LifecyclePolicy>(&()),

@@ -14,7 +14,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::core::{ApiResource, DynamicResourceScope, Resource, Status};
 use serde::{Deserialize, Serialize};
 
-use super::decision::{ContainerKind, Decision, PodImage};
+use crate::decision::{ContainerKind, Decision, PodImage};
 
 /// The parts of an admitted object the webhook reads: a Pod, or a workload with a pod template
 /// (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job: `spec.template`; CronJob:

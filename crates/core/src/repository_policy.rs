@@ -161,7 +161,7 @@ mod tests {
     /// itself after the operator writes it back (serde_json's float_roundtrip).
     #[test]
     fn long_numbers_survive_print_and_parse() {
-        let text = include_str!("../../fuzz/seeds/policy_json/crash-float-roundtrip");
+        let text = include_str!("../../../fuzz/seeds/policy_json/crash-float-roundtrip");
         let v: Value = serde_json::from_str(text).unwrap();
         assert!(text_equivalent(&v.to_string(), &v));
         let doc: Value =
