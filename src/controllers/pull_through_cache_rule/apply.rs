@@ -1,0 +1,220 @@
+//! The PullThroughCacheRule controller's I/O: observe (DescribePullThroughCacheRules, the
+//! credential Secret and its mirror), apply what `plan.rs` decided, write the status.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, ResourceExt};
+use tracing::info;
+
+use super::plan::{self, RuleWrite, SecretWrite};
+use super::upstream::validate;
+use super::{Shared, older_claimant, owner_id};
+use crate::api::PullThroughCacheRule;
+use crate::api::repository::OWNER_TAG;
+use crate::controllers::{Context, Error, status};
+use crate::registry::{ErrorClass, NewPullThroughCacheRule, PullThroughCacheRuleInfo};
+
+fn object_created(rule: &PullThroughCacheRule) -> Option<Timestamp> {
+    rule.metadata.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+fn secret_name(rule: &PullThroughCacheRule) -> String {
+    plan::secret_name(&rule.name_any())
+}
+
+pub(super) async fn apply(rule: &PullThroughCacheRule, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let upstream = validate(&rule.spec, &ctx.config.operator_namespace).map_err(Error::Invalid)?;
+    let prefix = &rule.spec.ecr_repository_prefix;
+    if let Some(other) = older_claimant(&shared.store, rule) {
+        return Err(Error::Conflict(format!(
+            "PullThroughCacheRule {other} already manages the rule for prefix {prefix}"
+        )));
+    }
+    let status = status::current(rule);
+    let observed = ctx
+        .registry
+        .describe_pull_through_cache_rule(prefix)
+        .await?;
+    plan::refuse_foreign(prefix, observed.as_ref(), &status, object_created(rule))?;
+    // Credentials next: the rule is created with them.
+    let credential_arn = credential_arn(ctx, rule).await?;
+    let desired = plan::desired(&rule.spec, credential_arn.clone());
+    let plan = plan::plan(&desired, observed.as_ref(), &status, object_created(rule))?;
+    let info = write_rule(ctx, plan.write, &desired, observed).await?;
+    if plan::mirrored_secret_unused(&rule.spec, &status, &secret_name(rule)) {
+        delete_mirrored_secret(ctx, rule).await?;
+    }
+    let message = plan::ready_message(&desired, &upstream);
+    let status = plan::synced_status(status, &info, credential_arn);
+    if let Some(a) = &plan.announcement {
+        info!(prefix = %prefix, "{}", a.note);
+    }
+    let event = plan.announcement.map(|a| (a.reason, "Update", a.note));
+    status::write_ready(ctx, rule, status, message, event).await?;
+    Ok(Action::requeue(ctx.config.deep_sweep_interval))
+}
+
+/// Makes the planned write; returns the rule as it now is.
+async fn write_rule(
+    ctx: &Context,
+    write: RuleWrite,
+    desired: &NewPullThroughCacheRule,
+    observed: Option<PullThroughCacheRuleInfo>,
+) -> Result<PullThroughCacheRuleInfo, Error> {
+    let registry = &ctx.registry;
+    match (write, observed) {
+        (RuleWrite::Keep, Some(info)) => Ok(info),
+        (RuleWrite::UpdateCredentials, Some(info)) => {
+            registry
+                .update_pull_through_cache_rule(
+                    &desired.prefix,
+                    desired.credential_arn.as_deref(),
+                    desired.custom_role_arn.as_deref(),
+                )
+                .await?;
+            Ok(plan::updated(info, desired, Timestamp::now()))
+        }
+        (RuleWrite::Replace, Some(_)) => {
+            registry
+                .delete_pull_through_cache_rule(&desired.prefix)
+                .await?;
+            create(ctx, desired).await
+        }
+        // The plan creates exactly when no rule was observed.
+        (RuleWrite::Create, _) | (_, None) => create(ctx, desired).await,
+    }
+}
+
+async fn create(
+    ctx: &Context,
+    desired: &NewPullThroughCacheRule,
+) -> Result<PullThroughCacheRuleInfo, Error> {
+    match ctx.registry.create_pull_through_cache_rule(desired).await {
+        Ok(info) => Ok(info),
+        Err(e) if e.class == ErrorClass::AlreadyExists => {
+            // Created by someone else since our describe.
+            Err(Error::Conflict(format!(
+                "a pull-through cache rule for prefix {} already exists and was not created by this object; it is left untouched",
+                desired.prefix
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The credential ARN the rule is to use: the spec's, or that of the Secret's mirror.
+async fn credential_arn(
+    ctx: &Context,
+    rule: &PullThroughCacheRule,
+) -> Result<Option<String>, Error> {
+    Ok(
+        match (&rule.spec.credential_arn, &rule.spec.credentials_secret_ref) {
+            (Some(arn), _) => Some(arn.clone()),
+            (None, Some(secret)) => Some(mirror_secret(ctx, rule, &secret.name).await?),
+            (None, None) => None,
+        },
+    )
+}
+
+/// The Secret's credentials as the JSON ECR expects. Never logged.
+async fn read_k8s_secret(ctx: &Context, name: &str) -> Result<String, Error> {
+    let ns = &ctx.config.operator_namespace;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(secret) = api.get_opt(name).await? else {
+        return Err(Error::SecretNotFound(format!(
+            "Secret {ns}/{name} not found; create it with keys username and accessToken"
+        )));
+    };
+    plan::credentials_json(&secret).map_err(|missing| {
+        Error::SecretNotFound(format!(
+            "Secret {ns}/{name} lacks {missing}; it needs keys username and accessToken"
+        ))
+    })
+}
+
+/// Mirrors the Secret into Secrets Manager and returns the secret's ARN.
+async fn mirror_secret(
+    ctx: &Context,
+    rule: &PullThroughCacheRule,
+    k8s_name: &str,
+) -> Result<String, Error> {
+    let value = read_k8s_secret(ctx, k8s_name).await?;
+    let name = secret_name(rule);
+    let owner = owner_id(ctx, rule);
+    let status = status::current(rule);
+    let current = ctx.registry.get_secret(&name).await?;
+    let owner_tag = match &current {
+        Some(c) if plan::secret_owner_unproven(&status, &c.arn) => {
+            ctx.registry.secret_tags(&c.arn).await?.remove(OWNER_TAG)
+        }
+        _ => None,
+    };
+    let write = plan::plan_secret(
+        &name,
+        current.as_ref(),
+        &status,
+        owner_tag.as_deref(),
+        &owner,
+        &value,
+    )?;
+    let (arn, event) = match write {
+        SecretWrite::Keep(arn) => return Ok(arn),
+        SecretWrite::Create => {
+            let tags = BTreeMap::from([(OWNER_TAG.to_string(), owner)]);
+            let arn = ctx.registry.create_secret(&name, &value, &tags).await?;
+            let note = format!("Mirrored Secret {k8s_name} into Secrets Manager as {name}");
+            (arn, ("SecretMirrored", note))
+        }
+        SecretWrite::Put(arn) => {
+            ctx.registry.put_secret_value(&arn, &value).await?;
+            let note = format!("Updated Secrets Manager secret {name} from Secret {k8s_name}");
+            (arn, ("SecretUpdated", note))
+        }
+    };
+    ctx.event(rule, EventType::Normal, event.0, "Update", event.1)
+        .await;
+    Ok(arn)
+}
+
+/// Deletes the mirrored secret when it exists and carries our owner tag.
+async fn delete_mirrored_secret(ctx: &Context, rule: &PullThroughCacheRule) -> Result<(), Error> {
+    let name = secret_name(rule);
+    if let Some(current) = ctx.registry.get_secret(&name).await? {
+        let tags = ctx.registry.secret_tags(&current.arn).await?;
+        if tags.get(OWNER_TAG) == Some(&owner_id(ctx, rule)) {
+            ctx.registry.delete_secret(&current.arn).await?;
+            info!(secret = %name, "deleted mirrored secret");
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn cleanup(rule: &PullThroughCacheRule, shared: &Shared) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let status = status::current(rule);
+    let prefix = &rule.spec.ecr_repository_prefix;
+    let observed = if plan::removal_reads(&status) {
+        ctx.registry
+            .describe_pull_through_cache_rule(prefix)
+            .await?
+    } else {
+        None
+    };
+    let removal = plan::plan_removal(&status, observed.as_ref());
+    if removal == plan::Removal::Delete {
+        ctx.registry.delete_pull_through_cache_rule(prefix).await?;
+    }
+    if let Some(a) = removal.announcement(prefix) {
+        ctx.event(rule, EventType::Normal, a.reason, "Delete", a.note)
+            .await;
+    }
+    if rule.spec.credentials_secret_ref.is_some() {
+        delete_mirrored_secret(ctx, rule).await?;
+    }
+    Ok(Action::await_change())
+}
