@@ -96,6 +96,59 @@ pub struct SeveritySummary {
     pub undefined: i64,
 }
 
+impl Severity {
+    /// ECR's name for the severity (its `FindingSeverity`).
+    pub const fn as_ecr(self) -> &'static str {
+        match self {
+            Self::Informational => "INFORMATIONAL",
+            Self::Low => "LOW",
+            Self::Medium => "MEDIUM",
+            Self::High => "HIGH",
+            Self::Critical => "CRITICAL",
+        }
+    }
+
+    /// The severity ECR names `name`, in any case. `None` for `UNDEFINED`, Inspector's
+    /// `UNTRIAGED` and names ECR may add: they rank below every threshold and are counted in
+    /// [`SeveritySummary::undefined`].
+    pub fn from_ecr(name: &str) -> Option<Self> {
+        [
+            Self::Informational,
+            Self::Low,
+            Self::Medium,
+            Self::High,
+            Self::Critical,
+        ]
+        .into_iter()
+        .find(|s| s.as_ecr().eq_ignore_ascii_case(name))
+    }
+}
+
+impl SeveritySummary {
+    /// The count for `severity`.
+    pub fn count(&self, severity: Severity) -> i64 {
+        match severity {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+            Severity::Informational => self.informational,
+        }
+    }
+
+    /// The counter for `severity`; `None` (see [`Severity::from_ecr`]) is `undefined`.
+    pub fn count_mut(&mut self, severity: Option<Severity>) -> &mut i64 {
+        match severity {
+            Some(Severity::Critical) => &mut self.critical,
+            Some(Severity::High) => &mut self.high,
+            Some(Severity::Medium) => &mut self.medium,
+            Some(Severity::Low) => &mut self.low,
+            Some(Severity::Informational) => &mut self.informational,
+            None => &mut self.undefined,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
@@ -126,4 +179,44 @@ pub struct Finding {
 pub struct ImageScanReportStatus {
     #[serde(flatten)]
     pub common: CommonStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_round_trip_through_ecr_names() {
+        let all = [
+            Severity::Informational,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ];
+        for s in all {
+            assert_eq!(Severity::from_ecr(s.as_ecr()), Some(s));
+            assert_eq!(Severity::from_ecr(&s.as_ecr().to_lowercase()), Some(s));
+            // The CRD spells them as ECR does.
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::Value::from(s.as_ecr()))
+            );
+        }
+        for other in ["UNDEFINED", "UNTRIAGED", "", "SEVERE"] {
+            assert_eq!(Severity::from_ecr(other), None, "{other}");
+        }
+        let mut summary = SeveritySummary::default();
+        for (name, n) in [
+            ("CRITICAL", 2),
+            ("low", 1),
+            ("UNDEFINED", 3),
+            ("UNTRIAGED", 1),
+        ] {
+            *summary.count_mut(Severity::from_ecr(name)) += n;
+        }
+        assert_eq!(summary.count(Severity::Critical), 2);
+        assert_eq!(summary.count(Severity::Low), 1);
+        assert_eq!(summary.undefined, 4);
+    }
 }

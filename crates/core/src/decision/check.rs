@@ -83,7 +83,7 @@ impl Violations {
         let counts: Vec<String> = self
             .counts
             .iter()
-            .map(|(severity, n)| format!("{n} {}", severity_name(*severity)))
+            .map(|(severity, n)| format!("{n} {}", severity.as_ecr()))
             .collect();
         counts.join(", ")
     }
@@ -93,15 +93,15 @@ impl Violations {
         let mut s = format!(
             "{} at or above {}",
             self.counts_text(),
-            severity_name(self.threshold)
+            self.threshold.as_ecr()
         );
         let shown: Vec<String> = self
             .listed
             .iter()
             .take(FINDINGS_SHOWN)
             .map(|f| match &f.package {
-                Some(package) => format!("{} ({}, {package})", f.id, severity_name(f.severity)),
-                None => format!("{} ({})", f.id, severity_name(f.severity)),
+                Some(package) => format!("{} ({}, {package})", f.id, f.severity.as_ecr()),
+                None => format!("{} ({})", f.id, f.severity.as_ecr()),
             })
             .collect();
         if !shown.is_empty() {
@@ -232,7 +232,7 @@ impl Check<'_> {
                     }
                 }
             }
-            let summarised = u64::try_from(summary_count(&report.summary, severity)).unwrap_or(0);
+            let summarised = u64::try_from(report.summary.count(severity)).unwrap_or(0);
             let unlisted = summarised.saturating_sub(listed_here);
             unlisted_total += unlisted;
             let n = counted + unlisted;
@@ -251,7 +251,7 @@ impl Check<'_> {
                 Verdict::Pass,
                 format!(
                     "no findings at or above {}{allowlisted_note}",
-                    severity_name(threshold)
+                    threshold.as_ecr()
                 ),
             );
         }
@@ -353,27 +353,6 @@ pub(super) const SEVERITIES: [Severity; 5] = [
     Severity::Low,
     Severity::Informational,
 ];
-
-pub(super) fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "CRITICAL",
-        Severity::High => "HIGH",
-        Severity::Medium => "MEDIUM",
-        Severity::Low => "LOW",
-        Severity::Informational => "INFORMATIONAL",
-    }
-}
-
-/// The summary's count for `s` (ECR's UNDEFINED severity is below every threshold).
-pub(super) fn summary_count(summary: &SeveritySummary, s: Severity) -> i64 {
-    match s {
-        Severity::Critical => summary.critical,
-        Severity::High => summary.high,
-        Severity::Medium => summary.medium,
-        Severity::Low => summary.low,
-        Severity::Informational => summary.informational,
-    }
-}
 
 pub(super) fn completed_at(report: &ImageScanReportSpec) -> Option<DateTime<Utc>> {
     let t = report.scan.completed_at.as_deref()?;

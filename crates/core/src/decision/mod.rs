@@ -38,7 +38,7 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::api::image_scan_report::{Finding, ImageScanReportSpec, SeveritySummary};
+use crate::api::image_scan_report::{Finding, ImageScanReportSpec};
 use crate::api::scan_policy::{
     Enforcement, EnforcementMode, ScanPolicy, Severity, UnscannedAction,
 };

@@ -1,7 +1,7 @@
 //! The decision table, properties and the pieces' own tests.
 
 use super::*;
-use crate::api::image_scan_report::ScanState;
+use crate::api::image_scan_report::{ScanState, SeveritySummary};
 use crate::api::scan_policy::{AllowlistEntry, ScanPolicySpec};
 use crate::image::selector::selector;
 use chrono::TimeZone;
@@ -41,13 +41,7 @@ fn finding(id: &str, severity: Severity) -> Finding {
 fn summary_of(findings: &[Finding]) -> SeveritySummary {
     let mut s = SeveritySummary::default();
     for f in findings {
-        match f.severity {
-            Severity::Critical => s.critical += 1,
-            Severity::High => s.high += 1,
-            Severity::Medium => s.medium += 1,
-            Severity::Low => s.low += 1,
-            Severity::Informational => s.informational += 1,
-        }
+        *s.count_mut(Some(f.severity)) += 1;
     }
     s
 }
