@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::model::{Rule, TagStatus};
+use super::model::{Rule, Selection, TagStatus};
 use super::policy::render;
 
 /// ECR quota "Rules per lifecycle policy".
@@ -95,6 +95,29 @@ fn validate_rule(i: usize, rule: &Rule, errors: &mut Vec<ValidationError>) {
             "must be at least 1",
         ));
     }
+    validate_tag_lists(i, selection, errors);
+    for (k, pattern) in selection.tag_pattern_list.iter().enumerate() {
+        let wildcards = pattern.matches('*').count();
+        if wildcards > MAX_PATTERN_WILDCARDS {
+            errors.push(ValidationError::new(
+                at(&format!("selection.tagPatternList[{k}]")),
+                format!(
+                    "pattern {pattern:?} has {wildcards} wildcards (*); ECR allows at most {MAX_PATTERN_WILDCARDS}"
+                ),
+            ));
+        }
+    }
+    if selection.count.count_number() == 0 {
+        errors.push(ValidationError::new(
+            at("selection.countNumber"),
+            "must be a positive integer (0 is not accepted)",
+        ));
+    }
+}
+
+/// A tagged rule filters by exactly one of its lists; the other statuses take neither.
+fn validate_tag_lists(i: usize, selection: &Selection, errors: &mut Vec<ValidationError>) {
+    let at = |field: &str| format!("rules[{i}].{field}");
     let has_prefixes = !selection.tag_prefix_list.is_empty();
     let has_patterns = !selection.tag_pattern_list.is_empty();
     match selection.tag_status {
@@ -122,101 +145,101 @@ fn validate_rule(i: usize, rule: &Rule, errors: &mut Vec<ValidationError>) {
             }
         }
     }
-    for (k, pattern) in selection.tag_pattern_list.iter().enumerate() {
-        let wildcards = pattern.matches('*').count();
-        if wildcards > MAX_PATTERN_WILDCARDS {
-            errors.push(ValidationError::new(
-                at(&format!("selection.tagPatternList[{k}]")),
+}
+
+/// The first rule (by position) to use each priority, untagged selection and tag set, so that
+/// later duplicates are reported pointing back at it.
+#[derive(Default)]
+struct FirstUse<'a> {
+    priority: HashMap<u32, usize>,
+    untagged: Option<usize>,
+    prefixes: HashMap<BTreeSet<&'a str>, usize>,
+    patterns: HashMap<BTreeSet<&'a str>, usize>,
+}
+
+/// One pass in spec order, so each rule's problems stay together in the report.
+fn validate_across_rules(rules: &[Rule], errors: &mut Vec<ValidationError>) {
+    let mut first = FirstUse::default();
+    for (i, rule) in rules.iter().enumerate() {
+        match first.priority.get(&rule.rule_priority) {
+            Some(&earlier) => errors.push(ValidationError::new(
+                format!("rules[{i}].rulePriority"),
                 format!(
-                    "pattern {pattern:?} has {wildcards} wildcards (*); ECR allows at most {MAX_PATTERN_WILDCARDS}"
+                    "rulePriority {} is already used by rules[{earlier}]; priorities must be unique",
+                    rule.rule_priority
                 ),
-            ));
+            )),
+            None => {
+                first.priority.insert(rule.rule_priority, i);
+            }
+        }
+        match rule.selection.tag_status {
+            TagStatus::Any => validate_any_is_last(rules, i, errors),
+            TagStatus::Untagged => match first.untagged {
+                Some(earlier) => errors.push(ValidationError::new(
+                    format!("rules[{i}].selection.tagStatus"),
+                    format!(
+                        "only one rule may select untagged images; rules[{earlier}] already does"
+                    ),
+                )),
+                None => first.untagged = Some(i),
+            },
+            TagStatus::Tagged => validate_unique_tag_sets(i, &rule.selection, &mut first, errors),
         }
     }
-    if selection.count.count_number() == 0 {
+}
+
+fn validate_any_is_last(rules: &[Rule], i: usize, errors: &mut Vec<ValidationError>) {
+    let rule = &rules[i];
+    // "Highest" must be strict: with two `any` rules at most one can be last.
+    let outranked = rules
+        .iter()
+        .enumerate()
+        .any(|(j, other)| j != i && other.rule_priority >= rule.rule_priority);
+    if outranked {
+        let highest = rules.iter().map(|r| r.rule_priority).max().unwrap_or(0);
         errors.push(ValidationError::new(
-            at("selection.countNumber"),
-            "must be a positive integer (0 is not accepted)",
+            format!("rules[{i}].rulePriority"),
+            format!(
+                "a rule with tagStatus any must have the highest rulePriority; {} is \
+                 not above every other rule's (highest: {highest})",
+                rule.rule_priority
+            ),
         ));
     }
 }
 
-fn validate_across_rules(rules: &[Rule], errors: &mut Vec<ValidationError>) {
-    // Later duplicates are reported, pointing back at the first occurrence.
-    let mut first_with_priority: HashMap<u32, usize> = HashMap::new();
-    let mut first_untagged: Option<usize> = None;
-    let mut first_with_prefixes: HashMap<BTreeSet<&str>, usize> = HashMap::new();
-    let mut first_with_patterns: HashMap<BTreeSet<&str>, usize> = HashMap::new();
-    let highest = rules.iter().map(|r| r.rule_priority).max().unwrap_or(0);
-
-    for (i, rule) in rules.iter().enumerate() {
-        let selection = &rule.selection;
-        if let Some(&first) = first_with_priority.get(&rule.rule_priority) {
-            errors.push(ValidationError::new(
-                format!("rules[{i}].rulePriority"),
-                format!(
-                    "rulePriority {} is already used by rules[{first}]; priorities must be unique",
-                    rule.rule_priority
-                ),
-            ));
-        } else {
-            first_with_priority.insert(rule.rule_priority, i);
+fn validate_unique_tag_sets<'a>(
+    i: usize,
+    selection: &'a Selection,
+    first: &mut FirstUse<'a>,
+    errors: &mut Vec<ValidationError>,
+) {
+    for (list, field, seen) in [
+        (
+            &selection.tag_prefix_list,
+            "tagPrefixList",
+            &mut first.prefixes,
+        ),
+        (
+            &selection.tag_pattern_list,
+            "tagPatternList",
+            &mut first.patterns,
+        ),
+    ] {
+        if list.is_empty() {
+            continue;
         }
-
-        match selection.tag_status {
-            TagStatus::Any => {
-                // "Highest" must be strict: with two `any` rules at most one can be last.
-                let outranked = rules
-                    .iter()
-                    .enumerate()
-                    .any(|(j, other)| j != i && other.rule_priority >= rule.rule_priority);
-                if outranked {
-                    errors.push(ValidationError::new(
-                        format!("rules[{i}].rulePriority"),
-                        format!(
-                            "a rule with tagStatus any must have the highest rulePriority; {} is \
-                             not above every other rule's (highest: {highest})",
-                            rule.rule_priority
-                        ),
-                    ));
-                }
-            }
-            TagStatus::Untagged => match first_untagged {
-                Some(first) => errors.push(ValidationError::new(
-                    format!("rules[{i}].selection.tagStatus"),
-                    format!(
-                        "only one rule may select untagged images; rules[{first}] already does"
-                    ),
-                )),
-                None => first_untagged = Some(i),
-            },
-            TagStatus::Tagged => {
-                for (list, field, seen) in [
-                    (
-                        &selection.tag_prefix_list,
-                        "tagPrefixList",
-                        &mut first_with_prefixes,
-                    ),
-                    (
-                        &selection.tag_pattern_list,
-                        "tagPatternList",
-                        &mut first_with_patterns,
-                    ),
-                ] {
-                    if list.is_empty() {
-                        continue;
-                    }
-                    let set: BTreeSet<&str> = list.iter().map(String::as_str).collect();
-                    match seen.get(&set) {
-                        Some(&first) => errors.push(ValidationError::new(
-                            format!("rules[{i}].selection.{field}"),
-                            format!("rules[{first}] has the same {field}; each rule needs a unique set of tags"),
-                        )),
-                        None => {
-                            seen.insert(set, i);
-                        }
-                    }
-                }
+        let set: BTreeSet<&str> = list.iter().map(String::as_str).collect();
+        match seen.get(&set) {
+            Some(&earlier) => errors.push(ValidationError::new(
+                format!("rules[{i}].selection.{field}"),
+                format!(
+                    "rules[{earlier}] has the same {field}; each rule needs a unique set of tags"
+                ),
+            )),
+            None => {
+                seen.insert(set, i);
             }
         }
     }
@@ -224,7 +247,7 @@ fn validate_across_rules(rules: &[Rule], errors: &mut Vec<ValidationError>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::{Action, Count, Selection};
+    use super::super::model::{Action, Count};
     use super::*;
 
     fn rule(
