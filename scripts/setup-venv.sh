@@ -43,7 +43,7 @@ fi
 # The stamp covers the requirements and the interpreter they were installed for.
 want="$( { cat "$requirements"; "$venv/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
-    && "$venv/bin/python" -c 'import moto, boto3, pytest, flask, yaml, helm_sdkpy' >/dev/null 2>&1 \
+    && "$venv/bin/python" -c 'import moto, boto3, pytest, flask, yaml, helm_sdkpy, lupa' >/dev/null 2>&1 \
     && [[ -x "$venv/bin/kubectl" ]]; then
     exit 0
 fi

@@ -1,0 +1,164 @@
+"""Argo CD health for every ecr.operator.dev kind: config/argocd/health.lua run by a real Lua 5.1
+interpreter (lupa; Argo CD runs health scripts in gopher-lua, a Lua 5.1), over status fixtures of
+every reason the operator writes, and the kustomization that puts it under each kind's key.
+
+Expected health, from the contract Argo CD users asked for (issue #19): Healthy on Ready=True at
+the current generation; Progressing while the generation is not yet observed or while the reason
+is one the operator retries or waits out on its own; Degraded, with the condition's message, on a
+reason that waits for a person.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from lupa import lua51
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = (ROOT / "config/argocd/health.lua").read_text()
+GROUP = "ecr.operator.dev"
+
+# What each Ready reason means for a person watching Argo CD. A reason the operator gains without
+# a line here fails `test_every_reason_has_an_expected_health`.
+EXPECTED_WHEN_NOT_READY = {
+    # Wait for a person: a spec change, a grant, credentials, a secret, an emptied repository.
+    "Invalid": "Degraded",
+    "Conflict": "Degraded",
+    "AccessDenied": "Degraded",
+    "Forbidden": "Degraded",
+    "LimitExceeded": "Degraded",
+    "SecretNotFound": "Degraded",
+    "RepositoryNotEmpty": "Degraded",
+    # The operator retries, or waits for something that converges by itself.
+    "Progressing": "Progressing",
+    "Throttled": "Progressing",
+    "TransientError": "Progressing",
+    "Deleting": "Progressing",
+    "RepositoryNotReady": "Progressing",
+    "NotReconciled": "Progressing",
+}
+
+
+def reasons_in_source() -> list[str]:
+    """The reason strings `Reason::as_str` returns (crates/core/src/api/conditions.rs)."""
+    source = (ROOT / "crates/core/src/api/conditions.rs").read_text()
+    return re.findall(r'Reason::\w+ => "(\w+)"', source)
+
+
+def kinds_in_crds() -> list[str]:
+    kinds = []
+    for crd in sorted((ROOT / "crds").glob("*.yaml")):
+        for doc in yaml.safe_load_all(crd.read_text()):
+            if doc and doc.get("kind") == "CustomResourceDefinition":
+                assert doc["spec"]["group"] == GROUP
+                kinds.append(doc["spec"]["names"]["kind"])
+    return kinds
+
+
+def health(obj: dict) -> dict:
+    """Runs the script as Argo CD does: `obj` is a global, the script returns a table."""
+    lua = lua51.LuaRuntime(unpack_returned_tuples=True)
+    lua.globals().obj = lua.table_from(obj, recursive=True)
+    result = lua.execute(SCRIPT)
+    return {"status": result["status"], "message": result["message"]}
+
+
+def resource(kind: str, generation: int, status: dict | None) -> dict:
+    obj = {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "x", "namespace": "team-a", "generation": generation},
+        "spec": {},
+    }
+    if status is not None:
+        obj["status"] = status
+    return obj
+
+
+def ready(status: str, reason: str, message: str, observed: int) -> dict:
+    return {
+        "observedGeneration": observed,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "observedGeneration": observed,
+                "lastTransitionTime": "2026-12-05T00:00:00Z",
+            }
+        ],
+    }
+
+
+KINDS = kinds_in_crds()
+
+
+def test_the_crds_are_all_there():
+    assert len(KINDS) == 7, KINDS
+
+
+def test_every_reason_has_an_expected_health():
+    reasons = reasons_in_source()
+    assert "Synced" in reasons
+    missing = [r for r in reasons if r != "Synced" and r not in EXPECTED_WHEN_NOT_READY]
+    assert missing == [], f"reasons without an expected Argo CD health: {missing}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ready_at_the_current_generation_is_healthy(kind):
+    got = health(resource(kind, 3, ready("True", "Synced", "repository matches the spec", 3)))
+    assert got == {"status": "Healthy", "message": "Synced: repository matches the spec"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_status_yet_is_progressing(kind):
+    assert health(resource(kind, 1, None))["status"] == "Progressing"
+    assert health(resource(kind, 1, {"observedGeneration": 1}))["status"] == "Progressing"
+    assert health(resource(kind, 1, {"conditions": []}))["status"] == "Progressing"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("ready_status,reason", [("True", "Synced"), ("False", "Invalid")])
+def test_a_generation_not_yet_observed_is_progressing(kind, ready_status, reason):
+    # Even a Ready=True or an Invalid of the previous generation says nothing about this one.
+    got = health(resource(kind, 4, ready(ready_status, reason, "old", 3)))
+    assert got["status"] == "Progressing"
+    assert "4" in got["message"] and "3" in got["message"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reason", sorted(EXPECTED_WHEN_NOT_READY))
+def test_not_ready_follows_the_reason_with_its_message(kind, reason):
+    message = f"{kind} is not ready: because {reason}"
+    got = health(resource(kind, 2, ready("False", reason, message, 2)))
+    assert got == {"status": EXPECTED_WHEN_NOT_READY[reason], "message": f"{reason}: {message}"}
+
+
+def test_condition_generation_wins_over_the_status_field():
+    # The condition's observedGeneration says which generation Ready describes.
+    status = ready("True", "Synced", "ok", 2)
+    status["observedGeneration"] = 3
+    assert health(resource("Repository", 3, status))["status"] == "Progressing"
+
+
+def test_the_kustomization_puts_the_script_under_every_kind():
+    kubectl = shutil.which("kubectl") or str(ROOT / ".venv/bin/kubectl")
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "config/argocd")],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    cm = yaml.safe_load(rendered)
+    assert cm["kind"] == "ConfigMap"
+    assert cm["metadata"]["name"] == "argocd-cm"
+    assert cm["metadata"]["namespace"] == "argocd"
+    keys = {f"resource.customizations.health.{GROUP}_{kind}" for kind in KINDS}
+    assert set(cm["data"]) == keys
+    assert all(cm["data"][k] == SCRIPT for k in keys)
