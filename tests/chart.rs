@@ -33,6 +33,8 @@ use serde_json::{Value, json};
 const CHART: &str = "charts/ecr-operator";
 const RELEASE: &str = "ecr-operator";
 const NAMESPACE: &str = "ecr-system";
+/// A platform team's umbrella chart with this chart as a dependency.
+const UMBRELLA: &str = "tests/fixtures/umbrella-chart";
 /// Stand-ins for the CRDs of cert-manager and the Prometheus Operator, whose kinds the chart
 /// renders with every option on.
 const THIRD_PARTY_CRDS: &str = "tests/fixtures/crds";
@@ -348,6 +350,8 @@ fn check_objects_in(r: &Rendered, namespace: &str) {
             ("v1", "ServiceAccount") => roundtrip::<ServiceAccount>(obj),
             ("v1", "Service") => roundtrip::<Service>(obj),
             ("v1", "Namespace") => roundtrip::<Namespace>(obj),
+            // An umbrella chart's own (tests/fixtures/umbrella-chart).
+            ("v1", "ConfigMap") => roundtrip::<k8s_openapi::api::core::v1::ConfigMap>(obj),
             ("rbac.authorization.k8s.io/v1", "ClusterRole") => roundtrip::<ClusterRole>(obj),
             ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
                 roundtrip::<ClusterRoleBinding>(obj)
@@ -443,6 +447,10 @@ fn helm_lint_reports_nothing() {
         "helm lint {CHART} (severity 1 info, 2 warning, 3 error; helm-sdkpy drops the text): \
          {messages:#?}"
     );
+
+    // An umbrella chart with this one as a subchart (and `global` values) lints clean too.
+    let messages = lint(&root().join(UMBRELLA));
+    assert!(messages.is_empty(), "helm lint {UMBRELLA}: {messages:#?}");
 
     // Without its icon, Helm's lint says so (an info on Chart.yaml).
     let copy = tmp_file("lint-no-icon", "d").join("ecr-operator");
@@ -869,10 +877,53 @@ fn default_values_render_valid_objects() {
         "no cert-manager by default"
     );
 
+    // One pod at a time may be evicted: a drain never blocks, whatever replicaCount.
     let pdb: PodDisruptionBudget = r.one("PodDisruptionBudget");
+    let pdb_spec = pdb.spec.expect("PDB spec");
     assert_eq!(
-        serde_json::to_value(pdb.spec.and_then(|s| s.min_available)).expect("minAvailable"),
+        serde_json::to_value(&pdb_spec.max_unavailable).expect("maxUnavailable"),
         json!(1)
+    );
+    assert_eq!(pdb_spec.min_available, None);
+    assert_eq!(
+        pdb_spec.selector.and_then(|s| s.match_labels),
+        spec.selector.match_labels.clone(),
+        "the PDB selects the Deployment's pods"
+    );
+
+    // Replicas spread over nodes, softly, counting this release's pods.
+    let spread = serde_json::to_value(&pod.topology_spread_constraints).expect("spread");
+    assert_eq!(
+        spread,
+        json!([{
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": spec.selector.match_labels},
+        }])
+    );
+    assert_eq!(pod.host_network, None);
+    assert_eq!(pod.dns_policy, None);
+    assert!(
+        d.metadata.annotations.is_none(),
+        "no Deployment annotations by default"
+    );
+    let timings = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        let p = p.clone().expect("probe");
+        (
+            p.initial_delay_seconds,
+            p.period_seconds,
+            p.timeout_seconds,
+            p.failure_threshold,
+        )
+    };
+    assert_eq!(
+        timings(&c.liveness_probe),
+        (Some(0), Some(10), Some(1), Some(3))
+    );
+    assert_eq!(
+        timings(&c.readiness_probe),
+        (Some(0), Some(5), Some(1), Some(3))
     );
 
     assert!(
@@ -1100,6 +1151,92 @@ fn all_on_values_render_every_optional_object() {
         r.notes
             .contains("IRSA: service account ecr-operator-sa assumes")
     );
+
+    // The escape hatches of ci/all-on-values.yaml.
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    assert_eq!(
+        c.image.as_deref(),
+        Some(
+            format!(
+                "111122223333.dkr.ecr.eu-west-1.amazonaws.com/ecr-operator:0.1.0-rc.1@{digest}"
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        args.last().map(String::as_str),
+        Some("--lease-seconds=20"),
+        "extraArgs last"
+    );
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+    let port = |name: &str| {
+        c.ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name))
+            .map(|p| p.container_port)
+    };
+    assert_eq!(
+        (port("webhook"), port("metrics")),
+        (Some(10443), Some(9090))
+    );
+    assert_eq!(
+        d.metadata.annotations.clone().unwrap_or_default()["example.com/deployed-by"],
+        "platform"
+    );
+    assert!(pod.volumes.iter().flatten().any(|v| v.name == "proxy-ca"
+        && v.config_map.as_ref().map(|m| m.name.as_str()) == Some("proxy-ca")));
+    assert!(
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.name == "proxy-ca" && m.mount_path == "/etc/ssl/proxy")
+    );
+    assert!(
+        c.env
+            .iter()
+            .flatten()
+            .any(|e| e.name == "AWS_STS_REGIONAL_ENDPOINTS")
+    );
+    // A constraint without labelSelector gets the release's pods; one with its own keeps it.
+    let spread = serde_json::to_value(&pod.topology_spread_constraints).expect("spread");
+    assert_eq!(
+        spread[0]["labelSelector"]["matchLabels"],
+        json!({"app.kubernetes.io/name": "ecrop", "app.kubernetes.io/instance": RELEASE})
+    );
+    assert_eq!(spread[0]["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(spread[0]["whenUnsatisfiable"], "DoNotSchedule");
+    assert_eq!(
+        spread[1]["labelSelector"],
+        json!({"matchLabels": {"team": "platform"}})
+    );
+    assert_eq!(spread[1]["maxSkew"], 2);
+    // minAvailable, set, wins over maxUnavailable.
+    let pdb: PodDisruptionBudget = r.one("PodDisruptionBudget");
+    let pdb = serde_json::to_value(pdb.spec).expect("PDB");
+    assert_eq!(pdb["minAvailable"], 2);
+    assert!(pdb.get("maxUnavailable").is_none(), "{pdb}");
+    let live = c.liveness_probe.clone().expect("liveness");
+    let ready = c.readiness_probe.clone().expect("readiness");
+    assert_eq!(
+        (
+            live.initial_delay_seconds,
+            live.period_seconds,
+            live.timeout_seconds,
+            live.failure_threshold
+        ),
+        (Some(5), Some(20), Some(3), Some(5))
+    );
+    assert_eq!(
+        (
+            ready.initial_delay_seconds,
+            ready.period_seconds,
+            ready.timeout_seconds,
+            ready.failure_threshold
+        ),
+        (Some(2), Some(10), Some(2), Some(2))
+    );
 }
 
 #[test]
@@ -1145,45 +1282,366 @@ fn ca_bundle_is_passed_to_the_webhook() {
     assert_eq!(bundle.0, b"-----BEGIN".to_vec());
 }
 
-/// Every `--flag` the chart passes exists in `ecr-operator run --help`, so the pods do not
-/// crash-loop on an unknown argument. Settings the binary does not read yet are passed as
-/// environment variables only (harmless when unknown); they are listed here so the list
-/// shrinks as the binary learns them.
+// ---------------------------------------------------------------------------------------------
+// Values a platform engineer expects, each through Helm's engine
+
+/// The operator container of a render.
+fn operator_container(r: &Rendered) -> k8s_openapi::api::core::v1::Container {
+    let d: Deployment = r.one("Deployment");
+    d.spec.expect("spec").template.spec.expect("pod").containers[0].clone()
+}
+
+/// `webhook.enabled=false`: no ValidatingWebhookConfiguration, no webhook port on the Service
+/// or the container, no certificate (not even with cert-manager on), no webhook variables, the
+/// binary told `--webhook=false`, and RBAC without what only the webhook's certificate needs.
+#[test]
+fn webhook_can_be_turned_off() {
+    let r = render(&[json!({"webhook": {"enabled": false, "certManager": {"enabled": true}}})]);
+    check_objects(&r);
+    let kinds = r.kinds();
+    for kind in ["ValidatingWebhookConfiguration", "Certificate", "Issuer"] {
+        assert!(
+            !kinds.contains(kind),
+            "{kind} with the webhook off: {kinds:?}"
+        );
+    }
+    let svc: Service = r.one("Service");
+    let ports: Vec<String> = svc
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| p.name.unwrap_or_default())
+        .collect();
+    assert_eq!(ports, ["metrics"]);
+    let c = operator_container(&r);
+    let ports: Vec<String> = c
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| p.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(ports, ["metrics"]);
+    assert!(
+        c.args.iter().flatten().any(|a| a == "--webhook=false"),
+        "{:?}",
+        c.args
+    );
+    let webhook_env: Vec<&String> = c
+        .env
+        .iter()
+        .flatten()
+        .map(|e| &e.name)
+        .filter(|n| n.starts_with("ECR_OPERATOR_WEBHOOK"))
+        .collect();
+    assert!(webhook_env.is_empty(), "{webhook_env:?}");
+    assert!(
+        !c.volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path.contains("webhook")),
+        "no webhook certificate mounted"
+    );
+    check_rbac(&r, false);
+    assert!(r.notes.contains("Admission webhook: off"), "{}", r.notes);
+    // The default has it on.
+    let on = render(&[]);
+    assert!(on.kinds().contains("ValidatingWebhookConfiguration"));
+    assert!(
+        !operator_container(&on)
+            .args
+            .iter()
+            .flatten()
+            .any(|a| a.starts_with("--webhook"))
+    );
+}
+
+/// The PodDisruptionBudget lets a drain through at any replica count: `maxUnavailable: 1` by
+/// default (one replica included); `minAvailable`, when set, is used instead, and Helm refuses
+/// one that would leave no pod evictable.
+#[test]
+fn pod_disruption_budget_never_blocks_a_drain() {
+    let pdb = |overrides: Value| -> Value {
+        let r = render(&[overrides]);
+        check_objects(&r);
+        let pdb: PodDisruptionBudget = r.one("PodDisruptionBudget");
+        let spec = serde_json::to_value(pdb.spec).expect("PDB");
+        json!({"minAvailable": spec["minAvailable"], "maxUnavailable": spec["maxUnavailable"]})
+    };
+    assert_eq!(
+        pdb(json!({"replicaCount": 1})),
+        json!({"minAvailable": null, "maxUnavailable": 1})
+    );
+    assert_eq!(
+        pdb(json!({"podDisruptionBudget": {"maxUnavailable": "50%"}})),
+        json!({"minAvailable": null, "maxUnavailable": "50%"})
+    );
+    assert_eq!(
+        pdb(json!({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2}})),
+        json!({"minAvailable": 2, "maxUnavailable": null})
+    );
+    // 50% of 2 rounds up to 1: one pod evictable.
+    assert_eq!(
+        pdb(json!({"podDisruptionBudget": {"minAvailable": "50%"}})),
+        json!({"minAvailable": "50%", "maxUnavailable": null})
+    );
+    for (blocking, replicas) in [
+        (json!(1), 1),
+        (json!(2), 2),
+        (json!(3), 2),
+        (json!("60%"), 2),
+    ] {
+        let err = match try_render(&[json!({
+            "replicaCount": replicas,
+            "podDisruptionBudget": {"minAvailable": blocking},
+        })]) {
+            Ok(_) => panic!("minAvailable {blocking} at {replicas} replicas blocks every drain"),
+            Err(e) => e,
+        };
+        assert!(err.contains("every node drain would block"), "{err}");
+    }
+    // The schema: no maxUnavailable that evicts nothing, no minAvailable of 100%.
+    for bad in [json!(0), json!("0%")] {
+        let err = try_render(&[json!({"podDisruptionBudget": {"maxUnavailable": bad}})])
+            .err()
+            .unwrap_or_else(|| panic!("maxUnavailable {bad} accepted"));
+        assert!(err.contains("maxUnavailable"), "{err}");
+    }
+}
+
+/// `hostNetwork`: the pods on the node's network with cluster DNS, the webhook and admin
+/// listeners on the configured ports, which the Service reaches by name.
+#[test]
+fn host_network_serves_the_webhook_on_a_chosen_node_port() {
+    let r = render(&[json!({
+        "hostNetwork": true,
+        "webhook": {"port": 9643},
+        "metrics": {"port": 9680},
+    })]);
+    check_objects(&r);
+    let d: Deployment = r.one("Deployment");
+    let pod = d.spec.expect("spec").template.spec.expect("pod");
+    assert_eq!(pod.host_network, Some(true));
+    assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+    let c = &pod.containers[0];
+    let ports: BTreeMap<String, i32> = c
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.name.clone().unwrap_or_default(), p.container_port))
+        .collect();
+    assert_eq!(
+        ports,
+        BTreeMap::from([("metrics".into(), 9680), ("webhook".into(), 9643)])
+    );
+    let env = |name: &str| {
+        c.env
+            .iter()
+            .flatten()
+            .find(|e| e.name == name)
+            .and_then(|e| e.value.clone())
+    };
+    assert_eq!(
+        env("ECR_OPERATOR_WEBHOOK_ADDR").as_deref(),
+        Some("0.0.0.0:9643")
+    );
+    assert_eq!(
+        env("ECR_OPERATOR_ADMIN_ADDR").as_deref(),
+        Some("0.0.0.0:9680")
+    );
+    let svc: Service = r.one("Service");
+    let webhook_port = svc
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.name.as_deref() == Some("webhook"))
+        .expect("the Service's webhook port");
+    assert_eq!(webhook_port.port, 443);
+    assert_eq!(
+        serde_json::to_value(webhook_port.target_port).expect("targetPort"),
+        json!("webhook")
+    );
+}
+
+/// `image.digest` pins what is pulled; a tag in its place is refused by Helm (the schema).
+#[test]
+fn image_digest_pins_the_image() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let r = render(&[json!({"image": {"digest": digest}})]);
+    assert_eq!(
+        operator_container(&r).image,
+        Some(format!("ghcr.io/ecr-operator/ecr-operator:0.1.0@{digest}"))
+    );
+    let err = try_render(&[json!({"image": {"digest": "latest"}})])
+        .err()
+        .expect("a tag as digest is refused");
+    assert!(err.contains("digest"), "{err}");
+}
+
+/// Helm itself enforces values.schema.json: unknown keys and bad values fail the install with
+/// Helm's message naming the value, while `global` (what an umbrella chart hands down) and
+/// `enabled` (an umbrella's condition) pass.
+#[test]
+fn helm_refuses_values_the_schema_refuses() {
+    for (bad, named) in [
+        (json!({"regoin": "eu-west-1"}), "regoin"),
+        (json!({"webhook": {"enabled": "no"}}), "enabled"),
+        (
+            json!({"topologySpreadConstraints": [{"maxSkew": 1}]}),
+            "topologyKey",
+        ),
+        (json!({"extraArgs": ["lease-seconds=20"]}), "extraArgs"),
+        (
+            json!({"livenessProbe": {"periodSeconds": 0}}),
+            "periodSeconds",
+        ),
+    ] {
+        let err = try_render(std::slice::from_ref(&bad))
+            .err()
+            .unwrap_or_else(|| panic!("Helm installed the chart with {bad}"));
+        assert!(
+            err.contains("schema") && err.contains(named),
+            "{bad}: {err}"
+        );
+    }
+    let r =
+        render(&[json!({"global": {"imageRegistry": "registry.example.com"}, "enabled": true})]);
+    check_objects(&r);
+}
+
+/// The keys of a row's first cell in the values table: `` `a.b` / `.c` `` names `a.b` and
+/// `a.c`.
+fn table_keys(cell: &str) -> Vec<String> {
+    let mut keys = vec![];
+    let mut parent = String::new();
+    for (i, part) in cell.split('`').enumerate() {
+        if i % 2 == 0 {
+            continue;
+        }
+        let key = match part.strip_prefix('.') {
+            Some(rest) => format!("{parent}.{rest}"),
+            None => part.to_string(),
+        };
+        parent = key
+            .rsplit_once('.')
+            .map(|(p, _)| p.to_string())
+            .unwrap_or_default();
+        keys.push(key);
+    }
+    keys
+}
+
+/// The values a user sets: every key of values.yaml down to scalars, lists, empty maps and
+/// maps whose schema is open (security contexts, selectors, ...), by dotted path; and the
+/// keys the schema allows beyond values.yaml (`global`, `enabled`, ...).
+fn value_paths(
+    values: &Value,
+    schema: &Value,
+    root_schema: &Value,
+    path: &str,
+    out: &mut BTreeSet<String>,
+) {
+    let schema = match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => root_schema
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{path}: no {r}")),
+        None => schema,
+    };
+    let closed = schema["additionalProperties"] == false;
+    match values {
+        Value::Object(map) if closed && !map.is_empty() => {
+            let mut keys: BTreeSet<&String> = map.keys().collect();
+            if let Some(props) = schema["properties"].as_object() {
+                keys.extend(props.keys());
+            }
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                value_paths(
+                    map.get(k).unwrap_or(&Value::Null),
+                    &schema["properties"][k],
+                    root_schema,
+                    &p,
+                    out,
+                );
+            }
+        }
+        _ => {
+            out.insert(path.to_string());
+        }
+    }
+}
+
+/// The chart README's values table names every value, and nothing that is not one.
+#[test]
+fn values_table_names_every_value() {
+    let readme = read(format!("{CHART}/README.md"));
+    let table = readme
+        .split("| key | default | meaning |")
+        .nth(1)
+        .expect("the values table")
+        .split("\n\n")
+        .next()
+        .expect("its rows");
+    let documented: BTreeSet<String> = table
+        .lines()
+        .skip(2)
+        .flat_map(|row| table_keys(row.split('|').nth(1).unwrap_or_default()))
+        .collect();
+    let schema: Value =
+        serde_json::from_str(&read(format!("{CHART}/values.schema.json"))).expect("schema JSON");
+    let values = yaml_to_json(&read(format!("{CHART}/values.yaml")));
+    let mut paths = BTreeSet::new();
+    value_paths(&values, &schema, &schema, "", &mut paths);
+    let undocumented: Vec<&String> = paths.difference(&documented).collect();
+    let unknown: Vec<&String> = documented.difference(&paths).collect();
+    assert!(
+        undocumented.is_empty() && unknown.is_empty(),
+        "{CHART}/README.md's values table\n  misses: {undocumented:?}\n  names what is no value: {unknown:?}"
+    );
+    assert!(
+        paths.contains("webhook.enabled") && paths.contains("global"),
+        "{paths:?}"
+    );
+}
+
+/// Every `--flag` the chart passes (its own, `extraArgs`, `--webhook=false`) exists in
+/// `ecr-operator run --help`, so the pods do not crash-loop on an unknown argument, and every
+/// `ECR_OPERATOR_*` variable it sets is read by one of them.
 #[test]
 fn chart_flags_are_accepted_by_the_binary() {
-    const PENDING_ENV: &[&str] = &[
-        "ECR_OPERATOR_ADMIN_ADDR",
-        "ECR_OPERATOR_WEBHOOK_ADDR",
-        "ECR_OPERATOR_WEBHOOK_CERT_DIR",
-        "ECR_OPERATOR_LEASE_NAME",
-        "ECR_OPERATOR_WEBHOOK_CERTIFICATE",
-        "ECR_OPERATOR_WEBHOOK_CONFIGURATION",
-        "ECR_OPERATOR_WEBHOOK_DNS_NAMES",
-    ];
     let help = Command::new(env!("CARGO_BIN_EXE_ecr-operator"))
         .args(["run", "--help"])
         .output()
         .expect("run ecr-operator");
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
-    let r = render(&[all_on_values()]);
-    let d: Deployment = r.one("Deployment");
-    let c = d.spec.expect("spec").template.spec.expect("pod").containers[0].clone();
-    for arg in c.args.unwrap_or_default().iter().skip(1) {
-        let flag = arg.split('=').next().unwrap_or_default();
-        assert!(flag.starts_with("--"), "{arg}: flags only after `run`");
-        assert!(
-            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}=")),
-            "`ecr-operator run` has no {flag}:\n{help}"
-        );
-    }
-    for e in c.env.unwrap_or_default() {
-        if e.name.starts_with("ECR_OPERATOR_") {
+    for overrides in [
+        all_on_values(),
+        json!({"webhook": {"enabled": false}, "extraArgs": ["--leader-elect=false"]}),
+    ] {
+        let r = render(&[overrides]);
+        let d: Deployment = r.one("Deployment");
+        let c = d.spec.expect("spec").template.spec.expect("pod").containers[0].clone();
+        for arg in c.args.unwrap_or_default().iter().skip(1) {
+            let flag = arg.split('=').next().unwrap_or_default();
+            assert!(flag.starts_with("--"), "{arg}: flags only after `run`");
             assert!(
-                help.contains(&format!("[env: {}", e.name))
-                    || PENDING_ENV.contains(&e.name.as_str()),
-                "{} is read by no flag of `ecr-operator run`",
-                e.name
+                help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}=")),
+                "`ecr-operator run` has no {flag}:\n{help}"
             );
+        }
+        for e in c.env.unwrap_or_default() {
+            if e.name.starts_with("ECR_OPERATOR_") {
+                assert!(
+                    help.contains(&format!("[env: {}", e.name)),
+                    "{} is read by no flag of `ecr-operator run`",
+                    e.name
+                );
+            }
         }
     }
 }
@@ -1241,7 +1699,7 @@ fn values_schema_accepts_the_shipped_values() {
 #[test]
 fn helm_computes_the_values_the_schema_tests_check() {
     for overrides in [json!({}), all_on_values()] {
-        let r = render(&[overrides.clone()]);
+        let r = render(std::slice::from_ref(&overrides));
         assert_eq!(r.values, merged(&overrides));
     }
 }
@@ -1285,6 +1743,30 @@ fn values_schema_rejects_bad_values() {
         json!({"userRoles": {"create": "yes"}}),
         json!({"userRoles": {"enabled": false}}),
         json!({"userRoles": null}),
+        json!({"global": "shared"}),
+        json!({"enabled": "yes"}),
+        json!({"image": {"digest": "latest"}}),
+        json!({"image": {"digest": "sha256:abc"}}),
+        json!({"extraArgs": ["lease-seconds=20"]}),
+        json!({"extraArgs": [20]}),
+        json!({"extraVolumes": [{"emptyDir": {}}]}),
+        json!({"extraVolumeMounts": [{"name": "a"}]}),
+        json!({"extraVolumeMounts": [{"name": "a", "mountPath": "relative"}]}),
+        json!({"deploymentAnnotations": {"a": 1}}),
+        json!({"hostNetwork": "yes"}),
+        json!({"topologySpreadConstraints": [{"maxSkew": 0, "topologyKey": "k", "whenUnsatisfiable": "ScheduleAnyway"}]}),
+        json!({"topologySpreadConstraints": [{"maxSkew": 1, "whenUnsatisfiable": "ScheduleAnyway"}]}),
+        json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "k", "whenUnsatisfiable": "Maybe"}]}),
+        json!({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "k", "whenUnsatisfiable": "ScheduleAnyway", "skew": 1}]}),
+        json!({"podDisruptionBudget": {"maxUnavailable": 0}}),
+        json!({"podDisruptionBudget": {"maxUnavailable": "0%"}}),
+        json!({"podDisruptionBudget": {"minAvailable": "100%"}}),
+        json!({"podDisruptionBudget": {"minAvailable": "one"}}),
+        json!({"livenessProbe": {"periodSeconds": 0}}),
+        json!({"livenessProbe": {"httpGet": {"path": "/"}}}),
+        json!({"readinessProbe": {"timeoutSeconds": "1s"}}),
+        json!({"webhook": {"enabled": "no"}}),
+        json!({"webhook": {"enabled": null}}),
     ];
     for over in bad {
         let values = merged(&over);
@@ -1523,6 +2005,120 @@ async fn helm_install_upgrade_and_uninstall_in_the_real_api_server() {
     );
 }
 
+/// The chart as a subchart of an umbrella chart (`tests/fixtures/umbrella-chart`: `global`
+/// values in its values.yaml and in the install's, `condition: ecr-operator.enabled`),
+/// installed into the real API server by Helm, which checks the subchart's schema on the
+/// subchart's values, `global` included (the schema refused it before). Every object is
+/// there, named after the umbrella's release; uninstalled, none is left. The condition leaves
+/// the subchart out, and a bad value of the subchart fails the install with its schema.
+#[tokio::test]
+async fn chart_installs_as_a_subchart_with_global_values() {
+    use testbed::kube_env::{KubeEnv, unique_name};
+    let kubeconfig = kubeconfig();
+    let kube = KubeEnv::require_real().await;
+    let client = kube.client();
+    let namespace = unique_name("umbrella");
+    let release = unique_name("platform");
+    let fullname = format!("{release}-ecr-operator");
+    let subchart = "platform/charts/ecr-operator/templates/";
+    let request = |action: &str, values: Value| {
+        let mut r = release_request(action, &release, &namespace);
+        r["kubeconfig"] = json!(kubeconfig);
+        r["chart"] = json!(root().join(UMBRELLA));
+        r["values"] = json!([values]);
+        r
+    };
+
+    // A value the subchart's schema refuses: Helm names the subchart, installs nothing.
+    let err = helm(request(
+        "install",
+        json!({"ecr-operator": {"logFormat": "xml"}}),
+    ))
+    .expect_err("a bad subchart value fails the install");
+    assert!(
+        err.contains("ecr-operator") && err.contains("logFormat"),
+        "{err}"
+    );
+    assert_eq!(
+        helm(release_request("status", &release, &namespace)).expect("status")["found"],
+        false,
+        "nothing was installed"
+    );
+
+    let installed = helm(request(
+        "install",
+        json!({"global": {"clusterName": "blue"}, "ecr-operator": {"replicaCount": 3}}),
+    ))
+    .unwrap_or_else(|e| panic!("helm install of the umbrella chart: {e}"));
+    assert_eq!(installed["status"], "deployed");
+    let r = Rendered::from_answer(&installed);
+    check_objects_in(&r, &namespace);
+    // The global values of the install over the umbrella's, seen by the umbrella's template.
+    let cm = r.named::<k8s_openapi::api::core::v1::ConfigMap>(
+        "ConfigMap",
+        &format!("{release}-platform"),
+    );
+    assert_eq!(cm.data.unwrap_or_default()["clusterName"], "blue");
+    assert_eq!(
+        r.values["global"],
+        json!({"clusterName": "blue", "imageRegistry": "111122223333.dkr.ecr.eu-west-1.amazonaws.com"})
+    );
+    // The subchart's values: its section of the umbrella's over its own defaults, with the
+    // `global` key Helm adds to every subchart.
+    let sub = &r.values["ecr-operator"];
+    assert!(sub["global"].is_object(), "{sub}");
+    assert_eq!(sub["replicaCount"], 3);
+    assert_eq!(
+        sub["clusterId"], "platform-test",
+        "the umbrella's values.yaml"
+    );
+    assert_eq!(sub["logFormat"], "json", "the subchart's own defaults");
+    let ours: Vec<&(String, Value)> = r
+        .objects
+        .iter()
+        .filter(|(s, _)| s.starts_with(subchart))
+        .collect();
+    assert_eq!(
+        ours.len() + 1,
+        r.objects.len(),
+        "the subchart's objects and the ConfigMap"
+    );
+    for (source, o) in &ours {
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        assert!(name.starts_with(&fullname), "{source}: {name}");
+    }
+    let d: Deployment = r.named("Deployment", &fullname);
+    assert_eq!(d.spec.and_then(|s| s.replicas), Some(3));
+    for kind in [
+        "ValidatingWebhookConfiguration",
+        "PodDisruptionBudget",
+        "ServiceAccount",
+    ] {
+        assert!(r.kinds().contains(kind), "{kind}: {:?}", r.kinds());
+    }
+    assert_applied(&client, &r, &release, &namespace).await;
+    let uninstalled = helm(release_request("uninstall", &release, &namespace))
+        .unwrap_or_else(|e| panic!("helm uninstall: {e}"));
+    for (source, obj) in &r.objects {
+        assert!(live(&client, obj).await.is_none(), "{source}: left behind");
+    }
+
+    // The umbrella's condition leaves the subchart out.
+    let off = helm(request(
+        "install",
+        json!({"ecr-operator": {"enabled": false}}),
+    ))
+    .unwrap_or_else(|e| panic!("helm install without the subchart: {e}"));
+    let off = Rendered::from_answer(&off);
+    assert_eq!(off.kinds(), BTreeSet::from(["ConfigMap".to_string()]));
+    helm(release_request("uninstall", &release, &namespace)).expect("uninstall");
+    eprintln!(
+        "helm steps of the umbrella chart: install {:.2} s, uninstall {:.2} s",
+        seconds(&installed),
+        seconds(&uninstalled)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // RBAC: least privilege, statically
 
@@ -1686,8 +2282,9 @@ fn granted(
 
 fn check_rbac(r: &Rendered, operator_writes_ca_bundle: bool) {
     let role: Role = r.one("Role");
-    let vwc: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");
-    let own_name = vwc.metadata.name.unwrap_or_default();
+    // The release's full name, which the Deployment and the webhook configuration bear.
+    let deployment: Deployment = r.one("Deployment");
+    let own_name = deployment.metadata.name.unwrap_or_default();
     // The operator's own; the users' roles are checked by the user_roles tests.
     let cluster_role: ClusterRole = r.named("ClusterRole", &own_name);
     assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));

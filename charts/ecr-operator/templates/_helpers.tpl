@@ -54,11 +54,41 @@ helm.sh/chart: {{ include "ecr-operator.chart" . }}
 {{- default (include "ecr-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
+{{/* repository:tag, or repository:tag@digest with image.digest (the digest is what is pulled). */}}
 {{- define "ecr-operator.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- with .Values.image.digest }}@{{ . }}{{ end }}
 {{- end }}
 
-{{/* "generated" when neither cert-manager nor a caBundle provides the webhook's CA: the operator then generates the certificate and writes its CA into the ValidatingWebhookConfiguration. */}}
+{{/* "generated" when neither cert-manager nor a caBundle provides the webhook's CA: the operator then generates the certificate and writes its CA into the ValidatingWebhookConfiguration. "none" without a webhook. */}}
 {{- define "ecr-operator.webhookCertificate" -}}
-{{- if or .Values.webhook.certManager.enabled .Values.webhook.caBundle }}files{{ else }}generated{{ end }}
+{{- if not .Values.webhook.enabled }}none{{ else if or .Values.webhook.certManager.enabled .Values.webhook.caBundle }}files{{ else }}generated{{ end }}
+{{- end }}
+
+{{/* The webhook's DNS names: those of the Service, for a generated or cert-manager certificate. */}}
+{{- define "ecr-operator.webhookDnsNames" -}}
+{{ include "ecr-operator.fullname" . }}.{{ .Release.Namespace }}.svc,{{ include "ecr-operator.fullname" . }}.{{ .Release.Namespace }}.svc.cluster.local
+{{- end }}
+
+{{/* The PodDisruptionBudget's one field: minAvailable when set, else maxUnavailable; fails on a
+minAvailable that leaves no pod evictable at replicaCount (every drain would block). */}}
+{{- define "ecr-operator.pdbSpec" -}}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- $replicas := int .Values.replicaCount }}
+{{- if not (eq (toString $pdb.minAvailable) "") }}
+{{- $min := 0 }}
+{{- if kindIs "string" $pdb.minAvailable }}
+{{- $min = int (ceil (divf (mulf $replicas (trimSuffix "%" $pdb.minAvailable | float64)) 100)) }}
+{{- else }}
+{{- $min = int $pdb.minAvailable }}
+{{- end }}
+{{- if ge $min $replicas }}
+{{- fail (printf "podDisruptionBudget.minAvailable %v at replicaCount %d lets no pod be evicted: every node drain would block. Set minAvailable \"\" (maxUnavailable applies), a lower minAvailable or more replicas" $pdb.minAvailable $replicas) }}
+{{- end }}
+minAvailable: {{ $pdb.minAvailable }}
+{{- else if not (eq (toString $pdb.maxUnavailable) "") }}
+maxUnavailable: {{ $pdb.maxUnavailable }}
+{{- else }}
+{{- fail "podDisruptionBudget: set maxUnavailable or minAvailable" }}
+{{- end }}
 {{- end }}
