@@ -48,40 +48,50 @@ pub fn merge(objects: &[&ReplicationConfig]) -> (ReplicationSettings, Vec<Outcom
     let mut outcomes = Vec::with_capacity(objects.len());
     for obj in objects {
         let rules = rules_of(obj);
-        let rule_total = doc.rules.len() + rules.len();
-        let destinations = unique(
-            doc.rules
-                .iter()
-                .chain(&rules)
-                .flat_map(|r| r.destinations.iter().cloned()),
-        );
-        let too_many_filters = rules
-            .iter()
-            .position(|r| r.filters.len() > MAX_FILTERS_PER_RULE);
-        let outcome = if rule_total > MAX_RULES {
-            Outcome::LimitExceeded(format!(
-                "this object's {} rules would make {rule_total} replication rules in the registry; ECR allows {MAX_RULES} (older ReplicationConfig objects keep {} rules)",
-                rules.len(),
-                doc.rules.len()
-            ))
-        } else if destinations > MAX_UNIQUE_DESTINATIONS {
-            Outcome::LimitExceeded(format!(
-                "this object's rules would make {destinations} unique replication destinations in the registry; ECR allows {MAX_UNIQUE_DESTINATIONS}"
-            ))
-        } else if let Some(i) = too_many_filters {
-            Outcome::LimitExceeded(format!(
-                "rules[{i}] has {} repository filters; ECR allows {MAX_FILTERS_PER_RULE} per rule",
-                rules[i].filters.len()
-            ))
-        } else {
-            let first = doc.rules.len();
-            let count = rules.len();
-            doc.rules.extend(rules);
-            Outcome::Applied { first, count }
+        let outcome = match over_limit(&doc, &rules) {
+            Some(message) => Outcome::LimitExceeded(message),
+            None => {
+                let first = doc.rules.len();
+                let count = rules.len();
+                doc.rules.extend(rules);
+                Outcome::Applied { first, count }
+            }
         };
         outcomes.push(outcome);
     }
     (doc, outcomes)
+}
+
+/// The limit adding `rules` to `doc` would break, if any.
+fn over_limit(doc: &ReplicationSettings, rules: &[ReplicationRuleInfo]) -> Option<String> {
+    let rule_total = doc.rules.len() + rules.len();
+    let destinations = unique(
+        doc.rules
+            .iter()
+            .chain(rules)
+            .flat_map(|r| r.destinations.iter().cloned()),
+    );
+    let too_many_filters = rules
+        .iter()
+        .position(|r| r.filters.len() > MAX_FILTERS_PER_RULE);
+    if rule_total > MAX_RULES {
+        Some(format!(
+            "this object's {} rules would make {rule_total} replication rules in the registry; ECR allows {MAX_RULES} (older ReplicationConfig objects keep {} rules)",
+            rules.len(),
+            doc.rules.len()
+        ))
+    } else if destinations > MAX_UNIQUE_DESTINATIONS {
+        Some(format!(
+            "this object's rules would make {destinations} unique replication destinations in the registry; ECR allows {MAX_UNIQUE_DESTINATIONS}"
+        ))
+    } else {
+        too_many_filters.map(|i| {
+            format!(
+                "rules[{i}] has {} repository filters; ECR allows {MAX_FILTERS_PER_RULE} per rule",
+                rules[i].filters.len()
+            )
+        })
+    }
 }
 
 #[async_trait]
@@ -205,5 +215,111 @@ mod tests {
         let (doc, outcomes) = merge(&[&a, &b]);
         assert_eq!(doc.rules.len(), 1);
         assert!(matches!(&outcomes[1], Outcome::LimitExceeded(m) if m.contains("30 unique")));
+    }
+
+    fn with_filters(mut o: ReplicationConfig, n: usize) -> ReplicationConfig {
+        let filter = o.spec.rules[0].repository_filters[0].clone();
+        o.spec.rules[0].repository_filters = vec![filter; n];
+        o
+    }
+
+    fn regions(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("region-{i}")).collect()
+    }
+
+    /// (what, objects oldest first, rules in the document, per object: Ok((first, count)) or a
+    /// fragment of the LimitExceeded message).
+    type MergeCase = (
+        &'static str,
+        Vec<ReplicationConfig>,
+        usize,
+        Vec<Result<(usize, usize), &'static str>>,
+    );
+
+    #[test]
+    fn merge_table() {
+        let eu = &["eu-west-1"];
+        let with_regions = |name: &str, r: &[String]| {
+            obj(name, 1, &r.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let cases: Vec<MergeCase> = vec![
+            ("nothing", vec![], 0, vec![]),
+            ("one object", vec![obj("a", 2, eu)], 2, vec![Ok((0, 2))]),
+            (
+                "in order, each after the older ones",
+                vec![obj("a", 3, eu), obj("b", 2, eu)],
+                5,
+                vec![Ok((0, 3)), Ok((3, 2))],
+            ),
+            (
+                "exactly the rule limit",
+                vec![obj("a", 6, eu), obj("b", 4, eu)],
+                MAX_RULES,
+                vec![Ok((0, 6)), Ok((6, 4))],
+            ),
+            (
+                "over the rule limit: left out, later objects that fit still apply",
+                vec![obj("a", 9, eu), obj("b", 2, eu), obj("c", 1, eu)],
+                MAX_RULES,
+                vec![
+                    Ok((0, 9)),
+                    Err("would make 11 replication rules"),
+                    Ok((9, 1)),
+                ],
+            ),
+            (
+                "exactly the destination limit",
+                vec![with_regions("a", &regions(0..25))],
+                1,
+                vec![Ok((0, 1))],
+            ),
+            (
+                "over the destination limit",
+                vec![
+                    with_regions("a", &regions(0..20)),
+                    with_regions("b", &regions(20..26)),
+                ],
+                1,
+                vec![Ok((0, 1)), Err("26 unique replication destinations")],
+            ),
+            (
+                "a destination counts once",
+                vec![
+                    with_regions("a", &regions(0..20)),
+                    with_regions("b", &regions(0..20)),
+                ],
+                2,
+                vec![Ok((0, 1)), Ok((1, 1))],
+            ),
+            (
+                "exactly the filter limit",
+                vec![with_filters(obj("a", 1, eu), MAX_FILTERS_PER_RULE)],
+                1,
+                vec![Ok((0, 1))],
+            ),
+            (
+                "over the filter limit",
+                vec![with_filters(obj("a", 1, eu), MAX_FILTERS_PER_RULE + 1)],
+                0,
+                vec![Err("rules[0] has 101 repository filters")],
+            ),
+        ];
+        for (what, objects, rules, want) in cases {
+            let refs: Vec<&ReplicationConfig> = objects.iter().collect();
+            let (doc, outcomes) = merge(&refs);
+            assert_eq!(doc.rules.len(), rules, "{what}");
+            assert_eq!(outcomes.len(), want.len(), "{what}");
+            for (got, want) in outcomes.iter().zip(&want) {
+                match (got, want) {
+                    (Outcome::Applied { first, count }, Ok(w)) => {
+                        assert_eq!((*first, *count), *w, "{what}")
+                    }
+                    (Outcome::LimitExceeded(m), Err(part)) => {
+                        assert!(m.contains(part), "{what}: {m}")
+                    }
+                    (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+                }
+            }
+        }
     }
 }

@@ -17,7 +17,7 @@ use chrono::DateTime;
 use super::singleton::{Outcome, Setting};
 use super::status::Reported;
 use crate::api::ScanPolicy;
-use crate::api::scan_policy::{ScanFrequency, ScanPolicyStatus, ScanType};
+use crate::api::scan_policy::{ScanFilter, ScanFrequency, ScanPolicyStatus, ScanType};
 use crate::image::selector_matches;
 use crate::registry::{Registry, RegistryError, ScanningRuleInfo, ScanningSettings};
 
@@ -79,65 +79,86 @@ pub fn validate(obj: &ScanPolicy) -> Result<(), String> {
 /// Merges objects (oldest first) into one scanning configuration.
 pub fn merge(objects: &[&ScanPolicy]) -> (ScanningSettings, Vec<Outcome>) {
     let mut doc = ScanningSettings::default();
+    // The oldest object that sets the scan type.
     let mut owner: Option<String> = None;
     let mut outcomes = Vec::with_capacity(objects.len());
     for obj in objects {
-        if obj.spec.rules.is_empty() {
-            outcomes.push(Outcome::NotParticipating(
-                "enforcement settings valid; this ScanPolicy has no scanning rules".to_string(),
-            ));
-            continue;
-        }
-        let wanted = scan_type(obj.spec.scan_type);
-        if let Some(first) = &owner
-            && doc.scan_type != wanted
-        {
-            outcomes.push(Outcome::Conflict(format!(
-                "ScanPolicy {first} sets scanType {}; this ScanPolicy asks for {wanted}, and ECR holds one scan type per registry",
-                doc.scan_type
-            )));
-            continue;
-        }
-        let mut candidate = doc.clone();
-        candidate.scan_type = wanted.to_string();
-        for rule in &obj.spec.rules {
-            let freq = frequency(rule.scan_frequency);
-            let idx = match candidate.rules.iter().position(|r| r.frequency == freq) {
-                Some(i) => i,
-                None => {
-                    candidate.rules.push(ScanningRuleInfo {
-                        frequency: freq.to_string(),
-                        filters: Vec::new(),
-                    });
-                    candidate.rules.len() - 1
-                }
-            };
-            for f in &rule.repository_filters {
-                if !candidate.rules[idx].filters.contains(&f.filter) {
-                    candidate.rules[idx].filters.push(f.filter.clone());
+        let outcome = match with_rules_of(&doc, owner.as_deref(), obj) {
+            Ok(merged) => {
+                doc = merged;
+                owner.get_or_insert_with(|| obj.metadata.name.clone().unwrap_or_default());
+                Outcome::Applied {
+                    first: 0,
+                    count: obj.spec.rules.len(),
                 }
             }
-        }
-        if let Some(r) = candidate
-            .rules
-            .iter()
-            .find(|r| r.filters.len() > MAX_FILTERS_PER_RULE)
-        {
-            outcomes.push(Outcome::LimitExceeded(format!(
-                "this object's filters would make {} filters in the {} rule of the registry; ECR allows {MAX_FILTERS_PER_RULE}",
-                r.filters.len(),
-                r.frequency
-            )));
-            continue;
-        }
-        doc = candidate;
-        owner.get_or_insert_with(|| obj.metadata.name.clone().unwrap_or_default());
-        outcomes.push(Outcome::Applied {
-            first: 0,
-            count: obj.spec.rules.len(),
-        });
+            Err(outcome) => outcome,
+        };
+        outcomes.push(outcome);
     }
     (doc, outcomes)
+}
+
+/// `doc` with the object's rules merged in, or why the object takes no part.
+fn with_rules_of(
+    doc: &ScanningSettings,
+    owner: Option<&str>,
+    obj: &ScanPolicy,
+) -> Result<ScanningSettings, Outcome> {
+    if obj.spec.rules.is_empty() {
+        return Err(Outcome::NotParticipating(
+            "enforcement settings valid; this ScanPolicy has no scanning rules".to_string(),
+        ));
+    }
+    let wanted = scan_type(obj.spec.scan_type);
+    if let Some(first) = owner
+        && doc.scan_type != wanted
+    {
+        return Err(Outcome::Conflict(format!(
+            "ScanPolicy {first} sets scanType {}; this ScanPolicy asks for {wanted}, and ECR holds one scan type per registry",
+            doc.scan_type
+        )));
+    }
+    let mut merged = doc.clone();
+    merged.scan_type = wanted.to_string();
+    for rule in &obj.spec.rules {
+        add_filters(
+            &mut merged,
+            frequency(rule.scan_frequency),
+            &rule.repository_filters,
+        );
+    }
+    match merged
+        .rules
+        .iter()
+        .find(|r| r.filters.len() > MAX_FILTERS_PER_RULE)
+    {
+        Some(r) => Err(Outcome::LimitExceeded(format!(
+            "this object's filters would make {} filters in the {} rule of the registry; ECR allows {MAX_FILTERS_PER_RULE}",
+            r.filters.len(),
+            r.frequency
+        ))),
+        None => Ok(merged),
+    }
+}
+
+/// Adds filters to the rule of `freq` (created when absent), each filter once.
+fn add_filters(doc: &mut ScanningSettings, freq: &str, filters: &[ScanFilter]) {
+    let idx = match doc.rules.iter().position(|r| r.frequency == freq) {
+        Some(i) => i,
+        None => {
+            doc.rules.push(ScanningRuleInfo {
+                frequency: freq.to_string(),
+                filters: Vec::new(),
+            });
+            doc.rules.len() - 1
+        }
+    };
+    for f in filters {
+        if !doc.rules[idx].filters.contains(&f.filter) {
+            doc.rules[idx].filters.push(f.filter.clone());
+        }
+    }
 }
 
 fn normalize(doc: &ScanningSettings) -> (String, BTreeMap<String, BTreeSet<String>>) {
@@ -204,7 +225,7 @@ impl Setting for Scanning {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::scan_policy::{AllowlistEntry, ScanFilter, ScanPolicySpec, ScanRule};
+    use crate::api::scan_policy::{AllowlistEntry, ScanPolicySpec, ScanRule};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     fn policy(name: &str, t: ScanType, rules: &[(ScanFrequency, &[&str])]) -> ScanPolicy {
@@ -296,5 +317,200 @@ mod tests {
         assert!(Scanning::equivalent(&a, &b));
         assert!(Scanning::is_empty(&ScanningSettings::default()));
         assert!(!Scanning::is_empty(&a));
+    }
+
+    /// An outcome's kind, for tables.
+    fn kind(o: &Outcome) -> &'static str {
+        match o {
+            Outcome::Applied { .. } => "Applied",
+            Outcome::NotParticipating(_) => "NotParticipating",
+            Outcome::Invalid(_) => "Invalid",
+            Outcome::Conflict(_) => "Conflict",
+            Outcome::LimitExceeded(_) => "LimitExceeded",
+        }
+    }
+
+    /// (what, objects oldest first, scan type, rules as (frequency, filters), outcome kinds).
+    type MergeCase = (
+        &'static str,
+        Vec<ScanPolicy>,
+        &'static str,
+        Vec<(&'static str, Vec<&'static str>)>,
+        Vec<&'static str>,
+    );
+
+    #[test]
+    fn merge_table() {
+        use ScanFrequency::*;
+        use ScanType::*;
+        let many: Vec<String> = (0..=MAX_FILTERS_PER_RULE)
+            .map(|i| format!("r{i}/*"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let cases: Vec<MergeCase> = vec![
+            ("nothing", vec![], "BASIC", vec![], vec![]),
+            (
+                "one object",
+                vec![policy("a", Enhanced, &[(ContinuousScan, &["*"])])],
+                "ENHANCED",
+                vec![("CONTINUOUS_SCAN", vec!["*"])],
+                vec!["Applied"],
+            ),
+            (
+                "same type and frequency: one rule, each filter once",
+                vec![
+                    policy("a", Basic, &[(ScanOnPush, &["a/*", "b/*"])]),
+                    policy("b", Basic, &[(ScanOnPush, &["b/*", "c/*"])]),
+                ],
+                "BASIC",
+                vec![("SCAN_ON_PUSH", vec!["a/*", "b/*", "c/*"])],
+                vec!["Applied", "Applied"],
+            ),
+            (
+                "another frequency: another rule",
+                vec![
+                    policy("a", Enhanced, &[(ScanOnPush, &["a/*"])]),
+                    policy("b", Enhanced, &[(ContinuousScan, &["b/*"])]),
+                ],
+                "ENHANCED",
+                vec![
+                    ("SCAN_ON_PUSH", vec!["a/*"]),
+                    ("CONTINUOUS_SCAN", vec!["b/*"]),
+                ],
+                vec!["Applied", "Applied"],
+            ),
+            (
+                "another scan type conflicts with the oldest",
+                vec![
+                    policy("a", Basic, &[(ScanOnPush, &["a/*"])]),
+                    policy("b", Enhanced, &[(ScanOnPush, &["b/*"])]),
+                ],
+                "BASIC",
+                vec![("SCAN_ON_PUSH", vec!["a/*"])],
+                vec!["Applied", "Conflict"],
+            ),
+            (
+                "an object without rules sets no scan type",
+                vec![
+                    policy("a", Basic, &[]),
+                    policy("b", Enhanced, &[(ScanOnPush, &["b/*"])]),
+                ],
+                "ENHANCED",
+                vec![("SCAN_ON_PUSH", vec!["b/*"])],
+                vec!["NotParticipating", "Applied"],
+            ),
+            (
+                "too many filters: left out, the others still apply",
+                vec![
+                    policy("a", Basic, &[(ScanOnPush, &["a/*"])]),
+                    policy("b", Basic, &[(ScanOnPush, &many)]),
+                    policy("c", Basic, &[(ScanOnPush, &["c/*"])]),
+                ],
+                "BASIC",
+                vec![("SCAN_ON_PUSH", vec!["a/*", "c/*"])],
+                vec!["Applied", "LimitExceeded", "Applied"],
+            ),
+            (
+                "an object left out over a limit sets no scan type",
+                vec![
+                    policy("a", Basic, &[(ScanOnPush, &many)]),
+                    policy("b", Enhanced, &[(ScanOnPush, &["b/*"])]),
+                ],
+                "ENHANCED",
+                vec![("SCAN_ON_PUSH", vec!["b/*"])],
+                vec!["LimitExceeded", "Applied"],
+            ),
+        ];
+        for (what, objects, scan_type, rules, kinds) in cases {
+            let refs: Vec<&ScanPolicy> = objects.iter().collect();
+            let (doc, outcomes) = merge(&refs);
+            assert_eq!(doc.scan_type, scan_type, "{what}");
+            let got: Vec<(&str, Vec<&str>)> = doc
+                .rules
+                .iter()
+                .map(|r| {
+                    (
+                        r.frequency.as_str(),
+                        r.filters.iter().map(String::as_str).collect(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, rules, "{what}");
+            assert_eq!(
+                outcomes.iter().map(kind).collect::<Vec<_>>(),
+                kinds,
+                "{what}"
+            );
+        }
+    }
+
+    /// (what, change to a valid ScanPolicy, a fragment of the error or none).
+    #[test]
+    fn validate_table() {
+        type Case = (&'static str, fn(&mut ScanPolicy), Option<&'static str>);
+        let cases: Vec<Case> = vec![
+            ("valid", |_| {}, None),
+            (
+                "selector operator Kubernetes rejects",
+                |p| {
+                    p.spec.enforcement.namespace_selector = Some(LabelSelector {
+                        match_expressions: Some(vec![LabelSelectorRequirement {
+                            key: "team".into(),
+                            operator: "Within".into(),
+                            values: None,
+                        }]),
+                        match_labels: None,
+                    })
+                },
+                Some("spec.enforcement.namespaceSelector"),
+            ),
+            (
+                "allowlist expiry that is no date",
+                |p| p.spec.enforcement.allowlist = vec![entry(Some("next week"))],
+                Some("allowlist[0].expires: \"next week\" is not an RFC 3339 date-time"),
+            ),
+            (
+                "allowlist expiry that is a date",
+                |p| p.spec.enforcement.allowlist = vec![entry(Some("2030-01-01T00:00:00Z"))],
+                None,
+            ),
+            (
+                "allowlist without expiry",
+                |p| p.spec.enforcement.allowlist = vec![entry(None)],
+                None,
+            ),
+            (
+                "two rules of one frequency",
+                |p| p.spec.rules.push(p.spec.rules[0].clone()),
+                Some("spec.rules[1]: a second rule with scanFrequency SCAN_ON_PUSH"),
+            ),
+            (
+                "two frequencies",
+                |p| {
+                    let mut other = p.spec.rules[0].clone();
+                    other.scan_frequency = ScanFrequency::ContinuousScan;
+                    p.spec.rules.push(other)
+                },
+                None,
+            ),
+        ];
+        for (what, change, want) in cases {
+            let mut p = policy("a", ScanType::Basic, &[(ScanFrequency::ScanOnPush, &["*"])]);
+            change(&mut p);
+            match (validate(&p), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(part)) => assert!(e.contains(part), "{what}: {e}"),
+                (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    fn entry(expires: Option<&str>) -> AllowlistEntry {
+        AllowlistEntry {
+            id: "CVE-1".into(),
+            reason: "r".into(),
+            expires: expires.map(str::to_string),
+            images: vec![],
+        }
     }
 }

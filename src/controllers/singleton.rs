@@ -2,11 +2,12 @@
 //! scanning configuration): ECR holds one document per registry, and every object of the kind
 //! contributes to it.
 //!
-//! All objects are reconciled together: any change (or the resync timer) runs one pass that
-//! merges the objects in a stable order (creation time, then name) into the desired document,
-//! reads ECR's document once, writes it once when it differs, and then writes each object's
-//! status. A resync costs one read for the whole registry, however many objects there are, and
-//! nothing at all while no object exists.
+//! All objects are reconciled together: any change (or the resync timer) runs one pass, observe
+//! (the objects in a stable order, creation time then name; ECR's document, read once) → plan
+//! (pure: [`Setting::merge`] of the objects into the desired document, [`plan_sync`] of the one
+//! write, [`final_outcome`] and [`applied_event`] per object) → apply (the document written at
+//! most once) → each object's status. A resync costs one read for the whole registry, however
+//! many objects there are, and nothing at all while no object exists.
 //!
 //! Ownership: an object's status records that its part was written. When ECR holds a document
 //! the operator did not write (no object was ever applied) the objects report Conflict instead
@@ -82,6 +83,18 @@ pub trait Setting: Send + Sync + 'static {
     fn ready_message(outcome: &Outcome) -> String;
 }
 
+/// What one pass remembers for the next.
+struct PassState<S: Setting> {
+    /// A document ECR refused as invalid: not sent again until the desired document changes.
+    refused: Option<(S::Doc, RegistryError)>,
+}
+
+impl<S: Setting> Default for PassState<S> {
+    fn default() -> Self {
+        PassState { refused: None }
+    }
+}
+
 /// Runs the controller of one registry-level setting until `shutdown`.
 pub async fn run<S: Setting>(
     ctx: Arc<Context>,
@@ -93,9 +106,8 @@ pub async fn run<S: Setting>(
     let mut stream = stream.boxed();
     let mut shutdown = pin!(shutdown);
     let debounce = Duration::from_millis(100);
-    let resync = ctx.config.sweep_interval;
     let mut state = PassState::<S>::default();
-    let mut due = Instant::now() + resync;
+    let mut due = Instant::now() + ctx.config.sweep_interval;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -105,43 +117,40 @@ pub async fn run<S: Setting>(
                 None => break,
             },
             _ = tokio::time::sleep_until(due) => {
-                // One pass is one reconcile of every object: one span, one trace id.
-                let span = crate::telemetry::reconcile_span(kind, "*");
-                let wait = async {
-                    let started = std::time::Instant::now();
-                    let result = reconcile_all::<S>(&ctx, &reader, &mut state).await;
-                    ctx.observe(&kind.to_ascii_lowercase(), &result, started);
-                    match result {
-                        Ok(()) => {
-                            ctx.reset_backoff(kind);
-                            resync
-                        }
-                        Err(e) => {
-                            let wait = ctx.backoff(kind);
-                            warn!(kind, error = %e, retry_in = ?wait, "reconcile failed");
-                            wait
-                        }
-                    }
-                }
-                .instrument(span)
-                .await;
-                due = Instant::now() + wait;
+                due = Instant::now() + pass::<S>(&ctx, &reader, &mut state).await;
             }
         }
     }
     Ok(())
 }
 
-/// What one pass remembers for the next.
-struct PassState<S: Setting> {
-    /// A document ECR refused as invalid: not sent again until the desired document changes.
-    refused: Option<(S::Doc, RegistryError)>,
-}
-
-impl<S: Setting> Default for PassState<S> {
-    fn default() -> Self {
-        PassState { refused: None }
+/// One pass, one reconcile of every object: one span, one trace id. Returns the wait until the
+/// next pass: the resync interval, or a backoff after a failure.
+async fn pass<S: Setting>(
+    ctx: &Context,
+    store: &Store<S::Object>,
+    state: &mut PassState<S>,
+) -> Duration {
+    let kind = <S::Object as Reported>::KIND;
+    let span = crate::telemetry::reconcile_span(kind, "*");
+    async {
+        let started = std::time::Instant::now();
+        let result = reconcile_all::<S>(ctx, store, state).await;
+        ctx.observe(&kind.to_ascii_lowercase(), &result, started);
+        match result {
+            Ok(()) => {
+                ctx.reset_backoff(kind);
+                ctx.config.sweep_interval
+            }
+            Err(e) => {
+                let wait = ctx.backoff(kind);
+                warn!(kind, error = %e, retry_in = ?wait, "reconcile failed");
+                wait
+            }
+        }
     }
+    .instrument(span)
+    .await
 }
 
 fn copy_error(e: &RegistryError) -> RegistryError {
@@ -178,53 +187,112 @@ fn plan<S: Setting>(objects: &[Arc<S::Object>]) -> (S::Doc, Vec<Outcome>) {
     (doc, outcomes)
 }
 
-async fn reconcile_all<S: Setting>(
-    ctx: &Context,
-    store: &Store<S::Object>,
-    state: &mut PassState<S>,
-) -> Result<(), Error> {
+/// Whether ECR's document is read at all: when some object takes part, some is being deleted,
+/// or some had its part written and no longer takes part (its spec dropped its rules, or became
+/// invalid), whose part must come out of the document.
+pub fn sync_needed(participating: bool, deleting: bool, withdrawn: bool) -> bool {
+    participating || deleting || withdrawn
+}
+
+/// What ECR's document, as read, says about the desired one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation<R> {
+    /// ECR's document means the same as the desired one.
+    pub in_sync: bool,
+    /// ECR's document configures nothing.
+    pub empty: bool,
+    /// ECR refused this very desired document before: why.
+    pub refused: Option<R>,
+}
+
+/// What a pass does with ECR's document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncPlan<R> {
+    /// ECR already holds the desired document.
+    InSync,
+    /// ECR holds a document the operator never wrote: the participating objects report Conflict.
+    Conflict,
+    /// Not sent again: ECR refused it, and will until a spec changes.
+    Refused(R),
+    Write,
+    /// Nothing takes part any more and the document is the operator's: cleared.
+    Clear,
+    /// Nothing takes part and ECR holds a document the operator did not write: left in place.
+    LeaveNotOwned,
+    /// Nothing takes part and ECR's document is empty.
+    Nothing,
+}
+
+/// Decides the write of ECR's one document. `ever_applied`: some object (active or deleting)
+/// had its part written, which makes the document the operator's.
+///
+/// Without participating objects the document goes when it is the operator's, whatever it
+/// holds: comparing it with the current specs would not do, as a spec changed after the last
+/// write (say, while its object was being deleted) never reached ECR, and the stale document
+/// would stay for good.
+pub fn plan_sync<R>(participating: bool, ever_applied: bool, seen: Observation<R>) -> SyncPlan<R> {
+    match (participating, seen) {
+        (true, Observation { in_sync: true, .. }) => SyncPlan::InSync,
+        (true, Observation { empty: false, .. }) if !ever_applied => SyncPlan::Conflict,
+        (
+            true,
+            Observation {
+                refused: Some(why), ..
+            },
+        ) => SyncPlan::Refused(why),
+        (true, _) => SyncPlan::Write,
+        (false, Observation { empty: true, .. }) => SyncPlan::Nothing,
+        (false, _) if ever_applied => SyncPlan::Clear,
+        (false, _) => SyncPlan::LeaveNotOwned,
+    }
+}
+
+/// Objects that are active, and objects being deleted.
+type ActiveAndDeleting<K> = (Vec<Arc<K>>, Vec<Arc<K>>);
+
+/// The objects of the kind, oldest first: those active, and those being deleted that still hold
+/// our finalizer. `None` when there is no object at all.
+fn observe_objects<K: Reported>(store: &Store<K>) -> Option<ActiveAndDeleting<K>> {
     let mut all = store.state();
     if all.is_empty() {
-        return Ok(());
+        return None;
     }
     all.sort_by_key(|o| age_key(o.as_ref()));
     let (active, deleting): (Vec<_>, Vec<_>) = all
         .into_iter()
         .partition(|o| o.meta().deletion_timestamp.is_none());
-    let deleting: Vec<_> = deleting
-        .into_iter()
-        .filter(|o| o.finalizers().iter().any(|f| f == FINALIZER))
-        .collect();
+    let deleting = deleting.into_iter().filter(|o| has_finalizer(o.as_ref()));
+    Some((active, deleting.collect()))
+}
 
+fn has_finalizer<K: Resource>(obj: &K) -> bool {
+    obj.finalizers().iter().any(|f| f == FINALIZER)
+}
+
+async fn reconcile_all<S: Setting>(
+    ctx: &Context,
+    store: &Store<S::Object>,
+    state: &mut PassState<S>,
+) -> Result<(), Error> {
+    let Some((active, deleting)) = observe_objects(store) else {
+        return Ok(());
+    };
     // Finalizers first, so that no object's part is written without one.
-    for o in &active {
-        if !o.finalizers().iter().any(|f| f == FINALIZER) {
-            add_finalizer(ctx, o.as_ref()).await?;
-        }
+    for o in active.iter().filter(|o| !has_finalizer(o.as_ref())) {
+        add_finalizer(ctx, o.as_ref()).await?;
     }
-
     let (desired, outcomes) = plan::<S>(&active);
     let participating = outcomes.iter().any(Outcome::participates);
-    // An object whose part is in ECR but that no longer takes part (its spec dropped its rules,
-    // or became invalid) also needs a sync: its part must come out of the document.
     let withdrawn = active.iter().any(|o| S::was_applied(o));
-    let result = if participating || !deleting.is_empty() || withdrawn {
+    let result = if sync_needed(participating, !deleting.is_empty(), withdrawn) {
         sync_registry::<S>(ctx, &active, &deleting, &desired, &outcomes, state).await
     } else {
         Ok(SyncResult::default())
     };
-
     match result {
         Ok(sync) => {
             for (o, outcome) in active.iter().zip(&outcomes) {
-                let outcome = if outcome.participates() {
-                    sync.conflict
-                        .as_ref()
-                        .map(|m| Outcome::Conflict(m.clone()))
-                        .unwrap_or_else(|| outcome.clone())
-                } else {
-                    outcome.clone()
-                };
+                let outcome = final_outcome(outcome, sync.conflict.as_deref());
                 write_outcome::<S>(ctx, o.as_ref(), &outcome, sync.wrote).await?;
             }
             // ECR no longer holds (or never held) the deleting objects' parts.
@@ -233,25 +301,44 @@ async fn reconcile_all<S: Setting>(
             }
             Ok(())
         }
-        Err(e) => {
-            for (o, outcome) in active.iter().zip(&outcomes) {
-                let err = if outcome.participates() {
-                    Error::Registry(copy_error(&e))
-                } else {
-                    match outcome_error(outcome) {
-                        Some(err) => err,
-                        None => continue,
-                    }
-                };
-                write_failure::<S>(ctx, o.as_ref(), &err).await?;
-            }
-            if e.class.is_permanent() {
-                // Reported on the objects; retrying cannot help until a spec changes.
-                Ok(())
-            } else {
-                Err(Error::Registry(e))
-            }
+        Err(e) => report_failure::<S>(ctx, &active, &outcomes, e).await,
+    }
+}
+
+/// An object's outcome once ECR was read: a participating object reports the conflict, if any.
+pub fn final_outcome(outcome: &Outcome, conflict: Option<&str>) -> Outcome {
+    match conflict {
+        Some(m) if outcome.participates() => Outcome::Conflict(m.to_string()),
+        _ => outcome.clone(),
+    }
+}
+
+/// An object's error when the sync failed with `e`: participating objects report it, the others
+/// their own problem (none for an object that merely takes no part).
+pub fn failure_of(outcome: &Outcome, e: &RegistryError) -> Option<Error> {
+    if outcome.participates() {
+        Some(Error::Registry(copy_error(e)))
+    } else {
+        outcome_error(outcome)
+    }
+}
+
+async fn report_failure<S: Setting>(
+    ctx: &Context,
+    active: &[Arc<S::Object>],
+    outcomes: &[Outcome],
+    e: RegistryError,
+) -> Result<(), Error> {
+    for (o, outcome) in active.iter().zip(outcomes) {
+        if let Some(err) = failure_of(outcome, &e) {
+            write_failure::<S>(ctx, o.as_ref(), &err).await?;
         }
+    }
+    if e.class.is_permanent() {
+        // Reported on the objects; retrying cannot help until a spec changes.
+        Ok(())
+    } else {
+        Err(Error::Registry(e))
     }
 }
 
@@ -273,81 +360,97 @@ async fn sync_registry<S: Setting>(
 ) -> Result<SyncResult, RegistryError> {
     let kind = <S::Object as Reported>::KIND;
     let observed = S::read(ctx.registry.as_ref()).await?;
+    let seen = Observation {
+        in_sync: S::equivalent(&observed, desired),
+        empty: S::is_empty(&observed),
+        refused: state
+            .refused
+            .as_ref()
+            .filter(|(doc, _)| S::equivalent(doc, desired))
+            .map(|(_, e)| copy_error(e)),
+    };
     let participating = outcomes.iter().any(Outcome::participates);
-    let ever_applied =
-        active.iter().any(|o| S::was_applied(o)) || deleting.iter().any(|o| S::was_applied(o));
-    if participating {
-        if S::equivalent(&observed, desired) {
-            state.refused = None;
-            return Ok(SyncResult::default());
-        }
-        if !S::is_empty(&observed) && !ever_applied {
+    let ever_applied = active.iter().chain(deleting).any(|o| S::was_applied(o));
+    match plan_sync(participating, ever_applied, seen) {
+        SyncPlan::InSync => state.refused = None,
+        SyncPlan::Conflict => {
             return Ok(SyncResult {
                 wrote: false,
-                conflict: Some(format!(
-                    "the registry already has a {} that ecr-operator did not write; it is left \
-                     untouched (remove it, e.g. with the AWS console or CLI, to let ecr-operator \
-                     manage it)",
-                    S::WHAT
-                )),
+                conflict: Some(foreign_document(S::WHAT)),
             });
         }
-        if let Some((doc, err)) = &state.refused
-            && S::equivalent(doc, desired)
-        {
-            return Err(copy_error(err));
-        }
-        match S::write(ctx.registry.as_ref(), desired).await {
-            Ok(()) => {
-                state.refused = None;
-                info!(kind, "wrote the registry {}", S::WHAT);
-                Ok(SyncResult {
-                    wrote: true,
-                    conflict: None,
-                })
-            }
-            Err(e) => {
-                if e.class.is_permanent() {
-                    state.refused = Some((desired.clone(), copy_error(&e)));
-                }
-                Err(e)
-            }
-        }
-    } else {
-        // The last participating objects are going, or withdrew their parts by a spec change:
-        // the document is the operator's when any of them had its part written, and goes, as
-        // the participating branch would have rewritten it. Comparing ECR with the current
-        // specs would not do: a spec changed after the last write (say, while its object was
-        // being deleted) never reached ECR, and the stale document would stay for good.
-        if ever_applied && !S::is_empty(&observed) {
+        SyncPlan::Refused(e) => return Err(e),
+        SyncPlan::Write => return write_document(ctx, desired, state).await,
+        SyncPlan::Clear => {
             S::write(ctx.registry.as_ref(), &S::Doc::default()).await?;
             info!(kind, "cleared the registry {}", S::WHAT);
-            for o in deleting {
-                ctx.event(
-                    o.as_ref(),
-                    EventType::Normal,
-                    "Deleted",
-                    "Delete",
-                    format!("Cleared the registry {}", S::WHAT),
-                )
-                .await;
-            }
-        } else if !S::is_empty(&observed) {
-            for o in deleting {
-                ctx.event(
-                    o.as_ref(),
-                    EventType::Normal,
-                    "NotOwned",
-                    "Delete",
-                    format!(
-                        "Left the registry {} in place: it is not what ecr-operator wrote",
-                        S::WHAT
-                    ),
-                )
-                .await;
-            }
+            let note = format!("Cleared the registry {}", S::WHAT);
+            announce_deleting(ctx, deleting, "Deleted", note).await;
         }
-        Ok(SyncResult::default())
+        SyncPlan::LeaveNotOwned => {
+            let note = format!(
+                "Left the registry {} in place: it is not what ecr-operator wrote",
+                S::WHAT
+            );
+            announce_deleting(ctx, deleting, "NotOwned", note).await;
+        }
+        SyncPlan::Nothing => {}
+    }
+    Ok(SyncResult::default())
+}
+
+/// The Conflict of the participating objects when ECR holds a document the operator never wrote.
+pub fn foreign_document(what: &str) -> String {
+    format!(
+        "the registry already has a {what} that ecr-operator did not write; it is left \
+         untouched (remove it, e.g. with the AWS console or CLI, to let ecr-operator manage it)"
+    )
+}
+
+/// Writes the desired document; one ECR refuses for good is remembered, not sent again.
+async fn write_document<S: Setting>(
+    ctx: &Context,
+    desired: &S::Doc,
+    state: &mut PassState<S>,
+) -> Result<SyncResult, RegistryError> {
+    match S::write(ctx.registry.as_ref(), desired).await {
+        Ok(()) => {
+            state.refused = None;
+            info!(
+                kind = <S::Object as Reported>::KIND,
+                "wrote the registry {}",
+                S::WHAT
+            );
+            Ok(SyncResult {
+                wrote: true,
+                conflict: None,
+            })
+        }
+        Err(e) => {
+            if e.class.is_permanent() {
+                state.refused = Some((desired.clone(), copy_error(&e)));
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A Normal event on each object being deleted.
+async fn announce_deleting<K: Reported>(
+    ctx: &Context,
+    deleting: &[Arc<K>],
+    reason: &str,
+    note: String,
+) {
+    for o in deleting {
+        ctx.event(
+            o.as_ref(),
+            EventType::Normal,
+            reason,
+            "Delete",
+            note.clone(),
+        )
+        .await;
     }
 }
 
@@ -357,6 +460,24 @@ fn outcome_error(outcome: &Outcome) -> Option<Error> {
         Outcome::Conflict(m) => Some(Error::Conflict(m.clone())),
         Outcome::LimitExceeded(m) => Some(Error::LimitExceeded(m.clone())),
         Outcome::Applied { .. } | Outcome::NotParticipating(_) => None,
+    }
+}
+
+/// The event of an object whose part was written in this pass: Applied after a change of the
+/// object, DriftCorrected when ECR's document had been changed outside.
+pub fn applied_event(
+    what: &str,
+    written: bool,
+    spec_changed: bool,
+) -> Option<(&'static str, &'static str, String)> {
+    match (written, spec_changed) {
+        (false, _) => None,
+        (true, true) => Some(("Applied", "Update", format!("Wrote the registry {what}"))),
+        (true, false) => Some((
+            "DriftCorrected",
+            "Update",
+            format!("Restored the registry {what} changed outside ecr-operator"),
+        )),
     }
 }
 
@@ -375,29 +496,12 @@ async fn write_outcome<S: Setting>(
         other => S::ready_message(other),
     };
     S::set_applied(&mut st, outcome);
-    let changed_spec = status::ready_reason(obj).as_deref() != Some(Reason::Synced.as_str())
+    let spec_changed = status::ready_reason(obj).as_deref() != Some(Reason::Synced.as_str())
         || obj
             .status()
             .map(|s| <S::Object as Reported>::common(s).observed_generation)
             != Some(obj.meta().generation);
-    let event = (wrote && outcome.participates()).then(|| {
-        if changed_spec {
-            (
-                "Applied",
-                "Update",
-                format!("Wrote the registry {}", S::WHAT),
-            )
-        } else {
-            (
-                "DriftCorrected",
-                "Update",
-                format!(
-                    "Restored the registry {} changed outside ecr-operator",
-                    S::WHAT
-                ),
-            )
-        }
-    });
+    let event = applied_event(S::WHAT, wrote && outcome.participates(), spec_changed);
     status::write_ready(ctx, obj, st, message, event).await
 }
 
@@ -474,3 +578,7 @@ async fn patch_finalizers<K: Reported>(
 pub fn unique<T: std::hash::Hash + Eq + Clone>(items: impl IntoIterator<Item = T>) -> usize {
     items.into_iter().collect::<HashSet<T>>().len()
 }
+
+#[cfg(test)]
+#[path = "singleton_tests.rs"]
+mod tests;
