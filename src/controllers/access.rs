@@ -35,7 +35,7 @@ pub struct Grants {
 }
 
 /// What one watch event means to the grants.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Seen {
     /// The policies' initial list is complete.
     PoliciesListed,
@@ -46,15 +46,70 @@ enum Seen {
     Nothing,
 }
 
+/// Where the initial lists stand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Progress {
+    policies_listed: bool,
+    namespaces_listed: bool,
+}
+
+impl Progress {
+    /// Records one event; true when it is a change to tell the controllers of. Until both stores
+    /// have synced the controllers wait (see `Grants::ready`) and then reconcile everything
+    /// anyway: no need to wake them for each initial object.
+    fn see(&mut self, seen: Seen) -> bool {
+        match seen {
+            Seen::PoliciesListed => self.policies_listed = true,
+            Seen::NamespacesListed => self.namespaces_listed = true,
+            Seen::Change => return self.synced(),
+            Seen::Nothing => {}
+        }
+        false
+    }
+
+    fn synced(self) -> bool {
+        self.policies_listed && self.namespaces_listed
+    }
+}
+
+type NamespaceEvent = Result<watcher::Event<PartialObjectMeta<Namespace>>, watcher::Error>;
+
+/// What a namespace event means: a change only when a namespace's labels changed (or it went),
+/// given the labels seen so far (updated here).
+fn namespace_seen(
+    labels_seen: &mut HashMap<String, BTreeMap<String, String>>,
+    event: NamespaceEvent,
+) -> Seen {
+    match event {
+        Ok(watcher::Event::Apply(ns) | watcher::Event::InitApply(ns)) => {
+            let labels = ns.metadata.labels.clone().unwrap_or_default();
+            let name = ns.metadata.name.clone().unwrap_or_default();
+            if labels_seen.insert(name, labels.clone()) != Some(labels) {
+                Seen::Change
+            } else {
+                Seen::Nothing
+            }
+        }
+        Ok(watcher::Event::Delete(ns)) => {
+            labels_seen.remove(&ns.metadata.name.unwrap_or_default());
+            Seen::Change
+        }
+        Ok(watcher::Event::InitDone) => Seen::NamespacesListed,
+        Ok(watcher::Event::Init) => Seen::Nothing,
+        Err(e) => {
+            warn!(error = %e, "watching namespaces for access policies");
+            Seen::Nothing
+        }
+    }
+}
+
 impl Grants {
     /// Starts the watches; they stop when the returned value is dropped.
     pub fn start(ctx: &Context) -> Arc<Grants> {
-        let client = ctx.client.clone();
         let (policies, policy_writer) = reflector::store::<RepositoryAccessPolicy>();
         let (namespaces, namespace_writer) = reflector::store::<PartialObjectMeta<Namespace>>();
         let (changed, _) = tokio::sync::watch::channel(0u64);
         let (synced, _) = tokio::sync::watch::channel(false);
-        let (notify, mark_synced) = (changed.clone(), synced.clone());
         let policy_events = super::parsed_events::<RepositoryAccessPolicy>(ctx)
             .reflect(policy_writer)
             .map(|e| match e {
@@ -63,57 +118,17 @@ impl Grants {
                 _ => Seen::Nothing,
             })
             .boxed();
-        let mut seen_labels: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+        let mut labels_seen = HashMap::new();
         let namespace_events = watcher(
-            Api::<PartialObjectMeta<Namespace>>::all(client),
+            Api::<PartialObjectMeta<Namespace>>::all(ctx.client.clone()),
             watcher::Config::default(),
         )
         .default_backoff()
         .reflect(namespace_writer)
-        .map(move |event| match event {
-            Ok(watcher::Event::Apply(ns) | watcher::Event::InitApply(ns)) => {
-                let labels = ns.metadata.labels.clone().unwrap_or_default();
-                let name = ns.metadata.name.clone().unwrap_or_default();
-                if seen_labels.insert(name, labels.clone()) != Some(labels) {
-                    Seen::Change
-                } else {
-                    Seen::Nothing
-                }
-            }
-            Ok(watcher::Event::Delete(ns)) => {
-                seen_labels.remove(&ns.metadata.name.unwrap_or_default());
-                Seen::Change
-            }
-            Ok(watcher::Event::InitDone) => Seen::NamespacesListed,
-            Ok(watcher::Event::Init) => Seen::Nothing,
-            Err(e) => {
-                warn!(error = %e, "watching namespaces for access policies");
-                Seen::Nothing
-            }
-        })
+        .map(move |event| namespace_seen(&mut labels_seen, event))
         .boxed();
-        let watches = tokio::spawn(async move {
-            let mut events = futures::stream::select(policy_events, namespace_events);
-            let (mut policies_listed, mut namespaces_listed) = (false, false);
-            let mut generation = 0u64;
-            while let Some(seen) = events.next().await {
-                match seen {
-                    Seen::PoliciesListed => policies_listed = true,
-                    Seen::NamespacesListed => namespaces_listed = true,
-                    // Until both stores have synced, the controllers wait (see `ready`) and
-                    // then reconcile everything anyway: no need to wake them for each initial
-                    // object.
-                    Seen::Change if policies_listed && namespaces_listed => {
-                        generation += 1;
-                        notify.send_replace(generation);
-                    }
-                    Seen::Change | Seen::Nothing => {}
-                }
-                if policies_listed && namespaces_listed {
-                    mark_synced.send_if_modified(|s| !std::mem::replace(s, true));
-                }
-            }
-        });
+        let events = futures::stream::select(policy_events, namespace_events);
+        let watches = tokio::spawn(follow(events, changed.clone(), synced.clone()));
         Arc::new(Grants {
             policies,
             namespaces,
@@ -148,6 +163,26 @@ impl Grants {
         futures::stream::unfold(rx, |mut rx| async move {
             rx.changed().await.ok().map(|()| ((), rx))
         })
+    }
+}
+
+/// Drives the watches: bumps `changed` on each change once both lists are in, and sets `synced`
+/// when they are.
+async fn follow(
+    mut events: impl Stream<Item = Seen> + Unpin,
+    changed: tokio::sync::watch::Sender<u64>,
+    synced: tokio::sync::watch::Sender<bool>,
+) {
+    let mut progress = Progress::default();
+    let mut generation = 0u64;
+    while let Some(seen) = events.next().await {
+        if progress.see(seen) {
+            generation += 1;
+            changed.send_replace(generation);
+        }
+        if progress.synced() {
+            synced.send_if_modified(|s| !std::mem::replace(s, true));
+        }
     }
 }
 
@@ -209,4 +244,109 @@ async fn report(policy: &RepositoryAccessPolicy, ctx: &Context) -> Result<Action
         }
     }
     Ok(Action::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namespace(name: &str, labels: &[(&str, &str)]) -> PartialObjectMeta<Namespace> {
+        let mut ns = PartialObjectMeta::<Namespace>::default();
+        ns.metadata.name = Some(name.to_string());
+        ns.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        ns
+    }
+
+    /// Events in order, and whether each wakes the controllers: nothing before both lists are
+    /// in, every change after.
+    /// (what, events with whether each wakes the controllers, synced at the end).
+    type ProgressCase = (&'static str, Vec<(Seen, bool)>, bool);
+
+    #[test]
+    fn progress_table() {
+        use Seen::*;
+        let cases: Vec<ProgressCase> = vec![
+            (
+                "nothing listed",
+                vec![(Change, false), (Nothing, false)],
+                false,
+            ),
+            (
+                "policies listed only",
+                vec![(PoliciesListed, false), (Change, false)],
+                false,
+            ),
+            (
+                "both listed, in either order",
+                vec![
+                    (NamespacesListed, false),
+                    (Change, false),
+                    (PoliciesListed, false),
+                    (Change, true),
+                    (Nothing, false),
+                    (Change, true),
+                ],
+                true,
+            ),
+        ];
+        for (what, events, synced) in cases {
+            let mut progress = Progress::default();
+            for (i, (seen, wakes)) in events.into_iter().enumerate() {
+                assert_eq!(progress.see(seen), wakes, "{what}: event {i}");
+            }
+            assert_eq!(progress.synced(), synced, "{what}");
+        }
+    }
+
+    #[test]
+    fn only_label_changes_of_namespaces_count() {
+        let mut seen = HashMap::new();
+        let apply = |ns| Ok(watcher::Event::Apply(ns));
+        let cases: Vec<(&str, NamespaceEvent, Seen)> = vec![
+            (
+                "new namespace",
+                apply(namespace("a", &[("team", "x")])),
+                Seen::Change,
+            ),
+            (
+                "same labels",
+                apply(namespace("a", &[("team", "x")])),
+                Seen::Nothing,
+            ),
+            (
+                "labels changed",
+                apply(namespace("a", &[("team", "y")])),
+                Seen::Change,
+            ),
+            (
+                "listed at start",
+                Ok(watcher::Event::InitApply(namespace("b", &[]))),
+                Seen::Change,
+            ),
+            (
+                "deleted",
+                Ok(watcher::Event::Delete(namespace("a", &[]))),
+                Seen::Change,
+            ),
+            (
+                "re-created",
+                apply(namespace("a", &[("team", "y")])),
+                Seen::Change,
+            ),
+            ("list start", Ok(watcher::Event::Init), Seen::Nothing),
+            (
+                "list done",
+                Ok(watcher::Event::InitDone),
+                Seen::NamespacesListed,
+            ),
+        ];
+        for (what, event, want) in cases {
+            assert_eq!(namespace_seen(&mut seen, event), want, "{what}");
+        }
+    }
 }

@@ -10,6 +10,7 @@ pub mod repository;
 pub mod scan_policy;
 pub mod singleton;
 pub mod status;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{ApiResource, DynamicObject, PostParams};
+use kube::api::PostParams;
 use kube::runtime::events::EventType;
 use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, warn};
@@ -29,6 +30,7 @@ use crate::telemetry::metrics::Metrics;
 
 pub use crate::scope::WatchScope;
 pub use inventory::Inventory;
+pub use watch::{list_parseable, parse_object, parsed_events, trigger_hash, watched};
 
 /// The field manager for every write the operator makes.
 pub const MANAGER: &str = "ecr-operator";
@@ -193,18 +195,8 @@ impl Context {
             note: Some(note),
             event_time: Some(MicroTime(now)),
             reporting_controller: Some(MANAGER.to_string()),
-            reporting_instance: Some(
-                self.event_instance
-                    .clone()
-                    .unwrap_or_else(|| MANAGER.to_string()),
-            ),
-            type_: Some(
-                match type_ {
-                    EventType::Normal => "Normal",
-                    EventType::Warning => "Warning",
-                }
-                .to_string(),
-            ),
+            reporting_instance: Some(self.event_instance.as_deref().unwrap_or(MANAGER).into()),
+            type_: Some(event_type(type_).to_string()),
             regarding: Some(regarding),
             ..Default::default()
         };
@@ -232,6 +224,13 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+}
+
+fn event_type(t: EventType) -> &'static str {
+    match t {
+        EventType::Normal => "Normal",
+        EventType::Warning => "Warning",
     }
 }
 
@@ -353,21 +352,6 @@ pub fn from_finalizer(e: kube::runtime::finalizer::Error<Error>) -> Error {
     }
 }
 
-/// Hash of what should trigger a reconcile: spec (generation), deletion, finalizers and
-/// annotations. Status writes, including our own, do not.
-pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
-    let meta = obj.meta();
-    let mut h = DefaultHasher::new();
-    meta.generation.hash(&mut h);
-    meta.deletion_timestamp
-        .as_ref()
-        .map(|t| t.0.to_string())
-        .hash(&mut h);
-    meta.finalizers.hash(&mut h);
-    meta.annotations.hash(&mut h);
-    Some(h.finish())
-}
-
 /// A cluster-wide API for `K`, after checking that its CRD is installed: a missing CRD fails
 /// the start with a message that says what to do, instead of a watcher retrying forever.
 /// Only metadata is listed, so one object this version cannot parse does not stop the start.
@@ -387,211 +371,6 @@ where
         )));
     }
     Ok(())
-}
-
-/// Parses one object of `K` read as a [`DynamicObject`].
-pub fn parse_object<K: serde::de::DeserializeOwned>(
-    obj: &DynamicObject,
-) -> Result<K, serde_json::Error> {
-    serde_json::to_value(obj).and_then(serde_json::from_value)
-}
-
-/// Every object of `K` in the watch scope, read as JSON and parsed one by one: objects that do
-/// not parse are left out (the controller of their kind reports them) instead of failing the
-/// whole list.
-pub async fn list_parseable<K>(client: &Client, scope: &WatchScope) -> Result<Vec<K>, kube::Error>
-where
-    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned,
-    K::Scope: 'static,
-{
-    let list = scope.api::<K>(client).list(&scope.list_params()).await?;
-    Ok(list
-        .items
-        .iter()
-        .filter(|o| scope.includes_namespace(o.metadata.namespace.as_deref()))
-        .filter_map(|o| parse_object(o).ok())
-        .collect())
-}
-
-/// The message on an object this version of the operator cannot read.
-fn unparseable_message(e: &serde_json::Error) -> String {
-    format!(
-        "this object cannot be read by ecr-operator ({e}); fix its spec or delete it (was it written for another version of the CRD?)"
-    )
-}
-
-/// Reports on the object itself that it cannot be parsed: `Ready=False, reason=Invalid`. Writes
-/// only when the condition says something else, so the report's own watch event ends the loop.
-async fn report_unparseable<K>(client: &Client, obj: &DynamicObject, e_parse: &serde_json::Error)
-where
-    K: Resource<DynamicType = ()>,
-{
-    let message = unparseable_message(e_parse);
-    let generation = obj.metadata.generation;
-    let ready = obj.data["status"]["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
-    let reported = ready.is_some_and(|c| {
-        c["reason"] == Reason::Invalid.as_str()
-            && c["message"] == message.as_str()
-            && c["observedGeneration"].as_i64() == generation
-    }) && obj.data["status"]["observedGeneration"].as_i64() == generation;
-    if reported {
-        return;
-    }
-    let key = match &obj.metadata.namespace {
-        Some(ns) => format!("{ns}/{}", obj.name_any()),
-        None => obj.name_any(),
-    };
-    warn!(kind = K::kind(&()).as_ref(), object = %key, error = %e_parse, "cannot parse object; reported on it");
-    let condition = crate::api::conditions::ready_condition(
-        &[],
-        false,
-        Reason::Invalid,
-        message,
-        generation,
-        k8s_openapi::jiff::Timestamp::now(),
-    );
-    let patch = serde_json::json!({"status": {
-        "observedGeneration": generation,
-        "conditions": [condition],
-    }});
-    let ar = ApiResource::erase::<K>(&());
-    let api: kube::Api<DynamicObject> = match &obj.metadata.namespace {
-        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, &ar),
-        None => kube::Api::all_with(client.clone(), &ar),
-    };
-    let written = api
-        .patch_status(
-            &obj.name_any(),
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await;
-    if let Err(e) = written {
-        // An API server that validates the whole object on status writes (without ratcheting)
-        // refuses any write to it: a Warning event still tells its users.
-        debug!(object = %key, error = %e, "status of an unparseable object not written; sending an event");
-        let recorder = kube::runtime::events::Recorder::new(
-            client.clone(),
-            kube::runtime::events::Reporter {
-                controller: MANAGER.to_string(),
-                instance: std::env::var("POD_NAME").ok(),
-            },
-        );
-        let reference = k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some(K::api_version(&()).to_string()),
-            kind: Some(K::kind(&()).to_string()),
-            name: obj.metadata.name.clone(),
-            namespace: obj.metadata.namespace.clone(),
-            uid: obj.metadata.uid.clone(),
-            resource_version: obj.metadata.resource_version.clone(),
-            ..Default::default()
-        };
-        let event = kube::runtime::events::Event {
-            type_: EventType::Warning,
-            reason: Reason::Invalid.as_str().to_string(),
-            note: Some(unparseable_message(e_parse)),
-            action: "Parse".to_string(),
-            secondary: None,
-        };
-        if let Err(e) = recorder.publish(&event, &reference).await {
-            warn!(object = %key, error = %e, "reporting an unparseable object failed");
-        }
-    }
-}
-
-/// Turns a watch event of JSON objects into one of `K`, reporting and leaving out objects that
-/// do not parse (a typed watch would fail, and retry forever, on the first such object, and
-/// with it every object of the kind).
-async fn parse_event<K>(
-    client: &Client,
-    scope: &WatchScope,
-    event: kube::runtime::watcher::Event<DynamicObject>,
-) -> Option<kube::runtime::watcher::Event<K>>
-where
-    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned,
-{
-    use kube::runtime::watcher::Event as E;
-    let parsed = |o: &DynamicObject| parse_object::<K>(o);
-    match event {
-        E::Init => Some(E::Init),
-        E::InitDone => Some(E::InitDone),
-        // Several watched namespaces are watched cluster-wide: the others are left out here.
-        E::Apply(o) | E::InitApply(o) | E::Delete(o)
-            if !scope.includes_namespace(o.metadata.namespace.as_deref()) =>
-        {
-            None
-        }
-        E::Apply(o) | E::InitApply(o) if parsed(&o).is_err() => {
-            if let Err(e) = parsed(&o) {
-                report_unparseable::<K>(client, &o, &e).await;
-            }
-            None
-        }
-        E::Apply(o) => parsed(&o).ok().map(E::Apply),
-        E::InitApply(o) => parsed(&o).ok().map(E::InitApply),
-        E::Delete(o) => parsed(&o).ok().map(E::Delete),
-    }
-}
-
-/// The watch events of `K` in the watch scope, read as JSON and parsed one by one: an object
-/// that does not parse is reported on itself and left out (see [`parse_event`]).
-pub fn parsed_events<K>(
-    ctx: &Context,
-) -> impl futures::Stream<Item = Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>>
-+ Send
-+ 'static
-where
-    K: Resource<DynamicType = ()> + serde::de::DeserializeOwned + Send + 'static,
-    K::Scope: 'static,
-{
-    use futures::StreamExt;
-    use kube::runtime::utils::WatchStreamExt;
-    let client = ctx.client.clone();
-    let scope = ctx.config.watch.clone();
-    let json = scope.api::<K>(&client);
-    kube::runtime::watcher(json, scope.watcher_config())
-        .default_backoff()
-        .filter_map(move |event| {
-            let client = client.clone();
-            let scope = scope.clone();
-            async move {
-                match event {
-                    Ok(e) => parse_event::<K>(&client, &scope, e).await.map(Ok),
-                    Err(e) => Some(Err(e)),
-                }
-            }
-        })
-}
-
-/// The store and trigger stream every controller watches `K` with: the objects in the watch
-/// scope, reflected into the store, and passed on only when [`trigger_hash`] changes (status
-/// writes do not trigger). Objects are read as JSON and parsed one by one; one that does not
-/// parse is reported on itself and left out, and the others go on.
-pub fn watched<K>(
-    ctx: &Context,
-) -> (
-    kube::runtime::reflector::Store<K>,
-    impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    K::Scope: 'static,
-{
-    use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = parsed_events::<K>(ctx)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash, PredicateConfig::default());
-    (reader, stream)
 }
 
 /// The kube Controller settings every per-object controller runs with.
