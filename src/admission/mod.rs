@@ -2,7 +2,8 @@
 //! HTTPS server that answers the API server. Image references, patterns and label selectors,
 //! which the controllers share, are in [`crate::image`].
 //!
-//! - [`server`]: the HTTPS server, [`serve`] is the entry point of `ecr-operator run`.
+//! - [`server`]: the HTTPS server, [`serve`] is the entry point of `ecr-operator run`; it
+//!   answers with `handler` (the request path) on the connections of `listener`.
 //! - [`review`]: AdmissionReview in, AdmissionResponse out; which images a request introduces.
 //! - [`cache`]: reflectors over ImageScanReports, ScanPolicies and Namespaces, served as snapshots.
 //! - [`resolver`]: tag-to-digest resolution for tags the cache does not know.
@@ -14,6 +15,8 @@
 
 pub mod cache;
 pub mod cert_secret;
+mod handler;
+mod listener;
 pub mod metrics;
 pub mod resolver;
 pub mod server;

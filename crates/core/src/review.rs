@@ -14,7 +14,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview
 use kube::core::{ApiResource, DynamicResourceScope, Resource, Status};
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{ContainerKind, Decision, PodImage};
+use crate::decision::{ContainerKind, Decision, PodImage, TagResolution};
 
 /// The parts of an admitted object the webhook reads: a Pod, or a workload with a pod template
 /// (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job: `spec.template`; CronJob:
@@ -22,7 +22,7 @@ use crate::decision::{ContainerKind, Decision, PodImage};
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmittedObject {
-    /// The object's metadata (only the fields [`LeanMeta`] reads).
+    /// The object's metadata (only the fields `LeanMeta` reads).
     #[serde(default, deserialize_with = "lean_meta")]
     pub metadata: ObjectMeta,
     /// The object's spec, reduced to the pod spec (or the pod template) in it.
@@ -264,7 +264,7 @@ pub fn images_of(kind: WorkloadKind, object: &AdmittedObject) -> Vec<PodImage> {
                     container: c.name.clone(),
                     kind,
                     image: image.clone(),
-                    resolved_digest: None,
+                    resolution: TagResolution::NotLookedUp,
                 })
             })
         })
@@ -335,7 +335,8 @@ pub fn object_name(req: &Request) -> String {
     }
 }
 
-/// The answer for `req` from `decision`: denied with code 403 and the decision's message, and
+/// The answer for `req` from `decision`: denied with the decision's message and code 403, or
+/// 503 when a tag could not be resolved (the API server shows "cannot verify", not "forbidden");
 /// the decision's warnings in both cases.
 pub fn respond(req: &Request, decision: &Decision) -> AdmissionResponse {
     let mut response = AdmissionResponse::from(req);
@@ -344,8 +345,13 @@ pub fn respond(req: &Request, decision: &Decision) -> AdmissionResponse {
             .message
             .clone()
             .unwrap_or_else(|| "denied by ScanPolicy".to_owned());
+        let (code, reason) = if decision.failed_closed() {
+            (503, "ServiceUnavailable")
+        } else {
+            (403, "Forbidden")
+        };
         response = response.deny(&message);
-        response.result = Status::failure(&message, "Forbidden").with_code(403);
+        response.result = Status::failure(&message, reason).with_code(code);
     }
     if !decision.warnings.is_empty() {
         response.warnings = Some(decision.warnings.clone());

@@ -198,6 +198,7 @@ fn denial_has_code_403_and_warnings() {
         warnings: vec!["w".into()],
         message: Some("no".into()),
         audit: vec![],
+        ..Decision::default()
     };
     let r = respond(&req, &decision);
     assert!(!r.allowed);
@@ -210,6 +211,37 @@ fn denial_has_code_403_and_warnings() {
         "705ab4f5-6393-11e8-b7cc-42010a800002"
     );
     assert_eq!(body["apiVersion"], "admission.k8s.io/v1");
+}
+
+#[test]
+fn a_tag_that_cannot_be_resolved_denies_with_code_503() {
+    use crate::decision::{Unresolved, UnresolvedEffect};
+    let req = parse(&review("CREATE", pod(&[("a", "nginx")], &[]), json!(null))).unwrap();
+    let unresolved = |effect| {
+        Some(Unresolved {
+            text: "cannot resolve".into(),
+            effect,
+        })
+    };
+    let closed = Decision {
+        allowed: false,
+        warnings: vec!["w".into()],
+        message: Some("retry".into()),
+        unresolved: unresolved(UnresolvedEffect::FailedClosed),
+        ..Decision::default()
+    };
+    let r = respond(&req, &closed);
+    assert!(!r.allowed);
+    assert_eq!(r.result.code, 503);
+    assert_eq!(r.result.reason, "ServiceUnavailable");
+    assert_eq!(r.result.message, "retry");
+    assert_eq!(r.warnings, Some(vec!["w".to_owned()]));
+    // Denied by a policy anyway: the policy's answer.
+    let denied = Decision {
+        unresolved: unresolved(UnresolvedEffect::Logged),
+        ..closed
+    };
+    assert_eq!(respond(&req, &denied).result.code, 403);
 }
 
 mod properties {

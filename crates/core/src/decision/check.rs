@@ -175,7 +175,11 @@ impl Check<'_> {
         image: &PodImage,
     ) -> Option<&ImageScanReportSpec> {
         // A known digest is what the runtime pulls: a report found by tag may describe another one.
-        let digest = ecr.digest.as_deref().or(image.resolved_digest.as_deref());
+        let resolved = match &image.resolution {
+            TagResolution::Resolved(digest) => Some(digest.as_str()),
+            TagResolution::NotLookedUp | TagResolution::NotFound | TagResolution::Failed(_) => None,
+        };
+        let digest = ecr.digest.as_deref().or(resolved);
         match (digest, ecr.tag.as_deref()) {
             (Some(d), _) => self.reports.by_digest(&ecr.account, &ecr.repository, d),
             (None, Some(tag)) => self.reports.by_tag(&ecr.account, &ecr.repository, tag),

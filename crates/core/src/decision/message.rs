@@ -60,6 +60,22 @@ pub(super) fn denial_message(denied: &[Denied<'_>]) -> String {
     lines.join("\n")
 }
 
+/// The verdicts of `audit` counted, for the log of an answer with nothing else to say.
+pub(super) fn verdict_counts(audit: &[AuditRecord]) -> String {
+    if audit.is_empty() {
+        return "no ScanPolicy applies".to_owned();
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in audit {
+        *counts.entry(format!("{:?}", r.verdict)).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(v, n)| format!("{n} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `s` cut to at most `max` bytes on a character boundary, ending in `...` when cut.
 pub fn clip(s: &str, max: usize) -> String {
     if s.len() <= max {

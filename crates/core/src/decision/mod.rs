@@ -1,6 +1,7 @@
-//! The admission decision for a pod, as a pure function of its images, its namespace, the
-//! ScanPolicy objects, the scan reports and the time. The webhook server only gathers these
-//! inputs and turns the [`Decision`] into an `AdmissionResponse`.
+//! The admission decision for a pod, as a pure function of its images (with what became of
+//! their tags' lookups), its namespace, the ScanPolicy objects, the scan reports and the time.
+//! The webhook server only gathers these inputs and turns the [`Decision`] into an
+//! `AdmissionResponse`.
 //!
 //! Semantics, per (policy, image):
 //!
@@ -13,8 +14,8 @@
 //!   name alone (`docker.io/library/nginx`).
 //! - Images outside Amazon ECR are `NotChecked`. A reference that does not parse is a violation
 //!   (we cannot tell where it comes from, and the kubelet would not pull it either).
-//! - The report is looked up by digest when one is known (in the reference, else the resolved
-//!   one), else by repository and tag. No report, a scan status other than `COMPLETE`/`ACTIVE`, or
+//! - The report is looked up by digest when one is known (in the reference, else the one the tag
+//!   resolved to), else by repository and tag. No report, a scan status other than `COMPLETE`/`ACTIVE`, or
 //!   a scan older than `maxScanAgeDays` (or of unknown age when that is set) is "unscanned", and
 //!   `unscanned` decides: `allow` passes, `warn` warns (or only records, in audit mode), `deny` is a
 //!   violation. The findings of a report that exists still count when it is unusable; the
@@ -30,7 +31,8 @@
 //!   `audit` admits and only records.
 //!
 //! The pod is denied when any (policy, image) is denied: the strictest applicable policy wins.
-//! Every (applicable policy, image) yields exactly one [`AuditRecord`].
+//! Every (applicable policy, image) yields exactly one [`AuditRecord`]. A tag that could not be
+//! resolved then weighs on the answer as [`resolution`] describes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -47,6 +49,7 @@ use crate::image::{EcrImage, ImageRef, ImageRefError, selector_matches, wildcard
 mod check;
 mod index;
 mod message;
+pub mod resolution;
 #[cfg(test)]
 mod tests;
 
@@ -54,6 +57,8 @@ use check::*;
 pub use index::ReportIndex;
 pub use message::clip;
 use message::*;
+use resolution::UnresolvedTags;
+pub use resolution::{TagResolution, Unresolved, UnresolvedEffect};
 
 /// The longest admission warning we produce: the API server's guidance for warnings.
 pub const WARNING_MAX_LEN: usize = 120;
@@ -96,9 +101,9 @@ pub struct PodImage {
     pub kind: ContainerKind,
     /// The image reference as written in the pod spec.
     pub image: String,
-    /// The digest the image's tag resolves to, when the caller knows it (ignored when the
-    /// reference pins a digest itself).
-    pub resolved_digest: Option<String>,
+    /// What looking up the digest of the image's tag gave (a digest in the reference wins
+    /// over a resolved one).
+    pub resolution: TagResolution,
 }
 
 /// Access to scan reports, keyed the way an image reference identifies them.
@@ -147,6 +152,30 @@ pub struct Decision {
     pub message: Option<String>,
     /// One record per (applicable policy, image), for the audit log.
     pub audit: Vec<AuditRecord>,
+    /// Set when a tag could not be resolved: why, and what that did to the answer.
+    pub unresolved: Option<Unresolved>,
+    /// One line for the log and for the Event of a denial: the message or the warnings, then
+    /// why tags could not be resolved; when there is nothing to say, the verdicts counted.
+    pub summary: String,
+}
+
+impl Decision {
+    /// Denied because a tag could not be resolved, not by a policy's verdict: the answer is
+    /// "cannot verify" (503), not "forbidden" (403).
+    pub fn failed_closed(&self) -> bool {
+        self.unresolved
+            .as_ref()
+            .is_some_and(|u| u.effect == UnresolvedEffect::FailedClosed)
+    }
+
+    /// Admitted, with a warning that a tag could not be resolved.
+    pub fn failed_open(&self) -> bool {
+        self.allowed
+            && self
+                .unresolved
+                .as_ref()
+                .is_some_and(|u| u.effect == UnresolvedEffect::Warned)
+    }
 }
 
 /// What one policy concluded about one image.
@@ -187,7 +216,99 @@ pub enum Verdict {
 
 /// Decides whether to admit the pod described by `input`.
 pub fn decide(input: &DecisionInput<'_>) -> Decision {
-    let mut applicable: Vec<(&str, &Enforcement, Option<String>)> = input
+    let applicable = applicable(input);
+    let mut tally = Tally::default();
+    for image in input.images {
+        let parsed = ImageRef::parse(&image.image);
+        let shown = match &parsed {
+            Ok(r) => r.to_string(),
+            Err(_) => image.image.clone(),
+        };
+        for &(policy, enforcement, ref note) in &applicable {
+            let check = Check {
+                enforcement,
+                reports: input.reports,
+                now: input.now,
+            };
+            let outcome = check.evaluate(input.namespace, &parsed, image);
+            tally
+                .unresolved
+                .judged(image, enforcement.mode, outcome.verdict);
+            tally.problems(policy, image, &shown, &outcome);
+            tally.decision.audit.push(AuditRecord {
+                policy: policy.to_owned(),
+                container: image.container.clone(),
+                kind: image.kind,
+                image: shown.clone(),
+                verdict: outcome.verdict,
+                reason: format!("{}{}", note.as_deref().unwrap_or(""), outcome.reason),
+            });
+        }
+        tally.unresolved.done(image);
+    }
+    tally.conclude()
+}
+
+/// The verdicts so far, and what they add up to.
+#[derive(Default)]
+struct Tally<'a> {
+    decision: Decision,
+    denied: Vec<Denied<'a>>,
+    /// Warnings given, unclipped: the same problem of the same container is told once.
+    warned: BTreeSet<String>,
+    unresolved: UnresolvedTags,
+}
+
+impl<'a> Tally<'a> {
+    /// Notes the problems `policy` found with `image`, as its verdict makes them count.
+    fn problems(&mut self, policy: &'a str, image: &'a PodImage, shown: &str, outcome: &Outcome) {
+        for problem in &outcome.problems {
+            match outcome.verdict {
+                Verdict::Deny => self.denied.push(Denied {
+                    policy,
+                    image,
+                    shown: shown.to_owned(),
+                    problem: problem.clone(),
+                }),
+                Verdict::Warn => {
+                    let text = format!(
+                        "ScanPolicy {policy}: {} {:?}: {}",
+                        image.kind,
+                        image.container,
+                        problem.summary()
+                    );
+                    if self.warned.insert(text.clone()) {
+                        self.decision.warnings.push(clip(&text, WARNING_MAX_LEN));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The decision: denied when a verdict denies; then what unresolved tags do to it.
+    fn conclude(self) -> Decision {
+        let mut decision = self.decision;
+        decision.allowed = self.denied.is_empty();
+        if !decision.allowed {
+            decision.message = Some(denial_message(&self.denied));
+        }
+        decision.summary = match &decision.message {
+            Some(message) => message.clone(),
+            None => decision.warnings.join("; "),
+        };
+        self.unresolved.apply(&mut decision);
+        if decision.summary.is_empty() {
+            decision.summary = verdict_counts(&decision.audit);
+        }
+        decision
+    }
+}
+
+/// The policies that apply to the pod's namespace, by name, each with a note when its
+/// `namespaceSelector` is invalid.
+fn applicable<'a>(input: &DecisionInput<'a>) -> Vec<(&'a str, &'a Enforcement, Option<String>)> {
+    let mut applicable: Vec<_> = input
         .policies
         .iter()
         .filter_map(|p| {
@@ -208,63 +329,7 @@ pub fn decide(input: &DecisionInput<'_>) -> Decision {
         .collect();
     // Sorted so that records, warnings and messages do not depend on the order of the list.
     applicable.sort_by(|a, b| a.0.cmp(b.0));
-
-    let mut decision = Decision {
-        allowed: true,
-        ..Decision::default()
-    };
-    let mut denied = Vec::new();
-    let mut warned = BTreeSet::new();
-    for image in input.images {
-        let parsed = ImageRef::parse(&image.image);
-        let shown = match &parsed {
-            Ok(r) => r.to_string(),
-            Err(_) => image.image.clone(),
-        };
-        for &(policy, enforcement, ref note) in &applicable {
-            let check = Check {
-                enforcement,
-                reports: input.reports,
-                now: input.now,
-            };
-            let outcome = check.evaluate(input.namespace, &parsed, image);
-            for problem in &outcome.problems {
-                match outcome.verdict {
-                    Verdict::Deny => denied.push(Denied {
-                        policy,
-                        image,
-                        shown: shown.clone(),
-                        problem: problem.clone(),
-                    }),
-                    Verdict::Warn => {
-                        let text = format!(
-                            "ScanPolicy {policy}: {} {:?}: {}",
-                            image.kind,
-                            image.container,
-                            problem.summary()
-                        );
-                        if warned.insert(text.clone()) {
-                            decision.warnings.push(clip(&text, WARNING_MAX_LEN));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            decision.audit.push(AuditRecord {
-                policy: policy.to_owned(),
-                container: image.container.clone(),
-                kind: image.kind,
-                image: shown.clone(),
-                verdict: outcome.verdict,
-                reason: format!("{}{}", note.as_deref().unwrap_or(""), outcome.reason),
-            });
-        }
-    }
-    if !denied.is_empty() {
-        decision.allowed = false;
-        decision.message = Some(denial_message(&denied));
-    }
-    decision
+    applicable
 }
 
 fn policy_name(p: &ScanPolicy) -> &str {

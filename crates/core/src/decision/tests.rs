@@ -89,7 +89,7 @@ fn container(kind: ContainerKind, name: &str, image: &str) -> PodImage {
         container: name.into(),
         kind,
         image: image.into(),
-        resolved_digest: None,
+        resolution: TagResolution::NotLookedUp,
     }
 }
 
@@ -537,7 +537,7 @@ fn decision_table() {
             "resolved digest selects the report",
             {
                 let mut s = base().with_image(&ecr("app:moved")).with_policy(|_| {});
-                s.images[0].resolved_digest = Some(D_APP.into());
+                s.images[0].resolution = TagResolution::Resolved(D_APP.into());
                 s
             },
             vec![Deny],
@@ -570,6 +570,267 @@ fn decision_table() {
             "{name}"
         );
     }
+}
+
+/// A pod running `app:moved`, a tag no report lists, whose lookup gave `resolution`.
+fn moved(resolution: TagResolution) -> Scenario {
+    image_resolved(&ecr("app:moved"), resolution)
+}
+
+/// A pod running `image`, whose lookup gave `resolution`; `app` has a clean image no tag names.
+fn image_resolved(image: &str, resolution: TagResolution) -> Scenario {
+    let mut s = Scenario::new().with_image(image);
+    s.images[0].resolution = resolution;
+    let low = vec![finding("CVE-L", Severity::Low)];
+    s.reports.push(report("app", D_CLEAN, &[], low));
+    s
+}
+
+fn failed() -> TagResolution {
+    TagResolution::Failed("throttled".into())
+}
+
+#[test]
+fn tag_resolution_table() {
+    use EnforcementMode::{Audit as A, Enforce as E, Warn as W};
+    use UnresolvedEffect::*;
+    use UnscannedAction::{Allow as UA, Deny as UD, Warn as UW};
+    use Verdict::*;
+    let critical = || TagResolution::Resolved(D_APP.into());
+    let clean = || TagResolution::Resolved(D_CLEAN.into());
+    let none = || TagResolution::NotLookedUp;
+    let missing = || TagResolution::NotFound;
+    // (resolution, unscanned, mode, verdict, what the unresolved tag did). A tag not looked up
+    // or not found has no report: unscanned decides. A resolved one is judged by its digest's
+    // report. A failed lookup is judged as unscanned, then enforce fails closed unless the pod
+    // is denied anyway, warn warns, audit only logs.
+    let grid = [
+        (none(), UA, E, Pass, None),
+        (none(), UA, W, Pass, None),
+        (none(), UA, A, Pass, None),
+        (none(), UW, E, Warn, None),
+        (none(), UW, W, Warn, None),
+        (none(), UW, A, Audit, None),
+        (none(), UD, E, Deny, None),
+        (none(), UD, W, Warn, None),
+        (none(), UD, A, Audit, None),
+        (missing(), UA, E, Pass, None),
+        (missing(), UA, W, Pass, None),
+        (missing(), UA, A, Pass, None),
+        (missing(), UW, E, Warn, None),
+        (missing(), UW, W, Warn, None),
+        (missing(), UW, A, Audit, None),
+        (missing(), UD, E, Deny, None),
+        (missing(), UD, W, Warn, None),
+        (missing(), UD, A, Audit, None),
+        (critical(), UA, E, Deny, None),
+        (critical(), UA, W, Warn, None),
+        (critical(), UA, A, Audit, None),
+        (critical(), UW, E, Deny, None),
+        (critical(), UW, W, Warn, None),
+        (critical(), UW, A, Audit, None),
+        (critical(), UD, E, Deny, None),
+        (critical(), UD, W, Warn, None),
+        (critical(), UD, A, Audit, None),
+        (clean(), UA, E, Pass, None),
+        (clean(), UA, W, Pass, None),
+        (clean(), UA, A, Pass, None),
+        (clean(), UW, E, Pass, None),
+        (clean(), UW, W, Pass, None),
+        (clean(), UW, A, Pass, None),
+        (clean(), UD, E, Pass, None),
+        (clean(), UD, W, Pass, None),
+        (clean(), UD, A, Pass, None),
+        (failed(), UA, E, Pass, Some(FailedClosed)),
+        (failed(), UA, W, Pass, Some(Warned)),
+        (failed(), UA, A, Pass, Some(Logged)),
+        (failed(), UW, E, Warn, Some(FailedClosed)),
+        (failed(), UW, W, Warn, Some(Warned)),
+        (failed(), UW, A, Audit, Some(Logged)),
+        (failed(), UD, E, Deny, Some(Logged)),
+        (failed(), UD, W, Warn, Some(Warned)),
+        (failed(), UD, A, Audit, Some(Logged)),
+    ];
+    let mut cases: Vec<(String, Scenario, Vec<Verdict>, Option<UnresolvedEffect>)> = grid
+        .into_iter()
+        .map(|(resolution, unscanned, mode, verdict, effect)| {
+            let name = format!("{resolution:?}, unscanned {unscanned:?}, {mode:?}");
+            let s = moved(resolution).with_policy(|e| {
+                e.unscanned = unscanned;
+                e.mode = mode;
+            });
+            (name, s, vec![verdict], effect)
+        })
+        .collect();
+    let more = vec![
+        (
+            "a digest in the reference wins over a resolved one",
+            {
+                let s = image_resolved(&format!("{HOST}/app:moved@{D_CLEAN}"), critical());
+                s.with_policy(|e| e.unscanned = UnscannedAction::Deny)
+            },
+            vec![Pass],
+            None,
+        ),
+        (
+            "an exempt image is not checked",
+            moved(failed()).with_policy(|e| e.exempt_images = vec![ecr("app")]),
+            vec![Exempt],
+            Some(Logged),
+        ),
+        (
+            "no policy applies",
+            moved(failed()).with_policy(|e| {
+                e.namespace_selector = Some(selector(&[("env", "dev")], &[]));
+            }),
+            vec![],
+            Some(Logged),
+        ),
+        (
+            "another image denied: the policy's denial stands",
+            {
+                let mut s = moved(failed()).with_policy(|_| {});
+                s.images.insert(
+                    0,
+                    container(ContainerKind::Container, "web", &ecr("app:v1")),
+                );
+                s
+            },
+            vec![Deny, Pass],
+            Some(Logged),
+        ),
+        (
+            "another image denied, and a warn policy checks the unresolved one",
+            {
+                let mut s = moved(failed());
+                s.images.insert(
+                    0,
+                    container(ContainerKind::Container, "web", &ecr("app:v1")),
+                );
+                s.policies = vec![
+                    policy("a-warn", |e| e.mode = EnforcementMode::Warn),
+                    policy("b-enforce", |_| {}),
+                ];
+                s
+            },
+            vec![Warn, Deny, Pass, Pass],
+            Some(Warned),
+        ),
+        (
+            "enforce and warn policies: fails closed, without the resolution warning",
+            {
+                let mut s = moved(failed());
+                s.policies = vec![
+                    policy("a-warn", |e| e.mode = EnforcementMode::Warn),
+                    policy("b-enforce", |_| {}),
+                ];
+                s
+            },
+            vec![Pass, Pass],
+            Some(FailedClosed),
+        ),
+        (
+            "an image no policy checks",
+            image_resolved("nginx:1.25", failed()).with_policy(|_| {}),
+            vec![NotChecked],
+            Some(Logged),
+        ),
+    ];
+    cases.extend(
+        more.into_iter()
+            .map(|(name, s, verdicts, effect)| (name.to_owned(), s, verdicts, effect)),
+    );
+    for (name, scenario, expected, effect) in cases {
+        let d = scenario.decide();
+        assert_eq!(verdicts(&d), expected, "{name}: {d:#?}");
+        assert_eq!(d.unresolved.as_ref().map(|u| u.effect), effect, "{name}");
+        let closed = effect == Some(FailedClosed);
+        let allowed = !expected.contains(&Deny) && !closed;
+        assert_eq!(d.allowed, allowed, "{name}: {d:#?}");
+        assert_eq!(d.failed_closed(), closed, "{name}");
+        assert_eq!(d.failed_open(), allowed && effect == Some(Warned), "{name}");
+        assert_eq!(d.message.is_some(), !allowed, "{name}: message iff denied");
+        let warnings =
+            expected.iter().filter(|v| **v == Warn).count() + usize::from(effect == Some(Warned));
+        assert_eq!(d.warnings.len(), warnings, "{name}: {d:#?}");
+        assert!(
+            d.warnings.iter().all(|w| w.len() <= WARNING_MAX_LEN),
+            "{name}"
+        );
+        match &d.unresolved {
+            Some(u) => assert!(d.summary.ends_with(&u.text), "{name}: {}", d.summary),
+            None => assert!(!d.summary.is_empty(), "{name}"),
+        }
+    }
+}
+
+#[test]
+fn an_unresolved_tag_is_explained() {
+    let image = ecr("app:moved");
+    let text = format!("cannot resolve the tag of {image} to a digest (throttled)");
+
+    let closed = moved(failed()).with_policy(|_| {}).decide();
+    let message = format!(
+        "ecr-operator webhook: {text}; a ScanPolicy in enforce mode checks it, so the request is \
+         denied. Retry, or reference the image by digest."
+    );
+    assert_eq!(closed.message.as_deref(), Some(message.as_str()));
+    assert_eq!(closed.summary, format!("{message}; {text}"));
+
+    let warned = moved(failed())
+        .with_policy(|e| e.mode = EnforcementMode::Warn)
+        .decide();
+    assert_eq!(warned.warnings, vec![format!("ecr-operator: {text}")]);
+    assert_eq!(warned.summary, text);
+
+    let mut two = moved(failed()).with_policy(|e| e.unscanned = UnscannedAction::Warn);
+    two.images.push(container(
+        ContainerKind::InitContainer,
+        "setup",
+        &ecr("base:v9"),
+    ));
+    two.images[1].resolution = TagResolution::Failed("access denied".into());
+    let two = two.decide();
+    let both = format!(
+        "{text}; cannot resolve the tag of {} to a digest (access denied)",
+        ecr("base:v9")
+    );
+    let message = two.message.unwrap_or_default();
+    assert!(
+        message.starts_with(&format!("ecr-operator webhook: {both}; "))
+            && message.contains("checks them, so"),
+        "{message}"
+    );
+    // The policies' warnings still reach the client with the denial.
+    assert_eq!(two.warnings.len(), 2, "{:?}", two.warnings);
+    let long = moved(TagResolution::Failed("x".repeat(200)))
+        .with_policy(|e| e.mode = EnforcementMode::Warn)
+        .decide();
+    assert_eq!(long.warnings[0].len(), WARNING_MAX_LEN);
+
+    let audited = moved(failed())
+        .with_policy(|e| e.mode = EnforcementMode::Audit)
+        .decide();
+    assert!(audited.allowed && audited.warnings.is_empty());
+    assert_eq!(audited.summary, text);
+}
+
+#[test]
+fn the_summary_says_why_or_counts_the_verdicts() {
+    assert_eq!(Scenario::new().decide().summary, "no ScanPolicy applies");
+    let mut s = Scenario::new().with_policy(|e| e.allowlist = vec![allow(CRIT, None, &[])]);
+    s.images.push(container(
+        ContainerKind::Container,
+        "proxy",
+        "envoyproxy/envoy:v1",
+    ));
+    assert_eq!(s.decide().summary, "1 NotChecked, 1 Pass");
+    let denied = Scenario::new().with_policy(|_| {}).decide();
+    assert_eq!(Some(denied.summary), denied.message);
+    let warned = Scenario::new()
+        .with_policy(|e| e.mode = EnforcementMode::Warn)
+        .decide();
+    assert_eq!(warned.summary, warned.warnings.join("; "));
 }
 
 #[test]
@@ -857,7 +1118,7 @@ fn images_strategy() -> impl Strategy<Value = Vec<PodImage>> {
             container,
             kind,
             image,
-            resolved_digest: None,
+            resolution: TagResolution::NotLookedUp,
         }),
         0..4,
     )
