@@ -211,21 +211,41 @@ impl std::fmt::Debug for GeneratedCert {
 /// Generates a CA (ECDSA P-256) and a serving certificate for `dns_names` (IP addresses are
 /// accepted too), both valid from yesterday for `valid_days`.
 pub fn generate(dns_names: &[String], valid_days: i64) -> Result<GeneratedCert, TlsError> {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let now = chrono::Utc::now();
-    // rcgen takes dates; the recorded bounds are the midnights it encodes.
+    let validity = validity(chrono::Utc::now(), valid_days);
+    let ca = ca_params(validity)?;
+    let ca_key = rcgen::KeyPair::generate()?;
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let leaf_key = rcgen::KeyPair::generate()?;
+    let leaf_cert = leaf_params(dns_names, validity)?.signed_by(&leaf_key, &issuer)?;
+    Ok(GeneratedCert {
+        ca_pem: ca_cert.pem(),
+        cert_pem: leaf_cert.pem(),
+        key_pem: leaf_key.serialize_pem(),
+        certified: Arc::new(generated_key(&leaf_cert, &leaf_key)?),
+        not_before: validity.0,
+        not_after: validity.1,
+    })
+}
+
+/// Start and end of validity.
+type Validity = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
+
+/// From yesterday for `valid_days`, at midnight: rcgen takes dates, and the recorded bounds
+/// are the midnights it encodes.
+fn validity(now: chrono::DateTime<chrono::Utc>, valid_days: i64) -> Validity {
     let midnight = |d: chrono::DateTime<chrono::Utc>| {
         d.date_naive()
             .and_hms_opt(0, 0, 0)
             .map_or(d, |m| m.and_utc())
     };
-    let (from, until) = (
+    (
         midnight(now - chrono::TimeDelta::days(1)),
         midnight(now + chrono::TimeDelta::days(valid_days)),
-    );
+    )
+}
+
+fn set_validity(params: &mut rcgen::CertificateParams, (from, until): Validity) {
     let date = |d: chrono::DateTime<chrono::Utc>| {
         use chrono::Datelike;
         rcgen::date_time_ymd(
@@ -234,8 +254,14 @@ pub fn generate(dns_names: &[String], valid_days: i64) -> Result<GeneratedCert, 
             u8::try_from(d.day()).unwrap_or(1),
         )
     };
+    params.not_before = date(from);
+    params.not_after = date(until);
+}
 
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+/// The CA: signs serving certificates only (path length 0).
+fn ca_params(validity: Validity) -> Result<rcgen::CertificateParams, TlsError> {
+    use rcgen::{BasicConstraints, DnType, IsCa, KeyUsagePurpose};
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.distinguished_name
         .push(DnType::CommonName, "ecr-operator webhook CA");
@@ -244,12 +270,17 @@ pub fn generate(dns_names: &[String], valid_days: i64) -> Result<GeneratedCert, 
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca.not_before = date(from);
-    ca.not_after = date(until);
-    let ca_key = KeyPair::generate()?;
-    let ca_cert = ca.self_signed(&ca_key)?;
+    set_validity(&mut ca, validity);
+    Ok(ca)
+}
 
-    let mut leaf = CertificateParams::new(dns_names.to_vec())?;
+/// The serving certificate for `dns_names`, named after the first.
+fn leaf_params(
+    dns_names: &[String],
+    validity: Validity,
+) -> Result<rcgen::CertificateParams, TlsError> {
+    use rcgen::{DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
+    let mut leaf = rcgen::CertificateParams::new(dns_names.to_vec())?;
     leaf.distinguished_name.push(
         DnType::CommonName,
         dns_names
@@ -258,29 +289,25 @@ pub fn generate(dns_names: &[String], valid_days: i64) -> Result<GeneratedCert, 
     );
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.not_before = date(from);
-    leaf.not_after = date(until);
-    let leaf_key = KeyPair::generate()?;
-    let issuer = Issuer::new(ca, ca_key);
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
+    set_validity(&mut leaf, validity);
+    Ok(leaf)
+}
 
-    let der_key = PrivateKeyDer::try_from(leaf_key.serialize_der()).map_err(|e| TlsError::Pem {
+/// The generated certificate and key, ready for rustls.
+fn generated_key(
+    cert: &rcgen::Certificate,
+    key: &rcgen::KeyPair,
+) -> Result<CertifiedKey, TlsError> {
+    let der_key = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| TlsError::Pem {
         path: "<generated>".to_owned(),
         message: e.to_owned(),
     })?;
-    let certified = CertifiedKey::from_der(vec![leaf_cert.der().clone()], der_key, &provider())
-        .map_err(|source| TlsError::Key {
+    CertifiedKey::from_der(vec![cert.der().clone()], der_key, &provider()).map_err(|source| {
+        TlsError::Key {
             cert: "<generated>".to_owned(),
             key: "<generated>".to_owned(),
             source,
-        })?;
-    Ok(GeneratedCert {
-        ca_pem: ca_cert.pem(),
-        cert_pem: leaf_cert.pem(),
-        key_pem: leaf_key.serialize_pem(),
-        certified: Arc::new(certified),
-        not_before: from,
-        not_after: until,
+        }
     })
 }
 

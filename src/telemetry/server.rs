@@ -7,9 +7,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
 use std::time::Duration;
 
 use axum::Router;
@@ -19,27 +19,45 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 
 use super::metrics::Metrics;
+use crate::admission::tls::{self, TlsError};
 
-/// A named readiness flag.
-type Check = (&'static str, Arc<AtomicBool>);
+/// A named readiness check: true once its part is ready.
+type Check = (&'static str, Arc<dyn Fn() -> bool + Send + Sync>);
 
-/// What `/readyz` waits for. Each flag is set by its owner once it is ready.
-#[derive(Clone, Debug, Default)]
+/// What `/readyz` waits for: named checks, each asked at every request.
+#[derive(Clone, Default)]
 pub struct Readiness {
     checks: Arc<std::sync::Mutex<Vec<Check>>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("pending", &self.pending())
+            .finish()
+    }
 }
 
 impl Readiness {
     /// Registers a named check and returns the flag its owner sets.
     pub fn check(&self, name: &'static str) -> Arc<AtomicBool> {
         let flag = Arc::new(AtomicBool::new(false));
+        let read = flag.clone();
+        self.check_with(name, move || read.load(Ordering::SeqCst));
+        flag
+    }
+
+    /// Registers a named check answered by `ready` itself (a part that already knows whether
+    /// it is ready, such as the webhook), so no flag has to mirror it.
+    pub fn check_with(&self, name: &'static str, ready: impl Fn() -> bool + Send + Sync + 'static) {
         self.checks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((name, flag.clone()));
-        flag
+            .push((name, Arc::new(ready)));
     }
 
     /// Names of the checks not ready yet.
@@ -48,7 +66,7 @@ impl Readiness {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(_, f)| !f.load(Ordering::SeqCst))
+            .filter(|(_, ready)| !ready())
             .map(|(n, _)| *n)
             .collect()
     }
@@ -142,6 +160,16 @@ pub async fn serve_on(
         .await
 }
 
+/// The TLS acceptor for [`serve_tls_on`] from `dir`/tls.crt and `dir`/tls.key, reloaded when
+/// they change (the webhook's certificate machinery; spawns the reload task).
+pub fn tls_from_dir(dir: &Path) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    let store = Arc::new(tls::CertStore::new());
+    let files = tls::FileCerts::load(dir.join("tls.crt"), dir.join("tls.key"), &store)?;
+    tokio::spawn(files.watch(store.clone(), Duration::from_secs(30)));
+    let config = tls::server_config(store)?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// [`serve_on`] over TLS: `tls` decides the certificate at each handshake (so a rotated
 /// certificate is served without a restart, as on the webhook's listener).
 pub async fn serve_tls_on(
@@ -152,8 +180,8 @@ pub async fn serve_tls_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(metrics, readiness);
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = ConnBuilder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -167,30 +195,15 @@ pub async fn serve_tls_on(
                 }
             },
         };
-        let tls = tls.clone();
-        let app = app.clone();
-        let builder = builder.clone();
+        // The watcher is taken before the handshake: shutdown waits for that too.
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "admin: TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "admin: TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper_util::service::TowerToHyperService::new(app);
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "admin: connection ended with an error");
-            }
-        });
+        tokio::spawn(serve_tls_connection(
+            tls.clone(),
+            app.clone(),
+            builder.clone(),
+            watcher,
+            (tcp, peer),
+        ));
     }
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await
@@ -199,4 +212,33 @@ pub async fn serve_tls_on(
         tracing::warn!("admin: open connections did not finish in time");
     }
     Ok(())
+}
+
+/// Completes the TLS handshake of one accepted connection (within [`HANDSHAKE_TIMEOUT`]) and
+/// serves `app` on it until it ends or shutdown closes it.
+async fn serve_tls_connection(
+    tls: tokio_rustls::TlsAcceptor,
+    app: Router,
+    builder: ConnBuilder<TokioExecutor>,
+    watcher: Watcher,
+    (tcp, peer): (tokio::net::TcpStream, SocketAddr),
+) {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "admin: TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "admin: TLS handshake timed out");
+            return;
+        }
+    };
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned();
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%peer, error = %e, "admin: connection ended with an error");
+    }
 }

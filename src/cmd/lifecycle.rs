@@ -1,0 +1,130 @@
+//! `ecr-operator lifecycle`: lifecycle policy tools.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ecr_operator::registry::{EcrRegistry, Registry, RegistryConfig};
+use ecr_operator::{api, controllers};
+
+#[derive(clap::Args)]
+pub struct PreviewArgs {
+    /// The ECR repository name (e.g. team/app).
+    #[arg(long)]
+    repository: String,
+    /// A LifecyclePolicy YAML file (the whole object, or only its spec); `-` reads stdin.
+    #[arg(short = 'f', long = "file")]
+    file: PathBuf,
+    /// AWS region (default: AWS_REGION / profile).
+    #[arg(long, env = "ECR_OPERATOR_REGION")]
+    region: Option<String>,
+    /// ECR endpoint override (default: AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL).
+    #[arg(long, env = "ECR_OPERATOR_ECR_ENDPOINT")]
+    ecr_endpoint: Option<String>,
+}
+
+/// `ecr-operator lifecycle preview`: which images the policy would expire now.
+pub async fn preview(args: PreviewArgs) -> ExitCode {
+    let text = match read_text(&args.file) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let spec = match read_policy(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (rules, _) = match controllers::lifecycle_policy::render_spec(&spec) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let registry = EcrRegistry::from_env(&RegistryConfig {
+        region: args.region,
+        endpoint_url: args.ecr_endpoint,
+        max_attempts: None,
+    })
+    .await;
+    let images = match registry.list_images(&args.repository).await {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let preview =
+        controllers::lifecycle_policy::preview(&rules, &images, chrono::Utc::now(), usize::MAX);
+    print!("{}", format_preview(&args.repository, &preview));
+    ExitCode::SUCCESS
+}
+
+/// The file's text, or stdin's for `-`.
+fn read_text(file: &Path) -> Result<String, String> {
+    if file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| format!("reading stdin: {e}"))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))
+    }
+}
+
+/// Reads a LifecyclePolicy (or only its spec) from YAML.
+fn read_policy(text: &str) -> Result<api::lifecycle_policy::LifecyclePolicySpec, String> {
+    if let Ok(policy) = serde_yaml::from_str::<api::LifecyclePolicy>(text) {
+        return Ok(policy.spec);
+    }
+    serde_yaml::from_str::<api::lifecycle_policy::LifecyclePolicySpec>(text)
+        .map_err(|e| format!("not a LifecyclePolicy: {e}"))
+}
+
+/// The preview as a table, one line per expiring image, then a summary line.
+fn format_preview(repository: &str, preview: &api::lifecycle_policy::LifecyclePreview) -> String {
+    let mut out = String::new();
+    if !preview.images.is_empty() {
+        let rows: Vec<[String; 4]> = preview
+            .images
+            .iter()
+            .map(|i| {
+                [
+                    i.digest.clone(),
+                    if i.tags.is_empty() {
+                        "<untagged>".to_string()
+                    } else {
+                        i.tags.join(",")
+                    },
+                    i.pushed_at.clone(),
+                    i.rule_priority.to_string(),
+                ]
+            })
+            .collect();
+        let header = ["DIGEST", "TAGS", "PUSHED", "RULE"].map(str::to_string);
+        let mut widths = header.clone().map(|h| h.len());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.len());
+            }
+        }
+        for row in std::iter::once(&header).chain(&rows) {
+            let line: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, w)| format!("{cell:<w$}"))
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "{} of {} images in {repository} would expire\n",
+        preview.expiring_count, preview.image_count
+    ));
+    out
+}

@@ -1,0 +1,351 @@
+//! The aws-sdk-ecr implementation of [`Registry`].
+//!
+//! This file holds the client and the [`Registry`] impl, which only routes each call to the
+//! file of its concern: [`repositories`], [`images`], registry-level [`settings`] and
+//! [`secrets`]; [`convert`] maps between the SDK's shapes and ours.
+
+mod convert;
+mod images;
+mod repositories;
+mod secrets;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_ecr::Client;
+use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+
+use super::error::HttpStatus;
+use super::{
+    CallStats, ErrorClass, ImageInfo, NewPullThroughCacheRule, NewRepository,
+    PullThroughCacheRuleInfo, Registry, RegistryError, ReplicationSettings, RepositoryInfo, Result,
+    ScanFindings, ScanningSettings, SecretValue,
+};
+
+/// Where and how to reach ECR. Unset fields fall back to the standard AWS environment
+/// (`AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_ECR`, profiles, web identity, ...).
+#[derive(Clone, Debug, Default)]
+pub struct RegistryConfig {
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    /// Attempts per call, including the first (the SDK's standard retry mode).
+    pub max_attempts: Option<u32>,
+}
+
+/// One attempt that has not answered in this time is abandoned and retried: without it, a
+/// connection that hangs holds its reconcile (and the object) forever.
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+/// The whole call, retries included.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// ECR through aws-sdk-ecr, counting every call. Secrets Manager (for mirrored pull-through
+/// cache credentials) through a second client, counted alike.
+#[derive(Clone, Debug)]
+pub struct EcrRegistry {
+    client: Client,
+    secrets: Option<aws_sdk_secretsmanager::Client>,
+    /// For the optional scan event queue, built from the same AWS configuration.
+    sqs: Option<aws_sdk_sqs::Client>,
+    stats: Arc<CallStats>,
+}
+
+/// Page size for list/describe calls: ECR's maximum, so a resync costs as few calls as possible.
+const PAGE_SIZE: i32 = 1000;
+
+impl EcrRegistry {
+    /// Builds a client from the default credential chain and the given overrides.
+    pub async fn from_env(config: &RegistryConfig) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &config.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &config.endpoint_url {
+            loader = loader.endpoint_url(endpoint.clone());
+        }
+        if let Some(attempts) = config.max_attempts {
+            loader = loader.retry_config(
+                aws_config::retry::RetryConfig::standard().with_max_attempts(attempts),
+            );
+        }
+        loader = loader.timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
+        let sdk_config = loader.load().await;
+        let mut registry = Self::from_client(Client::new(&sdk_config))
+            .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk_config));
+        registry.sqs = Some(aws_sdk_sqs::Client::new(&sdk_config));
+        registry
+    }
+
+    /// The SQS queue of scan events at `queue_url`, read with this registry's AWS
+    /// configuration and counted in its stats; `None` for a registry built from a bare client.
+    pub fn scan_event_queue(&self, queue_url: &str) -> Option<super::ScanEventQueue> {
+        let sqs = self.sqs.clone()?;
+        Some(super::ScanEventQueue::new(
+            sqs,
+            queue_url.to_string(),
+            self.stats.clone(),
+        ))
+    }
+
+    /// The region the ECR client calls.
+    pub fn region(&self) -> Option<String> {
+        self.client.config().region().map(|r| r.to_string())
+    }
+
+    /// An ECR-only registry; Secrets Manager calls fail until [`Self::with_secrets`] adds a client.
+    pub fn from_client(client: Client) -> Self {
+        EcrRegistry {
+            client,
+            secrets: None,
+            sqs: None,
+            stats: Arc::new(CallStats::default()),
+        }
+    }
+
+    /// Refuses every write (ECR and Secrets Manager) while `fence` is shut: a replica that does
+    /// not surely hold the leader lease writes nothing (see [`crate::leader`]). Add it after
+    /// [`Self::with_secrets`].
+    pub fn with_fence(mut self, fence: crate::leader::Fence) -> Self {
+        let ecr = self
+            .client
+            .config()
+            .to_builder()
+            .interceptor(super::fence::FenceInterceptor(fence.clone()))
+            .build();
+        self.client = Client::from_conf(ecr);
+        if let Some(secrets) = &self.secrets {
+            let conf = secrets
+                .config()
+                .to_builder()
+                .interceptor(super::fence::FenceInterceptor(fence))
+                .build();
+            self.secrets = Some(aws_sdk_secretsmanager::Client::from_conf(conf));
+        }
+        self
+    }
+
+    /// Adds the Secrets Manager client used for mirrored pull-through cache credentials.
+    pub fn with_secrets(mut self, secrets: aws_sdk_secretsmanager::Client) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    fn secrets_client(&self, operation: &'static str) -> Result<&aws_sdk_secretsmanager::Client> {
+        self.secrets.as_ref().ok_or_else(|| {
+            RegistryError::new(
+                ErrorClass::Invalid,
+                operation,
+                "no Secrets Manager client is configured",
+            )
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Shared call counters (the same object across clones).
+    pub fn shared_stats(&self) -> Arc<CallStats> {
+        self.stats.clone()
+    }
+
+    /// Records the outcome of one call and classifies its error.
+    fn outcome<T, E, R>(
+        &self,
+        operation: &'static str,
+        result: std::result::Result<T, SdkError<E, R>>,
+    ) -> Result<T>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + HttpStatus + 'static,
+    {
+        super::error::record_outcome(&self.stats, operation, result)
+    }
+}
+
+fn invalid(operation: &'static str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::new(ErrorClass::Invalid, operation, e.to_string())
+}
+
+#[async_trait]
+impl Registry for EcrRegistry {
+    async fn list_repositories(&self) -> Result<Vec<RepositoryInfo>> {
+        repositories::list_repositories(self).await
+    }
+
+    async fn describe_repository(&self, name: &str) -> Result<Option<RepositoryInfo>> {
+        repositories::describe_repository(self, name).await
+    }
+
+    async fn create_repository(&self, input: &NewRepository) -> Result<RepositoryInfo> {
+        repositories::create_repository(self, input).await
+    }
+
+    async fn put_image_tag_mutability(&self, name: &str, mutability: &str) -> Result<()> {
+        repositories::put_image_tag_mutability(self, name, mutability).await
+    }
+
+    async fn put_scan_on_push(&self, name: &str, scan_on_push: bool) -> Result<()> {
+        repositories::put_scan_on_push(self, name, scan_on_push).await
+    }
+
+    async fn list_tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        repositories::list_tags(self, arn).await
+    }
+
+    async fn tag_resource(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<()> {
+        repositories::tag_resource(self, arn, tags).await
+    }
+
+    async fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<()> {
+        repositories::untag_resource(self, arn, keys).await
+    }
+
+    async fn get_repository_policy(&self, name: &str) -> Result<Option<String>> {
+        repositories::get_repository_policy(self, name).await
+    }
+
+    async fn set_repository_policy(&self, name: &str, policy: &str) -> Result<()> {
+        repositories::set_repository_policy(self, name, policy).await
+    }
+
+    async fn delete_repository_policy(&self, name: &str) -> Result<()> {
+        repositories::delete_repository_policy(self, name).await
+    }
+
+    async fn delete_repository(&self, name: &str, force: bool) -> Result<()> {
+        repositories::delete_repository(self, name, force).await
+    }
+
+    async fn list_images(&self, name: &str) -> Result<Vec<ImageInfo>> {
+        images::list_images(self, name).await
+    }
+
+    async fn image_digest(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<String>> {
+        images::image_digest(self, registry_id, repository, tag).await
+    }
+
+    async fn get_lifecycle_policy(&self, repository: &str) -> Result<Option<String>> {
+        repositories::get_lifecycle_policy(self, repository).await
+    }
+
+    async fn put_lifecycle_policy(&self, repository: &str, text: &str) -> Result<()> {
+        repositories::put_lifecycle_policy(self, repository, text).await
+    }
+
+    async fn delete_lifecycle_policy(&self, repository: &str) -> Result<()> {
+        repositories::delete_lifecycle_policy(self, repository).await
+    }
+
+    async fn get_replication(&self) -> Result<ReplicationSettings> {
+        settings::get_replication(self).await
+    }
+
+    async fn put_replication(&self, settings: &ReplicationSettings) -> Result<()> {
+        settings::put_replication(self, settings).await
+    }
+
+    async fn get_registry_scanning(&self) -> Result<ScanningSettings> {
+        settings::get_registry_scanning(self).await
+    }
+
+    async fn put_registry_scanning(&self, settings: &ScanningSettings) -> Result<()> {
+        settings::put_registry_scanning(self, settings).await
+    }
+
+    async fn describe_pull_through_cache_rule(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<PullThroughCacheRuleInfo>> {
+        settings::describe_pull_through_cache_rule(self, prefix).await
+    }
+
+    async fn create_pull_through_cache_rule(
+        &self,
+        input: &NewPullThroughCacheRule,
+    ) -> Result<PullThroughCacheRuleInfo> {
+        settings::create_pull_through_cache_rule(self, input).await
+    }
+
+    async fn update_pull_through_cache_rule(
+        &self,
+        prefix: &str,
+        credential_arn: Option<&str>,
+        custom_role_arn: Option<&str>,
+    ) -> Result<()> {
+        settings::update_pull_through_cache_rule(self, prefix, credential_arn, custom_role_arn)
+            .await
+    }
+
+    async fn delete_pull_through_cache_rule(&self, prefix: &str) -> Result<()> {
+        settings::delete_pull_through_cache_rule(self, prefix).await
+    }
+
+    async fn get_secret(&self, name: &str) -> Result<Option<SecretValue>> {
+        secrets::get_secret(self, name).await
+    }
+
+    async fn secret_tags(&self, arn: &str) -> Result<BTreeMap<String, String>> {
+        secrets::secret_tags(self, arn).await
+    }
+
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String> {
+        secrets::create_secret(self, name, value, tags).await
+    }
+
+    async fn put_secret_value(&self, arn: &str, value: &str) -> Result<()> {
+        secrets::put_secret_value(self, arn, value).await
+    }
+
+    async fn delete_secret(&self, arn: &str) -> Result<()> {
+        secrets::delete_secret(self, arn).await
+    }
+
+    async fn describe_images(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<Vec<ImageInfo>> {
+        images::describe_images(self, registry_id, repository, digests).await
+    }
+
+    async fn describe_image_scan_findings(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<ScanFindings>> {
+        images::describe_image_scan_findings(self, registry_id, repository, digest).await
+    }
+
+    async fn start_image_scan(
+        &self,
+        registry_id: Option<&str>,
+        repository: &str,
+        digest: &str,
+    ) -> Result<()> {
+        images::start_image_scan(self, registry_id, repository, digest).await
+    }
+
+    fn stats(&self) -> &CallStats {
+        &self.stats
+    }
+}
