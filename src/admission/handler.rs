@@ -174,6 +174,12 @@ impl Handler {
                 );
             }
         };
+        // The operator's reachability probe: refused with its nonce, before the cache or any
+        // policy is consulted, and not counted as an admission decision.
+        if let Some(nonce) = review::probe_nonce(&req) {
+            tracing::debug!(uid = %req.uid, %nonce, "admission: reachability probe answered");
+            return (StatusCode::OK, review::probe_refusal(&req, &nonce));
+        }
         let namespace = req.namespace.clone().unwrap_or_default();
         let name = review::object_name(&req);
         let images = match review::subject(&req) {

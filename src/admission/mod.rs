@@ -10,6 +10,7 @@
 //! - [`tls`]: serving certificates, from files (reloaded on change) or generated.
 //! - [`cert_secret`]: a generated certificate shared by every replica through a Secret.
 //! - [`metrics`]: decision counters and the latency histogram.
+//! - [`reachability`]: the probe that proves the API server reaches the webhook.
 //! - [`decision`]: the pure decision (image references, patterns and selectors are in
 //!   [`crate::image`]).
 
@@ -18,6 +19,7 @@ pub mod cert_secret;
 mod handler;
 mod listener;
 pub mod metrics;
+pub mod reachability;
 pub mod resolver;
 pub mod server;
 pub mod tls;

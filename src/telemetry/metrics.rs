@@ -1,6 +1,7 @@
 //! Prometheus metrics, served on the admin listener.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -21,6 +22,38 @@ pub struct ReconcileLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabel {
     pub controller: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    /// `reachable`, `unreachable`, `failing` or `unknown`.
+    outcome: String,
+}
+
+/// `ecr_operator_webhook_reachable`: the last probe's verdict, without a sample until a probe
+/// has run (a replica that does not probe must not look like one whose webhook is down).
+#[derive(Debug)]
+struct ReachableCollector(Arc<AtomicI64>);
+
+impl prometheus_client::collector::Collector for ReachableCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let gauge = Gauge::<i64, AtomicI64>::default();
+        let metric = encoder.encode_descriptor(
+            "ecr_operator_webhook_reachable",
+            "1 when the last probe saw the API server reach the admission webhook, else 0",
+            None,
+            gauge.metric_type(),
+        )?;
+        let value = self.0.load(Ordering::Relaxed);
+        if value < 0 {
+            return Ok(());
+        }
+        gauge.set(value);
+        gauge.encode(metric)
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -72,6 +105,9 @@ pub struct Metrics {
     reconciles: Family<ReconcileLabels, Counter>,
     durations: Family<ControllerLabel, Histogram>,
     leader: Gauge,
+    /// The last webhook probe: -1 before any, then 0 or 1.
+    webhook_reachable: Arc<AtomicI64>,
+    webhook_probes: Family<ProbeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -106,12 +142,22 @@ impl Metrics {
             leader.clone(),
         );
         registry.register_collector(Box::new(CallsCollector(ecr_calls)));
+        let webhook_reachable = Arc::new(AtomicI64::new(-1));
+        registry.register_collector(Box::new(ReachableCollector(webhook_reachable.clone())));
+        let webhook_probes = Family::<ProbeLabels, Counter>::default();
+        registry.register(
+            "ecr_operator_webhook_probes",
+            "Webhook reachability probes by outcome",
+            webhook_probes.clone(),
+        );
         Metrics {
             registry,
             extra: std::sync::Mutex::default(),
             reconciles,
             durations,
             leader,
+            webhook_reachable,
+            webhook_probes,
         }
     }
 
@@ -142,6 +188,31 @@ impl Metrics {
 
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// Whether this replica holds the controllers' lease, as last set by [`Self::set_leader`].
+    pub fn is_leader(&self) -> bool {
+        self.leader.get() == 1
+    }
+
+    /// Records one webhook reachability probe: its outcome (`reachable`, `unreachable`,
+    /// `failing`, `unknown`) and whether the webhook answered.
+    pub fn webhook_probed(&self, outcome: &str, reachable: bool) {
+        self.webhook_probes
+            .get_or_create(&ProbeLabels {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+        self.webhook_reachable
+            .store(i64::from(reachable), Ordering::Relaxed);
+    }
+
+    /// The last probe's verdict; `None` before any.
+    pub fn webhook_reachable(&self) -> Option<bool> {
+        match self.webhook_reachable.load(Ordering::Relaxed) {
+            v if v < 0 => None,
+            v => Some(v == 1),
+        }
     }
 
     /// Adds metrics another part renders itself (Prometheus text format).
@@ -202,6 +273,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ecr_operator_leader 1"), "{text}");
+        // The reachability gauge is declared, without a sample until a probe has run.
+        assert!(
+            text.contains("# TYPE ecr_operator_webhook_reachable gauge"),
+            "{text}"
+        );
+        assert!(!text.contains("ecr_operator_webhook_reachable 0"), "{text}");
+        m.webhook_probed("unreachable", false);
+        m.webhook_probed("reachable", true);
+        let text = m.render();
+        assert!(text.contains("ecr_operator_webhook_reachable 1"), "{text}");
+        assert!(
+            text.contains(r#"ecr_operator_webhook_probes_total{outcome="unreachable"} 1"#),
+            "{text}"
+        );
+        assert_eq!(m.webhook_reachable(), Some(true));
         assert!(
             text.contains("ecr_operator_reconcile_duration_seconds_bucket"),
             "{text}"

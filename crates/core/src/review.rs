@@ -318,6 +318,54 @@ pub fn subject(req: &Request) -> Subject {
     }
 }
 
+/// The annotation that marks the operator's reachability probe: a dry-run create of a Pod whose
+/// value (a nonce) the webhook echoes in its refusal, so that the prober can tell its own
+/// webhook's answer from the API server skipping the webhook (`failurePolicy: Ignore`) and from
+/// a refusal by anything else.
+pub const PROBE_ANNOTATION: &str = "ecr.operator.dev/webhook-probe";
+
+/// The probe Pod's image: on an ECR host, so that the webhook configuration's
+/// `matchConditions` send it, in an account that does not exist.
+pub const PROBE_IMAGE: &str =
+    "000000000000.dkr.ecr.us-east-1.amazonaws.com/ecr-operator/webhook-probe:reachability";
+
+/// How every refusal of a probe begins, followed by the probe's nonce.
+pub const PROBE_MARKER: &str = "ecr-operator webhook probe";
+
+/// Longest nonce echoed back; longer values are cut, other characters than `[A-Za-z0-9-]`
+/// dropped (the refusal must not carry arbitrary text from the request).
+const PROBE_NONCE_MAX: usize = 64;
+
+/// The nonce of a probe: a Pod CREATE carrying [`PROBE_ANNOTATION`]. Such a request is always
+/// refused ([`probe_refusal`]), dry run or not: the annotation can never get a pod admitted
+/// unchecked.
+pub fn probe_nonce(req: &Request) -> Option<String> {
+    if req.operation != Operation::Create
+        || WorkloadKind::of(&req.kind.group, &req.kind.kind) != Some(WorkloadKind::Pod)
+    {
+        return None;
+    }
+    let annotations = req.object.as_ref()?.metadata.annotations.as_ref()?;
+    let value = annotations.get(PROBE_ANNOTATION)?;
+    Some(
+        value
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(PROBE_NONCE_MAX)
+            .collect(),
+    )
+}
+
+/// The answer to a probe: refused (nothing is ever created from it) with code 403 and the
+/// message `ecr-operator webhook probe <nonce>: ...`.
+pub fn probe_refusal(req: &Request, nonce: &str) -> AdmissionResponse {
+    let message = format!(
+        "{PROBE_MARKER} {nonce}: the webhook is reachable; probes are always refused, so \
+         nothing is created"
+    );
+    deny(req, 403, "Forbidden", &message)
+}
+
 /// How the object is named in logs and events: its name, `generateName*` while the API server
 /// has not named it yet, or `<unnamed>`.
 pub fn object_name(req: &Request) -> String {

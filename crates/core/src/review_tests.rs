@@ -323,3 +323,98 @@ mod properties {
         }
     }
 }
+
+/// Which requests are the reachability probe, and what nonce comes back: a Pod CREATE with
+/// the annotation, whatever its image and whether dry run or not; nothing else.
+#[test]
+fn the_probe_is_recognised_by_its_annotation_on_a_pod_create() {
+    let probe_pod = |annotations: serde_json::Value| {
+        let mut p = pod(&[("probe", PROBE_IMAGE)], &[]);
+        p["metadata"]["annotations"] = annotations;
+        p
+    };
+    let marked = json!({ PROBE_ANNOTATION: "3f2a-9c1b" });
+    let long = "a".repeat(100);
+    let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        (
+            "probe",
+            review("CREATE", probe_pod(marked.clone()), json!(null)),
+            Some("3f2a-9c1b".into()),
+        ),
+        (
+            "odd characters dropped",
+            review(
+                "CREATE",
+                probe_pod(json!({ PROBE_ANNOTATION: "ab c\n<d>" })),
+                json!(null),
+            ),
+            Some("abcd".into()),
+        ),
+        (
+            "long nonce cut",
+            review(
+                "CREATE",
+                probe_pod(json!({ PROBE_ANNOTATION: long })),
+                json!(null),
+            ),
+            Some("a".repeat(64)),
+        ),
+        (
+            "no annotation",
+            review("CREATE", probe_pod(json!({"other": "x"})), json!(null)),
+            None,
+        ),
+        (
+            "no annotations at all",
+            review("CREATE", pod(&[("probe", PROBE_IMAGE)], &[]), json!(null)),
+            None,
+        ),
+        (
+            "update",
+            review(
+                "UPDATE",
+                probe_pod(marked.clone()),
+                probe_pod(marked.clone()),
+            ),
+            None,
+        ),
+        (
+            "a Deployment",
+            review_of(
+                "apps",
+                "v1",
+                "Deployment",
+                "deployments",
+                None,
+                "CREATE",
+                probe_pod(marked.clone()),
+                json!(null),
+            ),
+            None,
+        ),
+    ];
+    for (what, body, want) in cases {
+        let req = parse(&body).unwrap();
+        assert_eq!(probe_nonce(&req), want, "{what}");
+    }
+}
+
+#[test]
+fn a_probe_is_refused_with_the_marker_and_its_nonce() {
+    let req = parse(&review(
+        "CREATE",
+        pod(&[("probe", PROBE_IMAGE)], &[]),
+        json!(null),
+    ))
+    .unwrap();
+    let r = probe_refusal(&req, "n-1");
+    assert!(!r.allowed);
+    assert_eq!(r.result.code, 403);
+    assert!(
+        r.result
+            .message
+            .starts_with(&format!("{PROBE_MARKER} n-1: ")),
+        "{}",
+        r.result.message
+    );
+}

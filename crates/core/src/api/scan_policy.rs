@@ -6,6 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::common::CommonStatus;
 
+/// The condition the operator's webhook probe writes on every ScanPolicy: `True` when the API
+/// server reaches the admission webhook, `False` when it does not (skipped under
+/// `failurePolicy: Ignore`, or failing under `Fail`), `Unknown` when the probe could not tell.
+pub const WEBHOOK_REACHABLE: &str = "WebhookReachable";
+
 /// Registry scanning (merged across ScanPolicy objects that agree on scanType) and the admission
 /// policy applied to pods in the namespaces this object selects.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -21,6 +26,7 @@ use super::common::CommonStatus;
     printcolumn = r#"{"name":"Threshold","type":"string","jsonPath":".spec.enforcement.severityThreshold"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Webhook","type":"string","description":"WebhookReachable: whether the API server reaches the admission webhook (the operator's dry-run probe)","jsonPath":".status.conditions[?(@.type==\"WebhookReachable\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self.scanType == 'ENHANCED' || self.rules.all(r, r.scanFrequency != 'CONTINUOUS_SCAN')")
