@@ -10,4 +10,4 @@ pub mod scope;
 pub mod telemetry;
 
 // The pure core, at the paths the operator has always used.
-pub use ecr_operator_core::{api, image, lifecycle, repository_policy, tenancy};
+pub use ecr_operator_core::{api, image, lifecycle, repository_policy, tenancy, text};

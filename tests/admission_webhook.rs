@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use ecr_operator::admission::metrics::{AdmissionMetrics, Outcome};
 use ecr_operator::admission::tls::{self, GeneratedCert};
 use ecr_operator::admission::{
-    CertificateSource, DigestResolver, FailurePolicy, Readiness, ResolveError, WebhookConfig,
-    WebhookServer,
+    CertificateSource, DigestResolver, FailurePolicy, ResolveError, WebhookConfig,
+    WebhookReadiness, WebhookServer,
 };
 use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::api::scan_policy::ScanPolicy;
@@ -49,7 +49,7 @@ struct Webhook {
     kube: KubeEnv,
     addr: SocketAddr,
     roots: Vec<String>,
-    readiness: Readiness,
+    readiness: WebhookReadiness,
     metrics: Arc<AdmissionMetrics>,
     dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,

@@ -38,10 +38,11 @@ use ecr_operator::api::{
     ImageScanReport, LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository,
     ScanPolicy,
 };
+use ecr_operator::controllers::claim::age_key;
 use ecr_operator::controllers::replication_config::Replication;
 use ecr_operator::controllers::scan_policy::Scanning;
 use ecr_operator::controllers::singleton::Setting;
-use ecr_operator::controllers::status::{Reported, age_key};
+use ecr_operator::controllers::status::Reported;
 use ecr_operator::controllers::{self, Context, lifecycle_policy};
 use ecr_operator::leader::{Fence, LeaderElector, LeaseConfig};
 use ecr_operator::registry::{EcrRegistry, Registry, WRITE_OPERATIONS};

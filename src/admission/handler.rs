@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::cache::{ScanCache, Snapshot};
 use super::decision::{
-    Decision, DecisionInput, PodImage, ReportLookup, TagResolution, Verdict, clip, decide,
+    Decision, DecisionInput, PodImage, ReportLookup, TagResolution, Verdict, decide,
 };
 use super::metrics::{AdmissionMetrics, Outcome};
 use super::resolver::CachedResolver;
@@ -24,6 +24,7 @@ use super::review::{self, Request, Subject};
 use super::server::{FailurePolicy, PATHS, WebhookConfig};
 use crate::image::{EcrImage, ImageRef};
 use crate::telemetry::trace;
+use crate::text::clip;
 
 /// The W3C Trace Context header whose trace id an admission request's logs carry.
 const TRACEPARENT: &str = "traceparent";

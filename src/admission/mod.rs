@@ -29,5 +29,6 @@ pub use ecr_operator_core::{decision, review};
 
 pub use resolver::{DigestResolver, ResolveError};
 pub use server::{
-    CertificateSource, FailurePolicy, Readiness, WebhookConfig, WebhookError, WebhookServer, serve,
+    CertificateSource, FailurePolicy, WebhookConfig, WebhookError, WebhookReadiness, WebhookServer,
+    serve,
 };

@@ -27,7 +27,7 @@
 //! - **The cache has not synced yet** (just after start): no policy is known, so
 //!   [`WebhookConfig::cache_unavailable`] decides: [`FailurePolicy::Fail`] (the default) denies
 //!   with code 503, [`FailurePolicy::Ignore`] admits with a warning. The readiness flag
-//!   ([`Readiness::ready`]) stays false until then, so a Service sends no traffic to a replica
+//!   ([`WebhookReadiness::ready`]) stays false until then, so a Service sends no traffic to a replica
 //!   in that state in the first place.
 //! - **A body that is not an AdmissionReview**: HTTP 400 with an AdmissionReview whose response
 //!   is `allowed: false`, code 400 (the API server then applies the webhook configuration's
@@ -200,12 +200,12 @@ pub enum WebhookError {
 
 /// Whether the webhook can answer: a certificate is loaded and the cache has synced.
 #[derive(Clone, Debug)]
-pub struct Readiness {
+pub struct WebhookReadiness {
     certs: Arc<CertStore>,
     cache: Arc<ScanCache>,
 }
 
-impl Readiness {
+impl WebhookReadiness {
     /// True once a certificate is loaded and the report cache has synced.
     pub fn ready(&self) -> bool {
         self.certs.is_loaded() && self.cache.is_synced()
@@ -217,7 +217,7 @@ pub struct WebhookServer {
     listener: TcpListener,
     connections: Connections,
     handler: Arc<Handler>,
-    readiness: Readiness,
+    readiness: WebhookReadiness,
     certs: Arc<CertStore>,
     tasks: JoinSet<()>,
 }
@@ -279,7 +279,7 @@ impl WebhookServer {
                 limits,
                 config.header_read_timeout,
             ),
-            readiness: Readiness {
+            readiness: WebhookReadiness {
                 certs: certs.clone(),
                 cache,
             },
@@ -295,7 +295,7 @@ impl WebhookServer {
     }
 
     /// The readiness flag, for the health listener.
-    pub fn readiness(&self) -> Readiness {
+    pub fn readiness(&self) -> WebhookReadiness {
         self.readiness.clone()
     }
 

@@ -18,7 +18,8 @@ use kube::{Api, ResourceExt};
 use tracing::{info, instrument};
 
 use super::access::Grants;
-use super::status::{self, age_key};
+use super::claim;
+use super::status;
 use super::{Context, Error, object_key};
 use crate::api::conditions;
 use crate::api::lifecycle_policy::{
@@ -216,25 +217,20 @@ fn error_policy(lp: Arc<LifecyclePolicy>, err: &Error, shared: Arc<Shared>) -> A
 /// A policy whose reference leaves its namespace is refused, so it claims nothing: it must not
 /// block a valid policy for the Repository of the same name in its own namespace.
 fn older_claimant(store: &Store<LifecyclePolicy>, lp: &LifecyclePolicy) -> Option<String> {
-    let mine = age_key(lp);
     let local = |o: &LifecyclePolicy| {
         o.spec
             .repository_ref
             .cross_namespace("spec.repositoryRef", &o.namespace().unwrap_or_default())
             .is_none()
     };
-    store
-        .state()
-        .into_iter()
-        .filter(|o| o.uid() != lp.uid() && o.metadata.deletion_timestamp.is_none())
-        .filter(|o| {
-            o.namespace() == lp.namespace()
-                && o.spec.repository_ref.name == lp.spec.repository_ref.name
-                && local(o)
-        })
-        .filter(|o| age_key(o.as_ref()) < mine)
-        .map(|o| o.name_any())
-        .min()
+    claim::older_claimants(store, lp, |o| {
+        o.namespace() == lp.namespace()
+            && o.spec.repository_ref.name == lp.spec.repository_ref.name
+            && local(o)
+    })
+    .iter()
+    .map(|o| o.name_any())
+    .min()
 }
 
 /// The ECR repository name the reference points at now, Ready or not; `None` when the

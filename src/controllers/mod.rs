@@ -1,6 +1,7 @@
 //! Controllers, one reconciler per kind, and what they share.
 
 pub mod access;
+pub mod claim;
 pub mod image_scan_report;
 pub mod inventory;
 pub mod lifecycle_policy;
@@ -396,6 +397,17 @@ pub fn object_key<K: Resource>(obj: &K) -> String {
     match obj.namespace() {
         Some(ns) => format!("{ns}/{}", obj.name_any()),
         None => obj.name_any(),
+    }
+}
+
+/// The owner tag value naming `obj` in this cluster: `<cluster id>/<namespace>/<name>`
+/// ([`owner_value`](crate::api::repository::owner_value)), or `<cluster id>/<name>` for a
+/// cluster-scoped object.
+pub fn owner_id<K: Resource>(ctx: &Context, obj: &K) -> String {
+    let cluster = &ctx.config.cluster_id;
+    match obj.namespace() {
+        Some(ns) => crate::api::repository::owner_value(cluster, &ns, &obj.name_any()),
+        None => format!("{cluster}/{}", obj.name_any()),
     }
 }
 

@@ -31,7 +31,8 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{Instrument, info, warn};
 
-use super::status::{self, Reported, age_key};
+use super::claim::age_key;
+use super::status::{self, Reported};
 use super::{Context, Error, FINALIZER};
 use crate::api::conditions::Reason;
 use crate::registry::{Registry, RegistryError};
@@ -510,25 +511,14 @@ async fn write_failure<S: Setting>(
     obj: &S::Object,
     err: &Error,
 ) -> Result<(), Error> {
-    let mut st = status::current(obj);
-    let reason = err.reason();
-    let previous = status::ready_reason(obj);
     // Not part of ECR's document (or not known to be): the status must not say it is.
-    if !matches!(err, Error::Registry(_)) {
-        S::set_applied(&mut st, &Outcome::NotParticipating(String::new()));
-    }
-    status::set_ready(&mut st, obj, false, reason, err.to_string());
-    if previous.as_deref() != Some(reason.as_str()) {
-        ctx.event(
-            obj,
-            EventType::Warning,
-            reason.as_str(),
-            "Reconcile",
-            err.to_string(),
-        )
-        .await;
-    }
-    status::write(ctx, obj, &st).await
+    let not_applied = !matches!(err, Error::Registry(_));
+    status::write_failure_with(ctx, obj, err, |st| {
+        if not_applied {
+            S::set_applied(st, &Outcome::NotParticipating(String::new()));
+        }
+    })
+    .await
 }
 
 async fn add_finalizer<K: Reported>(ctx: &Context, obj: &K) -> Result<(), Error> {

@@ -89,10 +89,28 @@ pub async fn write<K: Reported>(ctx: &Context, obj: &K, status: &K::Status) -> R
     Ok(())
 }
 
+/// A time ECR reported, as the status records it (RFC 3339): one spelling, so that a recorded
+/// time compares equal to the same time read again.
+pub fn recorded_time(t: Option<Timestamp>) -> Option<String> {
+    t.map(|t| t.to_string())
+}
+
 /// Records a failed reconcile in the Ready condition (other status fields kept), with a Warning
 /// event only when the reason changes.
 pub async fn write_failure<K: Reported>(ctx: &Context, obj: &K, err: &Error) -> Result<(), Error> {
+    write_failure_with(ctx, obj, err, |_| {}).await
+}
+
+/// [`write_failure`] that first lets `adjust` correct other status fields the failure makes
+/// untrue (a singleton's "applied" field, say).
+pub async fn write_failure_with<K: Reported>(
+    ctx: &Context,
+    obj: &K,
+    err: &Error,
+    adjust: impl FnOnce(&mut K::Status),
+) -> Result<(), Error> {
     let mut status = current(obj);
+    adjust(&mut status);
     let reason = err.reason();
     let previous = ready_reason(obj);
     set_ready(&mut status, obj, false, reason, err.to_string());
@@ -125,15 +143,6 @@ pub async fn write_ready<K: Reported>(
             .await;
     }
     Ok(())
-}
-
-/// Creation time then name: the stable order in which objects that share an ECR resource are
-/// ranked (older first).
-pub fn age_key<K: Resource>(obj: &K) -> (Option<Timestamp>, String) {
-    (
-        obj.meta().creation_timestamp.clone().map(|t| t.0),
-        super::object_key(obj),
-    )
 }
 
 macro_rules! reported {

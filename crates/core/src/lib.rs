@@ -15,3 +15,4 @@ pub mod lifecycle;
 pub mod repository_policy;
 pub mod review;
 pub mod tenancy;
+pub mod text;

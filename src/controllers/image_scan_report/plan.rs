@@ -34,6 +34,7 @@ use crate::api::image_scan_report::{ImageScanReport, ImageScanReportSpec};
 use crate::api::scan_policy::ScanType;
 use crate::api::{Repository, ScanPolicy};
 use crate::controllers::MANAGER;
+use crate::controllers::status::recorded_time;
 use crate::registry::{ImageInfo, ScanEvent};
 
 /// A Repository object as the refresh needs it: all its watch keeps of it.
@@ -222,7 +223,7 @@ pub fn scan_unchanged(spec: &ImageScanReportSpec, image: &ImageInfo) -> bool {
         Some("COMPLETE") => {
             spec.scan.status == "COMPLETE"
                 && image.scan_completed_at.is_some()
-                && spec.scan.completed_at == image.scan_completed_at.map(|t| t.to_string())
+                && spec.scan.completed_at == recorded_time(image.scan_completed_at)
         }
         Some(_) => false,
     }

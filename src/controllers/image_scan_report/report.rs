@@ -8,6 +8,7 @@ use crate::api::image_scan_report::{
     Finding, ImageScanReportSpec, MAX_TAGS, MAX_TEXT, ScanState, SeveritySummary,
 };
 use crate::api::scan_policy::Severity;
+use crate::controllers::status::recorded_time;
 use crate::registry::{ImageInfo, ScanFinding, ScanFindings};
 
 /// The image's tags as a report lists them: sorted, at most `MAX_TAGS` (the schema's bound).
@@ -74,10 +75,8 @@ fn scan_state(scan: &ScanFindings) -> ScanState {
     ScanState {
         status: scan.status.clone(),
         description: scan.description.as_deref().map(bounded),
-        completed_at: scan.completed_at.map(|t| t.to_string()),
-        vulnerability_source_updated_at: scan
-            .vulnerability_source_updated_at
-            .map(|t| t.to_string()),
+        completed_at: recorded_time(scan.completed_at),
+        vulnerability_source_updated_at: recorded_time(scan.vulnerability_source_updated_at),
         scan_type: Some(scan_type.to_string()),
     }
 }

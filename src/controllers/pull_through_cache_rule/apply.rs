@@ -12,15 +12,12 @@ use tracing::info;
 
 use super::plan::{self, RuleWrite, SecretWrite};
 use super::upstream::validate;
-use super::{Shared, older_claimant, owner_id};
+use super::{Shared, older_claimant};
 use crate::api::PullThroughCacheRule;
 use crate::api::repository::OWNER_TAG;
-use crate::controllers::{Context, Error, status};
+use crate::controllers::owner_id;
+use crate::controllers::{Context, Error, claim, status};
 use crate::registry::{ErrorClass, NewPullThroughCacheRule, PullThroughCacheRuleInfo};
-
-fn object_created(rule: &PullThroughCacheRule) -> Option<Timestamp> {
-    rule.metadata.creation_timestamp.as_ref().map(|t| t.0)
-}
 
 fn secret_name(rule: &PullThroughCacheRule) -> String {
     plan::secret_name(&rule.name_any())
@@ -40,11 +37,11 @@ pub(super) async fn apply(rule: &PullThroughCacheRule, shared: &Shared) -> Resul
         .registry
         .describe_pull_through_cache_rule(prefix)
         .await?;
-    plan::refuse_foreign(prefix, observed.as_ref(), &status, object_created(rule))?;
+    plan::refuse_foreign(prefix, observed.as_ref(), &status, claim::created(rule))?;
     // Credentials next: the rule is created with them.
     let credential_arn = credential_arn(ctx, rule).await?;
     let desired = plan::desired(&rule.spec, credential_arn.clone());
-    let plan = plan::plan(&desired, observed.as_ref(), &status, object_created(rule))?;
+    let plan = plan::plan(&desired, observed.as_ref(), &status, claim::created(rule))?;
     let info = write_rule(ctx, plan.write, &desired, observed).await?;
     if plan::mirrored_secret_unused(&rule.spec, &status, &secret_name(rule)) {
         delete_mirrored_secret(ctx, rule).await?;

@@ -28,7 +28,8 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use tracing::instrument;
 
-use super::status::{self, age_key};
+use super::claim;
+use super::status;
 use super::{Context, Error, object_key};
 use crate::api::PullThroughCacheRule;
 
@@ -92,24 +93,16 @@ fn error_policy(rule: Arc<PullThroughCacheRule>, err: &Error, shared: Arc<Shared
     status::error_policy(&shared.ctx, rule.as_ref(), err)
 }
 
-/// The owner tag value of the secrets this object mirrors.
-fn owner_id(ctx: &Context, rule: &PullThroughCacheRule) -> String {
-    format!("{}/{}", ctx.config.cluster_id, rule.name_any())
-}
-
 /// Another object for the same prefix that came first.
 fn older_claimant(
     store: &Store<PullThroughCacheRule>,
     rule: &PullThroughCacheRule,
 ) -> Option<String> {
-    let mine = age_key(rule);
     let prefix = plan::prefix_key(&rule.spec.ecr_repository_prefix);
-    store
-        .state()
-        .into_iter()
-        .filter(|o| o.uid() != rule.uid() && o.metadata.deletion_timestamp.is_none())
-        .filter(|o| plan::prefix_key(&o.spec.ecr_repository_prefix) == prefix)
-        .filter(|o| age_key(o.as_ref()) < mine)
-        .map(|o| o.name_any())
-        .min()
+    claim::older_claimants(store, rule, |o| {
+        plan::prefix_key(&o.spec.ecr_repository_prefix) == prefix
+    })
+    .iter()
+    .map(|o| o.name_any())
+    .min()
 }

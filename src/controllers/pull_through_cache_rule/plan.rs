@@ -29,6 +29,7 @@ use super::upstream::{SECRET_PREFIX, Upstream};
 use crate::api::pull_through_cache_rule::{PullThroughCacheRuleSpec, PullThroughCacheRuleStatus};
 use crate::api::repository::OWNER_TAG;
 use crate::controllers::Error;
+use crate::controllers::status::recorded_time;
 use crate::registry::{NewPullThroughCacheRule, PullThroughCacheRuleInfo, SecretValue};
 
 /// The rule the spec asks for, with the credential ARN resolved (given, or the mirrored secret's).
@@ -54,17 +55,13 @@ pub fn prefix_key(prefix: &str) -> &str {
     }
 }
 
-fn rfc3339(t: Option<Timestamp>) -> Option<String> {
-    t.map(|t| t.to_string())
-}
-
 fn upstream_prefix(p: Option<&str>) -> &str {
     p.unwrap_or("ROOT")
 }
 
 /// True when `info` is the rule this object's status says it created.
 pub fn status_owns(status: &PullThroughCacheRuleStatus, info: &PullThroughCacheRuleInfo) -> bool {
-    status.created_at.is_some() && status.created_at == rfc3339(info.created_at)
+    status.created_at.is_some() && status.created_at == recorded_time(info.created_at)
 }
 
 /// The rule was created after the object (created at `object_created`), so the object may have
@@ -229,8 +226,8 @@ pub fn synced_status(
     status.registry_id = Some(info.registry_id.clone()).filter(|s| !s.is_empty());
     status.upstream_registry = info.upstream_registry.clone();
     status.credential_arn = credential_arn;
-    status.created_at = rfc3339(info.created_at);
-    status.updated_at = rfc3339(info.updated_at);
+    status.created_at = recorded_time(info.created_at);
+    status.updated_at = recorded_time(info.updated_at);
     status
 }
 

@@ -16,10 +16,11 @@ use super::plan::{
     self, Claim, DeepCheck, Desired, PolicyAction, Removal, decide_claim, diff_settings, diff_tags,
     managed_tag_keys, plan_policy, plan_removal, policy_read_needed, still_owned,
 };
-use super::{Shared, older_claimant, owner_id, status_owns};
+use super::{Shared, older_claimant, status_owns};
 use crate::api::conditions::{self, Reason};
 use crate::api::repository::{OWNER_TAG, Ownership, Repository, RepositoryStatus};
 use crate::controllers::inventory::Lookup;
+use crate::controllers::owner_id;
 use crate::controllers::{Error, jitter, status};
 use crate::registry::{ErrorClass, NewRepository, RegistryError, RepositoryInfo};
 use crate::tenancy::Access;
@@ -452,7 +453,7 @@ async fn report(
     status.repository_arn = Some(info.arn.clone());
     status.repository_uri = Some(info.uri.clone());
     status.registry_id = Some(info.registry_id.clone());
-    status.created_at = info.created_at.map(|t| t.to_string());
+    status.created_at = status::recorded_time(info.created_at);
     status.ownership = Some(found.ownership);
     status.managed_tag_keys = repo.spec.tags.keys().cloned().collect();
     status.policy_managed = policy_managed;

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::api::repository::RepositoryStatus;
+use crate::controllers::status::recorded_time;
 use crate::registry::RepositoryInfo;
 
 /// A conflict found by reading tags, remembered until the object changes or its next deep
@@ -42,7 +43,7 @@ pub struct Memory {
 
 /// The identity of a repository across a delete and re-create: ARN and creation time.
 fn identity(info: &RepositoryInfo) -> (String, Option<String>) {
-    (info.arn.clone(), info.created_at.map(|t| t.to_string()))
+    (info.arn.clone(), recorded_time(info.created_at))
 }
 
 impl Memory {

@@ -12,7 +12,6 @@ pub mod plan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kube::ResourceExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Event as FinalizerEvent;
@@ -20,8 +19,8 @@ use kube::runtime::reflector::Store;
 use tracing::{instrument, warn};
 
 use super::access::Grants;
-use super::{Context, Error, object_key, status};
-use crate::api::repository::{Ownership, Repository, RepositoryStatus, owner_value};
+use super::{Context, Error, claim, object_key, status};
+use crate::api::repository::{Ownership, Repository, RepositoryStatus};
 use crate::registry::RepositoryInfo;
 
 pub use plan::{Desired, SettingsDiff, diff_settings, diff_tags};
@@ -117,51 +116,25 @@ fn error_policy(repo: Arc<Repository>, err: &Error, shared: Arc<Shared>) -> Acti
     status::error_policy(&shared.ctx, repo.as_ref(), err)
 }
 
-fn owner_id(ctx: &Context, repo: &Repository) -> String {
-    owner_value(
-        &ctx.config.cluster_id,
-        &repo.namespace().unwrap_or_default(),
-        &repo.name_any(),
-    )
-}
-
 /// The repository this object's status says it owns, if `info` is that very repository. The
 /// status is a cache: it spares reading tags when nothing is to be written, and is never the
 /// proof of ownership a write or a delete needs.
 fn status_owns(status: &RepositoryStatus, info: &RepositoryInfo) -> Option<Ownership> {
     let same = status.repository_arn.as_deref() == Some(info.arn.as_str())
-        && status.created_at == info.created_at.map(|t| t.to_string());
+        && status.created_at == status::recorded_time(info.created_at);
     if same { status.ownership } else { None }
 }
 
 /// Another object that claims the same ECR repository and came first.
-///
-/// Runs on every reconcile, so it must not allocate per stored object: with 10 000 objects a
-/// copy of the whole store and two strings per object on each reconcile cost seconds of CPU per
-/// sweep. Only the (rare) objects naming the same repository are copied.
 fn older_claimant(store: &Store<Repository>, repo: &Repository, name: &str) -> Option<String> {
-    let key = |r: &Repository| {
-        (
-            r.metadata.creation_timestamp.clone().map(|t| t.0),
-            object_key(r),
-        )
-    };
-    let same_target = store.state_filter(|o| {
+    claim::older_claimants(store, repo, |o| {
         let target = match &o.spec.repository_name {
             Some(n) => n.as_str(),
             None => o.metadata.name.as_deref().unwrap_or_default(),
         };
         target == name
-            && o.metadata.uid != repo.metadata.uid
-            && o.metadata.deletion_timestamp.is_none()
-    });
-    if same_target.is_empty() {
-        return None;
-    }
-    let mine = key(repo);
-    same_target
-        .into_iter()
-        .filter(|o| key(o) < mine)
-        .map(|o| object_key(o.as_ref()))
-        .min()
+    })
+    .iter()
+    .map(|o| object_key(o.as_ref()))
+    .min()
 }

@@ -75,15 +75,3 @@ pub(super) fn verdict_counts(audit: &[AuditRecord]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// `s` cut to at most `max` bytes on a character boundary, ending in `...` when cut.
-pub fn clip(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max.saturating_sub(3);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
-}

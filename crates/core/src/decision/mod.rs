@@ -55,7 +55,8 @@ mod tests;
 
 use check::*;
 pub use index::ReportIndex;
-pub use message::clip;
+
+use crate::text::clip;
 use message::*;
 use resolution::UnresolvedTags;
 pub use resolution::{TagResolution, Unresolved, UnresolvedEffect};

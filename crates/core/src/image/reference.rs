@@ -27,6 +27,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::text::clip;
+
 /// The registry host of Docker Hub images.
 pub const DEFAULT_DOMAIN: &str = "docker.io";
 /// The tag of a reference that names neither tag nor digest.
@@ -37,7 +39,7 @@ pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
 const LEGACY_DEFAULT_DOMAIN: &str = "index.docker.io";
 const OFFICIAL_REPO_PREFIX: &str = "library/";
 const TAG_LENGTH_MAX: usize = 128;
-/// Inputs echoed in error messages are clipped to this many characters: the message ends up in
+/// Inputs echoed in error messages are clipped to this many bytes: the message ends up in
 /// admission responses and logs, and a pod spec may carry arbitrarily long strings.
 const ECHO_MAX: usize = 80;
 
@@ -138,7 +140,7 @@ impl ImageRef {
         };
         validate_domain(domain)?;
         if path.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(ImageRefError::Uppercase(clip(path)));
+            return Err(ImageRefError::Uppercase(clip(path, ECHO_MAX)));
         }
         let path = if domain == DEFAULT_DOMAIN && !path.contains('/') {
             format!("{OFFICIAL_REPO_PREFIX}{path}")
@@ -331,7 +333,7 @@ fn looks_like_domain(first: &str) -> bool {
 
 fn validate_domain(domain: &str) -> Result<(), ImageRefError> {
     let invalid = |problem| ImageRefError::InvalidDomain {
-        host: clip(domain),
+        host: clip(domain, ECHO_MAX),
         problem,
     };
     let (host_ok, port) = if let Some(inner) = domain.strip_prefix('[') {
@@ -386,8 +388,8 @@ fn is_domain_component(c: &str) -> bool {
 fn validate_path(path: &str) -> Result<(), ImageRefError> {
     match path.split('/').find(|c| !is_path_component(c)) {
         Some(component) => Err(ImageRefError::InvalidPath {
-            path: clip(path),
-            component: clip(component),
+            path: clip(path, ECHO_MAX),
+            component: clip(component, ECHO_MAX),
         }),
         None => Ok(()),
     }
@@ -429,14 +431,14 @@ fn validate_tag(tag: &str) -> Result<(), ImageRefError> {
     if ok {
         Ok(())
     } else {
-        Err(ImageRefError::InvalidTag(clip(tag)))
+        Err(ImageRefError::InvalidTag(clip(tag, ECHO_MAX)))
     }
 }
 
 /// The digest grammar of `distribution/reference`, then `go-digest`'s validation: only the
 /// algorithms the runtime can verify, with lowercase hex of exactly the hash's length.
 fn parse_digest(d: &str) -> Result<String, ImageRefError> {
-    let invalid = || ImageRefError::InvalidDigest(clip(d));
+    let invalid = || ImageRefError::InvalidDigest(clip(d, ECHO_MAX));
     let (algorithm, hex) = d.split_once(':').ok_or_else(invalid)?;
     let algorithm_ok = !algorithm.is_empty()
         && algorithm.split(['-', '_', '+', '.']).all(|part| {
@@ -450,11 +452,11 @@ fn parse_digest(d: &str) -> Result<String, ImageRefError> {
         "sha256" => ("sha256", 64),
         "sha384" => ("sha384", 96),
         "sha512" => ("sha512", 128),
-        _ => return Err(ImageRefError::UnsupportedDigest(clip(algorithm))),
+        _ => return Err(ImageRefError::UnsupportedDigest(clip(algorithm, ECHO_MAX))),
     };
     if hex.len() != want {
         return Err(ImageRefError::DigestLength {
-            digest: clip(d),
+            digest: clip(d, ECHO_MAX),
             algorithm: name,
             got: hex.len(),
             want,
@@ -468,14 +470,6 @@ fn parse_digest(d: &str) -> Result<String, ImageRefError> {
 
 fn is_lower_hex(b: u8) -> bool {
     b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
-}
-
-/// `s`, shortened to [`ECHO_MAX`] characters with a trailing `...` when longer.
-fn clip(s: &str) -> String {
-    match s.char_indices().nth(ECHO_MAX) {
-        Some((at, _)) => format!("{}...", &s[..at]),
-        None => s.to_owned(),
-    }
 }
 
 #[cfg(test)]
