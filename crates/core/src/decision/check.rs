@@ -218,39 +218,14 @@ impl Check<'_> {
         reference: &ImageRef,
     ) -> Outcome {
         let threshold = self.enforcement.severity_threshold;
-        let mut counts = Vec::new();
-        let mut listed = Vec::new();
-        let mut unlisted_total = 0;
-        let mut allowlisted = BTreeSet::new();
-        for severity in SEVERITIES.into_iter().filter(|s| *s >= threshold) {
-            let (mut listed_here, mut counted) = (0u64, 0u64);
-            for f in report.findings.iter().filter(|f| f.severity == severity) {
-                listed_here += 1;
-                match self.allowlisted(f, reference) {
-                    Some(reason) => {
-                        allowlisted.insert(format!("{} ({reason})", f.id));
-                    }
-                    None => {
-                        counted += 1;
-                        listed.push(f.clone());
-                    }
-                }
-            }
-            let summarised = u64::try_from(report.summary.count(severity)).unwrap_or(0);
-            let unlisted = summarised.saturating_sub(listed_here);
-            unlisted_total += unlisted;
-            let n = counted + unlisted;
-            if n > 0 {
-                counts.push((severity, n));
-            }
-        }
-        let allowlisted_note = if allowlisted.is_empty() {
+        let mut tally = self.tally(report, reference);
+        let allowlisted_note = if tally.allowlisted.is_empty() {
             String::new()
         } else {
-            let entries: Vec<String> = allowlisted.into_iter().collect();
+            let entries: Vec<String> = tally.allowlisted.into_iter().collect();
             format!("; allowlisted: {}", entries.join(", "))
         };
-        if counts.is_empty() {
+        if tally.counts.is_empty() {
             return Outcome::new(
                 Verdict::Pass,
                 format!(
@@ -259,24 +234,46 @@ impl Check<'_> {
                 ),
             );
         }
-        listed.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then_with(|| {
-                    b.score
-                        .partial_cmp(&a.score)
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                })
-                .then_with(|| a.id.cmp(&b.id))
-        });
+        most_severe_first(&mut tally.listed);
         let mut outcome = self.violation(Problem::Findings(Violations {
             threshold,
-            counts,
-            listed,
-            unlisted: unlisted_total,
+            counts: tally.counts,
+            listed: tally.listed,
+            unlisted: tally.unlisted,
         }));
         outcome.reason.push_str(&allowlisted_note);
         outcome
+    }
+
+    /// The findings at or above the threshold that count against the image: listed ones not
+    /// allowlisted, plus those the summary counts but the report does not list (a report keeps
+    /// only the most severe), which no allowlist entry can accept.
+    fn tally(&self, report: &ImageScanReportSpec, reference: &ImageRef) -> Tally {
+        let mut tally = Tally::default();
+        let threshold = self.enforcement.severity_threshold;
+        for severity in SEVERITIES.into_iter().filter(|s| *s >= threshold) {
+            let (mut listed_here, mut counted) = (0u64, 0u64);
+            for f in report.findings.iter().filter(|f| f.severity == severity) {
+                listed_here += 1;
+                match self.allowlisted(f, reference) {
+                    Some(reason) => {
+                        tally.allowlisted.insert(format!("{} ({reason})", f.id));
+                    }
+                    None => {
+                        counted += 1;
+                        tally.listed.push(f.clone());
+                    }
+                }
+            }
+            let summarised = u64::try_from(report.summary.count(severity)).unwrap_or(0);
+            let unlisted = summarised.saturating_sub(listed_here);
+            tally.unlisted += unlisted;
+            let n = counted + unlisted;
+            if n > 0 {
+                tally.counts.push((severity, n));
+            }
+        }
+        tally
     }
 
     /// The reason of the allowlist entry that accepts `finding` for this image, if any.
@@ -368,4 +365,31 @@ pub(super) fn completed_at(report: &ImageScanReportSpec) -> Option<DateTime<Utc>
 /// Whether an image pattern covers `reference` (see the module docs).
 pub(super) fn image_matches(pattern: &str, reference: &ImageRef) -> bool {
     wildcard_match(pattern, &reference.to_string()) || wildcard_match(pattern, &reference.name())
+}
+
+/// What [`Check::tally`] counts.
+#[derive(Default)]
+struct Tally {
+    /// Per severity at or above the threshold, the findings that count (zero counts left out).
+    counts: Vec<(Severity, u64)>,
+    /// The listed findings that count.
+    listed: Vec<Finding>,
+    /// Findings the summary counts beyond those listed.
+    unlisted: u64,
+    /// `id (reason)` of each listed finding an allowlist entry accepts.
+    allowlisted: BTreeSet<String>,
+}
+
+/// Most severe first, then highest score, then by id: the order the message lists them in.
+fn most_severe_first(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| {
+                b.score
+                    .partial_cmp(&a.score)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .then_with(|| a.id.cmp(&b.id))
+    });
 }
