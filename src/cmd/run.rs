@@ -65,12 +65,9 @@ pub struct RunArgs {
     /// Run the controllers only while holding the Lease (off: always, e.g. one replica).
     #[arg(long, env = "ECR_OPERATOR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
     leader_elect: bool,
-    /// The Lease (in --namespace) the replicas compete for.
-    #[arg(
-        long,
-        env = "ECR_OPERATOR_LEASE_NAME",
-        default_value = "ecr-operator-leader"
-    )]
+    /// The Lease (in --namespace) the replicas compete for: the name the chart (its full name)
+    /// and config/ give it.
+    #[arg(long, env = "ECR_OPERATOR_LEASE_NAME", default_value = "ecr-operator")]
     lease_name: String,
     /// Lease duration in seconds; a crashed leader is replaced after this long.
     #[arg(long, env = "ECR_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
@@ -114,13 +111,18 @@ pub struct RunArgs {
         default_value = "ecr-operator-webhook-generated"
     )]
     webhook_generated_secret: String,
-    /// Comma-separated DNS names for a generated certificate.
+    /// Comma-separated DNS names for a generated certificate. Unset: those of --webhook-service
+    /// in --namespace (`SERVICE.NAMESPACE.svc`, `SERVICE.NAMESPACE.svc.cluster.local`).
+    #[arg(long, env = "ECR_OPERATOR_WEBHOOK_DNS_NAMES")]
+    webhook_dns_names: Option<String>,
+    /// The Service (in --namespace) the API server calls the webhook through: the default DNS
+    /// names are its names.
     #[arg(
         long,
-        env = "ECR_OPERATOR_WEBHOOK_DNS_NAMES",
-        default_value = "ecr-operator.ecr-system.svc"
+        env = "ECR_OPERATOR_WEBHOOK_SERVICE",
+        default_value = "ecr-operator"
     )]
-    webhook_dns_names: String,
+    webhook_service: String,
     /// Serve the admin listener over HTTPS with tls.crt/tls.key from this directory (reloaded
     /// on change); plain HTTP when unset. Probes then need `scheme: HTTPS`.
     #[arg(long, env = "ECR_OPERATOR_ADMIN_CERT_DIR")]
@@ -348,16 +350,34 @@ fn webhook_certificate(args: &RunArgs) -> CertificateSource {
     CertificateSource::Shared(SharedCertificate {
         namespace: args.namespace.clone(),
         secret_name: args.webhook_generated_secret.clone(),
-        dns_names: args
-            .webhook_dns_names
-            .split(',')
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .collect(),
+        dns_names: webhook_dns_names(
+            args.webhook_dns_names.as_deref(),
+            &args.webhook_service,
+            &args.namespace,
+        ),
         webhook_configuration: Some(args.webhook_configuration.clone()),
         valid_days: 365,
         check_interval: Duration::from_secs(60),
     })
+}
+
+/// The generated certificate's DNS names: `--webhook-dns-names` when it names any, else the
+/// Service's names in the operator's namespace, so that the defaults agree with each other and
+/// a namespace set by kustomize or Helm alone yields a certificate matching the Service.
+fn webhook_dns_names(explicit: Option<&str>, service: &str, namespace: &str) -> Vec<String> {
+    let listed: Vec<String> = explicit
+        .unwrap_or_default()
+        .split(',')
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    vec![
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}.svc.cluster.local"),
+    ]
 }
 
 /// Runs the controllers until shutdown: with leader election only during each term this
@@ -411,4 +431,73 @@ async fn lead_term(
         tracing::error!(error = %e, "controllers stopped");
     }
     metrics.set_leader(false);
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn webhook_dns_names_default_to_the_service_in_the_namespace() {
+        let svc = |ns: &str| {
+            vec![
+                format!("ecr-operator.{ns}.svc"),
+                format!("ecr-operator.{ns}.svc.cluster.local"),
+            ]
+        };
+        let cases: [(Option<&str>, &str, Vec<String>); 6] = [
+            (None, "ecr-system", svc("ecr-system")),
+            (None, "platform-ecr", svc("platform-ecr")),
+            (Some(""), "team-ops", svc("team-ops")),
+            (Some(" , "), "team-ops", svc("team-ops")),
+            (
+                Some("a.example, b.example"),
+                "team-ops",
+                vec!["a.example".into(), "b.example".into()],
+            ),
+            (Some("x.ns.svc"), "ignored", vec!["x.ns.svc".into()]),
+        ];
+        for (explicit, namespace, want) in cases {
+            assert_eq!(
+                webhook_dns_names(explicit, "ecr-operator", namespace),
+                want,
+                "{explicit:?} in {namespace}"
+            );
+        }
+        assert_eq!(
+            webhook_dns_names(None, "ecr-operator-all-on", "ecr-system")[0],
+            "ecr-operator-all-on.ecr-system.svc"
+        );
+    }
+
+    /// The binary's defaults agree with each other and with what the chart and config/ create:
+    /// the Lease `ecr-operator`, the Service `ecr-operator`, DNS names in --namespace.
+    #[test]
+    fn run_defaults_agree_with_the_chart_and_config() {
+        let cli = Cli::try_parse_from(["run", "--namespace=platform-ecr"]).expect("parses");
+        assert_eq!(cli.run.lease_name, "ecr-operator");
+        assert_eq!(cli.run.webhook_service, "ecr-operator");
+        let CertificateSource::Shared(shared) = webhook_certificate(&RunArgs {
+            webhook_certificate: "generated".into(),
+            ..cli.run
+        }) else {
+            panic!("generated mode shares a certificate through a Secret");
+        };
+        assert_eq!(
+            shared.dns_names,
+            [
+                "ecr-operator.platform-ecr.svc",
+                "ecr-operator.platform-ecr.svc.cluster.local"
+            ]
+        );
+        assert_eq!(shared.namespace, "platform-ecr");
+    }
 }
