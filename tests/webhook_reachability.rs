@@ -1,0 +1,309 @@
+//! The webhook proves it is reachable, on a real kube-apiserver: the webhook is registered by
+//! the ValidatingWebhookConfiguration of `config/webhook/` as shipped (`failurePolicy:
+//! Ignore`), pointed at this test's listener, and the operator's prober creates its probe Pod
+//! as a dry run through the API server. Up: reachable (metric 1, `WebhookReachable=True` on
+//! the ScanPolicy, a Normal Event). Port closed: the API server skips the webhook and admits
+//! the probe, so unreachable (metric 0, condition False, a Warning Event); under `failurePolicy:
+//! Fail`, failing. Back up: reachable again.
+//!
+//! Needs a real API server (`KUBEBUILDER_ASSETS`, see `testbed::envtest`): the double does not
+//! call admission webhooks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ecr_operator::admission::reachability::verdict::Reachability;
+use ecr_operator::admission::reachability::{ProbeConfig, Prober};
+use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
+use ecr_operator::api::scan_policy::ScanPolicy;
+use ecr_operator::scope::WatchScope;
+use ecr_operator::telemetry::metrics::Metrics;
+use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+use testbed::kube_env::{KubeEnv, unique_name};
+use testbed::wait;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// `config/webhook/manifests.yaml` as shipped (`failurePolicy: Ignore`), named `name`, calling
+/// `https://ADDR/PATH`, for the namespace `ns` only (the API server is shared).
+fn webhook_configuration(name: &str, addr: SocketAddr, ns: &str) -> ValidatingWebhookConfiguration {
+    let text =
+        std::fs::read_to_string(testbed::workspace_root().join("config/webhook/manifests.yaml"))
+            .unwrap();
+    let mut config: ValidatingWebhookConfiguration = serde_yaml::from_str(&text).unwrap();
+    config.metadata.name = Some(name.to_string());
+    for webhook in config.webhooks.as_mut().unwrap() {
+        assert_eq!(
+            webhook.failure_policy.as_deref(),
+            Some("Ignore"),
+            "the shipped default"
+        );
+        assert_eq!(webhook.side_effects, "None", "dry-run requests may call it");
+        let path = webhook.client_config.service.take().unwrap().path.unwrap();
+        webhook.client_config.url = Some(format!("https://{addr}{path}"));
+        webhook.namespace_selector = Some(
+            serde_json::from_value(json!({"matchLabels": {"kubernetes.io/metadata.name": ns}}))
+                .unwrap(),
+        );
+    }
+    config
+}
+
+/// The webhook serving on `addr` with a generated certificate whose CA it writes into
+/// `configuration`; stopped by the returned sender.
+async fn start_webhook(
+    client: &kube::Client,
+    addr: SocketAddr,
+    configuration: &str,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut config = WebhookConfig::new(CertificateSource::Generated {
+        dns_names: vec!["127.0.0.1".to_string()],
+        webhook_configuration: Some(configuration.to_string()),
+        valid_days: 1,
+    });
+    config.addr = addr;
+    let server = WebhookServer::bind(config, client.clone()).await.unwrap();
+    let readiness = server.readiness();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    wait::until("webhook ready", WAIT, || {
+        let r = readiness.clone();
+        async move { r.ready().then_some(()) }
+    })
+    .await
+    .unwrap();
+    (stop, task)
+}
+
+/// The policy's `WebhookReachable` condition once it has `status` and `reason`.
+async fn condition(
+    policies: &Api<ScanPolicy>,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> Condition {
+    let what = format!("WebhookReachable={status} ({reason}) on ScanPolicy {name}");
+    wait::until(&what, WAIT, || async move {
+        let policy = policies.get(name).await.ok()?;
+        let conditions = policy.status?.common.conditions;
+        conditions
+            .into_iter()
+            .find(|c| c.type_ == "WebhookReachable" && c.status == status && c.reason == reason)
+    })
+    .await
+    .unwrap()
+}
+
+/// The probe's Events about the policy with `reason`, once there are `count` of them.
+async fn events(client: &kube::Client, policy: &str, reason: &str, count: usize) -> Vec<Event> {
+    let api: Api<Event> = Api::namespaced(client.clone(), "default");
+    let what = format!("{count} Event(s) {reason} about ScanPolicy {policy}");
+    wait::until(&what, WAIT, || {
+        let api = api.clone();
+        async move {
+            let list = api.list(&ListParams::default()).await.ok()?;
+            let found: Vec<Event> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(policy)
+                        && e.reason.as_deref() == Some(reason)
+                })
+                .collect();
+            (found.len() >= count).then_some(found)
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// How many Events with `reason` about the policy there are now.
+async fn count(client: &kube::Client, policy: &str, reason: &str) -> usize {
+    events(client, policy, reason, 0).await.len()
+}
+
+/// The metric's value once it is `want`.
+async fn metric(metrics: &Metrics, want: bool) {
+    let line = format!("ecr_operator_webhook_reachable {}", i64::from(want));
+    wait::until(&line, WAIT, || async {
+        metrics.render().contains(&line).then_some(())
+    })
+    .await
+    .unwrap();
+}
+
+async fn set_failure_policy(api: &Api<ValidatingWebhookConfiguration>, name: &str, policy: &str) {
+    let mut config = api.get(name).await.unwrap();
+    for webhook in config.webhooks.as_mut().unwrap() {
+        webhook.failure_policy = Some(policy.to_string());
+    }
+    api.replace(name, &PostParams::default(), &config)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_probe_sees_the_webhook_come_and_go_through_the_api_server() {
+    let kube = KubeEnv::require_real().await;
+    let client = kube.client();
+    let ns = kube.namespace("probe").await.unwrap();
+    // This test's ScanPolicy only: the prober's scope is a label no other test uses.
+    let label = unique_name("reach");
+    let scope =
+        WatchScope::new(&[], Some(&format!("test.ecr.operator.dev/scope={label}"))).unwrap();
+    let policies: Api<ScanPolicy> = Api::all(client.clone());
+    let policy_name = unique_name("reachable");
+    let policy: ScanPolicy = serde_json::from_value(json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1", "kind": "ScanPolicy",
+        "metadata": {"name": policy_name, "labels": {"test.ecr.operator.dev/scope": label}},
+        "spec": {"enforcement": {"mode": "audit",
+                                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}}
+    }))
+    .unwrap();
+    policies
+        .create(&PostParams::default(), &policy)
+        .await
+        .unwrap();
+
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let configuration = unique_name("ecr-operator-probe");
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    configurations
+        .create(
+            &PostParams::default(),
+            &webhook_configuration(&configuration, addr, &ns),
+        )
+        .await
+        .unwrap();
+    let (stop, task) = start_webhook(&client, addr, &configuration).await;
+
+    // The prober as `run` starts it, probing every 300 ms; a miss confirmed 200 ms later.
+    let metrics = Arc::new(Metrics::new(Arc::new(Vec::new)));
+    let mut config = ProbeConfig::new(ns.clone(), Duration::from_millis(300));
+    config.confirm_after = Duration::from_millis(200);
+    let prober =
+        Prober::new(client.clone(), config.clone(), metrics.clone()).with_scope(scope.clone());
+    let (stop_probe, probe_stopped) = tokio::sync::oneshot::channel::<()>();
+    let probing = tokio::spawn(prober.run(async move {
+        let _ = probe_stopped.await;
+    }));
+
+    // Up: reachable.
+    let up = condition(&policies, &policy_name, "True", "WebhookAnswered").await;
+    assert!(up.message.contains("answered"), "{}", up.message);
+    assert!(up.observed_generation.is_some());
+    metric(&metrics, true).await;
+    let answered = events(&client, &policy_name, "WebhookAnswered", 1).await;
+    assert_eq!(answered[0].type_.as_deref(), Some("Normal"));
+    // One probe, timed (a second prober that writes nothing).
+    let timer = Prober::new(
+        client.clone(),
+        config.clone(),
+        Arc::new(Metrics::new(Arc::new(Vec::new))),
+    );
+    let started = Instant::now();
+    assert_eq!(timer.probe().await.reachability, Reachability::Reachable);
+    eprintln!(
+        "figure probe_reachable_ms {}",
+        started.elapsed().as_millis()
+    );
+
+    // Down, failurePolicy Ignore: the API server admits the probe without asking the webhook.
+    // (Counted from here: probes before the API server saw the configuration were skipped too.)
+    let skipped_before = count(&client, &policy_name, "WebhookSkipped").await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("webhook stops")
+        .unwrap();
+    let down = condition(&policies, &policy_name, "False", "WebhookSkipped").await;
+    assert!(
+        down.message.contains("failurePolicy Ignore"),
+        "{}",
+        down.message
+    );
+    metric(&metrics, false).await;
+    let skipped = events(&client, &policy_name, "WebhookSkipped", skipped_before + 1).await;
+    assert!(
+        skipped
+            .iter()
+            .all(|e| e.type_.as_deref() == Some("Warning"))
+    );
+    let started = Instant::now();
+    assert_eq!(timer.probe().await.reachability, Reachability::Unreachable);
+    eprintln!(
+        "figure probe_unreachable_ms {}",
+        started.elapsed().as_millis()
+    );
+    assert!(
+        metrics
+            .render()
+            .contains(r#"ecr_operator_webhook_probes_total{outcome="unreachable"}"#)
+    );
+
+    // Down, failurePolicy Fail: the API server refuses, and says it could not call the webhook.
+    set_failure_policy(&configurations, &configuration, "Fail").await;
+    let failing = condition(&policies, &policy_name, "False", "WebhookCallFailed").await;
+    assert!(
+        failing.message.contains("failed calling webhook"),
+        "{}",
+        failing.message
+    );
+    events(&client, &policy_name, "WebhookCallFailed", 1).await;
+    set_failure_policy(&configurations, &configuration, "Ignore").await;
+
+    // Back up: reachable again, with one more Normal Event.
+    let answered_before = count(&client, &policy_name, "WebhookAnswered").await;
+    let (stop, task) = start_webhook(&client, addr, &configuration).await;
+    condition(&policies, &policy_name, "True", "WebhookAnswered").await;
+    metric(&metrics, true).await;
+    let before = events(
+        &client,
+        &policy_name,
+        "WebhookAnswered",
+        answered_before + 1,
+    )
+    .await
+    .len();
+    // Steady: no Event per probe.
+    for _ in 0..3 {
+        assert_eq!(timer.probe().await.reachability, Reachability::Reachable);
+    }
+    let writer = Prober::new(client.clone(), config, metrics.clone()).with_scope(scope);
+    let verdict = writer.probe().await;
+    assert_eq!(
+        writer.report(&verdict).await.unwrap(),
+        0,
+        "nothing to write while unchanged"
+    );
+    assert_eq!(
+        count(&client, &policy_name, "WebhookAnswered").await,
+        before
+    );
+
+    let _ = stop_probe.send(());
+    probing.await.unwrap();
+    let _ = stop.send(());
+    let _ = task.await;
+    configurations
+        .delete(&configuration, &Default::default())
+        .await
+        .unwrap();
+    policies
+        .delete(&policy_name, &Default::default())
+        .await
+        .unwrap();
+}
