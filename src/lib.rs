@@ -5,6 +5,7 @@ pub mod admission;
 pub mod cluster_id;
 pub mod controllers;
 pub mod leader;
+pub mod net;
 pub mod registry;
 pub mod scope;
 pub mod telemetry;

@@ -131,14 +131,7 @@ impl Connections {
         loop {
             let (tcp, peer) = tokio::select! {
                 () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "webhook: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = crate::net::accept(listener, "webhook") => accepted,
             };
             let Some(slot) = self.limits.admit(peer.ip()) else {
                 tracing::debug!(%peer, "webhook: connection limit reached, connection closed");

@@ -147,24 +147,14 @@ pub async fn write_ready<K: Reported>(
 
 macro_rules! reported {
     ($kind:ty, $status:ty, $name:literal, namespaced) => {
-        impl Reported for $kind {
-            type Status = $status;
-            const KIND: &'static str = $name;
-            fn status(&self) -> Option<&Self::Status> {
-                self.status.as_ref()
-            }
-            fn common(status: &Self::Status) -> &CommonStatus {
-                &status.common
-            }
-            fn common_mut(status: &mut Self::Status) -> &mut CommonStatus {
-                &mut status.common
-            }
-            fn api_for(&self, client: kube::Client) -> Api<Self> {
-                Api::namespaced(client, &self.namespace().unwrap_or_default())
-            }
-        }
+        reported!(@impl $kind, $status, $name, |obj, client| {
+            Api::namespaced(client, &obj.namespace().unwrap_or_default())
+        });
     };
     ($kind:ty, $status:ty, $name:literal, cluster) => {
+        reported!(@impl $kind, $status, $name, |_, client| Api::all(client));
+    };
+    (@impl $kind:ty, $status:ty, $name:literal, $api:expr) => {
         impl Reported for $kind {
             type Status = $status;
             const KIND: &'static str = $name;
@@ -178,7 +168,8 @@ macro_rules! reported {
                 &mut status.common
             }
             fn api_for(&self, client: kube::Client) -> Api<Self> {
-                Api::all(client)
+                let api: fn(&Self, kube::Client) -> Api<Self> = $api;
+                api(self, client)
             }
         }
     };

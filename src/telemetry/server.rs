@@ -186,14 +186,7 @@ pub async fn serve_tls_on(
     loop {
         let (tcp, peer) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            accepted = crate::net::accept(&listener, "admin") => accepted,
         };
         // The watcher is taken before the handshake: shutdown waits for that too.
         let watcher = graceful.watcher();
