@@ -369,9 +369,10 @@ fn check_objects_in(r: &Rendered, namespace: &str) {
             ("cert-manager.io/v1", "Certificate") => check_certificate(obj, namespace),
             ("cert-manager.io/v1", "Issuer") => {
                 let o = dynamic(obj, namespace);
+                let spec = &o.data["spec"];
                 assert!(
-                    o.data["spec"]["selfSigned"].is_object(),
-                    "self-signed Issuer"
+                    spec["selfSigned"].is_object() || spec["ca"]["secretName"].is_string(),
+                    "a self-signed or a CA Issuer: {spec}"
                 );
             }
             other => panic!("{source}: unexpected object {other:?}"),
@@ -406,6 +407,12 @@ fn check_certificate(obj: &Value, namespace: &str) {
     let spec = &o.data["spec"];
     assert!(spec["secretName"].is_string(), "secretName");
     assert!(spec["issuerRef"]["name"].is_string(), "issuerRef.name");
+    if spec["isCA"] == true {
+        // The chart's CA: a name, no DNS names (it signs, it is never served).
+        assert!(spec["commonName"].is_string(), "the CA's commonName");
+        assert!(spec.get("dnsNames").is_none(), "a CA has no DNS names");
+        return;
+    }
     let dns: Vec<&str> = spec["dnsNames"]
         .as_array()
         .expect("dnsNames")
@@ -1089,8 +1096,30 @@ fn all_on_values_render_every_optional_object() {
     let h = &vwc.webhooks.unwrap_or_default()[0];
     assert_eq!(h.failure_policy.as_deref(), Some("Fail"));
 
-    let cert = r.of_kind("Certificate")[0];
-    assert_eq!(cert["spec"]["secretName"], "ecr-operator-serving-cert");
+    let serving: Vec<&Value> = r
+        .of_kind("Certificate")
+        .into_iter()
+        .filter(|c| c["spec"]["isCA"] != true)
+        .collect();
+    assert_eq!(serving.len(), 1, "one serving Certificate");
+    assert_eq!(
+        serving[0]["spec"]["secretName"],
+        "ecr-operator-serving-cert"
+    );
+    assert_eq!(
+        serving[0]["metadata"]["name"], "ecr-operator-all-on-webhook",
+        "the Certificate cert-manager.io/inject-ca-from names"
+    );
+    let ca: Vec<&Value> = r
+        .of_kind("Certificate")
+        .into_iter()
+        .filter(|c| c["spec"]["isCA"] == true)
+        .collect();
+    assert_eq!(ca.len(), 1, "the chart's CA");
+    assert_eq!(
+        ca[0]["spec"]["duration"], "87600h",
+        "webhook.certManager.caDuration"
+    );
     let mode = pod.containers[0]
         .env
         .iter()
@@ -1254,9 +1283,11 @@ fn external_issuer_and_existing_service_account() {
         "{kinds:?}"
     );
     assert!(!kinds.contains("PodDisruptionBudget"), "{kinds:?}");
-    let cert = r.of_kind("Certificate")[0];
+    // Your issuer signs the serving certificate: no CA of the chart's.
+    let certs = r.of_kind("Certificate");
+    assert_eq!(certs.len(), 1, "only the serving Certificate");
     assert_eq!(
-        cert["spec"]["issuerRef"],
+        certs[0]["spec"]["issuerRef"],
         json!({"kind": "ClusterIssuer", "name": "internal-ca"})
     );
     let crb: ClusterRoleBinding = r.one("ClusterRoleBinding");
@@ -1267,6 +1298,126 @@ fn external_issuer_and_existing_service_account() {
         Err(e) => e,
     };
     assert!(err.contains("serviceAccount.name is required"), "{err}");
+}
+
+/// cert-manager mode without an issuer of the user's: the cert-manager documentation's CA
+/// pattern, self-signed Issuer -> CA Certificate (isCA) -> CA Issuer from the CA's Secret ->
+/// serving Certificate, so that renewing the serving certificate keeps the CA the API server
+/// trusts. The webhook configuration's CA comes from the serving Certificate, whose Secret the
+/// pods mount, and the DNS names are the Service's.
+#[test]
+fn cert_manager_chains_the_serving_certificate_from_a_ca() {
+    let r = render(&[json!({"webhook": {"certManager": {"enabled": true}}})]);
+    check_objects(&r);
+    let named = |kind: &str, name: &str| -> Value {
+        let found: Vec<&Value> = r
+            .of_kind(kind)
+            .into_iter()
+            .filter(|o| o["metadata"]["name"] == name)
+            .collect();
+        assert_eq!(found.len(), 1, "exactly one {kind} {name}");
+        found[0].clone()
+    };
+    let issuers = r.of_kind("Issuer");
+    let certs = r.of_kind("Certificate");
+    assert_eq!(
+        (issuers.len(), certs.len()),
+        (2, 2),
+        "two Issuers, two Certificates"
+    );
+
+    // The serving Certificate: the one the webhook configuration injects from.
+    let vwc: ValidatingWebhookConfiguration = r.one("ValidatingWebhookConfiguration");
+    let inject =
+        vwc.metadata.annotations.clone().unwrap_or_default()["cert-manager.io/inject-ca-from"]
+            .clone();
+    let (inject_ns, serving_name) = inject.split_once('/').expect("namespace/name");
+    assert_eq!(inject_ns, NAMESPACE);
+    let serving = named("Certificate", serving_name);
+    assert_ne!(
+        serving["spec"]["isCA"], true,
+        "the serving certificate is no CA"
+    );
+    assert_eq!(serving["spec"]["privateKey"]["rotationPolicy"], "Always");
+
+    // ... is issued by a CA Issuer,
+    let issuer_ref = &serving["spec"]["issuerRef"];
+    assert_eq!(issuer_ref["kind"], "Issuer", "{issuer_ref}");
+    let ca_issuer = named("Issuer", issuer_ref["name"].as_str().expect("issuer name"));
+    let ca_secret = ca_issuer["spec"]["ca"]["secretName"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the serving certificate's Issuer is a CA Issuer: {ca_issuer}"));
+    assert!(
+        ca_issuer["spec"].get("selfSigned").is_none(),
+        "the serving certificate is not self-signed (a new CA at every renewal)"
+    );
+
+    // ... whose Secret is the CA Certificate's,
+    let ca: Vec<&Value> = certs
+        .iter()
+        .copied()
+        .filter(|c| c["spec"]["secretName"] == ca_secret)
+        .collect();
+    assert_eq!(
+        ca.len(),
+        1,
+        "one Certificate writes the CA Issuer's Secret {ca_secret}"
+    );
+    let ca = ca[0];
+    assert_eq!(ca["spec"]["isCA"], true, "{ca}");
+    assert_eq!(ca["spec"]["duration"], "43800h");
+    assert_eq!(
+        ca["spec"]["privateKey"]["rotationPolicy"], "Never",
+        "the CA keeps its key when renewed: what it signed still verifies"
+    );
+
+    // ... issued by the self-signed root.
+    let root_ref = &ca["spec"]["issuerRef"];
+    assert_eq!(root_ref["kind"], "Issuer", "{root_ref}");
+    let root_issuer = named("Issuer", root_ref["name"].as_str().expect("issuer name"));
+    assert!(
+        root_issuer["spec"]["selfSigned"].is_object(),
+        "the CA is issued by a self-signed Issuer: {root_issuer}"
+    );
+    assert_ne!(
+        root_ref["name"], issuer_ref["name"],
+        "the root and the CA Issuer are two Issuers"
+    );
+
+    // What cert-manager writes is what the pods serve, for the Service's names.
+    let d: Deployment = r.one("Deployment");
+    let pod = d.spec.expect("spec").template.spec.expect("pod");
+    let mounted = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "webhook-tls")
+        .and_then(|v| v.secret.as_ref())
+        .and_then(|s| s.secret_name.clone());
+    assert_eq!(
+        mounted.as_deref(),
+        serving["spec"]["secretName"].as_str(),
+        "the pods mount the serving Certificate's Secret"
+    );
+    assert_ne!(mounted.as_deref(), Some(ca_secret), "never the CA's");
+    let svc: Service = r.one("Service");
+    let svc_name = svc.metadata.name.expect("name");
+    assert_eq!(
+        serving["spec"]["dnsNames"],
+        json!([
+            format!("{svc_name}.{NAMESPACE}.svc"),
+            format!("{svc_name}.{NAMESPACE}.svc.cluster.local")
+        ])
+    );
+    let hook_service = vwc.webhooks.unwrap_or_default()[0]
+        .client_config
+        .service
+        .clone()
+        .expect("service");
+    assert_eq!(
+        (hook_service.name.as_str(), hook_service.namespace.as_str()),
+        (svc_name.as_str(), NAMESPACE)
+    );
 }
 
 #[test]
@@ -1767,6 +1918,11 @@ fn values_schema_rejects_bad_values() {
         json!({"readinessProbe": {"timeoutSeconds": "1s"}}),
         json!({"webhook": {"enabled": "no"}}),
         json!({"webhook": {"enabled": null}}),
+        json!({"webhook": {"certManager": {"caDuration": "5 years"}}}),
+        json!({"aws": {"partition": "aws-iso"}}),
+        json!({"aws": {"partition": ""}}),
+        json!({"aws": {"region": "eu-west-1"}}),
+        json!({"serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:awsx:iam::111122223333:role/r"}}}),
     ];
     for over in bad {
         let values = merged(&over);
@@ -1775,6 +1931,132 @@ fn values_schema_rejects_bad_values() {
             "values.schema.json accepts {over}"
         );
     }
+}
+
+/// Every role ARN partition the chart knows is accepted by the schema.
+#[test]
+fn values_schema_accepts_every_partition() {
+    let validator = schema();
+    for partition in ["aws", "aws-us-gov", "aws-cn"] {
+        let values = merged(&json!({
+            "aws": {"partition": partition},
+            "serviceAccount": {"annotations": {
+                "eks.amazonaws.com/role-arn": format!("arn:{partition}:iam::111122223333:role/ecr-operator")
+            }},
+        }));
+        let errors: Vec<String> = validator
+            .iter_errors(&values)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{partition}: {errors:#?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The IAM policy in NOTES, in the account's partition
+
+/// The lines of `notes` a user saves with NOTES' own command, `sed -n '/^{/,/^}/p'`.
+fn policy_in_notes(notes: &str) -> Value {
+    let mut out = vec![];
+    let mut inside = false;
+    for line in notes.lines() {
+        if line.starts_with('{') {
+            inside = true;
+        }
+        if inside {
+            out.push(line);
+            if line.starts_with('}') {
+                inside = false;
+            }
+        }
+    }
+    serde_json::from_str(&out.join("\n"))
+        .unwrap_or_else(|e| panic!("NOTES hold no JSON policy ({e}):\n{notes}"))
+}
+
+/// Every string of `v`, depth first.
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().flat_map(strings).collect(),
+        Value::Object(o) => o.values().flat_map(strings).collect(),
+        _ => vec![],
+    }
+}
+
+/// NOTES print the IAM policy (the chart's copy of config/iam/policy.json, which users of the
+/// chart do not have) in `aws.partition`: for `aws` exactly config/iam/policy.json, for
+/// GovCloud and China every ARN in that partition (and China's service hosts in KMS's
+/// condition), each saved with NOTES' own command. A role ARN of another partition is refused.
+#[test]
+fn notes_print_the_iam_policy_in_the_partition() {
+    let shipped = read("config/iam/policy.json");
+    assert_eq!(
+        read(format!("{CHART}/files/iam-policy.json")),
+        shipped,
+        "the chart's files/iam-policy.json is config/iam/policy.json"
+    );
+    let shipped: Value = serde_json::from_str(&shipped).expect("policy JSON");
+
+    let r = render(&[]);
+    assert!(r.notes.contains("sed -n '/^{/,/^}/p'"), "{}", r.notes);
+    assert!(
+        !r.notes.contains("config/iam/policy.json\n"),
+        "no path the chart does not ship"
+    );
+    assert_eq!(policy_in_notes(&r.notes), shipped);
+
+    for (partition, host) in [
+        ("aws-us-gov", "amazonaws.com"),
+        ("aws-cn", "amazonaws.com.cn"),
+    ] {
+        let r = render(&[json!({
+            "aws": {"partition": partition},
+            "serviceAccount": {"annotations": {
+                "eks.amazonaws.com/role-arn": format!("arn:{partition}:iam::111122223333:role/ecr-operator")
+            }},
+        })]);
+        let policy = policy_in_notes(&r.notes);
+        let arns: Vec<String> = strings(&policy)
+            .into_iter()
+            .filter(|s| s.starts_with("arn:"))
+            .collect();
+        assert!(arns.len() >= 3, "{arns:?}");
+        for arn in &arns {
+            assert!(
+                arn.starts_with(&format!("arn:{partition}:")),
+                "{partition}: {arn}"
+            );
+        }
+        // Otherwise the same policy: the same statements, actions and conditions.
+        let back: Value = serde_json::from_str(
+            &policy
+                .to_string()
+                .replace(&format!("\"arn:{partition}:"), "\"arn:aws:")
+                .replace(".amazonaws.com.cn\"", ".amazonaws.com\""),
+        )
+        .expect("JSON");
+        assert_eq!(back, shipped, "{partition}");
+        let via = policy["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .find_map(|st| st["Condition"]["StringLike"]["kms:ViaService"].as_str())
+            .expect("the KMS statement's condition");
+        assert_eq!(via, format!("ecr.*.{host}"), "{partition}");
+        assert!(r.notes.contains(&format!("partition {partition}")));
+    }
+
+    let err = match try_render(&[json!({
+        "aws": {"partition": "aws-us-gov"},
+        "serviceAccount": {"annotations": {
+            "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/ecr-operator"
+        }},
+    })]) {
+        Ok(_) => panic!("a role ARN outside aws.partition must be refused"),
+        Err(e) => e,
+    };
+    assert!(err.contains("is not in partition aws-us-gov"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3269,6 +3551,172 @@ fn kustomize_default_equals_the_chart_defaults() {
     check_objects(&rendered);
 }
 
+/// An overlay of config/default that sets another namespace.
+const NAMESPACE_OVERLAY: &str = "tests/fixtures/kustomize-namespace";
+
+/// What a kustomize render says about where the webhook lives: the Service's namespace, the
+/// DNS names the operator generates its certificate for, the namespaceSelector values of every
+/// webhook and the namespaces its clientConfigs call.
+struct WebhookPlacement {
+    service: (String, String),
+    dns_names: String,
+    selector_values: Vec<Vec<String>>,
+    client_namespaces: Vec<String>,
+}
+
+fn webhook_placement(objects: &[Value]) -> WebhookPlacement {
+    let one = |kind: &str| -> &Value {
+        let found: Vec<&Value> = objects.iter().filter(|o| o["kind"] == kind).collect();
+        assert_eq!(found.len(), 1, "exactly one {kind}");
+        found[0]
+    };
+    let svc = one("Service");
+    let service = (
+        svc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        svc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    );
+    let d: Deployment = serde_json::from_value(one("Deployment").clone()).expect("Deployment");
+    let pod = d.spec.expect("spec").template.spec.expect("pod");
+    let dns_names = pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "ECR_OPERATOR_WEBHOOK_DNS_NAMES")
+        .and_then(|e| e.value.clone())
+        .expect("ECR_OPERATOR_WEBHOOK_DNS_NAMES");
+    let vwc: ValidatingWebhookConfiguration =
+        serde_json::from_value(one("ValidatingWebhookConfiguration").clone()).expect("VWC");
+    let hooks = vwc.webhooks.unwrap_or_default();
+    let selector_values = hooks
+        .iter()
+        .map(|h| {
+            h.namespace_selector
+                .as_ref()
+                .and_then(|s| s.match_expressions.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| e.key == "kubernetes.io/metadata.name" && e.operator == "NotIn")
+                .flat_map(|e| e.values.unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    let client_namespaces = hooks
+        .iter()
+        .map(|h| {
+            h.client_config
+                .service
+                .as_ref()
+                .map(|s| s.namespace.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    WebhookPlacement {
+        service,
+        dns_names,
+        selector_values,
+        client_namespaces,
+    }
+}
+
+/// The webhook's certificate is for the Service the API server calls, and the operator's own
+/// namespace is never sent to the webhook: both in `namespace`.
+fn assert_webhook_placed_in(p: &WebhookPlacement, namespace: &str) {
+    let (svc, ns) = &p.service;
+    assert_eq!(ns, namespace, "the Service's namespace");
+    assert_eq!(
+        p.dns_names,
+        format!("{svc}.{namespace}.svc,{svc}.{namespace}.svc.cluster.local"),
+        "the generated certificate's DNS names are the Service's"
+    );
+    assert_eq!(p.selector_values.len(), 2, "two webhooks");
+    for values in &p.selector_values {
+        assert_eq!(
+            values,
+            &vec!["kube-system".to_string(), namespace.to_string()],
+            "the namespaceSelector leaves out kube-system and the operator's namespace"
+        );
+    }
+    assert!(
+        p.client_namespaces.iter().all(|n| n == namespace),
+        "{:?}",
+        p.client_namespaces
+    );
+}
+
+/// config/default derives the namespace-bound values from its one `namespace:` through
+/// `replacements:`, and an overlay that changes the namespace (repeating the block, as
+/// config/default's comment says) gets a certificate and a namespaceSelector in its own
+/// namespace. Without the block the overlay would keep ecr-system: checked too, so that the
+/// fixture proves the replacements do the work.
+#[test]
+fn kustomize_namespace_overlay_moves_dns_names_and_namespace_selector() {
+    let default = kubectl_kustomize("config/default");
+    assert_webhook_placed_in(&webhook_placement(&default), NAMESPACE);
+
+    let overlay = kubectl_kustomize(NAMESPACE_OVERLAY);
+    let namespace = "platform-ecr";
+    assert_webhook_placed_in(&webhook_placement(&overlay), namespace);
+    for obj in &overlay {
+        let ns = obj["metadata"]["namespace"].as_str();
+        let kind = obj["kind"].as_str().unwrap_or_default();
+        if kind == "Namespace" {
+            assert_eq!(obj["metadata"]["name"], namespace);
+        } else if ns.is_some() {
+            assert_eq!(ns, Some(namespace), "{kind} {}", obj["metadata"]["name"]);
+        }
+    }
+    let text = serde_json::to_string(&overlay).expect("json");
+    assert!(
+        !text.contains(NAMESPACE),
+        "nothing of the overlay names {NAMESPACE}"
+    );
+
+    // The overlay's block is config/default's.
+    let block = |dir: &str| {
+        yaml_to_json(&read(format!("{dir}/kustomization.yaml")))["replacements"].clone()
+    };
+    let ours = block("config/default");
+    assert!(
+        ours.as_array().is_some_and(|a| !a.is_empty()),
+        "config/default has replacements"
+    );
+    assert_eq!(
+        block(NAMESPACE_OVERLAY),
+        ours,
+        "the overlay repeats config/default's replacements"
+    );
+
+    // The same overlay without them: kustomize's namespace alone leaves the certificate's
+    // names and the namespaceSelector on the base's namespace.
+    // (kustomize wants a base by relative path: a copy of config/ beside the overlay.)
+    let dir = tmp_file("overlay-without-replacements", "d");
+    copy_tree(&root().join("config"), &dir.join("config"));
+    std::fs::create_dir_all(dir.join("overlay")).expect("mkdir");
+    std::fs::write(
+        dir.join("overlay/kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {namespace}\nresources:\n  - ../config/default\n"
+        ),
+    )
+    .expect("write overlay");
+    let bare = webhook_placement(&kubectl_kustomize(
+        &dir.join("overlay").display().to_string(),
+    ));
+    assert_eq!(bare.service.1, namespace);
+    assert!(
+        bare.dns_names.contains(".ecr-system.svc"),
+        "without the replacements the names stay: {}",
+        bare.dns_names
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn kustomize_samples_render_our_kinds() {
     let docs = kubectl_kustomize("config/samples");
@@ -3342,6 +3790,236 @@ fn dockerfile_copies_existing_paths() {
         dockerignore.lines().any(|l| l.trim() == "target"),
         ".dockerignore keeps target/ out"
     );
+}
+
+/// The final image carries the OCI labels registries and scanners read, with the crate's
+/// version as the default of the `VERSION` the release workflow passes.
+#[test]
+fn dockerfile_labels_the_image() {
+    let text = read("Dockerfile");
+    let last = text.rsplit("\nFROM ").next().expect("a final stage");
+    let joined = last.replace("\\\n", " ");
+    let label = |key: &str| -> String {
+        let at = joined
+            .find(&format!("org.opencontainers.image.{key}="))
+            .unwrap_or_else(|| {
+                panic!("the final stage has no label org.opencontainers.image.{key}")
+            });
+        let rest = &joined[at..];
+        let value = rest.split_once('=').expect("key=value").1;
+        let value = value.strip_prefix('"').expect("a quoted value");
+        value[..value.find('"').expect("closing quote")].to_string()
+    };
+    assert_eq!(
+        label("source"),
+        "https://github.com/ecr-operator/ecr-operator"
+    );
+    assert_eq!(label("title"), "ecr-operator");
+    assert!(!label("description").is_empty());
+    let license = read("Cargo.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("license = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .map(str::to_string)
+        .expect("the workspace's license in Cargo.toml");
+    assert_eq!(label("licenses"), license);
+    assert_eq!(label("version"), "${VERSION}");
+    assert_eq!(label("revision"), "${REVISION}");
+    assert!(
+        last.contains(&format!("ARG VERSION={}", env!("CARGO_PKG_VERSION"))),
+        "VERSION defaults to the crate's version"
+    );
+    assert!(last.contains("ARG REVISION="));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The release workflow
+
+const RELEASE_WORKFLOW: &str = ".github/workflows/release.yml";
+
+/// Every step of every job of a workflow.
+fn workflow_steps(workflow: &Value) -> Vec<(String, Value)> {
+    workflow["jobs"]
+        .as_object()
+        .expect("jobs")
+        .iter()
+        .flat_map(|(job, j)| {
+            j["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(move |st| (job.clone(), st.clone()))
+        })
+        .collect()
+}
+
+/// On a `v*` tag: the image for linux/amd64 and linux/arm64 (buildx with QEMU) pushed to
+/// ghcr.io with the version and commit as build arguments (the Dockerfile's labels), the chart
+/// packaged and pushed as an OCI artifact after it; every action pinned by commit.
+#[test]
+fn release_workflow_ships_a_multi_arch_image_and_an_oci_chart() {
+    let text = read(RELEASE_WORKFLOW);
+    let workflow = yaml_to_json(&text);
+    assert_eq!(workflow["on"]["push"]["tags"], json!(["v*"]));
+    assert_eq!(
+        workflow["permissions"],
+        json!({"contents": "read"}),
+        "least privilege by default"
+    );
+    let steps = workflow_steps(&workflow);
+    let uses: Vec<String> = steps
+        .iter()
+        .filter_map(|(_, st)| st["uses"].as_str().map(str::to_string))
+        .collect();
+    assert!(uses.len() >= 6, "{uses:?}");
+    for u in &uses {
+        let (_, pin) = u
+            .split_once('@')
+            .unwrap_or_else(|| panic!("{u}: no version"));
+        assert!(
+            pin.len() == 40 && pin.chars().all(|c| c.is_ascii_hexdigit()),
+            "{u}: pinned by full commit"
+        );
+    }
+    for action in [
+        "actions/checkout",
+        "docker/setup-qemu-action",
+        "docker/setup-buildx-action",
+        "docker/login-action",
+        "docker/build-push-action",
+        "azure/setup-helm",
+    ] {
+        assert!(
+            uses.iter().any(|u| u.starts_with(&format!("{action}@"))),
+            "{action} missing"
+        );
+    }
+    // Every pinned commit carries its version in a comment.
+    for line in text.lines().filter(|l| l.contains("uses:")) {
+        assert!(line.contains("# v"), "{line}");
+    }
+
+    let build = steps
+        .iter()
+        .find(|(_, st)| {
+            st["uses"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("docker/build-push-action@"))
+        })
+        .map(|(job, st)| (job.clone(), st["with"].clone()))
+        .expect("a build-push step");
+    let (image_job, with) = build;
+    let platforms: BTreeSet<&str> = with["platforms"]
+        .as_str()
+        .expect("platforms")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    assert_eq!(platforms, BTreeSet::from(["linux/amd64", "linux/arm64"]));
+    assert_eq!(with["push"], true);
+    assert!(
+        with["tags"]
+            .as_str()
+            .expect("tags")
+            .starts_with("${{ steps.image.outputs.name }}:")
+    );
+    let args = with["build-args"].as_str().expect("build-args");
+    assert!(
+        args.contains("VERSION=") && args.contains("REVISION=${{ github.sha }}"),
+        "{args}"
+    );
+    assert_eq!(
+        workflow["jobs"][&image_job]["permissions"]["packages"], "write",
+        "pushing to ghcr.io"
+    );
+    let qemu = steps
+        .iter()
+        .find(|(job, st)| {
+            job == &image_job
+                && st["uses"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("docker/setup-qemu-action@"))
+        })
+        .expect("QEMU in the image job");
+    assert_eq!(qemu.1["with"]["platforms"], "arm64");
+
+    let chart_run: String = steps
+        .iter()
+        .filter(|(job, _)| job == "chart")
+        .filter_map(|(_, st)| st["run"].as_str().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for want in [
+        "helm lint charts/ecr-operator",
+        "helm package charts/ecr-operator",
+        "helm registry login ghcr.io",
+        "helm push",
+        "oci://ghcr.io/",
+    ] {
+        assert!(
+            chart_run.contains(want),
+            "the chart job runs `{want}`:\n{chart_run}"
+        );
+    }
+    let needs = &workflow["jobs"]["chart"]["needs"];
+    assert!(
+        needs
+            .as_array()
+            .is_some_and(|n| n.contains(&json!(image_job))),
+        "the chart is pushed after the image it names: {needs}"
+    );
+}
+
+/// actionlint (from .venv: `scripts/setup-venv.sh`), with shellcheck for the `run:` scripts,
+/// finds nothing in the workflows, and does find a mistake planted in a copy (so the check
+/// that `.ci/run` makes can fail).
+#[test]
+fn actionlint_passes_the_workflows_and_catches_a_mistake() {
+    let actionlint = tool("actionlint", "ACTIONLINT");
+    let shellcheck = tool("shellcheck", "SHELLCHECK");
+    let run = |file: &Path| {
+        Command::new(&actionlint)
+            .arg("-shellcheck")
+            .arg(&shellcheck)
+            .arg(file)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "running {} ({e}): bash scripts/setup-venv.sh installs it",
+                    actionlint.display()
+                )
+            })
+    };
+    let ours = run(&root().join(RELEASE_WORKFLOW));
+    assert!(
+        ours.status.success(),
+        "actionlint {RELEASE_WORKFLOW}:\n{}{}",
+        String::from_utf8_lossy(&ours.stdout),
+        String::from_utf8_lossy(&ours.stderr)
+    );
+
+    let dir = tmp_file("workflows", "d").join(".github/workflows");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let text = read(RELEASE_WORKFLOW);
+    for (planted, why) in [
+        (
+            text.replace("needs: [version, image]", "needs: [version, imag]"),
+            "a job that does not exist",
+        ),
+        (
+            text.replace(
+                r#"echo "name=ghcr.io/${OWNER,,}/ecr-operator" >> "$GITHUB_OUTPUT""#,
+                r#"echo name=ghcr.io/${OWNER,,}/ecr-operator >> $GITHUB_OUTPUT"#,
+            ),
+            "an unquoted variable (shellcheck)",
+        ),
+    ] {
+        assert_ne!(planted, text, "{why}: the text to plant is in the workflow");
+        let file = dir.join("release.yml");
+        std::fs::write(&file, planted).expect("write");
+        let out = run(&file);
+        assert!(!out.status.success(), "actionlint misses {why}");
+    }
 }
 
 /// Copies `from` (a file or a directory) to `to`.

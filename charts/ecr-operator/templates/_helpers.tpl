@@ -65,6 +65,21 @@ helm.sh/chart: {{ include "ecr-operator.chart" . }}
 {{- if not .Values.webhook.enabled }}none{{ else if or .Values.webhook.certManager.enabled .Values.webhook.caBundle }}files{{ else }}generated{{ end }}
 {{- end }}
 
+{{/* cert-manager mode: the serving Certificate (named by the webhook configuration's
+cert-manager.io/inject-ca-from), and without webhook.certManager.issuerRef the self-signed root
+Issuer, and the CA Certificate, its Secret and the CA Issuer (all three one name). */}}
+{{- define "ecr-operator.servingCertificateName" -}}
+{{- printf "%s-webhook" (include "ecr-operator.fullname" .) }}
+{{- end }}
+
+{{- define "ecr-operator.selfSignedIssuerName" -}}
+{{- printf "%s-selfsigned" (include "ecr-operator.fullname" .) }}
+{{- end }}
+
+{{- define "ecr-operator.caName" -}}
+{{- printf "%s-ca" (include "ecr-operator.fullname" .) }}
+{{- end }}
+
 {{/* The webhook's DNS names: those of the Service, for a generated or cert-manager certificate. */}}
 {{- define "ecr-operator.webhookDnsNames" -}}
 {{ include "ecr-operator.fullname" . }}.{{ .Release.Namespace }}.svc,{{ include "ecr-operator.fullname" . }}.{{ .Release.Namespace }}.svc.cluster.local
@@ -90,5 +105,29 @@ minAvailable: {{ $pdb.minAvailable }}
 maxUnavailable: {{ $pdb.maxUnavailable }}
 {{- else }}
 {{- fail "podDisruptionBudget: set maxUnavailable or minAvailable" }}
+{{- end }}
+{{- end }}
+
+{{/* The IAM policy the operator's role needs: files/iam-policy.json (an exact copy of the
+repository's config/iam/policy.json, which is written for partition aws) in aws.partition. In
+aws-cn, AWS service hosts end in amazonaws.com.cn, which the KMS condition (kms:ViaService)
+names. Fails when the IRSA role ARN is of another partition: a role and its policy share one. */}}
+{{- define "ecr-operator.iamPolicy" -}}
+{{- include "ecr-operator.checkPartition" . }}
+{{- $partition := .Values.aws.partition }}
+{{- $policy := .Files.Get "files/iam-policy.json" | replace "\"arn:aws:" (printf "\"arn:%s:" $partition) }}
+{{- if eq $partition "aws-cn" }}
+{{- $policy = $policy | replace ".amazonaws.com\"" ".amazonaws.com.cn\"" }}
+{{- end }}
+{{- $policy | trim }}
+{{- end }}
+
+{{/* Nothing, or a failure when the IRSA role ARN is not in aws.partition. Included by the
+ServiceAccount too: Helm renders no NOTES for a subchart. */}}
+{{- define "ecr-operator.checkPartition" -}}
+{{- $partition := .Values.aws.partition }}
+{{- $role := index .Values.serviceAccount.annotations "eks.amazonaws.com/role-arn" | default "" }}
+{{- if and $role (not (hasPrefix (printf "arn:%s:" $partition) $role)) }}
+{{- fail (printf "serviceAccount.annotations.eks.amazonaws.com/role-arn %s is not in partition %s (aws.partition): set aws.partition to the role's partition" $role $partition) }}
 {{- end }}
 {{- end }}
