@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ecr_operator::admission::cert_secret::SharedCertificate;
+use ecr_operator::admission::reachability::{ProbeConfig, Prober};
 use ecr_operator::admission::resolver::RegistryResolver;
 use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::controllers::{self, Context};
@@ -127,6 +128,19 @@ pub struct RunArgs {
     /// on change); plain HTTP when unset. Probes then need `scheme: HTTPS`.
     #[arg(long, env = "ECR_OPERATOR_ADMIN_CERT_DIR")]
     admin_cert_dir: Option<PathBuf>,
+    /// Seconds between checks that the API server reaches the webhook (a dry-run create of a
+    /// probe Pod, which the webhook refuses); 0: off. Reported as the ScanPolicies'
+    /// WebhookReachable condition, Events and `ecr_operator_webhook_reachable`.
+    #[arg(long, env = "ECR_OPERATOR_WEBHOOK_PROBE_SECONDS", default_value_t = 60)]
+    webhook_probe_seconds: u64,
+    /// The namespace the probe Pod is (dry-run) created in: one the webhook configuration's
+    /// namespaceSelector covers (not kube-system, --namespace or webhook.excludeNamespaces).
+    #[arg(
+        long,
+        env = "ECR_OPERATOR_WEBHOOK_PROBE_NAMESPACE",
+        default_value = "default"
+    )]
+    webhook_probe_namespace: String,
 }
 
 /// A start-up step failed; the step has logged why.
@@ -173,7 +187,10 @@ async fn run_until_shutdown(args: RunArgs) -> Result<(), Failed> {
     };
     let admin = start_admin(&args, &shared).await?;
     let webhook = if args.webhook {
-        Some(start_webhook(&args, &shared, &config).await?)
+        let webhook = start_webhook(&args, &shared, &config).await?;
+        // After the webhook: it waits for the readiness check the webhook adds.
+        start_probe(&args, &shared, &config);
+        Some(webhook)
     } else {
         None
     };
@@ -338,6 +355,26 @@ async fn start_webhook(
     Ok(tokio::spawn(server.run(shared.shutdown.wait())))
 }
 
+/// Starts the webhook reachability probe (`--webhook-probe-seconds`, 0: off). Every replica
+/// probes once it is Ready and exports the metric; only the lease holder writes the
+/// ScanPolicies' WebhookReachable condition and publishes Events.
+fn start_probe(args: &RunArgs, shared: &Shared, controllers: &controllers::Config) {
+    if args.webhook_probe_seconds == 0 {
+        tracing::info!("webhook reachability probe off (--webhook-probe-seconds 0)");
+        return;
+    }
+    let config = ProbeConfig::new(
+        args.webhook_probe_namespace.clone(),
+        Duration::from_secs(args.webhook_probe_seconds),
+    );
+    let (metrics, readiness) = (shared.metrics.clone(), shared.readiness.clone());
+    let prober = Prober::new(shared.client.clone(), config, shared.metrics.clone())
+        .with_scope(controllers.watch.clone())
+        .writing_when(Arc::new(move || metrics.is_leader()))
+        .starting_when(Arc::new(move || readiness.pending().is_empty()));
+    tokio::spawn(prober.run(shared.shutdown.wait()));
+}
+
 /// Where the webhook's serving certificate comes from (`--webhook-certificate`).
 fn webhook_certificate(args: &RunArgs) -> CertificateSource {
     if args.webhook_certificate != "generated" {
@@ -499,5 +536,21 @@ mod tests {
             ]
         );
         assert_eq!(shared.namespace, "platform-ecr");
+    }
+
+    /// The webhook probe runs every minute in `default` unless told otherwise; 0 turns it off.
+    #[test]
+    fn the_webhook_probe_defaults_to_every_minute_in_default() {
+        let cli = Cli::try_parse_from(["run"]).expect("parses");
+        assert_eq!(cli.run.webhook_probe_seconds, 60);
+        assert_eq!(cli.run.webhook_probe_namespace, "default");
+        let args = [
+            "run",
+            "--webhook-probe-seconds=0",
+            "--webhook-probe-namespace=probes",
+        ];
+        let cli = Cli::try_parse_from(args).expect("parses");
+        assert_eq!(cli.run.webhook_probe_seconds, 0);
+        assert_eq!(cli.run.webhook_probe_namespace, "probes");
     }
 }
