@@ -145,6 +145,12 @@ impl Metrics {
         let webhook_reachable = Arc::new(AtomicI64::new(-1));
         registry.register_collector(Box::new(ReachableCollector(webhook_reachable.clone())));
         let webhook_probes = Family::<ProbeLabels, Counter>::default();
+        // Every outcome from the start at 0, so that rate() and alerts see the series.
+        for outcome in ["reachable", "unreachable", "failing", "unknown"] {
+            webhook_probes.get_or_create(&ProbeLabels {
+                outcome: outcome.to_string(),
+            });
+        }
         registry.register(
             "ecr_operator_webhook_probes",
             "Webhook reachability probes by outcome",
@@ -279,6 +285,10 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("ecr_operator_webhook_reachable 0"), "{text}");
+        assert!(
+            text.contains(r#"ecr_operator_webhook_probes_total{outcome="failing"} 0"#),
+            "{text}"
+        );
         m.webhook_probed("unreachable", false);
         m.webhook_probed("reachable", true);
         let text = m.render();
