@@ -147,9 +147,11 @@ impl Metrics {
         let webhook_probes = Family::<ProbeLabels, Counter>::default();
         // Every outcome from the start at 0, so that rate() and alerts see the series.
         for outcome in ["reachable", "unreachable", "failing", "unknown"] {
-            webhook_probes.get_or_create(&ProbeLabels {
-                outcome: outcome.to_string(),
-            });
+            webhook_probes
+                .get_or_create(&ProbeLabels {
+                    outcome: outcome.to_string(),
+                })
+                .inc_by(0);
         }
         registry.register(
             "ecr_operator_webhook_probes",
