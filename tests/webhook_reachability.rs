@@ -142,6 +142,29 @@ async fn metric(metrics: &Metrics, want: bool) {
     .unwrap();
 }
 
+/// `kubectl get scanpolicy NAME` (kubectl from `.venv`, else PATH): its table.
+async fn kubectl_get(kubeconfig: &std::path::Path, name: &str) -> String {
+    let program = testbed::venv_tool("kubectl");
+    let out = tokio::process::Command::new(&program)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["get", "scanpolicy", name])
+        .output()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (bash scripts/setup-venv.sh installs it)",
+                program.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 async fn set_failure_policy(api: &Api<ValidatingWebhookConfiguration>, name: &str, policy: &str) {
     let mut config = api.get(name).await.unwrap();
     for webhook in config.webhooks.as_mut().unwrap() {
@@ -270,6 +293,16 @@ async fn the_probe_sees_the_webhook_come_and_go_through_the_api_server() {
     let (stop, task) = start_webhook(&client, addr, &configuration).await;
     condition(&policies, &policy_name, "True", "WebhookAnswered").await;
     metric(&metrics, true).await;
+    // What `kubectl get scanpolicies` shows: the Webhook column.
+    let table = kubectl_get(kube.kubeconfig().unwrap(), &policy_name).await;
+    let (header, row) = table.split_once('\n').unwrap_or_default();
+    // Columns by their header's offset: empty cells (no controller writes Ready here) leave
+    // nothing to split on.
+    let at = header.find("WEBHOOK").expect("a Webhook column");
+    let cell = row
+        .get(at..)
+        .and_then(|rest| rest.split_whitespace().next());
+    assert_eq!(cell, Some("True"), "{table}");
     let before = events(
         &client,
         &policy_name,
