@@ -3,9 +3,11 @@
 //! `../shared/envtest` unpacked, as `.ci/run` does).
 //!
 //! One API server per test process, started by the first test that asks and shared by the rest:
-//! tests isolate themselves by namespace and by unique names of cluster-scoped objects. Both
-//! processes run under a small shell guard that kills them when this process exits (its stdin,
-//! held by this process, closes), so no test leaves a server behind, however it ends.
+//! tests isolate themselves by namespace and by unique names of cluster-scoped objects. A test
+//! that needs flags of its own (an audit log) starts a server of its own with
+//! [`EnvTest::start_with`]. Both processes run under a small shell guard that kills them when
+//! this process exits (its stdin, held by this process, closes) or, for a test's own server,
+//! when its `EnvTest` is dropped, so no test leaves a server behind, however it ends.
 //!
 //! Certificates are generated here (X.509 v3: rustls refuses v1): a CA, the API server's serving
 //! certificate for `127.0.0.1`, and client certificates; a client certificate's subject is its
@@ -38,11 +40,23 @@ pub struct EnvTest {
     /// Folder holding the certificates, the kubeconfig and etcd's data.
     pub dir: PathBuf,
     ca: Issuer<'static, KeyPair>,
+    /// The audit log, when the server was started with an audit policy.
+    audit_log: Option<PathBuf>,
     /// The guard's stdin: dropped (at process exit) it stops both servers.
     _guard: Mutex<Child>,
 }
 
 static SHARED: tokio::sync::OnceCell<EnvTest> = tokio::sync::OnceCell::const_new();
+
+/// How to start an API server of a test's own ([`EnvTest::start_with`]); the shared one takes
+/// the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// An audit policy (YAML, `audit.k8s.io/v1` `Policy`): the server runs with
+    /// `--audit-policy-file` and `--audit-log-path`, and [`EnvTest::audit_log`] names the log
+    /// (JSON lines, one event per line; see [`crate::audit`]).
+    pub audit_policy: Option<String>,
+}
 
 /// The folder named by `KUBEBUILDER_ASSETS`, when it holds both binaries.
 pub fn assets() -> Option<PathBuf> {
@@ -56,7 +70,7 @@ pub async fn shared() -> Result<Option<&'static EnvTest>> {
         return Ok(None);
     };
     SHARED
-        .get_or_try_init(|| EnvTest::start(assets))
+        .get_or_try_init(|| EnvTest::start(assets, "", Options::default()))
         .await
         .map(Some)
 }
@@ -90,8 +104,26 @@ fn validity(params: &mut CertificateParams) {
 }
 
 impl EnvTest {
-    async fn start(assets: PathBuf) -> Result<EnvTest> {
-        let dir = std::env::temp_dir().join(format!("ecr-operator-envtest-{}", std::process::id()));
+    /// An API server (and etcd) of the caller's own, not the shared one: for a test that needs
+    /// flags the others must not get (an audit log), or a cluster no other test writes to.
+    /// Both processes stop, and its folder goes, when the returned value is dropped (or this
+    /// process exits). `None` without `KUBEBUILDER_ASSETS`.
+    pub async fn start_with(options: Options) -> Result<Option<EnvTest>> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let Some(assets) = assets() else {
+            return Ok(None);
+        };
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self::start(assets, &format!("-own-{n}"), options)
+            .await
+            .map(Some)
+    }
+
+    async fn start(assets: PathBuf, suffix: &str, options: Options) -> Result<EnvTest> {
+        let dir = std::env::temp_dir().join(format!(
+            "ecr-operator-envtest-{}{suffix}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let write = |name: &str, text: &str| -> Result<PathBuf> {
             let path = dir.join(name);
@@ -135,6 +167,19 @@ impl EnvTest {
         write("sa.key", &sa_key.serialize_pem())?;
         write("sa.pub", &sa_key.public_key_pem())?;
 
+        // Flags only some servers get, appended to the API server's command line.
+        let mut extra_flags = Vec::new();
+        let mut audit_log = None;
+        if let Some(policy) = &options.audit_policy {
+            let policy_path = write("audit-policy.yaml", policy)?;
+            let log_path = dir.join("audit.log");
+            extra_flags.push(format!("--audit-policy-file={}", policy_path.display()));
+            extra_flags.push(format!("--audit-log-path={}", log_path.display()));
+            // Written as each request completes, so the log is whole when a test reads it.
+            extra_flags.push("--audit-log-mode=blocking".to_string());
+            audit_log = Some(log_path);
+        }
+
         let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
         let etcd = format!("http://127.0.0.1:{etcd_port}");
         let bin = |name: &str| assets.join(name).display().to_string();
@@ -148,7 +193,7 @@ etcd=$!
   --tls-cert-file "$DIR/serving.crt" --tls-private-key-file "$DIR/serving.key" --client-ca-file "$DIR/ca.crt" \
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$DIR/sa.pub" \
   --service-account-signing-key-file "$DIR/sa.key" --authorization-mode RBAC \
-  --disable-admission-plugins ServiceAccount --service-cluster-ip-range 10.96.0.0/16 >"$DIR/kube-apiserver.log" 2>&1 &
+  --disable-admission-plugins ServiceAccount --service-cluster-ip-range 10.96.0.0/16 "$@" >"$DIR/kube-apiserver.log" 2>&1 &
 apiserver=$!
 cat >/dev/null
 kill -9 "$apiserver" 2>/dev/null
@@ -160,6 +205,8 @@ rm -rf "$DIR"
         let guard = Command::new("sh")
             .arg("-c")
             .arg(script)
+            .arg("envtest-guard")
+            .args(&extra_flags)
             .env("ETCD", bin("etcd"))
             .env("APISERVER", bin("kube-apiserver"))
             .env("DIR", &dir)
@@ -176,6 +223,7 @@ rm -rf "$DIR"
             url: format!("https://127.0.0.1:{api_port}"),
             dir: dir.clone(),
             ca,
+            audit_log,
             _guard: Mutex::new(guard),
         };
         env.write_kubeconfig("kubeconfig", "admin", &["system:masters"])?;
@@ -183,15 +231,25 @@ rm -rf "$DIR"
         Ok(env)
     }
 
-    /// A client certificate and key (PEM) for `user` in `groups`, signed by the API server's
-    /// client CA: the API server authenticates it as that user.
+    /// A client certificate and key (PEM) for `user` in `groups` (at most two), signed by the
+    /// API server's client CA: the API server authenticates it as that user in those groups.
     pub fn client_identity(&self, user: &str, groups: &[&str]) -> Result<(String, String)> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
         params.distinguished_name.push(DnType::CommonName, user);
-        for group in groups {
-            params
-                .distinguished_name
-                .push(DnType::OrganizationName, *group);
+        // rcgen keeps one value per attribute type (a second `O` replaces the first), so the
+        // second group is an `O` under rcgen's custom type: the same OID (2.5.4.10), another key.
+        let organization = [
+            DnType::OrganizationName,
+            DnType::CustomDnType(vec![2, 5, 4, 10]),
+        ];
+        if groups.len() > organization.len() {
+            return Err(Error::EnvTest(format!(
+                "a client certificate names at most {} groups, not {groups:?}",
+                organization.len()
+            )));
+        }
+        for (ty, group) in organization.into_iter().zip(groups) {
+            params.distinguished_name.push(ty, *group);
         }
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -230,6 +288,37 @@ rm -rf "$DIR"
         Ok(path)
     }
 
+    /// Writes a kubeconfig `name` for the service account `namespace/service_account`: the
+    /// client certificate's subject is `CN=system:serviceaccount:NS:SA`,
+    /// `O=system:serviceaccounts`, `O=system:serviceaccounts:NS`, the user and groups the API
+    /// server gives that service account's tokens, so RBAC bindings whose subject is the
+    /// ServiceAccount apply to it (the API server adds `system:authenticated` itself).
+    pub fn write_service_account_kubeconfig(
+        &self,
+        name: &str,
+        namespace: &str,
+        service_account: &str,
+    ) -> Result<PathBuf> {
+        self.write_kubeconfig(
+            name,
+            &service_account_user(namespace, service_account),
+            &[
+                "system:serviceaccounts",
+                &format!("system:serviceaccounts:{namespace}"),
+            ],
+        )
+    }
+
+    /// The audit log (JSON lines), when the server was started with an audit policy.
+    pub fn audit_log(&self) -> Option<&Path> {
+        self.audit_log.as_deref()
+    }
+
+    /// The API server's own log (what it printed), for failure messages.
+    pub fn server_log(&self) -> PathBuf {
+        self.dir.join("kube-apiserver.log")
+    }
+
     /// The cluster admin's kubeconfig (`system:masters`).
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig")
@@ -263,6 +352,11 @@ rm -rf "$DIR"
             }
         }
     }
+}
+
+/// The user name Kubernetes gives a service account: `system:serviceaccount:NS:NAME`.
+pub fn service_account_user(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
 }
 
 /// A client from a kubeconfig file.

@@ -5,13 +5,15 @@
 //!   runtime fault switch to moto's ECR backend.
 //! - [`kube_env::KubeEnv`]: the in-process API server double with the operator's CRDs installed,
 //!   or a real cluster when `ECR_OPERATOR_TEST_KUBECONFIG` is set.
-//! - [`envtest::EnvTest`]: a real kube-apiserver and etcd when `KUBEBUILDER_ASSETS` names them.
+//! - [`envtest::EnvTest`]: a real kube-apiserver and etcd when `KUBEBUILDER_ASSETS` names them
+//!   (shared by a process's tests, or one of a test's own, e.g. with an audit log: [`audit`]).
 //! - [`wait`]: waiting on conditions with deadlines.
 //! - [`proxy::TcpProxy`]: a TCP proxy a test can cut, to partition one client from a server.
 //! - [`admission`]: AdmissionReview bodies as the API server sends them.
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod audit;
 pub mod envtest;
 mod http;
 pub mod images;
