@@ -91,9 +91,23 @@ async fn invalid_objects_are_rejected_on_create() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("repo name with uppercase", format!("{REPO}spec: {{repositoryName: Team/App}}"), "spec.repositoryName"),
         ("repo name too short", format!("{REPO}spec: {{repositoryName: a}}"), "spec.repositoryName"),
-        ("repo name with double separator", format!("{REPO}spec: {{repositoryName: a--b}}"), "spec.repositoryName"),
+        ("repo name with triple underscore", format!("{REPO}spec: {{repositoryName: a___b}}"), "spec.repositoryName"),
+        ("repo name with mixed separators", format!("{REPO}spec: {{repositoryName: a-_b}}"), "spec.repositoryName"),
+        ("repo name with trailing slash", format!("{REPO}spec: {{repositoryName: team/}}"), "spec.repositoryName"),
+        ("repo name starting with a separator", format!("{REPO}spec: {{repositoryName: _ab}}"), "spec.repositoryName"),
         ("repo name too long", format!("{REPO}spec: {{repositoryName: {}}}", "a".repeat(257)), "spec.repositoryName"),
-        ("metadata.name not an ECR name", "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {name: a--b}\nspec: {}".to_string(), "set spec.repositoryName"),
+        ("metadata.name too short for ECR", "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {name: a}\nspec: {}".to_string(), "set spec.repositoryName"),
+        ("exclusion mode without filters", format!("{REPO}spec: {{imageTagMutability: IMMUTABLE_WITH_EXCLUSION}}"), "requires imageTagMutabilityExclusionFilters (1 to 5 filters)"),
+        ("mutable exclusion mode without filters", format!("{REPO}spec: {{imageTagMutability: MUTABLE_WITH_EXCLUSION}}"), "requires imageTagMutabilityExclusionFilters (1 to 5 filters)"),
+        ("exclusion filters with MUTABLE", format!("{REPO}spec: {{imageTagMutabilityExclusionFilters: [{{filter: latest}}]}}"), "imageTagMutabilityExclusionFilters requires imageTagMutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION"),
+        ("exclusion filters with IMMUTABLE", format!("{REPO}spec: {{imageTagMutability: IMMUTABLE, imageTagMutabilityExclusionFilters: [{{filter: latest}}]}}"), "imageTagMutabilityExclusionFilters requires imageTagMutability"),
+        ("exclusion filters empty", format!("{REPO}spec: {{imageTagMutability: IMMUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: []}}"), "spec.imageTagMutabilityExclusionFilters"),
+        ("six exclusion filters", format!("{REPO}spec: {{imageTagMutability: IMMUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{}]}}", ["{filter: a}"; 6].join(", ")), "spec.imageTagMutabilityExclusionFilters"),
+        ("exclusion filter with a slash", format!("{REPO}spec: {{imageTagMutability: IMMUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filter: 'dev/*'}}]}}"), "spec.imageTagMutabilityExclusionFilters[0].filter"),
+        ("exclusion filter empty", format!("{REPO}spec: {{imageTagMutability: IMMUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filter: ''}}]}}"), "spec.imageTagMutabilityExclusionFilters[0].filter"),
+        ("exclusion filter too long", format!("{REPO}spec: {{imageTagMutability: MUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filter: {}}}]}}", "t".repeat(129)), "spec.imageTagMutabilityExclusionFilters[0].filter"),
+        ("exclusion filter bad type", format!("{REPO}spec: {{imageTagMutability: MUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filterType: REGEX, filter: latest}}]}}"), "spec.imageTagMutabilityExclusionFilters[0].filterType"),
+        ("exclusion filter without filter", format!("{REPO}spec: {{imageTagMutability: MUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filterType: WILDCARD}}]}}"), "spec.imageTagMutabilityExclusionFilters[0].filter"),
         ("bad tag mutability", format!("{REPO}spec: {{imageTagMutability: SOMETIMES}}"), "spec.imageTagMutability"),
         ("bad encryption type", format!("{REPO}spec: {{encryption: {{encryptionType: ROT13}}}}"), "spec.encryption.encryptionType"),
         ("kms key with AES256", format!("{REPO}spec: {{encryption: {{encryptionType: AES256, kmsKey: k}}}}"), "kmsKey requires encryptionType KMS"),
@@ -271,3 +285,59 @@ async fn immutable_fields_and_unique_priorities() {
     let r = lcp.create(&PostParams::default(), &object(&dup)).await;
     assert_invalid(r, "duplicate rulePriority", "spec.rules[1]");
 }
+
+/// What ECR's model accepts, the CRD accepts: the repository names of the current model
+/// (`__`, runs of `-`) and every exclusion mode with 1 to 5 filters of the model's alphabet.
+#[tokio::test]
+async fn what_ecr_accepts_is_admitted() {
+    let env = KubeEnv::start().await.unwrap();
+    let ns = env.namespace("accepted").await.unwrap();
+    let repos = api(&env, "Repository", &ns);
+    let long_filter = "t".repeat(128);
+    let cases: Vec<(&str, String)> = vec![
+        ("a__b", format!("{REPO}spec: {{repositoryName: a__b}}").replace("name: x", "name: r1")),
+        ("web--frontend", format!("{REPO}spec: {{repositoryName: web--frontend}}").replace("name: x", "name: r2")),
+        ("nested separators", format!("{REPO}spec: {{repositoryName: team__a/web---frontend/a.b_c-d}}").replace("name: x", "name: r3")),
+        ("metadata.name with a run of dashes", "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {name: web--frontend}\nspec: {}".to_string()),
+        ("two-character name", "apiVersion: ecr.operator.dev/v1alpha1\nkind: Repository\nmetadata: {name: ab}\nspec: {}".to_string()),
+        ("immutable with five filters", format!("{REPO}spec: {{imageTagMutability: IMMUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filter: latest}}, {{filter: 'dev-*'}}, {{filter: '*'}}, {{filter: 'v1.*-rc_*'}}, {{filter: {long_filter}}}]}}").replace("name: x", "name: r4")),
+        ("mutable with one filter", format!("{REPO}spec: {{imageTagMutability: MUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filterType: WILDCARD, filter: 'release-*'}}]}}").replace("name: x", "name: r5")),
+    ];
+    for (case, yaml) in &cases {
+        repos
+            .create(&PostParams::default(), &object(yaml))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: refused: {e}"));
+    }
+    // filterType defaults to the model's only type.
+    let r4 = repos.get("r4").await.unwrap();
+    assert_eq!(
+        r4.data["spec"]["imageTagMutabilityExclusionFilters"][0]["filterType"],
+        "WILDCARD"
+    );
+    // Leaving the exclusion mode means dropping the filters in the same change.
+    let pp = PatchParams::default();
+    let r = repos
+        .patch(
+            "r5",
+            &pp,
+            &Patch::Merge(serde_json::json!({"spec": {"imageTagMutability": "IMMUTABLE"}})),
+        )
+        .await;
+    assert_invalid(
+        r,
+        "mode changed, filters kept",
+        "imageTagMutabilityExclusionFilters requires",
+    );
+    repos
+        .patch(
+            "r5",
+            &pp,
+            &Patch::Merge(serde_json::json!({"spec": {
+                "imageTagMutability": "IMMUTABLE", "imageTagMutabilityExclusionFilters": null}})),
+        )
+        .await
+        .unwrap();
+    println!("figure accepted_repository_specs {}", cases.len());
+}
+

@@ -7,9 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use super::common::CommonStatus;
 
-/// ECR's repository name pattern (CreateRepository API reference).
+/// ECR's repository name pattern: shape `RepositoryName` of the ECR API model (botocore
+/// `ecr/2015-09-21/service-2.json`), `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,
+/// anchored, with length 2..256. Components are separated by `.`, `_`, `__` or any run of `-`,
+/// so `a__b` and `web--frontend` are names; `a___b`, `a-_b` and `-a` are not. The same grammar
+/// as the path components of image references (`crate::image::reference`). The CRD's pattern
+/// and its `metadata.name` rule use this constant. Written `[._]` rather than `\.` so that it
+/// can stand in a CEL string literal as it is.
 pub const REPOSITORY_NAME_PATTERN: &str =
-    "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
+    "^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$";
 
 /// The ECR tag that records which object created (or adopted) a repository.
 pub const OWNER_TAG: &str = "ecr.operator.dev/owner";
@@ -44,7 +50,7 @@ pub fn owned_in_namespace(owner: &str, cluster_id: &str, namespace: &str) -> boo
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = Rule::new("has(self.spec.repositoryName) || self.metadata.name.matches('^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$')")
+    validation = Rule::new(format!("has(self.spec.repositoryName) || (size(self.metadata.name) >= 2 && self.metadata.name.matches('{REPOSITORY_NAME_PATTERN}'))"))
         .message("metadata.name is not a valid ECR repository name: set spec.repositoryName")
 )]
 #[x_kube(
@@ -53,7 +59,14 @@ pub fn owned_in_namespace(owner: &str, cluster_id: &str, namespace: &str) -> boo
     validation = Rule::new("has(self.encryption) == has(oldSelf.encryption) && (!has(self.encryption) || self.encryption == oldSelf.encryption)")
         .message("encryption is immutable: ECR cannot change a repository's encryption after creation"),
     validation = Rule::new("!self.forceDelete || self.deletionPolicy == 'Delete'")
-        .message("forceDelete requires deletionPolicy: Delete")
+        .message("forceDelete requires deletionPolicy: Delete"),
+    // ECR refuses exclusion filters with MUTABLE or IMMUTABLE, and an *_WITH_EXCLUSION mode
+    // without them (InvalidParameterException: "ImageTagMutabilityExclusionFilters can't be
+    // null when imageTagMutability is set as IMMUTABLE_WITH_EXCLUSION").
+    validation = Rule::new("!has(self.imageTagMutabilityExclusionFilters) || self.imageTagMutability in ['IMMUTABLE_WITH_EXCLUSION', 'MUTABLE_WITH_EXCLUSION']")
+        .message("imageTagMutabilityExclusionFilters requires imageTagMutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION"),
+    validation = Rule::new("!(self.imageTagMutability in ['IMMUTABLE_WITH_EXCLUSION', 'MUTABLE_WITH_EXCLUSION']) || has(self.imageTagMutabilityExclusionFilters)")
+        .message("imageTagMutability IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION requires imageTagMutabilityExclusionFilters (1 to 5 filters)")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RepositorySpec {
@@ -61,13 +74,23 @@ pub struct RepositorySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 2, max = 256),
-        regex(pattern = "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+        regex(pattern = REPOSITORY_NAME_PATTERN)
     )]
     pub repository_name: Option<String>,
 
-    /// Whether image tags can be overwritten.
+    /// Whether image tags can be overwritten: MUTABLE, IMMUTABLE, or one of them with the
+    /// exceptions `imageTagMutabilityExclusionFilters` lists (IMMUTABLE_WITH_EXCLUSION: every
+    /// tag is immutable but those the filters match; MUTABLE_WITH_EXCLUSION: every tag can be
+    /// overwritten but those).
     #[serde(default)]
     pub image_tag_mutability: TagMutability,
+
+    /// The tags exempt from `imageTagMutability`: 1 to 5 filters, required with (and only
+    /// allowed with) IMMUTABLE_WITH_EXCLUSION and MUTABLE_WITH_EXCLUSION. Compared with ECR as
+    /// a set: order and repeats make no difference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 5))]
+    pub image_tag_mutability_exclusion_filters: Vec<TagMutabilityExclusionFilter>,
 
     /// Scan every image when it is pushed (basic scanning).
     #[serde(default)]
@@ -109,6 +132,7 @@ pub struct RepositorySpec {
     pub adopt: bool,
 }
 
+/// Shape `ImageTagMutability` of the ECR API model (botocore `ecr/2015-09-21/service-2.json`).
 #[derive(
     Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
 )]
@@ -117,6 +141,8 @@ pub enum TagMutability {
     #[default]
     Mutable,
     Immutable,
+    ImmutableWithExclusion,
+    MutableWithExclusion,
 }
 
 impl TagMutability {
@@ -124,6 +150,53 @@ impl TagMutability {
         match self {
             TagMutability::Mutable => "MUTABLE",
             TagMutability::Immutable => "IMMUTABLE",
+            TagMutability::ImmutableWithExclusion => "IMMUTABLE_WITH_EXCLUSION",
+            TagMutability::MutableWithExclusion => "MUTABLE_WITH_EXCLUSION",
+        }
+    }
+
+    /// Whether the mode takes exclusion filters (and requires them).
+    pub fn has_exclusions(self) -> bool {
+        matches!(
+            self,
+            TagMutability::ImmutableWithExclusion | TagMutability::MutableWithExclusion
+        )
+    }
+}
+
+/// One tag filter exempt from the repository's tag mutability: shape
+/// `ImageTagMutabilityExclusionFilter` (both members required; `filterType` defaults here to
+/// the model's only type).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TagMutabilityExclusionFilter {
+    /// How `filter` matches tags: WILDCARD, the only type ECR has (`*` matches any run of
+    /// characters).
+    #[serde(default)]
+    pub filter_type: ExclusionFilterType,
+    /// A tag or a tag pattern, e.g. `latest` or `dev-*`: shape
+    /// `ImageTagMutabilityExclusionFilterValue`, 1 to 128 characters of `0-9a-zA-Z._*-`.
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = "^[0-9a-zA-Z._*-]{1,128}$")
+    )]
+    pub filter: String,
+}
+
+/// Shape `ImageTagMutabilityExclusionFilterType`.
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExclusionFilterType {
+    #[default]
+    Wildcard,
+}
+
+impl ExclusionFilterType {
+    pub fn as_ecr(self) -> &'static str {
+        match self {
+            ExclusionFilterType::Wildcard => "WILDCARD",
         }
     }
 }
