@@ -341,3 +341,243 @@ async fn what_ecr_accepts_is_admitted() {
     println!("figure accepted_repository_specs {}", cases.len());
 }
 
+/// A PullThroughCacheRule spec in flow YAML, `extra` appended to the two required fields.
+fn ptc(prefix: &str, url: &str, extra: &str) -> String {
+    format!("{{ecrRepositoryPrefix: '{prefix}', upstreamRegistryUrl: '{url}'{extra}}}")
+}
+
+/// Issue #15: PullThroughCacheRule's bounds are the ECR API model's
+/// (CreatePullThroughCacheRuleRequest in botocore's `ecr/2015-09-21/service-2.json`): each is
+/// accepted at its edge and refused just past it, with a message naming the field.
+#[tokio::test]
+async fn pull_through_cache_rule_bounds_follow_the_ecr_model() {
+    let env = KubeEnv::start().await.unwrap();
+    let api = api(&env, "PullThroughCacheRule", "");
+    let ecr = "111122223333.dkr.ecr.eu-west-1.amazonaws.com";
+    let secret = |name: &str| {
+        format!(
+            ", credentialArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/{name}'"
+        )
+    };
+    // The longest credentialArn (612) and customRoleArn (2048) the model allows.
+    let arn_612 = secret(&"n".repeat(612 - 74));
+    let role = |len: usize| {
+        let head = "arn:aws:iam::123456789012:role/";
+        format!(", customRoleArn: '{head}{}'", "r".repeat(len - head.len()))
+    };
+    let accepted: Vec<(&str, String)> = vec![
+        (
+            "prefix with __ (PullThroughCacheRuleRepositoryPrefix)",
+            ptc("a__b", "quay.io", ""),
+        ),
+        ("prefix with a run of -", ptc("web--x", "quay.io", "")),
+        (
+            "prefix with every separator and a trailing /",
+            ptc("a.b_c__d---e/f-g/", "quay.io", ""),
+        ),
+        ("prefix of 2 characters", ptc("ab", "quay.io", "")),
+        (
+            "prefix of 30 characters",
+            ptc(&"p".repeat(30), "quay.io", ""),
+        ),
+        ("ROOT prefix", ptc("ROOT", "quay.io", "")),
+        (
+            "upstream prefix with __ and a trailing /",
+            ptc("ecr", ecr, ", upstreamRepositoryPrefix: 'team__a/'"),
+        ),
+        (
+            "upstream prefix of 30 characters",
+            ptc(
+                "ecr",
+                ecr,
+                &format!(", upstreamRepositoryPrefix: '{}'", "u".repeat(30)),
+            ),
+        ),
+        (
+            "ROOT with upstream prefix ROOT",
+            ptc("ROOT", ecr, ", upstreamRepositoryPrefix: ROOT"),
+        ),
+        (
+            "credentialArn of 612 characters",
+            ptc("hub", "registry-1.docker.io", &arn_612),
+        ),
+        (
+            "shortest credentialArn the pattern allows (54)",
+            ptc(
+                "hub",
+                "registry-1.docker.io",
+                ", credentialArn: 'arn:aws:secretsmanager:x:secret:ecr-pullthroughcache/a'",
+            ),
+        ),
+        (
+            "credentialArn in another partition, upper case and a suffix",
+            ptc(
+                "hub",
+                "ghcr.io",
+                ", credentialArn: 'arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:ecr-pullthroughcache/Hub/x_y+z=.@-AbC123'",
+            ),
+        ),
+        (
+            "customRoleArn of 2048 characters",
+            ptc("ecr", ecr, &role(2048)),
+        ),
+        (
+            "upstreamRegistryUrl of 256 characters",
+            ptc("hub", &"u".repeat(256), ""),
+        ),
+    ];
+    for (i, (case, spec)) in accepted.iter().enumerate() {
+        let yaml = format!(
+            "apiVersion: ecr.operator.dev/v1alpha1\nkind: PullThroughCacheRule\nmetadata: {{name: edge-{i}}}\nspec: {spec}"
+        );
+        api.create(&PostParams::default(), &object(&yaml))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: refused: {e}"));
+        api.delete(&format!("edge-{i}"), &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{case}: delete: {e}"));
+    }
+    let refused: Vec<(&str, String, &str)> = vec![
+        (
+            "prefix with ___",
+            ptc("a___b", "quay.io", ""),
+            "spec.ecrRepositoryPrefix",
+        ),
+        (
+            "prefix with _-",
+            ptc("a_-b", "quay.io", ""),
+            "spec.ecrRepositoryPrefix",
+        ),
+        (
+            "prefix with two trailing /",
+            ptc("ab//", "quay.io", ""),
+            "spec.ecrRepositoryPrefix",
+        ),
+        (
+            "prefix starting with -",
+            ptc("-ab", "quay.io", ""),
+            "spec.ecrRepositoryPrefix",
+        ),
+        (
+            "prefix of 1 character",
+            ptc("a", "quay.io", ""),
+            "spec.ecrRepositoryPrefix",
+        ),
+        (
+            "prefix of 31 characters",
+            ptc(&"p".repeat(31), "quay.io", ""),
+            "spec.ecrRepositoryPrefix",
+        ),
+        (
+            "upstream prefix with upper case",
+            ptc("ecr", ecr, ", upstreamRepositoryPrefix: Team"),
+            "spec.upstreamRepositoryPrefix",
+        ),
+        (
+            "upstream prefix with ___",
+            ptc("ecr", ecr, ", upstreamRepositoryPrefix: 'a___b'"),
+            "spec.upstreamRepositoryPrefix",
+        ),
+        (
+            "upstream prefix of 31 characters",
+            ptc(
+                "ecr",
+                ecr,
+                &format!(", upstreamRepositoryPrefix: '{}'", "u".repeat(31)),
+            ),
+            "spec.upstreamRepositoryPrefix",
+        ),
+        (
+            "upstream prefix with ROOT",
+            ptc("ROOT", ecr, ", upstreamRepositoryPrefix: team"),
+            "upstreamRepositoryPrefix can only be set when ecrRepositoryPrefix is not ROOT",
+        ),
+        (
+            "credentialArn of 613 characters",
+            ptc(
+                "hub",
+                "registry-1.docker.io",
+                &secret(&"n".repeat(613 - 74)),
+            ),
+            "spec.credentialArn",
+        ),
+        (
+            "credentialArn of 49 characters",
+            ptc(
+                "hub",
+                "registry-1.docker.io",
+                ", credentialArn: 'arn:aws:secretsmanager:x:secret:ecr-pullthroughca'",
+            ),
+            "spec.credentialArn",
+        ),
+        (
+            "credentialArn not a secret",
+            ptc(
+                "hub",
+                "registry-1.docker.io",
+                ", credentialArn: 'arn:aws:secretsmanager:us-east-1:123456789012:other:ecr-pullthroughcache/hub'",
+            ),
+            "spec.credentialArn",
+        ),
+        (
+            "credentialArn with a space in the name",
+            ptc("hub", "registry-1.docker.io", &secret("a b")),
+            "spec.credentialArn",
+        ),
+        (
+            "customRoleArn of 2049 characters",
+            ptc("ecr", ecr, &role(2049)),
+            "spec.customRoleArn",
+        ),
+        (
+            "customRoleArn not a role",
+            ptc(
+                "ecr",
+                ecr,
+                ", customRoleArn: 'arn:aws:iam::123456789012:user/x'",
+            ),
+            "spec.customRoleArn",
+        ),
+        (
+            "upstreamRegistryUrl of 257 characters",
+            ptc("hub", &"u".repeat(257), ""),
+            "spec.upstreamRegistryUrl",
+        ),
+    ];
+    for (case, spec, expect) in &refused {
+        let yaml = format!("{PTC}spec: {spec}");
+        assert_invalid(
+            api.create(&PostParams::default(), &object(&yaml)).await,
+            case,
+            expect,
+        );
+    }
+    // The length bounds' messages name the bound.
+    for (spec, bound) in [
+        (
+            ptc(
+                "hub",
+                "registry-1.docker.io",
+                &secret(&"n".repeat(613 - 74)),
+            ),
+            "612",
+        ),
+        (
+            ptc(
+                "hub",
+                "registry-1.docker.io",
+                ", credentialArn: 'arn:aws:secretsmanager:x:secret:ecr-pullthroughca'",
+            ),
+            "50",
+        ),
+        (ptc("ecr", ecr, &role(2049)), "2048"),
+        (ptc(&"p".repeat(31), "quay.io", ""), "30"),
+    ] {
+        let yaml = format!("{PTC}spec: {spec}");
+        assert_invalid(
+            api.create(&PostParams::default(), &object(&yaml)).await,
+            bound,
+            bound,
+        );
+    }
+}

@@ -163,6 +163,9 @@ fn ecr_only_fields(spec: &PullThroughCacheRuleSpec, upstream: &Upstream) -> Resu
                 upstream.display()
             ));
         }
+        // "You can set the upstream repository prefix only when the Amazon ECR repository
+        // prefix has a non-ROOT value" (ECR user guide); the CRD's CEL rule says the same, this
+        // covers objects stored under an older CRD.
         if spec.ecr_repository_prefix == "ROOT" && p != "ROOT" {
             return Err(
                 "upstreamRepositoryPrefix can only be set when ecrRepositoryPrefix is not ROOT"
@@ -247,5 +250,28 @@ mod tests {
                 .unwrap_err()
                 .contains("upstreamRepositoryPrefix")
         );
+    }
+
+    /// What the CRD admits since issue #15 (the model's PullThroughCacheRuleRepositoryPrefix)
+    /// the controller accepts too: `__`, runs of `-` and a trailing `/` in either prefix, and an
+    /// upstream prefix with ROOT only when it is ROOT.
+    #[test]
+    fn model_prefixes_pass_and_root_takes_only_root() {
+        let ecr = "111122223333.dkr.ecr.eu-west-1.amazonaws.com";
+        for (prefix, upstream) in [
+            ("a__b", None),
+            ("web--x/", Some("team__a/")),
+            ("ROOT", Some("ROOT")),
+        ] {
+            let mut s = spec(ecr);
+            s.ecr_repository_prefix = prefix.into();
+            s.upstream_repository_prefix = upstream.map(Into::into);
+            assert!(validate(&s, "ops").is_ok(), "{prefix} {upstream:?}");
+        }
+        let mut root = spec(ecr);
+        root.ecr_repository_prefix = "ROOT".into();
+        root.upstream_repository_prefix = Some("team".into());
+        let err = validate(&root, "ops").unwrap_err();
+        assert!(err.contains("not ROOT"), "{err}");
     }
 }

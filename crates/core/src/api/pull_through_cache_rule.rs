@@ -24,29 +24,53 @@ use super::common::CommonStatus;
     validation = Rule::new("self.ecrRepositoryPrefix == oldSelf.ecrRepositoryPrefix")
         .message("ecrRepositoryPrefix is immutable"),
     validation = Rule::new("!(has(self.credentialArn) && has(self.credentialsSecretRef))")
-        .message("set credentialArn or credentialsSecretRef, not both")
+        .message("set credentialArn or credentialsSecretRef, not both"),
+    validation = Rule::new("self.ecrRepositoryPrefix != 'ROOT' || !has(self.upstreamRepositoryPrefix) || self.upstreamRepositoryPrefix == 'ROOT'")
+        .message("upstreamRepositoryPrefix can only be set when ecrRepositoryPrefix is not ROOT")
 )]
 #[serde(rename_all = "camelCase")]
+// Field bounds are those of CreatePullThroughCacheRuleRequest in the ECR API model (botocore
+// `data/ecr/2015-09-21/service-2.json`, shapes named on each field), so the API server refuses
+// exactly what ECR would refuse. What the model cannot say (which upstreams need credentials,
+// which fields only an ECR upstream takes) is checked by the controller before any call.
 pub struct PullThroughCacheRuleSpec {
-    /// The ECR repository prefix for cached images, or `ROOT`. Immutable.
+    /// The ECR repository prefix for cached images (2 to 30 characters), or `ROOT`. Immutable.
+    /// ECR assumes a trailing `/` (`hub` and `hub/` are the same prefix).
+    // Shape PullThroughCacheRuleRepositoryPrefix: 2..30 characters, the model's pattern verbatim
+    // (separators `.`, `_`, `__` and runs of `-`, so `a__b` and `web--x` are prefixes).
     #[schemars(
         length(min = 2, max = 30),
-        regex(pattern = "^((?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*|ROOT)$")
+        regex(
+            pattern = r"^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$"
+        )
     )]
     pub ecr_repository_prefix: String,
     /// Upstream registry URL, e.g. `registry-1.docker.io`, `ghcr.io`, `quay.io`, `public.ecr.aws`.
+    // Shape Url has no bounds in the model; which URLs ECR supports is checked by the controller
+    // (ECR answers UnsupportedUpstreamRegistryException). 256 characters hold the longest
+    // supported one (`<account>.dkr.ecr.<region>.amazonaws.com.cn`) and bound CEL cost.
     #[schemars(length(min = 1, max = 256))]
     pub upstream_registry_url: String,
-    /// Upstream repository prefix (ECR upstreams only); defaults to the ECR prefix.
+    /// Upstream repository prefix (ECR upstreams only, 2 to 30 characters, the same form as
+    /// `ecrRepositoryPrefix`); ECR uses `ROOT` when it is not set.
+    // Shape PullThroughCacheRuleRepositoryPrefix, as `ecrRepositoryPrefix`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 2, max = 30))]
+    #[schemars(
+        length(min = 2, max = 30),
+        regex(
+            pattern = r"^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$"
+        )
+    )]
     pub upstream_repository_prefix: Option<String>,
-    /// ARN of a Secrets Manager secret named `ecr-pullthroughcache/...` with the upstream credentials.
+    /// ARN of a Secrets Manager secret named `ecr-pullthroughcache/...` with the upstream
+    /// credentials (50 to 612 characters).
+    // Shape CredentialArn: 50..612 characters, the model's pattern verbatim (any partition
+    // `aws-*`; region and account in one `[a-zA-Z0-9-:]+` part).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 50, max = 612),
         regex(
-            pattern = "^arn:aws(-[a-z]+)*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:ecr-pullthroughcache/[a-zA-Z0-9/_+=.@-]+$"
+            pattern = r"^arn:aws(-\w+)*:secretsmanager:[a-zA-Z0-9-:]+:secret:ecr\-pullthroughcache\/[a-zA-Z0-9\/_+=.@-]+$"
         )
     )]
     pub credential_arn: Option<String>,
@@ -54,11 +78,15 @@ pub struct PullThroughCacheRuleSpec {
     /// Secrets Manager as `ecr-pullthroughcache/<name>` and kept in sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretReference>,
-    /// IAM role ECR assumes to reach an ECR upstream in another account.
+    /// IAM role ECR assumes to reach an ECR upstream in another account (at most 2048
+    /// characters).
+    // Shape CustomRoleArn: at most 2048 characters. The model gives no pattern; the member's
+    // documentation says it is the ARN "of the IAM role to be assumed by Amazon ECR", so an IAM
+    // role ARN is required here, in any partition (`aws(-\w+)*`, as CredentialArn).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(max = 2048),
-        regex(pattern = "^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/.+$")
+        regex(pattern = r"^arn:aws(-\w+)*:iam::[0-9]{12}:role/.+$")
     )]
     pub custom_role_arn: Option<String>,
 }
