@@ -1309,6 +1309,14 @@ fn external_issuer_and_existing_service_account() {
 fn cert_manager_chains_the_serving_certificate_from_a_ca() {
     let r = render(&[json!({"webhook": {"certManager": {"enabled": true}}})]);
     check_objects(&r);
+    assert_ca_chain(&r, NAMESPACE);
+}
+
+/// The CA chain of cert-manager mode in `r` (the chart's or kustomize's), in `namespace`:
+/// the webhook configuration injects from the serving Certificate, which a CA Issuer signs with
+/// the Secret of the CA Certificate, which the self-signed root issues; the pods mount the
+/// serving Certificate's Secret, made for the Service's names.
+fn assert_ca_chain(r: &Rendered, namespace: &str) {
     let named = |kind: &str, name: &str| -> Value {
         let found: Vec<&Value> = r
             .of_kind(kind)
@@ -1332,7 +1340,7 @@ fn cert_manager_chains_the_serving_certificate_from_a_ca() {
         vwc.metadata.annotations.clone().unwrap_or_default()["cert-manager.io/inject-ca-from"]
             .clone();
     let (inject_ns, serving_name) = inject.split_once('/').expect("namespace/name");
-    assert_eq!(inject_ns, NAMESPACE);
+    assert_eq!(inject_ns, namespace);
     let serving = named("Certificate", serving_name);
     assert_ne!(
         serving["spec"]["isCA"], true,
@@ -1405,19 +1413,25 @@ fn cert_manager_chains_the_serving_certificate_from_a_ca() {
     assert_eq!(
         serving["spec"]["dnsNames"],
         json!([
-            format!("{svc_name}.{NAMESPACE}.svc"),
-            format!("{svc_name}.{NAMESPACE}.svc.cluster.local")
+            format!("{svc_name}.{namespace}.svc"),
+            format!("{svc_name}.{namespace}.svc.cluster.local")
         ])
     );
-    let hook_service = vwc.webhooks.unwrap_or_default()[0]
-        .client_config
-        .service
-        .clone()
-        .expect("service");
-    assert_eq!(
-        (hook_service.name.as_str(), hook_service.namespace.as_str()),
-        (svc_name.as_str(), NAMESPACE)
-    );
+    for hook in vwc.webhooks.unwrap_or_default() {
+        let service = hook.client_config.service.expect("service");
+        assert_eq!(
+            (service.name.as_str(), service.namespace.as_str()),
+            (svc_name.as_str(), namespace)
+        );
+    }
+    // The operator serves the mounted files, and writes no CA bundle of its own.
+    let mode = pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "ECR_OPERATOR_WEBHOOK_CERTIFICATE")
+        .and_then(|e| e.value.clone());
+    assert_eq!(mode.as_deref(), Some("files"));
 }
 
 #[test]
@@ -3662,15 +3676,34 @@ fn kustomize_namespace_overlay_moves_dns_names_and_namespace_selector() {
     let overlay = kubectl_kustomize(NAMESPACE_OVERLAY);
     let namespace = "platform-ecr";
     assert_webhook_placed_in(&webhook_placement(&overlay), namespace);
-    for obj in &overlay {
-        let ns = obj["metadata"]["namespace"].as_str();
-        let kind = obj["kind"].as_str().unwrap_or_default();
+    // What config/default puts in ecr-system, the overlay puts in its namespace.
+    let moved: BTreeSet<(String, String)> = overlay
+        .iter()
+        .filter(|o| o["metadata"]["namespace"] == namespace)
+        .map(|o| {
+            let (kind, _, name) = key(o);
+            (kind, name)
+        })
+        .collect();
+    let mut in_base = 0;
+    for obj in &default {
+        let (kind, ns, name) = key(obj);
         if kind == "Namespace" {
-            assert_eq!(obj["metadata"]["name"], namespace);
-        } else if ns.is_some() {
-            assert_eq!(ns, Some(namespace), "{kind} {}", obj["metadata"]["name"]);
+            assert!(
+                overlay
+                    .iter()
+                    .any(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == namespace),
+                "the overlay creates its namespace"
+            );
+        } else if ns == NAMESPACE {
+            assert!(
+                moved.contains(&(kind.clone(), name.clone())),
+                "{kind} {name} is not in {namespace}"
+            );
+            in_base += 1;
         }
     }
+    assert!(in_base >= 8, "{in_base} objects in {NAMESPACE}");
     let text = serde_json::to_string(&overlay).expect("json");
     assert!(
         !text.contains(NAMESPACE),
@@ -3715,6 +3748,118 @@ fn kustomize_namespace_overlay_moves_dns_names_and_namespace_selector() {
         bare.dns_names
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// config/default with cert-manager in another namespace.
+const CERT_MANAGER_OVERLAY: &str = "tests/fixtures/kustomize-certmanager";
+
+/// kustomize objects as a [`Rendered`], for the checks written for the chart.
+fn rendered_from(objects: Vec<Value>) -> Rendered {
+    Rendered {
+        values: Value::Null,
+        objects: objects.into_iter().map(|o| (String::new(), o)).collect(),
+        notes: String::new(),
+    }
+}
+
+/// A workload with its containers' environment sorted by name.
+fn env_sorted(mut obj: Value) -> Value {
+    if let Some(containers) = obj
+        .pointer_mut("/spec/template/spec/containers")
+        .and_then(Value::as_array_mut)
+    {
+        for c in containers {
+            if let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) {
+                env.sort_by(|a, b| {
+                    a["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .cmp(b["name"].as_str().unwrap_or_default())
+                });
+            }
+        }
+    }
+    obj
+}
+
+/// config/certmanager, the kustomize component for cert-manager: with config/default it makes
+/// the chart's cert-manager objects (the CA chain, the Deployment in `files` mode, the webhook
+/// configuration's inject-ca-from); in an overlay of another namespace the chain, the serving
+/// certificate's names and the injection follow that namespace through the replacements.
+#[test]
+fn kustomize_cert_manager_component_is_the_charts_and_follows_the_namespace() {
+    // In ecr-system: the chart's objects. (kustomize wants bases by relative path: a copy of
+    // config/ beside the overlay.)
+    let dir = tmp_file("certmanager", "d");
+    copy_tree(&root().join("config"), &dir.join("config"));
+    std::fs::create_dir_all(dir.join("overlay")).expect("mkdir");
+    std::fs::write(
+        dir.join("overlay/kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../config/default\ncomponents:\n  - ../config/certmanager\n",
+    )
+    .expect("write overlay");
+    let kustomized: BTreeMap<_, _> = kubectl_kustomize(&dir.join("overlay").display().to_string())
+        .into_iter()
+        .map(|o| (key(&o), normalize(o)))
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let chart = render(&[json!({"webhook": {"certManager": {"enabled": true}}})]);
+    let compared = [
+        "Issuer",
+        "Certificate",
+        "Deployment",
+        "ValidatingWebhookConfiguration",
+        "Service",
+    ];
+    let mut n = 0;
+    for (_, obj) in &chart.objects {
+        if !compared.contains(&obj["kind"].as_str().unwrap_or_default()) {
+            continue;
+        }
+        let k = key(obj);
+        let theirs = kustomized
+            .get(&k)
+            .unwrap_or_else(|| panic!("config/certmanager lacks the chart's {k:?}"));
+        // kustomize's strategic merge puts the patched variable first; no variable refers to
+        // another, so their order means nothing.
+        let diffs = differences(
+            &env_sorted(theirs.clone()),
+            &env_sorted(normalize(obj.clone())),
+            String::new(),
+        );
+        assert!(
+            diffs.is_empty(),
+            "{k:?} differs between config/default + config/certmanager (left) and the chart \
+             with webhook.certManager.enabled (right):\n{diffs:#?}"
+        );
+        n += 1;
+    }
+    assert_eq!(
+        n, 7,
+        "2 Issuers, 2 Certificates, Deployment, webhook configuration, Service"
+    );
+    let in_kustomize = kustomized
+        .keys()
+        .filter(|k| k.0 == "Issuer" || k.0 == "Certificate")
+        .count();
+    assert_eq!(
+        in_kustomize, 4,
+        "no cert-manager object the chart does not make"
+    );
+
+    // In platform-ecr, through the overlay's replacements.
+    let namespace = "platform-ecr";
+    let objects = kubectl_kustomize(CERT_MANAGER_OVERLAY);
+    assert_webhook_placed_in(&webhook_placement(&objects), namespace);
+    let r = rendered_from(objects);
+    check_objects_in(&r, namespace);
+    assert_ca_chain(&r, namespace);
+    let text = serde_json::to_string(&r.objects).expect("json");
+    assert!(!text.contains(NAMESPACE), "nothing names {NAMESPACE}");
+    let block = |dir: &str| {
+        yaml_to_json(&read(format!("{dir}/kustomization.yaml")))["replacements"].clone()
+    };
+    assert_eq!(block(CERT_MANAGER_OVERLAY), block("config/default"));
 }
 
 #[test]
