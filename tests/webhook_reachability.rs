@@ -17,12 +17,13 @@ use ecr_operator::admission::reachability::verdict::Reachability;
 use ecr_operator::admission::reachability::{ProbeConfig, Prober};
 use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::api::scan_policy::ScanPolicy;
+use ecr_operator::controllers::MANAGER;
 use ecr_operator::scope::WatchScope;
 use ecr_operator::telemetry::metrics::Metrics;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use testbed::kube_env::{KubeEnv, unique_name};
 use testbed::wait;
@@ -165,6 +166,22 @@ async fn kubectl_get(kubeconfig: &std::path::Path, name: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Applies `conditions` to the policy's status as the controllers do.
+async fn apply_as_controller(policies: &Api<ScanPolicy>, name: &str, conditions: Vec<Condition>) {
+    let patch = json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1", "kind": "ScanPolicy",
+        "status": {"observedGeneration": 1, "conditions": conditions},
+    });
+    policies
+        .patch_status(
+            name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .unwrap();
+}
+
 async fn set_failure_policy(api: &Api<ValidatingWebhookConfiguration>, name: &str, policy: &str) {
     let mut config = api.get(name).await.unwrap();
     for webhook in config.webhooks.as_mut().unwrap() {
@@ -231,6 +248,24 @@ async fn the_probe_sees_the_webhook_come_and_go_through_the_api_server() {
     metric(&metrics, true).await;
     let answered = events(&client, &policy_name, "WebhookAnswered", 1).await;
     assert_eq!(answered[0].type_.as_deref(), Some("Normal"));
+    // The controllers write the rest of the status by server-side apply of what they read,
+    // forced, under their own field manager (controllers::status::write): first without the
+    // probe's condition, then with a copy of it. Neither removes it, and the probe still
+    // changes it below.
+    let ready = Condition {
+        type_: "Ready".into(),
+        status: "True".into(),
+        reason: "Synced".into(),
+        message: "synced".into(),
+        observed_generation: up.observed_generation,
+        last_transition_time: up.last_transition_time.clone(),
+    };
+    apply_as_controller(&policies, &policy_name, vec![ready.clone()]).await;
+    assert_eq!(
+        condition(&policies, &policy_name, "True", "WebhookAnswered").await,
+        up
+    );
+    apply_as_controller(&policies, &policy_name, vec![ready, up.clone()]).await;
     // One probe, timed (a second prober that writes nothing).
     let timer = Prober::new(
         client.clone(),
@@ -293,6 +328,12 @@ async fn the_probe_sees_the_webhook_come_and_go_through_the_api_server() {
     let (stop, task) = start_webhook(&client, addr, &configuration).await;
     condition(&policies, &policy_name, "True", "WebhookAnswered").await;
     metric(&metrics, true).await;
+    // The controllers' condition is still there after the probe's writes.
+    let status = policies.get(&policy_name).await.unwrap().status.unwrap();
+    assert!(
+        status.common.conditions.iter().any(|c| c.type_ == "Ready"),
+        "{status:?}"
+    );
     // What `kubectl get scanpolicies` shows: the Webhook column.
     let table = kubectl_get(kube.kubeconfig().unwrap(), &policy_name).await;
     let (header, row) = table.split_once('\n').unwrap_or_default();
