@@ -189,6 +189,7 @@ async fn a_shut_fence_refuses_writes_before_they_are_sent() {
     let new = ecr_operator::registry::NewRepository {
         name: "fenced/app".into(),
         tag_mutability: "MUTABLE".into(),
+        tag_mutability_exclusions: Vec::new(),
         scan_on_push: false,
         encryption_type: "AES256".into(),
         kms_key: None,

@@ -13,6 +13,7 @@ fn new_repo(name: &str) -> NewRepository {
     NewRepository {
         name: name.to_string(),
         tag_mutability: "IMMUTABLE".into(),
+        tag_mutability_exclusions: Vec::new(),
         scan_on_push: true,
         encryption_type: "AES256".into(),
         kms_key: None,

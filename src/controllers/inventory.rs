@@ -19,7 +19,8 @@ pub enum Lookup {
     /// No sweep has completed yet.
     Unknown,
     Absent,
-    Present(RepositoryInfo),
+    /// Boxed: a repository's description is large next to the other variants.
+    Present(Box<RepositoryInfo>),
 }
 
 #[derive(Debug)]
@@ -69,7 +70,7 @@ impl Inventory {
     pub fn lookup(&self, name: &str) -> Lookup {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         match state.entries.get(name) {
-            Some(Entry { info: Some(i), .. }) => Lookup::Present(i.clone()),
+            Some(Entry { info: Some(i), .. }) => Lookup::Present(Box::new(i.clone())),
             Some(Entry { info: None, .. }) => Lookup::Absent,
             None if state.swept => Lookup::Absent,
             None => Lookup::Unknown,
@@ -151,6 +152,7 @@ mod tests {
             registry_id: "123456789012".into(),
             created_at: None,
             tag_mutability: mutability.into(),
+            tag_mutability_exclusions: Vec::new(),
             scan_on_push: false,
             encryption_type: "AES256".into(),
             kms_key: None,
@@ -172,10 +174,16 @@ mod tests {
         let started = Instant::now();
         inv.record("a", Some(repo("a", "IMMUTABLE")));
         inv.apply_sweep(started, vec![repo("a", "MUTABLE")]);
-        assert_eq!(inv.lookup("a"), Lookup::Present(repo("a", "IMMUTABLE")));
+        assert_eq!(
+            inv.lookup("a"),
+            Lookup::Present(Box::new(repo("a", "IMMUTABLE")))
+        );
         // A later sweep sees the drift.
         inv.apply_sweep(Instant::now(), vec![repo("a", "MUTABLE")]);
-        assert_eq!(inv.lookup("a"), Lookup::Present(repo("a", "MUTABLE")));
+        assert_eq!(
+            inv.lookup("a"),
+            Lookup::Present(Box::new(repo("a", "MUTABLE")))
+        );
     }
 
     #[test]

@@ -30,8 +30,11 @@ pub struct RepositoryInfo {
     pub uri: String,
     pub registry_id: String,
     pub created_at: Option<Timestamp>,
-    /// MUTABLE, IMMUTABLE, ...
+    /// MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION.
     pub tag_mutability: String,
+    /// The WILDCARD filters of the tags exempt from `tag_mutability`, as ECR lists them (empty
+    /// without an *_WITH_EXCLUSION mode).
+    pub tag_mutability_exclusions: Vec<String>,
     pub scan_on_push: bool,
     /// AES256, KMS, KMS_DSSE.
     pub encryption_type: String,
@@ -43,6 +46,9 @@ pub struct RepositoryInfo {
 pub struct NewRepository {
     pub name: String,
     pub tag_mutability: String,
+    /// WILDCARD exclusion filters; sent only when not empty (ECR refuses them with MUTABLE and
+    /// IMMUTABLE, and requires 1 to 5 with the *_WITH_EXCLUSION modes).
+    pub tag_mutability_exclusions: Vec<String>,
     pub scan_on_push: bool,
     pub encryption_type: String,
     pub kms_key: Option<String>,
@@ -185,7 +191,13 @@ pub trait Registry: Send + Sync + 'static {
     /// One repository, or `None` when it does not exist.
     async fn describe_repository(&self, name: &str) -> Result<Option<RepositoryInfo>>;
     async fn create_repository(&self, input: &NewRepository) -> Result<RepositoryInfo>;
-    async fn put_image_tag_mutability(&self, name: &str, mutability: &str) -> Result<()>;
+    /// Sets the mode and its WILDCARD exclusion filters (sent only when not empty).
+    async fn put_image_tag_mutability(
+        &self,
+        name: &str,
+        mutability: &str,
+        exclusions: &[String],
+    ) -> Result<()>;
     async fn put_scan_on_push(&self, name: &str, scan_on_push: bool) -> Result<()>;
     async fn list_tags(&self, arn: &str) -> Result<BTreeMap<String, String>>;
     async fn tag_resource(&self, arn: &str, tags: &BTreeMap<String, String>) -> Result<()>;

@@ -173,6 +173,7 @@ async fn find_or_create(
         Lookup::Unknown => return Ok(None),
         Lookup::Absent => create(shared, repo, desired, owner, access).await?,
         Lookup::Present(info) => {
+            let info = *info;
             // What ECR cannot change is checked before anything is written (an adoption
             // included), so an impossible spec writes nothing.
             if let Some(msg) = diff_settings(desired, &info).encryption_mismatch {
@@ -206,6 +207,7 @@ async fn create(
     let input = NewRepository {
         name: desired.name.clone(),
         tag_mutability: desired.tag_mutability.to_string(),
+        tag_mutability_exclusions: desired.tag_mutability_exclusions.clone(),
         scan_on_push: desired.scan_on_push,
         encryption_type: etype.to_string(),
         kms_key: kms,
@@ -369,10 +371,13 @@ async fn apply_settings(
     let ctx = &shared.ctx;
     let mut changes = Vec::new();
     let mut observed = info.clone();
-    if let Some(m) = diff.tag_mutability {
-        ctx.registry.put_image_tag_mutability(&info.name, m).await?;
-        observed.tag_mutability = m.to_string();
-        changes.push("imageTagMutability");
+    if let Some(m) = &diff.tag_mutability {
+        ctx.registry
+            .put_image_tag_mutability(&info.name, m.mode, &m.exclusions)
+            .await?;
+        observed.tag_mutability = m.mode.to_string();
+        observed.tag_mutability_exclusions = m.exclusions.clone();
+        changes.extend(m.changed.iter().copied());
     }
     if let Some(s) = diff.scan_on_push {
         ctx.registry.put_scan_on_push(&info.name, s).await?;

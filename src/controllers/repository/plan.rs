@@ -18,6 +18,9 @@ use crate::tenancy::{self, Access};
 pub struct Desired {
     pub name: String,
     pub tag_mutability: &'static str,
+    /// The spec's exclusion filters in its order, repeats dropped (empty without an
+    /// *_WITH_EXCLUSION mode).
+    pub tag_mutability_exclusions: Vec<String>,
     pub scan_on_push: bool,
     /// `None` when the spec does not say (keep whatever ECR chose).
     pub encryption: Option<(&'static str, Option<String>)>,
@@ -33,6 +36,12 @@ impl Desired {
         Desired {
             name: repo.ecr_name(),
             tag_mutability: repo.spec.image_tag_mutability.as_ecr(),
+            tag_mutability_exclusions: first_occurrences(
+                repo.spec
+                    .image_tag_mutability_exclusion_filters
+                    .iter()
+                    .map(|f| f.filter.clone()),
+            ),
             scan_on_push: repo.spec.scan_on_push,
             encryption: repo
                 .spec
@@ -45,10 +54,34 @@ impl Desired {
     }
 }
 
+/// `items` in their order, each only where it first occurs.
+fn first_occurrences(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    items.filter(|i| seen.insert(i.clone())).collect()
+}
+
+/// Whether two lists of exclusion filters select the same tags. A tag is exempt when any filter
+/// matches it, so ECR's filters are a set: order and repeats do not count.
+pub fn same_exclusions(a: &[String], b: &[String]) -> bool {
+    let set = |l: &[String]| l.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    set(a) == set(b)
+}
+
+/// What PutImageTagMutability sends: the mode and its exclusion filters, and which of the two
+/// differed from ECR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MutabilityWrite {
+    pub mode: &'static str,
+    pub exclusions: Vec<String>,
+    /// The fields that differed, for the Updated event.
+    pub changed: Vec<&'static str>,
+}
+
 /// Settings DescribeRepositories shows that differ from the spec.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SettingsDiff {
-    pub tag_mutability: Option<&'static str>,
+    /// Mode and exclusion filters go together in one PutImageTagMutability.
+    pub tag_mutability: Option<MutabilityWrite>,
     pub scan_on_push: Option<bool>,
     /// Encryption differs; ECR cannot change it, so this is reported, not applied.
     pub encryption_mismatch: Option<String>,
@@ -63,8 +96,22 @@ impl SettingsDiff {
 
 pub fn diff_settings(desired: &Desired, observed: &RepositoryInfo) -> SettingsDiff {
     let mut d = SettingsDiff::default();
+    let mut changed = Vec::new();
     if observed.tag_mutability != desired.tag_mutability {
-        d.tag_mutability = Some(desired.tag_mutability);
+        changed.push("imageTagMutability");
+    }
+    if !same_exclusions(
+        &observed.tag_mutability_exclusions,
+        &desired.tag_mutability_exclusions,
+    ) {
+        changed.push("imageTagMutabilityExclusionFilters");
+    }
+    if !changed.is_empty() {
+        d.tag_mutability = Some(MutabilityWrite {
+            mode: desired.tag_mutability,
+            exclusions: desired.tag_mutability_exclusions.clone(),
+            changed,
+        });
     }
     if observed.scan_on_push != desired.scan_on_push {
         d.scan_on_push = Some(desired.scan_on_push);

@@ -1,7 +1,9 @@
 //! Table tests of the Repository controller's decisions (`plan.rs`).
 
 use super::*;
-use crate::api::repository::{Encryption, EncryptionType, RepositorySpec, TagMutability};
+use crate::api::repository::{
+    Encryption, EncryptionType, RepositorySpec, TagMutability, TagMutabilityExclusionFilter,
+};
 use serde_json::json;
 
 fn info() -> RepositoryInfo {
@@ -12,6 +14,7 @@ fn info() -> RepositoryInfo {
         registry_id: "123456789012".into(),
         created_at: None,
         tag_mutability: "MUTABLE".into(),
+        tag_mutability_exclusions: Vec::new(),
         scan_on_push: false,
         encryption_type: "AES256".into(),
         kms_key: None,
@@ -59,7 +62,11 @@ fn settings_drift_table() {
             },
             |_| {},
             SettingsDiff {
-                tag_mutability: Some("IMMUTABLE"),
+                tag_mutability: Some(MutabilityWrite {
+                    mode: "IMMUTABLE",
+                    exclusions: vec![],
+                    changed: vec!["imageTagMutability"],
+                }),
                 ..Default::default()
             },
         ),
@@ -476,4 +483,159 @@ fn removal_table() {
     );
     assert!(not_empty_message("r", false).contains("set spec.forceDelete: true"));
     assert!(not_empty_message("r", true).contains("retrying"));
+}
+
+/// A spec with this tag mutability and these exclusion filters.
+fn with_exclusions(mode: TagMutability, filters: &[&str]) -> RepositorySpec {
+    RepositorySpec {
+        image_tag_mutability: mode,
+        image_tag_mutability_exclusion_filters: filters
+            .iter()
+            .map(|f| TagMutabilityExclusionFilter {
+                filter: f.to_string(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// ECR's view of the repository with this mode and these filters.
+fn holding(mode: &str, filters: &[&str]) -> RepositoryInfo {
+    RepositoryInfo {
+        tag_mutability: mode.into(),
+        tag_mutability_exclusions: filters.iter().map(|f| f.to_string()).collect(),
+        ..info()
+    }
+}
+
+fn write(
+    mode: &'static str,
+    filters: &[&str],
+    changed: &[&'static str],
+) -> Option<MutabilityWrite> {
+    Some(MutabilityWrite {
+        mode,
+        exclusions: filters.iter().map(|f| f.to_string()).collect(),
+        changed: changed.to_vec(),
+    })
+}
+
+/// Tag mutability with exclusions: (what, spec, what ECR holds, the PutImageTagMutability due).
+/// Mode and filters always go together; the filters are compared as a set.
+#[test]
+fn tag_mutability_exclusions_table() {
+    use TagMutability::*;
+    const MODE: &str = "imageTagMutability";
+    const FILTERS: &str = "imageTagMutabilityExclusionFilters";
+    let cases: Vec<(
+        &str,
+        RepositorySpec,
+        RepositoryInfo,
+        Option<MutabilityWrite>,
+    )> = vec![
+        (
+            "equal: no write",
+            with_exclusions(ImmutableWithExclusion, &["latest", "dev-*"]),
+            holding("IMMUTABLE_WITH_EXCLUSION", &["latest", "dev-*"]),
+            None,
+        ),
+        (
+            "equal in another order: no write",
+            with_exclusions(ImmutableWithExclusion, &["latest", "dev-*"]),
+            holding("IMMUTABLE_WITH_EXCLUSION", &["dev-*", "latest"]),
+            None,
+        ),
+        (
+            "a filter repeated in the spec: no write",
+            with_exclusions(MutableWithExclusion, &["release-*", "release-*"]),
+            holding("MUTABLE_WITH_EXCLUSION", &["release-*"]),
+            None,
+        ),
+        (
+            "drift of the mode only",
+            with_exclusions(ImmutableWithExclusion, &["latest"]),
+            holding("MUTABLE_WITH_EXCLUSION", &["latest"]),
+            write("IMMUTABLE_WITH_EXCLUSION", &["latest"], &[MODE]),
+        ),
+        (
+            "drift of the filters only",
+            with_exclusions(ImmutableWithExclusion, &["latest"]),
+            holding("IMMUTABLE_WITH_EXCLUSION", &["latest", "dev-*"]),
+            write("IMMUTABLE_WITH_EXCLUSION", &["latest"], &[FILTERS]),
+        ),
+        (
+            "a filter changed",
+            with_exclusions(MutableWithExclusion, &["release-*"]),
+            holding("MUTABLE_WITH_EXCLUSION", &["rel-*"]),
+            write("MUTABLE_WITH_EXCLUSION", &["release-*"], &[FILTERS]),
+        ),
+        (
+            "exclusions set outside the operator on a plain mode are removed",
+            RepositorySpec {
+                image_tag_mutability: Immutable,
+                ..Default::default()
+            },
+            holding("IMMUTABLE_WITH_EXCLUSION", &["latest"]),
+            write("IMMUTABLE", &[], &[MODE, FILTERS]),
+        ),
+        (
+            "exclusions added to a plain repository",
+            with_exclusions(ImmutableWithExclusion, &["latest"]),
+            holding("IMMUTABLE", &[]),
+            write("IMMUTABLE_WITH_EXCLUSION", &["latest"], &[MODE, FILTERS]),
+        ),
+        (
+            "repeats in the spec are sent once",
+            with_exclusions(ImmutableWithExclusion, &["b", "a", "b"]),
+            holding("MUTABLE", &[]),
+            write("IMMUTABLE_WITH_EXCLUSION", &["b", "a"], &[MODE, FILTERS]),
+        ),
+    ];
+    for (what, spec, observed, want) in cases {
+        let got = diff_settings(&Desired::from_spec(&repo(spec), "o"), &observed);
+        assert_eq!(got.tag_mutability, want, "{what}");
+        assert_eq!(got.writes(), want.is_some(), "{what}");
+        assert_eq!(got.scan_on_push, None, "{what}");
+    }
+}
+
+/// Create passes the mode and filters in the one CreateRepository call.
+#[test]
+fn create_with_exclusions_sends_them() {
+    let spec = with_exclusions(TagMutability::MutableWithExclusion, &["prod-*", "v*"]);
+    let d = Desired::from_spec(&repo(spec), "o");
+    assert_eq!(d.tag_mutability, "MUTABLE_WITH_EXCLUSION");
+    assert_eq!(d.tag_mutability_exclusions, vec!["prod-*", "v*"]);
+    let plain = Desired::from_spec(&repo(RepositorySpec::default()), "o");
+    assert_eq!(plain.tag_mutability, "MUTABLE");
+    assert!(plain.tag_mutability_exclusions.is_empty());
+}
+
+/// Adopting a repository that uses exclusions: a spec that says the same keeps them (no write);
+/// one that says otherwise rewrites them and the Updated event names both fields.
+#[test]
+fn adopt_with_exclusions() {
+    let adopted = holding("IMMUTABLE_WITH_EXCLUSION", &["latest", "dev-*"]);
+    let access = Access::Granted {
+        adopt: true,
+        by: Some("p".into()),
+    };
+    assert!(matches!(
+        decide_claim("team/app", None, "o", true, &access, "team"),
+        Claim::Adopt
+    ));
+    let same = with_exclusions(TagMutability::ImmutableWithExclusion, &["dev-*", "latest"]);
+    let d = diff_settings(&Desired::from_spec(&repo(same), "o"), &adopted);
+    assert_eq!(d, SettingsDiff::default(), "kept as they are");
+    let other = diff_settings(
+        &Desired::from_spec(&repo(RepositorySpec::default()), "o"),
+        &adopted,
+    );
+    let changed = other.tag_mutability.map(|w| w.changed).unwrap_or_default();
+    let note = announce("team/app", false, &changed, Ownership::Adopted, true, false);
+    assert_eq!(
+        note.map(|a| a.note),
+        Some("Updated imageTagMutability, imageTagMutabilityExclusionFilters".to_string())
+    );
 }

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ecr::types::{
-    EnhancedImageScanFinding, ImageDetail, ImageScanFinding, RegistryScanningRule,
-    ReplicationConfiguration, ReplicationDestination, ReplicationRule, Repository,
-    RepositoryFilter, RepositoryFilterType, ScanFrequency, ScanningRepositoryFilter,
-    ScanningRepositoryFilterType, Tag,
+    EnhancedImageScanFinding, ImageDetail, ImageScanFinding, ImageTagMutabilityExclusionFilter,
+    ImageTagMutabilityExclusionFilterType, RegistryScanningRule, ReplicationConfiguration,
+    ReplicationDestination, ReplicationRule, Repository, RepositoryFilter, RepositoryFilterType,
+    ScanFrequency, ScanningRepositoryFilter, ScanningRepositoryFilterType, Tag,
 };
 use k8s_openapi::jiff::Timestamp;
 
@@ -50,6 +50,11 @@ pub(super) fn repository_info(r: &Repository) -> Option<RepositoryInfo> {
             .image_tag_mutability()
             .map(|m| m.as_str().to_string())
             .unwrap_or_else(|| "MUTABLE".to_string()),
+        tag_mutability_exclusions: r
+            .image_tag_mutability_exclusion_filters()
+            .iter()
+            .map(|f| f.filter().to_string())
+            .collect(),
         scan_on_push: r
             .image_scanning_configuration()
             .map(|c| c.scan_on_push())
@@ -59,6 +64,29 @@ pub(super) fn repository_info(r: &Repository) -> Option<RepositoryInfo> {
             .unwrap_or_else(|| "AES256".to_string()),
         kms_key: encryption.and_then(|e| e.kms_key()).map(str::to_string),
     })
+}
+
+/// WILDCARD exclusion filters (shape `ImageTagMutabilityExclusionFilters`, the only filter type
+/// of the model), or `None` for none: ECR refuses the member, even empty, with MUTABLE and
+/// IMMUTABLE.
+pub(super) fn exclusions_to_ecr(
+    operation: &'static str,
+    filters: &[String],
+) -> Result<Option<Vec<ImageTagMutabilityExclusionFilter>>> {
+    if filters.is_empty() {
+        return Ok(None);
+    }
+    filters
+        .iter()
+        .map(|f| {
+            ImageTagMutabilityExclusionFilter::builder()
+                .filter_type(ImageTagMutabilityExclusionFilterType::Wildcard)
+                .filter(f)
+                .build()
+                .map_err(|e| invalid(operation, e))
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 pub(super) fn tags_to_ecr(

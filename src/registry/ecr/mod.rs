@@ -188,8 +188,13 @@ impl Registry for EcrRegistry {
         repositories::create_repository(self, input).await
     }
 
-    async fn put_image_tag_mutability(&self, name: &str, mutability: &str) -> Result<()> {
-        repositories::put_image_tag_mutability(self, name, mutability).await
+    async fn put_image_tag_mutability(
+        &self,
+        name: &str,
+        mutability: &str,
+        exclusions: &[String],
+    ) -> Result<()> {
+        repositories::put_image_tag_mutability(self, name, mutability, exclusions).await
     }
 
     async fn put_scan_on_push(&self, name: &str, scan_on_push: bool) -> Result<()> {

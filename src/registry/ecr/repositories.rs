@@ -6,7 +6,7 @@ use aws_sdk_ecr::types::{
     EncryptionConfiguration, EncryptionType, ImageScanningConfiguration, ImageTagMutability,
 };
 
-use super::convert::{repository_info, tags_to_ecr};
+use super::convert::{exclusions_to_ecr, repository_info, tags_to_ecr};
 use super::{EcrRegistry, PAGE_SIZE, invalid};
 use crate::registry::{ErrorClass, NewRepository, RegistryError, RepositoryInfo, Result};
 
@@ -66,6 +66,10 @@ pub(super) async fn create_repository(
             .create_repository()
             .repository_name(&input.name)
             .image_tag_mutability(ImageTagMutability::from(input.tag_mutability.as_str()))
+            .set_image_tag_mutability_exclusion_filters(exclusions_to_ecr(
+                OP,
+                &input.tag_mutability_exclusions,
+            )?)
             .image_scanning_configuration(
                 ImageScanningConfiguration::builder()
                     .scan_on_push(input.scan_on_push)
@@ -85,13 +89,16 @@ pub(super) async fn put_image_tag_mutability(
     r: &EcrRegistry,
     name: &str,
     mutability: &str,
+    exclusions: &[String],
 ) -> Result<()> {
+    const OP: &str = "PutImageTagMutability";
     r.outcome(
-        "PutImageTagMutability",
+        OP,
         r.client
             .put_image_tag_mutability()
             .repository_name(name)
             .image_tag_mutability(ImageTagMutability::from(mutability))
+            .set_image_tag_mutability_exclusion_filters(exclusions_to_ecr(OP, exclusions)?)
             .send()
             .await,
     )
