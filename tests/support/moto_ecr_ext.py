@@ -59,6 +59,14 @@ they can be offered upstream:
    off: the member defaults to false (API reference), and the AWS SDKs leave a
    false boolean out, sending ``imageScanningConfiguration: {}``.  moto kept
    the previous setting, so scan on push could be turned on but never off.
+10. Repository names follow the model's RepositoryName (separators ``.``,
+   ``_``, ``__`` and runs of ``-``; length 2..256): moto refused ``a__b``.
+11. Tag mutability exclusions: CreateRepository and PutImageTagMutability
+   check ``imageTagMutabilityExclusionFilters`` against the model (1..5
+   filters, filterType WILDCARD, filter pattern and length) and its pairing
+   with the mode (required with IMMUTABLE_WITH_EXCLUSION and
+   MUTABLE_WITH_EXCLUSION, refused with MUTABLE and IMMUTABLE).
+   PutImageTagMutability stores the mode as sent and returns the filters.
 
 Requests that break a constraint of the model (range, length, pattern, enum)
 are answered as Amazon ECR answers them: InvalidParameterException, worded
@@ -98,6 +106,7 @@ from moto.ecr.exceptions import (
     LimitExceededException,
     ScanNotFoundException,
 )
+from moto.ecr import models as moto_ecr_models
 from moto.ecr.models import ECRBackend, Image, Repository
 from moto.ecr.policy_validation import EcrLifecyclePolicyValidator
 from moto.ecr.responses import ECRResponse
@@ -1772,6 +1781,131 @@ def response_get_lifecycle_policy_preview(self: ECRResponse) -> ActionResult:
 
 
 # ---------------------------------------------------------------------------
+# Backend: repository names and tag mutability exclusions
+# ---------------------------------------------------------------------------
+
+#: Shape RepositoryName of the model: this pattern (anchored here), length
+#: 2..256.  Components are separated by ".", "_", "__" or a run of "-"; moto's
+#: own pattern predates "__" and "-+" and refused ``a__b`` and ``web--frontend``.
+REPOSITORY_NAME_PATTERN = (
+    r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
+)
+REPOSITORY_NAME_MIN, REPOSITORY_NAME_MAX = 2, 256
+#: Shape ImageTagMutability.
+TAG_MUTABILITY = ("MUTABLE", "IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
+EXCLUSION_MODES = ("IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION")
+#: Shape ImageTagMutabilityExclusionFilters: a list of 1..5
+#: ImageTagMutabilityExclusionFilter, each with both members required:
+#: filterType (ImageTagMutabilityExclusionFilterType: WILDCARD) and filter
+#: (ImageTagMutabilityExclusionFilterValue: length 1..128, this pattern).
+EXCLUSION_FILTERS_MIN, EXCLUSION_FILTERS_MAX = 1, 5
+EXCLUSION_FILTER_TYPES = ("WILDCARD",)
+EXCLUSION_FILTER_PATTERN = r"^[0-9a-zA-Z._*-]{1,128}$"
+EXCLUSION_FILTER_MIN, EXCLUSION_FILTER_MAX = 1, 128
+EXCLUSION_MEMBER = "imageTagMutabilityExclusionFilters"
+
+
+def _validate_tag_mutability(mode: Any, filters: Any) -> Optional[list[dict[str, str]]]:
+    """The mode and filters of CreateRepository / PutImageTagMutability, as
+    ECR checks them: the model's shapes first, then the pairing.  ECR answers
+    an exclusion mode without filters with "ImageTagMutabilityExclusionFilters
+    can't be null when imageTagMutability is set as IMMUTABLE_WITH_EXCLUSION"
+    and refuses filters with MUTABLE or IMMUTABLE.  moto checked the pairing on
+    create only, not the shapes, and on PutImageTagMutability silently turned
+    IMMUTABLE with filters into IMMUTABLE_WITH_EXCLUSION.  Returns the filters
+    as they are stored (``None`` when there are none)."""
+    _validate_enum("imageTagMutability", mode, TAG_MUTABILITY)
+    if filters is not None:
+        _validate_list(EXCLUSION_MEMBER, filters, EXCLUSION_FILTERS_MIN, EXCLUSION_FILTERS_MAX)
+        for i, exclusion in enumerate(filters):
+            member = f"{EXCLUSION_MEMBER}.{i + 1}"
+            if not isinstance(exclusion, dict):
+                raise _invalid(member, "Member must be a structure")
+            _validate_enum(f"{member}.filterType", exclusion.get("filterType"), EXCLUSION_FILTER_TYPES)
+            _validate_pattern(
+                f"{member}.filter",
+                exclusion.get("filter"),
+                EXCLUSION_FILTER_PATTERN,
+                EXCLUSION_FILTER_MIN,
+                EXCLUSION_FILTER_MAX,
+            )
+    if mode in EXCLUSION_MODES and filters is None:
+        raise _invalid(
+            EXCLUSION_MEMBER,
+            f"ImageTagMutabilityExclusionFilters can't be null when imageTagMutability is set as {mode}",
+        )
+    if mode not in EXCLUSION_MODES and filters is not None:
+        raise _invalid(
+            EXCLUSION_MEMBER,
+            f"ImageTagMutabilityExclusionFilters must be null when imageTagMutability is set as {mode}",
+        )
+    if filters is None:
+        return None
+    return [{"filterType": f["filterType"], "filter": f["filter"]} for f in filters]
+
+
+_moto_create_repository = ECRBackend.create_repository
+
+
+def create_repository(
+    self: ECRBackend,
+    repository_name: str,
+    registry_id: Optional[str],
+    encryption_config: Any,
+    image_scan_config: Any,
+    image_tag_mutability: Optional[str],
+    tags: list[dict[str, str]],
+    image_tag_mutability_exclusion_filters: Any = None,
+) -> Repository:
+    """CreateRepository with the model's RepositoryName and the tag mutability
+    checks of ``_validate_tag_mutability`` (the mode defaults to MUTABLE)."""
+    _validate_pattern(
+        "repositoryName",
+        repository_name,
+        f"^{REPOSITORY_NAME_PATTERN}$",
+        REPOSITORY_NAME_MIN,
+        REPOSITORY_NAME_MAX,
+    )
+    filters = _validate_tag_mutability(
+        image_tag_mutability or "MUTABLE", image_tag_mutability_exclusion_filters
+    )
+    return _moto_create_repository(
+        self,
+        repository_name=repository_name,
+        registry_id=registry_id,
+        encryption_config=encryption_config,
+        image_scan_config=image_scan_config,
+        image_tag_mutability=image_tag_mutability,
+        tags=tags,
+        image_tag_mutability_exclusion_filters=filters,
+    )
+
+
+def put_image_tag_mutability(
+    self: ECRBackend,
+    registry_id: Optional[str],
+    repository_name: str,
+    image_tag_mutability: Any,
+    image_tag_mutability_exclusion_filters: Any = None,
+) -> dict[str, Any]:
+    """PutImageTagMutability: validated as CreateRepository is; the mode is
+    stored as sent, the filters replace the old ones (none without), and the
+    response carries them, as PutImageTagMutabilityResponse says."""
+    filters = _validate_tag_mutability(image_tag_mutability, image_tag_mutability_exclusion_filters)
+    repository = self._get_repository(repository_name, registry_id)
+    repository.image_tag_mutability_exclusion_filters = filters
+    repository.image_tag_mutability = image_tag_mutability
+    answer: dict[str, Any] = {
+        "registryId": repository.registry_id,
+        "repositoryName": repository.name,
+        "imageTagMutability": image_tag_mutability,
+    }
+    if filters:
+        answer[EXCLUSION_MEMBER] = copy.deepcopy(filters)
+    return answer
+
+
+# ---------------------------------------------------------------------------
 # Installation
 # ---------------------------------------------------------------------------
 
@@ -1783,6 +1917,8 @@ _BACKEND_METHODS: dict[str, Callable[..., Any]] = {
     "start_image_scan": start_image_scan,
     "put_image": put_image,
     "put_image_scanning_configuration": put_image_scanning_configuration,
+    "create_repository": create_repository,
+    "put_image_tag_mutability": put_image_tag_mutability,
     "put_replication_configuration": put_replication_configuration,
     "describe_registry": describe_registry,
     "start_lifecycle_policy_preview": start_lifecycle_policy_preview,
@@ -1828,6 +1964,8 @@ def install() -> None:
     if _installed:
         return
     ECRBackend.__init__ = _backend_init  # type: ignore[method-assign]
+    # moto's CreateRepository checks names against this module global.
+    moto_ecr_models.ECR_REPOSITORY_NAME_PATTERN = REPOSITORY_NAME_PATTERN
     for name, function in _BACKEND_METHODS.items():
         function.__name__ = name
         setattr(ECRBackend, name, function)

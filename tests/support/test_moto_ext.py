@@ -1505,3 +1505,93 @@ def test_a_long_poll_does_not_hold_up_other_calls(server, ecr):
         events = waiting.result(timeout=15)
     assert [e["detail"]["repository-name"] for e in events] == ["polled"]
     assert time.monotonic() - started < 8, "the push waited for the long poll"
+
+
+# ---------------------------------------------------------------------------
+# Repository names and tag mutability exclusions
+# ---------------------------------------------------------------------------
+
+WILDCARD = "WILDCARD"
+
+
+def exclusions(*filters: str) -> list[dict[str, str]]:
+    return [{"filterType": WILDCARD, "filter": f} for f in filters]
+
+
+def test_repository_names_of_the_current_model(ecr, raw_ecr):
+    for name in ("a__b", "web--frontend", "team__a/web---frontend/a.b_c-d", "ab"):
+        assert ecr.create_repository(repositoryName=name)["repository"]["repositoryName"] == name
+    for name in ("a___b", "a-_b", "_ab", "team/", "Team/app", "a", "a" * 257):
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.create_repository(repositoryName=name)
+        assert error_of(excinfo) == ("InvalidParameterException", 400), name
+        assert "'repositoryName'" in str(excinfo.value), name
+
+
+def test_exclusions_are_stored_and_returned(ecr):
+    created = ecr.create_repository(
+        repositoryName="excl",
+        imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=exclusions("latest", "dev-*"),
+    )["repository"]
+    assert created["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert created["imageTagMutabilityExclusionFilters"] == exclusions("latest", "dev-*")
+    described = ecr.describe_repositories(repositoryNames=["excl"])["repositories"][0]
+    assert described["imageTagMutabilityExclusionFilters"] == exclusions("latest", "dev-*")
+
+    # PutImageTagMutability replaces mode and filters together, and says so.
+    put = ecr.put_image_tag_mutability(
+        repositoryName="excl",
+        imageTagMutability="MUTABLE_WITH_EXCLUSION",
+        imageTagMutabilityExclusionFilters=exclusions("release-*"),
+    )
+    assert put["imageTagMutability"] == "MUTABLE_WITH_EXCLUSION"
+    assert put["imageTagMutabilityExclusionFilters"] == exclusions("release-*")
+    described = ecr.describe_repositories(repositoryNames=["excl"])["repositories"][0]
+    assert described["imageTagMutability"] == "MUTABLE_WITH_EXCLUSION"
+    assert described["imageTagMutabilityExclusionFilters"] == exclusions("release-*")
+
+    # A plain mode drops the filters.
+    put = ecr.put_image_tag_mutability(repositoryName="excl", imageTagMutability="IMMUTABLE")
+    assert put["imageTagMutability"] == "IMMUTABLE"
+    assert "imageTagMutabilityExclusionFilters" not in put
+    described = ecr.describe_repositories(repositoryNames=["excl"])["repositories"][0]
+    assert described["imageTagMutability"] == "IMMUTABLE"
+    assert "imageTagMutabilityExclusionFilters" not in described
+
+
+@pytest.mark.parametrize(
+    ("mode", "filters", "member", "words"),
+    [
+        ("IMMUTABLE_WITH_EXCLUSION", None, "imageTagMutabilityExclusionFilters", "can't be null when imageTagMutability is set as IMMUTABLE_WITH_EXCLUSION"),
+        ("MUTABLE_WITH_EXCLUSION", None, "imageTagMutabilityExclusionFilters", "can't be null when imageTagMutability is set as MUTABLE_WITH_EXCLUSION"),
+        ("MUTABLE", exclusions("latest"), "imageTagMutabilityExclusionFilters", "must be null when imageTagMutability is set as MUTABLE"),
+        ("IMMUTABLE", exclusions("latest"), "imageTagMutabilityExclusionFilters", "must be null when imageTagMutability is set as IMMUTABLE"),
+        ("IMMUTABLE_WITH_EXCLUSION", [], "imageTagMutabilityExclusionFilters", "length greater than or equal to 1"),
+        ("IMMUTABLE_WITH_EXCLUSION", exclusions(*"abcdef"), "imageTagMutabilityExclusionFilters", "length less than or equal to 5"),
+        ("IMMUTABLE_WITH_EXCLUSION", exclusions("dev/*"), "imageTagMutabilityExclusionFilters.1.filter", "regular expression pattern"),
+        ("IMMUTABLE_WITH_EXCLUSION", exclusions("t" * 129), "imageTagMutabilityExclusionFilters.1.filter", "length between 1 and 128"),
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filterType": "REGEX", "filter": "x"}], "imageTagMutabilityExclusionFilters.1.filterType", "[WILDCARD]"),
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filter": "x"}], "imageTagMutabilityExclusionFilters.1.filterType", "[WILDCARD]"),
+        ("IMMUTABLE_WITH_EXCLUSION", [{"filterType": WILDCARD}], "imageTagMutabilityExclusionFilters.1.filter", "must not be null"),
+        ("SOMETIMES", None, "imageTagMutability", "enum value set"),
+    ],
+)
+def test_exclusion_errors_on_create_and_put(ecr, raw_ecr, mode, filters, member, words):
+    ecr.create_repository(repositoryName="target")
+    extra = {} if filters is None else {"imageTagMutabilityExclusionFilters": filters}
+    calls = [
+        lambda: raw_ecr.create_repository(repositoryName="new-one", imageTagMutability=mode, **extra),
+        lambda: raw_ecr.put_image_tag_mutability(repositoryName="target", imageTagMutability=mode, **extra),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_of(excinfo) == ("InvalidParameterException", 400)
+        message = excinfo.value.response["Error"]["Message"]
+        assert f"Invalid parameter at '{member}' failed to satisfy constraint:" in message, message
+        assert words in message, message
+    # Nothing was created or changed.
+    names = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+    assert names == ["target"]
+    assert ecr.describe_repositories()["repositories"][0]["imageTagMutability"] == "MUTABLE"
