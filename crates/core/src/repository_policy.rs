@@ -3,6 +3,9 @@
 //! ECR returns policy text reformatted, and IAM treats `"x"` and `["x"]` alike and lists as
 //! sets. Comparing text would rewrite the policy on every resync (ACK's endless update loop);
 //! comparing normalized JSON writes only when the meaning changed.
+//!
+//! ECR also bounds the text (10,240 characters): [`render_checked`] refuses a longer policy before
+//! any call, so the controller reports it as an invalid spec instead of sending it.
 
 use serde_json::{Map, Value, json};
 
@@ -55,6 +58,40 @@ pub fn render(policy: &RepositoryPolicy) -> Value {
         "Version": policy.version.as_deref().unwrap_or("2012-10-17"),
         "Statement": statements,
     })
+}
+
+/// The longest repository policy text ECR accepts, in characters: shape RepositoryPolicyText
+/// (`max: 10240`, the `policyText` of SetRepositoryPolicy) in the ECR API model (botocore
+/// `data/ecr/2015-09-21/service-2.json`). ECR refuses a longer one with
+/// InvalidParameterException.
+pub const MAX_POLICY_CHARS: usize = 10_240;
+
+/// A rendered policy longer than ECR accepts: refused before any call, as an invalid spec.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "spec.policy renders to {chars} characters of policy text; ECR accepts at most {MAX_POLICY_CHARS} (RepositoryPolicyText): remove statements, principals or actions, or use wildcards such as ecr:BatchGet*"
+)]
+pub struct PolicyTooLarge {
+    /// The rendered text's length in characters.
+    pub chars: usize,
+}
+
+/// Checks policy text against [`MAX_POLICY_CHARS`]. ECR's limit counts characters, not bytes.
+pub fn check_size(text: &str) -> Result<(), PolicyTooLarge> {
+    let chars = text.chars().count();
+    if chars > MAX_POLICY_CHARS {
+        Err(PolicyTooLarge { chars })
+    } else {
+        Ok(())
+    }
+}
+
+/// [`render`], refused when the text the controller sends (the document's compact JSON,
+/// `Value::to_string`) is longer than ECR accepts.
+pub fn render_checked(policy: &RepositoryPolicy) -> Result<Value, PolicyTooLarge> {
+    let doc = render(policy);
+    check_size(&doc.to_string())?;
+    Ok(doc)
 }
 
 fn list_or_one(items: &[String]) -> Value {
@@ -168,6 +205,39 @@ mod tests {
             serde_json::from_str(r#"{"Version":"2012-10-17","n":0.30000000000000004,"m":1e-320}"#)
                 .unwrap();
         assert!(text_equivalent(&doc.to_string(), &doc));
+    }
+
+    /// The pull policy with one more action, padded so that the rendered text is `chars` long.
+    fn policy_of(chars: usize, pad: char) -> RepositoryPolicy {
+        let mut p = pull_policy();
+        p.statements[0].actions.push("ecr:".into());
+        let base = render(&p).to_string().chars().count();
+        let action = format!("ecr:{}", pad.to_string().repeat(chars - base));
+        p.statements[0].actions[2] = action;
+        p
+    }
+
+    #[test]
+    fn policy_text_is_refused_past_ecrs_limit() {
+        let at_limit = policy_of(MAX_POLICY_CHARS, 'A');
+        let doc = render_checked(&at_limit).unwrap();
+        assert_eq!(doc.to_string().chars().count(), MAX_POLICY_CHARS);
+        assert_eq!(doc, render(&at_limit));
+        let over = policy_of(MAX_POLICY_CHARS + 1, 'A');
+        let err = render_checked(&over).unwrap_err();
+        assert_eq!(err, PolicyTooLarge { chars: 10_241 });
+        let msg = err.to_string();
+        assert!(
+            msg.contains("10241 characters") && msg.contains("at most 10240"),
+            "{msg}"
+        );
+        assert!(msg.starts_with("spec.policy"), "{msg}");
+        // Characters, not bytes: 10,240 characters of which many take two bytes still fit.
+        let wide = policy_of(MAX_POLICY_CHARS, 'é');
+        assert!(render(&wide).to_string().len() > MAX_POLICY_CHARS);
+        assert!(render_checked(&wide).is_ok());
+        assert!(check_size("").is_ok());
+        assert!(check_size(&"x".repeat(MAX_POLICY_CHARS + 1)).is_err());
     }
 
     proptest! {

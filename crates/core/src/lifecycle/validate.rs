@@ -9,7 +9,9 @@ use super::policy::render;
 /// ECR quota "Rules per lifecycle policy".
 pub const MAX_RULES: usize = 50;
 /// ECR quota "Lifecycle policy length" (characters of the policy text), also the maximum length of
-/// `lifecyclePolicyText` in the `PutLifecyclePolicy` API.
+/// `lifecyclePolicyText` in the `PutLifecyclePolicy` API: shape LifecyclePolicyText (`min: 100`,
+/// `max: 30720`) in the ECR API model (botocore `data/ecr/2015-09-21/service-2.json`). The
+/// minimum never binds: the shortest policy [`render`] can produce is 138 characters.
 pub const MAX_POLICY_CHARS: usize = 30_720;
 /// "There is a maximum limit of four wildcards (`*`) per string" in `tagPatternList`.
 pub const MAX_PATTERN_WILDCARDS: usize = 4;
@@ -498,6 +500,36 @@ mod tests {
         let errors = validate(&[long]);
         assert_eq!(paths(&errors), ["rules"]);
         assert!(errors[0].message.contains("characters"), "{}", errors[0]);
+    }
+
+    /// Issue #15: the limit is LifecyclePolicyText's, met exactly at its edge; and no valid rule
+    /// set renders shorter than the model's minimum.
+    #[test]
+    fn rendered_length_edges_are_the_models() {
+        let padded = |chars: usize| {
+            let mut r = tagged(1, &["a"]);
+            r.description = Some(String::new());
+            let base = render(std::slice::from_ref(&r)).chars().count();
+            r.description = Some("é".repeat(chars - base));
+            r
+        };
+        let at_limit = padded(MAX_POLICY_CHARS);
+        assert_eq!(
+            render(std::slice::from_ref(&at_limit)).chars().count(),
+            MAX_POLICY_CHARS
+        );
+        assert_eq!(validate(&[at_limit]), []);
+        let errors = validate(&[padded(MAX_POLICY_CHARS + 1)]);
+        assert_eq!(paths(&errors), ["rules"]);
+        assert!(
+            errors[0].message.contains("30721 characters") && errors[0].message.contains("30720"),
+            "{}",
+            errors[0]
+        );
+        let shortest = rule(1, TagStatus::Any, &[], &[], Count::ImageCountMoreThan(1));
+        let shortest = render(&[shortest]).chars().count();
+        assert_eq!(shortest, 138);
+        assert!(shortest >= 100, "LifecyclePolicyText min is 100");
     }
 
     #[test]
