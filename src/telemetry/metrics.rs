@@ -203,14 +203,18 @@ impl Metrics {
         self.leader.get() == 1
     }
 
-    /// Records one webhook reachability probe: its outcome (`reachable`, `unreachable`,
-    /// `failing`, `unknown`) and whether the webhook answered.
-    pub fn webhook_probed(&self, outcome: &str, reachable: bool) {
+    /// Counts one webhook reachability probe by its outcome (`reachable`, `unreachable`,
+    /// `failing`, `unknown`).
+    pub fn webhook_probed(&self, outcome: &str) {
         self.webhook_probes
             .get_or_create(&ProbeLabels {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+
+    /// Sets `ecr_operator_webhook_reachable` to a probe's (confirmed) verdict.
+    pub fn set_webhook_reachable(&self, reachable: bool) {
         self.webhook_reachable
             .store(i64::from(reachable), Ordering::Relaxed);
     }
@@ -291,8 +295,10 @@ mod tests {
             text.contains(r#"ecr_operator_webhook_probes_total{outcome="failing"} 0"#),
             "{text}"
         );
-        m.webhook_probed("unreachable", false);
-        m.webhook_probed("reachable", true);
+        m.webhook_probed("unreachable");
+        m.set_webhook_reachable(false);
+        m.webhook_probed("reachable");
+        m.set_webhook_reachable(true);
         let text = m.render();
         assert!(text.contains("ecr_operator_webhook_reachable 1"), "{text}");
         assert!(

@@ -154,30 +154,51 @@ impl Prober {
         }
     }
 
-    /// [`Self::probe`], repeated once after `confirm_after` when it did not find the webhook.
+    /// [`Self::probe`], repeated once after `confirm_after` when the first attempt did not find
+    /// the webhook: only the confirmed verdict sets the gauge (both attempts are counted).
     pub async fn probe_confirmed(&self) -> Verdict {
-        let first = self.probe().await;
+        let first = self.attempt().await;
         if first.reachability == Reachability::Reachable || self.config.confirm_after.is_zero() {
-            return first;
+            return self.conclude(first);
         }
+        tracing::debug!(
+            reason = first.reason,
+            "webhook probe: not found, trying again"
+        );
         tokio::time::sleep(self.config.confirm_after).await;
         self.probe().await
     }
 
-    /// One probe: the dry-run create, its answer classified, counted and logged.
+    /// One probe: the dry-run create, its answer classified, counted, logged and set as the
+    /// gauge.
     pub async fn probe(&self) -> Verdict {
+        let verdict = self.attempt().await;
+        self.conclude(verdict)
+    }
+
+    /// The dry-run create and its answer classified and counted.
+    async fn attempt(&self) -> Verdict {
         let nonce = crate::telemetry::trace::new_trace_id();
         let started = Instant::now();
         let answer = self.dry_run_create(&nonce).await;
         let verdict = verdict::classify(&answer, &nonce, &self.config.namespace);
-        let reachable = verdict.reachability == Reachability::Reachable;
         self.metrics
-            .webhook_probed(verdict.reachability.metric_label(), reachable);
+            .webhook_probed(verdict.reachability.metric_label());
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if reachable {
-            tracing::debug!(elapsed_ms, "webhook probe: the webhook answered");
-        } else {
-            tracing::warn!(elapsed_ms, reason = verdict.reason, message = %verdict.message,
+        tracing::debug!(
+            elapsed_ms,
+            reason = verdict.reason,
+            "webhook probe answered"
+        );
+        verdict
+    }
+
+    /// Sets the gauge to `verdict` and logs it (a warning unless the webhook answered).
+    fn conclude(&self, verdict: Verdict) -> Verdict {
+        let reachable = verdict.reachability == Reachability::Reachable;
+        self.metrics.set_webhook_reachable(reachable);
+        if !reachable {
+            tracing::warn!(reason = verdict.reason, message = %verdict.message,
                 "webhook probe: the API server does not reach the webhook");
         }
         verdict
