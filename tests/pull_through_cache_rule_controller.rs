@@ -368,3 +368,71 @@ async fn a_rule_created_by_someone_else_is_never_touched() {
             .is_some()
     );
 }
+
+/// Issue #15: prefixes the CRD now admits because ECR's model accepts them (`__`, runs of `-`, a
+/// trailing `/`, and an upstream prefix) reach ECR as written, and a resync of them writes
+/// nothing: the trailing `/` ECR assumes anyway does not read as drift.
+#[tokio::test]
+async fn prefixes_of_the_ecr_model_reach_ecr_and_stay_in_sync() {
+    let env = Env::start().await;
+    let api: Api<PullThroughCacheRule> = Api::all(env.kube.client());
+    let same_account = format!(
+        "{}.dkr.ecr.{}.amazonaws.com",
+        testbed::moto::ACCOUNT,
+        testbed::moto::REGION
+    );
+    create(&api, &rule("dashes", "'web--x/'", "quay.io", "")).await;
+    create(
+        &api,
+        &rule(
+            "underscores",
+            "a__b",
+            &same_account,
+            ", upstreamRepositoryPrefix: 'team__a/'",
+        ),
+    )
+    .await;
+    wait_for(&api, "dashes", "Ready", ready).await;
+    wait_for(&api, "underscores", "Ready", ready).await;
+    let dashes = env
+        .registry
+        .describe_pull_through_cache_rule("web--x")
+        .await;
+    assert_eq!(dashes.unwrap().unwrap().upstream_registry_url, "quay.io");
+    let underscores = env.registry.describe_pull_through_cache_rule("a__b").await;
+    let underscores = underscores.unwrap().unwrap();
+    assert_eq!(underscores.upstream_registry.as_deref(), Some("ecr"));
+    assert_eq!(
+        underscores.upstream_repository_prefix.as_deref(),
+        Some("team__a/")
+    );
+    assert_eq!(
+        env.registry.stats().operation("CreatePullThroughCacheRule"),
+        2
+    );
+
+    let writes = env.registry.stats().writes();
+    let reads = env
+        .registry
+        .stats()
+        .operation("DescribePullThroughCacheRules");
+    testbed::wait::until("two more resyncs of each", common::WAIT, || async {
+        (env.registry
+            .stats()
+            .operation("DescribePullThroughCacheRules")
+            >= reads + 4)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(env.registry.stats().writes(), writes);
+
+    for name in ["dashes", "underscores"] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+        wait_gone(&api, name).await;
+    }
+    for prefix in ["web--x", "a__b"] {
+        let gone = env.registry.describe_pull_through_cache_rule(prefix).await;
+        assert!(gone.unwrap().is_none(), "{prefix}");
+    }
+}
