@@ -363,6 +363,12 @@ fn start_probe(args: &RunArgs, shared: &Shared, controllers: &controllers::Confi
         tracing::info!("webhook reachability probe off (--webhook-probe-seconds 0)");
         return;
     }
+    let probe_ns = &args.webhook_probe_namespace;
+    if probe_ns == &args.namespace || probe_ns == "kube-system" {
+        tracing::warn!(namespace = %probe_ns, "--webhook-probe-namespace is one the webhook \
+            configuration leaves out: the probe will report WebhookSkipped although the webhook \
+            may be reachable; choose a namespace the webhook covers");
+    }
     let config = ProbeConfig::new(
         args.webhook_probe_namespace.clone(),
         Duration::from_secs(args.webhook_probe_seconds),
