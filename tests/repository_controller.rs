@@ -608,3 +608,179 @@ async fn scan_on_push_turned_off_sticks_without_a_write_loop() {
     .unwrap();
     assert_eq!(stats.operation("PutImageScanningConfiguration"), writes);
 }
+
+/// The exclusion filters ECR holds for `name`, as a set.
+async fn exclusions(env: &Env, name: &str) -> (String, std::collections::BTreeSet<String>) {
+    let info = env
+        .registry
+        .describe_repository(name)
+        .await
+        .unwrap()
+        .unwrap();
+    (
+        info.tag_mutability,
+        info.tag_mutability_exclusions.into_iter().collect(),
+    )
+}
+
+fn set(items: &[&str]) -> std::collections::BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Issue #15: tag-mutability exclusions go into ECR with the repository (one CreateRepository,
+/// a name of ECR's current model), follow the spec when its filters change, and are restored by
+/// the sweep when changed in ECR behind the operator's back, without a write loop afterwards.
+#[tokio::test]
+async fn tag_mutability_exclusions_created_updated_and_restored() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("exclusions").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    let name = "team/web--frontend";
+    create(
+        &api,
+        r#"
+apiVersion: ecr.operator.dev/v1alpha1
+kind: Repository
+metadata: {name: web--frontend}
+spec:
+  repositoryName: team/web--frontend
+  imageTagMutability: IMMUTABLE_WITH_EXCLUSION
+  imageTagMutabilityExclusionFilters:
+    - filter: latest
+    - {filterType: WILDCARD, filter: "dev-*"}
+"#,
+    )
+    .await;
+    wait_for(&api, "web--frontend", "Ready", is_ready).await;
+    assert_eq!(
+        exclusions(&env, name).await,
+        ("IMMUTABLE_WITH_EXCLUSION".into(), set(&["latest", "dev-*"]))
+    );
+    let stats = env.registry.stats();
+    assert_eq!(stats.operation("CreateRepository"), 1);
+    assert_eq!(
+        stats.operation("PutImageTagMutability"),
+        0,
+        "all in the create"
+    );
+
+    // The spec changes its filters and its mode: one PutImageTagMutability with both.
+    merge(
+        &api,
+        "web--frontend",
+        json!({"spec": {"imageTagMutability": "MUTABLE_WITH_EXCLUSION",
+                        "imageTagMutabilityExclusionFilters": [{"filter": "release-*"}]}}),
+    )
+    .await;
+    wait_for(&api, "web--frontend", "filters applied", |r| {
+        is_ready(r) && r.status.as_ref().and_then(|s| s.common.observed_generation) == Some(2)
+    })
+    .await;
+    assert_eq!(
+        exclusions(&env, name).await,
+        ("MUTABLE_WITH_EXCLUSION".into(), set(&["release-*"]))
+    );
+    assert_eq!(stats.operation("PutImageTagMutability"), 1);
+
+    // Behind the operator's back: other filters, then none at all. The sweep restores both.
+    let ecr = env.ecr();
+    let filter = |f: &str| {
+        aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+            .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+            .filter(f)
+            .build()
+            .unwrap()
+    };
+    ecr.put_image_tag_mutability()
+        .repository_name(name)
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::MutableWithExclusion)
+        .image_tag_mutability_exclusion_filters(filter("release-*"))
+        .image_tag_mutability_exclusion_filters(filter("*"))
+        .send()
+        .await
+        .unwrap();
+    let want = ("MUTABLE_WITH_EXCLUSION".to_string(), set(&["release-*"]));
+    testbed::wait::until("filter drift corrected", common::WAIT, || async {
+        (exclusions(&env, name).await == want).then_some(())
+    })
+    .await
+    .unwrap();
+    ecr.put_image_tag_mutability()
+        .repository_name(name)
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Mutable)
+        .send()
+        .await
+        .unwrap();
+    testbed::wait::until("filters removed in ECR restored", common::WAIT, || async {
+        (exclusions(&env, name).await == want).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(stats.operation("PutImageTagMutability"), 3);
+    // In sync: several sweeps later, no further write.
+    let sweeps = stats.operation("DescribeRepositories");
+    testbed::wait::until("three more sweeps", common::WAIT, || async {
+        (stats.operation("DescribeRepositories") >= sweeps + 3).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(stats.operation("PutImageTagMutability"), 3, "no write loop");
+    assert!(is_ready(&api.get("web--frontend").await.unwrap()));
+}
+
+/// Issue #15: adopting a repository that uses exclusions keeps them when the spec says the same
+/// (before, the adoption rewrote the repository to a plain mode and its filters were lost), in
+/// whatever order the spec lists them.
+#[tokio::test]
+async fn adoption_keeps_tag_mutability_exclusions() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("adoptexcl").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    let filter = |f: &str| {
+        aws_sdk_ecr::types::ImageTagMutabilityExclusionFilter::builder()
+            .filter_type(aws_sdk_ecr::types::ImageTagMutabilityExclusionFilterType::Wildcard)
+            .filter(f)
+            .build()
+            .unwrap()
+    };
+    env.ecr()
+        .create_repository()
+        .repository_name("legacy__app")
+        .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::ImmutableWithExclusion)
+        .image_tag_mutability_exclusion_filters(filter("latest"))
+        .image_tag_mutability_exclusion_filters(filter("nightly-*"))
+        .send()
+        .await
+        .unwrap();
+    create(
+        &api,
+        r#"
+apiVersion: ecr.operator.dev/v1alpha1
+kind: Repository
+metadata: {name: legacy}
+spec:
+  repositoryName: legacy__app
+  adopt: true
+  imageTagMutability: IMMUTABLE_WITH_EXCLUSION
+  imageTagMutabilityExclusionFilters: [{filter: "nightly-*"}, {filter: latest}]
+"#,
+    )
+    .await;
+    let adopted = wait_for(&api, "legacy", "adopted", is_ready).await;
+    assert_eq!(
+        adopted.status.unwrap().ownership,
+        Some(ecr_operator::api::repository::Ownership::Adopted)
+    );
+    assert_eq!(
+        exclusions(&env, "legacy__app").await,
+        (
+            "IMMUTABLE_WITH_EXCLUSION".into(),
+            set(&["latest", "nightly-*"])
+        )
+    );
+    assert_eq!(
+        env.registry.stats().operation("PutImageTagMutability"),
+        0,
+        "kept, not rewritten"
+    );
+}
