@@ -30,8 +30,10 @@ they can be offered upstream:
    (moto refused more than one), validated as the API reference and the user
    guide describe it: at most 10 rules and 25 unique destinations across
    them, 1..100 repository filters per rule, no destination equal to the
-   source registry and Region or in another partition.  An empty ``rules``
-   list clears replication.  DescribeRegistry returns the configuration.
+   source registry and Region or in another partition; a rule's
+   ``deleteReplication`` (``enabled`` required) is stored and returned as
+   sent.  An empty ``rules`` list clears replication.  DescribeRegistry
+   returns the configuration.
 6. Image scans.  moto binds an injected scan result to the exact imageId of
    the first DescribeImageScanFindings call, so the same scan read by digest
    after being read by tag took the next injected result (or the default).

@@ -668,6 +668,29 @@ def test_replication_with_several_rules(ecr):
     assert ecr.describe_registry()["replicationConfiguration"] == {"rules": []}
 
 
+def test_replication_of_deletions(ecr, raw_ecr):
+    """ReplicationRule.deleteReplication (shape DeleteReplication, whose
+    ``enabled`` is required) is stored per rule and returned as sent, true or
+    false; a rule without it comes back without it."""
+    rules = [
+        {"destinations": [destination("us-west-2")], "deleteReplication": {"enabled": True}},
+        {"destinations": [destination("eu-west-1")], "deleteReplication": {"enabled": False}},
+        {"destinations": [destination("ap-south-1")]},
+    ]
+    put = ecr.put_replication_configuration(replicationConfiguration={"rules": rules})
+    assert put["replicationConfiguration"]["rules"] == rules
+    assert ecr.describe_registry()["replicationConfiguration"]["rules"] == rules
+    for bad in ({}, {"enabled": None}):
+        rule = {"destinations": [destination("us-west-2")], "deleteReplication": bad}
+        with pytest.raises(ClientError) as excinfo:
+            raw_ecr.put_replication_configuration(replicationConfiguration={"rules": [rule]})
+        assert error_of(excinfo) == ("InvalidParameterException", 400), bad
+        message = excinfo.value.response["Error"]["Message"]
+        assert "deleteReplication.enabled" in message and "must not be null" in message, message
+    # A refused configuration leaves the last one in place.
+    assert ecr.describe_registry()["replicationConfiguration"]["rules"] == rules
+
+
 def test_replication_limits(ecr, raw_ecr):
     # 10 rules and 25 unique destinations across them: the most accepted.
     accounts = [f"{n:012d}" for n in range(1, 26)]
