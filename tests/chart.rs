@@ -680,6 +680,10 @@ fn default_values_render_valid_objects() {
                 name == format!("{RELEASE}-edit") || name == format!("{RELEASE}-view"),
                 "{name}"
             );
+        } else if name == format!("{RELEASE}-webhook-probe") {
+            // The webhook reachability probe's Role and RoleBinding, where the probe runs.
+            assert!(o["kind"] == "Role" || o["kind"] == "RoleBinding", "{o}");
+            assert_eq!(o["metadata"]["namespace"], PROBE_NAMESPACE);
         } else {
             assert_eq!(name, RELEASE, "{}", o["kind"]);
         }
@@ -2531,6 +2535,8 @@ enum Scope {
     OwnObject,
     /// In the release namespace, only the generated certificate's Secret (`resourceNames`).
     OwnSecret,
+    /// In the namespace of the webhook reachability probe.
+    ProbeNamespace,
 }
 
 fn granted(
@@ -2576,11 +2582,73 @@ fn granted(
     }
 }
 
+/// The namespace the webhook reachability probe dry-runs its Pod in (the binary's default).
+const PROBE_NAMESPACE: &str = "default";
+
+/// The webhook reachability probe's Role and RoleBinding (`<fullname>-webhook-probe`, only with
+/// the webhook): in the probe's namespace, `create` on pods and nothing else, for the
+/// operator's service account.
+fn check_probe_rbac(r: &Rendered, own_name: &str, sa: &str, webhook: bool) {
+    let name = format!("{own_name}-webhook-probe");
+    let roles: Vec<&Value> = r
+        .of_kind("Role")
+        .into_iter()
+        .filter(|o| o["metadata"]["name"] == name)
+        .collect();
+    let bindings: Vec<&Value> = r
+        .of_kind("RoleBinding")
+        .into_iter()
+        .filter(|o| o["metadata"]["name"] == name)
+        .collect();
+    if !webhook {
+        assert!(
+            roles.is_empty() && bindings.is_empty(),
+            "no probe without the webhook"
+        );
+        return;
+    }
+    let role: Role = r.named("Role", &name);
+    assert_eq!(role.metadata.namespace.as_deref(), Some(PROBE_NAMESPACE));
+    let mut got = BTreeSet::new();
+    granted(
+        &role.rules.unwrap_or_default(),
+        Scope::ProbeNamespace,
+        own_name,
+        &mut got,
+    );
+    assert_eq!(
+        got,
+        BTreeSet::from([(
+            String::new(),
+            "pods".to_string(),
+            "create".to_string(),
+            Scope::ProbeNamespace
+        )]),
+        "the probe Role grants create on pods, nothing else"
+    );
+    let rb: RoleBinding = r.named("RoleBinding", &name);
+    assert_eq!(rb.metadata.namespace.as_deref(), Some(PROBE_NAMESPACE));
+    assert_eq!(
+        (rb.role_ref.kind.as_str(), rb.role_ref.name.as_str()),
+        ("Role", name.as_str())
+    );
+    let subjects = rb.subjects.unwrap_or_default();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        (
+            subjects[0].kind.as_str(),
+            subjects[0].name.as_str(),
+            subjects[0].namespace.as_deref()
+        ),
+        ("ServiceAccount", sa, Some(NAMESPACE))
+    );
+}
+
 fn check_rbac(r: &Rendered, operator_writes_ca_bundle: bool) {
-    let role: Role = r.one("Role");
     // The release's full name, which the Deployment and the webhook configuration bear.
     let deployment: Deployment = r.one("Deployment");
     let own_name = deployment.metadata.name.unwrap_or_default();
+    let role: Role = r.named("Role", &own_name);
     // The operator's own; the users' roles are checked by the user_roles tests.
     let cluster_role: ClusterRole = r.named("ClusterRole", &own_name);
     assert_eq!(role.metadata.namespace.as_deref(), Some(NAMESPACE));
@@ -2611,7 +2679,7 @@ fn check_rbac(r: &Rendered, operator_writes_ca_bundle: bool) {
 
     // The bindings give exactly these roles to the operator's service account.
     let crb: ClusterRoleBinding = r.one("ClusterRoleBinding");
-    let rb: RoleBinding = r.one("RoleBinding");
+    let rb: RoleBinding = r.named("RoleBinding", &own_name);
     assert_eq!(crb.role_ref.kind, "ClusterRole");
     assert_eq!(Some(crb.role_ref.name.clone()), cluster_role.metadata.name);
     assert_eq!(rb.role_ref.kind, "Role");
@@ -2629,6 +2697,8 @@ fn check_rbac(r: &Rendered, operator_writes_ca_bundle: bool) {
         assert_eq!(subjects[0].name, sa);
         assert_eq!(subjects[0].namespace.as_deref(), Some(NAMESPACE));
     }
+    let webhook = r.values["webhook"]["enabled"] != false;
+    check_probe_rbac(r, &own_name, &sa, webhook);
 }
 
 #[test]
@@ -3703,7 +3773,20 @@ fn kustomize_namespace_overlay_moves_dns_names_and_namespace_selector() {
             in_base += 1;
         }
     }
-    assert!(in_base >= 8, "{in_base} objects in {NAMESPACE}");
+    assert!(in_base >= 6, "{in_base} objects in {NAMESPACE}");
+    // Subjects follow too: the operator's account is in the overlay's namespace wherever a
+    // binding names it (kustomize's `namespace:` alone leaves a binding in another
+    // namespace pointing at ecr-system).
+    for b in overlay
+        .iter()
+        .filter(|o| o["kind"] == "RoleBinding" || o["kind"] == "ClusterRoleBinding")
+    {
+        for subject in b["subjects"].as_array().into_iter().flatten() {
+            if subject["kind"] == "ServiceAccount" {
+                assert_eq!(subject["namespace"], namespace, "{}", b["metadata"]["name"]);
+            }
+        }
+    }
     let text = serde_json::to_string(&overlay).expect("json");
     assert!(
         !text.contains(NAMESPACE),
