@@ -581,3 +581,134 @@ async fn pull_through_cache_rule_bounds_follow_the_ecr_model() {
         );
     }
 }
+
+/// A ReplicationConfig spec of one rule in flow YAML.
+fn repl(destinations: &[(&str, &str)], filters: &[String]) -> String {
+    let destinations: Vec<String> = destinations
+        .iter()
+        .map(|(region, id)| format!("{{region: '{region}', registryId: '{id}'}}"))
+        .collect();
+    let filters: Vec<String> = filters
+        .iter()
+        .map(|f| format!("{{filter: '{f}'}}"))
+        .collect();
+    format!(
+        "{{rules: [{{destinations: [{}], repositoryFilters: [{}]}}]}}",
+        destinations.join(", "),
+        filters.join(", ")
+    )
+}
+
+/// Issue #15: ReplicationConfig's bounds are the ECR API model's shapes (Region, RegistryId,
+/// RepositoryFilterValue, RepositoryFilterList) or the tighter documented quotas (10 rules, 25
+/// destinations): each accepted at its edge, refused just past it.
+#[tokio::test]
+async fn replication_config_bounds_follow_the_ecr_model() {
+    let env = KubeEnv::start().await.unwrap();
+    let api = api(&env, "ReplicationConfig", "");
+    let id = "123456789012";
+    let one = |region: &str| repl(&[(region, id)], &[]);
+    let filters = |f: &[&str]| {
+        repl(
+            &[("eu-west-1", id)],
+            &f.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    let many_filters = |n: usize| {
+        let f: Vec<String> = (0..n).map(|i| format!("f{i:03}")).collect();
+        repl(&[("eu-west-1", id)], &f)
+    };
+    let accounts: Vec<String> = (1..=26).map(|n| format!("{n:012}")).collect();
+    let destinations = |n: usize| {
+        let d: Vec<(&str, &str)> = accounts[..n]
+            .iter()
+            .map(|a| ("eu-west-1", a.as_str()))
+            .collect();
+        repl(&d, &[])
+    };
+    let rules = |n: usize| {
+        let rule = format!("{{destinations: [{{region: eu-west-1, registryId: '{id}'}}]}}");
+        format!("{{rules: [{}]}}", vec![rule; n].join(", "))
+    };
+    let long_filter = |n: usize| "f".repeat(n);
+    let accepted: Vec<(&str, String)> = vec![
+        ("region of 2 characters", one("ab")),
+        ("region of 25 characters", one(&"a".repeat(25))),
+        ("filter of 2 characters", filters(&["ab"])),
+        ("filter of 256 characters", filters(&[&long_filter(256)])),
+        (
+            "filter the model's pattern allows",
+            filters(&["team__a/web--x_", "a."]),
+        ),
+        ("100 filters", many_filters(100)),
+        ("25 destinations", destinations(25)),
+        ("10 rules", rules(10)),
+    ];
+    for (i, (case, spec)) in accepted.iter().enumerate() {
+        let yaml = format!(
+            "apiVersion: ecr.operator.dev/v1alpha1\nkind: ReplicationConfig\nmetadata: {{name: edge-{i}}}\nspec: {spec}"
+        );
+        api.create(&PostParams::default(), &object(&yaml))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: refused: {e}"));
+        api.delete(&format!("edge-{i}"), &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("{case}: delete: {e}"));
+    }
+    let refused: Vec<(&str, String, &str)> = vec![
+        (
+            "region of 1 character",
+            one("a"),
+            "spec.rules[0].destinations[0].region",
+        ),
+        (
+            "region of 26 characters",
+            one(&"a".repeat(26)),
+            "spec.rules[0].destinations[0].region",
+        ),
+        (
+            "registryId of 11 digits",
+            repl(&[("eu-west-1", "12345678901")], &[]),
+            "spec.rules[0].destinations[0].registryId",
+        ),
+        (
+            "registryId of 13 digits",
+            repl(&[("eu-west-1", "1234567890123")], &[]),
+            "spec.rules[0].destinations[0].registryId",
+        ),
+        (
+            "filter of 1 character",
+            filters(&["a"]),
+            "spec.rules[0].repositoryFilters[0].filter",
+        ),
+        (
+            "filter of 257 characters",
+            filters(&[&long_filter(257)]),
+            "spec.rules[0].repositoryFilters[0].filter",
+        ),
+        (
+            "filter with upper case",
+            filters(&["Team"]),
+            "spec.rules[0].repositoryFilters[0].filter",
+        ),
+        (
+            "101 filters",
+            many_filters(101),
+            "spec.rules[0].repositoryFilters",
+        ),
+        (
+            "26 destinations",
+            destinations(26),
+            "spec.rules[0].destinations",
+        ),
+        ("11 rules", rules(11), "spec.rules"),
+    ];
+    for (case, spec, expect) in &refused {
+        let yaml = format!("{REPL}spec: {spec}");
+        assert_invalid(
+            api.create(&PostParams::default(), &object(&yaml)).await,
+            case,
+            expect,
+        );
+    }
+}

@@ -1,4 +1,8 @@
 //! The ReplicationConfig kind: rules merged into the registry's one replication configuration.
+//!
+//! Bounds follow the ECR API model (botocore `data/ecr/2015-09-21/service-2.json`, shapes named
+//! on each field) where it is the binding limit, and the documented quotas where those are
+//! tighter than the model (rules, destinations).
 
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -24,6 +28,8 @@ use super::common::CommonStatus;
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationConfigSpec {
     /// Replication rules (ECR allows 10 in the whole registry).
+    // Shape ReplicationRuleList allows 0..25, but the PutReplicationConfiguration reference and
+    // the quota "rules per replication configuration" say 10, which ECR enforces.
     #[schemars(length(min = 1, max = 10))]
     pub rules: Vec<ReplicationRule>,
 }
@@ -32,9 +38,12 @@ pub struct ReplicationConfigSpec {
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationRule {
     /// Where images go (ECR allows 25 unique destinations in the registry).
+    // Shape ReplicationDestinationList allows 100 per rule; the user guide's 25 unique
+    // destinations across all rules is the tighter limit (the merge checks it registry-wide).
     #[schemars(length(min = 1, max = 25))]
     pub destinations: Vec<ReplicationDestination>,
     /// Which repositories replicate; all when empty.
+    // Shape RepositoryFilterList: 1..100; an empty list here is sent as no member at all.
     #[serde(default)]
     #[schemars(length(max = 100))]
     pub repository_filters: Vec<ReplicationFilter>,
@@ -46,9 +55,11 @@ pub struct ReplicationRule {
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationDestination {
     /// AWS region, e.g. `eu-west-1`.
+    // Shape Region: 2..25 characters of `[0-9a-z-]`.
     #[schemars(length(min = 2, max = 25), regex(pattern = "^[0-9a-z-]{2,25}$"))]
     pub region: String,
     /// The destination account (12 digits).
+    // Shape RegistryId: `[0-9]{12}`.
     #[schemars(length(min = 12, max = 12), regex(pattern = "^[0-9]{12}$"))]
     pub registry_id: String,
 }
@@ -59,6 +70,7 @@ pub struct ReplicationDestination {
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationFilter {
     /// Repository name prefix.
+    // Shape RepositoryFilterValue: 2..256 characters, the model's pattern verbatim.
     #[schemars(
         length(min = 2, max = 256),
         regex(pattern = "^(?:[a-z0-9]+(?:[._-][a-z0-9]*)*/)*[a-z0-9]*(?:[._-][a-z0-9]*)*$")
