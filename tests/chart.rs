@@ -526,6 +526,30 @@ fn chart_metadata_is_what_artifact_hub_reads() {
         env!("CARGO_PKG_LICENSE")
     );
     assert_eq!(annotations["artifacthub.io/operator"], "true");
+    // The image Artifact Hub lists (and scans) is the default image at appVersion, for the
+    // platforms the release workflow builds.
+    let images = yaml_to_json(
+        annotations["artifacthub.io/images"]
+            .as_str()
+            .expect("images"),
+    );
+    let values = yaml_to_json(&read(format!("{CHART}/values.yaml")));
+    assert_eq!(
+        images,
+        json!([{
+            "name": "ecr-operator",
+            "image": format!(
+                "{}:{}",
+                values["image"]["repository"].as_str().expect("repository"),
+                chart["appVersion"].as_str().expect("appVersion")
+            ),
+            "platforms": ["linux/amd64", "linux/arm64"],
+        }])
+    );
+    assert!(
+        read(RELEASE_WORKFLOW).contains("platforms: linux/amd64,linux/arm64"),
+        "the release workflow builds the platforms listed"
+    );
     for link in yaml_to_json(annotations["artifacthub.io/links"].as_str().expect("links"))
         .as_array()
         .expect("a list of links")
