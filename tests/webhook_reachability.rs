@@ -381,3 +381,66 @@ async fn the_probe_sees_the_webhook_come_and_go_through_the_api_server() {
         .await
         .unwrap();
 }
+
+/// A webhook that accepts connections and never answers: the API server gives up after the
+/// configuration's `timeoutSeconds` (1 here). Under `Fail` it refuses ("failed calling
+/// webhook", a timeout): failing. Under `Ignore` it admits after waiting: unreachable, and the
+/// probe takes the timeout, well within its own.
+#[tokio::test]
+async fn a_webhook_that_hangs_is_failing_under_fail_and_unreachable_under_ignore() {
+    let kube = KubeEnv::require_real().await;
+    let client = kube.client();
+    let ns = kube.namespace("hang").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let name = unique_name("ecr-operator-hang");
+    let mut configuration = webhook_configuration(&name, addr, &ns);
+    for webhook in configuration.webhooks.as_mut().unwrap() {
+        webhook.failure_policy = Some("Fail".into());
+        webhook.timeout_seconds = Some(1);
+    }
+    let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    configurations
+        .create(&PostParams::default(), &configuration)
+        .await
+        .unwrap();
+    let metrics = Arc::new(Metrics::new(Arc::new(Vec::new)));
+    let config = ProbeConfig::new(ns.clone(), Duration::from_secs(60));
+    let prober = Prober::new(client.clone(), config, metrics.clone());
+
+    // Fail: refused once the API server has the configuration.
+    let failing = wait::until("the hung webhook failing under Fail", WAIT, || async {
+        let v = prober.probe().await;
+        (v.reachability == Reachability::Failing).then_some(v)
+    })
+    .await
+    .unwrap();
+    assert_eq!(failing.reason, "WebhookCallFailed", "{failing:?}");
+
+    // Ignore: admitted after the API server waited out the timeout.
+    set_failure_policy(&configurations, &name, "Ignore").await;
+    let started = Instant::now();
+    let skipped = wait::until("the hung webhook skipped under Ignore", WAIT, || async {
+        let started = Instant::now();
+        let v = prober.probe().await;
+        (v.reachability == Reachability::Unreachable).then_some(started.elapsed())
+    })
+    .await
+    .unwrap();
+    eprintln!("figure probe_hung_webhook_ms {}", skipped.as_millis());
+    assert!(skipped >= Duration::from_millis(900), "{skipped:?}");
+    assert!(started.elapsed() < WAIT);
+    assert_eq!(metrics.webhook_reachable(), Some(false));
+
+    holding.abort();
+    configurations
+        .delete(&name, &Default::default())
+        .await
+        .unwrap();
+}
