@@ -69,6 +69,8 @@ they can be offered upstream:
    with the mode (required with IMMUTABLE_WITH_EXCLUSION and
    MUTABLE_WITH_EXCLUSION, refused with MUTABLE and IMMUTABLE).
    PutImageTagMutability stores the mode as sent and returns the filters.
+   PutImage matches the filters as wildcards over the whole tag (moto took
+   them for regular expressions matched at the start of the tag).
 
 Requests that break a constraint of the model (range, length, pattern, enum)
 are answered as Amazon ECR answers them: InvalidParameterException, worded
@@ -103,6 +105,7 @@ from urllib.parse import parse_qs
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
 from moto.ecr.exceptions import (
+    ImageAlreadyExistsException,
     InvalidParameterException,
     LifecyclePolicyNotFoundException,
     LimitExceededException,
@@ -1907,6 +1910,38 @@ def put_image_tag_mutability(
     return answer
 
 
+def _exclusion_matches(pattern: str, tag: str) -> bool:
+    """A WILDCARD exclusion filter: ``*`` matches any run of characters, and
+    the filter must match the whole tag (``dev-*`` matches ``dev-1``, not
+    ``devx``; ``latest`` matches only ``latest``)."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), tag) is not None
+
+
+def _resolve_image_tag_mutability(self: ECRBackend, repository: Repository, proposed_image_tag: Optional[str]) -> list[Image]:
+    """The images holding the tag being pushed; refused when the tag may not
+    move.  A tag is immutable in IMMUTABLE, and in the exclusion modes when it
+    is immutable by the mode and not excluded, or mutable by the mode and
+    excluded.  moto decided this with ``re.match(filter, tag)``: filters were
+    regular expressions matched at the start, so ``latest`` also excluded
+    ``latest-old`` and ``dev-*`` also ``devx``.  The error stays moto's."""
+    holders = [image for image in repository.images if proposed_image_tag in image.image_tags]
+    if not holders or proposed_image_tag is None:
+        return holders
+    excluded = any(
+        _exclusion_matches(f["filter"], proposed_image_tag)
+        for f in repository.image_tag_mutability_exclusion_filters or []
+    )
+    immutable_by_mode = repository.image_tag_mutability in ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION")
+    if immutable_by_mode != excluded:
+        raise ImageAlreadyExistsException(
+            registry_id=repository.registry_id,
+            image_tag=proposed_image_tag,
+            digest=holders[0].get_image_digest(),
+            repository_name=repository.name,
+        )
+    return holders
+
+
 # ---------------------------------------------------------------------------
 # Installation
 # ---------------------------------------------------------------------------
@@ -1921,6 +1956,7 @@ _BACKEND_METHODS: dict[str, Callable[..., Any]] = {
     "put_image_scanning_configuration": put_image_scanning_configuration,
     "create_repository": create_repository,
     "put_image_tag_mutability": put_image_tag_mutability,
+    "_resolve_image_tag_mutability": _resolve_image_tag_mutability,
     "put_replication_configuration": put_replication_configuration,
     "describe_registry": describe_registry,
     "start_lifecycle_policy_preview": start_lifecycle_policy_preview,

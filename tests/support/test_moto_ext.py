@@ -1583,6 +1583,45 @@ def test_exclusions_are_stored_and_returned(ecr):
     assert "imageTagMutabilityExclusionFilters" not in described
 
 
+def _manifest(n: int) -> str:
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"digest": f"sha256:{n:064x}"},
+            "layers": [],
+        }
+    )
+
+
+def _moves(ecr, repository: str, tag: str, manifests) -> bool:
+    """Whether ``tag``, pushed on one image, can then be pushed on another."""
+    ecr.put_image(repositoryName=repository, imageManifest=_manifest(next(manifests)), imageTag=tag)
+    try:
+        ecr.put_image(repositoryName=repository, imageManifest=_manifest(next(manifests)), imageTag=tag)
+    except ClientError as e:
+        assert e.response["Error"]["Code"] == "ImageAlreadyExistsException"
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("mode", "filters", "expected"),
+    [
+        ("IMMUTABLE_WITH_EXCLUSION", ["latest", "dev-*"], {"latest": True, "dev-1": True, "latest-old": False, "devx": False, "v1": False}),
+        ("MUTABLE_WITH_EXCLUSION", ["release-*", "v*.*"], {"release-1": False, "v1.2": False, "v1": True, "xrelease-1": True, "latest": True}),
+        ("IMMUTABLE", None, {"latest": False}),
+        ("MUTABLE", None, {"latest": True}),
+    ],
+)
+def test_exclusions_decide_which_tags_move(ecr, mode, filters, expected):
+    extra = {} if filters is None else {"imageTagMutabilityExclusionFilters": exclusions(*filters)}
+    ecr.create_repository(repositoryName="pins", imageTagMutability=mode, **extra)
+    manifests = iter(range(1, 100))
+    got = {tag: _moves(ecr, "pins", tag, manifests) for tag in expected}
+    assert got == expected
+
+
 @pytest.mark.parametrize(
     ("mode", "filters", "member", "words"),
     [
