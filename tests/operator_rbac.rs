@@ -533,15 +533,16 @@ async fn scenario(
     })
     .await;
     // Once ready, the operator probes that the API server reaches its webhook (a dry-run Pod
-    // create): the metric has a sample after the first probe, whatever its verdict (here
+    // create): the probe counter moves at the first attempt, whatever its outcome (here
     // unreachable: no route from the API server to the host).
     wait(operator, "a webhook reachability probe", || async {
         let (status, body) = operator.admin_get("/metrics").await?;
-        (status == 200
-            && body
-                .lines()
-                .any(|l| l.starts_with("ecr_operator_webhook_reachable ")))
-        .then_some(())
+        let probed = body
+            .lines()
+            .filter(|l| l.starts_with("ecr_operator_webhook_probes_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .any(|n| n > 0.0);
+        (status == 200 && probed).then_some(())
     })
     .await;
     check_generated_certificate(client, installed, operator).await;
