@@ -361,3 +361,75 @@ impl Repository {
             .unwrap_or_else(|| self.metadata.name.clone().unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The modes and filters read and write as ECR's API spells them; `filterType` may be left
+    /// out for the model's only type.
+    #[test]
+    fn tag_mutability_in_ecr_spelling() {
+        let spec: RepositorySpec = serde_json::from_value(serde_json::json!({
+            "imageTagMutability": "MUTABLE_WITH_EXCLUSION",
+            "imageTagMutabilityExclusionFilters": [
+                {"filter": "release-*"},
+                {"filterType": "WILDCARD", "filter": "v*"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            spec.image_tag_mutability,
+            TagMutability::MutableWithExclusion
+        );
+        assert!(
+            spec.image_tag_mutability_exclusion_filters
+                .iter()
+                .all(|f| f.filter_type == ExclusionFilterType::Wildcard)
+        );
+        let back = serde_json::to_value(&spec).unwrap();
+        assert_eq!(
+            back["imageTagMutabilityExclusionFilters"][0],
+            serde_json::json!({"filterType": "WILDCARD", "filter": "release-*"})
+        );
+        for (mode, ecr, exclusions) in [
+            (TagMutability::Mutable, "MUTABLE", false),
+            (TagMutability::Immutable, "IMMUTABLE", false),
+            (
+                TagMutability::ImmutableWithExclusion,
+                "IMMUTABLE_WITH_EXCLUSION",
+                true,
+            ),
+            (
+                TagMutability::MutableWithExclusion,
+                "MUTABLE_WITH_EXCLUSION",
+                true,
+            ),
+        ] {
+            assert_eq!(mode.as_ecr(), ecr);
+            assert_eq!(serde_json::to_value(mode).unwrap(), ecr);
+            assert_eq!(mode.has_exclusions(), exclusions, "{ecr}");
+        }
+        // No filters: the member is left out, as ECR wants with a plain mode.
+        let plain = serde_json::to_value(RepositorySpec::default()).unwrap();
+        assert!(plain.get("imageTagMutabilityExclusionFilters").is_none());
+    }
+
+    /// The image reference parser (docker's grammar) and ECR's repository names agree on the
+    /// separators the current model allows.
+    #[test]
+    fn image_references_take_the_same_names() {
+        for name in ["a__b", "web--frontend", "team/a.b_c---d"] {
+            let reference = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}:v1");
+            let parsed: crate::image::ImageRef = reference.parse().unwrap();
+            assert_eq!(parsed.ecr().map(|e| e.repository), Some(name.to_string()));
+        }
+        for name in ["a___b", "a-_b", "_ab"] {
+            let reference = format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}:v1");
+            assert!(
+                reference.parse::<crate::image::ImageRef>().is_err(),
+                "{name}"
+            );
+        }
+    }
+}
