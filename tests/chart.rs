@@ -2449,15 +2449,17 @@ async fn chart_installs_as_a_subchart_with_global_values() {
 /// What the operator asks of the Kubernetes API: (API group, resource, verb), and whether the
 /// grant is cluster-wide (ClusterRole) or only in the release namespace (Role).
 ///
-/// - every kind is watched (list + watch), read (get), its finalizer added and removed (patch
-///   through `kube::runtime::finalizer`, and `update` of the `finalizers` subresource for
-///   OwnerReferencesPermissionEnforcement), status written by server-side apply (`patch`
-///   on `/status`, `update` for replace_status);
-/// - ImageScanReports are written by the operator: created and deleted;
-/// - RepositoryAccessPolicies (cluster admins write them) are read, and their status written;
+/// - every kind is watched (list + watch) and its finalizer added and removed by JSON patch of
+///   the object (`kube::runtime::finalizer`; no ownerReference blocks deletion, so no `update`
+///   of `/finalizers`); status is written by server-side apply of `/status` (`patch`); nothing
+///   replaces an object (no `update`) nor reads one by name, but a LifecyclePolicy's
+///   Repository (`get`); tests/operator_rbac.rs measures this by running the operator;
+/// - ImageScanReports are written by the operator: created and deleted; a report is all spec
+///   (no `/status`);
+/// - RepositoryAccessPolicies (cluster admins write them) are watched, and their status patched;
 /// - events through `kube::runtime::events::Recorder` (events.k8s.io create, patch for series);
-/// - pods and namespaces are read for the admission scan reports, the ScanPolicy and
-///   RepositoryAccessPolicy namespace selectors, and kube-system's uid (the cluster's id);
+/// - namespaces are read for the ScanPolicy and RepositoryAccessPolicy namespace selectors and
+///   kube-system's uid (the cluster's id); pods are listed, page by page, for the scan reports;
 /// - leader election: one Lease in the release namespace (get, create, update);
 /// - Secrets in the release namespace: pull-through cache credentials, the webhook certificate;
 /// - without cert-manager, the operator generates the webhook's certificate and writes its CA
@@ -2483,22 +2485,19 @@ fn required_permissions(
         add(
             "ecr.operator.dev",
             kind,
-            &["get", "list", "watch", "patch", "update"],
+            &["list", "watch", "patch"],
             Scope::Cluster,
         );
-        add(
-            "ecr.operator.dev",
-            &format!("{kind}/status"),
-            &["patch", "update"],
-            Scope::Cluster,
-        );
-        add(
-            "ecr.operator.dev",
-            &format!("{kind}/finalizers"),
-            &["update"],
-            Scope::Cluster,
-        );
+        if kind != "imagescanreports" {
+            add(
+                "ecr.operator.dev",
+                &format!("{kind}/status"),
+                &["patch"],
+                Scope::Cluster,
+            );
+        }
     }
+    add("ecr.operator.dev", "repositories", &["get"], Scope::Cluster);
     add(
         "ecr.operator.dev",
         "imagescanreports",
@@ -2508,13 +2507,13 @@ fn required_permissions(
     add(
         "ecr.operator.dev",
         "repositoryaccesspolicies",
-        &["get", "list", "watch"],
+        &["list", "watch"],
         Scope::Cluster,
     );
     add(
         "ecr.operator.dev",
         "repositoryaccesspolicies/status",
-        &["get", "patch", "update"],
+        &["patch"],
         Scope::Cluster,
     );
     add(
@@ -2523,7 +2522,7 @@ fn required_permissions(
         &["create", "patch"],
         Scope::Cluster,
     );
-    add("", "pods", &["get", "list", "watch"], Scope::Cluster);
+    add("", "pods", &["list"], Scope::Cluster);
     add("", "namespaces", &["get", "list", "watch"], Scope::Cluster);
     add(
         "coordination.k8s.io",
