@@ -2089,6 +2089,13 @@ fn notes_print_the_iam_policy_in_the_partition() {
         assert!(r.notes.contains(&format!("partition {partition}")));
     }
 
+    // A partition removed from the values (null deletes the chart's default) is aws.
+    for unset in [json!({"aws": null}), json!({"aws": {"partition": null}})] {
+        let r = render(&[unset]);
+        assert_eq!(policy_in_notes(&r.notes), shipped);
+        assert!(r.notes.contains("partition aws)"), "{}", r.notes);
+    }
+
     let err = match try_render(&[json!({
         "aws": {"partition": "aws-us-gov"},
         "serviceAccount": {"annotations": {

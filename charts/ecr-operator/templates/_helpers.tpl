@@ -114,7 +114,7 @@ aws-cn, AWS service hosts end in amazonaws.com.cn, which the KMS condition (kms:
 names. Fails when the IRSA role ARN is of another partition: a role and its policy share one. */}}
 {{- define "ecr-operator.iamPolicy" -}}
 {{- include "ecr-operator.checkPartition" . }}
-{{- $partition := .Values.aws.partition }}
+{{- $partition := include "ecr-operator.partition" . }}
 {{- $policy := .Files.Get "files/iam-policy.json" | replace "\"arn:aws:" (printf "\"arn:%s:" $partition) }}
 {{- if eq $partition "aws-cn" }}
 {{- $policy = $policy | replace ".amazonaws.com\"" ".amazonaws.com.cn\"" }}
@@ -125,9 +125,14 @@ names. Fails when the IRSA role ARN is of another partition: a role and its poli
 {{/* Nothing, or a failure when the IRSA role ARN is not in aws.partition. Included by the
 ServiceAccount too: Helm renders no NOTES for a subchart. */}}
 {{- define "ecr-operator.checkPartition" -}}
-{{- $partition := .Values.aws.partition }}
+{{- $partition := include "ecr-operator.partition" . }}
 {{- $role := index .Values.serviceAccount.annotations "eks.amazonaws.com/role-arn" | default "" }}
 {{- if and $role (not (hasPrefix (printf "arn:%s:" $partition) $role)) }}
 {{- fail (printf "serviceAccount.annotations.eks.amazonaws.com/role-arn %s is not in partition %s (aws.partition): set aws.partition to the role's partition" $role $partition) }}
 {{- end }}
+{{- end }}
+
+{{/* aws.partition; aws when unset (aws: null or partition: null remove the chart's default). */}}
+{{- define "ecr-operator.partition" -}}
+{{- default "aws" (dig "partition" "" (.Values.aws | default dict)) }}
 {{- end }}
