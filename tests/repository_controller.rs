@@ -570,6 +570,51 @@ async fn encryption_that_ecr_cannot_change_is_reported_invalid() {
     assert!(!tags(&env, "kms-repo").await.contains_key(OWNER_TAG));
 }
 
+/// ECR refuses a repository policy text over 10,240 characters (the API model's
+/// RepositoryPolicyText). Such a spec is Invalid before any ECR call: the repository is not
+/// even created, so a half-applied object never exists.
+#[tokio::test]
+async fn a_policy_over_ecr_size_limit_is_invalid_before_any_call() {
+    let env = Env::start().await;
+    let ns = env.kube.namespace("bigpolicy").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    // 100 actions (the schema's maximum) of 110 characters: over 11,000 characters rendered.
+    let actions: Vec<String> = (0..100)
+        .map(|i| format!("ecr:{i:03}{}", "A".repeat(103)))
+        .collect();
+    let name = format!("{ns}/big");
+    let obj: Repository = serde_json::from_value(serde_json::json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1",
+        "kind": "Repository",
+        "metadata": {"name": "big"},
+        "spec": {
+            "repositoryName": name,
+            "policy": {"statements": [{
+                "effect": "Allow",
+                "principals": {"aws": ["123456789012"]},
+                "actions": actions,
+            }]},
+        },
+    }))
+    .unwrap();
+    let creates = env.registry.stats().operation("CreateRepository");
+    api.create(&kube::api::PostParams::default(), &common::in_scope(obj))
+        .await
+        .unwrap();
+    let invalid = wait_for(&api, "big", "Invalid", reason_is("Invalid")).await;
+    let (_, _, message) = ready_of(&invalid.status.unwrap().common.conditions).unwrap();
+    assert!(message.contains("10240"), "{message}");
+    assert_eq!(
+        env.registry.stats().operation("CreateRepository"),
+        creates,
+        "no CreateRepository for an invalid spec"
+    );
+    assert!(
+        env.registry.describe_repository(&name).await.unwrap().is_none(),
+        "nothing was created in ECR"
+    );
+}
+
 /// Found by the chaos run: scan on push could be turned on but not off (the SDK sends `{}` for
 /// false, which moto ignored), and the operator then rewrote it on every sweep while reporting
 /// Ready. Off must stick, with one write, and no write on later sweeps.

@@ -42,6 +42,11 @@ pub(super) async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, 
     let ctx = &shared.ctx;
     let owner = owner_id(ctx, repo);
     let desired = Desired::from_spec(repo, &owner);
+    // ECR refuses a policy text over its limit; refuse it first, before any ECR call.
+    if let Some(policy) = &desired.policy {
+        crate::repository_policy::check_size(&policy.to_string())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+    }
     let namespace = repo.namespace().unwrap_or_default();
     // Before anything else, ECR reads included: a namespace's objects touch only what it is
     // granted.
