@@ -610,7 +610,11 @@ async fn a_policy_over_ecr_size_limit_is_invalid_before_any_call() {
         "no CreateRepository for an invalid spec"
     );
     assert!(
-        env.registry.describe_repository(&name).await.unwrap().is_none(),
+        env.registry
+            .describe_repository(&name)
+            .await
+            .unwrap()
+            .is_none(),
         "nothing was created in ECR"
     );
 }
