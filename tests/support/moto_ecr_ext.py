@@ -71,6 +71,15 @@ they can be offered upstream:
    PutImageTagMutability stores the mode as sent and returns the filters.
    PutImage matches the filters as wildcards over the whole tag (moto took
    them for regular expressions matched at the start of the tag).
+12. Registry policy: PutRegistryPolicy accepts every ECR action (``ecr:``
+   followed by an action name or a wildcard), as ECR does with the registry
+   policy scope V2, the default ("Private registry permissions in Amazon
+   ECR": "V2 is the expanded registry policy scope that includes all ECR
+   permissions"); moto allowed only ecr:CreateRepository and
+   ecr:ReplicateImage, refusing ecr:BatchImportUpstreamImage, which the pull
+   through cache needs.  Actions of other services are refused with ECR's
+   "Invalid registry policy provided".  ``policyText`` longer than the
+   model's RegistryPolicyText (10,240 characters) is refused; moto stored it.
 
 Requests that break a constraint of the model (range, length, pattern, enum)
 are answered as Amazon ECR answers them: InvalidParameterException, worded
@@ -115,6 +124,7 @@ from moto.ecr import models as moto_ecr_models
 from moto.ecr.models import ECRBackend, Image, Repository
 from moto.ecr.policy_validation import EcrLifecyclePolicyValidator
 from moto.ecr.responses import ECRResponse
+from moto.iam.exceptions import MalformedPolicyDocument
 from moto.utilities.utils import get_partition
 
 __all__ = [
@@ -1943,6 +1953,39 @@ def _resolve_image_tag_mutability(self: ECRBackend, repository: Repository, prop
 
 
 # ---------------------------------------------------------------------------
+# Registry policy
+# ---------------------------------------------------------------------------
+
+#: Shape RegistryPolicyText: length 0..10240.
+REGISTRY_POLICY_TEXT_MAX = 10240
+#: An ECR action as IAM writes it: the service prefix, then an action name in
+#: which * and ? stand for any characters.
+ECR_ACTION_PATTERN = re.compile(r"^ecr:[A-Za-z*?]+$")
+
+_moto_put_registry_policy = ECRBackend.put_registry_policy
+
+
+def _validate_registry_policy_action(self: ECRBackend, policy_text: str) -> None:
+    """Every action of every statement is an ECR action (scope V2)."""
+    for statement in json.loads(policy_text)["Statement"]:
+        actions = statement.get("Action", [])
+        if isinstance(actions, str):
+            actions = [actions]
+        if not all(isinstance(a, str) and ECR_ACTION_PATTERN.match(a) for a in actions):
+            raise MalformedPolicyDocument()
+
+
+def put_registry_policy(self: ECRBackend, policy_text: str) -> dict[str, Any]:
+    if not isinstance(policy_text, str):
+        raise _invalid("policyText", "Member must not be null")
+    if len(policy_text) > REGISTRY_POLICY_TEXT_MAX:
+        raise _invalid(
+            "policyText", f"Member must have length less than or equal to {REGISTRY_POLICY_TEXT_MAX}"
+        )
+    return _moto_put_registry_policy(self, policy_text)
+
+
+# ---------------------------------------------------------------------------
 # Installation
 # ---------------------------------------------------------------------------
 
@@ -1966,6 +2009,8 @@ _BACKEND_METHODS: dict[str, Callable[..., Any]] = {
     "update_pull_through_cache_rule": update_pull_through_cache_rule,
     "delete_pull_through_cache_rule": delete_pull_through_cache_rule,
     "validate_pull_through_cache_rule": validate_pull_through_cache_rule,
+    "_validate_registry_policy_action": _validate_registry_policy_action,
+    "put_registry_policy": put_registry_policy,
 }
 
 # moto dispatches an ECR action to the ECRResponse method named after it.

@@ -1657,3 +1657,94 @@ def test_exclusion_errors_on_create_and_put(ecr, raw_ecr, mode, filters, member,
     names = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
     assert names == ["target"]
     assert ecr.describe_repositories()["repositories"][0]["imageTagMutability"] == "MUTABLE"
+
+
+# ---------------------------------------------------------------------------
+# Registry policy
+# ---------------------------------------------------------------------------
+
+REPOSITORIES = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/*"
+INVALID_REGISTRY_POLICY = "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy provided'"
+
+
+def registry_policy(*actions: str, resource: bool = True, sid: str = "Peer") -> str:
+    statement: dict[str, Any] = {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+        "Action": list(actions),
+    }
+    if resource:
+        statement["Resource"] = [REPOSITORIES]
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def test_registry_policy_not_found_until_put_and_after_delete(ecr):
+    for call in (ecr.get_registry_policy, ecr.delete_registry_policy):
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_of(excinfo) == ("RegistryPolicyNotFoundException", 400)
+    text = registry_policy("ecr:ReplicateImage", "ecr:CreateRepository")
+    put = ecr.put_registry_policy(policyText=text)
+    assert (put["registryId"], put["policyText"]) == (ACCOUNT, text)
+    got = ecr.get_registry_policy()
+    assert (got["registryId"], got["policyText"]) == (ACCOUNT, text)
+    deleted = ecr.delete_registry_policy()
+    assert deleted["policyText"] == text
+    with pytest.raises(ClientError) as excinfo:
+        ecr.get_registry_policy()
+    assert error_of(excinfo) == ("RegistryPolicyNotFoundException", 400)
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [
+        ("ecr:BatchImportUpstreamImage", "ecr:CreateRepository"),
+        ("ecr:ReplicateImage",),
+        ("ecr:DescribeImages", "ecr:BatchGetImage"),
+        ("ecr:*",),
+        ("ecr:Batch*",),
+    ],
+)
+def test_registry_policy_takes_every_ecr_action(ecr, actions):
+    text = registry_policy(*actions)
+    ecr.put_registry_policy(policyText=text)
+    assert ecr.get_registry_policy()["policyText"] == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        registry_policy("s3:GetObject"),
+        registry_policy("ecr:ReplicateImage", "iam:PassRole"),
+        registry_policy("*"),
+        registry_policy("ecr:ReplicateImage", resource=False),
+        "not json",
+    ],
+)
+def test_registry_policy_refused_as_ecr_refuses_it(ecr, text):
+    ecr.put_registry_policy(policyText=registry_policy("ecr:ReplicateImage"))
+    with pytest.raises(ClientError) as excinfo:
+        ecr.put_registry_policy(policyText=text)
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
+    assert excinfo.value.response["Error"]["Message"] == INVALID_REGISTRY_POLICY
+    # The policy in place is kept.
+    assert ecr.get_registry_policy()["policyText"] == registry_policy("ecr:ReplicateImage")
+
+
+def test_registry_policy_text_is_bounded(ecr, raw_ecr):
+    base = registry_policy("ecr:ReplicateImage", "ecr:X")
+    at_limit = base.replace('"ecr:X"', '"ecr:X' + "a" * (10240 - len(base)) + '"')
+    assert len(at_limit) == 10240
+    raw_ecr.put_registry_policy(policyText=at_limit)
+    assert ecr.get_registry_policy()["policyText"] == at_limit
+    over = at_limit.replace('"ecr:X', '"ecr:Xa')
+    with pytest.raises(ClientError) as excinfo:
+        raw_ecr.put_registry_policy(policyText=over)
+    assert error_of(excinfo) == ("InvalidParameterException", 400)
+    message = excinfo.value.response["Error"]["Message"]
+    assert message == (
+        "Invalid parameter at 'policyText' failed to satisfy constraint: "
+        "'Member must have length less than or equal to 10240'"
+    )
+    assert ecr.get_registry_policy()["policyText"] == at_limit
