@@ -38,6 +38,7 @@ fuzz_target!(|data: &[u8]| {
             digest: format!("sha256:{i:064x}"),
             tags: words.iter().skip(i).step_by(3).take(i % 4).map(|w| (*w).to_string()).collect(),
             pushed_at: now - Duration::days((i as i64 * 7) % 400),
+            ..Image::default()
         })
         .collect();
     let expired = lifecycle::evaluate(&rules, &images, now);

@@ -52,6 +52,7 @@ pub fn to_rules(spec: &LifecyclePolicySpec) -> Vec<Rule> {
                     },
                     tag_prefix_list: r.selection.tag_prefix_list.clone(),
                     tag_pattern_list: r.selection.tag_pattern_list.clone(),
+                    storage_class: lifecycle::StorageClass::Standard,
                     count: match r.selection.count_type {
                         LifecycleCountType::ImageCountMoreThan => Count::ImageCountMoreThan(n),
                         LifecycleCountType::SinceImagePushed => Count::SinceImagePushed { days: n },
@@ -84,6 +85,7 @@ fn to_image(i: &ImageInfo, now: DateTime<Utc>) -> Image {
         digest: i.digest.clone(),
         tags: i.tags.clone(),
         pushed_at,
+        ..Image::default()
     }
 }
 

@@ -4,11 +4,14 @@
 //! equivalent `tagPatternList`, so both variants are checked where they differ.
 //!
 //! "N days ago" is taken as exactly N × 24 h before `now`. Where the guide shows a policy without a
-//! repository (the first two sections), the image set is ours and says so.
+//! repository (the first two sections, and every archive example), the image set is ours and says
+//! so. The archive examples ("Filtering on last pulled time", "Filtering on archive transition
+//! time" and the section "Archive examples") also check which images are archived and which
+//! expired, and by which rule.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
-use super::{Image, evaluate, parse, validate};
+use super::{Action, Image, StorageClass, evaluate, parse, validate};
 
 struct Example {
     /// Section of the examples page, and which doc version the policy text comes from.
@@ -205,6 +208,7 @@ fn images(specs: &[(&str, &[&str], i64)]) -> Vec<Image> {
             digest: (*name).to_string(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             pushed_at: now() - TimeDelta::days(*days_ago),
+            ..Image::default()
         })
         .collect()
 }
@@ -256,4 +260,173 @@ fn all_images_example_b_with_e_pushed_later() {
         .map(|e| e.digest)
         .collect();
     assert_eq!(got, ["A", "B", "D"]);
+}
+
+/// An image of the archive examples: (name, tags, pushed N days ago, last pulled N days ago,
+/// archived N days ago — `Some` for an image in the archive storage class).
+type ArchiveImage = (
+    &'static str,
+    &'static [&'static str],
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
+
+struct ArchiveExample {
+    /// Section of the examples page ("Archive examples" and the filtering sections).
+    source: &'static str,
+    policy: &'static str,
+    images: &'static [ArchiveImage],
+    /// Names of the images the policy archives, by rule priority.
+    archived: &'static [(&'static str, u32)],
+    /// Names of the images the policy expires, by rule priority.
+    expired: &'static [(&'static str, u32)],
+}
+
+/// Our repository for the archive examples, which show policies without one: images pulled and
+/// pushed at various ages, two of them already in the archive.
+const ARCHIVE_REPO: &[ArchiveImage] = &[
+    ("prod-old-pulled-now", &["prod-1"], 200, Some(1), None),
+    ("prod-old-never-pulled", &["prod-2"], 120, None, None),
+    ("prod-new", &["prod-3"], 10, None, None),
+    ("dev-pulled-long-ago", &["dev-1"], 300, Some(100), None),
+    ("untagged-old", &[], 95, None, None),
+    ("archived-long", &["prod-0"], 900, Some(500), Some(400)),
+    ("archived-recently", &["dev-0"], 900, Some(500), Some(100)),
+];
+
+const ARCHIVE_EXAMPLES: &[ArchiveExample] = &[
+    ArchiveExample {
+        source: "Filtering on last pulled time / Archiving images not pulled in a specified number of days",
+        policy: r#"{"rules":[{"rulePriority":1,"description":"Archive images not pulled in 90 days",
+            "selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":90},
+            "action":{"type":"transition","targetStorageClass":"archive"}}]}"#,
+        images: ARCHIVE_REPO,
+        // Never pulled: the push time counts; archived images are not standard, so not seen.
+        archived: &[
+            ("dev-pulled-long-ago", 1),
+            ("prod-old-never-pulled", 1),
+            ("untagged-old", 1),
+        ],
+        expired: &[],
+    },
+    ArchiveExample {
+        source: "Filtering on archive transition time (365 days)",
+        policy: r#"{"rules":[{"rulePriority":1,"description":"Expire images archived for more than 365 days",
+            "selection":{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365},
+            "action":{"type":"expire"}}]}"#,
+        images: ARCHIVE_REPO,
+        archived: &[],
+        expired: &[("archived-long", 1)],
+    },
+    ArchiveExample {
+        source: "Archiving images older than a specified number of days (prod*, 30 days)",
+        policy: r#"{"rules":[{"rulePriority":1,"description":"Archive production images older than 30 days",
+            "selection":{"tagStatus":"tagged","tagPatternList":["prod*"],"countType":"sinceImagePushed","countUnit":"days","countNumber":30},
+            "action":{"type":"transition","targetStorageClass":"archive"}}]}"#,
+        images: ARCHIVE_REPO,
+        // Pushed long ago, so archived even though pulled yesterday; archived-long is already.
+        archived: &[("prod-old-pulled-now", 1), ("prod-old-never-pulled", 1)],
+        expired: &[],
+    },
+    ArchiveExample {
+        source: "Combining archive and expire rules",
+        policy: r#"{"rules":[
+            {"rulePriority":1,"description":"Archive images older than 30 days",
+             "selection":{"tagStatus":"any","countType":"sinceImagePushed","countUnit":"days","countNumber":30},
+             "action":{"type":"transition","targetStorageClass":"archive"}},
+            {"rulePriority":2,"description":"Expire images archived for more than 365 days",
+             "selection":{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365},
+             "action":{"type":"expire"}}]}"#,
+        images: ARCHIVE_REPO,
+        archived: &[
+            ("dev-pulled-long-ago", 1),
+            ("prod-old-pulled-now", 1),
+            ("prod-old-never-pulled", 1),
+            ("untagged-old", 1),
+        ],
+        expired: &[("archived-long", 2)],
+    },
+];
+
+fn archive_images(specs: &[ArchiveImage]) -> Vec<Image> {
+    let ago = |days: i64| now() - TimeDelta::days(days);
+    specs
+        .iter()
+        .map(|(name, tags, pushed, pulled, archived)| Image {
+            digest: (*name).to_string(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: ago(*pushed),
+            storage_class: match archived {
+                Some(_) => StorageClass::Archive,
+                None => StorageClass::Standard,
+            },
+            last_pulled_at: pulled.map(ago),
+            last_archived_at: archived.map(ago),
+            last_activated_at: None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_documented_archive_example() {
+    for example in ARCHIVE_EXAMPLES {
+        let rules = parse(example.policy).unwrap_or_else(|e| panic!("{}: {e}", example.source));
+        assert_eq!(validate(&rules), [], "{}", example.source);
+        let outcomes = evaluate(&rules, &archive_images(example.images), now());
+        let of = |action: Action| {
+            let mut got: Vec<(&str, u32)> = outcomes
+                .iter()
+                .filter(|e| e.action == action)
+                .map(|e| (e.digest.as_str(), e.rule_priority))
+                .collect();
+            got.sort_unstable();
+            got
+        };
+        let sorted = |list: &[(&'static str, u32)]| {
+            let mut list = list.to_vec();
+            list.sort_unstable();
+            list
+        };
+        assert_eq!(
+            of(Action::Transition),
+            sorted(example.archived),
+            "{}",
+            example.source
+        );
+        assert_eq!(
+            of(Action::Expire),
+            sorted(example.expired),
+            "{}",
+            example.source
+        );
+    }
+}
+
+#[test]
+fn the_guides_archive_warnings_are_enforced() {
+    // "The sinceImagePulled count type must be used with the transition action. It cannot be
+    // used with the expire action."
+    let pulled_expire = ARCHIVE_EXAMPLES[0].policy.replace(
+        r#"{"type":"transition","targetStorageClass":"archive"}"#,
+        r#"{"type":"expire"}"#,
+    );
+    let rules = parse(&pulled_expire).expect("parses");
+    let errors = validate(&rules);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "rules[0].action.type");
+    // "Images must be in archive storage for a minimum of 90 days before deletion."
+    let early = ARCHIVE_EXAMPLES[1]
+        .policy
+        .replace(r#""countNumber":365"#, r#""countNumber":30"#);
+    let errors = validate(&parse(&early).expect("parses"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "rules[0].selection.countNumber");
+    // "sinceImageTransitioned ... must be used with ... the archive storage class."
+    let standard = ARCHIVE_EXAMPLES[1]
+        .policy
+        .replace(r#""storageClass":"archive","#, "");
+    let errors = validate(&parse(&standard).expect("parses"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].path, "rules[0].selection.storageClass");
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use super::model::{Action, Count, Rule, Selection, TagStatus};
+use super::model::{Action, Count, Rule, Selection, StorageClass, TagStatus};
 use super::validate::ValidationError;
 
 /// Why a lifecycle policy text could not be read into the model.
@@ -15,8 +15,8 @@ pub enum ParseError {
     #[error("lifecycle policy is not valid JSON: {0}")]
     Syntax(String),
     /// The text is JSON but not a policy this model can hold: missing or mistyped fields, unknown
-    /// fields, or ECR features the operator does not model (archive `transition` actions,
-    /// `sinceImagePulled`, `sinceImageTransitioned`, the `archive` storage class).
+    /// fields or values, `countUnit` or `targetStorageClass` where ECR refuses them or missing
+    /// where ECR requires them.
     #[error("lifecycle policy does not fit the model: {}", join(.0))]
     Shape(Vec<ValidationError>),
 }
@@ -30,8 +30,8 @@ fn join(errors: &[ValidationError]) -> String {
 }
 
 /// Renders `rules` as ECR lifecycle policy text, compact, rules in ascending `rulePriority` (the
-/// order ECR itself keeps), keys in the order of ECR's documentation, empty lists and a missing
-/// description left out, e.g.
+/// order ECR itself keeps), keys in the order of ECR's documentation, empty lists, a missing
+/// description and `storageClass: standard` (ECR's default) left out, e.g.
 /// `{"rules":[{"rulePriority":1,"selection":{"tagStatus":"untagged","countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}`.
 pub fn render(rules: &[Rule]) -> String {
     let mut ordered: Vec<&Rule> = rules.iter().collect();
@@ -59,15 +59,25 @@ fn render_rule(rule: &Rule) -> String {
             out.push_str(&format!(",\"{field}\":[{}]", items.join(",")));
         }
     }
+    if s.storage_class != StorageClass::Standard {
+        out.push_str(&format!(
+            ",\"storageClass\":\"{}\"",
+            s.storage_class.as_str()
+        ));
+    }
     out.push_str(&format!(",\"countType\":\"{}\"", s.count.count_type()));
-    if let Count::SinceImagePushed { .. } = s.count {
+    if s.count.has_unit() {
         out.push_str(",\"countUnit\":\"days\"");
     }
     out.push_str(&format!(
-        ",\"countNumber\":{}}},\"action\":{{\"type\":\"{}\"}}}}",
+        ",\"countNumber\":{}}},\"action\":{{\"type\":\"{}\"",
         s.count.count_number(),
         rule.action.as_str()
     ));
+    if rule.action == Action::Transition {
+        out.push_str(",\"targetStorageClass\":\"archive\"");
+    }
+    out.push_str("}}");
     out
 }
 
@@ -80,7 +90,7 @@ fn json_string(s: &str) -> String {
 ///
 /// Only the shape is checked here (every problem is reported, with its path); whether the rules
 /// form an acceptable policy is [`super::validate()`]'s job. Unknown fields are rejected, as ECR's
-/// own schema does, except `storageClass: "standard"`, the documented default.
+/// own schema does.
 pub fn parse(text: &str) -> Result<Vec<Rule>, ParseError> {
     let document: Value =
         serde_json::from_str(text).map_err(|e| ParseError::Syntax(e.to_string()))?;
@@ -155,7 +165,7 @@ fn parse_rule(value: &Value, path: &str, errors: &mut Vec<ValidationError>) -> O
     }
 }
 
-/// The fields of a rule's `selection`; `storageClass` is accepted only as `standard`.
+/// The fields of a rule's `selection`.
 const SELECTION_FIELDS: &[&str] = &[
     "tagStatus",
     "tagPrefixList",
@@ -180,22 +190,29 @@ fn parse_selection(
     let tag_status = parse_tag_status(object, path, errors);
     let tag_prefix_list = string_list(object, path, "tagPrefixList", errors);
     let tag_pattern_list = string_list(object, path, "tagPatternList", errors);
-    if let Some(class) = object.get("storageClass")
-        && class.as_str() != Some("standard")
-    {
-        errors.push(ValidationError::new(
-            field(path, "storageClass"),
-            "only the standard storage class is supported by this operator",
-        ));
-    }
+    // "If you omit this, the value of standard will be used" (Lifecycle policy properties).
+    let storage_class = match object.get("storageClass").map(Value::as_str) {
+        None | Some(Some("standard")) => Some(StorageClass::Standard),
+        Some(Some("archive")) => Some(StorageClass::Archive),
+        Some(_) => {
+            errors.push(ValidationError::new(
+                field(path, "storageClass"),
+                "expected standard or archive",
+            ));
+            None
+        }
+    };
     let count = parse_count(object, path, errors);
-    match (tag_status, count) {
-        (Some(tag_status), Some(count)) if errors.len() == before => Some(Selection {
-            tag_status,
-            tag_prefix_list: tag_prefix_list.unwrap_or_default(),
-            tag_pattern_list: tag_pattern_list.unwrap_or_default(),
-            count,
-        }),
+    match (tag_status, storage_class, count) {
+        (Some(tag_status), Some(storage_class), Some(count)) if errors.len() == before => {
+            Some(Selection {
+                tag_status,
+                tag_prefix_list: tag_prefix_list.unwrap_or_default(),
+                tag_pattern_list: tag_pattern_list.unwrap_or_default(),
+                storage_class,
+                count,
+            })
+        }
         _ => None,
     }
 }
@@ -228,40 +245,40 @@ fn parse_count(
 ) -> Option<Count> {
     let count_number = required(object, path, "countNumber", errors)
         .and_then(|v| as_u32(v, &field(path, "countNumber"), errors));
-    let unit = object.get("countUnit");
-    let unit_error = |message: &str| ValidationError::new(field(path, "countUnit"), message);
-    match required(object, path, "countType", errors)?.as_str() {
-        Some("imageCountMoreThan") => {
-            if unit.is_some() {
-                errors.push(unit_error(
-                    "is only allowed with countType sinceImagePushed",
-                ));
-            }
-            count_number.map(Count::ImageCountMoreThan)
-        }
-        Some("sinceImagePushed") => {
-            match unit {
-                Some(Value::String(u)) if u == "days" => {}
-                Some(_) => errors.push(unit_error("expected days")),
-                None => errors.push(unit_error("is required with countType sinceImagePushed")),
-            }
-            count_number.map(|days| Count::SinceImagePushed { days })
-        }
-        Some(other @ ("sinceImagePulled" | "sinceImageTransitioned")) => {
-            errors.push(ValidationError::new(
-                field(path, "countType"),
-                format!("{other} (archive lifecycle) is not supported by this operator"),
-            ));
-            None
-        }
+    let make: fn(u32) -> Count = match required(object, path, "countType", errors)?.as_str() {
+        Some("imageCountMoreThan") => Count::ImageCountMoreThan,
+        Some("sinceImagePushed") => |days| Count::SinceImagePushed { days },
+        Some("sinceImagePulled") => |days| Count::SinceImagePulled { days },
+        Some("sinceImageTransitioned") => |days| Count::SinceImageTransitioned { days },
         _ => {
             errors.push(ValidationError::new(
                 field(path, "countType"),
-                "expected imageCountMoreThan or sinceImagePushed",
+                "expected imageCountMoreThan, sinceImagePushed, sinceImagePulled or \
+                 sinceImageTransitioned",
             ));
-            None
+            return None;
         }
+    };
+    // "countUnit ... Required: yes, only if countType is set to sinceImagePushed,
+    // sinceImagePulled, or sinceImageTransitioned ... an error will occur if you specify a count
+    // unit when countType is any other value" (Lifecycle policy properties).
+    let kind = make(0);
+    let unit_error = |message: String| ValidationError::new(field(path, "countUnit"), message);
+    match (kind.has_unit(), object.get("countUnit")) {
+        (false, Some(_)) => errors.push(unit_error(
+            "is only allowed with countType sinceImagePushed, sinceImagePulled or \
+             sinceImageTransitioned"
+                .to_owned(),
+        )),
+        (true, Some(Value::String(u))) if u == "days" => {}
+        (true, Some(_)) => errors.push(unit_error("expected days".to_owned())),
+        (true, None) => errors.push(unit_error(format!(
+            "is required with countType {}",
+            kind.count_type()
+        ))),
+        (false, None) => {}
     }
+    count_number.map(make)
 }
 
 fn parse_action(value: &Value, path: &str, errors: &mut Vec<ValidationError>) -> Option<Action> {
@@ -269,18 +286,37 @@ fn parse_action(value: &Value, path: &str, errors: &mut Vec<ValidationError>) ->
         errors.push(ValidationError::new(path, "expected an object"));
         return None;
     };
-    reject_unknown(object, path, &["type"], errors);
+    reject_unknown(object, path, &["type", "targetStorageClass"], errors);
+    let target = object.get("targetStorageClass");
+    let target_error =
+        |message: &str| ValidationError::new(field(path, "targetStorageClass"), message);
+    // targetStorageClass "is only present when the type is TRANSITION" (API model,
+    // LifecyclePolicyRuleAction); "Required: yes, if type is transition ... archive is the only
+    // supported value" (Lifecycle policy properties).
     match required(object, path, "type", errors)?.as_str() {
-        Some("expire") => Some(Action::Expire),
-        Some("transition") => {
+        Some("expire") => {
+            if target.is_some() {
+                errors.push(target_error("is only allowed with type transition"));
+                return None;
+            }
+            Some(Action::Expire)
+        }
+        Some("transition") => match target.map(Value::as_str) {
+            Some(Some("archive")) => Some(Action::Transition),
+            Some(_) => {
+                errors.push(target_error("expected archive"));
+                None
+            }
+            None => {
+                errors.push(target_error("is required with type transition"));
+                None
+            }
+        },
+        _ => {
             errors.push(ValidationError::new(
                 field(path, "type"),
-                "transition (archive lifecycle) is not supported by this operator",
+                "expected expire or transition",
             ));
-            None
-        }
-        _ => {
-            errors.push(ValidationError::new(field(path, "type"), "expected expire"));
             None
         }
     }
@@ -370,8 +406,8 @@ fn string_list(
 /// nor does an empty description versus none. Anything else, including the description text,
 /// does: ECR would store it.
 ///
-/// Texts outside the model (see [`ParseError::Shape`]) are compared as plain JSON values, so an
-/// archive policy someone set in the console still compares equal to itself; text that is not
+/// Texts outside the model (see [`ParseError::Shape`]) are compared as plain JSON values, so a
+/// policy with a field this model does not know still compares equal to itself; text that is not
 /// JSON equals nothing.
 pub fn policies_equivalent(a_json: &str, b_json: &str) -> bool {
     match (parse(a_json), parse(b_json)) {
@@ -393,6 +429,7 @@ type NormalRule<'a> = (
     TagStatus,
     BTreeSet<&'a str>,
     BTreeSet<&'a str>,
+    StorageClass,
     Count,
     Action,
 );
@@ -408,6 +445,7 @@ fn normalize(rules: &[Rule]) -> Vec<NormalRule<'_>> {
                 s.tag_status,
                 s.tag_prefix_list.iter().map(String::as_str).collect(),
                 s.tag_pattern_list.iter().map(String::as_str).collect(),
+                s.storage_class,
                 s.count,
                 r.action,
             )

@@ -30,6 +30,7 @@ fn prod_rule() -> Rule {
             tag_status: TagStatus::Tagged,
             tag_prefix_list: vec!["prod".into()],
             tag_pattern_list: vec![],
+            storage_class: StorageClass::Standard,
             count: Count::ImageCountMoreThan(10),
         },
         action: Action::Expire,
@@ -83,6 +84,7 @@ fn parses_the_documented_policy() {
                 tag_status: TagStatus::Untagged,
                 tag_prefix_list: vec![],
                 tag_pattern_list: vec![],
+                storage_class: StorageClass::Standard,
                 count: Count::SinceImagePushed { days: 14 },
             },
             action: Action::Expire,
@@ -96,9 +98,11 @@ fn storage_class_standard_is_the_default() {
     let text = render(&[prod_rule()])
         .replace(r#""tagStatus""#, r#""storageClass":"standard","tagStatus""#);
     assert_eq!(parse(&text), Ok(vec![prod_rule()]));
-    let archive = text.replace("standard", "archive");
+    // Parsed as written; whether archive goes with this countType is validate's question.
+    let archive = parse(&text.replace("standard", "archive")).expect("parses");
+    assert_eq!(archive[0].selection.storage_class, StorageClass::Archive);
     assert_eq!(
-        shape_paths(parse(&archive)),
+        shape_paths(parse(&text.replace("standard", "glacier"))),
         ["rules[0].selection.storageClass"]
     );
 }
@@ -159,33 +163,71 @@ fn count_unit_rules() {
     assert_eq!(shape_paths(parse(&big)), ["rules[0].selection.countNumber"]);
 }
 
-#[test]
-fn archive_policies_from_the_docs_are_rejected() {
-    // "Examples of lifecycle policies": filtering on last pulled time / archive transition time.
-    let pulled = r#"{"rules":[{"rulePriority":1,"description":"Archive images not pulled in 90 days",
+/// "Examples of lifecycle policies": filtering on last pulled time / on archive transition time.
+const PULLED: &str = r#"{"rules":[{"rulePriority":1,"description":"Archive images not pulled in 90 days",
             "selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":90},
             "action":{"type":"transition","targetStorageClass":"archive"}}]}"#;
-    assert_eq!(
-        shape_paths(parse(pulled)),
-        [
-            "rules[0].selection.countType",
-            "rules[0].action.targetStorageClass",
-            "rules[0].action.type"
-        ]
-    );
-    let transitioned = r#"{"rules":[{"rulePriority":1,"description":"Expire images archived for more than 365 days",
+const TRANSITIONED: &str = r#"{"rules":[{"rulePriority":1,"description":"Expire images archived for more than 365 days",
             "selection":{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365},
             "action":{"type":"expire"}}]}"#;
+
+#[test]
+fn archive_policies_from_the_docs_parse_and_render_back() {
+    let pulled = parse(PULLED).expect("parses");
     assert_eq!(
-        shape_paths(parse(transitioned)),
-        [
-            "rules[0].selection.storageClass",
-            "rules[0].selection.countType"
-        ]
+        pulled[0].selection.count,
+        Count::SinceImagePulled { days: 90 }
     );
-    // Still comparable, as plain JSON.
-    assert!(policies_equivalent(pulled, &pulled.replace('\n', " ")));
-    assert!(!policies_equivalent(pulled, transitioned));
+    assert_eq!(pulled[0].action, Action::Transition);
+    assert_eq!(
+        render(&pulled),
+        r#"{"rules":[{"rulePriority":1,"description":"Archive images not pulled in 90 days","selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":90},"action":{"type":"transition","targetStorageClass":"archive"}}]}"#
+    );
+    let transitioned = parse(TRANSITIONED).expect("parses");
+    assert_eq!(
+        render(&transitioned),
+        r#"{"rules":[{"rulePriority":1,"description":"Expire images archived for more than 365 days","selection":{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":365},"action":{"type":"expire"}}]}"#
+    );
+    assert!(policies_equivalent(PULLED, &render(&pulled)));
+    assert!(!policies_equivalent(PULLED, TRANSITIONED));
+    // The storage class is part of the meaning; standard written out or left out is not.
+    let standard = TRANSITIONED.replace(r#""storageClass":"archive","#, "");
+    assert!(!policies_equivalent(TRANSITIONED, &standard));
+}
+
+#[test]
+fn archive_fields_are_shaped_as_ecr_wants() {
+    let unitless = PULLED.replace(r#""countUnit":"days","#, "");
+    assert_eq!(
+        shape_paths(parse(&unitless)),
+        ["rules[0].selection.countUnit"]
+    );
+    let no_target = PULLED.replace(r#","targetStorageClass":"archive""#, "");
+    assert_eq!(
+        shape_paths(parse(&no_target)),
+        ["rules[0].action.targetStorageClass"]
+    );
+    let standard_target = PULLED.replace(
+        r#""targetStorageClass":"archive""#,
+        r#""targetStorageClass":"standard""#,
+    );
+    assert_eq!(
+        shape_paths(parse(&standard_target)),
+        ["rules[0].action.targetStorageClass"]
+    );
+    let expire_with_target = TRANSITIONED.replace(
+        r#"{"type":"expire"}"#,
+        r#"{"type":"expire","targetStorageClass":"archive"}"#,
+    );
+    assert_eq!(
+        shape_paths(parse(&expire_with_target)),
+        ["rules[0].action.targetStorageClass"]
+    );
+    let archive_action = PULLED.replace(r#""type":"transition""#, r#""type":"archive""#);
+    assert_eq!(
+        shape_paths(parse(&archive_action)),
+        ["rules[0].action.type"]
+    );
 }
 
 #[test]
@@ -245,6 +287,7 @@ fn tagged_rule(
             tag_status: TagStatus::Tagged,
             tag_prefix_list,
             tag_pattern_list,
+            storage_class: StorageClass::Standard,
             count,
         },
         action: Action::Expire,
@@ -278,8 +321,12 @@ fn valid_rules() -> impl Strategy<Value = Vec<Rule>> {
         prop::collection::vec("[a-z0-9._-]{1,6}", 1..3),
         prop::collection::vec("[a-z0-9*-]{1,8}", 1..3),
         prop_oneof![
-            (1u32..1000).prop_map(Count::ImageCountMoreThan),
-            (1u32..1000).prop_map(|days| Count::SinceImagePushed { days }),
+            (1u32..1000).prop_map(|n| (Count::ImageCountMoreThan(n), Action::Expire)),
+            (1u32..1000).prop_map(|days| (Count::SinceImagePushed { days }, Action::Expire)),
+            (1u32..1000).prop_map(|n| (Count::ImageCountMoreThan(n), Action::Transition)),
+            (1u32..1000).prop_map(|days| (Count::SinceImagePushed { days }, Action::Transition)),
+            (1u32..1000).prop_map(|days| (Count::SinceImagePulled { days }, Action::Transition)),
+            (90u32..1000).prop_map(|days| (Count::SinceImageTransitioned { days }, Action::Expire)),
         ],
     );
     prop::collection::vec(rule, 1..8)
@@ -287,14 +334,21 @@ fn valid_rules() -> impl Strategy<Value = Vec<Rule>> {
             let mut priority = 0;
             specs
                 .into_iter()
-                .map(|(step, description, kind, prefixes, patterns, count)| {
-                    priority += step;
-                    let lists = match kind {
-                        0 => (prefixes, vec![]),
-                        _ => (vec![], patterns),
-                    };
-                    tagged_rule(priority, description, lists, count)
-                })
+                .map(
+                    |(step, description, kind, prefixes, patterns, (count, action))| {
+                        priority += step;
+                        let lists = match kind {
+                            0 => (prefixes, vec![]),
+                            _ => (vec![], patterns),
+                        };
+                        let mut rule = tagged_rule(priority, description, lists, count);
+                        rule.action = action;
+                        if let Count::SinceImageTransitioned { .. } = count {
+                            rule.selection.storage_class = StorageClass::Archive;
+                        }
+                        rule
+                    },
+                )
                 .collect::<Vec<_>>()
         })
         .prop_map(untag_the_last_rules)
