@@ -1,16 +1,18 @@
 //! The Repository controller under faults: throttling, a crash between CreateRepository and the
-//! status write, images arriving during a force delete, a crash during deletion.
+//! status write, images arriving during a force delete, a crash during deletion, a deleted
+//! object's status written onto its successor.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{Env, create, is_ready, reason_is, wait_for, wait_gone};
 use ecr_operator::api::Repository;
-use ecr_operator::api::repository::Ownership;
+use ecr_operator::api::repository::{OWNER_TAG, Ownership};
 use ecr_operator::registry::Registry;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use testbed::moto::{FaultKind, FaultScope};
 
 #[tokio::test]
@@ -198,5 +200,66 @@ async fn crash_during_deletion_keeps_the_finalizer_until_ecr_confirms() {
             .unwrap()
             .is_none(),
         "no leaked repository"
+    );
+}
+
+/// Found by the chaos run (seed 7): a reconcile of a deleted object that runs from a replica's
+/// lagging store writes its status by name, so it lands on a new object of the same name (here
+/// a Retain object's, whose repository the new object takes back). That status records the
+/// repository, with the old object's tag keys, as the new object's: it must not let the new
+/// object report in sync over the old object's tags. The new object's first reconcile here is
+/// also its first since start, so no deep check is otherwise due.
+#[tokio::test]
+async fn a_deleted_objects_status_on_its_successor_does_not_skip_the_tag_sync() {
+    let mut env = Env::start().await;
+    let ns = env.kube.namespace("stale").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: heir}, spec: {tags: {old: '1'}}}").await;
+    let old = wait_for(&api, "heir", "Ready", is_ready).await;
+    let old_status = old.status.clone().unwrap();
+    assert_eq!(old_status.managed_tag_keys, ["old"]);
+    api.delete("heir", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "heir").await;
+
+    // The successor is created while no operator runs, and the deleted object's status (as its
+    // stale reconcile writes it: server-side apply, the operator's field manager) lands on it.
+    env.kill_operator();
+    create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: heir}, spec: {tags: {new: '2'}}}").await;
+    let stale = serde_json::json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1",
+        "kind": "Repository",
+        "status": old_status,
+    });
+    api.patch_status(
+        "heir",
+        &PatchParams::apply("ecr-operator").force(),
+        &Patch::Apply(&stale),
+    )
+    .await
+    .unwrap();
+
+    env.start_operator();
+    wait_for(&api, "heir", "the new object's own status", |r| {
+        is_ready(r)
+            && r.status
+                .as_ref()
+                .is_some_and(|s| s.managed_tag_keys == ["new"])
+    })
+    .await;
+    let info = env
+        .registry
+        .describe_repository("heir")
+        .await
+        .unwrap()
+        .unwrap();
+    let have = env.registry.list_tags(&info.arn).await.unwrap();
+    let owner = have.get(OWNER_TAG).cloned().unwrap();
+    assert_eq!(
+        have,
+        BTreeMap::from([
+            ("new".to_string(), "2".to_string()),
+            (OWNER_TAG.to_string(), owner),
+        ]),
+        "Ready, so ECR holds exactly the new spec's tags"
     );
 }

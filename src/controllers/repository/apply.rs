@@ -14,7 +14,8 @@ use tracing::info;
 use super::memory::KnownConflict;
 use super::plan::{
     self, Claim, DeepCheck, Desired, PolicyAction, Removal, decide_claim, diff_settings, diff_tags,
-    managed_tag_keys, plan_policy, plan_removal, policy_read_needed, still_owned,
+    managed_tag_keys, plan_policy, plan_removal, policy_read_needed, records_spec_tag_keys,
+    still_owned,
 };
 use super::{Shared, older_claimant, status_owns};
 use crate::api::conditions::{self, Reason};
@@ -127,6 +128,7 @@ async fn converge(
         due,
         first_sight,
         newly_claimed: status_owns(status, &found.info).is_none(),
+        unsynced_tag_keys: !records_spec_tag_keys(&status.managed_tag_keys, &repo.spec.tags),
     }
     .now();
     // Nothing is written to a repository before its tags show it is this object's: the sweep's

@@ -224,13 +224,28 @@ pub struct DeepCheck {
     pub first_sight: bool,
     /// The status does not record this very repository as the object's yet.
     pub newly_claimed: bool,
+    /// The status records other tag keys than the spec has, at the spec's generation: no sync
+    /// of this spec wrote it. A deleted object's reconcile, run late from a lagging store,
+    /// writes its status by name onto a new object of the same name; the keys it records are
+    /// the old object's, and the tags in ECR are still the old object's too.
+    pub unsynced_tag_keys: bool,
 }
 
 impl DeepCheck {
     pub fn now(self) -> bool {
         !self.created
-            && (self.generation_changed || (self.due && !self.first_sight) || self.newly_claimed)
+            && (self.generation_changed
+                || (self.due && !self.first_sight)
+                || self.newly_claimed
+                || self.unsynced_tag_keys)
     }
+}
+
+/// Whether the status's managed tag keys are the spec's (order aside): what every sync of this
+/// spec records.
+pub fn records_spec_tag_keys(recorded: &[String], spec: &BTreeMap<String, String>) -> bool {
+    let recorded: std::collections::BTreeSet<&String> = recorded.iter().collect();
+    recorded.len() == spec.len() && spec.keys().all(|k| recorded.contains(k))
 }
 
 /// What to do with the repository policy, given what ECR holds (`current`) and whether a policy

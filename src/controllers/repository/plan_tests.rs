@@ -280,13 +280,46 @@ fn deep_check_table() {
                 generation_changed: true,
                 newly_claimed: true,
                 due: true,
+                unsynced_tag_keys: true,
                 ..base
             },
             false,
         ),
+        (
+            // Chaos seed 7: a deleted object's status, written by name onto its successor.
+            "status records other tag keys, first sight, same generation",
+            DeepCheck {
+                unsynced_tag_keys: true,
+                first_sight: true,
+                ..base
+            },
+            true,
+        ),
     ];
     for (what, inputs, want) in cases {
         assert_eq!(inputs.now(), want, "{what}");
+    }
+}
+
+/// Whether the status's managed tag keys are those of the spec: (what, recorded, spec keys,
+/// expected).
+#[test]
+fn records_spec_tag_keys_table() {
+    let cases: [(&str, &[&str], &[&str], bool); 6] = [
+        ("none, none", &[], &[], true),
+        ("same", &["a", "b"], &["a", "b"], true),
+        ("same, other order", &["b", "a"], &["a", "b"], true),
+        ("the old object's keys", &["k0"], &["k3", "k4"], false),
+        ("one missing", &["a"], &["a", "b"], false),
+        ("one more", &["a", "b"], &["a"], false),
+    ];
+    for (what, recorded, spec, want) in cases {
+        let recorded: Vec<String> = recorded.iter().map(|k| k.to_string()).collect();
+        let spec: BTreeMap<String, String> = spec
+            .iter()
+            .map(|k| (k.to_string(), "v".to_string()))
+            .collect();
+        assert_eq!(records_spec_tag_keys(&recorded, &spec), want, "{what}");
     }
 }
 
