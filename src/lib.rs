@@ -11,4 +11,6 @@ pub mod scope;
 pub mod telemetry;
 
 // The pure core, at the paths the operator has always used.
-pub use ecr_operator_core::{api, image, lifecycle, repository_policy, tenancy, text};
+pub use ecr_operator_core::{
+    api, image, lifecycle, registry_policy, repository_policy, tenancy, text,
+};

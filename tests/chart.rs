@@ -2474,10 +2474,11 @@ async fn chart_installs_as_a_subchart_with_global_values() {
 fn required_permissions(
     operator_writes_ca_bundle: bool,
 ) -> BTreeSet<(&'static str, String, &'static str, Scope)> {
-    const KINDS: [&str; 6] = [
+    const KINDS: [&str; 7] = [
         "imagescanreports",
         "lifecyclepolicies",
         "pullthroughcacherules",
+        "registrypolicies",
         "replicationconfigs",
         "repositories",
         "scanpolicies",
@@ -2770,6 +2771,7 @@ fn rbac_table_covers_every_api_the_source_uses() {
             "ReplicationConfig" => "ecr.operator.dev/replicationconfigs",
             "PullThroughCacheRule" => "ecr.operator.dev/pullthroughcacherules",
             "ScanPolicy" => "ecr.operator.dev/scanpolicies",
+            "RegistryPolicy" => "ecr.operator.dev/registrypolicies",
             "ImageScanReport" => "ecr.operator.dev/imagescanreports",
             "RepositoryAccessPolicy" => "ecr.operator.dev/repositoryaccesspolicies",
             "Pod" => "/pods",

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::api::lifecycle_policy::LifecyclePolicy;
 use ecr_operator::api::pull_through_cache_rule::PullThroughCacheRule;
+use ecr_operator::api::registry_policy::RegistryPolicy;
 use ecr_operator::api::replication_config::ReplicationConfig;
 use ecr_operator::api::repository::Repository;
 use ecr_operator::api::repository_access_policy::RepositoryAccessPolicy;
@@ -148,6 +149,7 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
                 create_cluster(&client, &typed::<PullThroughCacheRule>(&value)).await
             }
             "ScanPolicy" => create_cluster(&client, &typed::<ScanPolicy>(&value)).await,
+            "RegistryPolicy" => create_cluster(&client, &typed::<RegistryPolicy>(&value)).await,
             "ImageScanReport" => create_cluster(&client, &typed::<ImageScanReport>(&value)).await,
             "RepositoryAccessPolicy" => {
                 create_cluster(&client, &typed::<RepositoryAccessPolicy>(&value)).await
@@ -164,6 +166,7 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
         "ScanPolicy",
         "ImageScanReport",
         "RepositoryAccessPolicy",
+        "RegistryPolicy",
     ]
     .map(String::from)
     .into();

@@ -6,6 +6,7 @@ pub mod image_scan_report;
 pub mod inventory;
 pub mod lifecycle_policy;
 pub mod pull_through_cache_rule;
+pub mod registry_policy;
 pub mod replication_config;
 pub mod repository;
 pub mod scan_policy;
@@ -432,6 +433,7 @@ pub async fn run(
         pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
         singleton::run::<replication_config::Replication>(ctx.clone(), shutdown.clone()),
         singleton::run::<scan_policy::Scanning>(ctx.clone(), shutdown.clone()),
+        singleton::run::<registry_policy::RegistryPolicySetting>(ctx.clone(), shutdown.clone()),
         image_scan_report::run(ctx, shutdown),
     )?;
     Ok(())

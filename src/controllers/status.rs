@@ -177,13 +177,14 @@ macro_rules! reported {
 
 use crate::api::lifecycle_policy::LifecyclePolicyStatus;
 use crate::api::pull_through_cache_rule::PullThroughCacheRuleStatus;
+use crate::api::registry_policy::RegistryPolicyStatus;
 use crate::api::replication_config::ReplicationConfigStatus;
 use crate::api::repository::RepositoryStatus;
 use crate::api::repository_access_policy::RepositoryAccessPolicyStatus;
 use crate::api::scan_policy::ScanPolicyStatus;
 use crate::api::{
-    LifecyclePolicy, PullThroughCacheRule, ReplicationConfig, Repository, RepositoryAccessPolicy,
-    ScanPolicy,
+    LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, ReplicationConfig, Repository,
+    RepositoryAccessPolicy, ScanPolicy,
 };
 
 reported!(Repository, RepositoryStatus, "Repository", namespaced);
@@ -206,6 +207,12 @@ reported!(
     cluster
 );
 reported!(ScanPolicy, ScanPolicyStatus, "ScanPolicy", cluster);
+reported!(
+    RegistryPolicy,
+    RegistryPolicyStatus,
+    "RegistryPolicy",
+    cluster
+);
 reported!(
     RepositoryAccessPolicy,
     RepositoryAccessPolicyStatus,

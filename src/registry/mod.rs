@@ -231,6 +231,12 @@ pub trait Registry: Send + Sync + 'static {
     async fn get_registry_scanning(&self) -> Result<ScanningSettings>;
     async fn put_registry_scanning(&self, settings: &ScanningSettings) -> Result<()>;
 
+    /// The registry's permissions policy text, or `None` when it has none.
+    async fn get_registry_policy(&self) -> Result<Option<String>>;
+    async fn put_registry_policy(&self, text: &str) -> Result<()>;
+    /// Removes the registry policy; one that is already gone is not an error.
+    async fn delete_registry_policy(&self) -> Result<()>;
+
     /// The pull-through cache rule for one prefix, or `None`.
     async fn describe_pull_through_cache_rule(
         &self,

@@ -17,6 +17,8 @@ pub const WRITE_OPERATIONS: &[&str] = &[
     "DeleteLifecyclePolicy",
     "PutReplicationConfiguration",
     "PutRegistryScanningConfiguration",
+    "PutRegistryPolicy",
+    "DeleteRegistryPolicy",
     "CreatePullThroughCacheRule",
     "UpdatePullThroughCacheRule",
     "DeletePullThroughCacheRule",

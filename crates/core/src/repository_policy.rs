@@ -9,55 +9,59 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::api::repository::{Effect, RepositoryPolicy};
+use crate::api::repository::{Effect, PolicyStatement, RepositoryPolicy};
 
 /// The IAM policy document for a typed policy.
 pub fn render(policy: &RepositoryPolicy) -> Value {
     let statements: Vec<Value> = policy
         .statements
         .iter()
-        .map(|s| {
-            let mut principal = Map::new();
-            if !s.principals.aws.is_empty() {
-                principal.insert("AWS".into(), list_or_one(&s.principals.aws));
-            }
-            if !s.principals.service.is_empty() {
-                principal.insert("Service".into(), list_or_one(&s.principals.service));
-            }
-            let mut st = Map::new();
-            if let Some(sid) = &s.sid {
-                st.insert("Sid".into(), json!(sid));
-            }
-            st.insert(
-                "Effect".into(),
-                json!(match s.effect {
-                    Effect::Allow => "Allow",
-                    Effect::Deny => "Deny",
-                }),
-            );
-            st.insert("Principal".into(), Value::Object(principal));
-            st.insert("Action".into(), list_or_one(&s.actions));
-            if !s.conditions.is_empty() {
-                let cond: Map<String, Value> = s
-                    .conditions
-                    .iter()
-                    .map(|(op, kv)| {
-                        let inner: Map<String, Value> = kv
-                            .iter()
-                            .map(|(k, v)| (k.clone(), list_or_one(v)))
-                            .collect();
-                        (op.clone(), Value::Object(inner))
-                    })
-                    .collect();
-                st.insert("Condition".into(), Value::Object(cond));
-            }
-            Value::Object(st)
-        })
+        .map(|s| Value::Object(render_statement(s)))
         .collect();
     json!({
         "Version": policy.version.as_deref().unwrap_or("2012-10-17"),
         "Statement": statements,
     })
+}
+
+/// One statement in IAM's JSON shape: `Sid`, `Effect`, `Principal`, `Action`, `Condition`.
+/// Shared with the registry policy, which adds `Resource`.
+pub fn render_statement(s: &PolicyStatement) -> Map<String, Value> {
+    let mut principal = Map::new();
+    if !s.principals.aws.is_empty() {
+        principal.insert("AWS".into(), list_or_one(&s.principals.aws));
+    }
+    if !s.principals.service.is_empty() {
+        principal.insert("Service".into(), list_or_one(&s.principals.service));
+    }
+    let mut st = Map::new();
+    if let Some(sid) = &s.sid {
+        st.insert("Sid".into(), json!(sid));
+    }
+    st.insert(
+        "Effect".into(),
+        json!(match s.effect {
+            Effect::Allow => "Allow",
+            Effect::Deny => "Deny",
+        }),
+    );
+    st.insert("Principal".into(), Value::Object(principal));
+    st.insert("Action".into(), list_or_one(&s.actions));
+    if !s.conditions.is_empty() {
+        let cond: Map<String, Value> = s
+            .conditions
+            .iter()
+            .map(|(op, kv)| {
+                let inner: Map<String, Value> = kv
+                    .iter()
+                    .map(|(k, v)| (k.clone(), list_or_one(v)))
+                    .collect();
+                (op.clone(), Value::Object(inner))
+            })
+            .collect();
+        st.insert("Condition".into(), Value::Object(cond));
+    }
+    st
 }
 
 /// The longest repository policy text ECR accepts, in characters: shape RepositoryPolicyText
@@ -94,7 +98,7 @@ pub fn render_checked(policy: &RepositoryPolicy) -> Result<Value, PolicyTooLarge
     Ok(doc)
 }
 
-fn list_or_one(items: &[String]) -> Value {
+pub(crate) fn list_or_one(items: &[String]) -> Value {
     match items {
         [one] => json!(one),
         many => json!(many),
@@ -134,7 +138,7 @@ fn normalize(v: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::repository::{PolicyStatement, Principals};
+    use crate::api::repository::Principals;
     use proptest::prelude::*;
 
     fn pull_policy() -> RepositoryPolicy {

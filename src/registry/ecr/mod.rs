@@ -270,6 +270,18 @@ impl Registry for EcrRegistry {
         settings::put_registry_scanning(self, settings).await
     }
 
+    async fn get_registry_policy(&self) -> Result<Option<String>> {
+        settings::get_registry_policy(self).await
+    }
+
+    async fn put_registry_policy(&self, text: &str) -> Result<()> {
+        settings::put_registry_policy(self, text).await
+    }
+
+    async fn delete_registry_policy(&self) -> Result<()> {
+        settings::delete_registry_policy(self).await
+    }
+
     async fn describe_pull_through_cache_rule(
         &self,
         prefix: &str,

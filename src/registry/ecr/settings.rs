@@ -1,4 +1,5 @@
-//! Registry-level settings: replication, scanning and pull-through cache rules.
+//! Registry-level settings: replication, scanning, the registry policy and pull-through cache
+//! rules.
 
 use aws_sdk_ecr::types::ScanType;
 
@@ -61,6 +62,41 @@ pub(super) async fn put_registry_scanning(
             .await,
     )
     .map(drop)
+}
+
+pub(super) async fn get_registry_policy(r: &EcrRegistry) -> Result<Option<String>> {
+    let result = r.outcome(
+        "GetRegistryPolicy",
+        r.client.get_registry_policy().send().await,
+    );
+    match result {
+        Ok(out) => Ok(out.policy_text().map(str::to_string)),
+        Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) async fn put_registry_policy(r: &EcrRegistry, text: &str) -> Result<()> {
+    r.outcome(
+        "PutRegistryPolicy",
+        r.client
+            .put_registry_policy()
+            .policy_text(text)
+            .send()
+            .await,
+    )
+    .map(drop)
+}
+
+pub(super) async fn delete_registry_policy(r: &EcrRegistry) -> Result<()> {
+    let result = r.outcome(
+        "DeleteRegistryPolicy",
+        r.client.delete_registry_policy().send().await,
+    );
+    match result {
+        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+        other => other.map(drop),
+    }
 }
 
 pub(super) async fn describe_pull_through_cache_rule(

@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod image_scan_report;
 pub mod lifecycle_policy;
 pub mod pull_through_cache_rule;
+pub mod registry_policy;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_access_policy;
@@ -15,6 +16,7 @@ pub mod scan_policy;
 pub use image_scan_report::ImageScanReport;
 pub use lifecycle_policy::LifecyclePolicy;
 pub use pull_through_cache_rule::PullThroughCacheRule;
+pub use registry_policy::RegistryPolicy;
 pub use replication_config::ReplicationConfig;
 pub use repository::Repository;
 pub use repository_access_policy::RepositoryAccessPolicy;
@@ -33,6 +35,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("scanpolicy.yaml", ScanPolicy::crd()),
         ("imagescanreport.yaml", ImageScanReport::crd()),
         ("repositoryaccesspolicy.yaml", RepositoryAccessPolicy::crd()),
+        ("registrypolicy.yaml", RegistryPolicy::crd()),
     ]
 }
 
@@ -48,6 +51,7 @@ pub fn resource_for(kind: &str) -> Option<kube::core::ApiResource> {
         "ScanPolicy" => ApiResource::erase::<ScanPolicy>(&()),
         "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
         "RepositoryAccessPolicy" => ApiResource::erase::<RepositoryAccessPolicy>(&()),
+        "RegistryPolicy" => ApiResource::erase::<RegistryPolicy>(&()),
         _ => return None,
     })
 }
