@@ -7,6 +7,7 @@ use common::{Env, assert_rejected, create, failed_with, message_of, ready, wait_
 use ecr_operator::api::RegistryPolicy;
 use ecr_operator::registry::Registry;
 use ecr_operator::repository_policy::text_equivalent;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams};
 use serde_json::Value;
 
@@ -50,6 +51,29 @@ fn part(p: &RegistryPolicy) -> (Option<i32>, Option<i32>) {
     (s.first_statement_index, s.statement_count)
 }
 
+/// Waits for an event `reason` about the RegistryPolicy `obj` (this very object, by uid).
+async fn wait_event(env: &Env, obj: &RegistryPolicy, reason: &str) {
+    let events: Api<Event> = Api::all(env.kube.client());
+    let uid = obj.metadata.uid.clone();
+    testbed::wait::until(&format!("{reason} event"), common::WAIT, || {
+        let (events, uid) = (events.clone(), uid.clone());
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.regarding.as_ref().is_some_and(|r| {
+                            r.kind.as_deref() == Some("RegistryPolicy") && r.uid == uid
+                        })
+                })
+                .then_some(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
 async fn wait_sids(env: &Env, what: &str, want: Option<Vec<&str>>) {
     let want: Option<Vec<String>> = want.map(|w| w.iter().map(|s| s.to_string()).collect());
     testbed::wait::until(what, common::WAIT, || async {
@@ -65,7 +89,8 @@ async fn objects_merge_drift_is_corrected_and_the_last_delete_removes_the_policy
     let api: Api<RegistryPolicy> = Api::all(env.kube.client());
     // Creation times have whole seconds: names that sort like the creations keep the order.
     create(&api, &policy("a-replication", &["Replicate"], REPLICATE)).await;
-    wait_for(&api, "a-replication", "replication Ready", ready).await;
+    let replication = wait_for(&api, "a-replication", "replication Ready", ready).await;
+    wait_event(&env, &replication, "Applied").await;
     create(
         &api,
         &policy(
@@ -110,6 +135,7 @@ async fn objects_merge_drift_is_corrected_and_the_last_delete_removes_the_policy
         Some(vec!["Replicate", "PullThroughCache", "Create"]),
     )
     .await;
+    wait_event(&env, &cache, "DriftCorrected").await;
 
     // Deleting the older object: the younger one moves up.
     api.delete("a-replication", &DeleteParams::default())
@@ -145,6 +171,7 @@ async fn a_policy_not_written_by_the_operator_is_left_alone() {
         "{c:?}"
     );
     assert_eq!(part(&c), (None, None));
+    wait_event(&env, &c, "Conflict").await;
     assert_eq!(env.registry.stats().writes(), writes, "no writes");
     api.delete("mine", &DeleteParams::default()).await.unwrap();
     wait_gone(&api, "mine").await;
