@@ -761,6 +761,288 @@ async fn replication_config_bounds_follow_the_ecr_model() {
     }
 }
 
+/// A LifecyclePolicy named `name` with the given rules, each `(rulePriority, selection, action)`
+/// in flow YAML (`action` empty: none).
+fn lcp_rules(name: &str, rules: &[(u32, &str, &str)]) -> String {
+    let mut out = format!(
+        "apiVersion: ecr.operator.dev/v1alpha1\nkind: LifecyclePolicy\nmetadata: {{name: {name}}}\nspec:\n  repositoryRef: {{name: r}}\n  rules:\n"
+    );
+    for (priority, selection, action) in rules {
+        out.push_str(&format!(
+            "  - rulePriority: {priority}\n    selection: {selection}\n"
+        ));
+        if !action.is_empty() {
+            out.push_str(&format!("    action: {action}\n"));
+        }
+    }
+    out
+}
+
+const PULLED_90: &str =
+    "{tagStatus: any, countType: sinceImagePulled, countUnit: days, countNumber: 90}";
+const PUSHED_30: &str =
+    "{tagStatus: any, countType: sinceImagePushed, countUnit: days, countNumber: 30}";
+const ARCHIVED_365: &str = "{tagStatus: any, storageClass: archive, countType: sinceImageTransitioned, countUnit: days, countNumber: 365}";
+const TRANSITION: &str = "{type: transition, targetStorageClass: archive}";
+const EXPIRE: &str = "{type: expire}";
+
+/// Issue #15: archive rules. Every combination rule of the ECR user guide ("Lifecycle policy
+/// properties", "Examples of lifecycle policies", "Automate the cleanup of images by using
+/// lifecycle policies") is refused by the real API server, and the guide's archive examples are
+/// accepted.
+#[tokio::test]
+async fn lifecycle_archive_rules_follow_ecr() {
+    let env = KubeEnv::start().await.unwrap();
+    let ns = env.namespace("archive").await.unwrap();
+    let lcp = api(&env, "LifecyclePolicy", &ns);
+    let untagged_archived = "{tagStatus: untagged, storageClass: archive, countType: sinceImageTransitioned, countUnit: days, countNumber: 90}";
+    let refused: Vec<(&str, String, &str)> = vec![
+        (
+            "sinceImagePulled with expire",
+            lcp_rules("x", &[(1, PULLED_90, EXPIRE)]),
+            "sinceImagePulled must be used with action type transition",
+        ),
+        (
+            "sinceImagePulled without action",
+            lcp_rules("x", &[(1, PULLED_90, "")]),
+            "sinceImagePulled must be used with action type transition",
+        ),
+        (
+            "sinceImageTransitioned with transition",
+            lcp_rules("x", &[(1, ARCHIVED_365, TRANSITION)]),
+            "sinceImageTransitioned must be used with action type expire",
+        ),
+        (
+            "sinceImageTransitioned without archive",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    "{tagStatus: any, countType: sinceImageTransitioned, countUnit: days, countNumber: 365}",
+                    EXPIRE,
+                )],
+            ),
+            "storageClass archive goes exactly with countType sinceImageTransitioned",
+        ),
+        (
+            "sinceImageTransitioned with standard",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    "{tagStatus: any, storageClass: standard, countType: sinceImageTransitioned, countUnit: days, countNumber: 365}",
+                    EXPIRE,
+                )],
+            ),
+            "storageClass archive goes exactly with countType sinceImageTransitioned",
+        ),
+        (
+            "archive with imageCountMoreThan",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    "{tagStatus: any, storageClass: archive, countType: imageCountMoreThan, countNumber: 5}",
+                    EXPIRE,
+                )],
+            ),
+            "storageClass archive goes exactly",
+        ),
+        (
+            "archive with sinceImagePulled",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    "{tagStatus: any, storageClass: archive, countType: sinceImagePulled, countUnit: days, countNumber: 90}",
+                    TRANSITION,
+                )],
+            ),
+            "storageClass archive goes exactly",
+        ),
+        (
+            "less than 90 days in the archive",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    "{tagStatus: any, storageClass: archive, countType: sinceImageTransitioned, countUnit: days, countNumber: 89}",
+                    EXPIRE,
+                )],
+            ),
+            "at least 90 days",
+        ),
+        (
+            "sinceImagePulled without unit",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    "{tagStatus: any, countType: sinceImagePulled, countNumber: 90}",
+                    TRANSITION,
+                )],
+            ),
+            "requires countUnit",
+        ),
+        (
+            "sinceImageTransitioned without unit",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    "{tagStatus: any, storageClass: archive, countType: sinceImageTransitioned, countNumber: 90}",
+                    EXPIRE,
+                )],
+            ),
+            "requires countUnit",
+        ),
+        (
+            "transition without target",
+            lcp_rules("x", &[(1, PULLED_90, "{type: transition}")]),
+            "targetStorageClass archive is required with type transition",
+        ),
+        (
+            "target with expire",
+            lcp_rules(
+                "x",
+                &[(1, PUSHED_30, "{type: expire, targetStorageClass: archive}")],
+            ),
+            "only allowed with it",
+        ),
+        (
+            "target standard",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    PULLED_90,
+                    "{type: transition, targetStorageClass: standard}",
+                )],
+            ),
+            "targetStorageClass",
+        ),
+        (
+            "storage class glacier",
+            lcp_rules(
+                "x",
+                &[(
+                    1,
+                    "{tagStatus: any, storageClass: glacier, countType: imageCountMoreThan, countNumber: 1}",
+                    EXPIRE,
+                )],
+            ),
+            "storageClass",
+        ),
+        (
+            "two untagged archive rules",
+            lcp_rules(
+                "x",
+                &[
+                    (1, untagged_archived, EXPIRE),
+                    (2, &untagged_archived.replace("90}", "100}"), EXPIRE),
+                ],
+            ),
+            "only one rule of a storageClass may select untagged images",
+        ),
+        (
+            "archive any rule not last of its class",
+            lcp_rules(
+                "x",
+                &[(1, ARCHIVED_365, EXPIRE), (2, untagged_archived, EXPIRE)],
+            ),
+            "highest rulePriority of the rules of its storageClass",
+        ),
+        (
+            "standard any rule not last of its class",
+            lcp_rules(
+                "x",
+                &[
+                    (1, PUSHED_30, TRANSITION),
+                    (
+                        2,
+                        "{tagStatus: untagged, countType: imageCountMoreThan, countNumber: 1}",
+                        EXPIRE,
+                    ),
+                    (3, ARCHIVED_365, EXPIRE),
+                ],
+            ),
+            "highest rulePriority of the rules of its storageClass",
+        ),
+    ];
+    for (case, yaml, expect) in &refused {
+        let result = lcp.create(&PostParams::default(), &object(yaml)).await;
+        assert_invalid(result, case, expect);
+    }
+    let untagged_standard = "{tagStatus: untagged, countType: imageCountMoreThan, countNumber: 1}";
+    let accepted: Vec<(&str, String)> = vec![
+        (
+            "archiving images not pulled in 90 days",
+            lcp_rules("a1", &[(1, PULLED_90, TRANSITION)]),
+        ),
+        (
+            "expiring images archived for 365 days",
+            lcp_rules("a2", &[(1, ARCHIVED_365, EXPIRE)]),
+        ),
+        (
+            "archiving prod images older than 30 days",
+            lcp_rules(
+                "a3",
+                &[(
+                    1,
+                    "{tagStatus: tagged, tagPatternList: ['prod*'], countType: sinceImagePushed, countUnit: days, countNumber: 30}",
+                    TRANSITION,
+                )],
+            ),
+        ),
+        (
+            "combining archive and expire rules",
+            lcp_rules(
+                "a4",
+                &[(1, PUSHED_30, TRANSITION), (2, ARCHIVED_365, EXPIRE)],
+            ),
+        ),
+        (
+            "one untagged rule per class, 90 days exactly",
+            lcp_rules(
+                "a5",
+                &[
+                    (1, untagged_standard, TRANSITION),
+                    (2, untagged_archived, EXPIRE),
+                ],
+            ),
+        ),
+        (
+            "standard any rule above an archive rule",
+            lcp_rules(
+                "a6",
+                &[
+                    (1, PULLED_90, TRANSITION),
+                    (2, untagged_archived, EXPIRE),
+                    (3, ARCHIVED_365, EXPIRE),
+                ],
+            ),
+        ),
+        (
+            "storageClass standard written out",
+            lcp_rules(
+                "a7",
+                &[(
+                    1,
+                    "{tagStatus: any, storageClass: standard, countType: imageCountMoreThan, countNumber: 3}",
+                    TRANSITION,
+                )],
+            ),
+        ),
+    ];
+    for (case, yaml) in &accepted {
+        lcp.create(&PostParams::default(), &object(yaml))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: refused: {e}"));
+    }
+    println!("figure lifecycle_archive_refused {}", refused.len());
+    println!("figure lifecycle_archive_accepted {}", accepted.len());
+}
+
 /// Issue #15: what a registry policy may hold that ECR accepts (scope V2: every ECR action,
 /// ECR's own wildcards, statements without sids, 100 statements, conditions and service
 /// principals) passes the RegistryPolicy schema.

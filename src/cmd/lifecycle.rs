@@ -22,7 +22,8 @@ pub struct PreviewArgs {
     ecr_endpoint: Option<String>,
 }
 
-/// `ecr-operator lifecycle preview`: which images the policy would expire now.
+/// `ecr-operator lifecycle preview`: which images the policy would expire, and which it would
+/// archive, now.
 pub async fn preview(args: PreviewArgs) -> ExitCode {
     let text = match read_text(&args.file) {
         Ok(text) => text,
@@ -51,7 +52,7 @@ pub async fn preview(args: PreviewArgs) -> ExitCode {
         max_attempts: None,
     })
     .await;
-    let images = match registry.list_images(&args.repository).await {
+    let images = match registry.list_images_any_status(&args.repository).await {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {e}");
@@ -85,11 +86,13 @@ fn read_policy(text: &str) -> Result<api::lifecycle_policy::LifecyclePolicySpec,
         .map_err(|e| format!("not a LifecyclePolicy: {e}"))
 }
 
-/// The preview as a table, one line per expiring image, then a summary line.
+/// The preview as a table, one line per image the policy would act on (ACTION `expire` or
+/// `archive`, STORAGE the class the image is in now), then a summary line.
 fn format_preview(repository: &str, preview: &api::lifecycle_policy::LifecyclePreview) -> String {
+    use api::lifecycle_policy::{LifecycleActionType, LifecycleStorageClass};
     let mut out = String::new();
     if !preview.images.is_empty() {
-        let rows: Vec<[String; 4]> = preview
+        let rows: Vec<[String; 6]> = preview
             .images
             .iter()
             .map(|i| {
@@ -101,30 +104,49 @@ fn format_preview(repository: &str, preview: &api::lifecycle_policy::LifecyclePr
                         i.tags.join(",")
                     },
                     i.pushed_at.clone(),
+                    match i.storage_class {
+                        LifecycleStorageClass::Standard => "standard",
+                        LifecycleStorageClass::Archive => "archive",
+                    }
+                    .to_string(),
+                    match i.action {
+                        LifecycleActionType::Expire => "expire",
+                        LifecycleActionType::Transition => "archive",
+                    }
+                    .to_string(),
                     i.rule_priority.to_string(),
                 ]
             })
             .collect();
-        let header = ["DIGEST", "TAGS", "PUSHED", "RULE"].map(str::to_string);
-        let mut widths = header.clone().map(|h| h.len());
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        for row in std::iter::once(&header).chain(&rows) {
-            let line: Vec<String> = row
-                .iter()
-                .zip(widths)
-                .map(|(cell, w)| format!("{cell:<w$}"))
-                .collect();
-            out.push_str(line.join("  ").trim_end());
-            out.push('\n');
-        }
+        let header = ["DIGEST", "TAGS", "PUSHED", "STORAGE", "ACTION", "RULE"].map(str::to_string);
+        push_table(&mut out, &header, &rows);
     }
     out.push_str(&format!(
-        "{} of {} images in {repository} would expire\n",
+        "{} of {} images in {repository} would expire",
         preview.expiring_count, preview.image_count
     ));
+    if preview.archiving_count > 0 {
+        out.push_str(&format!(", {} would be archived", preview.archiving_count));
+    }
+    out.push('\n');
     out
+}
+
+/// Left-aligned columns as wide as their widest cell, two spaces apart.
+fn push_table<const N: usize>(out: &mut String, header: &[String; N], rows: &[[String; N]]) {
+    let mut widths = header.clone().map(|h| h.len());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(header).chain(rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
 }

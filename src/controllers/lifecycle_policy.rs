@@ -23,46 +23,22 @@ use super::status;
 use super::{Context, Error, object_key};
 use crate::api::conditions;
 use crate::api::lifecycle_policy::{
-    LifecycleCountType, LifecyclePolicySpec, LifecyclePolicyStatus, LifecyclePreview,
-    LifecycleTagStatus, PreviewImage,
+    LifecycleActionType, LifecyclePolicySpec, LifecyclePolicyStatus, LifecyclePreview,
+    LifecycleStorageClass, PreviewImage,
 };
 use crate::api::repository::{OWNER_TAG, owned_in_namespace, owner_value};
 use crate::api::{LifecyclePolicy, Repository};
-use crate::lifecycle::{self, Count, Image, Rule, Selection, TagStatus};
+use crate::lifecycle::{self, Image, Rule, StorageClass};
 use crate::registry::{ErrorClass, ImageInfo};
 use crate::tenancy::Access;
 
 /// Images listed in the status preview at most; `truncated` says when there are more.
 pub const PREVIEW_CAP: usize = 50;
 
-/// The spec's rules in the evaluator's model.
-pub fn to_rules(spec: &LifecyclePolicySpec) -> Vec<Rule> {
-    spec.rules
-        .iter()
-        .map(|r| {
-            let n = u32::try_from(r.selection.count_number).unwrap_or(0);
-            Rule {
-                rule_priority: u32::try_from(r.rule_priority).unwrap_or(0),
-                description: r.description.clone().filter(|d| !d.is_empty()),
-                selection: Selection {
-                    tag_status: match r.selection.tag_status {
-                        LifecycleTagStatus::Tagged => TagStatus::Tagged,
-                        LifecycleTagStatus::Untagged => TagStatus::Untagged,
-                        LifecycleTagStatus::Any => TagStatus::Any,
-                    },
-                    tag_prefix_list: r.selection.tag_prefix_list.clone(),
-                    tag_pattern_list: r.selection.tag_pattern_list.clone(),
-                    storage_class: lifecycle::StorageClass::Standard,
-                    count: match r.selection.count_type {
-                        LifecycleCountType::ImageCountMoreThan => Count::ImageCountMoreThan(n),
-                        LifecycleCountType::SinceImagePushed => Count::SinceImagePushed { days: n },
-                    },
-                },
-                action: lifecycle::Action::Expire,
-            }
-        })
-        .collect()
-}
+#[path = "lifecycle_policy_model.rs"]
+mod model;
+use model::to_image;
+pub use model::to_rules;
 
 /// Validates the rules as ECR would and renders the policy text.
 pub fn render_spec(spec: &LifecyclePolicySpec) -> Result<(Vec<Rule>, String), String> {
@@ -76,21 +52,8 @@ pub fn render_spec(spec: &LifecyclePolicySpec) -> Result<(Vec<Rule>, String), St
     Ok((rules, text))
 }
 
-fn to_image(i: &ImageInfo, now: DateTime<Utc>) -> Image {
-    let pushed_at = i
-        .pushed_at
-        .and_then(|t| DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32))
-        .unwrap_or(now);
-    Image {
-        digest: i.digest.clone(),
-        tags: i.tags.clone(),
-        pushed_at,
-        ..Image::default()
-    }
-}
-
-/// Which of `images` the rules would expire at `now`: counts, and the first `cap` images (oldest
-/// first within each rule, rules by priority).
+/// Which of `images` the rules would expire or archive at `now`: counts, and the first `cap`
+/// images (oldest first within each rule, rules by priority), each with its action.
 pub fn preview(
     rules: &[Rule],
     images: &[ImageInfo],
@@ -98,30 +61,39 @@ pub fn preview(
     cap: usize,
 ) -> LifecyclePreview {
     let model: Vec<Image> = images.iter().map(|i| to_image(i, now)).collect();
-    let expiries = lifecycle::evaluate(rules, &model, now);
-    let pushed = |digest: &str| {
-        model
-            .iter()
-            .find(|i| i.digest == digest)
-            .map(|i| {
-                i.pushed_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            })
-            .unwrap_or_default()
-    };
+    let outcomes = lifecycle::evaluate(rules, &model, now);
+    let image = |digest: &str| model.iter().find(|i| i.digest == digest);
+    let archiving = outcomes
+        .iter()
+        .filter(|e| e.action == lifecycle::Action::Transition)
+        .count();
     LifecyclePreview {
         evaluated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         image_count: images.len() as i64,
-        expiring_count: expiries.len() as i64,
-        truncated: expiries.len() > cap,
-        images: expiries
+        expiring_count: (outcomes.len() - archiving) as i64,
+        archiving_count: archiving as i64,
+        truncated: outcomes.len() > cap,
+        images: outcomes
             .iter()
             .take(cap)
             .map(|e| PreviewImage {
                 digest: e.digest.clone(),
                 tags: e.tags.clone(),
-                pushed_at: pushed(&e.digest),
+                pushed_at: image(&e.digest)
+                    .map(|i| {
+                        i.pushed_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    })
+                    .unwrap_or_default(),
                 rule_priority: i32::try_from(e.rule_priority).unwrap_or(i32::MAX),
+                action: match e.action {
+                    lifecycle::Action::Expire => LifecycleActionType::Expire,
+                    lifecycle::Action::Transition => LifecycleActionType::Transition,
+                },
+                storage_class: match image(&e.digest).map(|i| i.storage_class) {
+                    Some(StorageClass::Archive) => LifecycleStorageClass::Archive,
+                    _ => LifecycleStorageClass::Standard,
+                },
             })
             .collect(),
     }
@@ -137,6 +109,7 @@ fn settle_preview(
         Some(p)
             if p.image_count == fresh.image_count
                 && p.expiring_count == fresh.expiring_count
+                && p.archiving_count == fresh.archiving_count
                 && p.truncated == fresh.truncated
                 && p.images == fresh.images =>
         {
@@ -413,18 +386,20 @@ pub fn announce(
     }
 }
 
-/// The Ready message: what the preview says would expire, and whether the policy applies.
+/// The Ready message: what the preview says would expire or be archived, and whether the policy
+/// applies.
 pub fn ready_message(dry_run: bool, repository: &str, preview: &LifecyclePreview) -> String {
+    let mut outcome = format!(
+        "{} of {} images would expire",
+        preview.expiring_count, preview.image_count
+    );
+    if preview.archiving_count > 0 {
+        outcome.push_str(&format!(", {} would be archived", preview.archiving_count));
+    }
     if dry_run {
-        format!(
-            "dryRun: {} of {} images would expire; the policy is not applied",
-            preview.expiring_count, preview.image_count
-        )
+        format!("dryRun: {outcome}; the policy is not applied")
     } else {
-        format!(
-            "lifecycle policy applied to {repository}; {} of {} images would expire",
-            preview.expiring_count, preview.image_count
-        )
+        format!("lifecycle policy applied to {repository}; {outcome}")
     }
 }
 
@@ -508,7 +483,8 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
     }
     status.applied = !lp.spec.dry_run;
 
-    let images = ctx.registry.list_images(&repository).await?;
+    // Archived images too: `storageClass: archive` rules act on them.
+    let images = ctx.registry.list_images_any_status(&repository).await?;
     let fresh = preview(&rules, &images, Utc::now(), PREVIEW_CAP);
     let preview = settle_preview(status.preview.as_ref(), fresh);
     let message = ready_message(lp.spec.dry_run, &repository, &preview);

@@ -110,7 +110,10 @@ fn ready_messages_say_whether_the_policy_applies() {
     );
 }
 
-use crate::api::lifecycle_policy::{LifecycleRule, LifecycleSelection};
+use crate::api::lifecycle_policy::{
+    LifecycleAction, LifecycleCountType, LifecycleCountUnit, LifecycleRule, LifecycleSelection,
+    LifecycleTagStatus, LifecycleTargetStorageClass,
+};
 use k8s_openapi::jiff::Timestamp;
 
 fn spec(rules: Vec<LifecycleRule>) -> LifecyclePolicySpec {
@@ -132,6 +135,7 @@ fn keep(priority: i32, prefix: &str, n: i32) -> LifecycleRule {
             tag_status: LifecycleTagStatus::Tagged,
             tag_prefix_list: vec![prefix.into()],
             tag_pattern_list: vec![],
+            storage_class: None,
             count_type: LifecycleCountType::ImageCountMoreThan,
             count_unit: None,
             count_number: n,
@@ -148,6 +152,7 @@ fn image(digest: &str, tag: &str, secs: i64) -> ImageInfo {
         size_bytes: None,
         scan_status: None,
         scan_completed_at: None,
+        ..Default::default()
     }
 }
 
@@ -184,4 +189,136 @@ fn unchanged_preview_keeps_its_time() {
     assert_eq!(settle_preview(Some(&first), later.clone()), first);
     later.expiring_count = 0;
     assert_eq!(settle_preview(Some(&first), later.clone()), later);
+}
+
+/// The guide's "Combining archive and expire rules": archive what was pushed over 30 days ago,
+/// expire what has been archived for over 365 days.
+fn archive_then_expire() -> Vec<LifecycleRule> {
+    let since = |count_type, days, storage_class| LifecycleSelection {
+        tag_status: LifecycleTagStatus::Any,
+        storage_class,
+        count_type,
+        count_unit: Some(LifecycleCountUnit::Days),
+        count_number: days,
+        ..Default::default()
+    };
+    vec![
+        LifecycleRule {
+            rule_priority: 1,
+            description: None,
+            selection: since(LifecycleCountType::SinceImagePushed, 30, None),
+            action: LifecycleAction {
+                type_: LifecycleActionType::Transition,
+                target_storage_class: Some(LifecycleTargetStorageClass::Archive),
+            },
+        },
+        LifecycleRule {
+            rule_priority: 2,
+            description: None,
+            selection: since(
+                LifecycleCountType::SinceImageTransitioned,
+                365,
+                Some(LifecycleStorageClass::Archive),
+            ),
+            action: LifecycleAction::default(),
+        },
+    ]
+}
+
+#[test]
+fn archive_rules_render_and_preview_each_action() {
+    let (rules, text) = render_spec(&spec(archive_then_expire())).unwrap();
+    assert!(
+        text.contains(r#""action":{"type":"transition","targetStorageClass":"archive"}"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""storageClass":"archive""#), "{text}");
+    let now = Utc::now();
+    let days_ago = |d: i64| Timestamp::from_second(now.timestamp() - d * 86_400).ok();
+    let images = [
+        // Pushed 40 days ago: archived by rule 1.
+        image("sha256:old", "v1", now.timestamp() - 40 * 86_400),
+        // Pushed 10 days ago: kept.
+        image("sha256:new", "v2", now.timestamp() - 10 * 86_400),
+        // Archived 400 days ago: expired by rule 2 (rule 1 does not see it).
+        ImageInfo {
+            status: Some("ARCHIVED".into()),
+            last_archived_at: days_ago(400),
+            ..image("sha256:gone", "v0", now.timestamp() - 900 * 86_400)
+        },
+        // Being restored: still archived for lifecycle rules, and not 365 days yet.
+        ImageInfo {
+            status: Some("ACTIVATING".into()),
+            last_archived_at: days_ago(100),
+            ..image("sha256:back", "v9", now.timestamp() - 900 * 86_400)
+        },
+    ];
+    let p = preview(&rules, &images, now, 50);
+    assert_eq!(
+        (p.image_count, p.expiring_count, p.archiving_count),
+        (4, 1, 1)
+    );
+    let got: Vec<(&str, LifecycleActionType, LifecycleStorageClass, i32)> = p
+        .images
+        .iter()
+        .map(|i| {
+            (
+                i.digest.as_str(),
+                i.action,
+                i.storage_class,
+                i.rule_priority,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "sha256:old",
+                LifecycleActionType::Transition,
+                LifecycleStorageClass::Standard,
+                1
+            ),
+            (
+                "sha256:gone",
+                LifecycleActionType::Expire,
+                LifecycleStorageClass::Archive,
+                2
+            ),
+        ]
+    );
+    assert_eq!(
+        ready_message(false, "team/app", &p),
+        "lifecycle policy applied to team/app; 1 of 4 images would expire, 1 would be archived"
+    );
+}
+
+#[test]
+fn since_image_pulled_previews_from_the_last_pull() {
+    let rules = vec![LifecycleRule {
+        rule_priority: 1,
+        description: None,
+        selection: LifecycleSelection {
+            tag_status: LifecycleTagStatus::Any,
+            count_type: LifecycleCountType::SinceImagePulled,
+            count_unit: Some(LifecycleCountUnit::Days),
+            count_number: 90,
+            ..Default::default()
+        },
+        action: LifecycleAction {
+            type_: LifecycleActionType::Transition,
+            target_storage_class: Some(LifecycleTargetStorageClass::Archive),
+        },
+    }];
+    let (rules, _) = render_spec(&spec(rules)).unwrap();
+    let now = Utc::now();
+    let old = now.timestamp() - 200 * 86_400;
+    let pulled = |d: &str, days: i64| ImageInfo {
+        last_pulled_at: Timestamp::from_second(now.timestamp() - days * 86_400).ok(),
+        ..image(d, d, old)
+    };
+    let images = [pulled("sha256:used", 5), pulled("sha256:unused", 95)];
+    let p = preview(&rules, &images, now, 50);
+    assert_eq!(p.archiving_count, 1);
+    assert_eq!(p.images[0].digest, "sha256:unused");
 }

@@ -56,7 +56,7 @@ pub struct NewRepository {
 }
 
 /// An image in a repository.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageInfo {
     pub digest: String,
     pub tags: Vec<String>,
@@ -66,6 +66,15 @@ pub struct ImageInfo {
     pub scan_status: Option<String>,
     /// When the last complete scan finished (`imageScanFindingsSummary`).
     pub scan_completed_at: Option<Timestamp>,
+    /// `imageStatus`: `ACTIVE`, `ARCHIVED` or `ACTIVATING` (being restored from the archive);
+    /// `None` when ECR does not say, which is an active image.
+    pub status: Option<String>,
+    /// `lastRecordedPullTime`: the last pull, `None` for an image never pulled.
+    pub last_pulled_at: Option<Timestamp>,
+    /// `lastArchivedAt`: when the image was last moved to the archive storage class.
+    pub last_archived_at: Option<Timestamp>,
+    /// `lastActivatedAt`: when the image was last restored from the archive.
+    pub last_activated_at: Option<Timestamp>,
 }
 
 /// The registry's replication configuration (DescribeRegistry / PutReplicationConfiguration),
@@ -207,8 +216,13 @@ pub trait Registry: Send + Sync + 'static {
     async fn set_repository_policy(&self, name: &str, policy: &str) -> Result<()>;
     async fn delete_repository_policy(&self, name: &str) -> Result<()>;
     async fn delete_repository(&self, name: &str, force: bool) -> Result<()>;
-    /// Every image in a repository, read in pages of 1000.
+    /// Every active image in a repository (ECR's default for DescribeImages), read in pages of
+    /// 1000.
     async fn list_images(&self, name: &str) -> Result<Vec<ImageInfo>>;
+    /// Every image in a repository, archived ones and ones being restored included
+    /// (DescribeImages with `filter.imageStatus: ANY`), read in pages of 1000: what lifecycle
+    /// rules see.
+    async fn list_images_any_status(&self, name: &str) -> Result<Vec<ImageInfo>>;
     /// The digest `tag` points at in `repository` (of registry `registry_id`, default ours),
     /// or `None` when the tag or the repository does not exist.
     async fn image_digest(

@@ -38,6 +38,7 @@ fn image(n: u8, tags: &[&str], scan: Option<(&str, i64)>) -> ImageInfo {
         size_bytes: None,
         scan_status: scan.map(|(s, _)| s.to_string()),
         scan_completed_at: scan.and_then(|(_, t)| at(t)),
+        ..Default::default()
     }
 }
 
@@ -575,6 +576,7 @@ fn unchanged_scans_are_not_read_again() {
             size_bytes: None,
             scan_status: None,
             scan_completed_at: None,
+            ..Default::default()
         }
     }
     let scan = ScanFindings {

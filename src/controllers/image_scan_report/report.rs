@@ -194,6 +194,7 @@ mod tests {
             size_bytes: None,
             scan_status: None,
             scan_completed_at: None,
+            ..Default::default()
         }
     }
 

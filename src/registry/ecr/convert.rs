@@ -35,6 +35,10 @@ pub(super) fn image_info(d: &ImageDetail) -> Option<ImageInfo> {
             d.image_scan_findings_summary()
                 .and_then(|s| s.image_scan_completed_at()),
         ),
+        status: d.image_status().map(|s| s.as_str().to_string()),
+        last_pulled_at: timestamp(d.last_recorded_pull_time()),
+        last_archived_at: timestamp(d.last_archived_at()),
+        last_activated_at: timestamp(d.last_activated_at()),
     })
 }
 

@@ -1,6 +1,6 @@
 //! Images in a repository and their scans.
 
-use aws_sdk_ecr::types::ImageIdentifier;
+use aws_sdk_ecr::types::{DescribeImagesFilter, ImageIdentifier, ImageStatusFilter};
 
 use super::convert::{image_info, merge_findings_page};
 use super::{EcrRegistry, PAGE_SIZE};
@@ -9,7 +9,13 @@ use crate::registry::{ErrorClass, ImageInfo, Result, ScanFindings};
 /// DescribeImages takes at most this many image ids.
 const DESCRIBE_BATCH: usize = 100;
 
-pub(super) async fn list_images(r: &EcrRegistry, name: &str) -> Result<Vec<ImageInfo>> {
+/// Every image of the repository with `status` (ECR's default, without one: the active images).
+pub(super) async fn list_images(
+    r: &EcrRegistry,
+    name: &str,
+    status: Option<ImageStatusFilter>,
+) -> Result<Vec<ImageInfo>> {
+    let filter = status.map(|s| DescribeImagesFilter::builder().image_status(s).build());
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -18,6 +24,7 @@ pub(super) async fn list_images(r: &EcrRegistry, name: &str) -> Result<Vec<Image
             r.client
                 .describe_images()
                 .repository_name(name)
+                .set_filter(filter.clone())
                 .max_results(PAGE_SIZE)
                 .set_next_token(token.take())
                 .send()

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ecr::Client;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::types::ImageStatusFilter;
 
 use super::error::HttpStatus;
 use super::{
@@ -230,7 +231,11 @@ impl Registry for EcrRegistry {
     }
 
     async fn list_images(&self, name: &str) -> Result<Vec<ImageInfo>> {
-        images::list_images(self, name).await
+        images::list_images(self, name, None).await
+    }
+
+    async fn list_images_any_status(&self, name: &str) -> Result<Vec<ImageInfo>> {
+        images::list_images(self, name, Some(ImageStatusFilter::Any)).await
     }
 
     async fn image_digest(

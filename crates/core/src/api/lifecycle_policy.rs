@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{CommonStatus, LocalObjectReference};
 
-/// Expire images in a Repository by typed, validated rules, with a preview of what would expire.
+/// Expire images in a Repository, or move them to ECR's archive storage class, by typed, validated
+/// rules, with a preview of what would be expired or archived.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[kube(
     group = "ecr.operator.dev",
@@ -18,13 +19,23 @@ use super::common::{CommonStatus, LocalObjectReference};
     printcolumn = r#"{"name":"Repository","type":"string","jsonPath":".spec.repositoryRef.name"}"#,
     printcolumn = r#"{"name":"Rules","type":"integer","jsonPath":".status.ruleCount"}"#,
     printcolumn = r#"{"name":"Would Expire","type":"integer","jsonPath":".status.preview.expiringCount"}"#,
+    printcolumn = r#"{"name":"Would Archive","type":"integer","jsonPath":".status.preview.archivingCount","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+// ECR's evaluation rules hold per storage class ("The set of all rules selecting a specific
+// storage class must contain a unique set of prefixes", "Only one rule selecting a specific storage
+// class is allowed to select untagged images"), and so does "any must have the highest
+// rulePriority": the guide's "Combining archive and expire rules" example has an `any` rule in
+// each class. Priorities are unique (the list's key), so `<=` is strict between two rules. The
+// unique tag sets are checked by `lifecycle::validate` only: comparing every pair of lists of up
+// to 100 tags each is beyond CEL's cost budget.
 #[x_kube(
-    validation = Rule::new("!self.rules.exists(r, r.selection.tagStatus == 'any') || self.rules.filter(r, r.selection.tagStatus == 'any').all(r, r.rulePriority == self.rules.map(o, o.rulePriority).max())")
-        .message("a rule with tagStatus any must have the highest rulePriority")
+    validation = Rule::new("self.rules.all(r, r.selection.tagStatus != 'any' || self.rules.all(o, o.rulePriority <= r.rulePriority || (has(o.selection.storageClass) ? o.selection.storageClass : 'standard') != (has(r.selection.storageClass) ? r.selection.storageClass : 'standard')))")
+        .message("a rule with tagStatus any must have the highest rulePriority of the rules of its storageClass"),
+    validation = Rule::new("self.rules.filter(r, r.selection.tagStatus == 'untagged' && has(r.selection.storageClass) && r.selection.storageClass == 'archive').size() <= 1 && self.rules.filter(r, r.selection.tagStatus == 'untagged' && !(has(r.selection.storageClass) && r.selection.storageClass == 'archive')).size() <= 1")
+        .message("only one rule of a storageClass may select untagged images")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicySpec {
@@ -41,8 +52,19 @@ pub struct LifecyclePolicySpec {
 }
 
 /// One lifecycle rule.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+///
+/// The count types that go with each action, from the ECR User Guide, "Examples of lifecycle
+/// policies": "The sinceImagePulled count type must be used with the transition action. It cannot
+/// be used with the expire action" and "The sinceImageTransitioned count type must be used with the
+/// expire action and the archive storage class".
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("self.selection.countType != 'sinceImagePulled' || (has(self.action) && has(self.action.type) && self.action.type == 'transition')")
+        .message("countType sinceImagePulled must be used with action type transition"),
+    validation = Rule::new("!(has(self.action) && has(self.action.type) && self.action.type == 'transition') || self.selection.countType != 'sinceImageTransitioned'")
+        .message("countType sinceImageTransitioned must be used with action type expire")
+)]
 pub struct LifecycleRule {
     /// Order of evaluation, lowest first; unique within the policy.
     #[schemars(range(min = 1, max = 999_999))]
@@ -65,10 +87,14 @@ pub struct LifecycleRule {
         .message("tagPrefixList and tagPatternList are only allowed with tagStatus tagged"),
     validation = Rule::new("size(self.tagPrefixList) == 0 || size(self.tagPatternList) == 0")
         .message("use either tagPrefixList or tagPatternList in one rule, not both"),
-    validation = Rule::new("self.countType == 'sinceImagePushed' || !has(self.countUnit)")
-        .message("countUnit is only allowed with countType sinceImagePushed"),
-    validation = Rule::new("self.countType != 'sinceImagePushed' || has(self.countUnit)")
-        .message("countType sinceImagePushed requires countUnit: days")
+    validation = Rule::new("self.countType != 'imageCountMoreThan' || !has(self.countUnit)")
+        .message("countUnit is only allowed with countType sinceImagePushed, sinceImagePulled or sinceImageTransitioned"),
+    validation = Rule::new("self.countType == 'imageCountMoreThan' || has(self.countUnit)")
+        .message("countType sinceImagePushed, sinceImagePulled or sinceImageTransitioned requires countUnit: days"),
+    validation = Rule::new("(has(self.storageClass) && self.storageClass == 'archive') == (self.countType == 'sinceImageTransitioned')")
+        .message("storageClass archive goes exactly with countType sinceImageTransitioned (the other count types select standard images only)"),
+    validation = Rule::new("self.countType != 'sinceImageTransitioned' || self.countNumber >= 90")
+        .message("images must stay in the archive at least 90 days: countType sinceImageTransitioned needs countNumber 90 or more")
 )]
 pub struct LifecycleSelection {
     pub tag_status: LifecycleTagStatus,
@@ -84,7 +110,15 @@ pub struct LifecycleSelection {
         validation = Rule::new("self.all(p, !p.matches('^([^*]*[*]){5}'))").message("a tag pattern may contain at most four * wildcards")
     )]
     pub tag_pattern_list: Vec<String>,
+    /// The storage class of the images the rule selects: `standard` (the default) or `archive`
+    /// ("Lifecycle policy properties": "When using a countType of imageCountMoreThan,
+    /// sinceImagePushed, or sinceImagePulled, the only supported value is standard. When using a
+    /// count type of sinceImageTransitioned, this is required, and the only supported value is
+    /// archive").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<LifecycleStorageClass>,
     pub count_type: LifecycleCountType,
+    /// `days`, required with every count type but `imageCountMoreThan`, refused with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count_unit: Option<LifecycleCountUnit>,
     #[schemars(range(min = 1, max = 2_147_483_647))]
@@ -110,6 +144,33 @@ pub enum LifecycleCountType {
     #[default]
     ImageCountMoreThan,
     SinceImagePushed,
+    /// Days since the last pull (the push, or the restore from the archive, when not pulled
+    /// since); only with action `transition`.
+    SinceImagePulled,
+    /// Days since the image was archived; only with `storageClass: archive` and action `expire`,
+    /// and at least 90.
+    SinceImageTransitioned,
+}
+
+/// ECR's `LifecyclePolicyStorageClass`, as the policy text spells it.
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum LifecycleStorageClass {
+    #[default]
+    Standard,
+    Archive,
+}
+
+/// ECR's `LifecyclePolicyTargetStorageClass`: `archive` is its only value.
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum LifecycleTargetStorageClass {
+    #[default]
+    Archive,
 }
 
 #[derive(
@@ -121,12 +182,20 @@ pub enum LifecycleCountUnit {
     Days,
 }
 
-/// What a rule does with the images it selects.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+/// What a rule does with the images it selects: `expire` deletes them, `transition` moves them to
+/// `targetStorageClass: archive` (required with `transition`, "only present when the type is
+/// TRANSITION": LifecyclePolicyRuleAction in ECR's API model).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, KubeSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("(has(self.type) && self.type == 'transition') == has(self.targetStorageClass)")
+        .message("targetStorageClass archive is required with type transition and only allowed with it")
+)]
 pub struct LifecycleAction {
     #[serde(rename = "type", default)]
     pub type_: LifecycleActionType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_storage_class: Option<LifecycleTargetStorageClass>,
 }
 
 #[derive(
@@ -136,6 +205,8 @@ pub struct LifecycleAction {
 pub enum LifecycleActionType {
     #[default]
     Expire,
+    /// Move to the archive storage class (`targetStorageClass: archive`).
+    Transition,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
@@ -159,7 +230,7 @@ pub struct LifecyclePolicyStatus {
     pub preview: Option<LifecyclePreview>,
 }
 
-/// Which images the rules would expire now.
+/// Which images the rules would expire, and which they would move to the archive, now.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePreview {
@@ -169,7 +240,11 @@ pub struct LifecyclePreview {
     pub image_count: i64,
     /// Images the rules would expire.
     pub expiring_count: i64,
-    /// The first images that would expire (capped); see `truncated`.
+    /// Images the rules would move to the archive storage class (`transition` rules).
+    #[serde(default)]
+    pub archiving_count: i64,
+    /// The first images that would be expired or archived (capped; by rule priority, oldest
+    /// first within a rule); see `truncated`.
     #[serde(default)]
     pub images: Vec<PreviewImage>,
     #[serde(default)]
@@ -184,4 +259,11 @@ pub struct PreviewImage {
     pub tags: Vec<String>,
     pub pushed_at: String,
     pub rule_priority: i32,
+    /// What that rule would do to the image: `expire` it or `transition` it to the archive.
+    #[serde(default)]
+    pub action: LifecycleActionType,
+    /// The image's storage class now: `archive` for an archived image (which only an `expire`
+    /// rule of `storageClass: archive` can act on).
+    #[serde(default)]
+    pub storage_class: LifecycleStorageClass,
 }
