@@ -43,18 +43,7 @@ pub(super) async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, 
     let ctx = &shared.ctx;
     let owner = owner_id(ctx, repo);
     let desired = Desired::from_spec(repo, &owner);
-    // ECR refuses a policy text over its limit; refuse it first, before any ECR call.
-    if let Some(policy) = &desired.policy {
-        crate::repository_policy::check_size(&policy.to_string())
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-    }
-    let namespace = repo.namespace().unwrap_or_default();
-    // Before anything else, ECR reads included: a namespace's objects touch only what it is
-    // granted.
-    let access = shared.grants.access(&namespace, &desired.name);
-    if let Access::Forbidden(message) = &access {
-        return Err(Error::Forbidden(message.clone()));
-    }
+    let access = refuse_before_any_call(repo, shared, &desired)?;
     if let Some(other) = older_claimant(&shared.store, repo, &desired.name) {
         return Err(Error::Conflict(format!(
             "Repository {other} already manages ECR repository {}",
@@ -101,6 +90,26 @@ pub(super) async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, 
     Ok(Action::requeue(
         shared.memory.until_deep_check(&uid, period),
     ))
+}
+
+/// What is refused before anything else, ECR reads included: a repository outside the
+/// namespace's grant (a namespace's objects touch only what it is granted), and a policy text
+/// over ECR's limit. Returns the namespace's access for the claim.
+fn refuse_before_any_call(
+    repo: &Repository,
+    shared: &Shared,
+    desired: &Desired,
+) -> Result<Access, Error> {
+    let namespace = repo.namespace().unwrap_or_default();
+    let access = shared.grants.access(&namespace, &desired.name);
+    if let Access::Forbidden(message) = &access {
+        return Err(Error::Forbidden(message.clone()));
+    }
+    if let Some(policy) = &desired.policy {
+        crate::repository_policy::check_size(&policy.to_string())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+    }
+    Ok(access)
 }
 
 /// Brings an existing (or just created) repository to the spec: settings the sweep showed
