@@ -47,8 +47,9 @@ pub fn ready_reason<K: Reported>(obj: &K) -> Option<String> {
         .map(|c| c.reason.clone())
 }
 
-/// Sets Ready (keeping lastTransitionTime while True/False does not change) and
-/// observedGeneration.
+/// Sets Ready (keeping lastTransitionTime while True/False does not change), kstatus's
+/// `Reconciling` or `Stalled` while not Ready (so Flux's default health checks read it; see
+/// [`conditions::set_ready_conditions`]), and observedGeneration.
 pub fn set_ready<K: Reported>(
     status: &mut K::Status,
     obj: &K,
@@ -57,15 +58,14 @@ pub fn set_ready<K: Reported>(
     message: impl Into<String>,
 ) {
     let common = K::common_mut(status);
-    let cond = conditions::ready_condition(
-        &common.conditions,
+    conditions::set_ready_conditions(
+        &mut common.conditions,
         ready,
         reason,
         message,
         obj.meta().generation,
         Timestamp::now(),
     );
-    conditions::set_condition(&mut common.conditions, cond);
     common.observed_generation = obj.meta().generation;
 }
 

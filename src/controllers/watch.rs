@@ -97,7 +97,7 @@ where
     }
 }
 
-/// Sets `Ready=False, reason=Invalid` with `message` through a merge patch of `/status`: the
+/// Sets `Ready=False, reason=Invalid` (and `Stalled=True`) with `message` through a merge patch of `/status`: the
 /// object cannot be read into `K`, so not through the typed status writer.
 async fn write_invalid_status<K>(
     client: &Client,
@@ -108,8 +108,10 @@ where
     K: Resource<DynamicType = ()>,
 {
     let generation = obj.metadata.generation;
-    let condition = crate::api::conditions::ready_condition(
-        &[],
+    // Ready=False and kstatus's Stalled=True (Invalid waits for a person), as set_ready writes.
+    let mut conditions = Vec::new();
+    crate::api::conditions::set_ready_conditions(
+        &mut conditions,
         false,
         Reason::Invalid,
         message,
@@ -118,7 +120,7 @@ where
     );
     let patch = serde_json::json!({"status": {
         "observedGeneration": generation,
-        "conditions": [condition],
+        "conditions": conditions,
     }});
     let ar = ApiResource::erase::<K>(&());
     let api: kube::Api<DynamicObject> = match &obj.metadata.namespace {

@@ -10,54 +10,31 @@ reason that waits for a person.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 from lupa import lua51
 
-ROOT = Path(__file__).resolve().parents[2]
+from status_fixtures import (
+    GROUP,
+    KINDS,
+    NOT_READY_REASONS,
+    ROOT,
+    WAITS_FOR_A_PERSON,
+    ready,
+    reasons_in_source,
+    resource,
+)
+
 SCRIPT = (ROOT / "config/argocd/health.lua").read_text()
-GROUP = "ecr.operator.dev"
 
-# What each Ready reason means for a person watching Argo CD. A reason the operator gains without
-# a line here fails `test_every_reason_has_an_expected_health`.
+# What each Ready=False reason shows in Argo CD (status_fixtures says which wait for a person).
 EXPECTED_WHEN_NOT_READY = {
-    # Wait for a person: a spec change, a grant, credentials, a secret, an emptied repository.
-    "Invalid": "Degraded",
-    "Conflict": "Degraded",
-    "AccessDenied": "Degraded",
-    "Forbidden": "Degraded",
-    "LimitExceeded": "Degraded",
-    "SecretNotFound": "Degraded",
-    "RepositoryNotEmpty": "Degraded",
-    # The operator retries, or waits for something that converges by itself.
-    "Progressing": "Progressing",
-    "Throttled": "Progressing",
-    "TransientError": "Progressing",
-    "Deleting": "Progressing",
-    "RepositoryNotReady": "Progressing",
-    "NotReconciled": "Progressing",
+    reason: "Degraded" if reason in WAITS_FOR_A_PERSON else "Progressing"
+    for reason in NOT_READY_REASONS
 }
-
-
-def reasons_in_source() -> list[str]:
-    """The reason strings `Reason::as_str` returns (crates/core/src/api/conditions.rs)."""
-    source = (ROOT / "crates/core/src/api/conditions.rs").read_text()
-    return re.findall(r'Reason::\w+ => "(\w+)"', source)
-
-
-def kinds_in_crds() -> list[str]:
-    kinds = []
-    for crd in sorted((ROOT / "crds").glob("*.yaml")):
-        for doc in yaml.safe_load_all(crd.read_text()):
-            if doc and doc.get("kind") == "CustomResourceDefinition":
-                assert doc["spec"]["group"] == GROUP
-                kinds.append(doc["spec"]["names"]["kind"])
-    return kinds
 
 
 def health(obj: dict) -> dict:
@@ -66,37 +43,6 @@ def health(obj: dict) -> dict:
     lua.globals().obj = lua.table_from(obj, recursive=True)
     result = lua.execute(SCRIPT)
     return {"status": result["status"], "message": result["message"]}
-
-
-def resource(kind: str, generation: int, status: dict | None) -> dict:
-    obj = {
-        "apiVersion": f"{GROUP}/v1alpha1",
-        "kind": kind,
-        "metadata": {"name": "x", "namespace": "team-a", "generation": generation},
-        "spec": {},
-    }
-    if status is not None:
-        obj["status"] = status
-    return obj
-
-
-def ready(status: str, reason: str, message: str, observed: int) -> dict:
-    return {
-        "observedGeneration": observed,
-        "conditions": [
-            {
-                "type": "Ready",
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "observedGeneration": observed,
-                "lastTransitionTime": "2026-12-05T00:00:00Z",
-            }
-        ],
-    }
-
-
-KINDS = kinds_in_crds()
 
 
 def test_the_crds_are_all_there():
