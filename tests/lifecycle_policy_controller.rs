@@ -467,3 +467,121 @@ async fn moved_or_unrecorded_policies_are_not_orphaned() {
         "unrecorded policy left behind"
     );
 }
+
+/// Issue #15: archive the older dev builds (keep the newest), and expire what has been in the
+/// archive for 90 days.
+const ARCHIVE_POLICY: &str = "apiVersion: ecr.operator.dev/v1alpha1
+kind: LifecyclePolicy
+metadata: {name: cold}
+spec:
+  repositoryRef: {name: app}
+  rules:
+    - rulePriority: 1
+      selection: {tagStatus: tagged, tagPrefixList: [dev], countType: imageCountMoreThan, countNumber: 1}
+      action: {type: transition, targetStorageClass: archive}
+    - rulePriority: 2
+      selection: {tagStatus: any, storageClass: archive, countType: sinceImageTransitioned, countUnit: days, countNumber: 90}
+      action: {type: expire}
+";
+
+/// Archive rules end to end: the CRD takes them, ECR (moto, which checks them as ECR does) gets
+/// the policy text, and the preview sees archived images through DescribeImages' imageStatus ANY
+/// and says which images would be archived, as moto's own preview of the stored policy does.
+#[tokio::test]
+async fn archive_rules_are_applied_and_previewed() {
+    use aws_sdk_ecr::types::{ImageIdentifier, TargetStorageClass};
+    use ecr_operator::api::lifecycle_policy::{LifecycleActionType, LifecycleStorageClass};
+
+    let env = Env::start().await;
+    let ns = env.kube.namespace("lcp-archive").await.unwrap();
+    let repos: Api<Repository> = env.api(&ns);
+    let api: Api<LifecyclePolicy> = env.api(&ns);
+    create(&repos, REPO).await;
+    wait_for(&repos, "app", "Repository Ready", |r| {
+        r.status.as_ref().is_some_and(|s| {
+            ecr_operator::api::conditions::is_ready_at(&s.common.conditions, r.metadata.generation)
+        })
+    })
+    .await;
+    let digests = push(&env, &["dev1", "dev2", "dev3", "prod1"]).await;
+    // prod1 is in the archive already (put there by hand, or by an earlier rule).
+    env.ecr()
+        .update_image_storage_class()
+        .repository_name("team/app")
+        .image_id(ImageIdentifier::builder().image_tag("prod1").build())
+        .target_storage_class(TargetStorageClass::Archive)
+        .send()
+        .await
+        .unwrap();
+
+    create(&api, ARCHIVE_POLICY).await;
+    let lp = wait_for(&api, "cold", "Ready with an archive preview", |p| {
+        ready(p)
+            && p.status
+                .as_ref()
+                .and_then(|s| s.preview.as_ref())
+                .is_some_and(|p| p.archiving_count == 2)
+    })
+    .await;
+    let status = lp.status.clone().unwrap();
+    assert!(status.applied);
+    let preview = status.preview.unwrap();
+    // The archived image is counted, but only the archive rule could act on it, and it has not
+    // been there for 90 days.
+    assert_eq!((preview.image_count, preview.expiring_count), (4, 0));
+    let ours: Vec<&str> = preview.images.iter().map(|i| i.digest.as_str()).collect();
+    assert_eq!(ours.len(), 2);
+    for image in &preview.images {
+        assert!(digests[..3].contains(&image.digest), "{image:?}");
+        assert_eq!(image.action, LifecycleActionType::Transition);
+        assert_eq!(image.storage_class, LifecycleStorageClass::Standard);
+        assert_eq!(image.rule_priority, 1);
+    }
+    assert!(
+        message_of(&lp).contains("0 of 4 images would expire, 2 would be archived"),
+        "{}",
+        message_of(&lp)
+    );
+
+    // ECR holds the policy as ECR writes it.
+    let text = ecr_policy(&env).await.expect("policy in ECR");
+    assert!(
+        policies_equivalent(
+            &text,
+            r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","tagPrefixList":["dev"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"transition","targetStorageClass":"archive"}},{"rulePriority":2,"selection":{"tagStatus":"any","storageClass":"archive","countType":"sinceImageTransitioned","countUnit":"days","countNumber":90},"action":{"type":"expire"}}]}"#
+        ),
+        "{text}"
+    );
+    // moto's own preview of the stored policy agrees: two dev builds archived, none expired.
+    env.ecr()
+        .start_lifecycle_policy_preview()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
+    let theirs = env
+        .ecr()
+        .get_lifecycle_policy_preview()
+        .repository_name("team/app")
+        .send()
+        .await
+        .unwrap();
+    let summary = theirs.summary().unwrap();
+    assert_eq!(summary.expiring_image_total_count(), Some(0));
+    assert_eq!(
+        summary.transitioning_image_total_counts()[0].image_total_count(),
+        Some(2)
+    );
+    for r in theirs.preview_results() {
+        assert!(
+            digests[..3]
+                .iter()
+                .any(|d| Some(d.as_str()) == r.image_digest())
+        );
+        assert_eq!(r.applied_rule_priority(), Some(1));
+        assert_eq!(
+            r.action().and_then(|a| a.r#type()),
+            Some(&aws_sdk_ecr::types::ImageActionType::Transition)
+        );
+    }
+}

@@ -57,6 +57,17 @@ they can be offered upstream:
    (given, or the repository's) at once, following the evaluation rules of
    the ECR user guide; GetLifecyclePolicyPreview pages the result (status
    COMPLETE), filtered by ``filter.tagStatus`` or ``imageIds``.
+   Archive rules: PutLifecyclePolicy and the preview accept and check the
+   ``transition`` action (``targetStorageClass: archive``), ``storageClass``
+   and the count types ``sinceImagePulled`` / ``sinceImageTransitioned`` as
+   the user guide combines them (see ``parse_lifecycle_policy``), and the
+   preview archives or expires images by their storage class, last pull,
+   archive and restore times.  Images have a status: UpdateImageStorageClass
+   archives (``ARCHIVED``, ``lastArchivedAt``) and restores (``ACTIVE`` at
+   once, ``lastActivatedAt``; Amazon ECR passes through ``ACTIVATING``), and
+   BatchGetImage of an active image records ``lastRecordedPullTime``;
+   DescribeImages returns these members, and without ``filter.imageStatus``
+   DescribeImages and ListImages list active images only, as the model says.
 9. PutImageScanningConfiguration without ``scanOnPush`` turns scan on push
    off: the member defaults to false (API reference), and the AWS SDKs leave a
    false boolean out, sending ``imageScanningConfiguration: {}``.  moto kept
@@ -122,6 +133,7 @@ from moto.ecr.exceptions import (
 )
 from moto.ecr import models as moto_ecr_models
 from moto.ecr.models import ECRBackend, Image, Repository
+from moto.ecr import policy_validation as moto_policy_validation
 from moto.ecr.policy_validation import EcrLifecyclePolicyValidator
 from moto.ecr.responses import ECRResponse
 from moto.iam.exceptions import MalformedPolicyDocument
@@ -419,16 +431,17 @@ def _validate_enum(member: str, value: Any, allowed: Iterable[str]) -> None:
 def _image_filter(image_filter: Optional[dict[str, Any]]) -> Callable[[Image], bool]:
     """Predicate for DescribeImagesFilter / ListImagesFilter.
 
-    moto keeps no archived images, so every image is ACTIVE.
+    "If not specified, only images with ACTIVE status are returned" (the
+    model's DescribeImagesFilter and ListImagesFilter).
     """
     image_filter = image_filter or {}
     tag_status = image_filter.get("tagStatus") or "ANY"
-    image_status = image_filter.get("imageStatus") or "ANY"
+    image_status = image_filter.get("imageStatus") or "ACTIVE"
     _validate_enum("filter.tagStatus", tag_status, TAG_STATUS_VALUES)
     _validate_enum("filter.imageStatus", image_status, IMAGE_STATUS_VALUES)
 
     def keep(image: Image) -> bool:
-        if image_status not in ("ACTIVE", "ANY"):
+        if image_status != "ANY" and _image_status(image) != image_status:
             return False
         if tag_status == "TAGGED":
             return bool(image.image_tags)
@@ -477,6 +490,9 @@ def describe_images(
     """Images by id (each must exist), or one page of all images that pass
     ``filter`` ordered by digest."""
     repository = self._get_repository(repository_name, registry_id)
+    if image_ids and not (image_filter or {}).get("imageStatus"):
+        # Images named by id are described whatever their status.
+        image_filter = dict(image_filter or {}, imageStatus="ANY")
     keep = _image_filter(image_filter)
     if image_ids:
         _reject_paging_with("images with imageIds", max_results, next_token)
@@ -1308,17 +1324,152 @@ def describe_registry(self: ECRBackend) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# Backend: image storage classes (archive) and pull times
+# ---------------------------------------------------------------------------
+
+
+class ImageStorageClassUpdateNotSupportedException(ServiceException):
+    """The requested image storage class update is not supported."""
+
+    code = "ImageStorageClassUpdateNotSupportedException"
+
+
+# Found by moto's serialiser among the ECR model's error shapes (as above).
+ImageStorageClassUpdateNotSupportedException.__module__ = "moto.ecr.exceptions"
+
+
+def _image_status(image: Image) -> str:
+    """ImageStatus: ACTIVE, ARCHIVED or ACTIVATING; moto's images are
+    ACTIVE until archived."""
+    return getattr(image, "image_status", "ACTIVE")
+
+
+def _lifecycle_image(image: Image) -> LifecycleImage:
+    """An image as lifecycle rules see it; one being restored (ACTIVATING)
+    is not in the standard class yet."""
+    return LifecycleImage(
+        image.image_digest,
+        image.image_tags,
+        image.image_pushed_at,
+        storage_class="standard" if _image_status(image) == "ACTIVE" else "archive",
+        last_pulled_at=getattr(image, "last_recorded_pull_time", None),
+        last_archived_at=getattr(image, "last_archived_at", None),
+        last_activated_at=getattr(image, "last_activated_at", None),
+    )
+
+
+def update_image_storage_class(
+    self: ECRBackend,
+    repository_name: str,
+    image_id: dict[str, str],
+    target_storage_class: str,
+    registry_id: Optional[str] = None,
+) -> dict[str, Any]:
+    """Archive an active image (ARCHIVED, lastArchivedAt now) or restore an
+    archived one (lastActivatedAt now; ACTIVE at once, where Amazon ECR
+    passes through ACTIVATING for up to 20 minutes).  TargetStorageClass is
+    STANDARD or ARCHIVE; moving an image to the class it is in is refused."""
+    _validate_enum("targetStorageClass", target_storage_class, ("STANDARD", "ARCHIVE"))
+    repository = self._get_repository(repository_name, registry_id)
+    image = repository._get_image(image_id.get("imageTag"), image_id.get("imageDigest"))
+    now = int(time.time())
+    status = _image_status(image)
+    if target_storage_class == "ARCHIVE" and status == "ACTIVE":
+        image.image_status = "ARCHIVED"
+        image.last_archived_at = now
+    elif target_storage_class == "STANDARD" and status == "ARCHIVED":
+        image.image_status = "ACTIVE"
+        image.last_activated_at = now
+    else:
+        raise ImageStorageClassUpdateNotSupportedException(
+            f"The image is {status}; it cannot move to {target_storage_class}"
+        )
+    return {
+        "registryId": repository.registry_id,
+        "repositoryName": repository.name,
+        "imageId": {"imageDigest": image.image_digest},
+        "imageStatus": image.image_status,
+    }
+
+
+_moto_batch_get_image = ECRBackend.batch_get_image
+
+
+def batch_get_image(
+    self: ECRBackend,
+    repository_name: str,
+    registry_id: Optional[str] = None,
+    image_ids: Optional[list[dict[str, Any]]] = None,
+) -> dict[str, Any]:
+    """moto's BatchGetImage, recording the pull (lastRecordedPullTime) of
+    every active image it returns."""
+    response = _moto_batch_get_image(self, repository_name, registry_id, image_ids)
+    now = int(time.time())
+    for image in response["images"]:
+        if _image_status(image) == "ACTIVE":
+            image.last_recorded_pull_time = now
+    return response
+
+
+_moto_put_lifecycle_policy = ECRBackend.put_lifecycle_policy
+
+
+def put_lifecycle_policy(
+    self: ECRBackend,
+    registry_id: Optional[str],
+    repository_name: str,
+    lifecycle_policy_text: str,
+) -> dict[str, Any]:
+    """moto's PutLifecyclePolicy after the checks Amazon ECR makes of the
+    policy (``parse_lifecycle_policy``), archive rules included."""
+    self._get_repository(repository_name, registry_id)
+    parse_lifecycle_policy(lifecycle_policy_text)
+    return _moto_put_lifecycle_policy(self, registry_id, repository_name, lifecycle_policy_text)
+
+
+def _teach_moto_archive_rules() -> None:
+    """moto's lifecycle policy schema knows only expire, imageCountMoreThan
+    and sinceImagePushed: add the members and values of the archive rules
+    (the model's LifecyclePolicyRuleAction, LifecyclePolicyStorageClass)."""
+    moto_policy_validation.VALID_ACTION_PROPERTIES = {"type", "targetStorageClass"}
+    moto_policy_validation.VALID_ACTION_TYPE_VALUES = {"expire", "transition"}
+    moto_policy_validation.VALID_SELECTION_PROPERTIES = {
+        *moto_policy_validation.VALID_SELECTION_PROPERTIES,
+        "storageClass",
+    }
+    moto_policy_validation.VALID_SELECTION_COUNT_TYPE_VALUES = {
+        "imageCountMoreThan",
+        *SINCE_COUNT_TYPES,
+    }
+
+
+# ---------------------------------------------------------------------------
 # Backend: lifecycle policy preview
 # ---------------------------------------------------------------------------
 
 
 class LifecycleImage:
-    """What the lifecycle policy evaluator knows of an image."""
+    """What the lifecycle policy evaluator knows of an image: its storage
+    class ("standard" or "archive") and, as epoch seconds, its push, last
+    pull, last archive and last restore times (None when it never was)."""
 
-    def __init__(self, digest: str, tags: Iterable[str], pushed_at: float):
+    def __init__(
+        self,
+        digest: str,
+        tags: Iterable[str],
+        pushed_at: float,
+        storage_class: str = "standard",
+        last_pulled_at: Optional[float] = None,
+        last_archived_at: Optional[float] = None,
+        last_activated_at: Optional[float] = None,
+    ):
         self.digest = digest
         self.tags = tuple(tags)
         self.pushed_at = pushed_at
+        self.storage_class = storage_class
+        self.last_pulled_at = last_pulled_at
+        self.last_archived_at = last_archived_at
+        self.last_activated_at = last_activated_at
 
 
 def _tag_pattern_matches(pattern: str, tag: str) -> bool:
@@ -1328,8 +1479,16 @@ def _tag_pattern_matches(pattern: str, tag: str) -> bool:
     return re.fullmatch(regex, tag) is not None
 
 
+def _storage_class(selection: dict[str, Any]) -> str:
+    """ "If you omit this, the value of standard will be used." """
+    return selection.get("storageClass") or "standard"
+
+
 def _selects(selection: dict[str, Any], image: LifecycleImage) -> bool:
-    """Whether an image "matches the tagging requirements" of a rule."""
+    """Whether an image "matches the tagging requirements" of a rule: "The
+    rule will only select images of this storage class"."""
+    if image.storage_class != _storage_class(selection):
+        return False
     tag_status = selection["tagStatus"]
     if tag_status == "any":
         return True
@@ -1350,40 +1509,70 @@ def _selects(selection: dict[str, Any], image: LifecycleImage) -> bool:
     )
 
 
+def _reference_time(count_type: str, image: LifecycleImage) -> Optional[float]:
+    """The time a since* count measures from ("Lifecycle policy evaluation
+    rules"): sinceImagePushed the push; sinceImagePulled the last pull, "If
+    an image was never pulled, the image's pushed_at_time is used ... If an
+    image was archived and then restored ... but never pulled since ..., the
+    image's last_activated_at"; sinceImageTransitioned "all archived images
+    whose last_archived_at is older" (none without that time)."""
+    if count_type == "sinceImagePushed":
+        return image.pushed_at
+    if count_type == "sinceImagePulled":
+        pulled, activated = image.last_pulled_at, image.last_activated_at
+        if activated is not None and (pulled is None or activated > pulled):
+            return activated
+        return pulled if pulled is not None else image.pushed_at
+    if image.storage_class != "archive":
+        return None
+    return image.last_archived_at
+
+
 def evaluate_lifecycle_policy(
     policy: dict[str, Any], images: list[LifecycleImage], now: float
-) -> dict[str, int]:
-    """The images a (validated) lifecycle policy expires: digest -> the
-    priority of the rule that expires it.
+) -> dict[str, tuple[int, str]]:
+    """The images a (validated) lifecycle policy expires or archives: digest
+    -> (priority of the rule, its action type, "expire" or "transition").
 
     Follows "Lifecycle policy evaluation rules" of the ECR user guide: every
-    rule identifies the images it would expire as if no other rule existed
-    (imageCountMoreThan: all but the countNumber youngest of the images it
-    selects; sinceImagePushed: those pushed more than countNumber days ago),
-    then rules apply by priority, lowest first.  An image is expired by at most
-    one rule, and never by a rule of lower priority than a rule whose tagging
-    requirements it matches.  ``images`` are in push order, which breaks ties
-    between equal push times.
+    rule identifies the images of its storage class it would act on as if no
+    other rule existed (imageCountMoreThan: all but the countNumber youngest
+    of the images it selects, youngest by push or, for a restored image,
+    restore time; the since* types: those whose reference time is more than
+    countNumber days ago), then rules apply by priority, lowest first.  An
+    image is expired or archived by at most one rule, and never by a rule of
+    lower priority than a rule whose tagging requirements it matches; a
+    transition never acts on an archived image.  ``images`` are in push
+    order, which breaks ties between equal times.
     """
     order = {id(image): n for n, image in enumerate(images)}
+
+    def age_key(image: LifecycleImage) -> tuple[float, int]:
+        start = image.last_activated_at if image.last_activated_at is not None else image.pushed_at
+        return (start, order[id(image)])
+
     seen: set[str] = set()
-    expired: dict[str, int] = {}
+    acted: dict[str, tuple[int, str]] = {}
     for rule in sorted(policy["rules"], key=lambda r: r["rulePriority"]):
         selection = rule["selection"]
+        action = rule["action"]["type"]
         selected = [image for image in images if _selects(selection, image)]
         if selection["countType"] == "imageCountMoreThan":
-            youngest_first = sorted(
-                selected, key=lambda i: (i.pushed_at, order[id(i)]), reverse=True
-            )
-            marked = youngest_first[selection["countNumber"] :]
-        else:  # sinceImagePushed, countUnit days
+            marked = sorted(selected, key=age_key, reverse=True)[selection["countNumber"] :]
+        else:  # the since* types, countUnit days
             age_limit = selection["countNumber"] * SECONDS_PER_DAY
-            marked = [image for image in selected if now - image.pushed_at > age_limit]
-        for image in sorted(marked, key=lambda i: (i.pushed_at, order[id(i)])):
-            if image.digest not in seen and image.digest not in expired:
-                expired[image.digest] = rule["rulePriority"]
+            marked = []
+            for image in selected:
+                start = _reference_time(selection["countType"], image)
+                if start is not None and now - start > age_limit:
+                    marked.append(image)
+        for image in sorted(marked, key=age_key):
+            if action == "transition" and image.storage_class == "archive":
+                continue
+            if image.digest not in seen and image.digest not in acted:
+                acted[image.digest] = (rule["rulePriority"], action)
         seen.update(image.digest for image in selected)
-    return expired
+    return acted
 
 
 def _policy_error(reason: str) -> InvalidParameterException:
@@ -1392,16 +1581,91 @@ def _policy_error(reason: str) -> InvalidParameterException:
     )
 
 
+#: "Archived images have a minimum storage duration of 90 days. You cannot
+#: configure lifecycle policies that delete images that have been in archive
+#: for less than 90 days" ("Archiving an image").
+MIN_ARCHIVE_DAYS = 90
+SINCE_COUNT_TYPES = ("sinceImagePushed", "sinceImagePulled", "sinceImageTransitioned")
+
+
+def _check_archive_rule(selection: dict[str, Any], action: dict[str, Any]) -> None:
+    """How a rule's count type, storage class and action combine.
+
+    "Lifecycle policy properties": storageClass "Required: yes, if countType is
+    sinceImageTransitioned ... When using a countType of imageCountMoreThan,
+    sinceImagePushed, or sinceImagePulled, the only supported value is
+    standard"; countUnit "Required: yes, only if countType is set to
+    sinceImagePushed, sinceImagePulled, or sinceImageTransitioned ... an error
+    will occur if you specify a count unit when countType is any other value";
+    targetStorageClass "Required: yes, if type is transition ... archive is the
+    only supported value" (and "only present when the type is TRANSITION", the
+    model's LifecyclePolicyRuleAction).  "Examples of lifecycle policies": "The
+    sinceImagePulled count type must be used with the transition action" and
+    "The sinceImageTransitioned count type must be used with the expire action
+    and the archive storage class. Images must be in archive storage for a
+    minimum of 90 days before deletion"."""
+    count_type = selection["countType"]
+    if count_type in SINCE_COUNT_TYPES and "countUnit" not in selection:
+        raise _policy_error(f"countUnit is required when countType is {count_type}")
+    if count_type not in SINCE_COUNT_TYPES and "countUnit" in selection:
+        raise _policy_error(
+            "countUnit can only be used when countType is sinceImagePushed, "
+            "sinceImagePulled or sinceImageTransitioned"
+        )
+    storage_class = selection.get("storageClass", "standard")
+    if storage_class not in ("standard", "archive"):
+        raise _policy_error("storageClass must be standard or archive")
+    if (storage_class == "archive") != (count_type == "sinceImageTransitioned"):
+        raise _policy_error(
+            "storageClass archive is required with countType sinceImageTransitioned "
+            "and only allowed with it"
+        )
+    action_type = action["type"]
+    target = action.get("targetStorageClass")
+    if action_type == "transition" and target != "archive":
+        raise _policy_error("targetStorageClass archive is required when type is transition")
+    if action_type != "transition" and target is not None:
+        raise _policy_error("targetStorageClass can only be used when type is transition")
+    if count_type == "sinceImagePulled" and action_type != "transition":
+        raise _policy_error("countType sinceImagePulled must be used with the transition action")
+    if count_type == "sinceImageTransitioned":
+        if action_type != "expire":
+            raise _policy_error(
+                "countType sinceImageTransitioned must be used with the expire action"
+            )
+        if selection["countNumber"] < MIN_ARCHIVE_DAYS:
+            raise _policy_error(
+                f"images must be in archive storage for a minimum of {MIN_ARCHIVE_DAYS} days"
+            )
+
+
+def _tag_lists(selection: dict[str, Any]) -> dict[str, list[str]]:
+    lists = {}
+    for name in ("tagPrefixList", "tagPatternList"):
+        value = selection.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise _policy_error(f"{name} must be a list of non-empty strings")
+        lists[name] = value
+    return lists
+
+
 def parse_lifecycle_policy(text: str) -> dict[str, Any]:
     """The policy, checked by moto's validator (the one PutLifecyclePolicy
-    uses) and then against the rules the evaluator relies on, which the user
-    guide states: unique rule priorities; "a rule with a tagStatus value of
-    any must have the highest value for rulePriority"; "only one rule is
-    allowed to select untagged images"; tagged rules name a tagPrefixList or
-    a tagPatternList (at most four wildcards a pattern), untagged rules
-    neither; "the set of rules must contain a unique set of tag prefixes";
-    countUnit is given exactly for sinceImagePushed; counts are positive
-    integers; and a policy has one or more rules."""
+    uses, taught the archive fields at install) and then against the rules
+    the evaluator relies on, which the user guide states: unique rule
+    priorities; tagged rules name a tagPrefixList or a tagPatternList (at most
+    four wildcards a pattern), untagged rules neither; counts are positive
+    integers; a policy has one or more rules; the archive combinations of
+    ``_check_archive_rule``; and, per storage class ("The set of all rules
+    selecting a specific storage class must contain a unique set of
+    prefixes", "Only one rule selecting a specific storage class is allowed
+    to select untagged images"), unique prefix sets, one untagged rule, and
+    the ``any`` rule with the highest rulePriority ("A rule with a tagStatus
+    value of any must have the highest value for rulePriority": per class,
+    since the guide's "Combining archive and expire rules" has an ``any``
+    rule in each)."""
     try:
         EcrLifecyclePolicyValidator(text).validate()
     except InvalidParameterException:
@@ -1413,8 +1677,8 @@ def parse_lifecycle_policy(text: str) -> dict[str, Any]:
         # "A lifecycle policy contains one or more rules."
         raise _policy_error("rules must contain at least one rule")
     priorities: set[int] = set()
-    prefix_sets: set[frozenset[str]] = set()
-    untagged_rules = 0
+    prefix_sets: set[tuple[str, frozenset[str]]] = set()
+    untagged_classes: set[str] = set()
     for rule in policy["rules"]:
         priority = rule["rulePriority"]
         if isinstance(priority, bool) or not isinstance(priority, int) or priority < 1:
@@ -1423,23 +1687,14 @@ def parse_lifecycle_policy(text: str) -> dict[str, Any]:
             raise _policy_error(f"rulePriority {priority} is not unique")
         priorities.add(priority)
         selection = rule["selection"]
-        if not isinstance(selection, dict):
+        if not isinstance(selection, dict) or not isinstance(rule["action"], dict):
             raise _policy_error("Could not map policyString into LifecyclePolicy.")
         count = selection["countNumber"]
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise _policy_error("countNumber must be a positive integer")
-        if selection["countType"] == "sinceImagePushed" and "countUnit" not in selection:
-            raise _policy_error("countUnit is required when countType is sinceImagePushed")
-        if selection["countType"] != "sinceImagePushed" and "countUnit" in selection:
-            raise _policy_error("countUnit can only be used when countType is sinceImagePushed")
-        lists = {}
-        for name in ("tagPrefixList", "tagPatternList"):
-            value = selection.get(name)
-            if value is None:
-                continue
-            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-                raise _policy_error(f"{name} must be a list of non-empty strings")
-            lists[name] = value
+        _check_archive_rule(selection, rule["action"])
+        storage_class = _storage_class(selection)
+        lists = _tag_lists(selection)
         tag_status = selection["tagStatus"]
         if tag_status == "tagged":
             if not any(lists.values()):
@@ -1453,7 +1708,7 @@ def parse_lifecycle_policy(text: str) -> dict[str, Any]:
                         f"{MAX_TAG_PATTERN_WILDCARDS} wildcards"
                     )
             if "tagPrefixList" in lists:
-                prefixes = frozenset(lists["tagPrefixList"])
+                prefixes = (storage_class, frozenset(lists["tagPrefixList"]))
                 if prefixes in prefix_sets:
                     raise _policy_error("The set of rules must contain a unique set of tag prefixes")
                 prefix_sets.add(prefixes)
@@ -1462,11 +1717,17 @@ def parse_lifecycle_policy(text: str) -> dict[str, Any]:
                 raise _policy_error(
                     "tagPrefixList and tagPatternList must be omitted when tagStatus is untagged"
                 )
-            untagged_rules += 1
-            if untagged_rules > 1:
+            if storage_class in untagged_classes:
                 raise _policy_error("Only one rule is allowed to select untagged images")
+            untagged_classes.add(storage_class)
     for rule in policy["rules"]:
-        if rule["selection"]["tagStatus"] == "any" and rule["rulePriority"] != max(priorities):
+        selection = rule["selection"]
+        same_class = [
+            r["rulePriority"]
+            for r in policy["rules"]
+            if _storage_class(r["selection"]) == _storage_class(selection)
+        ]
+        if selection["tagStatus"] == "any" and rule["rulePriority"] != max(same_class):
             raise _policy_error(
                 "A rule with tagStatus any must have the highest value for rulePriority"
             )
@@ -1486,8 +1747,14 @@ class LifecyclePolicyPreview:
     @property
     def summary(self) -> dict[str, Any]:
         # transitioningImageTotalCounts "is only present if at least one
-        # image will be transitioned": never, moto keeps no archive.
-        return {"expiringImageTotalCount": len(self.results)}
+        # image will be transitioned" (LifecyclePolicyPreviewSummary).
+        archiving = sum(1 for r in self.results if r["action"]["type"] == "TRANSITION")
+        summary: dict[str, Any] = {"expiringImageTotalCount": len(self.results) - archiving}
+        if archiving:
+            summary["transitioningImageTotalCounts"] = [
+                {"targetStorageClass": "ARCHIVE", "imageTotalCount": archiving}
+            ]
+        return summary
 
 
 def start_lifecycle_policy_preview(
@@ -1517,24 +1784,25 @@ def start_lifecycle_policy_preview(
         text = lifecycle_policy_text
     policy = parse_lifecycle_policy(text)
     images = list(repository.images)
-    expired = evaluate_lifecycle_policy(
-        policy,
-        [LifecycleImage(i.image_digest, i.image_tags, i.image_pushed_at) for i in images],
-        time.time(),
-    )
+    acted = evaluate_lifecycle_policy(policy, [_lifecycle_image(i) for i in images], time.time())
     results = []
     for image in images:
-        if image.image_digest not in expired:
+        if image.image_digest not in acted:
             continue
+        priority, action = acted[image.image_digest]
         result: dict[str, Any] = {"imageDigest": image.image_digest}
         if image.image_tags:
             result["imageTags"] = list(image.image_tags)
         result.update(
             {
                 "imagePushedAt": image.image_pushed_at,
-                "action": {"type": "EXPIRE"},
-                "appliedRulePriority": expired[image.image_digest],
-                "storageClass": "STANDARD",
+                "action": (
+                    {"type": "TRANSITION", "targetStorageClass": "ARCHIVE"}
+                    if action == "transition"
+                    else {"type": "EXPIRE"}
+                ),
+                "appliedRulePriority": priority,
+                "storageClass": "ARCHIVE" if _image_status(image) != "ACTIVE" else "STANDARD",
             }
         )
         results.append(result)
@@ -1635,6 +1903,17 @@ def response_describe_repositories(self: ECRResponse) -> ActionResult:
     return _with_token({"repositories": repositories}, token)
 
 
+def response_update_image_storage_class(self: ECRResponse) -> ActionResult:
+    return ActionResult(
+        self.ecr_backend.update_image_storage_class(
+            repository_name=self._get_param("repositoryName"),
+            image_id=self._get_param("imageId") or {},
+            target_storage_class=self._get_param("targetStorageClass"),
+            registry_id=self._get_param("registryId"),
+        )
+    )
+
+
 def response_describe_images(self: ECRResponse) -> ActionResult:
     images, token = self.ecr_backend.describe_images(
         repository_name=self._get_param("repositoryName"),
@@ -1656,6 +1935,7 @@ def response_describe_images(self: ECRResponse) -> ActionResult:
         scan = _image_scan_details(self.ecr_backend, repository, image)
         detail.image_scan_status = scan.get("imageScanStatus")
         detail.image_scan_findings_summary = scan.get("imageScanFindingsSummary")
+        detail.image_status = _image_status(image)
         details.append(detail)
     return _with_token({"imageDetails": details}, token)
 
@@ -2004,6 +2284,9 @@ _BACKEND_METHODS: dict[str, Callable[..., Any]] = {
     "describe_registry": describe_registry,
     "start_lifecycle_policy_preview": start_lifecycle_policy_preview,
     "get_lifecycle_policy_preview": get_lifecycle_policy_preview,
+    "update_image_storage_class": update_image_storage_class,
+    "batch_get_image": batch_get_image,
+    "put_lifecycle_policy": put_lifecycle_policy,
     "create_pull_through_cache_rule": create_pull_through_cache_rule,
     "describe_pull_through_cache_rules": describe_pull_through_cache_rules,
     "update_pull_through_cache_rule": update_pull_through_cache_rule,
@@ -2026,6 +2309,7 @@ _RESPONSE_METHODS: dict[str, Callable[..., Any]] = {
     "validate_pull_through_cache_rule": response_validate_pull_through_cache_rule,
     "start_lifecycle_policy_preview": response_start_lifecycle_policy_preview,
     "get_lifecycle_policy_preview": response_get_lifecycle_policy_preview,
+    "update_image_storage_class": response_update_image_storage_class,
 }
 
 _moto_backend_init = ECRBackend.__init__
@@ -2049,6 +2333,7 @@ def install() -> None:
     ECRBackend.__init__ = _backend_init  # type: ignore[method-assign]
     # moto's CreateRepository checks names against this module global.
     moto_ecr_models.ECR_REPOSITORY_NAME_PATTERN = REPOSITORY_NAME_PATTERN
+    _teach_moto_archive_rules()
     for name, function in _BACKEND_METHODS.items():
         function.__name__ = name
         setattr(ECRBackend, name, function)

@@ -943,17 +943,23 @@ def test_scan_on_push_registry_rules(ecr):
 # ---------------------------------------------------------------------------
 
 
-def lifecycle_policy(*rules: tuple[int, dict]) -> str:
+EXPIRE = {"type": "expire"}
+TRANSITION = {"type": "transition", "targetStorageClass": "archive"}
+
+
+def lifecycle_policy(*rules: tuple) -> str:
+    """Rules as (priority, selection) or (priority, selection, action); the
+    action is expire unless given."""
     return json.dumps(
         {
             "rules": [
                 {
-                    "rulePriority": priority,
-                    "description": f"rule with priority {priority}",
-                    "selection": selection,
-                    "action": {"type": "expire"},
+                    "rulePriority": rule[0],
+                    "description": f"rule with priority {rule[0]}",
+                    "selection": rule[1],
+                    "action": rule[2] if len(rule) > 2 else EXPIRE,
                 }
-                for priority, selection in rules
+                for rule in rules
             ]
         }
     )
@@ -1096,7 +1102,12 @@ def evaluate(rules: list[tuple[int, dict]], images: dict[str, tuple[list[str], f
     lifecycle_images = [
         moto_ecr_ext.LifecycleImage(name, tags, NOW - days * DAY) for name, (tags, days) in images.items()
     ]
-    return moto_ecr_ext.evaluate_lifecycle_policy(policy, lifecycle_images, NOW)
+    return {
+        digest: priority
+        for digest, (priority, _) in moto_ecr_ext.evaluate_lifecycle_policy(
+            policy, lifecycle_images, NOW
+        ).items()
+    }
 
 
 def keep(count: int, prefixes: list[str] | None = None, patterns: list[str] | None = None) -> dict:
@@ -1167,6 +1178,181 @@ def test_evaluator_patterns_untagged_and_any():
     # Ties in push time: the image pushed first is the older one.
     tied = {"first": (["v1"], 1), "second": (["v2"], 1)}
     assert evaluate([(1, keep(1, ["v"]))], tied) == {"first": 1}
+
+
+# Archive rules ("Examples of lifecycle policies", "Archive examples" and the
+# sections on last pulled time and archive transition time).
+
+PULLED_90 = {"tagStatus": "any", "countType": "sinceImagePulled", "countUnit": "days", "countNumber": 90}
+PUSHED_30 = {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30}
+ARCHIVED_365 = {
+    "tagStatus": "any",
+    "storageClass": "archive",
+    "countType": "sinceImageTransitioned",
+    "countUnit": "days",
+    "countNumber": 365,
+}
+
+
+def evaluate_archive(rules: list[tuple], images: dict[str, dict]) -> dict:
+    """Like ``evaluate``, for images given as {name: {tags, pushed, pulled,
+    archived, activated}} in days ago (archived: in the archive class)."""
+    import moto_ecr_ext
+
+    def ago(days):
+        return None if days is None else NOW - days * DAY
+
+    policy = moto_ecr_ext.parse_lifecycle_policy(lifecycle_policy(*rules))
+    lifecycle_images = [
+        moto_ecr_ext.LifecycleImage(
+            name,
+            spec.get("tags", []),
+            NOW - spec["pushed"] * DAY,
+            storage_class="archive" if "archived" in spec else "standard",
+            last_pulled_at=ago(spec.get("pulled")),
+            last_archived_at=ago(spec.get("archived")),
+            last_activated_at=ago(spec.get("activated")),
+        )
+        for name, spec in images.items()
+    ]
+    return moto_ecr_ext.evaluate_lifecycle_policy(policy, lifecycle_images, NOW)
+
+
+ARCHIVE_REPO = {
+    "prod-old-pulled-now": {"tags": ["prod-1"], "pushed": 200, "pulled": 1},
+    "prod-old-never-pulled": {"tags": ["prod-2"], "pushed": 120},
+    "prod-new": {"tags": ["prod-3"], "pushed": 10},
+    "dev-pulled-long-ago": {"tags": ["dev-1"], "pushed": 300, "pulled": 100},
+    "restored-lately": {"tags": ["dev-2"], "pushed": 300, "pulled": 200, "activated": 5},
+    "archived-long": {"tags": ["prod-0"], "pushed": 900, "archived": 400},
+    "archived-recently": {"tags": ["dev-0"], "pushed": 900, "archived": 100},
+}
+
+
+def test_evaluator_archive_examples():
+    T, E = "transition", "expire"
+    # Archiving images not pulled in 90 days: the push time for an image never
+    # pulled, the restore time for one not pulled since; archived images are
+    # not seen by a standard rule.
+    assert evaluate_archive([(1, PULLED_90, TRANSITION)], ARCHIVE_REPO) == {
+        "prod-old-never-pulled": (1, T),
+        "dev-pulled-long-ago": (1, T),
+    }
+    # Expiring images archived for more than 365 days.
+    assert evaluate_archive([(1, ARCHIVED_365)], ARCHIVE_REPO) == {"archived-long": (1, E)}
+    # Archiving prod* images older than 30 days.
+    prod_30 = {"tagStatus": "tagged", "tagPatternList": ["prod*"], "countType": "sinceImagePushed",
+               "countUnit": "days", "countNumber": 30}
+    assert evaluate_archive([(1, prod_30, TRANSITION)], ARCHIVE_REPO) == {
+        "prod-old-pulled-now": (1, T),
+        "prod-old-never-pulled": (1, T),
+    }
+    # Combining archive and expire rules: an any rule in each storage class.
+    assert evaluate_archive([(1, PUSHED_30, TRANSITION), (2, ARCHIVED_365)], ARCHIVE_REPO) == {
+        "prod-old-pulled-now": (1, T),
+        "prod-old-never-pulled": (1, T),
+        "dev-pulled-long-ago": (1, T),
+        "restored-lately": (1, T),
+        "archived-long": (2, E),
+    }
+    # Counting keeps the newest standard image, by restore time for a restored
+    # one (restored-lately, 5 days); archived images do not count.
+    keep_one = {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}
+    assert evaluate_archive([(1, keep_one, TRANSITION)], ARCHIVE_REPO) == {
+        name: (1, T)
+        for name in ("prod-old-pulled-now", "prod-old-never-pulled", "prod-new", "dev-pulled-long-ago")
+    }
+
+
+def test_lifecycle_archive_rules_are_checked_as_ecr_does(ecr, raw_ecr):
+    ecr.create_repository(repositoryName="arch")
+    accepted = [
+        lifecycle_policy((1, PULLED_90, TRANSITION)),
+        lifecycle_policy((1, ARCHIVED_365)),
+        lifecycle_policy((1, PUSHED_30, TRANSITION), (2, ARCHIVED_365)),
+        lifecycle_policy((1, dict(KEEP_ONE_UNTAGGED, storageClass="standard"), TRANSITION),
+                         (2, dict(ARCHIVED_365, tagStatus="untagged", countNumber=90))),
+    ]
+    for text in accepted:
+        ecr.put_lifecycle_policy(repositoryName="arch", lifecyclePolicyText=text)
+        assert ecr.get_lifecycle_policy(repositoryName="arch")["lifecyclePolicyText"] == text
+        ecr.start_lifecycle_policy_preview(repositoryName="arch", lifecyclePolicyText=text)
+    refused = [
+        lifecycle_policy((1, PULLED_90)),  # sinceImagePulled with expire
+        lifecycle_policy((1, ARCHIVED_365, TRANSITION)),  # sinceImageTransitioned with transition
+        lifecycle_policy((1, dict(ARCHIVED_365, storageClass="standard"))),
+        lifecycle_policy((1, {k: v for k, v in ARCHIVED_365.items() if k != "storageClass"})),
+        lifecycle_policy((1, dict(KEEP_ONE_UNTAGGED, storageClass="archive"))),
+        lifecycle_policy((1, dict(ARCHIVED_365, countNumber=89))),  # 90 days in the archive
+        lifecycle_policy((1, {k: v for k, v in PULLED_90.items() if k != "countUnit"}, TRANSITION)),
+        lifecycle_policy((1, PULLED_90, {"type": "transition"})),
+        lifecycle_policy((1, PULLED_90, {"type": "transition", "targetStorageClass": "standard"})),
+        lifecycle_policy((1, PUSHED_30, {"type": "expire", "targetStorageClass": "archive"})),
+        lifecycle_policy((1, dict(KEEP_ONE_UNTAGGED, storageClass="glacier"))),
+        lifecycle_policy((1, ARCHIVED_365), (2, dict(ARCHIVED_365, tagStatus="untagged"))),  # any not last
+        lifecycle_policy((1, dict(ARCHIVED_365, tagStatus="untagged")),
+                         (2, dict(ARCHIVED_365, tagStatus="untagged", countNumber=400))),
+    ]
+    for text in refused:
+        for call in (
+            lambda: raw_ecr.put_lifecycle_policy(repositoryName="arch", lifecyclePolicyText=text),
+            lambda: raw_ecr.start_lifecycle_policy_preview(repositoryName="arch", lifecyclePolicyText=text),
+        ):
+            with pytest.raises(ClientError) as excinfo:
+                call()
+            assert error_of(excinfo) == ("InvalidParameterException", 400), text
+
+
+def test_archive_pull_times_and_the_archive_preview(ecr):
+    ecr.create_repository(repositoryName="cold")
+    digests = [push(ecr, "cold", f"f{n}", tag=f"v{n}") for n in range(4)]
+    # A pull is recorded; DescribeImages says when.
+    ecr.batch_get_image(repositoryName="cold", imageIds=[{"imageTag": "v3"}])
+    answer = ecr.update_image_storage_class(
+        repositoryName="cold", imageId={"imageTag": "v0"}, targetStorageClass="ARCHIVE"
+    )
+    assert answer["imageStatus"] == "ARCHIVED"
+    with pytest.raises(ClientError) as excinfo:
+        ecr.update_image_storage_class(
+            repositoryName="cold", imageId={"imageTag": "v0"}, targetStorageClass="ARCHIVE"
+        )
+    assert error_of(excinfo)[0] == "ImageStorageClassUpdateNotSupportedException"
+    # Without filter.imageStatus only active images are listed.
+    active = ecr.describe_images(repositoryName="cold")["imageDetails"]
+    assert sorted(d["imageDigest"] for d in active) == sorted(digests[1:])
+    assert all(d["imageStatus"] == "ACTIVE" for d in active)
+    pulled = [d for d in active if d["imageDigest"] == digests[3]][0]
+    assert "lastRecordedPullTime" in pulled
+    everything = ecr.describe_images(repositoryName="cold", filter={"imageStatus": "ANY"})["imageDetails"]
+    archived = [d for d in everything if d["imageDigest"] == digests[0]][0]
+    assert archived["imageStatus"] == "ARCHIVED" and "lastArchivedAt" in archived
+    listed = ecr.list_images(repositoryName="cold", filter={"imageStatus": "ARCHIVED"})["imageIds"]
+    assert [i["imageDigest"] for i in listed] == [digests[0]]
+
+    # Keep the newest standard image, archive the others; the archived image
+    # is not counted, and the archive rule waits for its 365 days.
+    keep_one = {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1}
+    text = lifecycle_policy((1, keep_one, TRANSITION), (2, ARCHIVED_365))
+    ecr.put_lifecycle_policy(repositoryName="cold", lifecyclePolicyText=text)
+    ecr.start_lifecycle_policy_preview(repositoryName="cold")
+    preview = ecr.get_lifecycle_policy_preview(repositoryName="cold")
+    assert preview["summary"] == {
+        "expiringImageTotalCount": 0,
+        "transitioningImageTotalCounts": [{"targetStorageClass": "ARCHIVE", "imageTotalCount": 2}],
+    }
+    results = {r["imageDigest"]: r for r in preview["previewResults"]}
+    assert set(results) == {digests[1], digests[2]}
+    for r in results.values():
+        assert r["action"] == {"type": "TRANSITION", "targetStorageClass": "ARCHIVE"}
+        assert r["storageClass"] == "STANDARD" and r["appliedRulePriority"] == 1
+
+    # Restoring makes the image active again, with its restore time.
+    ecr.update_image_storage_class(
+        repositoryName="cold", imageId={"imageDigest": digests[0]}, targetStorageClass="STANDARD"
+    )
+    restored = ecr.describe_images(repositoryName="cold", imageIds=[{"imageDigest": digests[0]}])
+    detail = restored["imageDetails"][0]
+    assert detail["imageStatus"] == "ACTIVE" and "lastActivatedAt" in detail
 
 
 # ---------------------------------------------------------------------------
