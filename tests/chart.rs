@@ -1907,6 +1907,8 @@ fn values_schema_rejects_bad_values() {
         json!({"webhook": {"timeoutSeconds": 31}}),
         json!({"webhook": {"caBundle": "not base64!"}}),
         json!({"webhook": {"certManager": {"enabled": "yes"}}}),
+        json!({"argocd": {"healthChecks": {"enabled": "yes"}}}),
+        json!({"argocd": {"scripts": true}}),
         json!({"webhook": {"certManager": {"issuerRef": {"kind": "Vault"}}}}),
         json!({"replicaCount": 0}),
         json!({"sweepSeconds": "60"}),
@@ -2334,6 +2336,142 @@ async fn helm_install_upgrade_and_uninstall_in_the_real_api_server() {
         seconds(&upgraded),
         seconds(&uninstalled)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argo CD's health checks (argocd.healthChecks.enabled)
+
+/// The data config/argocd merges into argocd-cm: each kind's health key and its script.
+fn argocd_cm_of_config() -> BTreeMap<String, String> {
+    let docs = kubectl_kustomize("config/argocd");
+    assert_eq!(docs.len(), 1, "config/argocd renders argocd-cm alone");
+    assert_eq!(docs[0]["metadata"]["name"], "argocd-cm");
+    serde_json::from_value(docs[0]["data"].clone()).expect("string data")
+}
+
+/// Runs NOTES' command that merges the health keys into argocd-cm, with `argocd_namespace` for
+/// Argo CD's and the test ground's kubeconfig and kubectl.
+fn run_notes_merge(notes: &str, argocd_namespace: &str) {
+    let start = notes
+        .find("kubectl -n argocd patch configmap argocd-cm")
+        .unwrap_or_else(|| panic!("NOTES print no merge into argocd-cm:\n{notes}"));
+    let command: String = notes[start..]
+        .split_inclusive('\n')
+        .scan(true, |more, line| {
+            let take = *more;
+            *more = line.trim_end().ends_with('\\');
+            take.then_some(line)
+        })
+        .collect();
+    let command = command.replacen(
+        "kubectl -n argocd ",
+        &format!("kubectl -n {argocd_namespace} "),
+        1,
+    );
+    let kubectl = tool("kubectl", "KUBECTL");
+    let dir = kubectl.parent().map(Path::to_path_buf).unwrap_or_default();
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &command])
+        .env("PATH", path)
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An argocd-cm with a key of Argo CD's own in a namespace of its own: NOTES' command adds the
+/// `wanted` keys to it, keeps Argo CD's, under field manager `ecr-operator-argocd-health`.
+async fn assert_notes_merge_into_argocd_cm(
+    client: &kube::Client,
+    notes: &str,
+    wanted: BTreeMap<String, String>,
+) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    let argocd = testbed::kube_env::unique_name("argocd");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": argocd}})).expect("ns");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace");
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &argocd);
+    let own =
+        json!({"metadata": {"name": "argocd-cm"}, "data": {"url": "https://argocd.example.com"}});
+    let own: ConfigMap = serde_json::from_value(own).expect("argocd-cm");
+    cms.create(&PostParams::default(), &own)
+        .await
+        .expect("argocd-cm");
+    run_notes_merge(notes, &argocd);
+    let merged = cms.get("argocd-cm").await.expect("argocd-cm");
+    let managers: Vec<_> = merged
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    let mut expected = wanted;
+    expected.insert("url".into(), "https://argocd.example.com".into());
+    assert_eq!(merged.data.unwrap_or_default(), expected);
+    assert!(
+        managers.iter().any(|m| m == "ecr-operator-argocd-health"),
+        "{managers:?}"
+    );
+}
+
+/// `argocd.healthChecks.enabled` (off by default) renders ConfigMap `<fullname>-argocd-health`
+/// in the release namespace holding exactly config/argocd's keys of argocd-cm, each with
+/// config/argocd/health.lua (the chart ships it as files/argocd-health.lua, byte-equal). Helm
+/// installs it into the real API server, and the command NOTES print merges the keys into an
+/// argocd-cm there, keeping Argo CD's own keys, under its own field manager.
+#[tokio::test]
+async fn argocd_health_checks_render_config_argocds_keys_for_argocd_cm() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::Api;
+    use testbed::kube_env::{KubeEnv, unique_name};
+    assert_eq!(
+        read(format!("{CHART}/files/argocd-health.lua")),
+        read("config/argocd/health.lua"),
+        "the chart's files/argocd-health.lua is config/argocd/health.lua"
+    );
+    let default = render(&[]);
+    assert!(default.of_kind("ConfigMap").is_empty());
+    assert!(!default.notes.contains("argocd-cm"), "{}", default.notes);
+
+    let kube = KubeEnv::require_real().await;
+    let client = kube.client();
+    let (namespace, release) = (unique_name("helm-argocd"), unique_name("argo"));
+    let mut request = release_request("install", &release, &namespace);
+    request["kubeconfig"] = json!(kubeconfig());
+    request["chart"] = json!(root().join(CHART));
+    request["values"] = json!([{"argocd": {"healthChecks": {"enabled": true}}}]);
+    let r = Rendered::from_answer(&helm(request).unwrap_or_else(|e| panic!("helm install: {e}")));
+    check_objects_in(&r, &namespace);
+    let name = format!("{release}-ecr-operator-argocd-health");
+    let rendered: ConfigMap = r.named("ConfigMap", &name);
+    let live = Api::<ConfigMap>::namespaced(client.clone(), &namespace)
+        .get(&name)
+        .await
+        .expect("the ConfigMap Helm installed");
+    let wanted = argocd_cm_of_config();
+    assert_eq!(rendered.data.unwrap_or_default(), wanted);
+    assert_eq!(live.data.unwrap_or_default(), wanted);
+
+    assert_notes_merge_into_argocd_cm(&client, &r.notes, wanted).await;
+
+    let uninstalled = helm(release_request("uninstall", &release, &namespace))
+        .unwrap_or_else(|e| panic!("helm uninstall: {e}"));
+    assert_eq!(uninstalled["status"], "uninstalled");
 }
 
 /// The chart as a subchart of an umbrella chart (`tests/fixtures/umbrella-chart`: `global`
