@@ -181,6 +181,24 @@ spec:
     );
 }
 
+/// kstatus's conditions on `r` (what Flux reads): (type, reason) of each `Reconciling` or
+/// `Stalled`, each checked True with Ready's message at the object's generation.
+fn kstatus_of(r: &Repository) -> Vec<(String, String)> {
+    let conditions = r.status.as_ref().map(|s| s.common.conditions.clone());
+    let conditions = conditions.unwrap_or_default();
+    let ready_message = ready_of(&conditions).map(|(_, _, message)| message);
+    conditions
+        .iter()
+        .filter(|c| c.type_ == "Reconciling" || c.type_ == "Stalled")
+        .map(|c| {
+            let got = (c.status.as_str(), Some(&c.message), c.observed_generation);
+            let want = ("True", ready_message.as_ref(), r.metadata.generation);
+            assert_eq!(got, want, "{c:?}");
+            (c.type_.clone(), c.reason.clone())
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn resync_of_unchanged_repositories_makes_no_writes() {
     let env = Env::start().await;
@@ -194,7 +212,12 @@ async fn resync_of_unchanged_repositories_makes_no_writes() {
         .await;
     }
     for i in 0..5 {
-        wait_for(&api, &format!("r{i}"), "Ready", is_ready).await;
+        let ready = wait_for(&api, &format!("r{i}"), "Ready", is_ready).await;
+        assert_eq!(
+            kstatus_of(&ready),
+            vec![],
+            "Ready: neither Reconciling nor Stalled"
+        );
     }
     let writes = env.registry.stats().writes();
     let sweeps = env.registry.stats().operation("DescribeRepositories");
@@ -549,6 +572,8 @@ async fn encryption_that_ecr_cannot_change_is_reported_invalid() {
         .unwrap();
     create(&api, "{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {name: kms-repo}, spec: {adopt: true, encryption: {encryptionType: AES256}}}").await;
     let invalid = wait_for(&api, "kms-repo", "Invalid", reason_is("Invalid")).await;
+    let stalled = vec![("Stalled".to_string(), "Invalid".to_string())];
+    assert_eq!(kstatus_of(&invalid), stalled, "Invalid waits for a person");
     let (_, _, message) = ready_of(&invalid.status.unwrap().common.conditions).unwrap();
     assert!(message.contains("cannot change encryption"), "{message}");
     // Invalid waits for a spec change: no retry loop hammering ECR.
