@@ -150,3 +150,50 @@ fn push_table<const N: usize>(out: &mut String, header: &[String; N], rows: &[[S
         out.push('\n');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api::lifecycle_policy::{
+        LifecycleActionType, LifecyclePreview, LifecycleStorageClass, PreviewImage,
+    };
+
+    #[test]
+    fn each_image_says_archive_or_expire_and_its_rule() {
+        let image = |digest: &str, action, storage_class, rule_priority| PreviewImage {
+            digest: digest.to_string(),
+            tags: vec![],
+            pushed_at: "2025-01-01T00:00:00Z".to_string(),
+            rule_priority,
+            action,
+            storage_class,
+        };
+        let preview = LifecyclePreview {
+            image_count: 3,
+            expiring_count: 1,
+            archiving_count: 1,
+            images: vec![
+                image(
+                    "sha256:a",
+                    LifecycleActionType::Transition,
+                    LifecycleStorageClass::Standard,
+                    1,
+                ),
+                image(
+                    "sha256:bb",
+                    LifecycleActionType::Expire,
+                    LifecycleStorageClass::Archive,
+                    2,
+                ),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            format_preview("team/app", &preview),
+            "DIGEST     TAGS        PUSHED                STORAGE   ACTION   RULE\n\
+             sha256:a   <untagged>  2025-01-01T00:00:00Z  standard  archive  1\n\
+             sha256:bb  <untagged>  2025-01-01T00:00:00Z  archive   expire   2\n\
+             1 of 3 images in team/app would expire, 1 would be archived\n"
+        );
+    }
+}
