@@ -11,7 +11,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, warn};
 
 use super::{Context, MANAGER, WatchScope};
-use crate::api::conditions::Reason;
+use crate::api::conditions::{self, Reason};
 
 /// Hash of what should trigger a reconcile: spec (generation), deletion, finalizers and
 /// annotations. Status writes, including our own, do not.
@@ -59,17 +59,23 @@ fn unparseable_message(e: &serde_json::Error) -> String {
     )
 }
 
-/// Whether the object's status already reports `message` for its current generation.
+/// Whether the object's status already reports `message` for its current generation, in Ready
+/// and in kstatus's Stalled (a report written before Stalled existed is written again).
 fn already_reported(obj: &DynamicObject, message: &str) -> bool {
     let generation = obj.metadata.generation;
-    let ready = obj.data["status"]["conditions"]
-        .as_array()
-        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
-    ready.is_some_and(|c| {
-        c["reason"] == Reason::Invalid.as_str()
-            && c["message"] == message
-            && c["observedGeneration"].as_i64() == generation
-    }) && obj.data["status"]["observedGeneration"].as_i64() == generation
+    let says_so = |type_: &str| {
+        obj.data["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == type_))
+            .is_some_and(|c| {
+                c["reason"] == Reason::Invalid.as_str()
+                    && c["message"] == message
+                    && c["observedGeneration"].as_i64() == generation
+            })
+    };
+    says_so(conditions::READY)
+        && says_so(conditions::STALLED)
+        && obj.data["status"]["observedGeneration"].as_i64() == generation
 }
 
 /// Reports on the object itself that it cannot be parsed: `Ready=False, reason=Invalid`. Writes
@@ -288,12 +294,21 @@ mod tests {
             json!({
                 "observedGeneration": generation,
                 "conditions": [{"type": "Ready", "status": "False", "reason": reason,
+                    "message": message, "observedGeneration": generation},
+                    {"type": "Stalled", "status": "True", "reason": reason,
                     "message": message, "observedGeneration": generation}],
             })
         };
+        let mut without_stalled = ready("Invalid", "m", 2);
+        without_stalled["conditions"].as_array_mut().unwrap().pop();
         let cases = [
             ("no status", json!(null), false),
             ("reported", ready("Invalid", "m", 2), true),
+            (
+                "reported before Stalled was written",
+                without_stalled,
+                false,
+            ),
             ("another message", ready("Invalid", "other", 2), false),
             ("another reason", ready("Synced", "m", 2), false),
             ("an older generation", ready("Invalid", "m", 1), false),
