@@ -2612,13 +2612,14 @@ async fn chart_installs_as_a_subchart_with_global_values() {
 fn required_permissions(
     operator_writes_ca_bundle: bool,
 ) -> BTreeSet<(&'static str, String, &'static str, Scope)> {
-    const KINDS: [&str; 7] = [
+    const KINDS: [&str; 8] = [
         "imagescanreports",
         "lifecyclepolicies",
         "pullthroughcacherules",
         "registrypolicies",
         "replicationconfigs",
         "repositories",
+        "repositorycreationtemplates",
         "scanpolicies",
     ];
     let mut want = BTreeSet::new();
@@ -2910,6 +2911,7 @@ fn rbac_table_covers_every_api_the_source_uses() {
             "PullThroughCacheRule" => "ecr.operator.dev/pullthroughcacherules",
             "ScanPolicy" => "ecr.operator.dev/scanpolicies",
             "RegistryPolicy" => "ecr.operator.dev/registrypolicies",
+            "RepositoryCreationTemplate" => "ecr.operator.dev/repositorycreationtemplates",
             "ImageScanReport" => "ecr.operator.dev/imagescanreports",
             "RepositoryAccessPolicy" => "ecr.operator.dev/repositoryaccesspolicies",
             "Pod" => "/pods",

@@ -147,6 +147,11 @@ const IMPLIED: &[(&str, &str, &str)] = &[
         "kms_key",
         "DeleteRepository of a KMS-encrypted repository retires ECR's grants",
     ),
+    (
+        "iam:PassRole",
+        "create_repository_creation_template()",
+        "a repository creation template's customRoleArn is passed to ECR (the user guide, \"IAM permissions for creating repository creation templates\")",
+    ),
 ];
 
 struct Policy {
@@ -242,14 +247,14 @@ fn iam_policy_grants_exactly_the_calls_the_operator_makes() {
     for action in granted {
         let service = action.split(':').next().unwrap_or_default();
         assert!(
-            ["ecr", "secretsmanager", "kms", "sqs"].contains(&service),
+            ["ecr", "secretsmanager", "kms", "sqs", "iam"].contains(&service),
             "{action}"
         );
     }
 }
 
-/// Secrets Manager access is confined to the secrets the operator mirrors, and KMS use to
-/// requests that ECR makes.
+/// Secrets Manager access is confined to the secrets the operator mirrors, KMS use to requests
+/// that ECR makes, and roles are passed to ECR only.
 #[test]
 fn iam_policy_scopes_secrets_and_kms() {
     let text = std::fs::read_to_string(root().join("config/iam/policy.json")).expect("policy");
@@ -264,6 +269,12 @@ fn iam_policy_scopes_secrets_and_kms() {
         }
         if actions.contains("sqs:") {
             assert_eq!(st["Resource"], "arn:aws:sqs:*:*:ecr-operator-*", "{st}");
+        }
+        if actions.contains("iam:") {
+            assert_eq!(
+                st["Condition"]["StringEquals"]["iam:PassedToService"], "ecr.amazonaws.com",
+                "{st}"
+            );
         }
         if actions.contains("kms:") {
             assert_eq!(

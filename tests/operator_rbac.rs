@@ -15,10 +15,10 @@
 //!
 //! A short scenario takes every kind through its life: a RepositoryAccessPolicy, a Repository
 //! with an image (so the operator writes an ImageScanReport), a LifecyclePolicy, a
-//! PullThroughCacheRule with a credential Secret, a ReplicationConfig, a RegistryPolicy and a
-//! ScanPolicy reach Ready, a pod runs the image, then everything is deleted (finalizers
-//! removed, ECR cleaned, the report removed) and the operator stops on SIGTERM (handing its
-//! Lease back).
+//! PullThroughCacheRule with a credential Secret, a ReplicationConfig, a RegistryPolicy, a
+//! RepositoryCreationTemplate and a ScanPolicy reach Ready, a pod runs the image, then
+//! everything is deleted (finalizers removed, ECR cleaned, the report removed) and the operator
+//! stops on SIGTERM (handing its Lease back).
 //!
 //! The audit log then says which (verb, group, resource, namespace) the service account used.
 //! The test fails when the API server ever refused it (403), and when the install grants
@@ -583,6 +583,17 @@ spec:
       principals: {aws: ['arn:aws:iam::111122223333:root']}
       actions: [ecr:CreateRepository, ecr:ReplicateImage]
       resources: ['arn:aws:ecr:us-east-1:123456789012:repository/*']
+",
+        )
+        .await,
+    );
+    ready.push(
+        create(
+            client,
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: RepositoryCreationTemplate
+metadata: {name: ghcr}
+spec: {prefix: ghcr, appliedFor: [PULL_THROUGH_CACHE], deletionPolicy: Delete}
 ",
         )
         .await,

@@ -11,6 +11,7 @@ use ecr_operator::api::registry_policy::RegistryPolicy;
 use ecr_operator::api::replication_config::ReplicationConfig;
 use ecr_operator::api::repository::Repository;
 use ecr_operator::api::repository_access_policy::RepositoryAccessPolicy;
+use ecr_operator::api::repository_creation_template::RepositoryCreationTemplate;
 use ecr_operator::api::scan_policy::ScanPolicy;
 use kube::api::{Api, PostParams};
 use kube::core::NamespaceResourceScope;
@@ -150,6 +151,9 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
             }
             "ScanPolicy" => create_cluster(&client, &typed::<ScanPolicy>(&value)).await,
             "RegistryPolicy" => create_cluster(&client, &typed::<RegistryPolicy>(&value)).await,
+            "RepositoryCreationTemplate" => {
+                create_cluster(&client, &typed::<RepositoryCreationTemplate>(&value)).await
+            }
             "ImageScanReport" => create_cluster(&client, &typed::<ImageScanReport>(&value)).await,
             "RepositoryAccessPolicy" => {
                 create_cluster(&client, &typed::<RepositoryAccessPolicy>(&value)).await
@@ -167,6 +171,7 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
         "ImageScanReport",
         "RepositoryAccessPolicy",
         "RegistryPolicy",
+        "RepositoryCreationTemplate",
     ]
     .map(String::from)
     .into();

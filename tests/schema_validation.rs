@@ -1087,3 +1087,202 @@ async fn registry_policy_takes_what_ecr_takes() {
     }
     println!("figure accepted_registry_policy_specs {}", cases.len());
 }
+
+/// A RepositoryCreationTemplate named `name` with `spec` (a flow map's members).
+fn rct(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: ecr.operator.dev/v1alpha1\nkind: RepositoryCreationTemplate\nmetadata: {{name: {name}}}\nspec: {{{spec}}}\n"
+    )
+}
+
+/// Issue #15 item 3: the RepositoryCreationTemplate schema refuses what
+/// CreateRepositoryCreationTemplate refuses (the model's Prefix, RCTAppliedFor,
+/// RepositoryTemplateDescription, KmsKeyForRepositoryCreationTemplate, exclusion filters with
+/// their mode, CustomRoleArn, tag bounds), the lifecycle rules ECR forbids (as a
+/// LifecyclePolicy's), and a change of prefix; it admits what ECR takes.
+#[tokio::test]
+async fn repository_creation_template_follows_the_ecr_model() {
+    let env = KubeEnv::start().await.unwrap();
+    let api = api(&env, "RepositoryCreationTemplate", "");
+    const OK: &str = "prefix: prod, appliedFor: [REPLICATION]";
+    let kms = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let rule = |priority: u32, tag_status: &str| {
+        format!(
+            "{{rulePriority: {priority}, selection: {{tagStatus: {tag_status}, countType: imageCountMoreThan, countNumber: 1}}}}"
+        )
+    };
+    let long_prefix = format!("prefix: {}, appliedFor: [REPLICATION]", "a".repeat(257));
+    let refused: Vec<(&str, String, &str)> = vec![
+        ("no prefix", "appliedFor: [REPLICATION]".into(), "prefix"),
+        ("no appliedFor", "prefix: prod".into(), "appliedFor"),
+        (
+            "empty appliedFor",
+            "prefix: prod, appliedFor: []".into(),
+            "appliedFor",
+        ),
+        (
+            "unknown appliedFor",
+            "prefix: prod, appliedFor: [PUSH]".into(),
+            "appliedFor",
+        ),
+        (
+            "repeated appliedFor",
+            "prefix: prod, appliedFor: [REPLICATION, REPLICATION]".into(),
+            "appliedFor",
+        ),
+        (
+            "upper case prefix",
+            "prefix: Prod, appliedFor: [REPLICATION]".into(),
+            "spec.prefix",
+        ),
+        ("prefix of 257", long_prefix, "spec.prefix"),
+        (
+            "double slash",
+            "prefix: a//b, appliedFor: [REPLICATION]".into(),
+            "spec.prefix",
+        ),
+        (
+            "description of 257",
+            format!("{OK}, description: {}", "d".repeat(257)),
+            "spec.description",
+        ),
+        (
+            "kms key id",
+            format!("{OK}, encryption: {{encryptionType: KMS, kmsKey: 1234abcd}}"),
+            "kmsKey must be a KMS key ARN",
+        ),
+        (
+            "kms key with AES256",
+            format!("{OK}, encryption: {{encryptionType: AES256, kmsKey: '{kms}'}}"),
+            "kmsKey requires encryptionType",
+        ),
+        (
+            "filters without an exclusion mode",
+            format!(
+                "{OK}, imageTagMutability: IMMUTABLE, imageTagMutabilityExclusionFilters: [{{filter: latest}}]"
+            ),
+            "requires imageTagMutability",
+        ),
+        (
+            "exclusion mode without filters",
+            format!("{OK}, imageTagMutability: MUTABLE_WITH_EXCLUSION"),
+            "requires imageTagMutabilityExclusionFilters",
+        ),
+        (
+            "bad filter",
+            format!(
+                "{OK}, imageTagMutability: IMMUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filter: 'a b'}}]"
+            ),
+            "filter",
+        ),
+        (
+            "role that is not a role",
+            format!("{OK}, customRoleArn: 'arn:aws:iam::123456789012:user/me'"),
+            "customRoleArn",
+        ),
+        (
+            "tag key of 129",
+            format!("{OK}, resourceTags: {{{}: v}}", "k".repeat(129)),
+            "tag keys must be 1 to 128",
+        ),
+        (
+            "aws: tag key",
+            format!("{OK}, resourceTags: {{'aws:x': v}}"),
+            "reserved by AWS",
+        ),
+        (
+            "tag value of 257",
+            format!("{OK}, resourceTags: {{k: {}}}", "v".repeat(257)),
+            "resourceTags",
+        ),
+        (
+            "two untagged rules",
+            format!(
+                "{OK}, lifecycleRules: [{}, {}]",
+                rule(1, "untagged"),
+                rule(2, "untagged")
+            ),
+            "only one rule of a storageClass may select untagged",
+        ),
+        (
+            "any rule not last",
+            format!(
+                "{OK}, lifecycleRules: [{}, {}]",
+                rule(1, "any"),
+                rule(2, "untagged")
+            ),
+            "tagStatus any must have the highest rulePriority",
+        ),
+        (
+            "duplicate priority",
+            format!(
+                "{OK}, lifecycleRules: [{}, {}]",
+                rule(1, "untagged"),
+                rule(1, "any")
+            ),
+            "lifecycleRules",
+        ),
+        (
+            "policy without actions",
+            format!(
+                "{OK}, repositoryPolicy: {{statements: [{{effect: Allow, principals: {{aws: ['*']}}, actions: []}}]}}"
+            ),
+            "at least one action",
+        ),
+        (
+            "unknown deletionPolicy",
+            format!("{OK}, deletionPolicy: Orphan"),
+            "deletionPolicy",
+        ),
+    ];
+    for (i, (case, spec, expect)) in refused.iter().enumerate() {
+        let yaml = rct(&format!("rct-refused-{i}"), spec);
+        assert_invalid(
+            api.create(&PostParams::default(), &object(&yaml)).await,
+            case,
+            expect,
+        );
+    }
+    let accepted: Vec<(&str, String)> = vec![
+        ("minimal", OK.into()),
+        (
+            "ROOT",
+            "prefix: ROOT, appliedFor: [PULL_THROUGH_CACHE, REPLICATION, CREATE_ON_PUSH]".into(),
+        ),
+        (
+            "separators and trailing slash",
+            "prefix: a__b/web--x.y/, appliedFor: [CREATE_ON_PUSH]".into(),
+        ),
+        (
+            "prefix of 256",
+            format!("prefix: {}, appliedFor: [REPLICATION]", "a".repeat(256)),
+        ),
+        (
+            "everything",
+            format!(
+                "{OK}, description: d, imageTagMutability: MUTABLE_WITH_EXCLUSION, imageTagMutabilityExclusionFilters: [{{filter: 'dev-*'}}], encryption: {{encryptionType: KMS_DSSE, kmsKey: '{kms}'}}, resourceTags: {{team: a}}, customRoleArn: 'arn:aws:iam::123456789012:role/r', lifecycleRules: [{}, {}], repositoryPolicy: {{statements: [{{effect: Allow, principals: {{aws: ['*']}}, actions: ['ecr:BatchGetImage']}}]}}, deletionPolicy: Delete",
+                rule(1, "untagged"),
+                rule(2, "any")
+            ),
+        ),
+    ];
+    for (i, (case, spec)) in accepted.iter().enumerate() {
+        let yaml = rct(&format!("rct-accepted-{i}"), spec);
+        api.create(&PostParams::default(), &object(&yaml))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: refused: {e}"));
+    }
+    let patch = serde_json::json!({"spec": {"prefix": "other"}});
+    assert_invalid(
+        api.patch(
+            "rct-accepted-0",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await,
+        "prefix change",
+        "prefix is immutable",
+    );
+    println!("figure rct_refused {}", refused.len());
+    println!("figure rct_accepted {}", accepted.len());
+}

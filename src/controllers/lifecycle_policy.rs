@@ -24,7 +24,7 @@ use super::{Context, Error, object_key};
 use crate::api::conditions;
 use crate::api::lifecycle_policy::{
     LifecycleActionType, LifecyclePolicySpec, LifecyclePolicyStatus, LifecyclePreview,
-    LifecycleStorageClass, PreviewImage,
+    LifecycleRule, LifecycleStorageClass, PreviewImage,
 };
 use crate::api::repository::{OWNER_TAG, owned_in_namespace, owner_value};
 use crate::api::{LifecyclePolicy, Repository};
@@ -38,11 +38,16 @@ pub const PREVIEW_CAP: usize = 50;
 #[path = "lifecycle_policy_model.rs"]
 mod model;
 use model::to_image;
-pub use model::to_rules;
+pub use model::{rules_of, to_rules};
 
 /// Validates the rules as ECR would and renders the policy text.
 pub fn render_spec(spec: &LifecyclePolicySpec) -> Result<(Vec<Rule>, String), String> {
-    let rules = to_rules(spec);
+    render_rules(&spec.rules)
+}
+
+/// [`render_spec`] for typed rules of any kind (a RepositoryCreationTemplate's too).
+pub fn render_rules(rules: &[LifecycleRule]) -> Result<(Vec<Rule>, String), String> {
+    let rules = rules_of(rules);
     let errors = lifecycle::validate(&rules);
     if !errors.is_empty() {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();

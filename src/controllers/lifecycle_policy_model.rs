@@ -4,15 +4,21 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::lifecycle_policy::{
-    LifecycleActionType, LifecycleCountType, LifecyclePolicySpec, LifecycleSelection,
-    LifecycleStorageClass, LifecycleTagStatus,
+    LifecycleActionType, LifecycleCountType, LifecyclePolicySpec, LifecycleRule,
+    LifecycleSelection, LifecycleStorageClass, LifecycleTagStatus,
 };
 use crate::lifecycle::{self, Count, Image, Rule, Selection, StorageClass, TagStatus};
 use crate::registry::ImageInfo;
 
 /// The spec's rules in the evaluator's model.
 pub fn to_rules(spec: &LifecyclePolicySpec) -> Vec<Rule> {
-    spec.rules
+    rules_of(&spec.rules)
+}
+
+/// Typed lifecycle rules (a LifecyclePolicy's, a RepositoryCreationTemplate's) in the
+/// evaluator's model.
+pub fn rules_of(rules: &[LifecycleRule]) -> Vec<Rule> {
+    rules
         .iter()
         .map(|r| Rule {
             rule_priority: u32::try_from(r.rule_priority).unwrap_or(0),

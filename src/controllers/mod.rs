@@ -9,6 +9,7 @@ pub mod pull_through_cache_rule;
 pub mod registry_policy;
 pub mod replication_config;
 pub mod repository;
+pub mod repository_creation_template;
 pub mod scan_policy;
 pub mod singleton;
 pub mod status;
@@ -434,6 +435,7 @@ pub async fn run(
         singleton::run::<replication_config::Replication>(ctx.clone(), shutdown.clone()),
         singleton::run::<scan_policy::Scanning>(ctx.clone(), shutdown.clone()),
         singleton::run::<registry_policy::RegistryPolicySetting>(ctx.clone(), shutdown.clone()),
+        repository_creation_template::run(ctx.clone(), shutdown.clone()),
         image_scan_report::run(ctx, shutdown),
     )?;
     Ok(())

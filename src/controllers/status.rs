@@ -181,10 +181,11 @@ use crate::api::registry_policy::RegistryPolicyStatus;
 use crate::api::replication_config::ReplicationConfigStatus;
 use crate::api::repository::RepositoryStatus;
 use crate::api::repository_access_policy::RepositoryAccessPolicyStatus;
+use crate::api::repository_creation_template::RepositoryCreationTemplateStatus;
 use crate::api::scan_policy::ScanPolicyStatus;
 use crate::api::{
     LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, ReplicationConfig, Repository,
-    RepositoryAccessPolicy, ScanPolicy,
+    RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
 };
 
 reported!(Repository, RepositoryStatus, "Repository", namespaced);
@@ -207,6 +208,12 @@ reported!(
     cluster
 );
 reported!(ScanPolicy, ScanPolicyStatus, "ScanPolicy", cluster);
+reported!(
+    RepositoryCreationTemplate,
+    RepositoryCreationTemplateStatus,
+    "RepositoryCreationTemplate",
+    cluster
+);
 reported!(
     RegistryPolicy,
     RegistryPolicyStatus,

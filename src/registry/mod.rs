@@ -145,6 +145,35 @@ pub struct NewPullThroughCacheRule {
     pub custom_role_arn: Option<String>,
 }
 
+/// A repository creation template (shape RepositoryCreationTemplate): what
+/// Create/UpdateRepositoryCreationTemplate send and DescribeRepositoryCreationTemplates returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreationTemplate {
+    pub prefix: String,
+    pub description: Option<String>,
+    /// AES256, KMS, KMS_DSSE.
+    pub encryption_type: String,
+    pub kms_key: Option<String>,
+    /// The tags ECR puts on the repositories it creates (`resourceTags`).
+    pub resource_tags: BTreeMap<String, String>,
+    pub tag_mutability: String,
+    /// WILDCARD exclusion filters (empty without an *_WITH_EXCLUSION mode).
+    pub tag_mutability_exclusions: Vec<String>,
+    pub repository_policy: Option<String>,
+    pub lifecycle_policy: Option<String>,
+    /// PULL_THROUGH_CACHE, REPLICATION, CREATE_ON_PUSH.
+    pub applied_for: Vec<String>,
+    pub custom_role_arn: Option<String>,
+}
+
+/// A template as ECR describes it, with its times.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreationTemplateInfo {
+    pub template: CreationTemplate,
+    pub created_at: Option<Timestamp>,
+    pub updated_at: Option<Timestamp>,
+}
+
 /// A Secrets Manager secret's ARN and current value. The value is a credential: never log it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretValue {
@@ -269,6 +298,25 @@ pub trait Registry: Send + Sync + 'static {
     ) -> Result<()>;
     /// Deletes a rule; one that is already gone is not an error.
     async fn delete_pull_through_cache_rule(&self, prefix: &str) -> Result<()>;
+
+    /// The repository creation templates of `prefixes` (every template when empty), all pages
+    /// of DescribeRepositoryCreationTemplates.
+    async fn describe_creation_templates(
+        &self,
+        prefixes: &[String],
+    ) -> Result<Vec<CreationTemplateInfo>>;
+    async fn create_creation_template(
+        &self,
+        template: &CreationTemplate,
+    ) -> Result<CreationTemplateInfo>;
+    /// Sets every member of the template: empty values clear description, policies, role
+    /// and tags.
+    async fn update_creation_template(
+        &self,
+        template: &CreationTemplate,
+    ) -> Result<CreationTemplateInfo>;
+    /// Deletes a template; one that is already gone is not an error.
+    async fn delete_creation_template(&self, prefix: &str) -> Result<()>;
 
     /// A Secrets Manager secret's ARN and value, or `None` when it does not exist.
     async fn get_secret(&self, name: &str) -> Result<Option<SecretValue>>;

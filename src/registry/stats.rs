@@ -22,6 +22,9 @@ pub const WRITE_OPERATIONS: &[&str] = &[
     "CreatePullThroughCacheRule",
     "UpdatePullThroughCacheRule",
     "DeletePullThroughCacheRule",
+    "CreateRepositoryCreationTemplate",
+    "UpdateRepositoryCreationTemplate",
+    "DeleteRepositoryCreationTemplate",
     "StartImageScan",
     // Secrets Manager, for mirrored pull-through cache credentials.
     "CreateSecret",

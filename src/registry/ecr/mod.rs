@@ -9,6 +9,7 @@ mod images;
 mod repositories;
 mod secrets;
 mod settings;
+mod templates;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,9 +21,9 @@ use aws_sdk_ecr::types::ImageStatusFilter;
 
 use super::error::HttpStatus;
 use super::{
-    CallStats, ErrorClass, ImageInfo, NewPullThroughCacheRule, NewRepository,
-    PullThroughCacheRuleInfo, Registry, RegistryError, ReplicationSettings, RepositoryInfo, Result,
-    ScanFindings, ScanningSettings, SecretValue,
+    CallStats, CreationTemplate, CreationTemplateInfo, ErrorClass, ImageInfo,
+    NewPullThroughCacheRule, NewRepository, PullThroughCacheRuleInfo, Registry, RegistryError,
+    ReplicationSettings, RepositoryInfo, Result, ScanFindings, ScanningSettings, SecretValue,
 };
 
 /// Where and how to reach ECR. Unset fields fall back to the standard AWS environment
@@ -313,6 +314,31 @@ impl Registry for EcrRegistry {
 
     async fn delete_pull_through_cache_rule(&self, prefix: &str) -> Result<()> {
         settings::delete_pull_through_cache_rule(self, prefix).await
+    }
+
+    async fn describe_creation_templates(
+        &self,
+        prefixes: &[String],
+    ) -> Result<Vec<CreationTemplateInfo>> {
+        templates::describe(self, prefixes).await
+    }
+
+    async fn create_creation_template(
+        &self,
+        template: &CreationTemplate,
+    ) -> Result<CreationTemplateInfo> {
+        templates::create(self, template).await
+    }
+
+    async fn update_creation_template(
+        &self,
+        template: &CreationTemplate,
+    ) -> Result<CreationTemplateInfo> {
+        templates::update(self, template).await
+    }
+
+    async fn delete_creation_template(&self, prefix: &str) -> Result<()> {
+        templates::delete(self, prefix).await
     }
 
     async fn get_secret(&self, name: &str) -> Result<Option<SecretValue>> {

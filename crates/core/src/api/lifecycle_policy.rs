@@ -5,6 +5,27 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{CommonStatus, LocalObjectReference};
 
+/// The CEL rule "a rule with tagStatus any has the highest rulePriority of the rules of its
+/// storage class" over the list of rules `list` (shared by every kind that holds lifecycle rules).
+pub fn any_rule_last(list: &str) -> String {
+    format!(
+        "{list}.all(r, r.selection.tagStatus != 'any' || {list}.all(o, o.rulePriority <= r.rulePriority || (has(o.selection.storageClass) ? o.selection.storageClass : 'standard') != (has(r.selection.storageClass) ? r.selection.storageClass : 'standard')))"
+    )
+}
+
+pub const ANY_RULE_LAST_MESSAGE: &str =
+    "a rule with tagStatus any must have the highest rulePriority of the rules of its storageClass";
+
+/// The CEL rule "one rule per storage class selects untagged images" over the list `list`.
+pub fn one_untagged_rule(list: &str) -> String {
+    format!(
+        "{list}.filter(r, r.selection.tagStatus == 'untagged' && has(r.selection.storageClass) && r.selection.storageClass == 'archive').size() <= 1 && {list}.filter(r, r.selection.tagStatus == 'untagged' && !(has(r.selection.storageClass) && r.selection.storageClass == 'archive')).size() <= 1"
+    )
+}
+
+pub const ONE_UNTAGGED_RULE_MESSAGE: &str =
+    "only one rule of a storageClass may select untagged images";
+
 /// Expire images in a Repository, or move them to ECR's archive storage class, by typed, validated
 /// rules, with a preview of what would be expired or archived.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -32,10 +53,8 @@ use super::common::{CommonStatus, LocalObjectReference};
 // unique tag sets are checked by `lifecycle::validate` only: comparing every pair of lists of up
 // to 100 tags each is beyond CEL's cost budget.
 #[x_kube(
-    validation = Rule::new("self.rules.all(r, r.selection.tagStatus != 'any' || self.rules.all(o, o.rulePriority <= r.rulePriority || (has(o.selection.storageClass) ? o.selection.storageClass : 'standard') != (has(r.selection.storageClass) ? r.selection.storageClass : 'standard')))")
-        .message("a rule with tagStatus any must have the highest rulePriority of the rules of its storageClass"),
-    validation = Rule::new("self.rules.filter(r, r.selection.tagStatus == 'untagged' && has(r.selection.storageClass) && r.selection.storageClass == 'archive').size() <= 1 && self.rules.filter(r, r.selection.tagStatus == 'untagged' && !(has(r.selection.storageClass) && r.selection.storageClass == 'archive')).size() <= 1")
-        .message("only one rule of a storageClass may select untagged images")
+    validation = Rule::new(any_rule_last("self.rules")).message(ANY_RULE_LAST_MESSAGE),
+    validation = Rule::new(one_untagged_rule("self.rules")).message(ONE_UNTAGGED_RULE_MESSAGE)
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LifecyclePolicySpec {

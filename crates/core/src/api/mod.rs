@@ -11,6 +11,7 @@ pub mod registry_policy;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_access_policy;
+pub mod repository_creation_template;
 pub mod scan_policy;
 
 pub use image_scan_report::ImageScanReport;
@@ -20,6 +21,7 @@ pub use registry_policy::RegistryPolicy;
 pub use replication_config::ReplicationConfig;
 pub use repository::Repository;
 pub use repository_access_policy::RepositoryAccessPolicy;
+pub use repository_creation_template::RepositoryCreationTemplate;
 pub use scan_policy::ScanPolicy;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -36,6 +38,10 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("imagescanreport.yaml", ImageScanReport::crd()),
         ("repositoryaccesspolicy.yaml", RepositoryAccessPolicy::crd()),
         ("registrypolicy.yaml", RegistryPolicy::crd()),
+        (
+            "repositorycreationtemplate.yaml",
+            RepositoryCreationTemplate::crd(),
+        ),
     ]
 }
 
@@ -52,6 +58,7 @@ pub fn resource_for(kind: &str) -> Option<kube::core::ApiResource> {
         "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
         "RepositoryAccessPolicy" => ApiResource::erase::<RepositoryAccessPolicy>(&()),
         "RegistryPolicy" => ApiResource::erase::<RegistryPolicy>(&()),
+        "RepositoryCreationTemplate" => ApiResource::erase::<RepositoryCreationTemplate>(&()),
         _ => return None,
     })
 }

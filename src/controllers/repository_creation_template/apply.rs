@@ -1,0 +1,101 @@
+//! The RepositoryCreationTemplate controller's I/O: observe (the shared view of the templates),
+//! apply what `plan.rs` decided, write the status.
+
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use tracing::info;
+
+use super::plan::{self, Removal, Write};
+use super::{Shared, older_claimant};
+use crate::api::RepositoryCreationTemplate;
+use crate::controllers::{Context, Error, claim, status};
+use crate::registry::{CreationTemplate, CreationTemplateInfo, ErrorClass};
+
+pub(super) async fn apply(
+    template: &RepositoryCreationTemplate,
+    shared: &Shared,
+) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
+    let prefix = &template.spec.prefix;
+    if let Some(other) = older_claimant(&shared.store, template) {
+        return Err(Error::Conflict(format!(
+            "RepositoryCreationTemplate {other} already manages the template for prefix {prefix}"
+        )));
+    }
+    let desired = plan::desired(&template.spec).map_err(Error::Invalid)?;
+    let status = status::current(template);
+    let observed = shared.templates.lookup(prefix);
+    let spec_changed = status.common.observed_generation != template.metadata.generation;
+    let plan = plan::plan(
+        &desired,
+        observed.as_ref(),
+        &status,
+        claim::created(template),
+        spec_changed,
+    )?;
+    let info = match (plan.write, observed) {
+        (Write::Keep, Some(info)) => info,
+        (Write::Update, Some(_)) => {
+            let info = ctx.registry.update_creation_template(&desired).await?;
+            shared.templates.record(prefix, Some(info.clone()));
+            info
+        }
+        // The plan creates exactly when no template was observed.
+        (Write::Create, _) | (_, None) => create(shared, &desired).await?,
+    };
+    if let Some(a) = &plan.announcement {
+        info!(prefix = %prefix, "{}", a.note);
+    }
+    let status = plan::synced_status(status, &info);
+    let event = plan.announcement.map(|a| (a.reason, "Update", a.note));
+    status::write_ready(ctx, template, status, plan::ready_message(&desired), event).await?;
+    // The sweep reconciles every object again; nothing else is due.
+    Ok(Action::await_change())
+}
+
+async fn create(
+    shared: &Shared,
+    desired: &CreationTemplate,
+) -> Result<CreationTemplateInfo, Error> {
+    match shared.ctx.registry.create_creation_template(desired).await {
+        Ok(info) => {
+            shared.templates.record(&desired.prefix, Some(info.clone()));
+            Ok(info)
+        }
+        // Created by someone else since the last sweep, which will show it.
+        Err(e) if e.class == ErrorClass::AlreadyExists => {
+            Err(plan::foreign_template(&desired.prefix))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn cleanup(
+    template: &RepositoryCreationTemplate,
+    shared: &Shared,
+) -> Result<Action, Error> {
+    let ctx: &Context = &shared.ctx;
+    let status = status::current(template);
+    let prefix = &template.spec.prefix;
+    let policy = template.spec.deletion_policy;
+    // Read afresh: a deletion is rare, and must not act on a sweep's older picture.
+    let observed = if plan::removal_reads(policy, &status) {
+        ctx.registry
+            .describe_creation_templates(std::slice::from_ref(prefix))
+            .await?
+            .into_iter()
+            .find(|t| plan::prefix_key(&t.template.prefix) == plan::prefix_key(prefix))
+    } else {
+        None
+    };
+    let removal = plan::plan_removal(policy, &status, observed.as_ref());
+    if removal == Removal::Delete {
+        ctx.registry.delete_creation_template(prefix).await?;
+        shared.templates.record(prefix, None);
+    }
+    if let Some(a) = removal.announcement(prefix) {
+        ctx.event(template, EventType::Normal, a.reason, "Delete", a.note)
+            .await;
+    }
+    Ok(Action::await_change())
+}
