@@ -1191,6 +1191,21 @@ async fn repository_creation_template_follows_the_ecr_model() {
             "reserved by AWS",
         ),
         (
+            "tag key with a comma",
+            format!("{OK}, resourceTags: {{'a,b': v}}"),
+            "tag keys may contain only",
+        ),
+        (
+            "tag value with a star",
+            format!("{OK}, resourceTags: {{k: 'v*'}}"),
+            "tag values may contain only",
+        ),
+        (
+            "owner tag",
+            format!("{OK}, resourceTags: {{'ecr.operator.dev/owner': me}}"),
+            "reserved for the operator",
+        ),
+        (
             "tag value of 257",
             format!("{OK}, resourceTags: {{k: {}}}", "v".repeat(257)),
             "resourceTags",

@@ -35,6 +35,31 @@ pub fn owned_in_namespace(owner: &str, cluster_id: &str, namespace: &str) -> boo
         .is_some_and(|name| !name.is_empty() && !name.contains('/'))
 }
 
+/// The CEL rules (rule, message) on a tag map: ECR's TagResource bounds and characters, and the
+/// operator's reserved owner key. Shared by every kind that declares ECR tags.
+pub const TAG_RULES: [(&str, &str); 5] = [
+    (
+        "self.all(k, size(k) >= 1 && size(k) <= 128)",
+        "tag keys must be 1 to 128 characters",
+    ),
+    (
+        "self.all(k, !k.startsWith('aws:'))",
+        "tag keys must not start with 'aws:' (reserved by AWS)",
+    ),
+    (
+        "self.all(k, k.matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+@-]*$'))",
+        "tag keys may contain only letters, digits, spaces and _ . : / = + - @",
+    ),
+    (
+        "self.all(k, self[k].matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+@-]*$'))",
+        "tag values may contain only letters, digits, spaces and _ . : / = + - @",
+    ),
+    (
+        "!('ecr.operator.dev/owner' in self)",
+        "the tag key ecr.operator.dev/owner is reserved for the operator",
+    ),
+];
+
 /// An Amazon ECR repository, kept the way this object says.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[kube(
@@ -106,11 +131,11 @@ pub struct RepositorySpec {
     // API server's cost budget (TagResource API reference).
     #[schemars(extend("maxProperties" = 49, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     #[x_kube(
-        validation = Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128)").message("tag keys must be 1 to 128 characters"),
-        validation = Rule::new("self.all(k, !k.startsWith('aws:'))").message("tag keys must not start with 'aws:' (reserved by AWS)"),
-        validation = Rule::new("self.all(k, k.matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+@-]*$'))").message("tag keys may contain only letters, digits, spaces and _ . : / = + - @"),
-        validation = Rule::new("self.all(k, self[k].matches('^[\\\\p{L}\\\\p{Z}\\\\p{N}_.:/=+@-]*$'))").message("tag values may contain only letters, digits, spaces and _ . : / = + - @"),
-        validation = Rule::new("!('ecr.operator.dev/owner' in self)").message("the tag key ecr.operator.dev/owner is reserved for the operator")
+        validation = Rule::new(TAG_RULES[0].0).message(TAG_RULES[0].1),
+        validation = Rule::new(TAG_RULES[1].0).message(TAG_RULES[1].1),
+        validation = Rule::new(TAG_RULES[2].0).message(TAG_RULES[2].1),
+        validation = Rule::new(TAG_RULES[3].0).message(TAG_RULES[3].1),
+        validation = Rule::new(TAG_RULES[4].0).message(TAG_RULES[4].1)
     )]
     pub tags: BTreeMap<String, String>,
 

@@ -12,7 +12,8 @@ use super::lifecycle_policy::{
     one_untagged_rule,
 };
 use super::repository::{
-    DeletionPolicy, Encryption, RepositoryPolicy, TagMutability, TagMutabilityExclusionFilter,
+    DeletionPolicy, Encryption, RepositoryPolicy, TAG_RULES, TagMutability,
+    TagMutabilityExclusionFilter,
 };
 
 /// Shape `Prefix` of the ECR API model (botocore `ecr/2015-09-21/service-2.json`), verbatim:
@@ -84,14 +85,16 @@ pub struct RepositoryCreationTemplateSpec {
     /// and KMS keys need `customRoleArn` (the ECR user guide, "Creating a repository creation
     /// template").
     // Member resourceTags (TagList): "Tag keys can have a maximum character length of 128
-    // characters, and tag values can have a maximum length of 256 characters"; 50 tags at most,
-    // as for a repository (TagResource).
+    // characters, and tag values can have a maximum length of 256 characters"; 50 tags at most
+    // and the characters of a repository's tags (TagResource), checked by a Repository's rules.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(extend("maxProperties" = 50, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     #[x_kube(
-        validation = Rule::new("self.all(k, size(k) >= 1 && size(k) <= 128)").message("tag keys must be 1 to 128 characters"),
-        validation = Rule::new("self.all(k, !k.startsWith('aws:'))").message("tag keys must not start with 'aws:' (reserved by AWS)"),
-        validation = Rule::new("!('ecr.operator.dev/owner' in self)").message("the tag key ecr.operator.dev/owner is reserved for the operator")
+        validation = Rule::new(TAG_RULES[0].0).message(TAG_RULES[0].1),
+        validation = Rule::new(TAG_RULES[1].0).message(TAG_RULES[1].1),
+        validation = Rule::new(TAG_RULES[2].0).message(TAG_RULES[2].1),
+        validation = Rule::new(TAG_RULES[3].0).message(TAG_RULES[3].1),
+        validation = Rule::new(TAG_RULES[4].0).message(TAG_RULES[4].1)
     )]
     pub resource_tags: BTreeMap<String, String>,
     /// The IAM role ECR assumes to create the repositories (same account as the registry);
