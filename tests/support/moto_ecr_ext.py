@@ -91,6 +91,28 @@ they can be offered upstream:
    through cache needs.  Actions of other services are refused with ECR's
    "Invalid registry policy provided".  ``policyText`` longer than the
    model's RegistryPolicyText (10,240 characters) is refused; moto stored it.
+13. Repository creation templates: Create / Update / Delete /
+   DescribeRepositoryCreationTemplates (moto answered HTTP 500), as the
+   model has them: Prefix (1..256, its pattern, or ``ROOT``; ECR assumes a
+   trailing ``/``), RCTAppliedFor, RepositoryTemplateDescription (256),
+   EncryptionConfigurationForRepositoryCreationTemplate (a KMS key ARN, no
+   key with AES256), resourceTags (keys 128, values 256, both required),
+   the exclusion filters paired with the mode (as CreateRepository),
+   RepositoryPolicyText (10,240, a JSON document),
+   LifecyclePolicyTextForRepositoryCreationTemplate (30,720, checked as
+   PutLifecyclePolicy checks a policy) and CustomRoleArn (2048).  One
+   template per prefix (TemplateAlreadyExistsException; Update and Delete of
+   a prefix without one: TemplateNotFoundException).  Update changes the
+   members it is given and keeps the others; an empty string clears
+   description, repositoryPolicy, lifecyclePolicy and customRoleArn, an
+   empty resourceTags list the tags, and a mode given without filters drops
+   the filters.  Without them a template reports imageTagMutability MUTABLE
+   and encryptionType AES256.  Describe pages in prefix order (maxResults
+   1..1000, 100 by default) and selects by ``prefixes``, leaving out
+   prefixes without a template (its errors have no
+   TemplateNotFoundException).  Applying templates to the repositories that
+   pull through cache, replication or create on push would create is not
+   modelled.
 
 Requests that break a constraint of the model (range, length, pattern, enum)
 are answered as Amazon ECR answers them: InvalidParameterException, worded
@@ -2266,6 +2288,314 @@ def put_registry_policy(self: ECRBackend, policy_text: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------
+# Repository creation templates
+# ---------------------------------------------------------------------------
+
+#: Shape Prefix: 1..256 characters of this pattern (the PullThroughCacheRule prefix pattern).
+TEMPLATE_PREFIX_MIN, TEMPLATE_PREFIX_MAX = 1, 256
+TEMPLATE_PREFIX_PATTERN = (
+    r"^([a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*\/?|ROOT)$"
+)
+#: Shape RepositoryTemplateDescription.
+DESCRIPTION_MAX = 256
+#: Shape RCTAppliedFor.
+APPLIED_FOR = ("REPLICATION", "PULL_THROUGH_CACHE", "CREATE_ON_PUSH")
+#: Shape EncryptionType and KmsKeyForRepositoryCreationTemplate.
+ENCRYPTION_TYPES = ("AES256", "KMS", "KMS_DSSE")
+KMS_KEY_MAX = 2048
+KMS_KEY_PATTERN = r"^$|arn:aws[a-z0-9-]*:kms:[a-z0-9-]+:[0-9]{12}:key\/[a-z0-9-]+"
+#: Member resourceTags: "Tag keys can have a maximum character length of 128
+#: characters, and tag values can have a maximum length of 256 characters."
+TAG_KEY_MAX, TAG_VALUE_MAX = 128, 256
+#: Shapes RepositoryPolicyText and LifecyclePolicyTextForRepositoryCreationTemplate.
+REPOSITORY_POLICY_MAX = 10240
+LIFECYCLE_POLICY_MAX = 30720
+
+
+class TemplateAlreadyExistsException(ServiceException):
+    code = "TemplateAlreadyExistsException"
+
+    def __init__(self, prefix: str):
+        super().__init__(
+            f"The repository creation template with the prefix '{prefix}' already exists. "
+            "Specify a unique prefix and try again."
+        )
+
+
+class TemplateNotFoundException(ServiceException):
+    code = "TemplateNotFoundException"
+
+    def __init__(self, prefix: str, registry_id: str):
+        super().__init__(
+            f"The repository creation template with the prefix '{prefix}' can't be found "
+            f"in the registry with id '{registry_id}'. Verify the registry ID and prefix and try again."
+        )
+
+
+for _exception in (TemplateAlreadyExistsException, TemplateNotFoundException):
+    # moto finds the error shape through the module's service name.
+    _exception.__module__ = "moto.ecr.exceptions"
+
+
+class RepositoryCreationTemplate:
+    """Shape RepositoryCreationTemplate."""
+
+    _MEMBERS = (
+        "prefix",
+        "description",
+        "encryptionConfiguration",
+        "resourceTags",
+        "imageTagMutability",
+        "imageTagMutabilityExclusionFilters",
+        "repositoryPolicy",
+        "lifecyclePolicy",
+        "appliedFor",
+        "customRoleArn",
+        "createdAt",
+        "updatedAt",
+    )
+
+    def __init__(self, prefix: str, values: dict[str, Any]):
+        now = datetime.now(timezone.utc)
+        self.values: dict[str, Any] = {
+            "prefix": prefix,
+            "imageTagMutability": "MUTABLE",
+            "encryptionConfiguration": {"encryptionType": "AES256"},
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        self.update(values, now)
+
+    def update(self, values: dict[str, Any], now: datetime) -> None:
+        for member, value in values.items():
+            if value in ("", []) and member != "appliedFor":
+                self.values.pop(member, None)
+            elif value is not None:
+                self.values[member] = value
+        self.values["updatedAt"] = now
+
+    def to_dict(self) -> dict[str, Any]:
+        return {m: self.values[m] for m in self._MEMBERS if self.values.get(m) is not None}
+
+
+def _check_length(member: str, value: Any, high: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise _invalid(member, "Member must be a string")
+    if len(value) > high:
+        raise _invalid(member, f"Member must have length less than or equal to {high}")
+
+
+def _check_prefix(member: str, prefix: Any) -> str:
+    _validate_pattern(
+        member, prefix, TEMPLATE_PREFIX_PATTERN, TEMPLATE_PREFIX_MIN, TEMPLATE_PREFIX_MAX
+    )
+    return _prefix_key(prefix)
+
+
+def _check_applied_for(value: Any, required: bool) -> None:
+    if value is None:
+        if required:
+            raise _invalid("appliedFor", "Member must not be null")
+        return
+    if not isinstance(value, list):
+        raise _invalid("appliedFor", "Member must be a list")
+    for item in value:
+        _validate_enum("appliedFor", item, APPLIED_FOR)
+
+
+def _check_encryption(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _invalid("encryptionConfiguration", "Member must be a structure")
+    _validate_enum(
+        "encryptionConfiguration.encryptionType", value.get("encryptionType"), ENCRYPTION_TYPES
+    )
+    key = value.get("kmsKey")
+    if key is not None:
+        _validate_pattern("encryptionConfiguration.kmsKey", key, KMS_KEY_PATTERN, 0, KMS_KEY_MAX)
+    if key and value["encryptionType"] == "AES256":
+        # As CreateRepository: a KMS key goes with KMS encryption only.
+        raise _invalid(
+            "encryptionConfiguration.kmsKey",
+            "KMS key should not be specified when encryption type is AES256",
+        )
+
+
+def _check_tags(tags: Any) -> None:
+    if tags is None:
+        return
+    if not isinstance(tags, list):
+        raise _invalid("resourceTags", "Member must be a list")
+    for i, tag in enumerate(tags):
+        member = f"resourceTags.{i + 1}"
+        if not isinstance(tag, dict) or "Key" not in tag or "Value" not in tag:
+            raise _invalid(member, "Key and Value must not be null")
+        _validate_pattern(f"{member}.Key", tag["Key"], r"(?s).+", 1, TAG_KEY_MAX)
+        _validate_pattern(f"{member}.Value", tag["Value"], r"(?s).*", 0, TAG_VALUE_MAX)
+
+
+def _check_policies(repository_policy: Any, lifecycle_policy: Any) -> None:
+    _check_length("repositoryPolicy", repository_policy, REPOSITORY_POLICY_MAX)
+    _check_length("lifecyclePolicy", lifecycle_policy, LIFECYCLE_POLICY_MAX)
+    if repository_policy:
+        try:
+            document = json.loads(repository_policy)
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            raise _invalid("repositoryPolicy", "Invalid repository policy provided")
+    if lifecycle_policy:
+        parse_lifecycle_policy(lifecycle_policy)
+
+
+def _check_members(values: dict[str, Any]) -> None:
+    _check_length("description", values.get("description"), DESCRIPTION_MAX)
+    _check_encryption(values.get("encryptionConfiguration"))
+    _check_tags(values.get("resourceTags"))
+    _check_policies(values.get("repositoryPolicy"), values.get("lifecyclePolicy"))
+    _check_length("customRoleArn", values.get("customRoleArn"), CUSTOM_ROLE_ARN_MAX)
+
+
+def _templates(self: ECRBackend) -> dict[str, RepositoryCreationTemplate]:
+    templates = getattr(self, "repository_creation_templates", None)
+    if templates is None:
+        templates = self.repository_creation_templates = {}
+    return templates
+
+
+def _mutability(values: dict[str, Any], current: Optional[dict[str, Any]]) -> None:
+    """Checks imageTagMutability and its filters as one pair: the request's when it names a
+    mode, else the template's mode with the request's filters."""
+    mode = values.get("imageTagMutability")
+    filters = values.get("imageTagMutabilityExclusionFilters")
+    if mode is None and filters is None:
+        return
+    if mode is None:
+        mode = (current or {}).get("imageTagMutability", "MUTABLE")
+    values["imageTagMutability"] = mode
+    values["imageTagMutabilityExclusionFilters"] = _validate_tag_mutability(mode, filters) or []
+
+
+def create_repository_creation_template(
+    self: ECRBackend, prefix: str, values: dict[str, Any]
+) -> RepositoryCreationTemplate:
+    key = _check_prefix("prefix", prefix)
+    _check_applied_for(values.get("appliedFor"), required=True)
+    _check_members(values)
+    _mutability(values, None)
+    templates = _templates(self)
+    if key in templates:
+        raise TemplateAlreadyExistsException(prefix)
+    template = RepositoryCreationTemplate(prefix, values)
+    templates[key] = template
+    return template
+
+
+def update_repository_creation_template(
+    self: ECRBackend, prefix: str, values: dict[str, Any]
+) -> RepositoryCreationTemplate:
+    key = _check_prefix("prefix", prefix)
+    _check_applied_for(values.get("appliedFor"), required=False)
+    _check_members(values)
+    template = _templates(self).get(key)
+    if template is None:
+        raise TemplateNotFoundException(prefix, self.account_id)
+    _mutability(values, template.values)
+    template.update(values, datetime.now(timezone.utc))
+    return template
+
+
+def delete_repository_creation_template(self: ECRBackend, prefix: str) -> RepositoryCreationTemplate:
+    key = _check_prefix("prefix", prefix)
+    template = _templates(self).pop(key, None)
+    if template is None:
+        raise TemplateNotFoundException(prefix, self.account_id)
+    return template
+
+
+def describe_repository_creation_templates(
+    self: ECRBackend,
+    prefixes: Optional[list[str]] = None,
+    max_results: Optional[int] = None,
+    next_token: Optional[str] = None,
+) -> tuple[list[RepositoryCreationTemplate], Optional[str]]:
+    templates = _templates(self)
+    if prefixes:
+        keys = {_check_prefix("prefixes", p) for p in prefixes}
+        selected = [t for k, t in templates.items() if k in keys]
+    else:
+        selected = list(templates.values())
+    scope = _scope(
+        "DescribeRepositoryCreationTemplates", prefixes=sorted(prefixes or []), account=self.account_id
+    )
+    return paginate(
+        selected, lambda t: _prefix_key(t.values["prefix"]), max_results, next_token, scope
+    )
+
+
+#: The members of Create/UpdateRepositoryCreationTemplateRequest besides prefix.
+_REQUEST_MEMBERS = (
+    "description",
+    "encryptionConfiguration",
+    "resourceTags",
+    "imageTagMutability",
+    "imageTagMutabilityExclusionFilters",
+    "repositoryPolicy",
+    "lifecyclePolicy",
+    "appliedFor",
+    "customRoleArn",
+)
+
+
+def _request_values(self: ECRResponse) -> dict[str, Any]:
+    return {m: self._get_param(m) for m in _REQUEST_MEMBERS if self._get_param(m) is not None}
+
+
+def _answer(self: ECRResponse, template: RepositoryCreationTemplate) -> ActionResult:
+    # Shapes Create/Update/DeleteRepositoryCreationTemplateResponse.
+    return ActionResult(
+        {"registryId": self.ecr_backend.account_id, "repositoryCreationTemplate": template.to_dict()}
+    )
+
+
+def response_create_repository_creation_template(self: ECRResponse) -> ActionResult:
+    backend = self.ecr_backend
+    template = backend.create_repository_creation_template(
+        self._get_param("prefix"), _request_values(self)
+    )
+    return _answer(self, template)
+
+
+def response_update_repository_creation_template(self: ECRResponse) -> ActionResult:
+    backend = self.ecr_backend
+    template = backend.update_repository_creation_template(
+        self._get_param("prefix"), _request_values(self)
+    )
+    return _answer(self, template)
+
+
+def response_delete_repository_creation_template(self: ECRResponse) -> ActionResult:
+    template = self.ecr_backend.delete_repository_creation_template(self._get_param("prefix"))
+    return _answer(self, template)
+
+
+def response_describe_repository_creation_templates(self: ECRResponse) -> ActionResult:
+    templates, token = self.ecr_backend.describe_repository_creation_templates(
+        prefixes=self._get_param("prefixes"),
+        max_results=self._get_param("maxResults"),
+        next_token=self._get_param("nextToken"),
+    )
+    result = {
+        "registryId": self.ecr_backend.account_id,
+        "repositoryCreationTemplates": [t.to_dict() for t in templates],
+    }
+    return _with_token(result, token)
+
+
+# ---------------------------------------------------------------------------
 # Installation
 # ---------------------------------------------------------------------------
 
@@ -2294,6 +2624,10 @@ _BACKEND_METHODS: dict[str, Callable[..., Any]] = {
     "validate_pull_through_cache_rule": validate_pull_through_cache_rule,
     "_validate_registry_policy_action": _validate_registry_policy_action,
     "put_registry_policy": put_registry_policy,
+    "create_repository_creation_template": create_repository_creation_template,
+    "update_repository_creation_template": update_repository_creation_template,
+    "delete_repository_creation_template": delete_repository_creation_template,
+    "describe_repository_creation_templates": describe_repository_creation_templates,
 }
 
 # moto dispatches an ECR action to the ECRResponse method named after it.
@@ -2310,6 +2644,10 @@ _RESPONSE_METHODS: dict[str, Callable[..., Any]] = {
     "start_lifecycle_policy_preview": response_start_lifecycle_policy_preview,
     "get_lifecycle_policy_preview": response_get_lifecycle_policy_preview,
     "update_image_storage_class": response_update_image_storage_class,
+    "create_repository_creation_template": response_create_repository_creation_template,
+    "update_repository_creation_template": response_update_repository_creation_template,
+    "delete_repository_creation_template": response_delete_repository_creation_template,
+    "describe_repository_creation_templates": response_describe_repository_creation_templates,
 }
 
 _moto_backend_init = ECRBackend.__init__
@@ -2320,6 +2658,8 @@ def _backend_init(self: ECRBackend, region_name: str, account_id: str) -> None:
     # Keyed by (registryId, prefix without trailing "/").  Lives on the
     # backend, so moto's reset (POST /moto-api/reset) clears it.
     self.pull_through_cache_rules: dict[tuple[str, str], PullThroughCacheRule] = {}
+    # Keyed by prefix without trailing "/"; one template per prefix.
+    self.repository_creation_templates: dict[str, RepositoryCreationTemplate] = {}
 
 
 _installed = False

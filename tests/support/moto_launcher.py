@@ -15,8 +15,7 @@ stdin reaches end of file: a test process that spawns the launcher with a
 piped stdin and dies takes the server with it.
 
 The server is moto's own Flask application, with the additions of
-``moto_ecr_ext`` (paging, pull through cache rules, ...), ``moto_ecr_templates``
-(repository creation templates) and ``moto_ecr_ext``'s
+``moto_ecr_ext`` (paging, pull through cache rules, ...) and its
 ``EcrExtMiddleware`` (fault switch and call counters under
 ``/moto-api/ecr-ext/``), served by werkzeug with one thread per connection.
 ``Middleware`` below adds a count of the injected faults actually served
@@ -43,7 +42,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import moto_ecr_ext  # noqa: E402  (patches moto's ECR classes on import)
-import moto_ecr_templates  # noqa: E402,F401  (adds repository creation templates on import)
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,
