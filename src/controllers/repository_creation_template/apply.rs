@@ -17,11 +17,7 @@ pub(super) async fn apply(
 ) -> Result<Action, Error> {
     let ctx = &shared.ctx;
     let prefix = &template.spec.prefix;
-    if let Some(other) = older_claimant(&shared.store, template) {
-        return Err(Error::Conflict(format!(
-            "RepositoryCreationTemplate {other} already manages the template for prefix {prefix}"
-        )));
-    }
+    plan::refuse_younger(prefix, older_claimant(&shared.store, template))?;
     let desired = plan::desired(&template.spec).map_err(Error::Invalid)?;
     let status = status::current(template);
     let observed = shared.templates.lookup(prefix);

@@ -167,6 +167,16 @@ fn claimable(
     }
 }
 
+/// One object per prefix: `older` is the object that came first for it, if any.
+pub fn refuse_younger(prefix: &str, older: Option<String>) -> Result<(), Error> {
+    match older {
+        Some(other) => Err(Error::Conflict(format!(
+            "RepositoryCreationTemplate {other} already manages the template for prefix {prefix}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub fn foreign_template(prefix: &str) -> Error {
     Error::Conflict(format!(
         "a repository creation template for prefix {prefix} already exists and was not created by this object; it is left untouched"

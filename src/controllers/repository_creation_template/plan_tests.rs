@@ -384,3 +384,46 @@ fn removal_table() {
     );
     assert!(Removal::Nothing.announcement("prod").is_none());
 }
+
+/// One object per prefix: of two objects naming the same prefix (`prod` and `prod/` are one),
+/// the younger is refused with the older's name; the older and an object of another prefix go on.
+#[test]
+fn a_younger_object_for_the_prefix_is_conflict() {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kube::runtime::reflector;
+    use kube::runtime::watcher::Event;
+
+    use crate::api::RepositoryCreationTemplate;
+    use crate::controllers::repository_creation_template::older_claimant;
+
+    let object = |name: &str, prefix: &str, created: i64| {
+        let mut o = RepositoryCreationTemplate::new(
+            name,
+            RepositoryCreationTemplateSpec {
+                prefix: prefix.into(),
+                applied_for: vec![AppliedFor::Replication],
+                ..Default::default()
+            },
+        );
+        o.metadata.uid = Some(format!("uid-{name}"));
+        o.metadata.creation_timestamp = Some(Time(at(created)));
+        o
+    };
+    let older = object("older", "prod", 0);
+    let younger = object("younger", "prod/", AFTER);
+    let other = object("other", "dev", AFTER);
+    let (store, mut writer) = reflector::store::<RepositoryCreationTemplate>();
+    writer.apply_watcher_event(&Event::Init);
+    for o in [&older, &younger, &other] {
+        writer.apply_watcher_event(&Event::InitApply(o.clone()));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+
+    let refused = refuse_younger("prod/", older_claimant(&store, &younger));
+    match refused {
+        Err(Error::Conflict(m)) => assert!(m.contains("older already manages"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(refuse_younger("prod", older_claimant(&store, &older)).is_ok());
+    assert!(refuse_younger("dev", older_claimant(&store, &other)).is_ok());
+}
