@@ -21,6 +21,8 @@ const RECONCILED: &[&str] = &[
     "PullThroughCacheRule",
     "ScanPolicy",
     "RepositoryAccessPolicy",
+    "RegistryPolicy",
+    "RepositoryCreationTemplate",
 ];
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
