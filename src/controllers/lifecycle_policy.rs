@@ -19,7 +19,7 @@ use tracing::{info, instrument};
 
 use super::access::Grants;
 use super::claim;
-use super::status;
+use super::status::{self, Announcement};
 use super::{Context, Error, object_key};
 use crate::api::conditions;
 use crate::api::lifecycle_policy::{
@@ -371,24 +371,23 @@ pub fn plan_write(
 }
 
 /// The event of a write (none when nothing was written).
-pub fn announce(
-    write: PolicyWrite,
-    repository: &str,
-    rule_count: usize,
-) -> Option<(&'static str, &'static str, String)> {
-    match write {
-        PolicyWrite::None => None,
-        PolicyWrite::Remove => Some((
+pub fn announce(write: PolicyWrite, repository: &str, rule_count: usize) -> Option<Announcement> {
+    let (reason, note) = match write {
+        PolicyWrite::None => return None,
+        PolicyWrite::Remove => (
             "Removed",
-            "Update",
             format!("Removed the lifecycle policy of {repository} (dryRun)"),
-        )),
-        PolicyWrite::Put { replacing } => Some((
+        ),
+        PolicyWrite::Put { replacing } => (
             if replacing { "Updated" } else { "Applied" },
-            "Update",
             format!("Put lifecycle policy ({rule_count} rules) on ECR repository {repository}"),
-        )),
-    }
+        ),
+    };
+    Some(Announcement {
+        reason,
+        action: "Update",
+        note,
+    })
 }
 
 /// The Ready message: what the preview says would expire or be archived, and whether the policy

@@ -81,14 +81,14 @@ fn write_table() {
         let write = plan_write(dry_run, applied, current, rendered);
         assert_eq!(write, want, "{what}");
         assert_eq!(
-            announce(write, "team/app", 1).map(|e| e.0),
+            announce(write, "team/app", 1).map(|e| e.reason),
             reason,
             "{what}"
         );
     }
     let put = announce(PolicyWrite::Put { replacing: false }, "team/app", 2);
     assert_eq!(
-        put.map(|e| e.2),
+        put.map(|e| e.note),
         Some("Put lifecycle policy (2 rules) on ECR repository team/app".to_string())
     );
 }

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, info, warn};
 
 use super::claim::age_key;
-use super::status::{self, Reported};
+use super::status::{self, Announcement, Reported};
 use super::{Context, Error, FINALIZER};
 use crate::api::conditions::Reason;
 use crate::registry::{Registry, RegistryError};
@@ -466,20 +466,20 @@ fn outcome_error(outcome: &Outcome) -> Option<Error> {
 
 /// The event of an object whose part was written in this pass: Applied after a change of the
 /// object, DriftCorrected when ECR's document had been changed outside.
-pub fn applied_event(
-    what: &str,
-    written: bool,
-    spec_changed: bool,
-) -> Option<(&'static str, &'static str, String)> {
-    match (written, spec_changed) {
-        (false, _) => None,
-        (true, true) => Some(("Applied", "Update", format!("Wrote the registry {what}"))),
-        (true, false) => Some((
+pub fn applied_event(what: &str, written: bool, spec_changed: bool) -> Option<Announcement> {
+    let (reason, note) = match (written, spec_changed) {
+        (false, _) => return None,
+        (true, true) => ("Applied", format!("Wrote the registry {what}")),
+        (true, false) => (
             "DriftCorrected",
-            "Update",
             format!("Restored the registry {what} changed outside ecr-operator"),
-        )),
-    }
+        ),
+    };
+    Some(Announcement {
+        reason,
+        action: "Update",
+        note,
+    })
 }
 
 async fn write_outcome<S: Setting>(

@@ -206,12 +206,12 @@ fn events_tell_a_change_from_a_drift() {
     for (written, spec_changed, want) in cases {
         let event = applied_event("replication configuration", written, spec_changed);
         assert_eq!(
-            event.as_ref().map(|e| e.0),
+            event.as_ref().map(|e| e.reason),
             want,
             "{written} {spec_changed}"
         );
     }
-    let restored = applied_event("replication configuration", true, false).map(|e| e.2);
+    let restored = applied_event("replication configuration", true, false).map(|e| e.note);
     assert_eq!(
         restored.as_deref(),
         Some("Restored the registry replication configuration changed outside ecr-operator")

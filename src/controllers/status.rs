@@ -134,15 +134,31 @@ pub async fn write_ready<K: Reported>(
     obj: &K,
     mut status: K::Status,
     message: impl Into<String>,
-    event: Option<(&str, &str, String)>,
+    event: Option<Announcement>,
 ) -> Result<(), Error> {
     set_ready(&mut status, obj, true, Reason::Synced, message);
     write(ctx, obj, &status).await?;
-    if let Some((reason, action, note)) = event {
-        ctx.event(obj, EventType::Normal, reason, action, note)
-            .await;
+    if let Some(a) = event {
+        a.publish(ctx, obj).await;
     }
     Ok(())
+}
+
+/// The Normal event a reconcile decided on (what its plan announces): its reason, the action it
+/// names, and the note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub reason: &'static str,
+    pub action: &'static str,
+    pub note: String,
+}
+
+impl Announcement {
+    /// Publishes it on `obj`.
+    pub async fn publish<K: Resource<DynamicType = ()>>(self, ctx: &Context, obj: &K) {
+        ctx.event(obj, EventType::Normal, self.reason, self.action, self.note)
+            .await;
+    }
 }
 
 macro_rules! reported {

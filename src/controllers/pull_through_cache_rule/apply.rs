@@ -51,8 +51,7 @@ pub(super) async fn apply(rule: &PullThroughCacheRule, shared: &Shared) -> Resul
     if let Some(a) = &plan.announcement {
         info!(prefix = %prefix, "{}", a.note);
     }
-    let event = plan.announcement.map(|a| (a.reason, "Update", a.note));
-    status::write_ready(ctx, rule, status, message, event).await?;
+    status::write_ready(ctx, rule, status, message, plan.announcement).await?;
     Ok(Action::requeue(ctx.config.deep_sweep_interval))
 }
 
@@ -207,8 +206,7 @@ pub(super) async fn cleanup(rule: &PullThroughCacheRule, shared: &Shared) -> Res
         ctx.registry.delete_pull_through_cache_rule(prefix).await?;
     }
     if let Some(a) = removal.announcement(prefix) {
-        ctx.event(rule, EventType::Normal, a.reason, "Delete", a.note)
-            .await;
+        a.publish(ctx, rule).await;
     }
     if rule.spec.credentials_secret_ref.is_some() {
         delete_mirrored_secret(ctx, rule).await?;

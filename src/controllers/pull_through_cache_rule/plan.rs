@@ -29,7 +29,7 @@ use super::upstream::{SECRET_PREFIX, Upstream};
 use crate::api::pull_through_cache_rule::{PullThroughCacheRuleSpec, PullThroughCacheRuleStatus};
 use crate::api::repository::OWNER_TAG;
 use crate::controllers::Error;
-use crate::controllers::status::recorded_time;
+use crate::controllers::status::{Announcement, recorded_time};
 use crate::registry::{NewPullThroughCacheRule, PullThroughCacheRuleInfo, SecretValue};
 
 /// The rule the spec asks for, with the credential ARN resolved (given, or the mirrored secret's).
@@ -127,13 +127,6 @@ pub enum RuleWrite {
     UpdateCredentials,
 }
 
-/// A Normal event for a transition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Announcement {
-    pub reason: &'static str,
-    pub note: String,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub write: RuleWrite,
@@ -200,7 +193,11 @@ fn announce(
             format!("Updated the credentials of pull-through cache rule {prefix}"),
         ),
     };
-    Some(Announcement { reason, note })
+    Some(Announcement {
+        reason,
+        action: "Update",
+        note,
+    })
 }
 
 /// The rule after UpdatePullThroughCacheRule (which returns no description), as of `now`.
@@ -369,10 +366,12 @@ impl Removal {
             Removal::Nothing => None,
             Removal::Delete => Some(Announcement {
                 reason: "Deleted",
+                action: "Delete",
                 note: format!("Deleted pull-through cache rule {prefix}"),
             }),
             Removal::NotOwned => Some(Announcement {
                 reason: "NotOwned",
+                action: "Delete",
                 note: format!(
                     "Left pull-through cache rule {prefix} in place: this object did not create it"
                 ),

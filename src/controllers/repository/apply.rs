@@ -501,8 +501,7 @@ async fn report(
         previously_synced,
     );
     if let Some(a) = announcement {
-        ctx.event(repo, EventType::Normal, a.reason, a.action, a.note)
-            .await;
+        a.publish(ctx, repo).await;
     }
     Ok(())
 }

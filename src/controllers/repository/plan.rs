@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::api::repository::{DeletionPolicy, OWNER_TAG, Ownership, Repository};
 use crate::controllers::Error;
+use crate::controllers::status::Announcement;
 use crate::registry::RepositoryInfo;
 use crate::repository_policy;
 use crate::tenancy::{self, Access};
@@ -272,14 +273,6 @@ pub fn plan_policy(desired: Option<&Value>, current: Option<&str>, ours: bool) -
         (None, Some(_)) if ours => PolicyAction::Delete,
         (None, _) => PolicyAction::Keep,
     }
-}
-
-/// A Normal event for a transition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Announcement {
-    pub reason: &'static str,
-    pub action: &'static str,
-    pub note: String,
 }
 
 /// The one event of a successful reconcile: Created, Updated (what changed), or Adopted on the

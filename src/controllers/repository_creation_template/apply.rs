@@ -2,7 +2,6 @@
 //! apply what `plan.rs` decided, write the status.
 
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use tracing::info;
 
 use super::plan::{self, Removal, Write};
@@ -43,8 +42,14 @@ pub(super) async fn apply(
         info!(prefix = %prefix, "{}", a.note);
     }
     let status = plan::synced_status(status, &info);
-    let event = plan.announcement.map(|a| (a.reason, "Update", a.note));
-    status::write_ready(ctx, template, status, plan::ready_message(&desired), event).await?;
+    status::write_ready(
+        ctx,
+        template,
+        status,
+        plan::ready_message(&desired),
+        plan.announcement,
+    )
+    .await?;
     // The sweep reconciles every object again; nothing else is due.
     Ok(Action::await_change())
 }
@@ -90,8 +95,7 @@ pub(super) async fn cleanup(
         shared.templates.record(prefix, None);
     }
     if let Some(a) = removal.announcement(prefix) {
-        ctx.event(template, EventType::Normal, a.reason, "Delete", a.note)
-            .await;
+        a.publish(ctx, template).await;
     }
     Ok(Action::await_change())
 }

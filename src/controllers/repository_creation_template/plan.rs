@@ -25,7 +25,7 @@ use crate::api::repository_creation_template::{
 };
 use crate::controllers::Error;
 use crate::controllers::lifecycle_policy::render_rules;
-use crate::controllers::status::recorded_time;
+use crate::controllers::status::{Announcement, recorded_time};
 use crate::lifecycle;
 use crate::registry::{CreationTemplate, CreationTemplateInfo};
 use crate::repository_policy;
@@ -190,13 +190,6 @@ pub enum Write {
     Update,
 }
 
-/// A Normal event for a transition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Announcement {
-    pub reason: &'static str,
-    pub note: String,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     pub write: Write,
@@ -258,7 +251,11 @@ pub fn plan(
 }
 
 fn announce(reason: &'static str, note: String) -> Option<Announcement> {
-    Some(Announcement { reason, note })
+    Some(Announcement {
+        reason,
+        action: "Update",
+        note,
+    })
 }
 
 /// The status once the template is in place.
@@ -331,7 +328,11 @@ impl Removal {
                 ),
             ),
         };
-        Some(Announcement { reason, note })
+        Some(Announcement {
+            reason,
+            action: "Delete",
+            note,
+        })
     }
 }
 
