@@ -381,6 +381,33 @@ pub fn controller_config(ctx: &Context) -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency)
 }
 
+/// Paces a sweep loop after one pass: on success, triggers a reconcile of every object (a full
+/// channel means one is already pending: nothing is lost) and waits a sweep interval; on failure,
+/// backs off from 0.5 s, doubling, at most a sweep interval. `failures` counts the failed passes
+/// in a row.
+pub async fn pace_sweep(
+    ctx: &Context,
+    what: &str,
+    pass: Result<(), RegistryError>,
+    failures: &mut u32,
+    trigger: &tokio::sync::mpsc::Sender<()>,
+) {
+    match pass {
+        Ok(()) => {
+            *failures = 0;
+            let _ = trigger.try_send(());
+            tokio::time::sleep(ctx.config.sweep_interval).await;
+        }
+        Err(e) => {
+            *failures += 1;
+            let wait = Duration::from_millis(500 * (1u64 << (*failures).min(7)))
+                .min(ctx.config.sweep_interval);
+            warn!(error = %e, retry_in = ?wait, "{what} sweep failed");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
 /// Drives a controller's result stream to its end (shutdown). Failures are already logged and
 /// reported on the object by each controller's error policy, so they are only traced here.
 pub async fn drain<T, E: std::fmt::Display>(results: impl futures::Stream<Item = Result<T, E>>) {

@@ -16,7 +16,7 @@ use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::Store;
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use super::access::Grants;
 use super::{Context, Error, claim, object_key, status};
@@ -77,22 +77,9 @@ async fn sweep_loop(ctx: Arc<Context>, trigger: tokio::sync::mpsc::Sender<()>) {
     let mut failures = 0u32;
     loop {
         let started = Instant::now();
-        match ctx.registry.list_repositories().await {
-            Ok(list) => {
-                failures = 0;
-                ctx.inventory.apply_sweep(started, list);
-                // A full channel means a reconcile-all is already pending: nothing is lost.
-                let _ = trigger.try_send(());
-                tokio::time::sleep(ctx.config.sweep_interval).await;
-            }
-            Err(e) => {
-                failures += 1;
-                let wait = Duration::from_millis(500 * (1u64 << failures.min(7)))
-                    .min(ctx.config.sweep_interval);
-                warn!(error = %e, retry_in = ?wait, "repository sweep failed");
-                tokio::time::sleep(wait).await;
-            }
-        }
+        let pass = (ctx.registry.list_repositories().await)
+            .map(|list| ctx.inventory.apply_sweep(started, list));
+        super::pace_sweep(&ctx, "repository", pass, &mut failures, &trigger).await;
     }
 }
 

@@ -25,7 +25,7 @@ use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::Store;
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use super::{Context, Error, claim, object_key, status};
 use crate::api::RepositoryCreationTemplate;
@@ -84,22 +84,10 @@ async fn sweep_loop(
             continue;
         }
         let started = Instant::now();
-        match ctx.registry.describe_creation_templates(&[]).await {
-            Ok(list) => {
-                failures = 0;
-                templates.apply_sweep(started, list);
-                // A full channel means a reconcile-all is already pending: nothing is lost.
-                let _ = trigger.try_send(());
-                tokio::time::sleep(ctx.config.sweep_interval).await;
-            }
-            Err(e) => {
-                failures += 1;
-                let wait = Duration::from_millis(500 * (1u64 << failures.min(7)))
-                    .min(ctx.config.sweep_interval);
-                warn!(error = %e, retry_in = ?wait, "repository creation template sweep failed");
-                tokio::time::sleep(wait).await;
-            }
-        }
+        let pass = (ctx.registry.describe_creation_templates(&[]).await)
+            .map(|list| templates.apply_sweep(started, list));
+        let what = "repository creation template";
+        super::pace_sweep(&ctx, what, pass, &mut failures, &trigger).await;
     }
 }
 
