@@ -9,13 +9,14 @@
 //! Needs a real API server (`KUBEBUILDER_ASSETS`, see `testbed::envtest`): the double does not
 //! call admission webhooks.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ecr_operator::admission::reachability::verdict::Reachability;
 use ecr_operator::admission::reachability::{ProbeConfig, Prober};
-use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::api::scan_policy::ScanPolicy;
 use ecr_operator::controllers::MANAGER;
 use ecr_operator::scope::WatchScope;
@@ -53,37 +54,6 @@ fn webhook_configuration(name: &str, addr: SocketAddr, ns: &str) -> ValidatingWe
         );
     }
     config
-}
-
-/// The webhook serving on `addr` with a generated certificate whose CA it writes into
-/// `configuration`; stopped by the returned sender.
-async fn start_webhook(
-    client: &kube::Client,
-    addr: SocketAddr,
-    configuration: &str,
-) -> (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-) {
-    let mut config = WebhookConfig::new(CertificateSource::Generated {
-        dns_names: vec!["127.0.0.1".to_string()],
-        webhook_configuration: Some(configuration.to_string()),
-        valid_days: 1,
-    });
-    config.addr = addr;
-    let server = WebhookServer::bind(config, client.clone()).await.unwrap();
-    let readiness = server.readiness();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    wait::until("webhook ready", WAIT, || {
-        let r = readiness.clone();
-        async move { r.ready().then_some(()) }
-    })
-    .await
-    .unwrap();
-    (stop, task)
 }
 
 /// The policy's `WebhookReachable` condition once it has `status` and `reason`.
@@ -228,7 +198,7 @@ async fn the_probe_sees_the_webhook_come_and_go_through_the_api_server() {
         )
         .await
         .unwrap();
-    let (stop, task) = start_webhook(&client, addr, &configuration).await;
+    let (stop, task) = common::start_generated_webhook(&client, addr, &configuration, WAIT).await;
 
     // The prober as `run` starts it, probing every 300 ms; a miss confirmed 200 ms later.
     let metrics = Arc::new(Metrics::new(Arc::new(Vec::new)));
@@ -325,7 +295,7 @@ async fn the_probe_sees_the_webhook_come_and_go_through_the_api_server() {
 
     // Back up: reachable again, with one more Normal Event.
     let answered_before = count(&client, &policy_name, "WebhookAnswered").await;
-    let (stop, task) = start_webhook(&client, addr, &configuration).await;
+    let (stop, task) = common::start_generated_webhook(&client, addr, &configuration, WAIT).await;
     condition(&policies, &policy_name, "True", "WebhookAnswered").await;
     metric(&metrics, true).await;
     // The controllers' condition is still there after the probe's writes.

@@ -7,9 +7,10 @@
 //! Needs a real API server (`KUBEBUILDER_ASSETS`, see `testbed::envtest`): the double does not
 //! call admission webhooks.
 
+mod common;
+
 use std::time::Duration;
 
-use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::api::scan_policy::ScanPolicy;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
@@ -188,24 +189,8 @@ async fn the_api_server_refuses_what_the_webhook_denies() {
         )
         .await
         .unwrap();
-    let mut config = WebhookConfig::new(CertificateSource::Generated {
-        dns_names: vec!["127.0.0.1".to_string()],
-        webhook_configuration: Some(configuration_name.clone()),
-        valid_days: 1,
-    });
-    config.addr = addr;
-    let server = WebhookServer::bind(config, client.clone()).await.unwrap();
-    let readiness = server.readiness();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(async move {
-        let _ = stopped.await;
-    }));
-    wait::until("webhook ready", WAIT, || {
-        let r = readiness.clone();
-        async move { r.ready().then_some(()) }
-    })
-    .await
-    .unwrap();
+    let (stop, task) =
+        common::start_generated_webhook(&client, addr, &configuration_name, WAIT).await;
     wait::until("CA bundle written", WAIT, || {
         let configurations = configurations.clone();
         let name = configuration_name.clone();

@@ -347,3 +347,37 @@ pub fn restart_with_secrets(env: &mut Env, operator_namespace: &str) {
     env.config.operator_namespace = operator_namespace.to_string();
     env.start_operator();
 }
+
+/// The admission webhook serving on `addr` with a generated certificate for `127.0.0.1` whose CA
+/// it writes into the ValidatingWebhookConfiguration `configuration`, Ready within `wait`;
+/// stopped by the returned sender, ended when the returned task completes.
+pub async fn start_generated_webhook(
+    client: &kube::Client,
+    addr: std::net::SocketAddr,
+    configuration: &str,
+    wait: Duration,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
+    let mut config = WebhookConfig::new(CertificateSource::Generated {
+        dns_names: vec!["127.0.0.1".to_string()],
+        webhook_configuration: Some(configuration.to_string()),
+        valid_days: 1,
+    });
+    config.addr = addr;
+    let server = WebhookServer::bind(config, client.clone()).await.unwrap();
+    let readiness = server.readiness();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    testbed::wait::until("webhook ready", wait, || {
+        let r = readiness.clone();
+        async move { r.ready().then_some(()) }
+    })
+    .await
+    .unwrap();
+    (stop, task)
+}
