@@ -172,6 +172,15 @@ impl EcrRegistry {
     }
 }
 
+/// A delete's outcome: finding nothing to delete is success (the resource is gone, which is what
+/// was asked), any other error stays an error.
+fn deleted<T>(result: Result<T>) -> Result<()> {
+    match result {
+        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
+        other => other.map(drop),
+    }
+}
+
 fn invalid(operation: &'static str, e: impl std::fmt::Display) -> RegistryError {
     RegistryError::new(ErrorClass::Invalid, operation, e.to_string())
 }

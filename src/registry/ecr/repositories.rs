@@ -272,16 +272,14 @@ pub(super) async fn put_lifecycle_policy(
 }
 
 pub(super) async fn delete_lifecycle_policy(r: &EcrRegistry, repository: &str) -> Result<()> {
-    let result = r.outcome(
-        "DeleteLifecyclePolicy",
-        r.client
-            .delete_lifecycle_policy()
-            .repository_name(repository)
-            .send()
-            .await,
-    );
-    match result {
-        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
-        other => other.map(drop),
-    }
+    super::deleted(
+        r.outcome(
+            "DeleteLifecyclePolicy",
+            r.client
+                .delete_lifecycle_policy()
+                .repository_name(repository)
+                .send()
+                .await,
+        ),
+    )
 }

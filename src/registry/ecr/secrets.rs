@@ -80,17 +80,15 @@ pub(super) async fn put_secret_value(r: &EcrRegistry, arn: &str, value: &str) ->
 pub(super) async fn delete_secret(r: &EcrRegistry, arn: &str) -> Result<()> {
     const OP: &str = "DeleteSecret";
     let client = r.secrets_client(OP)?;
-    let result = r.outcome(
-        OP,
-        client
-            .delete_secret()
-            .secret_id(arn)
-            .force_delete_without_recovery(true)
-            .send()
-            .await,
-    );
-    match result {
-        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
-        other => other.map(drop),
-    }
+    super::deleted(
+        r.outcome(
+            OP,
+            client
+                .delete_secret()
+                .secret_id(arn)
+                .force_delete_without_recovery(true)
+                .send()
+                .await,
+        ),
+    )
 }

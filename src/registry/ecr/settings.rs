@@ -89,14 +89,10 @@ pub(super) async fn put_registry_policy(r: &EcrRegistry, text: &str) -> Result<(
 }
 
 pub(super) async fn delete_registry_policy(r: &EcrRegistry) -> Result<()> {
-    let result = r.outcome(
+    super::deleted(r.outcome(
         "DeleteRegistryPolicy",
         r.client.delete_registry_policy().send().await,
-    );
-    match result {
-        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
-        other => other.map(drop),
-    }
+    ))
 }
 
 pub(super) async fn describe_pull_through_cache_rule(
@@ -162,16 +158,14 @@ pub(super) async fn update_pull_through_cache_rule(
 }
 
 pub(super) async fn delete_pull_through_cache_rule(r: &EcrRegistry, prefix: &str) -> Result<()> {
-    let result = r.outcome(
-        "DeletePullThroughCacheRule",
-        r.client
-            .delete_pull_through_cache_rule()
-            .ecr_repository_prefix(prefix)
-            .send()
-            .await,
-    );
-    match result {
-        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
-        other => other.map(drop),
-    }
+    super::deleted(
+        r.outcome(
+            "DeletePullThroughCacheRule",
+            r.client
+                .delete_pull_through_cache_rule()
+                .ecr_repository_prefix(prefix)
+                .send()
+                .await,
+        ),
+    )
 }

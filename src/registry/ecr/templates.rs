@@ -162,16 +162,14 @@ pub(super) async fn update(r: &EcrRegistry, t: &CreationTemplate) -> Result<Crea
 }
 
 pub(super) async fn delete(r: &EcrRegistry, prefix: &str) -> Result<()> {
-    let result = r.outcome(
-        "DeleteRepositoryCreationTemplate",
-        r.client
-            .delete_repository_creation_template()
-            .prefix(prefix)
-            .send()
-            .await,
-    );
-    match result {
-        Err(e) if e.class == ErrorClass::NotFound => Ok(()),
-        other => other.map(drop),
-    }
+    super::deleted(
+        r.outcome(
+            "DeleteRepositoryCreationTemplate",
+            r.client
+                .delete_repository_creation_template()
+                .prefix(prefix)
+                .send()
+                .await,
+        ),
+    )
 }
