@@ -8,6 +8,7 @@ pub mod image_scan_report;
 pub mod lifecycle_policy;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
+pub mod registry_settings;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_access_policy;
@@ -18,6 +19,7 @@ pub use image_scan_report::ImageScanReport;
 pub use lifecycle_policy::LifecyclePolicy;
 pub use pull_through_cache_rule::PullThroughCacheRule;
 pub use registry_policy::RegistryPolicy;
+pub use registry_settings::RegistrySettings;
 pub use replication_config::ReplicationConfig;
 pub use repository::Repository;
 pub use repository_access_policy::RepositoryAccessPolicy;
@@ -38,6 +40,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("imagescanreport.yaml", ImageScanReport::crd()),
         ("repositoryaccesspolicy.yaml", RepositoryAccessPolicy::crd()),
         ("registrypolicy.yaml", RegistryPolicy::crd()),
+        ("registrysettings.yaml", RegistrySettings::crd()),
         (
             "repositorycreationtemplate.yaml",
             RepositoryCreationTemplate::crd(),
@@ -58,6 +61,7 @@ pub fn resource_for(kind: &str) -> Option<kube::core::ApiResource> {
         "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
         "RepositoryAccessPolicy" => ApiResource::erase::<RepositoryAccessPolicy>(&()),
         "RegistryPolicy" => ApiResource::erase::<RegistryPolicy>(&()),
+        "RegistrySettings" => ApiResource::erase::<RegistrySettings>(&()),
         "RepositoryCreationTemplate" => ApiResource::erase::<RepositoryCreationTemplate>(&()),
         _ => return None,
     })
