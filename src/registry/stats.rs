@@ -26,6 +26,11 @@ pub const WRITE_OPERATIONS: &[&str] = &[
     "UpdateRepositoryCreationTemplate",
     "DeleteRepositoryCreationTemplate",
     "StartImageScan",
+    "PutAccountSetting",
+    "PutSigningConfiguration",
+    "DeleteSigningConfiguration",
+    "RegisterPullTimeUpdateExclusion",
+    "DeregisterPullTimeUpdateExclusion",
     // Secrets Manager, for mirrored pull-through cache credentials.
     "CreateSecret",
     "PutSecretValue",
