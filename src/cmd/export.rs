@@ -142,9 +142,39 @@ pub fn to_yaml(objects: &[Object]) -> Result<String, ExportError> {
             Object::RepositoryCreationTemplate(o) => serde_yaml::to_string(o),
         }?;
         out.push_str("---\n");
-        out.push_str(&doc);
+        for line in doc.lines() {
+            out.push_str(&quote_date(line));
+            out.push('\n');
+        }
     }
     Ok(out)
+}
+
+/// The line with a plain scalar that looks like a date (`version: 2012-10-17`, the policy
+/// language version) quoted: serde_yaml writes YAML 1.2, where it is a string, but YAML 1.1
+/// readers such as kubectl's turn it into a timestamp.
+fn quote_date(line: &str) -> std::borrow::Cow<'_, str> {
+    let value = line
+        .rsplit_once(": ")
+        .map(|(_, v)| v)
+        .or_else(|| line.trim_start().strip_prefix("- "));
+    let is_date = value.is_some_and(|v| {
+        v.len() == 10
+            && v.char_indices().all(|(i, c)| {
+                if i == 4 || i == 7 {
+                    c == '-'
+                } else {
+                    c.is_ascii_digit()
+                }
+            })
+    });
+    match value {
+        Some(v) if is_date => {
+            let head = &line[..line.len() - v.len()];
+            format!("{head}'{v}'").into()
+        }
+        _ => line.into(),
+    }
 }
 
 /// What was left out, one line each on stderr, then a summary.

@@ -499,6 +499,9 @@ fn yaml_documents_read_back_as_the_objects() {
         "{yaml}"
     );
     assert!(!yaml.contains("status"), "{yaml}");
+    // Quoted, or YAML 1.1 readers (kubectl) would read a timestamp.
+    assert!(yaml.contains("    version: '2012-10-17'\n"), "{yaml}");
+    assert!(!yaml.contains(": 2012-10-17"), "{yaml}");
     let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&yaml)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
@@ -523,4 +526,21 @@ fn yaml_documents_read_back_as_the_objects() {
         )
         .unwrap()
     );
+}
+
+#[test]
+fn date_like_scalars_are_quoted() {
+    for (line, want) in [
+        ("    version: 2012-10-17", "    version: '2012-10-17'"),
+        ("  - 2008-10-17", "  - '2008-10-17'"),
+        ("    version: '2012-10-17'", "    version: '2012-10-17'"),
+        ("  name: 2012-10-17x", "  name: 2012-10-17x"),
+        (
+            "  description: released 2012-10-17",
+            "  description: released 2012-10-17",
+        ),
+        ("  countNumber: 14", "  countNumber: 14"),
+    ] {
+        assert_eq!(super::quote_date(line), want);
+    }
 }
