@@ -32,6 +32,7 @@ const ARCHIVE_LIFECYCLE: &str = r#"{"rules":[{"rulePriority":1,"description":"un
 const PREFIX_LIFECYCLE: &str = r#"{"rules":[{"rulePriority":1,"selection":{"tagStatus":"tagged","tagPrefixList":["dev"],"countType":"sinceImagePushed","countUnit":"days","countNumber":14},"action":{"type":"expire"}}]}"#;
 /// A policy no typed form holds (`"Principal": "*"`): exported without it, reported.
 const UNTYPED_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"ecr:BatchGetImage"}]}"#;
+const KMS_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const REGISTRY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Replication","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":["ecr:CreateRepository","ecr:ReplicateImage"],"Resource":"arn:aws:ecr:us-east-1:123456789012:repository/*"}]}"#;
 
 fn repository(name: &str, mode: &str, exclusions: &[&str], tags: &[(&str, &str)]) -> NewRepository {
@@ -52,6 +53,9 @@ fn repository(name: &str, mode: &str, exclusions: &[&str], tags: &[(&str, &str)]
 /// The registry as a team leaves it: every kind the export reads. Returns the repositories the
 /// export should take over.
 async fn seed(registry: &dyn Registry) -> Vec<&'static str> {
+    let mut kms = repository("web--frontend", "IMMUTABLE", &[], &[("cost-center", "42")]);
+    kms.encryption_type = "KMS".to_string();
+    kms.kms_key = Some(KMS_KEY.to_string());
     let repositories = [
         repository(
             "team/app",
@@ -60,7 +64,7 @@ async fn seed(registry: &dyn Registry) -> Vec<&'static str> {
             &[("env", "prod"), ("team", "a")],
         ),
         repository("team/a__b", "MUTABLE", &[], &[]),
-        repository("web--frontend", "IMMUTABLE", &[], &[("cost-center", "42")]),
+        kms,
         repository("legacy", "MUTABLE_WITH_EXCLUSION", &["release-*"], &[]),
         // Managed by another cluster's operator: not exported.
         repository(
@@ -129,7 +133,8 @@ async fn seed(registry: &dyn Registry) -> Vec<&'static str> {
         .create_creation_template(&CreationTemplate {
             prefix: "prod".to_string(),
             description: Some("created by replication and the cache".to_string()),
-            encryption_type: "AES256".to_string(),
+            encryption_type: "KMS".to_string(),
+            kms_key: Some(KMS_KEY.to_string()),
             resource_tags: BTreeMap::from([("team".to_string(), "platform".to_string())]),
             tag_mutability: "IMMUTABLE_WITH_EXCLUSION".to_string(),
             tag_mutability_exclusions: vec!["latest".to_string()],
