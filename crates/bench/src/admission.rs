@@ -3,27 +3,41 @@
 //! realistic 3-container Pod; and, in the same run, a no-op endpoint on the same TLS and HTTP
 //! stack (rustls with the same provider and configuration, hyper-util's auto server) that reads
 //! the body and answers a fixed AdmissionReview. The load generator shares the two cores.
+//!
+//! Every answer is checked: the warm load mixes clean pods (admitted) with one whose image has
+//! a CRITICAL finding (denied); the cold load sends tags no report names, which the webhook
+//! resolves through moto (DescribeImages), one in ten to a CRITICAL image. A wrong answer fails
+//! the scenario.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use ecr_operator::admission::decision::ReportLookup;
+use ecr_operator::admission::resolver::RegistryResolver;
 use ecr_operator::admission::tls::{self, CertStore};
 use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::api::scan_policy::ScanPolicy;
+use ecr_operator::registry::{EcrRegistry, Registry};
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use kube::api::{Api, PostParams};
 use serde_json::json;
 use testbed::admission::{create_pod, only};
+use testbed::images::push_image;
+use testbed::moto::{ACCOUNT, Moto};
 
 use crate::Sizes;
 use crate::figures::Figures;
-use crate::loadgen::{self, Outcome, Target};
-use crate::util::{BenchError, Result, poll, workspace_root};
+use crate::loadgen::{self, Outcome, Request, Target};
+use crate::util::{BenchError, Result, calls_delta, describe, ms, poll, quantile, workspace_root};
 
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const REPOSITORY: &str = "shop/web";
+/// Distinct pod bodies of the warm load; the last one is denied.
+const WARM_BODIES: usize = 10;
 const CRITICAL_DIGEST: &str =
     "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 /// Keep-alive connections of the load generator (the API server keeps a pool alike).
@@ -55,8 +69,8 @@ async fn create_report(
         "kind": "ImageScanReport",
         "metadata": {"name": digest.replace(':', "-")},
         "spec": {
-            "registryId": "123456789012",
-            "repositoryName": "shop/web",
+            "registryId": ACCOUNT,
+            "repositoryName": REPOSITORY,
             "imageDigest": digest,
             "imageTags": tags,
             "scan": {"status": "COMPLETE", "completedAt": chrono::Utc::now().to_rfc3339(), "scanType": "BASIC"},
@@ -124,6 +138,7 @@ async fn noop_server(certs: Arc<CertStore>) -> Result<std::net::SocketAddr> {
 }
 
 pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
+    let moto = Moto::start().await?;
     let (_server, client) = crate::util::double().await?;
     let dir = workspace_root().join("target/bench/webhook-tls");
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::io(&dir, e))?;
@@ -141,6 +156,10 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     config.addr = "127.0.0.1:0"
         .parse()
         .map_err(|e| BenchError::Scenario(format!("address: {e}")))?;
+    // Tags the cache does not know are resolved as `ecr-operator run` does: DescribeImages
+    // through the operator's ECR client (here on moto).
+    let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
+    config.resolver = Some(Arc::new(RegistryResolver(registry.clone())));
     let server = WebhookServer::bind(config, client.clone())
         .await
         .map_err(|e| BenchError::Scenario(format!("webhook: {e}")))?;
@@ -149,6 +168,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         .ok_or_else(|| BenchError::Scenario("webhook has no address".into()))?;
     let readiness = server.readiness();
     let certs = server.certificates();
+    let cache = server.scan_cache();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;
@@ -161,6 +181,12 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         create_report(&client, &digest(i), &[format!("build-{i}")], false).await?;
     }
     create_report(&client, CRITICAL_DIGEST, &["bad".to_string()], true).await?;
+    // The cold path's images: pushed to moto under tags no report names, with tagless reports
+    // by digest, so that only DescribeImages (the resolver) can tell which report a tag means.
+    let cold_total = ((f64::from(sizes.admission_cold_rate) * sizes.admission_cold_seconds).round()
+        as usize)
+        .max(1);
+    let cold = push_cold_images(&moto, &client, cold_total).await?;
     let policy: ScanPolicy = serde_json::from_value(json!({
         "apiVersion": "ecr.operator.dev/v1alpha1",
         "kind": "ScanPolicy",
@@ -179,48 +205,73 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         || std::future::ready(r.ready().then_some(())),
     )
     .await?;
+    let last_cold = cold.last().map(|c| c.digest.clone()).unwrap_or_default();
+    poll(
+        "the cache to hold every report and the policy",
+        Duration::from_millis(20),
+        Duration::from_secs(60),
+        || {
+            let s = cache.snapshot();
+            let held = !s.policies.is_empty()
+                && s.reports
+                    .by_digest(ACCOUNT, REPOSITORY, &last_cold)
+                    .is_some()
+                && s.reports
+                    .by_digest(ACCOUNT, REPOSITORY, CRITICAL_DIGEST)
+                    .is_some()
+                && s.reports
+                    .by_digest(ACCOUNT, REPOSITORY, &digest(n - 1))
+                    .is_some();
+            std::future::ready(held.then_some(()))
+        },
+    )
+    .await?;
 
-    let images = [
-        format!("{REGISTRY}/shop/web:build-{}", n / 3),
-        format!("{REGISTRY}/shop/web@{}", digest(n / 2)),
-        format!("{REGISTRY}/shop/web:build-{}", n - 1),
-    ];
     let pod = |images: [&str; 3]| {
         let containers = [
             ("app", images[0]),
             ("proxy", images[1]),
             ("log-agent", images[2]),
         ];
-        create_pod("shop", "web-7d9f8b6c5-x2x9k", &only(&containers)).to_string()
+        Bytes::from(create_pod("shop", "web-7d9f8b6c5-x2x9k", &only(&containers)).to_string())
     };
-    let body = Bytes::from(pod([&images[0], &images[1], &images[2]]));
-    let bad = format!("{REGISTRY}/shop/web:bad");
-    let bad_body = Bytes::from(pod([&bad, &images[1], &images[2]]));
-    let ca_pem = generated.ca_pem.clone();
-    let probe = Target {
-        addr,
-        ca_pem: ca_pem.clone(),
-        path: "/validate-pods".to_string(),
-        body: bad_body,
-    };
-    poll(
-        "the cache to hold the reports and the policy",
-        Duration::from_millis(50),
-        Duration::from_secs(60),
-        || {
-            let probe = probe.clone();
-            async move {
-                decision(&probe)
-                    .await
-                    .ok()
-                    .filter(|allowed| !allowed)
-                    .map(|_| ())
+    let pinned = format!("{REGISTRY}/{REPOSITORY}@{}", digest(n / 2));
+    let sidecar = format!("{REGISTRY}/{REPOSITORY}:build-{}", n - 1);
+    let body = pod([
+        &format!("{REGISTRY}/{REPOSITORY}:build-{}", n / 3),
+        &pinned,
+        &sidecar,
+    ]);
+    let bad = format!("{REGISTRY}/{REPOSITORY}:bad");
+    let bad_body = pod([&bad, &pinned, &sidecar]);
+    // The warm load: ten pods, nine clean ones (each its own app image, by tag) admitted and one
+    // with the CRITICAL image denied; every answer is checked against that.
+    let requests: Vec<Request> = (0..WARM_BODIES)
+        .map(|k| {
+            if k == WARM_BODIES - 1 {
+                Request {
+                    body: bad_body.clone(),
+                    allowed: false,
+                }
+            } else {
+                let app = format!("{REGISTRY}/{REPOSITORY}:build-{}", (k * 7) % n);
+                Request {
+                    body: pod([&app, &pinned, &sidecar]),
+                    allowed: true,
+                }
             }
-        },
-    )
-    .await?;
+        })
+        .collect();
+    let ca_pem = generated.ca_pem.clone();
+    let probe = Target::fixed(addr, ca_pem.clone(), "/validate-pods", bad_body, false);
+    if decision(&probe).await? {
+        return Err(BenchError::Scenario(
+            "the pod with a CRITICAL image was admitted".into(),
+        ));
+    }
     let good = Target {
         body: body.clone(),
+        requests: Arc::new(requests),
         ..probe.clone()
     };
     if decision(&good).await? {
@@ -229,23 +280,87 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         return Err(BenchError::Scenario("the clean pod was denied".into()));
     }
 
+    // The no-op endpoint admits everything: the same bodies, each expecting `allowed`.
     let noop = Target {
         addr: noop_server(certs).await?,
+        requests: Arc::new(
+            good.requests
+                .iter()
+                .map(|r| Request {
+                    body: r.body.clone(),
+                    allowed: true,
+                })
+                .collect(),
+        ),
         ..good.clone()
     };
     let duration = Duration::from_secs_f64(sizes.admission_seconds);
     let rate = sizes.admission_rate;
+    let mut wrong = 0;
     let webhook = loadgen::run(&good, rate, duration, CONNECTIONS).await?;
     eprintln!("   webhook {}", webhook.summary());
     let baseline = loadgen::run(&noop, rate, duration, CONNECTIONS).await?;
     eprintln!("   no-op   {}", baseline.summary());
     for o in [&webhook, &baseline] {
+        wrong += o.wrong;
         if o.errors > o.sent / 100 {
             return Err(BenchError::Scenario(format!(
                 "too many errors: {}",
                 o.summary()
             )));
         }
+    }
+
+    // The cold path: every request's app image is a tag never seen before (one DescribeImages
+    // through the resolver), one request in ten on a new TLS connection. Beside it, in the same
+    // run and at the same rate, DescribeImages by tag straight through the operator's ECR
+    // client: what moto alone takes.
+    let cold_rate = sizes.admission_cold_rate;
+    let cold_duration = Duration::from_secs_f64(sizes.admission_cold_seconds);
+    let moto_samples = describe_images_latency(&registry, &cold, cold_rate, cold_duration).await?;
+    let moto_p50 = ms(quantile(&moto_samples, 0.50));
+    let moto_p99 = ms(quantile(&moto_samples, 0.99));
+    eprintln!(
+        "   moto DescribeImages by tag, {cold_rate} req/s: p50 {moto_p50:.3} ms, p99 {moto_p99:.3} ms"
+    );
+    let cold_target = Target {
+        requests: Arc::new(
+            cold.iter()
+                .map(|c| Request {
+                    body: pod([
+                        &format!("{REGISTRY}/{REPOSITORY}:{}", c.tag),
+                        &pinned,
+                        &sidecar,
+                    ]),
+                    allowed: !c.critical,
+                })
+                .collect(),
+        ),
+        fresh_every: 10,
+        ..good.clone()
+    };
+    let calls0 = moto.calls().await?;
+    let cold_run = loadgen::run(&cold_target, cold_rate, cold_duration, CONNECTIONS).await?;
+    let cold_calls = calls_delta(&calls0, &moto.calls().await?);
+    let describes = cold_calls.get("DescribeImages").copied().unwrap_or(0);
+    eprintln!(
+        "   cold    {}, {} on new connections; ECR calls: {}",
+        cold_run.summary(),
+        cold_run.fresh,
+        describe(&cold_calls)
+    );
+    wrong += cold_run.wrong;
+    if cold_run.errors > 0 {
+        return Err(BenchError::Scenario(format!(
+            "errors on the cold path: {}",
+            cold_run.summary()
+        )));
+    }
+    if describes < cold_run.sent as u64 {
+        return Err(BenchError::Scenario(format!(
+            "{} cold requests made only {describes} DescribeImages calls: not the cold path",
+            cold_run.sent
+        )));
     }
 
     // Highest rate held, by the webhook and by the no-op endpoint on the same stack: what the
@@ -258,14 +373,15 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
             1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 10_000, 12_000, 15_000,
         ]
     };
-    let held = max_rate("webhook", &good, steps, step).await?;
-    let noop_held = max_rate("no-op", &noop, steps, step).await?;
+    let (held, wrong_steps) = max_rate("webhook", &good, steps, step).await?;
+    let (noop_held, wrong_noop) = max_rate("no-op", &noop, steps, step).await?;
+    wrong += wrong_steps + wrong_noop;
 
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
 
     let note = format!(
-        "{rate} req/s for {:.0} s, 3-container pods, {CONNECTIONS} connections",
+        "{rate} req/s for {:.0} s, 3-container pods (1 in {WARM_BODIES} denied), {CONNECTIONS} connections",
         duration.as_secs_f64()
     );
     figures.add("admission_p50_ms", webhook.p50_ms, "ms", &note);
@@ -305,7 +421,146 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         "ms",
         "no-op endpoint p50",
     );
+    let cold_note = format!(
+        "{cold_rate} req/s for {:.0} s, each pod's app image a tag never seen before \
+         (one DescribeImages on moto), 1 in 10 on a new TLS connection",
+        cold_duration.as_secs_f64()
+    );
+    figures.add("admission_cold_p50_ms", cold_run.p50_ms, "ms", &cold_note);
+    figures.add(
+        "admission_cold_p99_ms",
+        cold_run.p99_ms,
+        "ms",
+        &format!(
+            "{cold_note} (target <= moto_describe_images_p99_ms + 2 = {:.3})",
+            moto_p99 + 2.0
+        ),
+    );
+    figures.add(
+        "moto_describe_images_p99_ms",
+        moto_p99,
+        "ms",
+        &format!(
+            "DescribeImages by tag through the operator's ECR client, {cold_rate} req/s, same run"
+        ),
+    );
+    figures.add(
+        "moto_describe_images_p50_ms",
+        moto_p50,
+        "ms",
+        "the same calls' median",
+    );
+    figures.add(
+        "admission_answers_checked",
+        (webhook.sent + baseline.sent + cold_run.sent) as f64,
+        "answers",
+        "answers of the fixed-rate and cold runs checked against the expected decision \
+         (the steps' too, not counted here)",
+    );
+    figures.add(
+        "admission_wrong_answers",
+        wrong as f64,
+        "answers",
+        "answers not the decision the targeted reports call for, all runs (must be 0)",
+    );
+    if wrong > 0 {
+        return Err(BenchError::Scenario(format!(
+            "{wrong} answers were not the expected decision"
+        )));
+    }
     Ok(())
+}
+
+/// One image of the cold path: its tag, digest, and whether its report has a CRITICAL finding.
+struct ColdImage {
+    tag: String,
+    digest: String,
+    critical: bool,
+}
+
+/// Pushes `count` images to moto (every tenth with a CRITICAL report) and creates a report for
+/// each digest that names no tag.
+async fn push_cold_images(
+    moto: &Moto,
+    client: &kube::Client,
+    count: usize,
+) -> Result<Vec<ColdImage>> {
+    let ecr = moto.ecr_client();
+    ecr.create_repository()
+        .repository_name(REPOSITORY)
+        .send()
+        .await
+        .map_err(|e| BenchError::ecr("CreateRepository", e))?;
+    let pushed: Vec<Result<ColdImage>> = futures::stream::iter(0..count)
+        .map(|i| {
+            let ecr = ecr.clone();
+            async move {
+                let tag = format!("cold-{i:05}");
+                let digest = push_image(&ecr, REPOSITORY, &tag)
+                    .await
+                    .map_err(|e| BenchError::ecr("PutImage", e))?;
+                Ok(ColdImage {
+                    tag,
+                    digest,
+                    critical: i % 10 == 9,
+                })
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let images = pushed.into_iter().collect::<Result<Vec<_>>>()?;
+    let created: Vec<Result<()>> = futures::stream::iter(&images)
+        .map(|c| create_report(client, &c.digest, &[], c.critical))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    created.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok(images)
+}
+
+/// DescribeImages by tag through the operator's own ECR client (the resolver's call), open
+/// loop at `rate` for `duration` over the cold images' tags: latency of each call.
+async fn describe_images_latency(
+    registry: &Arc<EcrRegistry>,
+    images: &[ColdImage],
+    rate: u32,
+    duration: Duration,
+) -> Result<Vec<Duration>> {
+    let total = ((f64::from(rate) * duration.as_secs_f64()).round() as usize).max(1);
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let start = tokio::time::Instant::now() + Duration::from_millis(5);
+    let mut calls = Vec::with_capacity(total);
+    for i in 0..total {
+        let due = start + period.mul_f64(i as f64);
+        tokio::time::sleep_until(due).await;
+        let registry = registry.clone();
+        let (tag, digest) = images
+            .get(i % images.len().max(1))
+            .map(|c| (c.tag.clone(), c.digest.clone()))
+            .unwrap_or_default();
+        calls.push(tokio::spawn(async move {
+            let answer = registry.image_digest(Some(ACCOUNT), REPOSITORY, &tag).await;
+            (due.elapsed(), answer.map(|d| d == Some(digest)))
+        }));
+    }
+    let mut samples = Vec::with_capacity(total);
+    for call in calls {
+        let (took, answer) = call
+            .await
+            .map_err(|e| BenchError::Scenario(format!("DescribeImages task: {e}")))?;
+        match answer {
+            Ok(true) => samples.push(took),
+            Ok(false) => {
+                return Err(BenchError::Scenario(
+                    "DescribeImages returned another digest".into(),
+                ));
+            }
+            Err(e) => return Err(BenchError::ecr("DescribeImages", e)),
+        }
+    }
+    samples.sort();
+    Ok(samples)
 }
 
 /// Sends one review on a fresh connection and returns `response.allowed`.
@@ -317,7 +572,7 @@ async fn decision(target: &Target) -> Result<bool> {
 }
 
 /// The highest of `steps` (req/s) that `target` holds for `step` with p99 under 10 ms, no
-/// errors and at least 95 % of the rate completed. The cores are shared with the load generator
+/// errors, no wrong answer and at least 95 % of the rate completed, and the wrong answers seen. The cores are shared with the load generator
 /// (and whatever else runs on the machine): a step that misses is tried once more before it
 /// counts as not held.
 async fn max_rate(
@@ -325,14 +580,18 @@ async fn max_rate(
     target: &Target,
     steps: &[u32],
     step: Duration,
-) -> Result<Option<Outcome>> {
+) -> Result<(Option<Outcome>, usize)> {
     let mut held = None;
+    let mut wrong = 0;
     for &r in steps {
         let mut kept = false;
         for _ in 0..2 {
             let o = loadgen::run(target, r, step, CONNECTIONS).await?;
-            kept =
-                o.p99_ms < MAX_RPS_P99_MS && o.achieved_rps >= 0.95 * f64::from(r) && o.errors == 0;
+            wrong += o.wrong;
+            kept = o.p99_ms < MAX_RPS_P99_MS
+                && o.achieved_rps >= 0.95 * f64::from(r)
+                && o.errors == 0
+                && o.wrong == 0;
             eprintln!(
                 "   {what} step {} -> {}",
                 o.summary(),
@@ -347,5 +606,5 @@ async fn max_rate(
             break;
         }
     }
-    Ok(held)
+    Ok((held, wrong))
 }

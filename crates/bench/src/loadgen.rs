@@ -2,6 +2,11 @@
 //! thread (precise sleeps, unlike a 1 ms async timer) and taken by whichever keep-alive
 //! connection is free; latency counts from the scheduled send time, so a slow answer delays the
 //! requests queued behind it in the figures too (no coordinated omission).
+//!
+//! Every answer is checked against what the request expects (`response.allowed` of the
+//! AdmissionReview): a wrong or unreadable answer counts in [`Outcome::wrong`], which the
+//! scenarios treat as a failure. A target can send a different body per request (each request
+//! `i` takes `requests[i % len]`) and open a new TLS connection for every `fresh_every`-th one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,13 +22,44 @@ use tokio_rustls::TlsConnector;
 
 use crate::util::{BenchError, Result, ms, quantile};
 
+/// One request body and the answer it must get.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub body: Bytes,
+    /// The `response.allowed` the answer must carry.
+    pub allowed: bool,
+}
+
 /// Where to send and what.
 #[derive(Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     pub ca_pem: String,
     pub path: String,
+    /// The body of [`probe`] and of the request that warms each connection before a run.
     pub body: Bytes,
+    /// What a run sends: request `i` is `requests[i % len]` (at least one).
+    pub requests: Arc<Vec<Request>>,
+    /// Every `fresh_every`-th request of a run goes on a new TLS connection (which then
+    /// replaces the worker's keep-alive one); 0: never.
+    pub fresh_every: usize,
+}
+
+impl Target {
+    /// A target that sends `body` every time and expects `allowed`.
+    pub fn fixed(addr: SocketAddr, ca_pem: String, path: &str, body: Bytes, allowed: bool) -> Self {
+        Target {
+            addr,
+            ca_pem,
+            path: path.to_string(),
+            requests: Arc::new(vec![Request {
+                body: body.clone(),
+                allowed,
+            }]),
+            body,
+            fresh_every: 0,
+        }
+    }
 }
 
 /// One load run's result.
@@ -31,7 +67,12 @@ pub struct Target {
 pub struct Outcome {
     pub rate: u32,
     pub sent: usize,
+    /// Transport failures and non-200 answers.
     pub errors: usize,
+    /// Answers that were not the expected decision (or not an AdmissionReview).
+    pub wrong: usize,
+    /// Requests sent on a new TLS connection.
+    pub fresh: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
@@ -42,8 +83,15 @@ pub struct Outcome {
 impl Outcome {
     pub fn summary(&self) -> String {
         format!(
-            "{} req/s: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms, achieved {:.0} req/s, {} errors",
-            self.rate, self.p50_ms, self.p99_ms, self.max_ms, self.achieved_rps, self.errors
+            "{} req/s: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms, achieved {:.0} req/s, {} errors, {} wrong answers of {}",
+            self.rate,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.achieved_rps,
+            self.errors,
+            self.wrong,
+            self.sent
         )
     }
 }
@@ -87,26 +135,50 @@ async fn connect(target: &Target) -> Result<Sender> {
     Ok(sender)
 }
 
-/// Sends one request; true when the answer is HTTP 200 with a body.
-async fn send(sender: &mut Sender, target: &Target) -> bool {
+/// What became of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// HTTP 200 with an AdmissionReview whose `response.allowed` is this.
+    Decided(bool),
+    /// HTTP 200 with a body that is not an AdmissionReview answer.
+    Unreadable,
+    /// No answer, or not HTTP 200.
+    Failed,
+}
+
+#[derive(serde::Deserialize)]
+struct Review {
+    response: ReviewResponse,
+}
+
+#[derive(serde::Deserialize)]
+struct ReviewResponse {
+    allowed: bool,
+}
+
+/// Sends one request and reads the decision.
+async fn send(sender: &mut Sender, target: &Target, body: &Bytes) -> Answer {
     let Ok(request) = hyper::Request::post(target.path.as_str())
         .header("host", "localhost")
         .header("content-type", "application/json")
         .header("accept", "application/json, */*")
-        .body(Full::new(target.body.clone()))
+        .body(Full::new(body.clone()))
     else {
-        return false;
+        return Answer::Failed;
     };
     if sender.ready().await.is_err() {
-        return false;
+        return Answer::Failed;
     }
     let Ok(response) = sender.send_request(request).await else {
-        return false;
+        return Answer::Failed;
     };
     let ok = response.status() == hyper::StatusCode::OK;
     match response.into_body().collect().await {
-        Ok(body) => ok && !body.to_bytes().is_empty(),
-        Err(_) => false,
+        Ok(body) if ok => match serde_json::from_slice::<Review>(&body.to_bytes()) {
+            Ok(review) => Answer::Decided(review.response.allowed),
+            Err(_) => Answer::Unreadable,
+        },
+        _ => Answer::Failed,
     }
 }
 
@@ -122,12 +194,17 @@ pub async fn run(
     for _ in 0..connections {
         senders.push(connect(target).await?);
     }
+    if target.requests.is_empty() {
+        return Err(BenchError::Scenario(
+            "a load target without requests".into(),
+        ));
+    }
     // Warm each connection (first-request costs are not what is measured).
     for s in &mut senders {
-        send(s, target).await;
+        send(s, target, &target.body).await;
     }
 
-    let (tx, rx) = mpsc::unbounded_channel::<Instant>();
+    let (tx, rx) = mpsc::unbounded_channel::<(usize, Instant)>();
     let queue = Arc::new(Mutex::new(rx));
     let mut workers = Vec::with_capacity(connections);
     for mut sender in senders {
@@ -135,24 +212,41 @@ pub async fn run(
         let target = target.clone();
         workers.push(tokio::spawn(async move {
             let mut samples = Vec::new();
-            let mut errors = 0usize;
+            let (mut errors, mut wrong, mut fresh) = (0usize, 0usize, 0usize);
             let mut last_done = None;
             loop {
-                let due = { queue.lock().await.recv().await };
-                let Some(due) = due else { break };
-                let ok = send(&mut sender, &target).await;
+                let next = { queue.lock().await.recv().await };
+                let Some((i, due)) = next else { break };
+                let request = &target.requests[i % target.requests.len()];
+                // A new connection for this request: its handshake is part of its latency.
+                if target.fresh_every > 0 && i % target.fresh_every == target.fresh_every - 1 {
+                    fresh += 1;
+                    match connect(&target).await {
+                        Ok(s) => sender = s,
+                        Err(_) => {
+                            errors += 1;
+                            samples.push(Instant::now().saturating_duration_since(due));
+                            continue;
+                        }
+                    }
+                }
+                let answer = send(&mut sender, &target, &request.body).await;
                 let done = Instant::now();
                 samples.push(done.saturating_duration_since(due));
                 last_done = Some(done);
-                if !ok {
-                    errors += 1;
-                    // Replace a broken connection so one failure does not fail the rest.
-                    if let Ok(s) = connect(&target).await {
-                        sender = s;
+                match answer {
+                    Answer::Decided(allowed) if allowed == request.allowed => {}
+                    Answer::Decided(_) | Answer::Unreadable => wrong += 1,
+                    Answer::Failed => {
+                        errors += 1;
+                        // Replace a broken connection so one failure does not fail the rest.
+                        if let Ok(s) = connect(&target).await {
+                            sender = s;
+                        }
                     }
                 }
             }
-            (samples, errors, last_done)
+            (samples, errors, wrong, fresh, last_done)
         }));
     }
 
@@ -165,21 +259,23 @@ pub async fn run(
             if due > now {
                 std::thread::sleep(due - now);
             }
-            if tx.send(due).is_err() {
+            if tx.send((i, due)).is_err() {
                 break;
             }
         }
     });
 
     let mut samples = Vec::with_capacity(total);
-    let mut errors = 0;
+    let (mut errors, mut wrong, mut fresh) = (0, 0, 0);
     let mut last = start;
     for w in workers {
-        let (s, e, l) = w
+        let (s, e, bad, f, l) = w
             .await
             .map_err(|e| BenchError::Scenario(format!("load worker: {e}")))?;
         samples.extend(s);
         errors += e;
+        wrong += bad;
+        fresh += f;
         if let Some(l) = l {
             last = last.max(l);
         }
@@ -196,6 +292,8 @@ pub async fn run(
         rate,
         sent: samples.len(),
         errors,
+        wrong,
+        fresh,
         p50_ms: ms(quantile(&samples, 0.50)),
         p99_ms: ms(quantile(&samples, 0.99)),
         max_ms: ms(samples.last().copied().unwrap_or_default()),

@@ -7,6 +7,8 @@
 //!    reconcile of every object it triggers), timed for no-op reconciles per second.
 //! 4. Deep sweep: a fresh controller (as after a restart) whose per-object tag and policy checks
 //!    come due, counted until every object was checked once.
+//! 5. The same deep sweep after every Repository was given a repository policy (so every check
+//!    reads it back too).
 //!
 //! Only the Repository controller runs, so the ImageScanReport loop's calls (one DescribeImages
 //! per Ready repository per sweep interval) do not mix into these counts; BENCHMARKS.md says so.
@@ -335,49 +337,43 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let deep_config = controllers::Config {
         sweep_interval: Duration::from_secs(3600),
         deep_sweep_interval: deep,
-        ..config
+        ..config.clone()
     };
-    let calls2 = moto.calls().await?;
-    let op = Operator::start(&client, &moto, deep_config, false);
-    let writes1 = op.registry.shared_stats().writes();
-    let m = op.metrics.clone();
-    let moto_ref = &moto;
-    poll(
-        "one deep check of every repository",
-        Duration::from_millis(20),
-        deep * 4 + Duration::from_secs(120),
-        || {
-            let m = m.clone();
-            let calls2 = calls2.clone();
-            async move {
-                let d = calls_delta(&calls2, &moto_ref.calls().await.ok()?);
-                let tags = d.get("ListTagsForResource").copied().unwrap_or(0);
-                let reconciles = m.reconciles("repository", "success");
-                (tags >= n as u64 && reconciles >= 2 * n as u64).then_some(())
-            }
-        },
+    let plain = deep_sweep(&client, &moto, deep_config.clone(), n, false).await?;
+
+    // 5. The same deep sweep with a repository policy on every repository (put there by the
+    // operator from the spec, so every deep check reads it back).
+    let op = Operator::start(&client, &moto, config.clone(), false);
+    op.synced().await?;
+    let calls3 = moto.calls().await?;
+    add_policies(&client, n, 32).await?;
+    all_ready(
+        &server,
+        n,
+        Duration::from_millis(100),
+        Duration::from_secs(600),
     )
     .await?;
-    // A graceful stop lets the checks in flight finish, so that none is counted with its
-    // first call but not its second (what made this 2007 at c8dd166).
-    let registry = op.registry.clone();
-    op.stop().await?;
-    let deep_calls = calls_delta(&calls2, &moto.calls().await?);
-    let writes2 = registry.shared_stats().writes();
-    eprintln!("   deep sweep: ECR calls: {}", describe(&deep_calls));
-    // Every deep check reads the tags once (the policy only where there is one to keep).
-    let checks = deep_calls
-        .get("ListTagsForResource")
+    let policy_calls = calls_delta(&calls3, &moto.calls().await?);
+    let set = policy_calls
+        .get("SetRepositoryPolicy")
         .copied()
-        .unwrap_or(0)
-        .max(1);
-    let deep_per_check =
-        (total(&deep_calls) - deep_calls.get("DescribeRepositories").copied().unwrap_or(0)) as f64
-            / checks as f64;
+        .unwrap_or(0);
+    eprintln!(
+        "   policies: {n} Repositories Ready with a policy; ECR calls: {}",
+        describe(&policy_calls)
+    );
+    if set < n as u64 {
+        return Err(BenchError::Scenario(format!(
+            "{set} SetRepositoryPolicy calls for {n} policies"
+        )));
+    }
+    op.stop().await?;
+    let with_policies = deep_sweep(&client, &moto, deep_config, n, true).await?;
 
     // Both counts: the operator's (successful writes) and moto's (any write call received).
-    let operator_writes = resync_writes + (writes2 - writes1);
-    let moto_writes = util::writes(&resync_calls) + util::writes(&deep_calls);
+    let operator_writes = resync_writes + plain.operator_writes;
+    let moto_writes = util::writes(&resync_calls) + util::writes(&plain.calls);
     let scale = 1000.0 / n as f64;
     let per = |d: Duration| d.as_secs_f64();
     let suffix = |base: &str| {
@@ -419,9 +415,25 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     );
     figures.add(
         "ecr_calls_per_deep_sweep_1000",
-        deep_per_check * 1000.0,
+        plain.per_check * 1000.0,
         "calls",
         "tags + policy check of 1000 repositories, from calls per check (target <= 2000)",
+    );
+    figures.add(
+        "deep_sweep_calls_1000_with_policies",
+        with_policies.per_check * 1000.0,
+        "calls",
+        &format!(
+            "one deep sweep of {n} repositories that all have a repository policy, \
+             calls per check x 1000{} (target <= 2000)",
+            if n == 1000 { "" } else { ", scaled to 1000" }
+        ),
+    );
+    figures.add(
+        "ecr_writes_per_deep_sweep_with_policies",
+        util::writes(&with_policies.calls).max(with_policies.operator_writes) as f64,
+        "calls",
+        "writes during the deep sweep of repositories with policies (must be 0)",
     );
     figures.add(
         "ecr_writes_per_resync_1000",
@@ -429,6 +441,13 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         "calls",
         "writes during the resync and the deep sweep (must be 0)",
     );
+    let writes = moto_writes.max(operator_writes)
+        + util::writes(&with_policies.calls).max(with_policies.operator_writes);
+    if writes > 0 {
+        return Err(BenchError::Scenario(format!(
+            "{writes} ECR writes during sweeps of unchanged repositories"
+        )));
+    }
     figures.add(
         "kube_writes_per_resync_1000",
         resync_kube_writes as f64,
@@ -442,6 +461,113 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         "reconciles of unchanged objects after a sweep, concurrency 16",
     );
     Ok(())
+}
+
+/// What one deep sweep cost.
+struct DeepSweep {
+    /// moto's counts over the window.
+    calls: util::Calls,
+    /// ECR calls per deep check (the start's DescribeRepositories left out).
+    per_check: f64,
+    /// The operator's successful writes over the window.
+    operator_writes: u64,
+}
+
+/// A deep sweep by a controller started afresh (as after a restart or failover): its first pass
+/// reads nothing per object and spreads the tag and policy checks over one deep-sweep period.
+/// The window runs from the start until every object was checked (and, `policies`, its policy
+/// read); the start's one DescribeRepositories belongs to the frequent sweep and is left out,
+/// and the calls are divided by the checks made, so an object whose next slot comes before the
+/// window closes is not counted twice.
+async fn deep_sweep(
+    client: &kube::Client,
+    moto: &Moto,
+    config: controllers::Config,
+    n: usize,
+    policies: bool,
+) -> Result<DeepSweep> {
+    let deep = config.deep_sweep_interval;
+    let calls0 = moto.calls().await?;
+    let op = Operator::start(client, moto, config, false);
+    let writes0 = op.registry.shared_stats().writes();
+    let m = op.metrics.clone();
+    let reconciled0 = m.reconciles("repository", "success");
+    poll(
+        "one deep check of every repository",
+        Duration::from_millis(20),
+        deep * 4 + Duration::from_secs(120),
+        || {
+            let m = m.clone();
+            let calls0 = calls0.clone();
+            async move {
+                let d = calls_delta(&calls0, &moto.calls().await.ok()?);
+                let tags = d.get("ListTagsForResource").copied().unwrap_or(0);
+                let read = d.get("GetRepositoryPolicy").copied().unwrap_or(0);
+                let reconciles = m.reconciles("repository", "success") - reconciled0;
+                (tags >= n as u64 && (!policies || read >= n as u64) && reconciles >= 2 * n as u64)
+                    .then_some(())
+            }
+        },
+    )
+    .await?;
+    // A graceful stop lets the checks in flight finish, so that none is counted with its
+    // first call but not its second (what made this 2007 at c8dd166).
+    let registry = op.registry.clone();
+    op.stop().await?;
+    let calls = calls_delta(&calls0, &moto.calls().await?);
+    let operator_writes = registry.shared_stats().writes() - writes0;
+    eprintln!(
+        "   deep sweep{}: ECR calls: {}",
+        if policies {
+            " (every repository with a policy)"
+        } else {
+            ""
+        },
+        describe(&calls)
+    );
+    // Every deep check reads the tags once (the policy only where there is one to keep).
+    let checks = calls
+        .get("ListTagsForResource")
+        .copied()
+        .unwrap_or(0)
+        .max(1);
+    let per_check = (total(&calls) - calls.get("DescribeRepositories").copied().unwrap_or(0))
+        as f64
+        / checks as f64;
+    Ok(DeepSweep {
+        calls,
+        per_check,
+        operator_writes,
+    })
+}
+
+/// Gives Repositories `0..n` a repository policy (cross-account pull, as a platform team shares
+/// base images), `parallel` patches at a time.
+async fn add_policies(client: &kube::Client, n: usize, parallel: usize) -> Result<()> {
+    let api: Api<Repository> = Api::namespaced(client.clone(), NAMESPACE);
+    let results: Vec<Result<()>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let patch = serde_json::json!({"spec": {"policy": {"statements": [{
+                    "sid": "CrossAccountPull",
+                    "effect": "Allow",
+                    "principals": {"aws": [format!("arn:aws:iam::2109876543{:02}:root", i % 100)]},
+                    "actions": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                }]}}});
+                api.patch(
+                    &format!("app-{i:05}"),
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(&patch),
+                )
+                .await?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(parallel)
+        .collect()
+        .await;
+    results.into_iter().collect()
 }
 
 /// The convergence of [`run`] on a real kube-apiserver + etcd (`KUBEBUILDER_ASSETS`) instead of
