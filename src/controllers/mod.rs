@@ -5,6 +5,7 @@ pub mod claim;
 pub mod image_scan_report;
 pub mod inventory;
 pub mod lifecycle_policy;
+pub mod public_repository;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
 pub mod registry_settings;
@@ -458,7 +459,8 @@ pub async fn run(
     tokio::try_join!(
         access::run(ctx.clone(), shutdown.clone()),
         repository::run(ctx.clone(), grants.clone(), shutdown.clone()),
-        lifecycle_policy::run(ctx.clone(), grants, shutdown.clone()),
+        lifecycle_policy::run(ctx.clone(), grants.clone(), shutdown.clone()),
+        public_repository::run(ctx.clone(), grants, shutdown.clone()),
         pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
         singleton::run::<replication_config::Replication>(ctx.clone(), shutdown.clone()),
         singleton::run::<scan_policy::Scanning>(ctx.clone(), shutdown.clone()),

@@ -192,6 +192,7 @@ macro_rules! reported {
 }
 
 use crate::api::lifecycle_policy::LifecyclePolicyStatus;
+use crate::api::public_repository::PublicRepositoryStatus;
 use crate::api::pull_through_cache_rule::PullThroughCacheRuleStatus;
 use crate::api::registry_policy::RegistryPolicyStatus;
 use crate::api::registry_settings::RegistrySettingsStatus;
@@ -201,11 +202,17 @@ use crate::api::repository_access_policy::RepositoryAccessPolicyStatus;
 use crate::api::repository_creation_template::RepositoryCreationTemplateStatus;
 use crate::api::scan_policy::ScanPolicyStatus;
 use crate::api::{
-    LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, RegistrySettings, ReplicationConfig,
-    Repository, RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
+    LifecyclePolicy, PublicRepository, PullThroughCacheRule, RegistryPolicy, RegistrySettings,
+    ReplicationConfig, Repository, RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
 };
 
 reported!(Repository, RepositoryStatus, "Repository", namespaced);
+reported!(
+    PublicRepository,
+    PublicRepositoryStatus,
+    "PublicRepository",
+    namespaced
+);
 reported!(
     LifecyclePolicy,
     LifecyclePolicyStatus,

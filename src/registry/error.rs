@@ -41,6 +41,9 @@ const NOT_FOUND: &[&str] = &[
     "TemplateNotFoundException",
     "SigningConfigurationNotFoundException",
     "ExclusionNotFoundException",
+    // ECR Public.
+    "RepositoryCatalogDataNotFoundException",
+    "RegistryNotFoundException",
 ];
 
 /// Error codes saying that what was to be created exists already.
@@ -106,7 +109,9 @@ impl ErrorClass {
             | "SecretNotFoundExceptionForUpstream"
             | "InvalidRequestException"
             | "InvalidParameterValueException"
-            | "MalformedPolicyDocumentException" => ErrorClass::Invalid,
+            | "MalformedPolicyDocumentException"
+            // ECR Public outside us-east-1: "The action isn't supported in this Region."
+            | "UnsupportedCommandException" => ErrorClass::Invalid,
             "ServerException"
             | "InternalFailure"
             | "ServiceUnavailable"
@@ -270,6 +275,14 @@ mod tests {
             ("LimitExceededException", 400, ErrorClass::LimitExceeded),
             ("AccessDeniedException", 400, ErrorClass::AccessDenied),
             ("ServerException", 500, ErrorClass::Transient),
+            (
+                "RepositoryCatalogDataNotFoundException",
+                400,
+                ErrorClass::NotFound,
+            ),
+            ("RegistryNotFoundException", 400, ErrorClass::NotFound),
+            ("UnsupportedCommandException", 400, ErrorClass::Invalid),
+            ("TooManyTagsException", 400, ErrorClass::LimitExceeded),
             ("SomethingNew", 503, ErrorClass::Transient),
             ("SomethingNew", 429, ErrorClass::Throttled),
             ("SomethingNew", 400, ErrorClass::Invalid),

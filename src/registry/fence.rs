@@ -25,13 +25,23 @@ pub struct FenceInterceptor(pub Fence);
 impl FenceInterceptor {
     /// Refuses the call when it is a write and the fence is shut.
     fn check(&self, cfg: &ConfigBag) -> Result<(), BoxError> {
-        let Some(operation) = cfg.load::<Metadata>().map(|m| m.name().to_string()) else {
+        let Some(operation) = cfg.load::<Metadata>().map(counted_name) else {
             return Ok(());
         };
         if super::stats::WRITE_OPERATIONS.contains(&operation.as_str()) && !self.0.is_open() {
             return Err(Box::new(Fenced { operation }));
         }
         Ok(())
+    }
+}
+
+/// The name under which [`super::CallStats`] and [`super::stats::WRITE_OPERATIONS`] know an
+/// operation: ECR Public's as `ecr-public:<Operation>` (its names are ECR's: CreateRepository,
+/// TagResource, ...), every other service's as the operation's name.
+fn counted_name(metadata: &Metadata) -> String {
+    match metadata.service() {
+        "ECR PUBLIC" => format!("ecr-public:{}", metadata.name()),
+        _ => metadata.name().to_string(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! credentials of pull-through cache rules); tests run it against moto.
 
 mod ecr;
+pub mod ecr_public;
 mod error;
 pub mod fence;
 pub mod scan_events;
@@ -16,6 +17,10 @@ use async_trait::async_trait;
 use k8s_openapi::jiff::Timestamp;
 
 pub use ecr::{EcrRegistry, RegistryConfig};
+pub use ecr_public::{
+    EcrPublic, NewPublicRepository, PublicCatalog, PublicCatalogInfo, PublicRegistry,
+    PublicRepositoryInfo,
+};
 pub use error::{ErrorClass, RegistryError};
 pub use scan_events::{ScanEvent, ScanEventQueue};
 pub use stats::{CallStats, WRITE_OPERATIONS};
@@ -382,4 +387,9 @@ pub trait Registry: Send + Sync + 'static {
 
     /// Counts of calls made, by operation and outcome.
     fn stats(&self) -> &CallStats;
+
+    /// Amazon ECR Public in the same account (us-east-1), when this registry has a client for it.
+    fn ecr_public(&self) -> Option<&dyn PublicRegistry> {
+        None
+    }
 }

@@ -31,6 +31,14 @@ pub const WRITE_OPERATIONS: &[&str] = &[
     "DeleteSigningConfiguration",
     "RegisterPullTimeUpdateExclusion",
     "DeregisterPullTimeUpdateExclusion",
+    // ECR Public, counted as `ecr-public:<Operation>` (the IAM action's spelling).
+    "ecr-public:CreateRepository",
+    "ecr-public:PutRepositoryCatalogData",
+    "ecr-public:TagResource",
+    "ecr-public:UntagResource",
+    "ecr-public:SetRepositoryPolicy",
+    "ecr-public:DeleteRepositoryPolicy",
+    "ecr-public:DeleteRepository",
     // Secrets Manager, for mirrored pull-through cache credentials.
     "CreateSecret",
     "PutSecretValue",

@@ -82,7 +82,9 @@ impl Env {
         config.watch =
             controllers::WatchScope::new(&[], Some(&format!("{SCOPE_LABEL}={scope}"))).unwrap();
         TEST_SCOPE.with(|s| *s.borrow_mut() = Some(scope.clone()));
-        let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
+        let registry = Arc::new(
+            EcrRegistry::from_client(moto.ecr_client()).with_ecr_public(&moto.sdk_config()),
+        );
         let mut env = Env {
             kube,
             moto,
@@ -342,7 +344,8 @@ pub fn restart_with_secrets(env: &mut Env, operator_namespace: &str) {
     env.kill_operator();
     env.registry = Arc::new(
         EcrRegistry::from_client(env.moto.ecr_client())
-            .with_secrets(aws_sdk_secretsmanager::Client::new(&env.moto.sdk_config())),
+            .with_secrets(aws_sdk_secretsmanager::Client::new(&env.moto.sdk_config()))
+            .with_ecr_public(&env.moto.sdk_config()),
     );
     env.config.operator_namespace = operator_namespace.to_string();
     env.start_operator();

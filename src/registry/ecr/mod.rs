@@ -52,6 +52,8 @@ pub struct EcrRegistry {
     secrets: Option<aws_sdk_secretsmanager::Client>,
     /// For the optional scan event queue, built from the same AWS configuration.
     sqs: Option<aws_sdk_sqs::Client>,
+    /// Amazon ECR Public of the same account, from the same AWS configuration.
+    public: Option<super::EcrPublic>,
     stats: Arc<CallStats>,
 }
 
@@ -84,7 +86,7 @@ impl EcrRegistry {
         let mut registry = Self::from_client(Client::new(&sdk_config))
             .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk_config));
         registry.sqs = Some(aws_sdk_sqs::Client::new(&sdk_config));
-        registry
+        registry.with_ecr_public(&sdk_config)
     }
 
     /// The SQS queue of scan events at `queue_url`, read with this registry's AWS
@@ -109,6 +111,7 @@ impl EcrRegistry {
             client,
             secrets: None,
             sqs: None,
+            public: None,
             stats: Arc::new(CallStats::default()),
         }
     }
@@ -128,10 +131,18 @@ impl EcrRegistry {
             let conf = secrets
                 .config()
                 .to_builder()
-                .interceptor(super::fence::FenceInterceptor(fence))
+                .interceptor(super::fence::FenceInterceptor(fence.clone()))
                 .build();
             self.secrets = Some(aws_sdk_secretsmanager::Client::from_conf(conf));
         }
+        self.public = self.public.map(|p| p.with_fence(fence));
+        self
+    }
+
+    /// Adds an Amazon ECR Public client with `config`'s credentials and endpoint (always in
+    /// us-east-1), counted in this registry's stats. Add it before [`Self::with_fence`].
+    pub fn with_ecr_public(mut self, config: &aws_config::SdkConfig) -> Self {
+        self.public = Some(super::EcrPublic::new(config, self.stats.clone()));
         self
     }
 
@@ -442,5 +453,11 @@ impl Registry for EcrRegistry {
 
     fn stats(&self) -> &CallStats {
         &self.stats
+    }
+
+    fn ecr_public(&self) -> Option<&dyn super::PublicRegistry> {
+        self.public
+            .as_ref()
+            .map(|p| p as &dyn super::PublicRegistry)
     }
 }

@@ -6,6 +6,7 @@ pub mod common;
 pub mod conditions;
 pub mod image_scan_report;
 pub mod lifecycle_policy;
+pub mod public_repository;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
 pub mod registry_settings;
@@ -17,6 +18,7 @@ pub mod scan_policy;
 
 pub use image_scan_report::ImageScanReport;
 pub use lifecycle_policy::LifecyclePolicy;
+pub use public_repository::PublicRepository;
 pub use pull_through_cache_rule::PullThroughCacheRule;
 pub use registry_policy::RegistryPolicy;
 pub use registry_settings::RegistrySettings;
@@ -45,6 +47,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             "repositorycreationtemplate.yaml",
             RepositoryCreationTemplate::crd(),
         ),
+        ("publicrepository.yaml", PublicRepository::crd()),
     ]
 }
 
@@ -63,6 +66,7 @@ pub fn resource_for(kind: &str) -> Option<kube::core::ApiResource> {
         "RegistryPolicy" => ApiResource::erase::<RegistryPolicy>(&()),
         "RegistrySettings" => ApiResource::erase::<RegistrySettings>(&()),
         "RepositoryCreationTemplate" => ApiResource::erase::<RepositoryCreationTemplate>(&()),
+        "PublicRepository" => ApiResource::erase::<PublicRepository>(&()),
         _ => return None,
     })
 }

@@ -60,6 +60,13 @@ pub const TAG_RULES: [(&str, &str); 5] = [
     ),
 ];
 
+/// The CEL rule (rule, message) on the actions of a repository policy statement: private ECR's
+/// actions. (PublicRepository uses the same statements with ECR Public's rule in its place.)
+pub const POLICY_ACTION_RULE: (&str, &str) = (
+    "self.all(a, a == '*' || a.startsWith('ecr:'))",
+    "repository policy actions must be ecr:* actions",
+);
+
 /// An Amazon ECR repository, kept the way this object says.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[kube(
@@ -301,7 +308,7 @@ pub struct PolicyStatement {
     pub principals: Principals,
     /// ECR actions, e.g. `ecr:BatchGetImage`; `ecr:*` allowed.
     #[schemars(length(max = 100), inner(length(min = 1, max = 128)))]
-    #[x_kube(validation = Rule::new("self.all(a, a == '*' || a.startsWith('ecr:'))").message("repository policy actions must be ecr:* actions"))]
+    #[x_kube(validation = Rule::new(POLICY_ACTION_RULE.0).message(POLICY_ACTION_RULE.1))]
     pub actions: Vec<String>,
     /// IAM conditions: operator -> key -> values, e.g. `StringEquals: {aws:PrincipalOrgID: [o-123]}`.
     /// Bounded generously: the whole policy must fit ECR's 10,240 characters anyway.
