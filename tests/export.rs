@@ -244,8 +244,9 @@ async fn export_apply_and_the_operator_adopts_without_writing() {
         "{stderr}"
     );
     assert!(stderr.contains("repository legacy: policy"), "{stderr}");
-    let (_, _, strict) = export(&env, &["--namespace", &ns, "--strict"]).await;
+    let (again, _, strict) = export(&env, &["--namespace", &ns, "--strict"]).await;
     assert_eq!(strict, Some(2), "--strict fails on what was left out");
+    assert_eq!(again, yaml, "the same registry exports the same text");
 
     let docs: Vec<DynamicObject> = serde_yaml::Deserializer::from_str(&yaml)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
