@@ -98,6 +98,9 @@ async fn seed(registry: &dyn Registry) -> Vec<&'static str> {
             rules: vec![ReplicationRuleInfo {
                 destinations: vec![("eu-west-1".to_string(), "210987654321".to_string())],
                 filters: vec!["team".to_string()],
+                // Carried by the operator's own body edit (registry::ecr::delete_replication):
+                // an export that lost it would make the operator rewrite the configuration.
+                delete_replication: true,
             }],
         })
         .await

@@ -158,6 +158,64 @@ async fn limits_are_reported_on_the_objects_that_exceed_them() {
     assert_eq!(regions(&ecr(&env).await), vec!["eu-west-2"; 5]);
 }
 
+/// Each rule's `deleteReplication.enabled` as boto3 reads it from moto: botocore models the
+/// member, aws-sdk-ecr 1.138 does not, so this is a reader independent of the operator's.
+async fn delete_replication_in_ecr(env: &Env) -> Vec<bool> {
+    let out = env
+        .moto
+        .boto3(
+            "import boto3, json\n\
+             rules = boto3.client('ecr').describe_registry().get('replicationConfiguration', {}).get('rules', [])\n\
+             print(json.dumps([r.get('deleteReplication', {}).get('enabled', False) for r in rules]))",
+        )
+        .await
+        .unwrap();
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+#[tokio::test]
+async fn delete_replication_is_written_kept_and_restored() {
+    let env = Env::start().await;
+    let api: Api<ReplicationConfig> = Api::all(env.kube.client());
+    let yaml = format!(
+        "apiVersion: ecr.operator.dev/v1alpha1\nkind: ReplicationConfig\nmetadata: {{name: deletions}}\nspec: {{rules: [\
+         {{destinations: [{{region: eu-west-1, registryId: '{OTHER_ACCOUNT}'}}], deleteReplication: true}}, \
+         {{destinations: [{{region: eu-west-2, registryId: '{OTHER_ACCOUNT}'}}]}}]}}\n"
+    );
+    create(&api, &yaml).await;
+    wait_for(&api, "deletions", "Ready", ready).await;
+    assert_eq!(delete_replication_in_ecr(&env).await, vec![true, false]);
+    let puts = || {
+        env.registry
+            .stats()
+            .operation("PutReplicationConfiguration")
+    };
+    let (written, reads) = (puts(), env.registry.stats().operation("DescribeRegistry"));
+    testbed::wait::until("three more passes", common::WAIT, || async {
+        (env.registry.stats().operation("DescribeRegistry") >= reads + 3).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(puts(), written, "in sync: read back as written");
+
+    // A console write without the member (as an older SDK or CLI sends it) is drift.
+    env.moto
+        .boto3(&format!(
+            "import boto3\n\
+             boto3.client('ecr').put_replication_configuration(replicationConfiguration={{'rules': [\
+             {{'destinations': [{{'region': 'eu-west-1', 'registryId': '{OTHER_ACCOUNT}'}}]}}, \
+             {{'destinations': [{{'region': 'eu-west-2', 'registryId': '{OTHER_ACCOUNT}'}}]}}]}})"
+        ))
+        .await
+        .unwrap();
+    testbed::wait::until("deleteReplication restored", common::WAIT, || async {
+        (delete_replication_in_ecr(&env).await == vec![true, false]).then_some(())
+    })
+    .await
+    .unwrap();
+    assert!(puts() > written);
+}
+
 #[tokio::test]
 async fn a_configuration_not_written_by_the_operator_is_left_alone() {
     let env = Env::start().await;
@@ -166,6 +224,8 @@ async fn a_configuration_not_written_by_the_operator_is_left_alone() {
         rules: vec![ecr_operator::registry::ReplicationRuleInfo {
             destinations: vec![("us-west-2".into(), OTHER_ACCOUNT.into())],
             filters: vec![],
+            // Read back although the SDK does not model it: "kept" below compares it too.
+            delete_replication: true,
         }],
     };
     env.registry.put_replication(&theirs).await.unwrap();

@@ -37,6 +37,7 @@ fn rules_of(obj: &ReplicationConfig) -> Vec<ReplicationRuleInfo> {
                 .iter()
                 .map(|f| f.filter.clone())
                 .collect(),
+            delete_replication: r.delete_replication,
         })
         .collect()
 }
@@ -179,6 +180,7 @@ mod tests {
                 filter: "team".into(),
                 filter_type: Default::default(),
             }],
+            delete_replication: false,
         };
         ReplicationConfig::new(
             name,
@@ -200,6 +202,20 @@ mod tests {
             matches!(&outcomes[1], Outcome::LimitExceeded(m) if m.contains("11 replication rules"))
         );
         assert_eq!(outcomes[2], Outcome::Applied { first: 6, count: 4 });
+    }
+
+    #[test]
+    fn delete_replication_is_part_of_the_document() {
+        let mut a = obj("a", 2, &["eu-west-1"]);
+        a.spec.rules[1].delete_replication = true;
+        let (doc, _) = merge(&[&a]);
+        let flags: Vec<bool> = doc.rules.iter().map(|r| r.delete_replication).collect();
+        assert_eq!(flags, vec![false, true]);
+        // ECR holding the same rules without it is drift: the document is written again.
+        let mut seen = doc.clone();
+        seen.rules[1].delete_replication = false;
+        assert!(!Replication::equivalent(&seen, &doc));
+        assert!(Replication::equivalent(&doc.clone(), &doc));
     }
 
     #[test]

@@ -231,6 +231,7 @@ fn replication(name: &str, rules: usize) -> Arc<ReplicationConfig> {
             filter: "team".into(),
             filter_type: Default::default(),
         }],
+        delete_replication: false,
     };
     Arc::new(ReplicationConfig::new(
         name,

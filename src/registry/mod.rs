@@ -105,6 +105,8 @@ pub struct ReplicationRuleInfo {
     pub destinations: Vec<(String, String)>,
     /// PREFIX_MATCH filters.
     pub filters: Vec<String>,
+    /// Image deletions and tag removals replicate too (`deleteReplication.enabled`).
+    pub delete_replication: bool,
 }
 
 /// The registry scanning configuration (Get/PutRegistryScanningConfiguration).

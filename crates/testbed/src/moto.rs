@@ -287,6 +287,32 @@ impl Moto {
             .map(drop)
     }
 
+    /// Runs a Python `script` with boto3 against this moto (the standard AWS variables of
+    /// [`Self::aws_env`] set) and returns what it prints: an independent client, for what the
+    /// Rust SDK cannot see (members it does not model).
+    pub async fn boto3(&self, script: &str) -> Result<String> {
+        let out = Command::new(python())
+            .arg("-c")
+            .arg(script)
+            .envs(self.aws_env())
+            // botocore reads the region from this one.
+            .env("AWS_DEFAULT_REGION", REGION)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| Error::Io {
+                path: python().display().to_string(),
+                message: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(Error::Io {
+                path: "boto3 script".to_string(),
+                message: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// ECR calls moto received, by operation (server-side count).
     pub async fn calls(&self) -> Result<BTreeMap<String, u64>> {
         let url = format!("{}/moto-api/ecr-ext/calls", self.endpoint);

@@ -68,6 +68,7 @@ pub fn replication(
                     filter_type: ReplicationFilterType::PrefixMatch,
                 })
                 .collect(),
+            delete_replication: r.delete_replication,
         })
         .collect();
     Some(ReplicationConfig::new(

@@ -329,6 +329,7 @@ fn registry() -> Observed {
             rules: vec![ReplicationRuleInfo {
                 destinations: vec![("eu-west-1".to_string(), "123456789012".to_string())],
                 filters: vec!["team".to_string()],
+                delete_replication: false,
             }],
         },
         scanning: ScanningSettings {

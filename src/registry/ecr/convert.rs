@@ -221,6 +221,8 @@ pub(super) fn replication_from_ecr(
                         .iter()
                         .map(|f| f.filter().to_string())
                         .collect(),
+                    // Not in the SDK's shape: read from the body (`delete_replication`).
+                    delete_replication: false,
                 })
                 .collect()
         })

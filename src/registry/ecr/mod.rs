@@ -6,6 +6,7 @@
 
 mod account;
 mod convert;
+mod delete_replication;
 mod images;
 mod repositories;
 mod secrets;

@@ -7,17 +7,33 @@ use super::EcrRegistry;
 use super::convert::{
     ptc_info, replication_from_ecr, replication_to_ecr, scanning_from_ecr, scanning_rule_to_ecr,
 };
+use super::delete_replication::{ResponseBody, add_to_request, delete_replication_flags};
 use crate::registry::{
     ErrorClass, NewPullThroughCacheRule, PullThroughCacheRuleInfo, RegistryError,
     ReplicationSettings, Result, ScanningSettings,
 };
 
 pub(super) async fn get_replication(r: &EcrRegistry) -> Result<ReplicationSettings> {
+    let body = ResponseBody::default();
     let out = r.outcome(
         "DescribeRegistry",
-        r.client.describe_registry().send().await,
+        r.client
+            .describe_registry()
+            .customize()
+            .interceptor(body.clone())
+            .send()
+            .await,
     )?;
-    Ok(replication_from_ecr(out.replication_configuration()))
+    let mut settings = replication_from_ecr(out.replication_configuration());
+    // The member the SDK does not parse (see `delete_replication`).
+    let flags = body
+        .take()
+        .map(|b| delete_replication_flags(&b))
+        .unwrap_or_default();
+    for (rule, on) in settings.rules.iter_mut().zip(flags) {
+        rule.delete_replication = on;
+    }
+    Ok(settings)
 }
 
 pub(super) async fn put_replication(r: &EcrRegistry, settings: &ReplicationSettings) -> Result<()> {
@@ -28,6 +44,14 @@ pub(super) async fn put_replication(r: &EcrRegistry, settings: &ReplicationSetti
         r.client
             .put_replication_configuration()
             .replication_configuration(config)
+            .customize()
+            .map_request(add_to_request(
+                settings
+                    .rules
+                    .iter()
+                    .map(|r| r.delete_replication)
+                    .collect(),
+            ))
             .send()
             .await,
     )

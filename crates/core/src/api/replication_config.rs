@@ -47,6 +47,10 @@ pub struct ReplicationRule {
     #[serde(default)]
     #[schemars(length(max = 100))]
     pub repository_filters: Vec<ReplicationFilter>,
+    /// Replicate image deletions and tag removals to the destinations as well (shape
+    /// ReplicationRule.deleteReplication.enabled; off when omitted, as in ECR).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete_replication: bool,
 }
 
 #[derive(
