@@ -186,7 +186,12 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let cold_total = ((f64::from(sizes.admission_cold_rate) * sizes.admission_cold_seconds).round()
         as usize)
         .max(1);
+    let phase = std::time::Instant::now();
     let cold = push_cold_images(&moto, &client, cold_total).await?;
+    eprintln!(
+        "   ({cold_total} cold images pushed with their reports: {:.1} s)",
+        phase.elapsed().as_secs_f64()
+    );
     let policy: ScanPolicy = serde_json::from_value(json!({
         "apiVersion": "ecr.operator.dev/v1alpha1",
         "kind": "ScanPolicy",

@@ -343,6 +343,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
 
     // 5. The same deep sweep with a repository policy on every repository (put there by the
     // operator from the spec, so every deep check reads it back).
+    let phase = Instant::now();
     let op = Operator::start(&client, &moto, config.clone(), false);
     op.synced().await?;
     let calls3 = moto.calls().await?;
@@ -370,6 +371,10 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     }
     op.stop().await?;
     let with_policies = deep_sweep(&client, &moto, deep_config, n, true).await?;
+    eprintln!(
+        "   (policies and their deep sweep: {:.1} s)",
+        phase.elapsed().as_secs_f64()
+    );
 
     // Both counts: the operator's (successful writes) and moto's (any write call received).
     let operator_writes = resync_writes + plain.operator_writes;
@@ -635,6 +640,7 @@ pub async fn run_real(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         floor.as_secs_f64()
     );
     op.stop().await?;
+    let stored_report = largest_report_on_real(&client).await?;
     let scale = 1000.0 / n as f64;
     let scaled = if n == 1000 {
         String::new()
@@ -659,5 +665,73 @@ pub async fn run_real(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         "ratio",
         "converge on the real API server / floor (issue #17 target <= 1.3)",
     );
+    if let Some(bytes) = stored_report {
+        figures.add(
+            "largest_report_real_kib",
+            bytes as f64 / 1024.0,
+            "KiB",
+            "the scan scenario's largest report applied as the operator applies it, read back \
+             from the real API server with its managedFields (target <= 64)",
+        );
+    }
     Ok(())
+}
+
+/// The report the scan scenario wrote for its 5,000-finding image (`target/bench/largest-report.json`,
+/// when the scan scenario ran before), applied to the real API server as the operator applies
+/// reports (server-side apply, its field manager, forced), and read back as the API server
+/// returns it, managedFields included: its size in bytes. The double keeps no managedFields.
+async fn largest_report_on_real(client: &kube::Client) -> Result<Option<usize>> {
+    let path = util::workspace_root().join("target/bench/largest-report.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        eprintln!(
+            "   no {} (the scan scenario did not run): no largest_report_real_kib",
+            path.display()
+        );
+        return Ok(None);
+    };
+    let stored: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| BenchError::io(&path, e))?;
+    let name = stored["metadata"]["name"]
+        .as_str()
+        .ok_or_else(|| BenchError::Scenario(format!("{}: no name", path.display())))?
+        .to_string();
+    let patch = serde_json::json!({
+        "apiVersion": stored["apiVersion"],
+        "kind": stored["kind"],
+        "metadata": {"name": name, "labels": stored["metadata"]["labels"]},
+        "spec": stored["spec"],
+    });
+    let api: Api<ecr_operator::api::image_scan_report::ImageScanReport> = Api::all(client.clone());
+    api.patch(
+        &name,
+        &kube::api::PatchParams::apply(controllers::MANAGER).force(),
+        &kube::api::Patch::Apply(&patch),
+    )
+    .await?;
+    let request = hyper::Request::get(format!("/apis/{GROUP}/v1alpha1/imagescanreports/{name}"))
+        .body(Vec::new())
+        .map_err(|e| BenchError::Scenario(format!("request: {e}")))?;
+    let text = client.request_text(request).await?;
+    let read: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| BenchError::Scenario(format!("the report read back: {e}")))?;
+    let real_path = util::workspace_root().join("target/bench/largest-report-real.json");
+    std::fs::write(&real_path, &text).map_err(|e| BenchError::io(&real_path, e))?;
+    let ids = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["spec"]["findings"]
+            .as_array()
+            .map(|fs| fs.iter().map(|f| f["id"].clone()).collect())
+            .unwrap_or_default()
+    };
+    if ids(&read) != ids(&stored) || read["spec"]["truncated"] != stored["spec"]["truncated"] {
+        return Err(BenchError::Scenario(
+            "the real API server's report holds other findings than the operator's".into(),
+        ));
+    }
+    eprintln!(
+        "   largest report on the real API server: {} bytes ({} in the double)",
+        text.len(),
+        serde_json::to_vec(&stored).map_or(0, |v| v.len())
+    );
+    Ok(Some(text.len()))
 }

@@ -107,6 +107,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     }
 
     // The worst case: the scan right after the refresh that wrote the unscanned report.
+    let phase = Instant::now();
     let mut worst = Vec::new();
     for i in 0..sizes.scan_worst_samples {
         let digest = push_image(&ecr, REPO, &format!("w{i}"))
@@ -140,7 +141,16 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         worst.push(lag);
     }
 
+    eprintln!(
+        "   (worst-case samples: {:.1} s)",
+        phase.elapsed().as_secs_f64()
+    );
+    let phase = Instant::now();
     let big = largest_report(&moto, &ecr, &report, timeout).await?;
+    eprintln!(
+        "   (largest report: {:.1} s)",
+        phase.elapsed().as_secs_f64()
+    );
     op.stop().await?;
     let max = lags.iter().max().copied().unwrap_or_default();
     let mean = lags.iter().map(Duration::as_secs_f64).sum::<f64>() / lags.len().max(1) as f64;
