@@ -24,6 +24,7 @@ const RECONCILED: &[&str] = &[
     "RegistryPolicy",
     "RegistrySettings",
     "RepositoryCreationTemplate",
+    "PublicRepository",
 ];
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;

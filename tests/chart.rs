@@ -2612,11 +2612,13 @@ async fn chart_installs_as_a_subchart_with_global_values() {
 fn required_permissions(
     operator_writes_ca_bundle: bool,
 ) -> BTreeSet<(&'static str, String, &'static str, Scope)> {
-    const KINDS: [&str; 8] = [
+    const KINDS: [&str; 10] = [
         "imagescanreports",
         "lifecyclepolicies",
+        "publicrepositories",
         "pullthroughcacherules",
         "registrypolicies",
+        "registrysettings",
         "replicationconfigs",
         "repositories",
         "repositorycreationtemplates",
@@ -2671,6 +2673,9 @@ fn required_permissions(
     );
     add("", "pods", &["list"], Scope::Cluster);
     add("", "namespaces", &["get", "list", "watch"], Scope::Cluster);
+    // A PublicRepository's logo, read by name from its own namespace.
+    add("", "configmaps", &["get"], Scope::Cluster);
+    add("", "secrets", &["get"], Scope::Cluster);
     add(
         "coordination.k8s.io",
         "leases",
@@ -2912,6 +2917,8 @@ fn rbac_table_covers_every_api_the_source_uses() {
             "ScanPolicy" => "ecr.operator.dev/scanpolicies",
             "RegistryPolicy" => "ecr.operator.dev/registrypolicies",
             "RegistrySettings" => "ecr.operator.dev/registrysettings",
+            "PublicRepository" => "ecr.operator.dev/publicrepositories",
+            "ConfigMap" => "/configmaps",
             "RepositoryCreationTemplate" => "ecr.operator.dev/repositorycreationtemplates",
             "ImageScanReport" => "ecr.operator.dev/imagescanreports",
             "RepositoryAccessPolicy" => "ecr.operator.dev/repositoryaccesspolicies",
@@ -2978,7 +2985,7 @@ const AGGREGATE_TO: &str = "rbac.authorization.k8s.io/aggregate-to-";
 const READ: [&str; 3] = ["get", "list", "watch"];
 const WRITE: [&str; 4] = ["create", "update", "patch", "delete"];
 /// The kinds tenants manage in their namespace.
-const TENANT_KINDS: [&str; 2] = ["lifecyclepolicies", "repositories"];
+const TENANT_KINDS: [&str; 3] = ["lifecyclepolicies", "publicrepositories", "repositories"];
 /// Written by the operator only; readable by users.
 const REPORTS: &str = "imagescanreports";
 /// For cluster admins only. `crds/` may not hold RepositoryAccessPolicy yet; any other

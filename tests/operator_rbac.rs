@@ -16,7 +16,8 @@
 //! A short scenario takes every kind through its life: a RepositoryAccessPolicy, a Repository
 //! with an image (so the operator writes an ImageScanReport), a LifecyclePolicy, a
 //! PullThroughCacheRule with a credential Secret, a ReplicationConfig, a RegistryPolicy, a
-//! RepositoryCreationTemplate, a RegistrySettings and a ScanPolicy reach Ready, a pod runs the
+//! RepositoryCreationTemplate, a RegistrySettings, a ScanPolicy and two PublicRepositories (logos
+//! from a ConfigMap and from a Secret of the tenant's namespace) reach Ready, a pod runs the
 //! image, then everything is deleted (finalizers removed, ECR cleaned, the report removed) and the operator
 //! stops on SIGTERM (handing its Lease back).
 //!
@@ -612,6 +613,7 @@ spec:
         )
         .await,
     );
+    public_repositories(client, &mut ready).await;
     ready.push(
         create(
             client,
@@ -701,6 +703,46 @@ spec: {ecrRepositoryPrefix: ghcr, upstreamRegistryUrl: ghcr.io, credentialsSecre
     }
     wait_gone(operator, &reports, &report).await;
     ready.len() + 1
+}
+
+/// Two ECR Public repositories of the tenant, their logos read from a ConfigMap and a Secret of
+/// its namespace (the operator's `get` on both), deleted with the objects.
+async fn public_repositories(client: &kube::Client, ready: &mut Vec<(Api<DynamicObject>, String)>) {
+    let logo = k8s_openapi::ByteString(b"\x89PNG\r\n\x1a\nlogo".to_vec());
+    let config_maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(client.clone(), TEAM);
+    let mut cm = k8s_openapi::api::core::v1::ConfigMap::default();
+    cm.metadata.name = Some("cli-logo".into());
+    cm.binary_data = Some(BTreeMap::from([("logo.png".to_string(), logo.clone())]));
+    config_maps
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap_or_else(|e| panic!("creating the logo ConfigMap: {e}"));
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), TEAM);
+    let mut secret = Secret::default();
+    secret.metadata.name = Some("brand".into());
+    secret.data = Some(BTreeMap::from([("logo".to_string(), logo)]));
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap_or_else(|e| panic!("creating the logo Secret: {e}"));
+    for (name, source) in [
+        ("cli", "configMapKeyRef: {name: cli-logo, key: logo.png}"),
+        ("brand", "secretKeyRef: {name: brand, key: logo}"),
+    ] {
+        let yaml = format!(
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: PublicRepository
+metadata: {{name: {name}, namespace: {TEAM}}}
+spec:
+  repositoryName: {TEAM}/{name}
+  catalogData: {{description: '{name}', logoImage: {{{source}}}}}
+  tags: {{team: team-a}}
+  deletionPolicy: Delete
+"
+        );
+        ready.push(create(client, &yaml).await);
+    }
 }
 
 async fn ensure_namespace(client: &kube::Client, name: &str) {

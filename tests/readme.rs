@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::api::lifecycle_policy::LifecyclePolicy;
+use ecr_operator::api::public_repository::PublicRepository;
 use ecr_operator::api::pull_through_cache_rule::PullThroughCacheRule;
 use ecr_operator::api::registry_policy::RegistryPolicy;
 use ecr_operator::api::registry_settings::RegistrySettings;
@@ -141,6 +142,9 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
         assert_eq!(value["apiVersion"], "ecr.operator.dev/v1alpha1");
         match kind.as_str() {
             "Repository" => create_namespaced(&client, &typed::<Repository>(&value)).await,
+            "PublicRepository" => {
+                create_namespaced(&client, &typed::<PublicRepository>(&value)).await
+            }
             "LifecyclePolicy" => {
                 create_namespaced(&client, &typed::<LifecyclePolicy>(&value)).await
             }
@@ -175,6 +179,7 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
         "RegistryPolicy",
         "RegistrySettings",
         "RepositoryCreationTemplate",
+        "PublicRepository",
     ]
     .map(String::from)
     .into();

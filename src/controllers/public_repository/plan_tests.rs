@@ -52,22 +52,24 @@ enum Want {
     Refused(&'static str, &'static str),
 }
 
+/// (what, found owner, adopt, status, access, repository, expected).
+type ClaimCase = (
+    &'static str,
+    Option<&'static str>,
+    bool,
+    PublicRepositoryStatus,
+    Access,
+    PublicRepositoryInfo,
+    Want,
+);
+
 #[test]
 fn claims() {
     let other = PublicRepositoryInfo {
         created_at: None,
         ..info()
     };
-    // (what, found owner, adopt, status, access, repository, expected)
-    let cases: Vec<(
-        &str,
-        Option<&str>,
-        bool,
-        PublicRepositoryStatus,
-        Access,
-        PublicRepositoryInfo,
-        Want,
-    )> = vec![
+    let cases: Vec<ClaimCase> = vec![
         (
             "our tag, recorded",
             Some(OWNER),
@@ -215,17 +217,20 @@ fn sent(sha_of: Option<&[u8]>, url: Option<&str>, managed: bool) -> PublicReposi
     }
 }
 
+/// (what, desired, observed, status, expected write).
+type CatalogCase = (
+    &'static str,
+    Desired,
+    PublicCatalogInfo,
+    PublicRepositoryStatus,
+    Option<&'static str>,
+);
+
 #[test]
 fn catalog_writes() {
     let a: &[u8] = b"logo a";
     let b: &[u8] = b"logo b";
-    let cases: Vec<(
-        &str,
-        Desired,
-        PublicCatalogInfo,
-        PublicRepositoryStatus,
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<CatalogCase> = vec![
         (
             "in sync with a logo",
             desired(Some(text("d")), Some(a)),
