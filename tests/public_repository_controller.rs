@@ -538,3 +538,96 @@ async fn the_crd_refuses_what_ecr_public_would() {
         .expect_err("repositoryName is immutable");
     assert!(err.to_string().contains("immutable"), "{err}");
 }
+
+/// With no RepositoryAccessPolicy a namespace manages only ECR Public names under `<namespace>/`
+/// and adopts nothing, as for Repository: both refusals come before any write.
+#[tokio::test]
+async fn names_and_adoption_follow_the_namespace_grants() {
+    let env = Env::start_with_default_grants().await;
+    let ns = env.kube.namespace("tenant").await.unwrap();
+    let api: Api<PublicRepository> = env.api(&ns);
+    let c = public_client(&env);
+    let foreign = format!("{ns}/legacy");
+    c.create_repository()
+        .repository_name(&foreign)
+        .send()
+        .await
+        .unwrap();
+    let writes = env.registry.stats().writes();
+    create(&api, &spec_yaml("outside", "shared/tool", "")).await;
+    create(&api, &spec_yaml("legacy", &foreign, ", adopt: true")).await;
+    let outside = wait_for(&api, "outside", "Forbidden", failed_with("Forbidden")).await;
+    assert!(
+        common::message_of(&outside).contains(&format!("default grant is {ns}/*")),
+        "{outside:?}"
+    );
+    let legacy = wait_for(&api, "legacy", "Forbidden", failed_with("Forbidden")).await;
+    assert!(
+        common::message_of(&legacy).contains("default grant allows no adoption"),
+        "{legacy:?}"
+    );
+    passes(&env, 1, 2).await;
+    assert_eq!(env.registry.stats().writes(), writes, "nothing written");
+    assert_eq!(describe(&c, "shared/tool").await, None);
+    assert_eq!(tags(&c, &foreign).await, BTreeMap::new());
+    // A name of its own is created; a second object naming it is Conflict.
+    let own = format!("{ns}/own");
+    create(&api, &spec_yaml("own", &own, "")).await;
+    wait_for(&api, "own", "own Ready", ready).await;
+    create(&api, &spec_yaml("own-again", &own, "")).await;
+    let younger = wait_for(&api, "own-again", "Conflict", failed_with("Conflict")).await;
+    assert!(
+        common::message_of(&younger)
+            .contains(&format!("PublicRepository {ns}/own already manages")),
+        "{younger:?}"
+    );
+}
+
+/// The ECR Public client calls us-east-1 whatever region the configuration it is built from
+/// names (moto answers UnsupportedCommandException elsewhere, as ECR Public does), counts its
+/// calls under `ecr-public:`, and its writes are refused by a shut leader fence before they are
+/// sent.
+#[tokio::test]
+async fn the_client_calls_us_east_1_and_is_fenced() {
+    use ecr_operator::registry::{EcrRegistry, ErrorClass, NewPublicRepository};
+    let moto = testbed::moto::Moto::start().await.unwrap();
+    let elsewhere = moto
+        .sdk_config()
+        .to_builder()
+        .region(aws_config::Region::new("eu-west-1"))
+        .build();
+    let input = |name: &str| NewPublicRepository {
+        name: name.to_string(),
+        catalog: None,
+        logo: None,
+        tags: BTreeMap::new(),
+    };
+    let open = EcrRegistry::from_client(moto.ecr_client()).with_ecr_public(&elsewhere);
+    let public = open.ecr_public().expect("an ECR Public client");
+    let (info, _) = public
+        .create_public_repository(&input("open/app"))
+        .await
+        .unwrap();
+    assert!(info.arn.starts_with("arn:aws:ecr-public::"), "{info:?}");
+    assert_eq!(open.stats().operation("ecr-public:CreateRepository"), 1);
+    assert_eq!(open.stats().writes(), 1);
+
+    let fenced = EcrRegistry::from_client(moto.ecr_client())
+        .with_ecr_public(&elsewhere)
+        .with_fence(ecr_operator::leader::Fence::shut());
+    let public = fenced.ecr_public().expect("an ECR Public client");
+    let err = public
+        .create_public_repository(&input("fenced/app"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Fenced, "{err}");
+    // Reads are not fenced.
+    assert_eq!(
+        public
+            .describe_public_repository("fenced/app")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(fenced.stats().writes(), 0);
+}
