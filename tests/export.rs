@@ -145,7 +145,6 @@ async fn seed(registry: &dyn Registry) -> Vec<&'static str> {
             lifecycle_policy: Some(PREFIX_LIFECYCLE.to_string()),
             applied_for: vec!["REPLICATION".to_string(), "PULL_THROUGH_CACHE".to_string()],
             custom_role_arn: Some("arn:aws:iam::123456789012:role/ecr-template".to_string()),
-            ..Default::default()
         })
         .await
         .unwrap();
