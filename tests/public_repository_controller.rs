@@ -143,6 +143,27 @@ async fn passes(env: &Env, objects: u64, n: u64) {
     .unwrap();
 }
 
+/// Waits for an event `reason` about this very object (by uid).
+async fn wait_event(env: &Env, obj: &PublicRepository, reason: &str) {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::all(env.kube.client());
+    let uid = obj.metadata.uid.clone();
+    testbed::wait::until(&format!("{reason} event"), common::WAIT, || {
+        let (events, uid) = (events.clone(), uid.clone());
+        async move {
+            let list = events.list(&Default::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.regarding.as_ref().is_some_and(|r| r.uid == uid)
+                })
+                .then_some(())
+        }
+    })
+    .await
+    .unwrap();
+}
+
 fn spec_yaml(name: &str, repository: &str, rest: &str) -> String {
     format!(
         "apiVersion: ecr.operator.dev/v1alpha1\nkind: PublicRepository\nmetadata: {{name: {name}}}\nspec: {{repositoryName: '{repository}'{rest}}}\n"
@@ -267,9 +288,11 @@ async fn create_stay_in_sync_restore_drift_and_resend_a_changed_logo() {
         .send()
         .await
         .unwrap();
+    // The owner tag too: the status records this very repository, so it is put back.
     c.untag_resource()
         .resource_arn(&arn)
         .tag_keys("team")
+        .tag_keys("ecr.operator.dev/owner")
         .send()
         .await
         .unwrap();
@@ -299,6 +322,37 @@ async fn create_stay_in_sync_restore_drift_and_resend_a_changed_logo() {
         "policy restored",
         Some(POLICY_ACTIONS.map(String::from).to_vec()),
         async || policy_actions(&c, &web).await,
+    )
+    .await;
+
+    wait_event(&env, &obj, "DriftCorrected").await;
+
+    // Another logo put outside with the very same text: only the logo's URL tells (the API never
+    // returns the logo), and the spec's logo is sent again.
+    let text_now = catalog(&c, &web).await;
+    c.put_repository_catalog_data()
+        .repository_name(&web)
+        .catalog_data(
+            RepositoryCatalogDataInput::builder()
+                .set_description(text_now.description().map(str::to_string))
+                .set_about_text(text_now.about_text().map(str::to_string))
+                .set_usage_text(text_now.usage_text().map(str::to_string))
+                .set_architectures(Some(text_now.architectures().to_vec()))
+                .set_operating_systems(Some(text_now.operating_systems().to_vec()))
+                .logo_image_blob(aws_smithy_types::Blob::new(logo(99)))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        catalog(&c, &web).await.logo_url().map(str::to_string),
+        Some(web_logo_url.clone())
+    );
+    wait_until(
+        "the spec's logo back",
+        Some(web_logo_url.clone()),
+        async || catalog(&c, &web).await.logo_url().map(str::to_string),
     )
     .await;
 
@@ -411,6 +465,26 @@ async fn foreign_repository_conflict_adoption_and_deletion_policies() {
         Some(&format!("test-cluster/{ns}/legacy"))
     );
     assert_eq!(catalog(&c, &foreign).await.description(), Some("mine"));
+
+    // A Delete object that never owned its repository leaves it when deleted.
+    let other = format!("{ns}/other");
+    c.create_repository()
+        .repository_name(&other)
+        .send()
+        .await
+        .unwrap();
+    create(
+        &api,
+        &spec_yaml("other", &other, ", deletionPolicy: Delete"),
+    )
+    .await;
+    wait_for(&api, "other", "Conflict", failed_with("Conflict")).await;
+    api.delete("other", &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, "other").await;
+    assert!(
+        describe(&c, &other).await.is_some(),
+        "not ours: left in place"
+    );
 
     // Delete removes the repository it owns; Retain leaves its repository with the owner tag.
     api.delete("legacy", &DeleteParams::default())
