@@ -185,7 +185,7 @@ fn report(exported: &Export) {
     }
     let refused = exported.notes.iter().filter(|n| n.refused).count();
     eprintln!(
-        "exported {} objects; {refused} parts of the registry left out",
+        "exported {} objects; left out of them: {refused}",
         exported.objects.len()
     );
 }
