@@ -142,12 +142,22 @@ pub fn to_yaml(objects: &[Object]) -> Result<String, ExportError> {
             Object::RepositoryCreationTemplate(o) => serde_yaml::to_string(o),
         }?;
         out.push_str("---\n");
-        for line in doc.lines() {
+        // Empty lists are every kind's defaults (`service: []`, `tagPatternList: []`): noise in
+        // a file people review.
+        for line in doc.lines().filter(|l| !is_empty_list(l)) {
             out.push_str(&quote_date(line));
             out.push('\n');
         }
     }
     Ok(out)
+}
+
+/// `key: []` for a field name (map keys the kinds hold, tags and condition keys, never take a
+/// `[]` value: tags cannot hold `[`, condition values are never empty).
+fn is_empty_list(line: &str) -> bool {
+    line.trim_start()
+        .strip_suffix(": []")
+        .is_some_and(|key| !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// The line with a plain scalar that looks like a date (`version: 2012-10-17`, the policy

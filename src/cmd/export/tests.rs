@@ -503,6 +503,10 @@ fn yaml_documents_read_back_as_the_objects() {
     // Quoted, or YAML 1.1 readers (kubectl) would read a timestamp.
     assert!(yaml.contains("    version: '2012-10-17'\n"), "{yaml}");
     assert!(!yaml.contains(": 2012-10-17"), "{yaml}");
+    assert!(
+        !yaml.contains("[]"),
+        "empty lists are left to the defaults: {yaml}"
+    );
     let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&yaml)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
@@ -512,6 +516,16 @@ fn yaml_documents_read_back_as_the_objects() {
     };
     let back: ecr_operator::api::Repository = serde_yaml::from_value(docs[2].clone()).unwrap();
     assert_eq!(back.spec, r.spec);
+    let Object::LifecyclePolicy(lp) = &out.objects[3] else {
+        panic!()
+    };
+    let back: ecr_operator::api::LifecyclePolicy = serde_yaml::from_value(docs[3].clone()).unwrap();
+    assert_eq!(back.spec, lp.spec);
+    let Object::ScanPolicy(scan) = &out.objects[5] else {
+        panic!()
+    };
+    let back: ecr_operator::api::ScanPolicy = serde_yaml::from_value(docs[5].clone()).unwrap();
+    assert_eq!(back.spec, scan.spec);
     // The same registry, the same text.
     assert_eq!(
         yaml,
