@@ -58,9 +58,8 @@ async fn demo() -> Result<bool, Failure> {
         println!("  Kubernetes    {}", server.url());
     }
 
-    let registry = Arc::new(
-        EcrRegistry::from_client(moto.ecr_client()).with_ecr_public(&moto.sdk_config()),
-    );
+    let registry =
+        Arc::new(EcrRegistry::from_client(moto.ecr_client()).with_ecr_public(&moto.sdk_config()));
     let config = controllers::Config {
         sweep_interval: Duration::from_secs(2),
         deep_sweep_interval: Duration::from_secs(30),
