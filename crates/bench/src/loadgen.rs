@@ -78,6 +78,8 @@ pub struct Outcome {
     pub max_ms: f64,
     /// Completed requests per second over the run.
     pub achieved_rps: f64,
+    /// Every request's latency, sorted.
+    pub samples: Vec<Duration>,
 }
 
 impl Outcome {
@@ -298,6 +300,7 @@ pub async fn run(
         p99_ms: ms(quantile(&samples, 0.99)),
         max_ms: ms(samples.last().copied().unwrap_or_default()),
         achieved_rps: samples.len() as f64 / elapsed,
+        samples,
     })
 }
 
