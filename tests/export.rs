@@ -20,7 +20,7 @@ use common::{Env, in_scope};
 use ecr_operator::api::repository::OWNER_TAG;
 use ecr_operator::registry::{
     CreationTemplate, NewPullThroughCacheRule, NewRepository, Registry, ReplicationRuleInfo,
-    ReplicationSettings, ScanningRuleInfo, ScanningSettings, WRITE_OPERATIONS,
+    ReplicationSettings, ScanningRuleInfo, ScanningSettings, SigningRuleInfo, WRITE_OPERATIONS,
 };
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -148,6 +148,27 @@ async fn seed(registry: &dyn Registry) -> Vec<&'static str> {
         })
         .await
         .unwrap();
+    // The registry's switches (RegistrySettings).
+    registry
+        .put_account_setting("BLOB_MOUNTING", "ENABLED")
+        .await
+        .unwrap();
+    registry
+        .put_signing_configuration(&[SigningRuleInfo {
+            profile_arn: "arn:aws:signer:us-east-1:123456789012:/signing-profiles/Release".into(),
+            repository_filters: vec!["team/*".into()],
+        }])
+        .await
+        .unwrap();
+    for principal in [
+        "arn:aws:iam::123456789012:role/ci",
+        "arn:aws:iam::123456789012:role/scanners/trivy",
+    ] {
+        registry
+            .register_pull_time_update_exclusion(principal)
+            .await
+            .unwrap();
+    }
     vec!["legacy", "team/a__b", "team/app", "web--frontend"]
 }
 
@@ -267,9 +288,37 @@ async fn export_apply_and_the_operator_adopts_without_writing() {
         ("RegistryPolicy", 1),
         ("PullThroughCacheRule", 1),
         ("RepositoryCreationTemplate", 1),
+        ("RegistrySettings", 1),
     ] {
         assert_eq!(count(kind), n, "{kind} in {kinds:?}\n{yaml}");
     }
+    // The registry's switches say what was seeded (an omission would cost no write: the
+    // operator leaves what a RegistrySettings does not set alone).
+    let settings = docs
+        .iter()
+        .find(|d| {
+            d.types
+                .as_ref()
+                .is_some_and(|t| t.kind == "RegistrySettings")
+        })
+        .map(|d| d.data["spec"].clone())
+        .unwrap();
+    assert_eq!(
+        settings["accountSettings"]["blobMounting"], "ENABLED",
+        "{settings}"
+    );
+    assert_eq!(
+        settings["signing"]["rules"][0]["repositoryFilters"][0]["filter"], "team/*",
+        "{settings}"
+    );
+    assert_eq!(
+        settings["pullTimeUpdateExclusions"],
+        serde_json::json!([
+            "arn:aws:iam::123456789012:role/ci",
+            "arn:aws:iam::123456789012:role/scanners/trivy"
+        ]),
+        "{settings}"
+    );
 
     // Apply, as `kubectl create -f` would, into this test's operator's scope.
     let before = writes(env.registry.as_ref());
@@ -309,18 +358,19 @@ async fn export_apply_and_the_operator_adopts_without_writing() {
     let settled = writes(env.registry.as_ref());
     let calls_settled = env.registry.stats().total();
     let stats = env.registry.stats();
-    let (tag_reads, template_reads) = (
+    let (tag_reads, template_reads, signing_reads) = (
         stats.operation("ListTagsForResource"),
         stats.operation("DescribeRepositoryCreationTemplates"),
+        stats.operation("GetSigningConfiguration"),
     );
     testbed::wait::until("two deep sweeps", common::WAIT, || async {
         let deep = stats.operation("ListTagsForResource") >= tag_reads + 2 * adopted.len() as u64;
         let swept = stats.operation("DescribeRepositoryCreationTemplates") >= template_reads + 3;
-        (deep && swept).then_some(())
+        let settings = stats.operation("GetSigningConfiguration") >= signing_reads + 3;
+        (deep && swept && settings).then_some(())
     })
     .await
     .unwrap();
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(
         since(&writes(env.registry.as_ref()), &settled),
         BTreeMap::new(),

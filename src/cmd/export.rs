@@ -7,6 +7,7 @@
 mod convert;
 mod names;
 mod policy;
+mod registry_settings;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -124,6 +125,22 @@ pub async fn observe(registry: &dyn Registry) -> Result<Observed, ExportError> {
             .into_iter()
             .map(|t| t.template)
             .collect(),
+        registry_settings: observe_settings(registry).await?,
+    })
+}
+
+/// The registry's switches: each account setting, the signing configuration, the exclusions.
+async fn observe_settings(
+    registry: &dyn Registry,
+) -> Result<registry_settings::ObservedSettings, ExportError> {
+    let mut account = std::collections::BTreeMap::new();
+    for name in registry_settings::ACCOUNT_SETTINGS {
+        account.insert(name.to_string(), registry.get_account_setting(name).await?);
+    }
+    Ok(registry_settings::ObservedSettings {
+        account,
+        signing: registry.get_signing_configuration().await?,
+        exclusions: registry.list_pull_time_update_exclusions().await?,
     })
 }
 
@@ -140,6 +157,7 @@ pub fn to_yaml(objects: &[Object]) -> Result<String, ExportError> {
             Object::RegistryPolicy(o) => serde_yaml::to_string(o),
             Object::PullThroughCacheRule(o) => serde_yaml::to_string(o),
             Object::RepositoryCreationTemplate(o) => serde_yaml::to_string(o),
+            Object::RegistrySettings(o) => serde_yaml::to_string(o),
         }?;
         out.push_str("---\n");
         // Empty lists are every kind's defaults (`service: []`, `tagPatternList: []`): noise in

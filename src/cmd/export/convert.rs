@@ -17,8 +17,8 @@ use ecr_operator::api::repository::{
 };
 use ecr_operator::api::repository_access_policy::{NamespaceSelection, RepositoryAccessPolicySpec};
 use ecr_operator::api::{
-    LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, ReplicationConfig, Repository,
-    RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
+    LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, RegistrySettings, ReplicationConfig,
+    Repository, RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
 };
 use ecr_operator::registry::{
     CreationTemplate, PullThroughCacheRuleInfo, ReplicationSettings, RepositoryInfo,
@@ -40,6 +40,7 @@ pub struct Observed {
     pub registry_policy: Option<String>,
     pub pull_through_cache_rules: Vec<PullThroughCacheRuleInfo>,
     pub templates: Vec<CreationTemplate>,
+    pub registry_settings: super::registry_settings::ObservedSettings,
 }
 
 /// One repository with what is read of it separately. Policy and lifecycle policy are not read
@@ -72,6 +73,7 @@ pub enum Object {
     RegistryPolicy(RegistryPolicy),
     PullThroughCacheRule(PullThroughCacheRule),
     RepositoryCreationTemplate(Box<RepositoryCreationTemplate>),
+    RegistrySettings(RegistrySettings),
 }
 
 /// Something of the registry the export leaves out, and why.
@@ -98,7 +100,8 @@ impl Note {
 #[derive(Clone, Debug, Default)]
 pub struct Export {
     /// In a stable order: access policy, repositories, lifecycle policies, registry settings,
-    /// pull-through cache rules, templates; within a kind by ECR name or prefix.
+    /// pull-through cache rules, templates, the registry's switches; within a kind by ECR name
+    /// or prefix.
     pub objects: Vec<Object>,
     pub notes: Vec<Note>,
 }
@@ -139,27 +142,38 @@ pub fn export(observed: &Observed, options: &Options) -> Export {
     }
     out.objects.extend(repositories);
     out.objects.extend(lifecycle_policies);
-    let settings = [
-        replication(&observed.replication, &mut out.notes).map(Object::ReplicationConfig),
-        scanning(&observed.scanning, &mut out.notes).map(Object::ScanPolicy),
+    let registry_wide = registry_wide(observed, &mut out.notes);
+    out.objects.extend(registry_wide);
+    out
+}
+
+/// The registry-wide objects: documents, rules and templates, then the registry's switches.
+fn registry_wide(observed: &Observed, notes: &mut Vec<Note>) -> Vec<Object> {
+    let documents = [
+        replication(&observed.replication, notes).map(Object::ReplicationConfig),
+        scanning(&observed.scanning, notes).map(Object::ScanPolicy),
         observed
             .registry_policy
             .as_deref()
-            .and_then(|text| registry_policy(text, &mut out.notes))
+            .and_then(|text| registry_policy(text, notes))
             .map(Object::RegistryPolicy),
     ];
-    out.objects.extend(settings.into_iter().flatten());
-    out.objects.extend(
+    let mut objects: Vec<Object> = documents.into_iter().flatten().collect();
+    objects.extend(
         pull_through_cache_rules(&observed.pull_through_cache_rules)
             .into_iter()
             .map(Object::PullThroughCacheRule),
     );
-    out.objects.extend(
-        templates(&observed.templates, &mut out.notes)
+    objects.extend(
+        templates(&observed.templates, notes)
             .into_iter()
             .map(|t| Object::RepositoryCreationTemplate(Box::new(t))),
     );
-    out
+    objects.extend(
+        super::registry_settings::registry_settings(&observed.registry_settings, notes)
+            .map(Object::RegistrySettings),
+    );
+    objects
 }
 
 pub(super) fn tag_mutability(mode: &str) -> Option<TagMutability> {

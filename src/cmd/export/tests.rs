@@ -357,6 +357,8 @@ fn registry() -> Observed {
             resource_tags: BTreeMap::from([("team".to_string(), "a".to_string())]),
             ..Default::default()
         }],
+        // Exported on their own (export/registry_settings.rs); none here.
+        registry_settings: Default::default(),
     }
 }
 
@@ -371,6 +373,7 @@ fn kind_and_name(o: &Object) -> (&'static str, String) {
         Object::RegistryPolicy(o) => ("RegistryPolicy", o.name_any()),
         Object::PullThroughCacheRule(o) => ("PullThroughCacheRule", o.name_any()),
         Object::RepositoryCreationTemplate(o) => ("RepositoryCreationTemplate", o.name_any()),
+        Object::RegistrySettings(o) => ("RegistrySettings", o.name_any()),
     }
 }
 
