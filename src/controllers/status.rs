@@ -194,14 +194,15 @@ macro_rules! reported {
 use crate::api::lifecycle_policy::LifecyclePolicyStatus;
 use crate::api::pull_through_cache_rule::PullThroughCacheRuleStatus;
 use crate::api::registry_policy::RegistryPolicyStatus;
+use crate::api::registry_target::RegistryTargetStatus;
 use crate::api::replication_config::ReplicationConfigStatus;
 use crate::api::repository::RepositoryStatus;
 use crate::api::repository_access_policy::RepositoryAccessPolicyStatus;
 use crate::api::repository_creation_template::RepositoryCreationTemplateStatus;
 use crate::api::scan_policy::ScanPolicyStatus;
 use crate::api::{
-    LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, ReplicationConfig, Repository,
-    RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
+    LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, RegistryTarget, ReplicationConfig,
+    Repository, RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
 };
 
 reported!(Repository, RepositoryStatus, "Repository", namespaced);
@@ -234,6 +235,12 @@ reported!(
     RegistryPolicy,
     RegistryPolicyStatus,
     "RegistryPolicy",
+    cluster
+);
+reported!(
+    RegistryTarget,
+    RegistryTargetStatus,
+    "RegistryTarget",
     cluster
 );
 reported!(

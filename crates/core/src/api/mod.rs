@@ -8,6 +8,7 @@ pub mod image_scan_report;
 pub mod lifecycle_policy;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
+pub mod registry_target;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_access_policy;
@@ -18,6 +19,7 @@ pub use image_scan_report::ImageScanReport;
 pub use lifecycle_policy::LifecyclePolicy;
 pub use pull_through_cache_rule::PullThroughCacheRule;
 pub use registry_policy::RegistryPolicy;
+pub use registry_target::RegistryTarget;
 pub use replication_config::ReplicationConfig;
 pub use repository::Repository;
 pub use repository_access_policy::RepositoryAccessPolicy;
@@ -42,6 +44,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             "repositorycreationtemplate.yaml",
             RepositoryCreationTemplate::crd(),
         ),
+        ("registrytarget.yaml", RegistryTarget::crd()),
     ]
 }
 
@@ -59,6 +62,7 @@ pub fn resource_for(kind: &str) -> Option<kube::core::ApiResource> {
         "RepositoryAccessPolicy" => ApiResource::erase::<RepositoryAccessPolicy>(&()),
         "RegistryPolicy" => ApiResource::erase::<RegistryPolicy>(&()),
         "RepositoryCreationTemplate" => ApiResource::erase::<RepositoryCreationTemplate>(&()),
+        "RegistryTarget" => ApiResource::erase::<RegistryTarget>(&()),
         _ => return None,
     })
 }
