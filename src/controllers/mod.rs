@@ -28,7 +28,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, warn};
 
 use crate::api::conditions::Reason;
-use crate::registry::{ErrorClass, Registry, RegistryError};
+use crate::registry::{ErrorClass, Registry, RegistryError, TargetPool};
 use crate::telemetry::metrics::Metrics;
 
 pub use crate::scope::WatchScope;
@@ -81,12 +81,19 @@ impl Default for Config {
     }
 }
 
+/// The clients of the RegistryTargets in use, each with the inventory of its registry.
+pub type Targets = TargetPool<Arc<Inventory>>;
+
 /// What every reconcile gets.
 pub struct Context {
     pub client: Client,
+    /// The operator's own registry: what objects without a `registryRef` use.
     pub registry: Arc<dyn Registry>,
     pub config: Config,
-    pub inventory: Inventory,
+    /// The operator's own registry's repositories.
+    pub inventory: Arc<Inventory>,
+    /// The registries objects name in `registryRef`.
+    pub targets: Arc<Targets>,
     /// `reportingInstance` of the events (the pod name).
     event_instance: Option<String>,
     /// Where reconcile counts and durations go (`/metrics`); none in tests that do not look.
@@ -105,12 +112,19 @@ impl Context {
             client,
             registry,
             config,
-            inventory: Inventory::default(),
+            inventory: Arc::default(),
+            targets: Arc::new(TargetPool::unconfigured()),
             metrics: None,
             scan_events: None,
             failures: Mutex::default(),
             scan_starts: Mutex::default(),
         }
+    }
+
+    /// Reaches RegistryTargets through `targets` (without, none can be reached).
+    pub fn with_targets(mut self, targets: Targets) -> Self {
+        self.targets = Arc::new(targets);
+        self
     }
 
     /// Reads scan events from `queue`.
@@ -302,6 +316,7 @@ impl Error {
                 ErrorClass::NotFound | ErrorClass::Transient | ErrorClass::Fenced => {
                     Reason::TransientError
                 }
+                ErrorClass::Credentials => Reason::AssumeRoleFailed,
             },
             Error::Kube(_) | Error::Finalizer(_) => Reason::TransientError,
             Error::Invalid(_) => Reason::Invalid,
@@ -453,6 +468,8 @@ pub async fn run(
     // cluster and ECR hold now: the watches and grants are started afresh, the inventory is
     // emptied until the first sweep.
     ctx.inventory.forget_all();
+    // The targets' inventories too: their clients are built again on first use.
+    ctx.targets.retain(|_| false);
     let grants = access::Grants::start(&ctx);
     tokio::try_join!(
         access::run(ctx.clone(), shutdown.clone()),
