@@ -22,6 +22,7 @@ const RECONCILED: &[&str] = &[
     "ScanPolicy",
     "RepositoryAccessPolicy",
     "RegistryPolicy",
+    "RegistrySettings",
     "RepositoryCreationTemplate",
 ];
 

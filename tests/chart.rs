@@ -2911,6 +2911,7 @@ fn rbac_table_covers_every_api_the_source_uses() {
             "PullThroughCacheRule" => "ecr.operator.dev/pullthroughcacherules",
             "ScanPolicy" => "ecr.operator.dev/scanpolicies",
             "RegistryPolicy" => "ecr.operator.dev/registrypolicies",
+            "RegistrySettings" => "ecr.operator.dev/registrysettings",
             "RepositoryCreationTemplate" => "ecr.operator.dev/repositorycreationtemplates",
             "ImageScanReport" => "ecr.operator.dev/imagescanreports",
             "RepositoryAccessPolicy" => "ecr.operator.dev/repositoryaccesspolicies",

@@ -16,8 +16,8 @@
 //! A short scenario takes every kind through its life: a RepositoryAccessPolicy, a Repository
 //! with an image (so the operator writes an ImageScanReport), a LifecyclePolicy, a
 //! PullThroughCacheRule with a credential Secret, a ReplicationConfig, a RegistryPolicy, a
-//! RepositoryCreationTemplate and a ScanPolicy reach Ready, a pod runs the image, then
-//! everything is deleted (finalizers removed, ECR cleaned, the report removed) and the operator
+//! RepositoryCreationTemplate, a RegistrySettings and a ScanPolicy reach Ready, a pod runs the
+//! image, then everything is deleted (finalizers removed, ECR cleaned, the report removed) and the operator
 //! stops on SIGTERM (handing its Lease back).
 //!
 //! The audit log then says which (verb, group, resource, namespace) the service account used.
@@ -594,6 +594,20 @@ spec:
 kind: RepositoryCreationTemplate
 metadata: {name: ghcr}
 spec: {prefix: ghcr, appliedFor: [PULL_THROUGH_CACHE], deletionPolicy: Delete}
+",
+        )
+        .await,
+    );
+    ready.push(
+        create(
+            client,
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: RegistrySettings
+metadata: {name: registry}
+spec:
+  accountSettings: {blobMounting: ENABLED}
+  pullTimeUpdateExclusions: ['arn:aws:iam::123456789012:role/scanner']
+  deletionPolicy: Delete
 ",
         )
         .await,

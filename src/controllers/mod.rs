@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod lifecycle_policy;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
+pub mod registry_settings;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_creation_template;
@@ -480,6 +481,7 @@ pub async fn run(
         singleton::run::<scan_policy::Scanning>(ctx.clone(), shutdown.clone()),
         singleton::run::<registry_policy::RegistryPolicySetting>(ctx.clone(), shutdown.clone()),
         repository_creation_template::run(ctx.clone(), shutdown.clone()),
+        registry_settings::run(ctx.clone(), shutdown.clone()),
         image_scan_report::run(ctx, shutdown),
     )?;
     Ok(())

@@ -194,6 +194,7 @@ macro_rules! reported {
 use crate::api::lifecycle_policy::LifecyclePolicyStatus;
 use crate::api::pull_through_cache_rule::PullThroughCacheRuleStatus;
 use crate::api::registry_policy::RegistryPolicyStatus;
+use crate::api::registry_settings::RegistrySettingsStatus;
 use crate::api::registry_target::RegistryTargetStatus;
 use crate::api::replication_config::ReplicationConfigStatus;
 use crate::api::repository::RepositoryStatus;
@@ -201,8 +202,8 @@ use crate::api::repository_access_policy::RepositoryAccessPolicyStatus;
 use crate::api::repository_creation_template::RepositoryCreationTemplateStatus;
 use crate::api::scan_policy::ScanPolicyStatus;
 use crate::api::{
-    LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, RegistryTarget, ReplicationConfig,
-    Repository, RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
+    LifecyclePolicy, PullThroughCacheRule, RegistryPolicy, RegistrySettings, RegistryTarget,
+    ReplicationConfig, Repository, RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
 };
 
 reported!(Repository, RepositoryStatus, "Repository", namespaced);
@@ -235,6 +236,12 @@ reported!(
     RegistryPolicy,
     RegistryPolicyStatus,
     "RegistryPolicy",
+    cluster
+);
+reported!(
+    RegistrySettings,
+    RegistrySettingsStatus,
+    "RegistrySettings",
     cluster
 );
 reported!(

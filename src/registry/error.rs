@@ -29,6 +29,32 @@ pub enum ErrorClass {
     Credentials,
 }
 
+/// Error codes saying that what was asked for does not exist.
+const NOT_FOUND: &[&str] = &[
+    "RepositoryNotFoundException",
+    "RepositoryPolicyNotFoundException",
+    "LifecyclePolicyNotFoundException",
+    "PullThroughCacheRuleNotFoundException",
+    "RegistryPolicyNotFoundException",
+    "ImageNotFoundException",
+    "ScanNotFoundException",
+    "SecretNotFoundException",
+    "ResourceNotFoundException",
+    "LifecyclePolicyPreviewNotFoundException",
+    "TemplateNotFoundException",
+    "SigningConfigurationNotFoundException",
+    "ExclusionNotFoundException",
+];
+
+/// Error codes saying that what was to be created exists already.
+const ALREADY_EXISTS: &[&str] = &[
+    "RepositoryAlreadyExistsException",
+    "PullThroughCacheRuleAlreadyExistsException",
+    "ResourceExistsException",
+    "TemplateAlreadyExistsException",
+    "ExclusionAlreadyExistsException",
+];
+
 impl ErrorClass {
     /// Permanent failures wait for a spec change instead of retrying.
     pub fn is_permanent(self) -> bool {
@@ -56,21 +82,8 @@ impl ErrorClass {
     /// Classifies an AWS error code (the `__type` / `x-amzn-ErrorType` of the response).
     pub fn from_code(code: &str, http_status: Option<u16>) -> ErrorClass {
         match code {
-            "RepositoryNotFoundException"
-            | "RepositoryPolicyNotFoundException"
-            | "LifecyclePolicyNotFoundException"
-            | "PullThroughCacheRuleNotFoundException"
-            | "RegistryPolicyNotFoundException"
-            | "ImageNotFoundException"
-            | "ScanNotFoundException"
-            | "SecretNotFoundException"
-            | "ResourceNotFoundException"
-            | "LifecyclePolicyPreviewNotFoundException"
-            | "TemplateNotFoundException" => ErrorClass::NotFound,
-            "RepositoryAlreadyExistsException"
-            | "PullThroughCacheRuleAlreadyExistsException"
-            | "ResourceExistsException"
-            | "TemplateAlreadyExistsException" => ErrorClass::AlreadyExists,
+            c if NOT_FOUND.contains(&c) => ErrorClass::NotFound,
+            c if ALREADY_EXISTS.contains(&c) => ErrorClass::AlreadyExists,
             "RepositoryNotEmptyException" => ErrorClass::NotEmpty,
             "ThrottlingException"
             | "Throttling"

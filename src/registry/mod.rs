@@ -11,7 +11,7 @@ pub mod scan_events;
 mod stats;
 pub mod targets;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use k8s_openapi::jiff::Timestamp;
@@ -84,6 +84,14 @@ pub struct ImageInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplicationSettings {
     pub rules: Vec<ReplicationRuleInfo>,
+}
+
+/// One rule of the registry's managed signing configuration: the AWS Signer profile and the
+/// WILDCARD_MATCH repository filters it signs (every repository when empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SigningRuleInfo {
+    pub profile_arn: String,
+    pub repository_filters: Vec<String>,
 }
 
 /// One replication rule: destinations and PREFIX_MATCH repository filters (all repositories
@@ -282,6 +290,19 @@ pub trait Registry: Send + Sync + 'static {
     /// Removes the registry policy; one that is already gone is not an error.
     async fn delete_registry_policy(&self) -> Result<()>;
 
+    /// One account setting's value (GetAccountSetting), e.g. `BLOB_MOUNTING` → `ENABLED`.
+    async fn get_account_setting(&self, name: &str) -> Result<String>;
+    async fn put_account_setting(&self, name: &str, value: &str) -> Result<()>;
+    /// The rules of the registry's signing configuration, or `None` when it has none.
+    async fn get_signing_configuration(&self) -> Result<Option<Vec<SigningRuleInfo>>>;
+    async fn put_signing_configuration(&self, rules: &[SigningRuleInfo]) -> Result<()>;
+    /// Removes the signing configuration; none at all is not an error.
+    async fn delete_signing_configuration(&self) -> Result<()>;
+    /// Every pull-time update exclusion (principal ARNs, all pages).
+    async fn list_pull_time_update_exclusions(&self) -> Result<BTreeSet<String>>;
+    async fn register_pull_time_update_exclusion(&self, principal_arn: &str) -> Result<()>;
+    /// Removes an exclusion; one that is not registered is not an error.
+    async fn deregister_pull_time_update_exclusion(&self, principal_arn: &str) -> Result<()>;
     /// The pull-through cache rule for one prefix, or `None`.
     async fn describe_pull_through_cache_rule(
         &self,

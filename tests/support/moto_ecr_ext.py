@@ -113,6 +113,11 @@ they can be offered upstream:
    TemplateNotFoundException).  Applying templates to the repositories that
    pull through cache, replication or create on push would create is not
    modelled.
+14. Registry settings, in ``moto_ecr_registry_settings`` (installed by
+   ``install`` below): Get/PutAccountSetting, managed signing (Put / Get /
+   DeleteSigningConfiguration, DescribeImageSigningStatus) and pull time
+   update exclusions (Register / Deregister / List, honoured by
+   BatchGetImage).  See that module's docstring.
 
 Requests that break a constraint of the model (range, length, pattern, enum)
 are answered as Amazon ECR answers them: InvalidParameterException, worded
@@ -2680,6 +2685,10 @@ def install() -> None:
     for name, function in _RESPONSE_METHODS.items():
         function.__name__ = name
         setattr(ECRResponse, name, function)
+    # Imported here: it builds on this module's helpers and methods.
+    import moto_ecr_registry_settings
+
+    moto_ecr_registry_settings.install()
     _installed = True
 
 

@@ -15,7 +15,9 @@ stdin reaches end of file: a test process that spawns the launcher with a
 piped stdin and dies takes the server with it.
 
 The server is moto's own Flask application, with the additions of
-``moto_ecr_ext`` (paging, pull through cache rules, ...) and its
+``moto_ecr_ext`` (paging, pull through cache rules, ...), ``moto_ecr_public_ext``
+(Amazon ECR Public, which moto lacks), ``moto_sts_ext`` (AssumeRole refused
+by the trust policy of an existing role; how to reach other accounts) and
 ``EcrExtMiddleware`` (fault switch and call counters under
 ``/moto-api/ecr-ext/``), served by werkzeug with one thread per connection.
 ``Middleware`` below adds a count of the injected faults actually served
@@ -42,6 +44,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import moto_ecr_ext  # noqa: E402  (patches moto's ECR classes on import)
+import moto_ecr_public_ext  # noqa: E402,F401  (registers ECR Public on import)
+import moto_sts_ext  # noqa: E402,F401  (AssumeRole checks trust policies on import)
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,

@@ -4,6 +4,7 @@
 //! file of its concern: [`repositories`], [`images`], registry-level [`settings`] and
 //! [`secrets`]; [`convert`] maps between the SDK's shapes and ours.
 
+mod account;
 mod convert;
 mod images;
 mod repositories;
@@ -11,7 +12,7 @@ mod secrets;
 mod settings;
 mod templates;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -24,6 +25,7 @@ use super::{
     CallStats, CreationTemplate, CreationTemplateInfo, ErrorClass, ImageInfo,
     NewPullThroughCacheRule, NewRepository, PullThroughCacheRuleInfo, Registry, RegistryError,
     ReplicationSettings, RepositoryInfo, Result, ScanFindings, ScanningSettings, SecretValue,
+    SigningRuleInfo,
 };
 
 /// Where and how to reach ECR. Unset fields fall back to the standard AWS environment
@@ -322,6 +324,38 @@ impl Registry for EcrRegistry {
 
     async fn delete_registry_policy(&self) -> Result<()> {
         settings::delete_registry_policy(self).await
+    }
+
+    async fn get_account_setting(&self, name: &str) -> Result<String> {
+        account::get_account_setting(self, name).await
+    }
+
+    async fn put_account_setting(&self, name: &str, value: &str) -> Result<()> {
+        account::put_account_setting(self, name, value).await
+    }
+
+    async fn get_signing_configuration(&self) -> Result<Option<Vec<SigningRuleInfo>>> {
+        account::get_signing_configuration(self).await
+    }
+
+    async fn put_signing_configuration(&self, rules: &[SigningRuleInfo]) -> Result<()> {
+        account::put_signing_configuration(self, rules).await
+    }
+
+    async fn delete_signing_configuration(&self) -> Result<()> {
+        account::delete_signing_configuration(self).await
+    }
+
+    async fn list_pull_time_update_exclusions(&self) -> Result<BTreeSet<String>> {
+        account::list_pull_time_update_exclusions(self).await
+    }
+
+    async fn register_pull_time_update_exclusion(&self, principal_arn: &str) -> Result<()> {
+        account::register_pull_time_update_exclusion(self, principal_arn).await
+    }
+
+    async fn deregister_pull_time_update_exclusion(&self, principal_arn: &str) -> Result<()> {
+        account::deregister_pull_time_update_exclusion(self, principal_arn).await
     }
 
     async fn describe_pull_through_cache_rule(

@@ -8,6 +8,7 @@ pub mod image_scan_report;
 pub mod lifecycle_policy;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
+pub mod registry_settings;
 pub mod registry_target;
 pub mod replication_config;
 pub mod repository;
@@ -19,6 +20,7 @@ pub use image_scan_report::ImageScanReport;
 pub use lifecycle_policy::LifecyclePolicy;
 pub use pull_through_cache_rule::PullThroughCacheRule;
 pub use registry_policy::RegistryPolicy;
+pub use registry_settings::RegistrySettings;
 pub use registry_target::RegistryTarget;
 pub use replication_config::ReplicationConfig;
 pub use repository::Repository;
@@ -40,6 +42,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("imagescanreport.yaml", ImageScanReport::crd()),
         ("repositoryaccesspolicy.yaml", RepositoryAccessPolicy::crd()),
         ("registrypolicy.yaml", RegistryPolicy::crd()),
+        ("registrysettings.yaml", RegistrySettings::crd()),
         (
             "repositorycreationtemplate.yaml",
             RepositoryCreationTemplate::crd(),
@@ -61,6 +64,7 @@ pub fn resource_for(kind: &str) -> Option<kube::core::ApiResource> {
         "ImageScanReport" => ApiResource::erase::<ImageScanReport>(&()),
         "RepositoryAccessPolicy" => ApiResource::erase::<RepositoryAccessPolicy>(&()),
         "RegistryPolicy" => ApiResource::erase::<RegistryPolicy>(&()),
+        "RegistrySettings" => ApiResource::erase::<RegistrySettings>(&()),
         "RepositoryCreationTemplate" => ApiResource::erase::<RepositoryCreationTemplate>(&()),
         "RegistryTarget" => ApiResource::erase::<RegistryTarget>(&()),
         _ => return None,
