@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cmd::export::ExportArgs;
 use cmd::lifecycle::PreviewArgs;
 use cmd::run::RunArgs;
 use ecr_operator::api;
@@ -34,6 +35,11 @@ enum Command {
     /// Lifecycle policy tools.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// Print the custom resources that describe the registry as it is (repositories with their
+    /// policies, lifecycle policies and tags, replication, scanning, pull-through cache rules,
+    /// creation templates, registry policy), with `adopt: true` where the object takes over
+    /// what exists. Only reads ECR; what no object can say is reported on stderr.
+    Export(ExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -50,6 +56,7 @@ async fn main() -> ExitCode {
         Command::Crds { dir } => print_crds(dir),
         Command::Run(args) => cmd::run::run(*args).await,
         Command::Lifecycle(LifecycleCommand::Preview(args)) => cmd::lifecycle::preview(args).await,
+        Command::Export(args) => cmd::export::export(args).await,
     }
 }
 

@@ -331,7 +331,7 @@ async fn the_crd_refuses_what_ecr_would() {
     }
     // 11 rules: SigningRuleList takes at most 10.
     let rule = "{signingProfileArn: 'arn:aws:signer:us-east-1:123456789012:/signing-profiles/ok'}";
-    let eleven = format!("{{signing: {{rules: [{}]}}}}", vec![rule; 11].join(", "));
+    let eleven = format!("{{signing: {{rules: [{}]}}}}", [rule; 11].join(", "));
     assert_rejected(&api, &settings("bad", &eleven), "rules").await;
     // 101 exclusions: the user guide's 100 per account.
     let many: Vec<String> = (0..101)
@@ -341,7 +341,7 @@ async fn the_crd_refuses_what_ecr_would() {
     assert_rejected(&api, &settings("bad", &many), "pullTimeUpdateExclusions").await;
 
     // What ECR accepts is accepted: partitions, paths, users, ten rules, the three settings.
-    let ten = format!("{{signing: {{rules: [{}]}}}}", vec![rule; 10].join(", "));
+    let ten = format!("{{signing: {{rules: [{}]}}}}", [rule; 10].join(", "));
     create(&api, &settings("ten-rules", &ten)).await;
     api.delete("ten-rules", &DeleteParams::default())
         .await

@@ -308,6 +308,8 @@ pub trait Registry: Send + Sync + 'static {
         &self,
         prefix: &str,
     ) -> Result<Option<PullThroughCacheRuleInfo>>;
+    /// Every pull-through cache rule of the registry (all pages).
+    async fn list_pull_through_cache_rules(&self) -> Result<Vec<PullThroughCacheRuleInfo>>;
     async fn create_pull_through_cache_rule(
         &self,
         input: &NewPullThroughCacheRule,

@@ -32,11 +32,11 @@ pub(super) async fn apply(rule: &PullThroughCacheRule, shared: &Shared) -> Resul
             "PullThroughCacheRule {other} already manages the rule for prefix {prefix}"
         )));
     }
-    let status = status::current(rule);
     let observed = ctx
         .registry
         .describe_pull_through_cache_rule(prefix)
         .await?;
+    let status = plan::adopt(status::current(rule), rule.spec.adopt, observed.as_ref());
     plan::refuse_foreign(prefix, observed.as_ref(), &status, claim::created(rule))?;
     // Credentials next: the rule is created with them.
     let credential_arn = credential_arn(ctx, rule).await?;

@@ -102,6 +102,24 @@ pub fn foreign_rule(prefix: &str, info: &PullThroughCacheRuleInfo) -> Error {
     ))
 }
 
+/// `spec.adopt`: a rule found for the prefix while the status records none becomes this
+/// object's, its creation time recorded as for a rule it created, so that the plan keeps it
+/// (nothing is written when it is as the spec says). A status that records another rule (ours,
+/// since deleted and re-created by someone else) is left as it is: that rule stays foreign.
+pub fn adopt(
+    mut status: PullThroughCacheRuleStatus,
+    adopt: bool,
+    observed: Option<&PullThroughCacheRuleInfo>,
+) -> PullThroughCacheRuleStatus {
+    if adopt
+        && status.created_at.is_none()
+        && let Some(info) = observed
+    {
+        status.created_at = recorded_time(info.created_at);
+    }
+    status
+}
+
 /// Refuses a rule this object cannot have created, before any credential is mirrored for it.
 pub fn refuse_foreign(
     prefix: &str,

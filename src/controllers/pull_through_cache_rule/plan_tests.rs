@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 
+use super::adopt as adopt_status;
 use super::*;
 use crate::api::pull_through_cache_rule::SecretReference;
 
@@ -585,4 +586,49 @@ fn status_records_the_rule_in_place() {
         ready_message(&desired, &Upstream::Quay),
         "pull-through cache rule quay caches quay.io (Quay)"
     );
+}
+
+/// `spec.adopt` claims a rule made before the object only while the status records none; the
+/// claimed rule is then planned like one this object created (kept when it is as the spec says,
+/// its credentials updated when they differ), and a status recording another rule stays as it is.
+#[test]
+fn adoption_claims_a_rule_the_status_does_not_record() {
+    let claim = |s: &Scenario, adopt: bool| {
+        let status = adopt_status(s.status.clone(), adopt, s.observed.as_ref());
+        let result = refuse_foreign("quay", s.observed.as_ref(), &status, Some(at(0)))
+            .and_then(|()| plan(&s.desired(), s.observed.as_ref(), &status, Some(at(0))));
+        result.map(|p| p.write).map_err(|e| is_foreign(&e))
+    };
+    let before = Scenario::quay().found(BEFORE);
+    let changed = Scenario::quay()
+        .found(BEFORE)
+        .ecr_edit(|r| r.credential_arn = Some(OTHER_CRED.into()));
+    let ours_re_created = Scenario::quay().found(BEFORE).recorded(BEFORE - 10);
+    let cases = [
+        ("without adopt: foreign", &before, false, Err(true)),
+        ("as the spec says: kept", &before, true, Ok(RuleWrite::Keep)),
+        (
+            "credentials differ: updated",
+            &changed,
+            true,
+            Ok(RuleWrite::UpdateCredentials),
+        ),
+        (
+            "status records another rule",
+            &ours_re_created,
+            true,
+            Err(true),
+        ),
+        (
+            "no rule: created",
+            &Scenario::quay(),
+            true,
+            Ok(RuleWrite::Create),
+        ),
+    ];
+    for (what, scenario, adopt, want) in cases {
+        assert_eq!(claim(scenario, adopt), want, "{what}");
+    }
+    let adopted = adopt_status(before.status.clone(), true, before.observed.as_ref());
+    assert_eq!(adopted.created_at, Some(at(BEFORE).to_string()));
 }

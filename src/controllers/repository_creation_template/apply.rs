@@ -18,8 +18,12 @@ pub(super) async fn apply(
     let prefix = &template.spec.prefix;
     plan::refuse_younger(prefix, older_claimant(&shared.store, template))?;
     let desired = plan::desired(&template.spec).map_err(Error::Invalid)?;
-    let status = status::current(template);
     let observed = shared.templates.lookup(prefix);
+    let status = plan::adopt(
+        status::current(template),
+        template.spec.adopt,
+        observed.as_ref(),
+    );
     let spec_changed = status.common.observed_generation != template.metadata.generation;
     let plan = plan::plan(
         &desired,

@@ -167,6 +167,24 @@ fn claimable(
     }
 }
 
+/// `spec.adopt`: a template found for the prefix while the status records none becomes this
+/// object's, its creation time recorded as for a template it created, so that the plan keeps
+/// it (nothing is written when it is as the spec says). A status that records another template
+/// (ours, since deleted and re-created by someone else) is left as it is: that one stays foreign.
+pub fn adopt(
+    mut status: RepositoryCreationTemplateStatus,
+    adopt: bool,
+    observed: Option<&CreationTemplateInfo>,
+) -> RepositoryCreationTemplateStatus {
+    if adopt
+        && status.created_at.is_none()
+        && let Some(info) = observed
+    {
+        status.created_at = recorded_time(info.created_at);
+    }
+    status
+}
+
 /// One object per prefix: `older` is the object that came first for it, if any.
 pub fn refuse_younger(prefix: &str, older: Option<String>) -> Result<(), Error> {
     match older {

@@ -56,6 +56,7 @@ fn spec() -> RepositoryCreationTemplateSpec {
         lifecycle_rules: rules(),
         repository_policy: Some(policy()),
         deletion_policy: DeletionPolicy::Retain,
+        adopt: false,
     }
 }
 
@@ -426,4 +427,55 @@ fn a_younger_object_for_the_prefix_is_conflict() {
     }
     assert!(refuse_younger("prod", older_claimant(&store, &older)).is_ok());
     assert!(refuse_younger("dev", older_claimant(&store, &other)).is_ok());
+}
+
+/// `spec.adopt` claims a template made before the object only while the status records none;
+/// it is then kept when it is as the spec says and updated when it differs, and a status that
+/// records another template stays as it is (that one is foreign).
+#[test]
+fn adoption_claims_a_template_the_status_does_not_record() {
+    let desired = desired_of(&spec());
+    let same = found(desired.clone(), -60);
+    let mut other = desired.clone();
+    other.description = Some("console".into());
+    let differs = found(other, -60);
+    let recorded_other = RepositoryCreationTemplateStatus {
+        created_at: Some(at(-120).to_string()),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "without adopt: foreign",
+            &same,
+            false,
+            Default::default(),
+            None,
+        ),
+        (
+            "as the spec says: kept",
+            &same,
+            true,
+            Default::default(),
+            Some(Write::Keep),
+        ),
+        (
+            "differs: updated",
+            &differs,
+            true,
+            Default::default(),
+            Some(Write::Update),
+        ),
+        ("status records another", &same, true, recorded_other, None),
+    ];
+    for (what, info, adopt_it, status, want) in cases {
+        let status = adopt(status, adopt_it, Some(info));
+        let got = plan(&desired, Some(info), &status, Some(at(0)), true).map(|p| p.write);
+        match (got, want) {
+            (Ok(w), Some(want)) => assert_eq!(w, want, "{what}"),
+            (Err(Error::Conflict(m)), None) => {
+                assert!(m.contains("not created by this object"), "{what}: {m}")
+            }
+            (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+        }
+    }
 }

@@ -365,6 +365,10 @@ impl Registry for EcrRegistry {
         settings::describe_pull_through_cache_rule(self, prefix).await
     }
 
+    async fn list_pull_through_cache_rules(&self) -> Result<Vec<PullThroughCacheRuleInfo>> {
+        settings::list_pull_through_cache_rules(self).await
+    }
+
     async fn create_pull_through_cache_rule(
         &self,
         input: &NewPullThroughCacheRule,

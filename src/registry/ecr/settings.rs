@@ -117,6 +117,34 @@ pub(super) async fn describe_pull_through_cache_rule(
     }
 }
 
+/// Every pull-through cache rule of the registry, all pages of DescribePullThroughCacheRules.
+pub(super) async fn list_pull_through_cache_rules(
+    r: &EcrRegistry,
+) -> Result<Vec<PullThroughCacheRuleInfo>> {
+    let mut rules = Vec::new();
+    let mut token = None;
+    loop {
+        let out = r.outcome(
+            "DescribePullThroughCacheRules",
+            r.client
+                .describe_pull_through_cache_rules()
+                .max_results(super::PAGE_SIZE)
+                .set_next_token(token)
+                .send()
+                .await,
+        )?;
+        rules.extend(
+            out.pull_through_cache_rules()
+                .iter()
+                .filter_map(|rule| ptc_info!(rule, updated_at)),
+        );
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(rules);
+        }
+    }
+}
+
 pub(super) async fn create_pull_through_cache_rule(
     r: &EcrRegistry,
     input: &NewPullThroughCacheRule,

@@ -89,6 +89,12 @@ pub struct PullThroughCacheRuleSpec {
         regex(pattern = r"^arn:aws(-\w+)*:iam::[0-9]{12}:role/.+$")
     )]
     pub custom_role_arn: Option<String>,
+    /// Take over a rule that already exists for the prefix and that no status records (one
+    /// made in the console, by Terraform, or before `ecr-operator export`): from then on it is
+    /// this object's, kept as the spec says and deleted with the object. Without it, such a
+    /// rule makes this object report `Conflict`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// A Secret in the operator's namespace (cluster-scoped objects may not reach other namespaces).

@@ -125,6 +125,12 @@ pub struct RepositoryCreationTemplateSpec {
     /// or Delete.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Take over a template that already exists for the prefix and that no status records (one
+    /// made in the console, by Terraform, or before `ecr-operator export`): from then on it is
+    /// this object's, kept as the spec says. Without it, such a template makes this object
+    /// report `Conflict`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
 }
 
 /// Shape `RCTAppliedFor`.
