@@ -16,7 +16,7 @@
 //! A short scenario takes every kind through its life: a RepositoryAccessPolicy, a Repository
 //! with an image (so the operator writes an ImageScanReport), a LifecyclePolicy, a
 //! PullThroughCacheRule with a credential Secret, a ReplicationConfig, a RegistryPolicy, a
-//! RepositoryCreationTemplate, a RegistrySettings and a ScanPolicy reach Ready, a pod runs the
+//! RepositoryCreationTemplate, a RegistrySettings, a RegistryTarget and a ScanPolicy reach Ready, a pod runs the
 //! image, then everything is deleted (finalizers removed, ECR cleaned, the report removed) and the operator
 //! stops on SIGTERM (handing its Lease back).
 //!
@@ -608,6 +608,21 @@ spec:
   accountSettings: {blobMounting: ENABLED}
   pullTimeUpdateExclusions: ['arn:aws:iam::123456789012:role/scanner']
   deletionPolicy: Delete
+",
+        )
+        .await,
+    );
+    // Another account's registry, reached through moto's STS: watched, its status written.
+    ready.push(
+        create(
+            client,
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: RegistryTarget
+metadata: {name: shared}
+spec:
+  registryId: '222222222222'
+  region: us-east-1
+  assumeRole: {roleArn: 'arn:aws:iam::222222222222:role/ecr-operator'}
 ",
         )
         .await,

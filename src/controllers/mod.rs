@@ -8,6 +8,7 @@ pub mod lifecycle_policy;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
 pub mod registry_settings;
+pub mod registry_target;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_creation_template;
@@ -482,6 +483,7 @@ pub async fn run(
         singleton::run::<registry_policy::RegistryPolicySetting>(ctx.clone(), shutdown.clone()),
         repository_creation_template::run(ctx.clone(), shutdown.clone()),
         registry_settings::run(ctx.clone(), shutdown.clone()),
+        registry_target::run(ctx.clone(), shutdown.clone()),
         image_scan_report::run(ctx, shutdown),
     )?;
     Ok(())
