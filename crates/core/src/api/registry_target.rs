@@ -17,7 +17,7 @@ pub const REGISTRY_ID_PATTERN: &str = "^[0-9]{12}$";
 pub const REGION_PATTERN: &str = "^[a-z]{2}(-[a-z0-9]+)*-[0-9]{1,2}$";
 /// An IAM role ARN in any partition (`aws`, `aws-cn`, `aws-us-gov`, `aws-iso-b`, ...), path
 /// included: IAM's role names and paths take `[\w+=,.@-]` (IAM API reference, Role).
-pub const ROLE_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$";
+pub const ROLE_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$";
 
 /// An ECR registry the operator manages things in, named by the objects that use it.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
