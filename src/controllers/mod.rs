@@ -15,6 +15,7 @@ pub mod repository_creation_template;
 pub mod scan_policy;
 pub mod singleton;
 pub mod status;
+pub mod targets;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -299,6 +300,10 @@ pub enum Error {
     /// An ECR limit would be exceeded by this object.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The RegistryTarget the object names is missing or not Ready; waits for it (targets are
+    /// watched), with no call to any registry.
+    #[error("{0}")]
+    TargetNotReady(String),
     /// The object's namespace is not granted the ECR repository (or its adoption); waits for a
     /// change of the object or of the grants (both are watched).
     #[error("{0}")]
@@ -328,6 +333,7 @@ impl Error {
             Error::SecretNotFound(_) => Reason::SecretNotFound,
             Error::LimitExceeded(_) => Reason::LimitExceeded,
             Error::Forbidden(_) => Reason::Forbidden,
+            Error::TargetNotReady(_) => Reason::TargetNotReady,
         }
     }
 
@@ -340,7 +346,8 @@ impl Error {
             | Error::RepositoryNotReady(_)
             | Error::SecretNotFound(_)
             | Error::LimitExceeded(_)
-            | Error::Forbidden(_) => true,
+            | Error::Forbidden(_)
+            | Error::TargetNotReady(_) => true,
             _ => false,
         }
     }
@@ -358,6 +365,7 @@ impl Error {
             Error::SecretNotFound(_) => "secret_not_found",
             Error::LimitExceeded(_) => "limit_exceeded",
             Error::Forbidden(_) => "forbidden",
+            Error::TargetNotReady(_) => "target_not_ready",
         }
     }
 }
@@ -473,9 +481,10 @@ pub async fn run(
     // The targets' inventories too: their clients are built again on first use.
     ctx.targets.retain(|_| false);
     let grants = access::Grants::start(&ctx);
+    let targets = targets::TargetIndex::start(&ctx);
     tokio::try_join!(
         access::run(ctx.clone(), shutdown.clone()),
-        repository::run(ctx.clone(), grants.clone(), shutdown.clone()),
+        repository::run(ctx.clone(), grants.clone(), targets, shutdown.clone()),
         lifecycle_policy::run(ctx.clone(), grants, shutdown.clone()),
         pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
         singleton::run::<replication_config::Replication>(ctx.clone(), shutdown.clone()),

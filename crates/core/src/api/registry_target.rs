@@ -92,5 +92,17 @@ pub struct RegistryTargetStatus {
     pub account_id: Option<String>,
 }
 
+/// A reference to a RegistryTarget by name, from a namespaced object.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, schemars::JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryRef {
+    /// The RegistryTarget's name.
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub name: String,
+}
+
 /// The session name used when the spec names none.
 pub const DEFAULT_SESSION_NAME: &str = "ecr-operator";
