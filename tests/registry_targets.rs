@@ -63,6 +63,10 @@ spec:
 }
 
 fn repository(name: &str, target: Option<&str>, extra: &str) -> String {
+    repository_named(name, "shared/app", target, extra)
+}
+
+fn repository_named(name: &str, ecr: &str, target: Option<&str>, extra: &str) -> String {
     let registry_ref = target
         .map(|t| format!("  registryRef: {{name: {t}}}\n"))
         .unwrap_or_default();
@@ -71,7 +75,7 @@ fn repository(name: &str, target: Option<&str>, extra: &str) -> String {
 kind: Repository
 metadata: {{name: {name}}}
 spec:
-  repositoryName: shared/app
+  repositoryName: {ecr}
 {registry_ref}{extra}"
     )
 }
@@ -411,5 +415,82 @@ async fn a_deleted_target_stops_its_objects_without_a_write_anywhere() {
             .get("team")
             .map(String::as_str),
         Some("b")
+    );
+}
+
+/// Deletion goes to the object's registry: a Delete Repository in a target removes the
+/// repository there and leaves the own registry's repository of the same name; one whose target
+/// is gone keeps its finalizer, reports TargetNotReady and deletes nothing anywhere until the
+/// target is back.
+#[tokio::test]
+async fn deletion_follows_the_target_and_waits_for_it() {
+    let env = Env::start().await;
+    let name = target(&env, B, "us-west-2", "ecr-operator").await;
+    grant_targets(&env, &format!("[{name}]"), "{selector: {}}").await;
+    let ns = env.kube.namespace("delete").await.unwrap();
+    let api: Api<Repository> = env.api(&ns);
+    create(&api, &repository("own", None, "")).await;
+    let delete = "  deletionPolicy: Delete\n";
+    create(&api, &repository("there", Some(&name), delete)).await;
+    create(
+        &api,
+        &repository_named("waits", "shared/other", Some(&name), delete),
+    )
+    .await;
+    for r in ["own", "there", "waits"] {
+        wait_for(&api, r, "Ready", is_ready).await;
+    }
+    let b = registry_of(&env, B, "us-west-2").await;
+
+    api.delete("there", &DeleteParams::default()).await.unwrap();
+    common::wait_gone(&api, "there").await;
+    assert!(
+        b.describe_repository("shared/app").await.unwrap().is_none(),
+        "deleted in B"
+    );
+    assert!(
+        env.registry
+            .describe_repository("shared/app")
+            .await
+            .unwrap()
+            .is_some(),
+        "the own registry's repository of the same name stays"
+    );
+
+    let targets: Api<RegistryTarget> = Api::all(env.kube.client());
+    let spec = targets.get(&name).await.unwrap().spec;
+    targets
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    api.delete("waits", &DeleteParams::default()).await.unwrap();
+    let r = wait_for(
+        &api,
+        "waits",
+        "TargetNotReady",
+        failed_with("TargetNotReady"),
+    )
+    .await;
+    assert!(
+        r.metadata.deletion_timestamp.is_some(),
+        "kept by its finalizer"
+    );
+    assert!(
+        b.describe_repository("shared/other")
+            .await
+            .unwrap()
+            .is_some(),
+        "nothing deleted"
+    );
+
+    let back = common::in_scope(RegistryTarget::new(&name, spec));
+    targets.create(&Default::default(), &back).await.unwrap();
+    common::wait_gone(&api, "waits").await;
+    assert!(
+        b.describe_repository("shared/other")
+            .await
+            .unwrap()
+            .is_none(),
+        "deleted in B"
     );
 }
