@@ -25,6 +25,7 @@ const RECONCILED: &[&str] = &[
     "RegistrySettings",
     "RepositoryCreationTemplate",
     "PublicRepository",
+    "RegistryTarget",
 ];
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -66,7 +67,11 @@ async fn demo() -> Result<bool, Failure> {
         scan_refresh_interval: Duration::from_secs(2),
         ..controllers::Config::default()
     };
-    let ctx = Arc::new(Context::new(client.clone(), registry.clone(), config));
+    // The sample RegistryTarget's role is assumed through moto's STS (another account there).
+    let targets =
+        ecr_operator::registry::TargetPool::new(moto.sdk_config(), registry.shared_stats());
+    let ctx =
+        Arc::new(Context::new(client.clone(), registry.clone(), config).with_targets(targets));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(controllers::run(ctx, async move {
         let _ = stop_rx.await;

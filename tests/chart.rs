@@ -2665,6 +2665,19 @@ fn required_permissions(
         &["patch"],
         Scope::Cluster,
     );
+    // RegistryTargets alike: watched, their status patched (how to reach other registries).
+    add(
+        "ecr.operator.dev",
+        "registrytargets",
+        &["list", "watch"],
+        Scope::Cluster,
+    );
+    add(
+        "ecr.operator.dev",
+        "registrytargets/status",
+        &["patch"],
+        Scope::Cluster,
+    );
     add(
         "events.k8s.io",
         "events",
@@ -2922,6 +2935,7 @@ fn rbac_table_covers_every_api_the_source_uses() {
             "RepositoryCreationTemplate" => "ecr.operator.dev/repositorycreationtemplates",
             "ImageScanReport" => "ecr.operator.dev/imagescanreports",
             "RepositoryAccessPolicy" => "ecr.operator.dev/repositoryaccesspolicies",
+            "RegistryTarget" => "ecr.operator.dev/registrytargets",
             "Pod" => "/pods",
             "Namespace" => "/namespaces",
             "Secret" => "/secrets",

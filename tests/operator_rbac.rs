@@ -16,10 +16,10 @@
 //! A short scenario takes every kind through its life: a RepositoryAccessPolicy, a Repository
 //! with an image (so the operator writes an ImageScanReport), a LifecyclePolicy, a
 //! PullThroughCacheRule with a credential Secret, a ReplicationConfig, a RegistryPolicy, a
-//! RepositoryCreationTemplate, a RegistrySettings, a ScanPolicy and two PublicRepositories (logos
-//! from a ConfigMap and from a Secret of the tenant's namespace) reach Ready, a pod runs the
-//! image, then everything is deleted (finalizers removed, ECR cleaned, the report removed) and the operator
-//! stops on SIGTERM (handing its Lease back).
+//! RepositoryCreationTemplate, a RegistrySettings, a RegistryTarget, a ScanPolicy and two
+//! PublicRepositories (logos from a ConfigMap and from a Secret of the tenant's namespace) reach
+//! Ready, a pod runs the image, then everything is deleted (finalizers removed, ECR cleaned, the
+//! report removed) and the operator stops on SIGTERM (handing its Lease back).
 //!
 //! The audit log then says which (verb, group, resource, namespace) the service account used.
 //! The test fails when the API server ever refused it (403), and when the install grants
@@ -614,6 +614,21 @@ spec:
         .await,
     );
     public_repositories(client, &mut ready).await;
+    // Another account's registry, reached through moto's STS: watched, its status written.
+    ready.push(
+        create(
+            client,
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: RegistryTarget
+metadata: {name: shared}
+spec:
+  registryId: '222222222222'
+  region: us-east-1
+  assumeRole: {roleArn: 'arn:aws:iam::222222222222:role/ecr-operator'}
+",
+        )
+        .await,
+    );
     ready.push(
         create(
             client,

@@ -10,6 +10,7 @@ use ecr_operator::api::public_repository::PublicRepository;
 use ecr_operator::api::pull_through_cache_rule::PullThroughCacheRule;
 use ecr_operator::api::registry_policy::RegistryPolicy;
 use ecr_operator::api::registry_settings::RegistrySettings;
+use ecr_operator::api::registry_target::RegistryTarget;
 use ecr_operator::api::replication_config::ReplicationConfig;
 use ecr_operator::api::repository::Repository;
 use ecr_operator::api::repository_access_policy::RepositoryAccessPolicy;
@@ -157,6 +158,7 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
             "ScanPolicy" => create_cluster(&client, &typed::<ScanPolicy>(&value)).await,
             "RegistryPolicy" => create_cluster(&client, &typed::<RegistryPolicy>(&value)).await,
             "RegistrySettings" => create_cluster(&client, &typed::<RegistrySettings>(&value)).await,
+            "RegistryTarget" => create_cluster(&client, &typed::<RegistryTarget>(&value)).await,
             "RepositoryCreationTemplate" => {
                 create_cluster(&client, &typed::<RepositoryCreationTemplate>(&value)).await
             }
@@ -178,6 +180,7 @@ async fn readme_resource_examples_pass_the_crd_schemas() {
         "RepositoryAccessPolicy",
         "RegistryPolicy",
         "RegistrySettings",
+        "RegistryTarget",
         "RepositoryCreationTemplate",
         "PublicRepository",
     ]

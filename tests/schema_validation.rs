@@ -1301,3 +1301,158 @@ async fn repository_creation_template_follows_the_ecr_model() {
     println!("figure rct_refused {}", refused.len());
     println!("figure rct_accepted {}", accepted.len());
 }
+
+/// A RegistryTarget named `name` with `spec` (a flow map's members).
+fn target(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: ecr.operator.dev/v1alpha1\nkind: RegistryTarget\nmetadata: {{name: {name}}}\nspec: {{{spec}}}\n"
+    )
+}
+
+/// Issue #16: a RegistryTarget takes an account id of 12 digits, a region name, a role ARN of
+/// any partition in that account, and STS AssumeRole's bounds on the external id (2 to 1224 of
+/// `[\w+=,.@:/-]`) and the session name (2 to 64 of `[\w+=,.@-]`); account and region are fixed
+/// at creation, the role is not.
+#[tokio::test]
+async fn registry_target_follows_sts_and_ecr() {
+    let env = KubeEnv::start().await.unwrap();
+    let api = api(&env, "RegistryTarget", "");
+    const OK: &str = "registryId: '222222222222', region: us-east-1";
+    let role = |arn: &str, extra: &str| format!("{OK}, assumeRole: {{roleArn: '{arn}'{extra}}}");
+    let own_role = "arn:aws:iam::222222222222:role/ecr-operator";
+    let refused: Vec<(&str, String, &str)> = vec![
+        ("no registryId", "region: us-east-1".into(), "registryId"),
+        ("no region", "registryId: '222222222222'".into(), "region"),
+        (
+            "11 digits",
+            "registryId: '22222222222', region: us-east-1".into(),
+            "spec.registryId",
+        ),
+        (
+            "letters in registryId",
+            "registryId: '22222222222a', region: us-east-1".into(),
+            "spec.registryId",
+        ),
+        (
+            "region without a number",
+            "registryId: '222222222222', region: us-east".into(),
+            "spec.region",
+        ),
+        (
+            "upper case region",
+            "registryId: '222222222222', region: US-EAST-1".into(),
+            "spec.region",
+        ),
+        (
+            "a user, not a role",
+            role("arn:aws:iam::222222222222:user/x", ""),
+            "spec.assumeRole.roleArn",
+        ),
+        (
+            "an STS ARN",
+            role("arn:aws:sts::222222222222:role/x", ""),
+            "spec.assumeRole.roleArn",
+        ),
+        (
+            "a space in the role name",
+            role("arn:aws:iam::222222222222:role/a b", ""),
+            "spec.assumeRole.roleArn",
+        ),
+        (
+            "a role of another account",
+            role("arn:aws:iam::333333333333:role/x", ""),
+            "assumeRole.roleArn must be a role of the account registryId",
+        ),
+        (
+            "external id of 1",
+            role(own_role, ", externalId: a"),
+            "spec.assumeRole.externalId",
+        ),
+        (
+            "external id with a space",
+            role(own_role, ", externalId: 'a b'"),
+            "spec.assumeRole.externalId",
+        ),
+        (
+            "external id of 1225",
+            role(own_role, &format!(", externalId: {}", "a".repeat(1225))),
+            "spec.assumeRole.externalId",
+        ),
+        (
+            "session name of 65",
+            role(own_role, &format!(", sessionName: {}", "s".repeat(65))),
+            "spec.assumeRole.sessionName",
+        ),
+        (
+            "session name with a colon",
+            role(own_role, ", sessionName: 'a:b'"),
+            "spec.assumeRole.sessionName",
+        ),
+        (
+            "endpoint without a scheme",
+            format!("{OK}, endpointUrl: ecr.example.com"),
+            "spec.endpointUrl",
+        ),
+    ];
+    for (i, (case, spec, expect)) in refused.iter().enumerate() {
+        let yaml = target(&format!("target-refused-{i}"), spec);
+        assert_invalid(
+            api.create(&PostParams::default(), &object(&yaml)).await,
+            case,
+            expect,
+        );
+    }
+    let accepted: Vec<(&str, String)> = vec![
+        ("own identity", OK.into()),
+        ("GovCloud", "registryId: '222222222222', region: us-gov-west-1".into()),
+        (
+            "China partition",
+            "registryId: '222222222222', region: cn-north-1, assumeRole: {roleArn: 'arn:aws-cn:iam::222222222222:role/x'}"
+                .into(),
+        ),
+        (
+            "everything",
+            role(
+                "arn:aws:iam::222222222222:role/path/to/ecr+op=a,b.c@d-e",
+                &format!(
+                    ", externalId: 'a+=,.@:/-_{}', sessionName: 'op+=,.@-_{}'",
+                    "x".repeat(1200),
+                    "y".repeat(40)
+                ),
+            ) + ", endpointUrl: 'https://vpce-1.api.ecr.us-east-1.vpce.amazonaws.com'",
+        ),
+    ];
+    for (i, (case, spec)) in accepted.iter().enumerate() {
+        let yaml = target(&format!("target-accepted-{i}"), spec);
+        api.create(&PostParams::default(), &object(&yaml))
+            .await
+            .unwrap_or_else(|e| panic!("{case}: refused: {e}"));
+    }
+    for (field, value, expect) in [
+        ("registryId", "333333333333", "registryId is immutable"),
+        ("region", "eu-west-1", "region is immutable"),
+    ] {
+        let patch = serde_json::json!({"spec": {field: value}});
+        assert_invalid(
+            api.patch(
+                "target-accepted-0",
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await,
+            field,
+            expect,
+        );
+    }
+    // The role may change: a rotation of roles keeps the target.
+    let patch = serde_json::json!({"spec": {"assumeRole": {"roleArn": own_role}}});
+    api.patch(
+        "target-accepted-0",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("adding a role: {e}"));
+    println!("figure registry_target_refused {}", refused.len());
+    println!("figure registry_target_accepted {}", accepted.len());
+}

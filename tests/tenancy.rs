@@ -294,7 +294,12 @@ async fn a_forged_status_leads_to_no_write_and_no_delete() {
         tags(&env, "shared/app").await[OWNER_TAG],
         format!("test-cluster/{victim_ns}/app")
     );
-    assert_eq!(env.registry.stats().writes(), writes_before, "no ECR write");
+    assert_eq!(
+        env.registry.stats().writes(),
+        writes_before,
+        "no ECR write: {:?}",
+        env.registry.stats().snapshot()
+    );
 }
 
 /// Two clusters with different ids on one registry, each with a Repository of the same

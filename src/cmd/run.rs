@@ -12,7 +12,7 @@ use ecr_operator::admission::resolver::RegistryResolver;
 use ecr_operator::admission::{CertificateSource, WebhookConfig, WebhookServer};
 use ecr_operator::controllers::{self, Context};
 use ecr_operator::leader::{Fence, LeaderElector, LeaseConfig};
-use ecr_operator::registry::{EcrRegistry, Registry, RegistryConfig, ScanEventQueue};
+use ecr_operator::registry::{EcrRegistry, Registry, RegistryConfig, ScanEventQueue, TargetPool};
 use ecr_operator::telemetry;
 use ecr_operator::telemetry::metrics::Metrics;
 use ecr_operator::telemetry::server::{self, Readiness};
@@ -165,13 +165,16 @@ async fn run_until_shutdown(args: RunArgs) -> Result<(), Failed> {
     } else {
         Fence::always_open()
     };
-    let registry = EcrRegistry::from_env(&RegistryConfig {
+    let sdk_config = EcrRegistry::sdk_config(&RegistryConfig {
         region: args.region.clone(),
         endpoint_url: args.ecr_endpoint.clone(),
         max_attempts: None,
     })
-    .await
-    .with_fence(fence.clone());
+    .await;
+    let registry = EcrRegistry::from_sdk_config(&sdk_config).with_fence(fence.clone());
+    // RegistryTargets are reached from the same configuration (the operator's identity assumes
+    // their roles), behind the same fence, counted in the same stats.
+    let targets = TargetPool::new(sdk_config, registry.shared_stats()).with_fence(fence.clone());
     let config = controller_config(&args, &client, &registry, watch).await?;
     let scan_events = args
         .scan_events_queue_url
@@ -194,7 +197,7 @@ async fn run_until_shutdown(args: RunArgs) -> Result<(), Failed> {
     } else {
         None
     };
-    let result = run_controllers(&args, &shared, fence, config, scan_events).await;
+    let result = run_controllers(&args, &shared, fence, config, scan_events, targets).await;
     if let Some(w) = webhook {
         let _ = w.await;
     }
@@ -431,9 +434,11 @@ async fn run_controllers(
     fence: Fence,
     config: controllers::Config,
     scan_events: Option<ScanEventQueue>,
+    targets: controllers::Targets,
 ) -> Result<(), controllers::Error> {
     let ctx = Context::new(shared.client.clone(), shared.registry.clone(), config)
-        .with_metrics(shared.metrics.clone());
+        .with_metrics(shared.metrics.clone())
+        .with_targets(targets);
     let ctx = Arc::new(match scan_events {
         Some(queue) => ctx.with_scan_events(queue),
         None => ctx,

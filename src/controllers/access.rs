@@ -146,14 +146,21 @@ impl Grants {
         let _ = synced.wait_for(|s| *s).await;
     }
 
-    /// What objects of `namespace` may do with the ECR repository `repository`.
+    /// What objects of `namespace` may do with the ECR repository `repository` of the
+    /// operator's own registry.
     pub fn access(&self, namespace: &str, repository: &str) -> Access {
+        self.access_on(namespace, None, repository)
+    }
+
+    /// [`Self::access`] in the registry of the RegistryTarget `target` (`None`: the own).
+    pub fn access_on(&self, namespace: &str, target: Option<&str>, repository: &str) -> Access {
         let labels = self
             .namespaces
             .get(&reflector::ObjectRef::new(namespace))
             .and_then(|ns| ns.metadata.labels.clone())
             .unwrap_or_default();
-        tenancy::access(&self.policies.state(), namespace, &labels, repository)
+        let policies = self.policies.state();
+        tenancy::access_on(&policies, namespace, &labels, target, repository)
     }
 
     /// One item per change of the grants (changes in quick succession may come as one).

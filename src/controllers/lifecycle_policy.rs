@@ -273,6 +273,14 @@ async fn ready_repository(ctx: &Context, lp: &LifecyclePolicy) -> Result<String,
             "Repository {name} does not exist in namespace {ns}"
         )));
     };
+    // Its policy calls go to the operator's own registry, where the same name is another
+    // repository: refused until LifecyclePolicies follow their Repository's target.
+    if let Some(target) = repo.target() {
+        return Err(Error::Invalid(format!(
+            "Repository {name} is in RegistryTarget {target}: LifecyclePolicies of Repositories \
+             in a RegistryTarget are not supported yet"
+        )));
+    }
     let status = repo.status.as_ref();
     let ready = status
         .is_some_and(|s| conditions::is_ready_at(&s.common.conditions, repo.metadata.generation));

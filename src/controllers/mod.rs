@@ -9,12 +9,14 @@ pub mod public_repository;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
 pub mod registry_settings;
+pub mod registry_target;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_creation_template;
 pub mod scan_policy;
 pub mod singleton;
 pub mod status;
+pub mod targets;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -30,7 +32,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{debug, warn};
 
 use crate::api::conditions::Reason;
-use crate::registry::{ErrorClass, Registry, RegistryError};
+use crate::registry::{ErrorClass, Registry, RegistryError, TargetPool};
 use crate::telemetry::metrics::Metrics;
 
 pub use crate::scope::WatchScope;
@@ -83,12 +85,19 @@ impl Default for Config {
     }
 }
 
+/// The clients of the RegistryTargets in use, each with the inventory of its registry.
+pub type Targets = TargetPool<Arc<Inventory>>;
+
 /// What every reconcile gets.
 pub struct Context {
     pub client: Client,
+    /// The operator's own registry: what objects without a `registryRef` use.
     pub registry: Arc<dyn Registry>,
     pub config: Config,
-    pub inventory: Inventory,
+    /// The operator's own registry's repositories.
+    pub inventory: Arc<Inventory>,
+    /// The registries objects name in `registryRef`.
+    pub targets: Arc<Targets>,
     /// `reportingInstance` of the events (the pod name).
     event_instance: Option<String>,
     /// Where reconcile counts and durations go (`/metrics`); none in tests that do not look.
@@ -107,12 +116,19 @@ impl Context {
             client,
             registry,
             config,
-            inventory: Inventory::default(),
+            inventory: Arc::default(),
+            targets: Arc::new(TargetPool::unconfigured()),
             metrics: None,
             scan_events: None,
             failures: Mutex::default(),
             scan_starts: Mutex::default(),
         }
+    }
+
+    /// Reaches RegistryTargets through `targets` (without, none can be reached).
+    pub fn with_targets(mut self, targets: Targets) -> Self {
+        self.targets = Arc::new(targets);
+        self
     }
 
     /// Reads scan events from `queue`.
@@ -285,6 +301,10 @@ pub enum Error {
     /// An ECR limit would be exceeded by this object.
     #[error("{0}")]
     LimitExceeded(String),
+    /// The RegistryTarget the object names is missing or not Ready; waits for it (targets are
+    /// watched), with no call to any registry.
+    #[error("{0}")]
+    TargetNotReady(String),
     /// The object's namespace is not granted the ECR repository (or its adoption); waits for a
     /// change of the object or of the grants (both are watched).
     #[error("{0}")]
@@ -304,6 +324,7 @@ impl Error {
                 ErrorClass::NotFound | ErrorClass::Transient | ErrorClass::Fenced => {
                     Reason::TransientError
                 }
+                ErrorClass::Credentials => Reason::AssumeRoleFailed,
             },
             Error::Kube(_) | Error::Finalizer(_) => Reason::TransientError,
             Error::Invalid(_) => Reason::Invalid,
@@ -313,6 +334,7 @@ impl Error {
             Error::SecretNotFound(_) => Reason::SecretNotFound,
             Error::LimitExceeded(_) => Reason::LimitExceeded,
             Error::Forbidden(_) => Reason::Forbidden,
+            Error::TargetNotReady(_) => Reason::TargetNotReady,
         }
     }
 
@@ -325,7 +347,8 @@ impl Error {
             | Error::RepositoryNotReady(_)
             | Error::SecretNotFound(_)
             | Error::LimitExceeded(_)
-            | Error::Forbidden(_) => true,
+            | Error::Forbidden(_)
+            | Error::TargetNotReady(_) => true,
             _ => false,
         }
     }
@@ -343,6 +366,7 @@ impl Error {
             Error::SecretNotFound(_) => "secret_not_found",
             Error::LimitExceeded(_) => "limit_exceeded",
             Error::Forbidden(_) => "forbidden",
+            Error::TargetNotReady(_) => "target_not_ready",
         }
     }
 }
@@ -455,10 +479,13 @@ pub async fn run(
     // cluster and ECR hold now: the watches and grants are started afresh, the inventory is
     // emptied until the first sweep.
     ctx.inventory.forget_all();
+    // The targets' inventories too: their clients are built again on first use.
+    ctx.targets.retain(|_| false);
     let grants = access::Grants::start(&ctx);
+    let targets = targets::TargetIndex::start(&ctx);
     tokio::try_join!(
         access::run(ctx.clone(), shutdown.clone()),
-        repository::run(ctx.clone(), grants.clone(), shutdown.clone()),
+        repository::run(ctx.clone(), grants.clone(), targets, shutdown.clone()),
         lifecycle_policy::run(ctx.clone(), grants.clone(), shutdown.clone()),
         public_repository::run(ctx.clone(), grants, shutdown.clone()),
         pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
@@ -467,6 +494,7 @@ pub async fn run(
         singleton::run::<registry_policy::RegistryPolicySetting>(ctx.clone(), shutdown.clone()),
         repository_creation_template::run(ctx.clone(), shutdown.clone()),
         registry_settings::run(ctx.clone(), shutdown.clone()),
+        registry_target::run(ctx.clone(), shutdown.clone()),
         image_scan_report::run(ctx, shutdown),
     )?;
     Ok(())

@@ -196,6 +196,7 @@ use crate::api::public_repository::PublicRepositoryStatus;
 use crate::api::pull_through_cache_rule::PullThroughCacheRuleStatus;
 use crate::api::registry_policy::RegistryPolicyStatus;
 use crate::api::registry_settings::RegistrySettingsStatus;
+use crate::api::registry_target::RegistryTargetStatus;
 use crate::api::replication_config::ReplicationConfigStatus;
 use crate::api::repository::RepositoryStatus;
 use crate::api::repository_access_policy::RepositoryAccessPolicyStatus;
@@ -203,7 +204,8 @@ use crate::api::repository_creation_template::RepositoryCreationTemplateStatus;
 use crate::api::scan_policy::ScanPolicyStatus;
 use crate::api::{
     LifecyclePolicy, PublicRepository, PullThroughCacheRule, RegistryPolicy, RegistrySettings,
-    ReplicationConfig, Repository, RepositoryAccessPolicy, RepositoryCreationTemplate, ScanPolicy,
+    RegistryTarget, ReplicationConfig, Repository, RepositoryAccessPolicy,
+    RepositoryCreationTemplate, ScanPolicy,
 };
 
 reported!(Repository, RepositoryStatus, "Repository", namespaced);
@@ -248,6 +250,12 @@ reported!(
     RegistrySettings,
     RegistrySettingsStatus,
     "RegistrySettings",
+    cluster
+);
+reported!(
+    RegistryTarget,
+    RegistryTargetStatus,
+    "RegistryTarget",
     cluster
 );
 reported!(

@@ -24,6 +24,9 @@ pub enum ErrorClass {
     /// A write refused before it was sent: this replica does not hold the leader lease (or
     /// could not renew it in time). Retried; it succeeds on whichever replica leads.
     Fenced,
+    /// No credentials for the call: the role of a RegistryTarget could not be assumed (STS
+    /// refused, or could not be reached). Retried with backoff: a fixed trust policy heals it.
+    Credentials,
 }
 
 /// Error codes saying that what was asked for does not exist.
@@ -75,6 +78,7 @@ impl ErrorClass {
             ErrorClass::AccessDenied => "access_denied",
             ErrorClass::Transient => "transient",
             ErrorClass::Fenced => "fenced",
+            ErrorClass::Credentials => "credentials",
         }
     }
 
@@ -181,6 +185,13 @@ impl RegistryError {
                 code: None,
                 message: error_chain(&err),
             },
+            // Identity resolution fails before the request is sent: a dispatch failure too.
+            _ if is_credentials_failure(&err) => RegistryError {
+                class: ErrorClass::Credentials,
+                operation,
+                code: None,
+                message: error_chain(&err),
+            },
             // The fence refuses before each attempt: a dispatch failure.
             _ if is_fenced(&err) => RegistryError {
                 class: ErrorClass::Fenced,
@@ -214,6 +225,19 @@ fn is_fenced(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(err);
     while let Some(e) = next {
         if e.is::<super::fence::Fenced>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Whether the call failed for want of credentials (an assumed role's, see
+/// [`super::targets`]): the credentials provider's error is in the chain.
+fn is_credentials_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if e.is::<aws_credential_types::provider::error::CredentialsError>() {
             return true;
         }
         next = e.source();

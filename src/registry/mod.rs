@@ -10,6 +10,7 @@ mod error;
 pub mod fence;
 pub mod scan_events;
 mod stats;
+pub mod targets;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,6 +25,7 @@ pub use ecr_public::{
 pub use error::{ErrorClass, RegistryError};
 pub use scan_events::{ScanEvent, ScanEventQueue};
 pub use stats::{CallStats, WRITE_OPERATIONS};
+pub use targets::{TargetClient, TargetError, TargetPool};
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 

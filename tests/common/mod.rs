@@ -131,12 +131,18 @@ spec:
 
     /// Starts the controllers exactly as `ecr-operator run` does (same entry point).
     pub fn start_operator(&mut self) {
+        // RegistryTargets are reached through moto's STS, from the same dummy credentials.
+        let targets = ecr_operator::registry::TargetPool::new(
+            self.moto.sdk_config(),
+            self.registry.shared_stats(),
+        );
         let mut ctx = Context::new(
             self.kube.client(),
             self.registry.clone(),
             self.config.clone(),
         )
-        .with_metrics(self.metrics.clone());
+        .with_metrics(self.metrics.clone())
+        .with_targets(targets);
         if let Some(url) = &self.scan_queue {
             ctx = ctx.with_scan_events(ecr_operator::registry::ScanEventQueue::new(
                 self.moto.sqs_client(),

@@ -30,6 +30,8 @@ WAITS_FOR_A_PERSON = {
     "LimitExceeded",
     "SecretNotFound",
     "RepositoryNotEmpty",
+    # A RegistryTarget's role that STS refuses: a trust policy or an external id to fix.
+    "AssumeRoleFailed",
 }
 RETRIED = {
     # The operator retries, or waits for something that converges by itself.
@@ -39,6 +41,9 @@ RETRIED = {
     "Deleting",
     "RepositoryNotReady",
     "NotReconciled",
+    # A RegistryTarget's registry that does not answer, and the objects that wait for it.
+    "Unreachable",
+    "TargetNotReady",
 }
 NOT_READY_REASONS = sorted(WAITS_FOR_A_PERSON | RETRIED)
 

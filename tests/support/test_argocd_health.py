@@ -46,7 +46,7 @@ def health(obj: dict) -> dict:
 
 
 def test_the_crds_are_all_there():
-    assert len(KINDS) == 11, KINDS
+    assert len(KINDS) == 12, KINDS
 
 
 def test_every_reason_has_an_expected_health():

@@ -26,6 +26,7 @@ end
 local waits_for_a_person = {
   Invalid = true, Conflict = true, AccessDenied = true, Forbidden = true,
   LimitExceeded = true, SecretNotFound = true, RepositoryNotEmpty = true,
+  AssumeRoleFailed = true,
 }
 hs.message = ready.message or ""
 if ready.reason ~= nil and ready.reason ~= "" then

@@ -74,6 +74,7 @@ impl Operator {
                 controllers::repository::run(
                     run_ctx.clone(),
                     controllers::access::Grants::start(&run_ctx),
+                    controllers::targets::TargetIndex::start(&run_ctx),
                     shutdown,
                 )
                 .await

@@ -11,6 +11,11 @@
 //!   granted when a pattern of any of them matches its whole name (`{namespace}` replaced by the
 //!   namespace first); adoption is allowed when one of the policies whose pattern matches says
 //!   `allowAdoption: true`. The default grant does not apply then: an admin can narrow it.
+//! - Grants are per registry: a policy without `registryTargets` grants in the operator's own
+//!   registry only, one with them in the RegistryTargets it names (`*`: every one). A
+//!   namespace no policy selects uses only the operator's own registry. A namespace some
+//!   policies select may use a registry only when one of them covers it, and there gets what
+//!   the covering ones grant together.
 //! - Every refusal names the policies that were consulted and what they allow, so the tenant
 //!   knows whom to ask.
 
@@ -64,8 +69,8 @@ pub fn expand(pattern: &str, namespace: &str) -> String {
     pattern.replace(NAMESPACE_PLACEHOLDER, namespace)
 }
 
-/// What objects of `namespace` (with `labels`) may do with the ECR repository `repository`,
-/// given every RepositoryAccessPolicy in the cluster.
+/// What objects of `namespace` (with `labels`) may do with the ECR repository `repository` of
+/// the operator's own registry, given every RepositoryAccessPolicy in the cluster.
 /// `policies` as owned values or as the `Arc`s a reflector store holds (no copy per decision).
 pub fn access<P: Borrow<RepositoryAccessPolicy>>(
     policies: &[P],
@@ -73,11 +78,35 @@ pub fn access<P: Borrow<RepositoryAccessPolicy>>(
     labels: &BTreeMap<String, String>,
     repository: &str,
 ) -> Access {
+    access_on(policies, namespace, labels, None, repository)
+}
+
+/// Whether `policy` grants in the registry of `target` (`None`: the operator's own).
+pub fn covers(policy: &RepositoryAccessPolicy, target: Option<&str>) -> bool {
+    let targets = &policy.spec.registry_targets;
+    match target {
+        None => targets.is_empty(),
+        Some(t) => targets.iter().any(|g| g == "*" || g == t),
+    }
+}
+
+/// [`access`] in the registry of the RegistryTarget `target` (`None`: the operator's own).
+pub fn access_on<P: Borrow<RepositoryAccessPolicy>>(
+    policies: &[P],
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    target: Option<&str>,
+    repository: &str,
+) -> Access {
     let mut selecting: Vec<&RepositoryAccessPolicy> = policies
         .iter()
         .map(Borrow::borrow)
         .filter(|p| selects(p, namespace, labels))
         .collect();
+    if let Some(refusal) = target_refusal(&selecting, namespace, target) {
+        return Access::Forbidden(refusal);
+    }
+    selecting.retain(|p| covers(p, target));
     if selecting.is_empty() {
         let default = expand(DEFAULT_PATTERN, namespace);
         return if wildcard_match(&default, repository) {
@@ -114,6 +143,47 @@ pub fn access<P: Borrow<RepositoryAccessPolicy>>(
             describe(&selecting, namespace)
         )),
     }
+}
+
+/// Why the namespace may not use the registry of `target` at all, given the policies that
+/// select it (`None` when one of them covers it, or for the own registry with none selecting).
+fn target_refusal(
+    selecting: &[&RepositoryAccessPolicy],
+    namespace: &str,
+    target: Option<&str>,
+) -> Option<String> {
+    if selecting.iter().any(|p| covers(p, target)) {
+        return None;
+    }
+    let registry = match target {
+        Some(t) => format!("RegistryTarget {t}"),
+        None if selecting.is_empty() => return None,
+        None => "the operator's own registry".to_string(),
+    };
+    if selecting.is_empty() {
+        return Some(format!(
+            "{registry} is not granted to namespace {namespace}: no RepositoryAccessPolicy \
+             selects the namespace, and the default grant is the operator's own registry only \
+             (ask a cluster admin for a RepositoryAccessPolicy with registryTargets)"
+        ));
+    }
+    let parts: Vec<String> = selecting
+        .iter()
+        .map(|p| {
+            let targets = &p.spec.registry_targets;
+            let on = if targets.is_empty() {
+                "the operator's own registry".to_string()
+            } else {
+                format!("RegistryTargets {}", targets.join(", "))
+            };
+            let name = p.metadata.name.as_deref().unwrap_or_default();
+            format!("RepositoryAccessPolicy {name} grants on {on}")
+        })
+        .collect();
+    Some(format!(
+        "{registry} is not granted to namespace {namespace}: {}",
+        parts.join("; ")
+    ))
 }
 
 /// Why adoption of `repository` is refused under `access` (`None` when it is allowed).
@@ -177,6 +247,7 @@ mod tests {
                 },
                 repositories: repositories.iter().map(|s| s.to_string()).collect(),
                 allow_adoption,
+                registry_targets: Vec::new(),
             },
         )
     }
@@ -413,6 +484,134 @@ mod tests {
                 _ => panic!("{what}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    /// `policy` granting in the registries of `targets` (names, `*`).
+    fn on(mut p: RepositoryAccessPolicy, targets: &[&str]) -> RepositoryAccessPolicy {
+        p.spec.registry_targets = targets.iter().map(|t| t.to_string()).collect();
+        p
+    }
+
+    /// (what, policies, namespace, target, repository, granted, piece of the refusal).
+    type TargetCase<'a> = (
+        &'a str,
+        &'a [RepositoryAccessPolicy],
+        &'a str,
+        Option<&'a str>,
+        &'a str,
+        bool,
+        &'a str,
+    );
+
+    /// Registry targets: the default is the own registry only; a policy grants in the registries
+    /// it names (empty: own), and a namespace some policies select may use only those.
+    #[test]
+    fn grants_are_per_registry() {
+        let own = policy("own", &["team-a"], &[], &["{namespace}/*"], false);
+        let prod = on(
+            policy("prod", &["team-a"], &[], &["prod/*"], true),
+            &["prod"],
+        );
+        let all = on(policy("all", &["team-b"], &[], &["*"], false), &["*"]);
+        let both = [own, prod, all];
+        let none: [RepositoryAccessPolicy; 0] = [];
+        let no_labels = BTreeMap::new();
+        let cases: Vec<TargetCase> = vec![
+            (
+                "default, own registry",
+                &none,
+                "team-a",
+                None,
+                "team-a/x",
+                true,
+                "",
+            ),
+            (
+                "default, a target",
+                &none,
+                "team-a",
+                Some("prod"),
+                "team-a/x",
+                false,
+                "RegistryTarget prod is not granted to namespace team-a: no RepositoryAccessPolicy",
+            ),
+            (
+                "own policy, own registry",
+                &both,
+                "team-a",
+                None,
+                "team-a/x",
+                true,
+                "",
+            ),
+            (
+                "own policy's names are not prod's",
+                &both,
+                "team-a",
+                None,
+                "prod/x",
+                false,
+                "RepositoryAccessPolicy own allows team-a/*",
+            ),
+            (
+                "prod policy in prod",
+                &both,
+                "team-a",
+                Some("prod"),
+                "prod/x",
+                true,
+                "",
+            ),
+            (
+                "prod's names only",
+                &both,
+                "team-a",
+                Some("prod"),
+                "team-a/x",
+                false,
+                "RepositoryAccessPolicy prod allows prod/*",
+            ),
+            (
+                "a target nobody granted",
+                &both,
+                "team-a",
+                Some("dev"),
+                "prod/x",
+                false,
+                "RegistryTarget dev is not granted to namespace team-a: RepositoryAccessPolicy own grants on the operator's own registry; RepositoryAccessPolicy prod grants on RegistryTargets prod",
+            ),
+            (
+                "* covers every target",
+                &both,
+                "team-b",
+                Some("dev"),
+                "x",
+                true,
+                "",
+            ),
+            (
+                "but not the own registry",
+                &both,
+                "team-b",
+                None,
+                "team-b/x",
+                false,
+                "the operator's own registry is not granted to namespace team-b: RepositoryAccessPolicy all grants on RegistryTargets *",
+            ),
+        ];
+        for (what, policies, ns, target, repo, granted, piece) in cases {
+            let got = access_on(policies, ns, &no_labels, target, repo);
+            assert_eq!(got.is_granted(), granted, "{what}: {got:?}");
+            if let Access::Forbidden(message) = &got {
+                assert!(message.contains(piece), "{what}: {message}");
+            }
+        }
+        // Adoption follows the covering policies only.
+        let got = access_on(&both, "team-a", &no_labels, Some("prod"), "prod/x");
+        assert!(
+            matches!(got, Access::Granted { adopt: true, .. }),
+            "{got:?}"
+        );
     }
 
     #[test]

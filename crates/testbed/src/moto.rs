@@ -243,6 +243,34 @@ impl Moto {
         .await
     }
 
+    /// Creates the IAM role `name` in `account` with the trust policy `trust` (JSON); returns its
+    /// ARN. moto then grants AssumeRole of it only as the policy says (tests/support/
+    /// moto_sts_ext.py): how a test gets a role the operator cannot assume. Through boto3 in
+    /// moto's own Python (the workspace has no IAM client), signed for `account` with moto's
+    /// `x-moto-account-id` header.
+    pub async fn create_role(&self, account: &str, name: &str, trust: &str) -> Result<String> {
+        const SCRIPT: &str = "import sys, boto3
+url, account, name, trust = sys.argv[1:5]
+iam = boto3.client('iam', endpoint_url=url, region_name='us-east-1',
+                   aws_access_key_id='testing', aws_secret_access_key='testing')
+iam.meta.events.register('before-sign.iam.*',
+                         lambda request, **_: request.headers.__setitem__('x-moto-account-id', account))
+print(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)['Role']['Arn'])
+";
+        let out = Command::new(python())
+            .args(["-c", SCRIPT, &self.endpoint, account, name, trust])
+            .output()
+            .await
+            .map_err(|e| Error::MotoStart(format!("running boto3: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::MotoStart(format!(
+                "CreateRole {name} in {account}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     /// Forgets all state (moto's and our extensions').
     pub async fn reset(&self) -> Result<()> {
         self.post("/moto-api/reset", &serde_json::json!({})).await

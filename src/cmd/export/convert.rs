@@ -369,6 +369,8 @@ fn access_policies(repositories: &[Object], namespace: &str) -> Vec<Object> {
                     },
                     repositories: chunk.to_vec(),
                     allow_adoption: true,
+                    // The operator's own registry: the one exported.
+                    registry_targets: Vec::new(),
                 },
             ))
         })

@@ -48,8 +48,13 @@ pub struct RepositoryEntry {
 }
 
 impl RepositoryEntry {
-    /// `None` for an object whose status names no ECR repository yet.
+    /// `None` for an object whose status names no ECR repository yet, and for one in a
+    /// RegistryTarget: reports are read through the operator's own registry only (so far), and
+    /// the same name there is another repository.
     pub fn of(r: &Repository) -> Option<Self> {
+        if r.target().is_some() {
+            return None;
+        }
         let status = r.status.as_ref()?;
         Some(RepositoryEntry {
             repository: status.repository_name.clone()?,

@@ -8,16 +8,14 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use tracing::info;
 
 use super::memory::KnownConflict;
 use super::plan::{
-    self, Claim, DeepCheck, Desired, PolicyAction, Removal, decide_claim, diff_settings, diff_tags,
-    managed_tag_keys, plan_policy, plan_removal, policy_read_needed, records_spec_tag_keys,
-    still_owned,
+    self, Claim, DeepCheck, Desired, PolicyAction, decide_claim, diff_settings, diff_tags,
+    managed_tag_keys, plan_policy, policy_read_needed, records_spec_tag_keys, still_owned,
 };
-use super::{Shared, older_claimant, status_owns};
+use super::{Op, Shared, older_claimant, status_owns};
 use crate::api::conditions::{self, Reason};
 use crate::api::repository::{OWNER_TAG, Ownership, Repository, RepositoryStatus};
 use crate::controllers::inventory::Lookup;
@@ -40,10 +38,39 @@ struct Found {
 
 /// One object's reconcile of a live (not deleted) Repository.
 pub(super) async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
-    let ctx = &shared.ctx;
-    let owner = owner_id(ctx, repo);
+    let result = reach_and_apply(repo, shared).await;
+    if result.is_err() {
+        // What a failed pass left undone is unknown (a spec changed while the target was down,
+        // say): the next one checks tags and policy too.
+        let uid = repo.uid().unwrap_or_default();
+        shared.memory.schedule_deep_check(&uid, Duration::ZERO);
+    }
+    result
+}
+
+/// The object's registry (refusing first what it may not touch), then [`apply_in`] there.
+async fn reach_and_apply(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
+    let owner = owner_id(&shared.ctx, repo);
     let desired = Desired::from_spec(repo, &owner);
     let access = refuse_before_any_call(repo, shared, &desired)?;
+    let reach = shared.targets.reach(&shared.ctx, repo.target()).await?;
+    if !reach.inventory.is_synced() {
+        // This registry's first sweep has not finished; it triggers a reconcile of everything.
+        return Ok(Action::requeue(Duration::from_millis(500)));
+    }
+    let op = Op { shared, reach };
+    apply_in(repo, &op, &desired, &owner, &access).await
+}
+
+/// [`apply`] in the registry the object's calls go to.
+async fn apply_in(
+    repo: &Repository,
+    shared: &Op<'_>,
+    desired: &Desired,
+    owner: &str,
+    access: &Access,
+) -> Result<Action, Error> {
+    let ctx = &shared.ctx;
     if let Some(other) = older_claimant(&shared.store, repo, &desired.name) {
         return Err(Error::Conflict(format!(
             "Repository {other} already manages ECR repository {}",
@@ -58,8 +85,7 @@ pub(super) async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, 
     {
         status = mine;
     }
-    let Some(found) = find_or_create(shared, repo, &desired, &owner, &status, &access).await?
-    else {
+    let Some(found) = find_or_create(shared, repo, desired, owner, &status, access).await? else {
         // The first sweep has not listed the repository yet.
         return Ok(Action::requeue(Duration::from_millis(500)));
     };
@@ -67,8 +93,8 @@ pub(super) async fn apply(repo: &Repository, shared: &Shared) -> Result<Action, 
     let (changes, policy_managed) = converge(
         shared,
         repo,
-        &desired,
-        &owner,
+        desired,
+        owner,
         &status,
         &found,
         generation_changed,
@@ -101,7 +127,9 @@ fn refuse_before_any_call(
     desired: &Desired,
 ) -> Result<Access, Error> {
     let namespace = repo.namespace().unwrap_or_default();
-    let access = shared.grants.access(&namespace, &desired.name);
+    let access = shared
+        .grants
+        .access_on(&namespace, repo.target(), &desired.name);
     if let Access::Forbidden(message) = &access {
         return Err(Error::Forbidden(message.clone()));
     }
@@ -116,7 +144,7 @@ fn refuse_before_any_call(
 /// differing, and tags and policy when their check is due. Returns what changed and whether a
 /// policy in ECR is now this object's.
 async fn converge(
-    shared: &Shared,
+    shared: &Op<'_>,
     repo: &Repository,
     desired: &Desired,
     owner: &str,
@@ -124,7 +152,6 @@ async fn converge(
     found: &Found,
     generation_changed: bool,
 ) -> Result<(Vec<&'static str>, bool), Error> {
-    let ctx = &shared.ctx;
     let uid = repo.uid().unwrap_or_default();
     let diff = diff_settings(desired, &found.info);
     if let Some(msg) = diff.encryption_mismatch.clone() {
@@ -152,7 +179,9 @@ async fn converge(
     if found.created {
         // CreateRepository set the tags; only the policy needs its own call.
         if let Some(p) = &desired.policy {
-            ctx.registry
+            shared
+                .reach
+                .registry
                 .set_repository_policy(&desired.name, &p.to_string())
                 .await?;
             policy_managed = true;
@@ -178,14 +207,14 @@ async fn converge(
 /// The repository from the inventory (created when absent, claimed when the status does not
 /// record it); `None` while the inventory does not know yet.
 async fn find_or_create(
-    shared: &Shared,
+    shared: &Op<'_>,
     repo: &Repository,
     desired: &Desired,
     owner: &str,
     status: &RepositoryStatus,
     access: &Access,
 ) -> Result<Option<Found>, Error> {
-    let found = match shared.ctx.inventory.lookup(&desired.name) {
+    let found = match shared.reach.inventory.lookup(&desired.name) {
         Lookup::Unknown => return Ok(None),
         Lookup::Absent => create(shared, repo, desired, owner, access).await?,
         Lookup::Present(info) => {
@@ -212,13 +241,12 @@ async fn find_or_create(
 /// Creates the repository with every setting in one call. When it exists already (ECR's
 /// eventual consistency, a crash before our status write, or someone else), claims it instead.
 async fn create(
-    shared: &Shared,
+    shared: &Op<'_>,
     repo: &Repository,
     desired: &Desired,
     owner: &str,
     access: &Access,
 ) -> Result<Found, Error> {
-    let ctx = &shared.ctx;
     let (etype, kms) = desired.encryption.clone().unwrap_or(("AES256", None));
     let input = NewRepository {
         name: desired.name.clone(),
@@ -229,9 +257,12 @@ async fn create(
         kms_key: kms,
         tags: desired.tags.clone(),
     };
-    match ctx.registry.create_repository(&input).await {
+    match shared.reach.registry.create_repository(&input).await {
         Ok(info) => {
-            ctx.inventory.record(&desired.name, Some(info.clone()));
+            shared
+                .reach
+                .inventory
+                .record(&desired.name, Some(info.clone()));
             shared
                 .memory
                 .remember_verified(&repo.uid().unwrap_or_default(), &info);
@@ -243,7 +274,12 @@ async fn create(
             })
         }
         Err(e) if e.class == ErrorClass::AlreadyExists => {
-            let Some(info) = ctx.registry.describe_repository(&desired.name).await? else {
+            let Some(info) = shared
+                .reach
+                .registry
+                .describe_repository(&desired.name)
+                .await?
+            else {
                 // Exists for CreateRepository but not yet for DescribeRepositories: retry soon.
                 return Err(Error::Registry(RegistryError::new(
                     ErrorClass::Transient,
@@ -251,7 +287,10 @@ async fn create(
                     "repository exists but is not visible yet",
                 )));
             };
-            ctx.inventory.record(&desired.name, Some(info.clone()));
+            shared
+                .reach
+                .inventory
+                .record(&desired.name, Some(info.clone()));
             if let Some(msg) = diff_settings(desired, &info).encryption_mismatch {
                 return Err(Error::Invalid(msg));
             }
@@ -263,7 +302,7 @@ async fn create(
 
 /// [`claim`], remembering a conflict until the object changes or its deep-check slot comes.
 async fn claim_remembered(
-    shared: &Shared,
+    shared: &Op<'_>,
     repo: &Repository,
     info: RepositoryInfo,
     owner: &str,
@@ -297,15 +336,14 @@ async fn claim_remembered(
 /// Reads the owner tag of an existing repository and decides ([`decide_claim`]) whether this
 /// object may manage it; tags it on an allowed adoption.
 async fn claim(
-    shared: &Shared,
+    shared: &Op<'_>,
     repo: &Repository,
     info: RepositoryInfo,
     owner: &str,
     access: &Access,
 ) -> Result<Found, Error> {
-    let ctx = &shared.ctx;
     let uid = repo.uid().unwrap_or_default();
-    let tags = ctx.registry.list_tags(&info.arn).await?;
+    let tags = shared.reach.registry.list_tags(&info.arn).await?;
     let namespace = repo.namespace().unwrap_or_default();
     let found = tags.get(OWNER_TAG).map(String::as_str);
     let (ownership, taken_back) = match decide_claim(
@@ -324,7 +362,7 @@ async fn claim(
         ),
         Claim::Adopt => {
             let tag = BTreeMap::from([(OWNER_TAG.to_string(), owner.to_string())]);
-            ctx.registry.tag_resource(&info.arn, &tag).await?;
+            shared.reach.registry.tag_resource(&info.arn, &tag).await?;
             (Ownership::Adopted, false)
         }
         Claim::Refuse(e) => return Err(e),
@@ -342,16 +380,15 @@ async fn claim(
 /// is not proven this object's: the inventory learns it as it is now (so the next pass claims it
 /// properly, or creates it when it is gone), and the object reports Conflict.
 async fn verify_owner(
-    shared: &Shared,
+    shared: &Op<'_>,
     uid: &str,
     info: &RepositoryInfo,
     owner: &str,
 ) -> Result<BTreeMap<String, String>, Error> {
-    let ctx = &shared.ctx;
-    let tags = match ctx.registry.list_tags(&info.arn).await {
+    let tags = match shared.reach.registry.list_tags(&info.arn).await {
         Ok(tags) => tags,
         Err(e) if e.class == ErrorClass::NotFound => {
-            ctx.inventory.record(&info.name, None);
+            shared.reach.inventory.record(&info.name, None);
             return Err(Error::RepositoryNotReady(format!(
                 "ECR repository {} was deleted outside ecr-operator; it will be created again",
                 info.name
@@ -364,9 +401,13 @@ async fn verify_owner(
         shared.memory.remember_verified(uid, info);
         return Ok(tags);
     }
-    let now = ctx.registry.describe_repository(&info.name).await?;
+    let now = shared
+        .reach
+        .registry
+        .describe_repository(&info.name)
+        .await?;
     let seen = now.as_ref().is_some_and(|n| shared.memory.verified(uid, n));
-    ctx.inventory.record(&info.name, now);
+    shared.reach.inventory.record(&info.name, now);
     if still_owned(found, owner, seen) {
         return Ok(tags);
     }
@@ -380,15 +421,16 @@ async fn verify_owner(
 
 /// Writes the settings DescribeRepositories showed differing; returns what changed.
 async fn apply_settings(
-    shared: &Shared,
+    shared: &Op<'_>,
     info: &RepositoryInfo,
     diff: &plan::SettingsDiff,
 ) -> Result<Vec<&'static str>, Error> {
-    let ctx = &shared.ctx;
     let mut changes = Vec::new();
     let mut observed = info.clone();
     if let Some(m) = &diff.tag_mutability {
-        ctx.registry
+        shared
+            .reach
+            .registry
             .put_image_tag_mutability(&info.name, m.mode, &m.exclusions)
             .await?;
         observed.tag_mutability = m.mode.to_string();
@@ -396,12 +438,16 @@ async fn apply_settings(
         changes.extend(m.changed.iter().copied());
     }
     if let Some(s) = diff.scan_on_push {
-        ctx.registry.put_scan_on_push(&info.name, s).await?;
+        shared
+            .reach
+            .registry
+            .put_scan_on_push(&info.name, s)
+            .await?;
         observed.scan_on_push = s;
         changes.push("scanOnPush");
     }
     if observed != *info {
-        ctx.inventory.record(&info.name, Some(observed));
+        shared.reach.inventory.record(&info.name, Some(observed));
     }
     Ok(changes)
 }
@@ -409,14 +455,14 @@ async fn apply_settings(
 /// Applies the difference of tags (read by the caller) and policy (one read, where there is a
 /// policy to keep). Tags and a policy the object did not put there are left alone.
 async fn sync_tags_and_policy(
-    shared: &Shared,
+    shared: &Op<'_>,
     desired: &Desired,
     info: &RepositoryInfo,
     observed_tags: &BTreeMap<String, String>,
     managed: &[String],
     ours: bool,
 ) -> Result<Vec<&'static str>, Error> {
-    let registry = &shared.ctx.registry;
+    let registry = &shared.reach.registry;
     let (set, remove) = diff_tags(&desired.tags, observed_tags, managed);
     let mut changed = Vec::new();
     if !set.is_empty() {
@@ -446,7 +492,7 @@ async fn sync_tags_and_policy(
     Ok(changed)
 }
 
-fn schedule_deep_check(shared: &Shared, uid: &str, first_after_start: bool) {
+fn schedule_deep_check(shared: &Op<'_>, uid: &str, first_after_start: bool) {
     let period = shared.ctx.config.deep_sweep_interval;
     // After a restart, spread the first checks over a whole period instead of bursting; later
     // checks keep a per-object phase so they stay spread.
@@ -460,7 +506,7 @@ fn schedule_deep_check(shared: &Shared, uid: &str, first_after_start: bool) {
 
 /// Writes Ready with what the reconcile found and changed, and the one event it calls for.
 async fn report(
-    shared: &Shared,
+    shared: &Op<'_>,
     repo: &Repository,
     mut status: RepositoryStatus,
     found: &Found,
@@ -504,56 +550,4 @@ async fn report(
         a.publish(ctx, repo).await;
     }
     Ok(())
-}
-
-/// A deleted Repository: the repository stays (Retain, not granted, not owned) or is deleted.
-pub(super) async fn cleanup(repo: &Repository, shared: &Shared) -> Result<Action, Error> {
-    let ctx = &shared.ctx;
-    let name = repo.ecr_name();
-    shared.memory.forget(&repo.uid().unwrap_or_default());
-    let namespace = repo.namespace().unwrap_or_default();
-    let access = shared.grants.access(&namespace, &name);
-    let leave = |reason: &'static str, kind: EventType, note: String| async move {
-        ctx.event(repo, kind, reason, "Delete", note).await;
-        Ok(Action::await_change())
-    };
-    match plan_removal(repo.spec.deletion_policy, &access) {
-        Removal::Retain => {
-            let note = format!("Left ECR repository {name} in place (deletionPolicy: Retain)");
-            return leave("Retained", EventType::Normal, note).await;
-        }
-        Removal::Forbidden(message) => {
-            let note = format!("Left ECR repository {name} in place: {message}");
-            return leave("Forbidden", EventType::Warning, note).await;
-        }
-        Removal::DeleteIfOwned => {}
-    }
-    let Some(info) = ctx.registry.describe_repository(&name).await? else {
-        ctx.inventory.record(&name, None);
-        return Ok(Action::await_change());
-    };
-    // Only the owner tag, read now, proves the repository is this object's: never the status.
-    let tags = ctx.registry.list_tags(&info.arn).await?;
-    if tags.get(OWNER_TAG).map(String::as_str) != Some(owner_id(ctx, repo).as_str()) {
-        let note = format!("Left ECR repository {name} in place: this object does not own it");
-        return leave("NotOwned", EventType::Normal, note).await;
-    }
-    match ctx
-        .registry
-        .delete_repository(&name, repo.spec.force_delete)
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if e.class == ErrorClass::NotFound => {}
-        Err(e) if e.class == ErrorClass::NotEmpty => {
-            return Err(Error::NotEmpty(plan::not_empty_message(
-                &name,
-                repo.spec.force_delete,
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    ctx.inventory.record(&name, None);
-    let note = format!("Deleted ECR repository {name}");
-    leave("Deleted", EventType::Normal, note).await
 }

@@ -6,11 +6,12 @@
 //! deleted, and nothing outside the namespace's grant is touched at all.
 
 mod apply;
+mod cleanup;
 mod memory;
 pub mod plan;
+mod sweep;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
@@ -19,6 +20,7 @@ use kube::runtime::reflector::Store;
 use tracing::instrument;
 
 use super::access::Grants;
+use super::targets::{Reach, TargetIndex};
 use super::{Context, Error, claim, object_key, status};
 use crate::api::repository::{Ownership, Repository, RepositoryStatus};
 use crate::registry::RepositoryInfo;
@@ -32,12 +34,28 @@ pub struct Shared {
     pub store: Store<Repository>,
     /// What each namespace may manage.
     pub grants: Arc<Grants>,
+    /// The RegistryTargets objects name.
+    pub targets: Arc<TargetIndex>,
+}
+
+/// One reconcile's view: the controller's state and where this object's ECR calls go.
+pub(super) struct Op<'a> {
+    shared: &'a Shared,
+    pub reach: Reach,
+}
+
+impl std::ops::Deref for Op<'_> {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        self.shared
+    }
 }
 
 /// Runs the Repository controller and its sweep until `shutdown`.
 pub async fn run(
     ctx: Arc<Context>,
     grants: Arc<Grants>,
+    targets: Arc<TargetIndex>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     super::require_crd::<Repository>(&ctx).await?;
@@ -46,20 +64,29 @@ pub async fn run(
     let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
     // Aborted when this future ends or is dropped (a lost lease, a crashed sibling controller):
     // a detached sweeper would keep calling DescribeRepositories for a dead controller.
-    let _sweeper = super::AbortOnDrop(tokio::spawn(sweep_loop(ctx.clone(), sweep_tx)));
+    let _sweeper = super::AbortOnDrop(tokio::spawn(sweep::own(ctx.clone(), sweep_tx.clone())));
+    let _target_sweepers = super::AbortOnDrop(tokio::spawn(sweep::targets(
+        ctx.clone(),
+        reader.clone(),
+        targets.clone(),
+        sweep_tx,
+    )));
     let sweeps = futures::stream::unfold(sweep_rx, |mut rx| async move {
         rx.recv().await.map(|()| ((), rx))
     });
-    // A changed grant may allow what was Forbidden (or forbid what was allowed): everything is
-    // reconciled again, as after a sweep.
+    // A changed grant may allow what was Forbidden (or forbid what was allowed), a target may
+    // have become Ready or gone: everything is reconciled again, as after a sweep.
     let sweeps = futures::stream::select(sweeps, grants.changes());
+    let sweeps = futures::stream::select(sweeps, targets.changes());
     grants.ready().await;
+    targets.ready().await;
 
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         memory: memory::Memory::default(),
         store: reader.clone(),
         grants,
+        targets,
     });
     super::drain(
         Controller::for_stream(stream, reader)
@@ -72,28 +99,13 @@ pub async fn run(
     Ok(())
 }
 
-/// Refreshes the inventory every sweep interval and triggers a reconcile of every object.
-async fn sweep_loop(ctx: Arc<Context>, trigger: tokio::sync::mpsc::Sender<()>) {
-    let mut failures = 0u32;
-    loop {
-        let started = Instant::now();
-        let pass = (ctx.registry.list_repositories().await)
-            .map(|list| ctx.inventory.apply_sweep(started, list));
-        super::pace_sweep(&ctx, "repository", pass, &mut failures, &trigger).await;
-    }
-}
-
 #[instrument(skip(repo, shared), fields(object = %object_key(repo.as_ref()), trace_id = %crate::telemetry::trace::new_trace_id()))]
 async fn reconcile(repo: Arc<Repository>, shared: Arc<Shared>) -> Result<Action, Error> {
     let shared = &shared;
-    if !shared.ctx.inventory.is_synced() {
-        // The first sweep has not finished; it triggers a reconcile of everything when it does.
-        return Ok(Action::requeue(Duration::from_millis(500)));
-    }
     status::guarded(&shared.ctx, repo, |event| async {
         match event {
             FinalizerEvent::Apply(r) => apply::apply(&r, shared).await,
-            FinalizerEvent::Cleanup(r) => apply::cleanup(&r, shared).await,
+            FinalizerEvent::Cleanup(r) => cleanup::cleanup(&r, shared).await,
         }
     })
     .await
@@ -114,12 +126,13 @@ fn status_owns(status: &RepositoryStatus, info: &RepositoryInfo) -> Option<Owner
 
 /// Another object that claims the same ECR repository and came first.
 fn older_claimant(store: &Store<Repository>, repo: &Repository, name: &str) -> Option<String> {
+    // The same name in another registry is another repository.
     claim::older_claimants(store, repo, |o| {
         let target = match &o.spec.repository_name {
             Some(n) => n.as_str(),
             None => o.metadata.name.as_deref().unwrap_or_default(),
         };
-        target == name
+        target == name && o.target() == repo.target()
     })
     .iter()
     .map(|o| object_key(o.as_ref()))

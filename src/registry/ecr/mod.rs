@@ -64,6 +64,13 @@ const PAGE_SIZE: i32 = 1000;
 impl EcrRegistry {
     /// Builds a client from the default credential chain and the given overrides.
     pub async fn from_env(config: &RegistryConfig) -> Self {
+        Self::from_sdk_config(&Self::sdk_config(config).await)
+    }
+
+    /// The AWS configuration [`Self::from_env`] builds its clients from: the default credential
+    /// chain, the given overrides, the operator's retries and timeouts. Also the base of every
+    /// RegistryTarget's client ([`super::TargetPool`]).
+    pub async fn sdk_config(config: &RegistryConfig) -> aws_config::SdkConfig {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &config.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -83,11 +90,31 @@ impl EcrRegistry {
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         );
-        let sdk_config = loader.load().await;
-        let mut registry = Self::from_client(Client::new(&sdk_config))
-            .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk_config));
-        registry.sqs = Some(aws_sdk_sqs::Client::new(&sdk_config));
-        registry.with_ecr_public(&sdk_config)
+        loader.load().await
+    }
+
+    /// ECR, Secrets Manager and SQS clients of one AWS configuration.
+    pub fn from_sdk_config(sdk_config: &aws_config::SdkConfig) -> Self {
+        let mut registry = Self::from_client(Client::new(sdk_config))
+            .with_secrets(aws_sdk_secretsmanager::Client::new(sdk_config));
+        registry.sqs = Some(aws_sdk_sqs::Client::new(sdk_config));
+        registry.with_ecr_public(sdk_config)
+    }
+
+    /// Counts calls into `stats` (shared with other registries: one count for the operator).
+    pub fn with_stats(mut self, stats: Arc<CallStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
+    /// The account id the registry answers for (DescribeRegistry's `registryId`): one cheap
+    /// read that proves the credentials and the endpoint.
+    pub async fn registry_id(&self) -> Result<String> {
+        let out = self.outcome(
+            "DescribeRegistry",
+            self.client.describe_registry().send().await,
+        )?;
+        Ok(out.registry_id().unwrap_or_default().to_string())
     }
 
     /// The SQS queue of scan events at `queue_url`, read with this registry's AWS

@@ -49,11 +49,19 @@ pub enum Reason {
     /// The ECR repository is outside what a RepositoryAccessPolicy grants the object's namespace,
     /// or the grant does not allow adopting it; nothing was written.
     Forbidden,
+    /// A RegistryTarget's IAM role could not be assumed (STS refused it): its trust policy, the
+    /// external id or the operator's own permissions need a person.
+    AssumeRoleFailed,
+    /// A RegistryTarget's registry did not answer (endpoint, network, region); retried.
+    Unreachable,
+    /// The RegistryTarget an object names is missing or not Ready; waits for it (targets are
+    /// watched), nothing is read or written meanwhile.
+    TargetNotReady,
 }
 
 impl Reason {
     /// Every reason, for tables and for the tests that pin the tools' mappings to this list.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 17] = [
         Reason::Synced,
         Reason::Progressing,
         Reason::Invalid,
@@ -68,6 +76,9 @@ impl Reason {
         Reason::LimitExceeded,
         Reason::NotReconciled,
         Reason::Forbidden,
+        Reason::AssumeRoleFailed,
+        Reason::Unreachable,
+        Reason::TargetNotReady,
     ];
 
     /// Whether an object not Ready for this reason stays so until a person acts (a spec change,
@@ -84,6 +95,7 @@ impl Reason {
                 | Reason::LimitExceeded
                 | Reason::SecretNotFound
                 | Reason::RepositoryNotEmpty
+                | Reason::AssumeRoleFailed
         )
     }
 
@@ -103,6 +115,9 @@ impl Reason {
             Reason::LimitExceeded => "LimitExceeded",
             Reason::NotReconciled => "NotReconciled",
             Reason::Forbidden => "Forbidden",
+            Reason::AssumeRoleFailed => "AssumeRoleFailed",
+            Reason::Unreachable => "Unreachable",
+            Reason::TargetNotReady => "TargetNotReady",
         }
     }
 }
@@ -263,6 +278,9 @@ mod tests {
             Reason::LimitExceeded => 11,
             Reason::NotReconciled => 12,
             Reason::Forbidden => 13,
+            Reason::AssumeRoleFailed => 14,
+            Reason::Unreachable => 15,
+            Reason::TargetNotReady => 16,
         }
     }
 
@@ -277,7 +295,7 @@ mod tests {
     }
 
     /// (reason, the kstatus condition when not Ready): Stalled for what waits for a person.
-    const NOT_READY: [(Reason, &str); 14] = [
+    const NOT_READY: [(Reason, &str); 17] = [
         (Reason::Synced, RECONCILING),
         (Reason::Progressing, RECONCILING),
         (Reason::Invalid, STALLED),
@@ -292,6 +310,9 @@ mod tests {
         (Reason::LimitExceeded, STALLED),
         (Reason::NotReconciled, RECONCILING),
         (Reason::Forbidden, STALLED),
+        (Reason::AssumeRoleFailed, STALLED),
+        (Reason::Unreachable, RECONCILING),
+        (Reason::TargetNotReady, RECONCILING),
     ];
 
     #[test]

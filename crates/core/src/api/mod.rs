@@ -10,6 +10,7 @@ pub mod public_repository;
 pub mod pull_through_cache_rule;
 pub mod registry_policy;
 pub mod registry_settings;
+pub mod registry_target;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_access_policy;
@@ -22,6 +23,7 @@ pub use public_repository::PublicRepository;
 pub use pull_through_cache_rule::PullThroughCacheRule;
 pub use registry_policy::RegistryPolicy;
 pub use registry_settings::RegistrySettings;
+pub use registry_target::RegistryTarget;
 pub use replication_config::ReplicationConfig;
 pub use repository::Repository;
 pub use repository_access_policy::RepositoryAccessPolicy;
@@ -48,6 +50,7 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
             RepositoryCreationTemplate::crd(),
         ),
         ("publicrepository.yaml", PublicRepository::crd()),
+        ("registrytarget.yaml", RegistryTarget::crd()),
     ]
 }
 
@@ -67,6 +70,7 @@ pub fn resource_for(kind: &str) -> Option<kube::core::ApiResource> {
         "RegistrySettings" => ApiResource::erase::<RegistrySettings>(&()),
         "RepositoryCreationTemplate" => ApiResource::erase::<RepositoryCreationTemplate>(&()),
         "PublicRepository" => ApiResource::erase::<PublicRepository>(&()),
+        "RegistryTarget" => ApiResource::erase::<RegistryTarget>(&()),
         _ => return None,
     })
 }

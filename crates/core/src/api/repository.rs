@@ -90,6 +90,10 @@ pub const POLICY_ACTION_RULE: (&str, &str) = (
         .message("repositoryName is immutable"),
     validation = Rule::new("has(self.encryption) == has(oldSelf.encryption) && (!has(self.encryption) || self.encryption == oldSelf.encryption)")
         .message("encryption is immutable: ECR cannot change a repository's encryption after creation"),
+    // Moving a Repository to another registry would leave the old repository behind, owned by
+    // an object that no longer looks at it: neither added, removed nor changed after creation.
+    validation = Rule::new("has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)")
+        .message("registryRef is immutable: create a new Repository in the other registry"),
     validation = Rule::new("!self.forceDelete || self.deletionPolicy == 'Delete'")
         .message("forceDelete requires deletionPolicy: Delete"),
     // ECR refuses exclusion filters with MUTABLE or IMMUTABLE, and an *_WITH_EXCLUSION mode
@@ -102,6 +106,13 @@ pub const POLICY_ACTION_RULE: (&str, &str) = (
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RepositorySpec {
+    /// The RegistryTarget whose registry holds the repository; the operator's own registry when
+    /// unset. The namespace must be granted the target (RepositoryAccessPolicy
+    /// `registryTargets`). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registryRef is immutable"))]
+    pub registry_ref: Option<super::registry_target::RegistryRef>,
+
     /// The ECR repository name (may contain `/`). Defaults to `metadata.name`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
@@ -385,6 +396,11 @@ pub enum Ownership {
 }
 
 impl Repository {
+    /// The RegistryTarget this object names, `None` for the operator's own registry.
+    pub fn target(&self) -> Option<&str> {
+        self.spec.registry_ref.as_ref().map(|r| r.name.as_str())
+    }
+
     /// The ECR repository name this object targets.
     pub fn ecr_name(&self) -> String {
         self.spec

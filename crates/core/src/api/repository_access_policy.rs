@@ -45,6 +45,17 @@ pub struct RepositoryAccessPolicySpec {
     /// carries no owner tag (`spec.adopt: true`) when its name matches `repositories`.
     #[serde(default)]
     pub allow_adoption: bool,
+    /// The RegistryTargets (by name, `*` for every one) whose registries this grant is for.
+    /// Empty: the operator's own registry only. To grant both, write two policies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 100),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = "^(\\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$")
+        )
+    )]
+    pub registry_targets: Vec<String>,
 }
 
 /// Namespaces by name, by label selector, or both (a namespace either names is selected).

@@ -1,0 +1,84 @@
+//! The inventory sweeps: one loop for the operator's own registry, one per RegistryTarget in
+//! use, each listing its registry's repositories every sweep interval into that registry's
+//! inventory. A target that cannot be listed backs off alone; the others go on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::runtime::reflector::Store;
+use tokio::sync::mpsc::Sender;
+
+use crate::api::repository::Repository;
+use crate::controllers::targets::TargetIndex;
+use crate::controllers::{AbortOnDrop, Context, Inventory, pace_sweep};
+use crate::registry::{Registry, TargetClient};
+
+/// How often the set of target sweeps follows the pool: a target's first Repository waits at
+/// most this long for its sweep to start.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Refreshes the own registry's inventory every sweep interval and triggers a reconcile of every
+/// object.
+pub(super) async fn own(ctx: Arc<Context>, trigger: Sender<()>) {
+    let (registry, inventory) = (ctx.registry.clone(), ctx.inventory.clone());
+    sweep(ctx, registry, inventory, "repository".to_string(), trigger).await;
+}
+
+async fn sweep(
+    ctx: Arc<Context>,
+    registry: Arc<dyn Registry>,
+    inventory: Arc<Inventory>,
+    what: String,
+    trigger: Sender<()>,
+) {
+    let mut failures = 0u32;
+    loop {
+        let started = Instant::now();
+        let pass =
+            (registry.list_repositories().await).map(|list| inventory.apply_sweep(started, list));
+        pace_sweep(&ctx, &what, pass, &mut failures, &trigger).await;
+    }
+}
+
+/// Keeps one sweep per pooled client of a Ready target (an unready one is not read at all: its
+/// objects wait for it), and drops the clients of targets no Repository names any more (the
+/// pool builds them on first use: a reconcile, or the target's own probe).
+pub(super) async fn targets(
+    ctx: Arc<Context>,
+    store: Store<Repository>,
+    index: Arc<TargetIndex>,
+    trigger: Sender<()>,
+) {
+    type Running = (Arc<TargetClient<Arc<Inventory>>>, AbortOnDrop<()>);
+    let mut running: HashMap<String, Running> = HashMap::new();
+    loop {
+        let named: std::collections::HashSet<String> = store
+            .state()
+            .iter()
+            .filter_map(|r| r.target().map(str::to_string))
+            .collect();
+        ctx.targets.retain(|name| named.contains(name));
+        let clients: HashMap<String, _> = (ctx.targets.names().into_iter())
+            .filter(|name| index.is_ready(name))
+            .filter_map(|name| ctx.targets.get(&name).map(|c| (name, c)))
+            .collect();
+        // A sweep whose client went (or was replaced) stops with it.
+        running
+            .retain(|name, (client, _)| clients.get(name).is_some_and(|c| Arc::ptr_eq(c, client)));
+        for (name, client) in clients {
+            if running.contains_key(&name) {
+                continue;
+            }
+            let task = sweep(
+                ctx.clone(),
+                client.registry.clone(),
+                client.state.clone(),
+                format!("repository (RegistryTarget {name})"),
+                trigger.clone(),
+            );
+            running.insert(name, (client, AbortOnDrop(tokio::spawn(task))));
+        }
+        tokio::time::sleep(FOLLOW_INTERVAL).await;
+    }
+}
