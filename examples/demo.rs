@@ -143,14 +143,21 @@ async fn demo() -> Result<bool, Failure> {
     );
     print_table(&rows);
 
-    let repos = registry.list_repositories().await?;
-    println!("\nECR now holds {} repositories:", repos.len());
-    for r in &repos {
-        println!(
-            "  {}  {}  scanOnPush={}",
-            r.uri, r.tag_mutability, r.scan_on_push
-        );
-    }
+    print_repositories(
+        "the operator's account",
+        &registry.list_repositories().await?,
+    );
+    // The sample RegistryTarget's registry, reached as the operator reaches it.
+    let target: ecr_operator::api::RegistryTarget =
+        Api::all(client.clone()).get("shared-services").await?;
+    let pool: ecr_operator::registry::TargetPool<()> =
+        ecr_operator::registry::TargetPool::new(moto.sdk_config(), Arc::default());
+    let other = pool.client("shared-services", &target.spec).await?;
+    let account = format!(
+        "account {} (RegistryTarget shared-services)",
+        target.spec.registry_id
+    );
+    print_repositories(&account, &other.registry.list_repositories().await?);
     println!(
         "ECR calls made by the operator: {} ({} writes)",
         registry.stats().total(),
@@ -163,6 +170,16 @@ async fn demo() -> Result<bool, Failure> {
         eprintln!("\nnot every reconciled sample became Ready within 90 s");
     }
     Ok(all_ready)
+}
+
+fn print_repositories(whose: &str, repos: &[ecr_operator::registry::RepositoryInfo]) {
+    println!("\nECR in {whose} holds {} repositories:", repos.len());
+    for r in repos {
+        println!(
+            "  {}  {}  scanOnPush={}",
+            r.uri, r.tag_mutability, r.scan_on_push
+        );
+    }
 }
 
 struct Row {
