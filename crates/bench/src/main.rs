@@ -14,6 +14,7 @@ mod loadgen;
 mod repos;
 mod rss;
 mod scan;
+mod targets;
 mod util;
 
 use std::process::ExitCode;
@@ -38,6 +39,9 @@ enum Scenario {
     Scan,
     /// Repository convergence on a real kube-apiserver + etcd (`KUBEBUILDER_ASSETS`).
     ReposReal,
+    /// Repository convergence across four RegistryTargets (accounts), calls per sweep per
+    /// target.
+    Targets,
 }
 
 #[derive(Parser)]
@@ -133,6 +137,7 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Admission,
         Scenario::Scan,
         Scenario::ReposReal,
+        Scenario::Targets,
     ];
     let selected: Vec<Scenario> = all
         .into_iter()
@@ -154,6 +159,7 @@ async fn run(cli: Cli) -> ExitCode {
             Scenario::Admission => admission::run(&sizes, &mut figures).await,
             Scenario::Scan => scan::run(&sizes, &mut figures).await,
             Scenario::ReposReal => repos::run_real(&sizes, &mut figures).await,
+            Scenario::Targets => targets::run(&sizes, &mut figures).await,
         };
         match result {
             Ok(()) => eprintln!(
