@@ -15,6 +15,7 @@ pub mod repository;
 pub mod repository_creation_template;
 pub mod scan_policy;
 pub mod singleton;
+pub mod singleton_groups;
 pub mod status;
 pub mod targets;
 pub mod watch;
@@ -485,13 +486,26 @@ pub async fn run(
     let targets = targets::TargetIndex::start(&ctx);
     tokio::try_join!(
         access::run(ctx.clone(), shutdown.clone()),
-        repository::run(ctx.clone(), grants.clone(), targets, shutdown.clone()),
+        repository::run(
+            ctx.clone(),
+            grants.clone(),
+            targets.clone(),
+            shutdown.clone()
+        ),
         lifecycle_policy::run(ctx.clone(), grants.clone(), shutdown.clone()),
         public_repository::run(ctx.clone(), grants, shutdown.clone()),
         pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
-        singleton::run::<replication_config::Replication>(ctx.clone(), shutdown.clone()),
-        singleton::run::<scan_policy::Scanning>(ctx.clone(), shutdown.clone()),
-        singleton::run::<registry_policy::RegistryPolicySetting>(ctx.clone(), shutdown.clone()),
+        singleton::run::<replication_config::Replication>(
+            ctx.clone(),
+            targets.clone(),
+            shutdown.clone()
+        ),
+        singleton::run::<scan_policy::Scanning>(ctx.clone(), targets.clone(), shutdown.clone()),
+        singleton::run::<registry_policy::RegistryPolicySetting>(
+            ctx.clone(),
+            targets.clone(),
+            shutdown.clone()
+        ),
         repository_creation_template::run(ctx.clone(), shutdown.clone()),
         registry_settings::run(ctx.clone(), shutdown.clone()),
         registry_target::run(ctx.clone(), shutdown.clone()),

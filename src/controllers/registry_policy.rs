@@ -139,6 +139,10 @@ impl Setting for RegistryPolicySetting {
             .is_some_and(|s| s.first_statement_index.is_some())
     }
 
+    fn target(obj: &RegistryPolicy) -> Option<&str> {
+        obj.spec.registry_ref.as_ref().map(|r| r.name.as_str())
+    }
+
     fn ready_message(outcome: &Outcome) -> String {
         match outcome {
             Outcome::Applied { first, count } => format!(

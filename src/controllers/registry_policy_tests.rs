@@ -27,6 +27,7 @@ fn obj(name: &str, sids: &[&str]) -> RegistryPolicy {
     RegistryPolicy::new(
         name,
         RegistryPolicySpec {
+            registry_ref: None,
             statements: sids
                 .iter()
                 .map(|s| statement(Some(s), "ecr:ReplicateImage"))
@@ -41,6 +42,7 @@ fn padded(name: &str, sid: &str, pad: usize) -> RegistryPolicy {
     RegistryPolicy::new(
         name,
         RegistryPolicySpec {
+            registry_ref: None,
             statements: vec![statement(Some(sid), &action)],
         },
     )

@@ -148,6 +148,10 @@ impl Setting for Replication {
         obj.status().is_some_and(|s| s.first_rule_index.is_some())
     }
 
+    fn target(obj: &ReplicationConfig) -> Option<&str> {
+        obj.spec.registry_ref.as_ref().map(|r| r.name.as_str())
+    }
+
     fn ready_message(outcome: &Outcome) -> String {
         match outcome {
             Outcome::Applied { first, count } => format!(
@@ -185,6 +189,7 @@ mod tests {
         ReplicationConfig::new(
             name,
             ReplicationConfigSpec {
+                registry_ref: None,
                 rules: vec![rule; rules],
             },
         )

@@ -212,6 +212,10 @@ impl Setting for Scanning {
         obj.status().is_some_and(|s| s.applied_rules.is_some())
     }
 
+    fn target(obj: &ScanPolicy) -> Option<&str> {
+        obj.spec.registry_ref.as_ref().map(|r| r.name.as_str())
+    }
+
     fn ready_message(outcome: &Outcome) -> String {
         match outcome {
             Outcome::Applied { count, .. } => format!(
@@ -232,6 +236,7 @@ mod tests {
         ScanPolicy::new(
             name,
             ScanPolicySpec {
+                registry_ref: None,
                 scan_type: t,
                 rules: rules
                     .iter()

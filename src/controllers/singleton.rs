@@ -9,13 +9,17 @@
 //! most once) → each object's status. A resync costs one read for the whole registry, however
 //! many objects there are, and nothing at all while no object exists.
 //!
+//! Objects naming a RegistryTarget in `spec.registryRef` make up that target's registry's
+//! document, apart from every other registry's: a pass runs the above once per registry
+//! ([`super::singleton_groups`]).
+//!
 //! Ownership: an object's status records that its part was written. When ECR holds a document
 //! the operator did not write (no object was ever applied) the objects report Conflict instead
 //! of overwriting it. From the first write on, the document is the operator's: drift is
 //! overwritten, and when the last participating object goes the document is cleared, whatever
 //! it holds by then (the deleted objects' specs may have changed since the last write).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::pin::pin;
 use std::sync::Arc;
@@ -32,7 +36,9 @@ use tokio::time::Instant;
 use tracing::{Instrument, info, warn};
 
 use super::claim::age_key;
+use super::singleton_groups::reconcile_all;
 use super::status::{self, Announcement, Reported};
+use super::targets::TargetIndex;
 use super::{Context, Error, FINALIZER};
 use crate::api::conditions::Reason;
 use crate::registry::{Registry, RegistryError};
@@ -82,10 +88,15 @@ pub trait Setting: Send + Sync + 'static {
     fn was_applied(obj: &Self::Object) -> bool;
     /// The Ready message for an object whose part is in ECR.
     fn ready_message(outcome: &Outcome) -> String;
+    /// The RegistryTarget the object names (`spec.registryRef`), `None` for the own registry.
+    fn target(obj: &Self::Object) -> Option<&str>;
 }
 
-/// What one pass remembers for the next.
-struct PassState<S: Setting> {
+/// What one pass remembers for the next, per registry (`None`: the own registry).
+pub(super) type PassStates<S> = HashMap<Option<String>, PassState<S>>;
+
+/// What one pass remembers for the next, for one registry.
+pub(super) struct PassState<S: Setting> {
     /// A document ECR refused as invalid: not sent again until the desired document changes.
     refused: Option<(S::Doc, RegistryError)>,
 }
@@ -99,16 +110,21 @@ impl<S: Setting> Default for PassState<S> {
 /// Runs the controller of one registry-level setting until `shutdown`.
 pub async fn run<S: Setting>(
     ctx: Arc<Context>,
+    targets: Arc<TargetIndex>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let kind = <S::Object as Reported>::KIND;
     super::require_crd::<S::Object>(&ctx).await?;
     let (reader, stream) = super::watched(&ctx);
     let mut stream = stream.boxed();
+    // A target becoming Ready (or not) changes where its objects' parts go.
+    let mut target_changes = targets.changes().boxed();
     let mut shutdown = pin!(shutdown);
     let debounce = Duration::from_millis(100);
-    let mut state = PassState::<S>::default();
+    let mut states = PassStates::<S>::new();
     let mut due = Instant::now() + ctx.config.sweep_interval;
+    // Before the first list every target would look missing.
+    targets.ready().await;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -117,8 +133,9 @@ pub async fn run<S: Setting>(
                 Some(Err(e)) => warn!(kind, error = %e, "watch failed"),
                 None => break,
             },
+            Some(()) = target_changes.next() => due = due.min(Instant::now() + debounce),
             _ = tokio::time::sleep_until(due) => {
-                due = Instant::now() + pass::<S>(&ctx, &reader, &mut state).await;
+                due = Instant::now() + pass::<S>(&ctx, &targets, &reader, &mut states).await;
             }
         }
     }
@@ -129,14 +146,15 @@ pub async fn run<S: Setting>(
 /// next pass: the resync interval, or a backoff after a failure.
 async fn pass<S: Setting>(
     ctx: &Context,
+    targets: &TargetIndex,
     store: &Store<S::Object>,
-    state: &mut PassState<S>,
+    states: &mut PassStates<S>,
 ) -> Duration {
     let kind = <S::Object as Reported>::KIND;
     let span = crate::telemetry::reconcile_span(kind, "*");
     async {
         let started = std::time::Instant::now();
-        let result = reconcile_all::<S>(ctx, store, state).await;
+        let result = reconcile_all::<S>(ctx, targets, store, states).await;
         ctx.observe(&kind.to_ascii_lowercase(), &result, started);
         match result {
             Ok(()) => {
@@ -253,7 +271,7 @@ type ActiveAndDeleting<K> = (Vec<Arc<K>>, Vec<Arc<K>>);
 
 /// The objects of the kind, oldest first: those active, and those being deleted that still hold
 /// our finalizer. `None` when there is no object at all.
-fn observe_objects<K: Reported>(store: &Store<K>) -> Option<ActiveAndDeleting<K>> {
+pub(super) fn observe_objects<K: Reported>(store: &Store<K>) -> Option<ActiveAndDeleting<K>> {
     let mut all = store.state();
     if all.is_empty() {
         return None;
@@ -266,27 +284,24 @@ fn observe_objects<K: Reported>(store: &Store<K>) -> Option<ActiveAndDeleting<K>
     Some((active, deleting.collect()))
 }
 
-fn has_finalizer<K: Resource>(obj: &K) -> bool {
+pub(super) fn has_finalizer<K: Resource>(obj: &K) -> bool {
     obj.finalizers().iter().any(|f| f == FINALIZER)
 }
 
-async fn reconcile_all<S: Setting>(
+/// One registry's objects: observe → plan → apply → status, against `registry`.
+pub(super) async fn reconcile_group<S: Setting>(
     ctx: &Context,
-    store: &Store<S::Object>,
+    registry: &dyn Registry,
+    active: &[Arc<S::Object>],
+    deleting: &[Arc<S::Object>],
     state: &mut PassState<S>,
 ) -> Result<(), Error> {
-    let Some((active, deleting)) = observe_objects(store) else {
-        return Ok(());
-    };
-    // Finalizers first, so that no object's part is written without one.
-    for o in active.iter().filter(|o| !has_finalizer(o.as_ref())) {
-        add_finalizer(ctx, o.as_ref()).await?;
-    }
-    let (desired, outcomes) = plan::<S>(&active);
+    let (desired, outcomes) = plan::<S>(active);
     let participating = outcomes.iter().any(Outcome::participates);
     let withdrawn = active.iter().any(|o| S::was_applied(o));
     let result = if sync_needed(participating, !deleting.is_empty(), withdrawn) {
-        sync_registry::<S>(ctx, &active, &deleting, &desired, &outcomes, state).await
+        let objects = Objects { active, deleting };
+        sync_registry::<S>(ctx, registry, objects, &desired, &outcomes, state).await
     } else {
         Ok(SyncResult::default())
     };
@@ -297,12 +312,12 @@ async fn reconcile_all<S: Setting>(
                 write_outcome::<S>(ctx, o.as_ref(), &outcome, sync.wrote).await?;
             }
             // ECR no longer holds (or never held) the deleting objects' parts.
-            for o in &deleting {
+            for o in deleting {
                 remove_finalizer(ctx, o.as_ref()).await?;
             }
             Ok(())
         }
-        Err(e) => report_failure::<S>(ctx, &active, &outcomes, e).await,
+        Err(e) => report_failure::<S>(ctx, active, &outcomes, e).await,
     }
 }
 
@@ -351,16 +366,22 @@ struct SyncResult {
     conflict: Option<String>,
 }
 
+/// One registry's objects, active and being deleted.
+struct Objects<'a, K> {
+    active: &'a [Arc<K>],
+    deleting: &'a [Arc<K>],
+}
+
 async fn sync_registry<S: Setting>(
     ctx: &Context,
-    active: &[Arc<S::Object>],
-    deleting: &[Arc<S::Object>],
+    registry: &dyn Registry,
+    Objects { active, deleting }: Objects<'_, S::Object>,
     desired: &S::Doc,
     outcomes: &[Outcome],
     state: &mut PassState<S>,
 ) -> Result<SyncResult, RegistryError> {
     let kind = <S::Object as Reported>::KIND;
-    let observed = S::read(ctx.registry.as_ref()).await?;
+    let observed = S::read(registry).await?;
     let seen = Observation {
         in_sync: S::equivalent(&observed, desired),
         empty: S::is_empty(&observed),
@@ -381,9 +402,9 @@ async fn sync_registry<S: Setting>(
             });
         }
         SyncPlan::Refused(e) => return Err(e),
-        SyncPlan::Write => return write_document(ctx, desired, state).await,
+        SyncPlan::Write => return write_document(registry, desired, state).await,
         SyncPlan::Clear => {
-            S::write(ctx.registry.as_ref(), &S::Doc::default()).await?;
+            S::write(registry, &S::Doc::default()).await?;
             info!(kind, "cleared the registry {}", S::WHAT);
             let note = format!("Cleared the registry {}", S::WHAT);
             announce_deleting(ctx, deleting, "Deleted", note).await;
@@ -410,11 +431,11 @@ pub fn foreign_document(what: &str) -> String {
 
 /// Writes the desired document; one ECR refuses for good is remembered, not sent again.
 async fn write_document<S: Setting>(
-    ctx: &Context,
+    registry: &dyn Registry,
     desired: &S::Doc,
     state: &mut PassState<S>,
 ) -> Result<SyncResult, RegistryError> {
-    match S::write(ctx.registry.as_ref(), desired).await {
+    match S::write(registry, desired).await {
         Ok(()) => {
             state.refused = None;
             info!(
@@ -506,7 +527,7 @@ async fn write_outcome<S: Setting>(
     status::write_ready(ctx, obj, st, message, event).await
 }
 
-async fn write_failure<S: Setting>(
+pub(super) async fn write_failure<S: Setting>(
     ctx: &Context,
     obj: &S::Object,
     err: &Error,
@@ -521,7 +542,7 @@ async fn write_failure<S: Setting>(
     .await
 }
 
-async fn add_finalizer<K: Reported>(ctx: &Context, obj: &K) -> Result<(), Error> {
+pub(super) async fn add_finalizer<K: Reported>(ctx: &Context, obj: &K) -> Result<(), Error> {
     let mut finalizers = obj.finalizers().to_vec();
     finalizers.push(FINALIZER.to_string());
     patch_finalizers(ctx, obj, finalizers).await

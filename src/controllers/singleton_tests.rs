@@ -236,6 +236,7 @@ fn replication(name: &str, rules: usize) -> Arc<ReplicationConfig> {
     Arc::new(ReplicationConfig::new(
         name,
         ReplicationConfigSpec {
+            registry_ref: None,
             rules: vec![rule; rules],
         },
     ))

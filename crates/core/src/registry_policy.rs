@@ -170,7 +170,10 @@ mod tests {
             ),
         ];
         for (what, statements, want) in cases {
-            let spec = RegistryPolicySpec { statements };
+            let spec = RegistryPolicySpec {
+                registry_ref: None,
+                statements,
+            };
             match (validate(&spec), want) {
                 (Ok(()), None) => {}
                 (Err(m), Some(part)) => assert!(m.contains(part), "{what}: {m}"),

@@ -85,7 +85,10 @@ pub fn registry_policy(text: &str) -> Result<RegistryPolicySpec, String> {
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let spec = RegistryPolicySpec { statements };
+    let spec = RegistryPolicySpec {
+        registry_ref: None,
+        statements,
+    };
     ecr_operator::registry_policy::validate(&spec)?;
     let rendered: Vec<Value> = spec
         .statements

@@ -73,7 +73,10 @@ pub fn replication(
         .collect();
     Some(ReplicationConfig::new(
         REPLICATION_NAME,
-        ReplicationConfigSpec { rules },
+        ReplicationConfigSpec {
+            registry_ref: None,
+            rules,
+        },
     ))
 }
 
@@ -126,6 +129,7 @@ pub fn scanning(settings: &ScanningSettings, notes: &mut Vec<Note>) -> Option<Sc
         }
     };
     let spec = ScanPolicySpec {
+        registry_ref: None,
         scan_type,
         rules: typed,
         enforcement: Enforcement {

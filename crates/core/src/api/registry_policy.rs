@@ -30,8 +30,18 @@ use super::repository::PolicyStatement;
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new("has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)")
+    .message("registryRef is immutable: create a new RegistryPolicy for the other registry"))]
 #[serde(rename_all = "camelCase")]
 pub struct RegistryPolicySpec {
+    /// The RegistryTarget whose registry receives this object's statements; the operator's own
+    /// registry when unset. Objects naming the same target merge into that registry's one
+    /// registry policy, independently of every other registry. RegistryPolicy is cluster-scoped, written
+    /// by cluster admins, so no tenancy grant (RepositoryAccessPolicy) is needed. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registryRef is immutable"))]
+    pub registry_ref: Option<super::registry_target::RegistryRef>,
+
     /// The statements; the merged policy (version 2012-10-17) must fit ECR's 10,240 characters.
     #[schemars(length(min = 1, max = 100))]
     #[x_kube(validation = Rule::new("self.all(s, !has(s.sid) || self.exists_one(t, has(t.sid) && t.sid == s.sid))").message("statement ids (sid) must be unique"))]

@@ -5,6 +5,7 @@
 //! tighter than the model (rules, destinations).
 
 use kube::CustomResource;
+use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +13,7 @@ use super::common::CommonStatus;
 
 /// Cross-region / cross-account replication rules. All ReplicationConfig objects merge, in a
 /// stable order (creation time, then name), into the registry's single configuration.
-#[derive(CustomResource, JsonSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[kube(
     group = "ecr.operator.dev",
     version = "v1alpha1",
@@ -25,8 +26,18 @@ use super::common::CommonStatus;
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new("has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)")
+    .message("registryRef is immutable: create a new ReplicationConfig for the other registry"))]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicationConfigSpec {
+    /// The RegistryTarget whose registry receives this object's rules; the operator's own
+    /// registry when unset. Objects naming the same target merge into that registry's one
+    /// replication configuration, independently of every other registry. ReplicationConfig is cluster-scoped, written
+    /// by cluster admins, so no tenancy grant (RepositoryAccessPolicy) is needed. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registryRef is immutable"))]
+    pub registry_ref: Option<super::registry_target::RegistryRef>,
+
     /// Replication rules (ECR allows 10 in the whole registry).
     // Shape ReplicationRuleList allows 0..25, but the PutReplicationConfiguration reference and
     // the quota "rules per replication configuration" say 10, which ECR enforces.

@@ -30,9 +30,19 @@ pub const WEBHOOK_REACHABLE: &str = "WebhookReachable";
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[x_kube(validation = Rule::new("self.scanType == 'ENHANCED' || self.rules.all(r, r.scanFrequency != 'CONTINUOUS_SCAN')")
-    .message("CONTINUOUS_SCAN requires scanType ENHANCED"))]
+    .message("CONTINUOUS_SCAN requires scanType ENHANCED"),
+    validation = Rule::new("has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)")
+    .message("registryRef is immutable: create a new ScanPolicy for the other registry"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScanPolicySpec {
+    /// The RegistryTarget whose registry receives this object's registry scanning rules (the enforcement applies to pods, wherever their images are); the operator's own
+    /// registry when unset. Objects naming the same target merge into that registry's one
+    /// registry scanning configuration, independently of every other registry. ScanPolicy is cluster-scoped, written
+    /// by cluster admins, so no tenancy grant (RepositoryAccessPolicy) is needed. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registryRef is immutable"))]
+    pub registry_ref: Option<super::registry_target::RegistryRef>,
+
     /// BASIC (ECR's own scanner) or ENHANCED (Amazon Inspector).
     #[serde(default)]
     pub scan_type: ScanType,

@@ -69,6 +69,7 @@ fn policy(name: &str, f: impl FnOnce(&mut Enforcement)) -> ScanPolicy {
     ScanPolicy::new(
         name,
         ScanPolicySpec {
+            registry_ref: None,
             enforcement,
             ..ScanPolicySpec::default()
         },
