@@ -1,7 +1,8 @@
 //! Registry-level singletons in RegistryTargets (issue #16) on the real kube-apiserver and moto
 //! serving several accounts through STS AssumeRole: RegistryPolicy objects merge per target, each
 //! registry's policy holds only its own objects' statements, drift in one registry is restored
-//! there only, and a target that cannot be reached stops only its own objects, without a call.
+//! there only, and a target that cannot be reached stops only its own objects, without a call;
+//! RegistrySettings are one object per registry, each written in its own registry.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use common::{Env, create, failed_with, message_of, ready, wait_for};
 use ecr_operator::api::registry_target::RegistryTargetSpec;
-use ecr_operator::api::{RegistryPolicy, RegistryTarget};
+use ecr_operator::api::{RegistryPolicy, RegistrySettings, RegistryTarget};
 use ecr_operator::registry::{Registry, TargetPool};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::Value;
@@ -199,4 +200,58 @@ async fn an_unassumable_target_stops_only_its_own_policies() {
     assert_eq!(count(&env, "PutRegistryPolicy").await, 1);
     assert_eq!(sids(env.registry.as_ref()).await, strings(&["Own"]));
     assert_eq!(sids(registry_of(&env, B).await.as_ref()).await, None);
+}
+
+/// One RegistrySettings per registry: one in the own registry and one in target B are both
+/// Ready (neither a Conflict of the other) and each registers its exclusion in its own registry
+/// only; registryRef cannot be added afterwards.
+#[tokio::test]
+async fn registry_settings_are_one_per_target() {
+    let env = Env::start().await;
+    let b = target(&env, B, "ecr-operator").await;
+    let api: Api<RegistrySettings> = Api::all(env.kube.client());
+    let (own, in_b) = (unique_name("own"), unique_name("in-b"));
+    let ci = "arn:aws:iam::123456789012:role/ci";
+    let scanner = "arn:aws:iam::222222222222:role/scanner";
+    let settings = |name: &str, registry_ref: &str, principal: &str| {
+        format!(
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: RegistrySettings
+metadata: {{name: {name}}}
+spec: {{{registry_ref}pullTimeUpdateExclusions: ['{principal}']}}
+"
+        )
+    };
+    create(&api, &settings(&own, "", ci)).await;
+    let b_ref = format!("registryRef: {{name: {b}}}, ");
+    create(&api, &settings(&in_b, &b_ref, scanner)).await;
+    for name in [&own, &in_b] {
+        wait_for(&api, name, "Ready", ready).await;
+    }
+    let own_set = env
+        .registry
+        .list_pull_time_update_exclusions()
+        .await
+        .unwrap();
+    let b_set = registry_of(&env, B)
+        .await
+        .list_pull_time_update_exclusions()
+        .await
+        .unwrap();
+    assert_eq!(
+        own_set.into_iter().collect::<Vec<_>>(),
+        vec![ci.to_string()]
+    );
+    assert_eq!(
+        b_set.into_iter().collect::<Vec<_>>(),
+        vec![scanner.to_string()]
+    );
+    let patch = serde_json::json!({"spec": {"registryRef": {"name": b}}});
+    match api
+        .patch(&own, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 422, "{s:?}"),
+        other => panic!("registryRef added: {other:?}"),
+    }
 }

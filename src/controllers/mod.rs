@@ -507,7 +507,7 @@ pub async fn run(
             shutdown.clone()
         ),
         repository_creation_template::run(ctx.clone(), shutdown.clone()),
-        registry_settings::run(ctx.clone(), shutdown.clone()),
+        registry_settings::run(ctx.clone(), targets.clone(), shutdown.clone()),
         registry_target::run(ctx.clone(), shutdown.clone()),
         image_scan_report::run(ctx, shutdown),
     )?;

@@ -49,6 +49,7 @@ pub fn registry_settings(
     Some(RegistrySettings::new(
         REGISTRY_SETTINGS_NAME,
         RegistrySettingsSpec {
+            registry_ref: None,
             account_settings: (account != AccountSettings::default()).then_some(account),
             signing,
             pull_time_update_exclusions: exclusions,

@@ -13,11 +13,13 @@ use crate::registry::Registry;
 pub(super) async fn apply(settings: &RegistrySettings, shared: &Shared) -> Result<Action, Error> {
     let ctx = &shared.ctx;
     plan::refuse_younger(older_claimant(&shared.store, settings))?;
+    let reach = shared.targets.reach(ctx, settings.target()).await?;
+    let registry = reach.registry.as_ref();
     let status = status::current(settings);
     let spec = &settings.spec;
-    let observed = observe(ctx.registry.as_ref(), &plan::reads(spec, &status)).await?;
+    let observed = observe(registry, &plan::reads(spec, &status)).await?;
     let plan = plan::plan(spec, &status, &observed)?;
-    write(ctx.registry.as_ref(), &plan).await?;
+    write(registry, &plan).await?;
     let spec_changed = status.common.observed_generation != settings.metadata.generation;
     let announcement = plan::announcement(&plan, spec_changed);
     if let Some(a) = &announcement {
@@ -80,14 +82,23 @@ pub(super) async fn cleanup(settings: &RegistrySettings, shared: &Shared) -> Res
         return Ok(Action::await_change());
     }
     let removal = plan::plan_removal(policy, &status::current(settings));
-    if removal.delete_signing {
-        ctx.registry.delete_signing_configuration().await?;
-    }
-    for principal in &removal.deregister {
-        ctx.registry
-            .deregister_pull_time_update_exclusion(principal)
-            .await?;
+    if removal.delete_signing || !removal.deregister.is_empty() {
+        // Kept (with its finalizer) until the target is back: nothing is left behind.
+        let reach = shared.targets.reach(ctx, settings.target()).await?;
+        write_removal(reach.registry.as_ref(), &removal).await?;
     }
     removal.announcement(policy).publish(ctx, settings).await;
     Ok(Action::await_change())
+}
+
+async fn write_removal(registry: &dyn Registry, removal: &plan::Removal) -> Result<(), Error> {
+    if removal.delete_signing {
+        registry.delete_signing_configuration().await?;
+    }
+    for principal in &removal.deregister {
+        registry
+            .deregister_pull_time_update_exclusion(principal)
+            .await?;
+    }
+    Ok(())
 }

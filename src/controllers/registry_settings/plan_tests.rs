@@ -33,6 +33,7 @@ fn info(profile: &str, filters: &[&str]) -> SigningRuleInfo {
 
 fn spec_signing(rules: Vec<SigningRule>) -> RegistrySettingsSpec {
     RegistrySettingsSpec {
+        registry_ref: None,
         signing: Some(SigningConfiguration { rules }),
         ..Default::default()
     }
@@ -69,6 +70,7 @@ fn reads_only_what_the_spec_sets_or_this_object_wrote() {
         }
     );
     let mounting = RegistrySettingsSpec {
+        registry_ref: None,
         account_settings: Some(AccountSettings {
             blob_mounting: Some(BlobMounting::Enabled),
             ..Default::default()
@@ -92,6 +94,7 @@ fn reads_only_what_the_spec_sets_or_this_object_wrote() {
 #[test]
 fn account_settings_are_written_only_where_ecr_differs() {
     let spec = RegistrySettingsSpec {
+        registry_ref: None,
         account_settings: Some(AccountSettings {
             blob_mounting: Some(BlobMounting::Enabled),
             registry_policy_scope: Some(RegistryPolicyScope::V2),
@@ -366,6 +369,7 @@ fn exclusions_table() {
     ];
     for (case, desired, recorded, seen, register, deregister, after) in cases {
         let spec = RegistrySettingsSpec {
+            registry_ref: None,
             pull_time_update_exclusions: desired.map(|d| d.iter().map(|s| s.to_string()).collect()),
             ..Default::default()
         };
@@ -408,6 +412,7 @@ fn exclusions_table() {
 #[test]
 fn in_sync_means_no_write_and_no_event() {
     let spec = RegistrySettingsSpec {
+        registry_ref: None,
         account_settings: Some(AccountSettings {
             blob_mounting: Some(BlobMounting::Disabled),
             ..Default::default()

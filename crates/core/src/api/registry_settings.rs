@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 use super::common::CommonStatus;
 use super::repository::DeletionPolicy;
 
-/// The settings of one registry. ECR has one set per registry, so one object per registry: the
-/// oldest object (creation time, then name) manages it, a younger one reports Conflict.
+/// The settings of one registry. ECR has one set per registry, so one object per registry (the
+/// own registry, or a RegistryTarget's): the oldest object (creation time, then name) manages
+/// it, a younger one for the same registry reports Conflict.
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[kube(
     group = "ecr.operator.dev",
@@ -37,8 +38,17 @@ use super::repository::DeletionPolicy;
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+#[x_kube(validation = Rule::new("has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)")
+    .message("registryRef is immutable: create a new RegistrySettings for the other registry"))]
 #[serde(rename_all = "camelCase")]
 pub struct RegistrySettingsSpec {
+    /// The RegistryTarget whose registry these settings are; the operator's own registry when
+    /// unset. One object per registry: objects for different targets do not conflict.
+    /// RegistrySettings is cluster-scoped, written by cluster admins, so no tenancy grant
+    /// (RepositoryAccessPolicy) is needed. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registryRef is immutable"))]
+    pub registry_ref: Option<super::registry_target::RegistryRef>,
     /// Account settings; each is written only when set, and left as it is otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_settings: Option<AccountSettings>,
@@ -209,4 +219,11 @@ pub struct RegistrySettingsStatus {
     /// How many of the spec's exclusions ECR holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_time_update_exclusion_count: Option<i32>,
+}
+
+impl RegistrySettings {
+    /// The RegistryTarget this object's settings go to, `None` for the own registry.
+    pub fn target(&self) -> Option<&str> {
+        self.spec.registry_ref.as_ref().map(|r| r.name.as_str())
+    }
 }
