@@ -193,38 +193,6 @@ async fn the_same_name_in_five_registries_converges_and_drifts_independently() {
         "the own registry's repository was not written"
     );
 
-    // A LifecyclePolicy cannot follow a Repository into a target yet: refused, nothing written.
-    let policies: Api<ecr_operator::api::LifecyclePolicy> = env.api(&ns);
-    create(&policies, "apiVersion: ecr.operator.dev/v1alpha1
-kind: LifecyclePolicy
-metadata: {name: keep}
-spec:
-  repositoryRef: {name: in-0}
-  rules: [{rulePriority: 1, selection: {tagStatus: any, countType: imageCountMoreThan, countNumber: 5}}]
-").await;
-    let lp = wait_for(&policies, "keep", "Invalid", failed_with("Invalid")).await;
-    assert!(
-        message_of(&lp).contains("not supported yet"),
-        "{}",
-        message_of(&lp)
-    );
-    for (account, region) in places {
-        let r = registry_of(&env, account, region).await;
-        assert!(
-            r.get_lifecycle_policy("shared/app")
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
-    assert!(
-        env.registry
-            .get_lifecycle_policy("shared/app")
-            .await
-            .unwrap()
-            .is_none()
-    );
-
     // registryRef is fixed: changed, added or removed, the API server refuses.
     let refused = [
         (

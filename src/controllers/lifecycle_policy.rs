@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::Event as FinalizerEvent;
@@ -20,16 +20,15 @@ use tracing::{info, instrument};
 use super::access::Grants;
 use super::claim;
 use super::status::{self, Announcement};
+use super::targets::{Reach, TargetIndex};
 use super::{Context, Error, object_key};
-use crate::api::conditions;
 use crate::api::lifecycle_policy::{
-    LifecycleActionType, LifecyclePolicySpec, LifecyclePolicyStatus, LifecyclePreview,
-    LifecycleRule, LifecycleStorageClass, PreviewImage,
+    LifecyclePolicySpec, LifecyclePolicyStatus, LifecyclePreview, LifecycleRule,
 };
 use crate::api::repository::{OWNER_TAG, owned_in_namespace, owner_value};
 use crate::api::{LifecyclePolicy, Repository};
-use crate::lifecycle::{self, Image, Rule, StorageClass};
-use crate::registry::{ErrorClass, ImageInfo};
+use crate::lifecycle::{self, Rule};
+use crate::registry::ErrorClass;
 use crate::tenancy::Access;
 
 /// Images listed in the status preview at most; `truncated` says when there are more.
@@ -37,8 +36,8 @@ pub const PREVIEW_CAP: usize = 50;
 
 #[path = "lifecycle_policy_model.rs"]
 mod model;
-use model::to_image;
-pub use model::{rules_of, to_rules};
+use model::settle_preview;
+pub use model::{Place, place_to_leave, preview, ready_place, rules_of, to_rules};
 
 /// Validates the rules as ECR would and renders the policy text.
 pub fn render_spec(spec: &LifecyclePolicySpec) -> Result<(Vec<Rule>, String), String> {
@@ -57,94 +56,33 @@ pub fn render_rules(rules: &[LifecycleRule]) -> Result<(Vec<Rule>, String), Stri
     Ok((rules, text))
 }
 
-/// Which of `images` the rules would expire or archive at `now`: counts, and the first `cap`
-/// images (oldest first within each rule, rules by priority), each with its action.
-pub fn preview(
-    rules: &[Rule],
-    images: &[ImageInfo],
-    now: DateTime<Utc>,
-    cap: usize,
-) -> LifecyclePreview {
-    let model: Vec<Image> = images.iter().map(|i| to_image(i, now)).collect();
-    let outcomes = lifecycle::evaluate(rules, &model, now);
-    let image = |digest: &str| model.iter().find(|i| i.digest == digest);
-    let archiving = outcomes
-        .iter()
-        .filter(|e| e.action == lifecycle::Action::Transition)
-        .count();
-    LifecyclePreview {
-        evaluated_at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        image_count: images.len() as i64,
-        expiring_count: (outcomes.len() - archiving) as i64,
-        archiving_count: archiving as i64,
-        truncated: outcomes.len() > cap,
-        images: outcomes
-            .iter()
-            .take(cap)
-            .map(|e| PreviewImage {
-                digest: e.digest.clone(),
-                tags: e.tags.clone(),
-                pushed_at: image(&e.digest)
-                    .map(|i| {
-                        i.pushed_at
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                    })
-                    .unwrap_or_default(),
-                rule_priority: i32::try_from(e.rule_priority).unwrap_or(i32::MAX),
-                action: match e.action {
-                    lifecycle::Action::Expire => LifecycleActionType::Expire,
-                    lifecycle::Action::Transition => LifecycleActionType::Transition,
-                },
-                storage_class: match image(&e.digest).map(|i| i.storage_class) {
-                    Some(StorageClass::Archive) => LifecycleStorageClass::Archive,
-                    _ => LifecycleStorageClass::Standard,
-                },
-            })
-            .collect(),
-    }
-}
-
-/// Keeps the previous preview (and its time) when nothing in it changed, so a resync of an
-/// unchanged repository writes no status.
-fn settle_preview(
-    previous: Option<&LifecyclePreview>,
-    fresh: LifecyclePreview,
-) -> LifecyclePreview {
-    match previous {
-        Some(p)
-            if p.image_count == fresh.image_count
-                && p.expiring_count == fresh.expiring_count
-                && p.archiving_count == fresh.archiving_count
-                && p.truncated == fresh.truncated
-                && p.images == fresh.images =>
-        {
-            p.clone()
-        }
-        _ => fresh,
-    }
-}
-
 pub struct Shared {
     pub ctx: Arc<Context>,
     pub store: Store<LifecyclePolicy>,
     /// What each namespace may manage.
     pub grants: Arc<Grants>,
+    /// The RegistryTargets Repositories name: a policy's calls go to its Repository's.
+    pub targets: Arc<TargetIndex>,
 }
 
 /// Runs the LifecyclePolicy controller until `shutdown`.
 pub async fn run(
     ctx: Arc<Context>,
     grants: Arc<Grants>,
+    targets: Arc<TargetIndex>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     super::require_crd::<LifecyclePolicy>(&ctx).await?;
     let (reader, stream) = super::watched(&ctx);
     grants.ready().await;
-    let grant_changes = grants.changes();
+    targets.ready().await;
+    // A changed grant, or a target becoming Ready or going: everything is reconciled again.
+    let changes = futures::stream::select(grants.changes(), targets.changes());
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         store: reader.clone(),
         grants,
+        targets,
     });
     let store = reader.clone();
     // A Repository becoming Ready (or changing) wakes the policies that reference it.
@@ -169,7 +107,7 @@ pub async fn run(
                     .map(|lp| ObjectRef::from_obj(lp.as_ref()))
                     .collect::<Vec<_>>()
             })
-            .reconcile_all_on(grant_changes)
+            .reconcile_all_on(changes)
             .with_config(super::controller_config(&ctx))
             .graceful_shutdown_on(shutdown)
             .run(reconcile, error_policy, shared),
@@ -213,89 +151,25 @@ fn older_claimant(store: &Store<LifecyclePolicy>, lp: &LifecyclePolicy) -> Optio
     .min()
 }
 
-/// The ECR repository name the reference points at now, Ready or not; `None` when the
-/// Repository does not exist.
-async fn target_name(ctx: &Context, lp: &LifecyclePolicy) -> Result<Option<String>, Error> {
+/// The Repository `spec.repositoryRef` names, if it exists.
+async fn referenced(ctx: &Context, lp: &LifecyclePolicy) -> Result<Option<Repository>, Error> {
     let ns = lp.namespace().unwrap_or_default();
     let api: Api<Repository> = Api::namespaced(ctx.client.clone(), &ns);
-    Ok(api.get_opt(&lp.spec.repository_ref.name).await?.map(|r| {
-        r.status
-            .as_ref()
-            .and_then(|s| s.repository_name.clone())
-            .unwrap_or_else(|| r.ecr_name())
-    }))
+    Ok(api.get_opt(&lp.spec.repository_ref.name).await?)
 }
 
-/// Whether `spec.repositoryRef` no longer leads to `previous`, where the applied policy is: it
-/// names another Repository, or the same one now targets another ECR name. A Repository that
-/// was deleted does not count (its ECR repository may be retained, policy included).
-async fn moved_away(
-    ctx: &Context,
-    lp: &LifecyclePolicy,
-    status: &LifecyclePolicyStatus,
-    previous: &str,
-) -> Result<bool, Error> {
-    let same_ref = status
-        .repository_ref_name
-        .as_deref()
-        .is_none_or(|n| n == lp.spec.repository_ref.name);
-    if !same_ref {
-        return Ok(true);
-    }
-    Ok(target_name(ctx, lp)
-        .await?
-        .is_some_and(|target| target != previous))
-}
-
-/// Whether another LifecyclePolicy's status says it put its policy on `repository` (then
-/// that policy is not this object's to remove).
-fn applied_by_another(
-    store: &Store<LifecyclePolicy>,
-    lp: &LifecyclePolicy,
-    repository: &str,
-) -> bool {
+/// Whether another LifecyclePolicy's status says it put its policy on the repository at
+/// `place` (then that policy is not this object's to remove).
+fn applied_by_another(store: &Store<LifecyclePolicy>, lp: &LifecyclePolicy, place: &Place) -> bool {
     store.state().iter().any(|o| {
         o.uid() != lp.uid()
             && o.metadata.deletion_timestamp.is_none()
-            && o.status
-                .as_ref()
-                .is_some_and(|s| s.applied && s.repository_name.as_deref() == Some(repository))
+            && o.status.as_ref().is_some_and(|s| {
+                s.applied
+                    && s.repository_name.as_deref() == Some(place.repository.as_str())
+                    && s.registry_target == place.target
+            })
     })
-}
-
-/// The ECR repository name of the referenced Repository, once it is Ready.
-async fn ready_repository(ctx: &Context, lp: &LifecyclePolicy) -> Result<String, Error> {
-    let ns = lp.namespace().unwrap_or_default();
-    let name = &lp.spec.repository_ref.name;
-    let api: Api<Repository> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(repo) = api.get_opt(name).await? else {
-        return Err(Error::RepositoryNotReady(format!(
-            "Repository {name} does not exist in namespace {ns}"
-        )));
-    };
-    // Its policy calls go to the operator's own registry, where the same name is another
-    // repository: refused until LifecyclePolicies follow their Repository's target.
-    if let Some(target) = repo.target() {
-        return Err(Error::Invalid(format!(
-            "Repository {name} is in RegistryTarget {target}: LifecyclePolicies of Repositories \
-             in a RegistryTarget are not supported yet"
-        )));
-    }
-    let status = repo.status.as_ref();
-    let ready = status
-        .is_some_and(|s| conditions::is_ready_at(&s.common.conditions, repo.metadata.generation));
-    match status.and_then(|s| s.repository_name.clone()) {
-        Some(ecr_name) if ready => Ok(ecr_name),
-        _ => {
-            let why = status
-                .and_then(|s| conditions::find_ready(&s.common.conditions))
-                .map(|c| format!(" ({}: {})", c.reason, c.message))
-                .unwrap_or_default();
-            Err(Error::RepositoryNotReady(format!(
-                "waiting for Repository {name} to be Ready{why}"
-            )))
-        }
-    }
 }
 
 /// Which Repository must own an ECR repository before this object writes to it.
@@ -313,21 +187,23 @@ enum Owner<'a> {
 /// never proof.
 async fn prove_owned(
     shared: &Shared,
+    reach: &Reach,
     lp: &LifecyclePolicy,
     repository: &str,
     owner: Owner<'_>,
 ) -> Result<(), Error> {
     let ctx = &shared.ctx;
     let namespace = lp.namespace().unwrap_or_default();
-    if let Access::Forbidden(message) = shared.grants.access(&namespace, repository) {
+    let target = reach.target.as_deref();
+    if let Access::Forbidden(message) = shared.grants.access_on(&namespace, target, repository) {
         return Err(Error::Forbidden(message));
     }
-    let Some(info) = ctx.registry.describe_repository(repository).await? else {
+    let Some(info) = reach.registry.describe_repository(repository).await? else {
         return Err(Error::RepositoryNotReady(format!(
             "ECR repository {repository} does not exist"
         )));
     };
-    let tags = ctx.registry.list_tags(&info.arn).await?;
+    let tags = reach.registry.list_tags(&info.arn).await?;
     let found = tags.get(OWNER_TAG).map(String::as_str).unwrap_or_default();
     let cluster = &ctx.config.cluster_id;
     let proven = match owner {
@@ -415,27 +291,32 @@ pub fn ready_message(dry_run: bool, repository: &str, preview: &LifecyclePreview
     }
 }
 
-/// When `spec.repositoryRef` moved away from the repository where this object's policy is, takes
-/// the policy off there now (not once the new one is Ready, which may be never).
+/// When `spec.repositoryRef` moved away from the repository where this object's policy is
+/// (`now`: where it leads now), takes the policy off there now (not once the new one is Ready,
+/// which may be never), in the registry the status records.
 async fn leave_previous_repository(
     lp: &LifecyclePolicy,
     shared: &Shared,
     status: &mut LifecyclePolicyStatus,
+    now: Option<&Place>,
 ) -> Result<(), Error> {
     let ctx = &shared.ctx;
-    let Some(previous) = status.repository_name.clone().filter(|_| status.applied) else {
+    let Some(previous) = place_to_leave(status, &lp.spec.repository_ref.name, now) else {
         return Ok(());
     };
-    if !moved_away(ctx, lp, status, &previous).await? {
-        return Ok(());
-    }
     if !applied_by_another(&shared.store, lp, &previous) {
-        prove_owned(shared, lp, &previous, Owner::AnyInNamespace).await?;
-        ctx.registry.delete_lifecycle_policy(&previous).await?;
+        let reach = shared
+            .targets
+            .reach(ctx, previous.target.as_deref())
+            .await?;
+        let repository = previous.repository.as_str();
+        prove_owned(shared, &reach, lp, repository, Owner::AnyInNamespace).await?;
+        reach.registry.delete_lifecycle_policy(repository).await?;
     }
     status.applied = false;
     status.repository_name = None;
     status.repository_ref_name = None;
+    status.registry_target = None;
     status::write(ctx, lp, status).await
 }
 
@@ -458,19 +339,57 @@ fn refusal(lp: &LifecyclePolicy, shared: &Shared) -> Option<Error> {
 async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
     let ctx = &shared.ctx;
     let mut status = status::current(lp);
-    leave_previous_repository(lp, shared, &mut status).await?;
+    let repo = referenced(ctx, lp).await?;
+    let now = repo.as_ref().map(Place::of);
+    leave_previous_repository(lp, shared, &mut status, now.as_ref()).await?;
     if let Some(e) = refusal(lp, shared) {
         return Err(e);
     }
     let (rules, text) = render_spec(&lp.spec).map_err(Error::Invalid)?;
-    let repository = ready_repository(ctx, lp).await?;
-    let ref_name = lp.spec.repository_ref.name.as_str();
-    // Nothing is read from a repository the namespace is not granted.
     let namespace = lp.namespace().unwrap_or_default();
-    if let Access::Forbidden(message) = shared.grants.access(&namespace, &repository) {
+    let place = ready_place(repo.as_ref(), &namespace, &lp.spec.repository_ref.name);
+    let Some(here) = now else {
+        return Err(Error::RepositoryNotReady(place.err().unwrap_or_default()));
+    };
+    // Nothing is read from a repository the namespace is not granted, nor from a target that is
+    // missing or not Ready (anywhere): TargetNotReady before the wait for the Repository, which
+    // waits for the same target.
+    let (target, repository) = (here.target.as_deref(), here.repository.as_str());
+    if let Access::Forbidden(message) = shared.grants.access_on(&namespace, target, repository) {
         return Err(Error::Forbidden(message));
     }
-    let current = match ctx.registry.get_lifecycle_policy(&repository).await {
+    let reach = shared.targets.reach(ctx, target).await?;
+    let place = place.map_err(Error::RepositoryNotReady)?;
+    let repository = place.repository.as_str();
+    let write = converge(lp, shared, &reach, repository, status.applied, &text).await?;
+    status.applied = !lp.spec.dry_run;
+
+    // Archived images too: `storageClass: archive` rules act on them.
+    let images = reach.registry.list_images_any_status(repository).await?;
+    let fresh = preview(&rules, &images, Utc::now(), PREVIEW_CAP);
+    let preview = settle_preview(status.preview.as_ref(), fresh);
+    let message = ready_message(lp.spec.dry_run, repository, &preview);
+    let event = announce(write, repository, rules.len());
+    status.repository_name = Some(place.repository);
+    status.registry_target = place.target;
+    status.repository_ref_name = Some(lp.spec.repository_ref.name.clone());
+    status.rule_count = Some(rules.len() as i32);
+    status.preview = Some(preview);
+    status::write_ready(ctx, lp, status, message, event).await?;
+    Ok(Action::requeue(ctx.config.deep_sweep_interval))
+}
+
+/// Reads the repository's policy in its registry and writes what [`plan_write`] says, once the
+/// repository is proven the referenced Repository's.
+async fn converge(
+    lp: &LifecyclePolicy,
+    shared: &Shared,
+    reach: &Reach,
+    repository: &str,
+    applied: bool,
+    text: &str,
+) -> Result<PolicyWrite, Error> {
+    let current = match reach.registry.get_lifecycle_policy(repository).await {
         Ok(c) => c,
         Err(e) if e.class == ErrorClass::NotFound => {
             return Err(Error::RepositoryNotReady(format!(
@@ -479,89 +398,91 @@ async fn apply(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
         }
         Err(e) => return Err(e.into()),
     };
-    let write = plan_write(lp.spec.dry_run, status.applied, current.as_deref(), &text);
+    let write = plan_write(lp.spec.dry_run, applied, current.as_deref(), text);
     if write != PolicyWrite::None {
-        prove_owned(shared, lp, &repository, Owner::Exactly(ref_name)).await?;
+        let owner = Owner::Exactly(lp.spec.repository_ref.name.as_str());
+        prove_owned(shared, reach, lp, repository, owner).await?;
     }
     match write {
         PolicyWrite::None => {}
-        PolicyWrite::Remove => ctx.registry.delete_lifecycle_policy(&repository).await?,
+        PolicyWrite::Remove => reach.registry.delete_lifecycle_policy(repository).await?,
         PolicyWrite::Put { .. } => {
-            ctx.registry
-                .put_lifecycle_policy(&repository, &text)
+            reach
+                .registry
+                .put_lifecycle_policy(repository, text)
                 .await?;
-            info!(repository = %repository, "put lifecycle policy");
+            info!(repository = %repository, target = ?reach.target, "put lifecycle policy");
         }
     }
-    status.applied = !lp.spec.dry_run;
+    Ok(write)
+}
 
-    // Archived images too: `storageClass: archive` rules act on them.
-    let images = ctx.registry.list_images_any_status(&repository).await?;
-    let fresh = preview(&rules, &images, Utc::now(), PREVIEW_CAP);
-    let preview = settle_preview(status.preview.as_ref(), fresh);
-    let message = ready_message(lp.spec.dry_run, &repository, &preview);
-    let event = announce(write, &repository, rules.len());
-    status.repository_name = Some(repository);
-    status.repository_ref_name = Some(lp.spec.repository_ref.name.clone());
-    status.rule_count = Some(rules.len() as i32);
-    status.preview = Some(preview);
-    status::write_ready(ctx, lp, status, message, event).await?;
-    Ok(Action::requeue(ctx.config.deep_sweep_interval))
+/// Where a policy this object's status does not record may still be (a crash, or an error
+/// after the put and before the status write): the referenced Repository's repository, when the
+/// policy there is exactly the one this object renders.
+async fn unrecorded_put(lp: &LifecyclePolicy, shared: &Shared) -> Result<Option<Place>, Error> {
+    let ctx = &shared.ctx;
+    let place = referenced(ctx, lp).await?.as_ref().map(Place::of);
+    let (Some(place), Ok((_, text))) = (place, render_spec(&lp.spec)) else {
+        return Ok(None);
+    };
+    if lp.spec.dry_run || applied_by_another(&shared.store, lp, &place) {
+        return Ok(None);
+    }
+    let reach = shared.targets.reach(ctx, place.target.as_deref()).await?;
+    match reach.registry.get_lifecycle_policy(&place.repository).await {
+        Ok(Some(current)) if lifecycle::policies_equivalent(&current, &text) => Ok(Some(place)),
+        Ok(_) => Ok(None),
+        Err(e) if e.class == ErrorClass::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn cleanup(lp: &LifecyclePolicy, shared: &Shared) -> Result<Action, Error> {
     let ctx = &shared.ctx;
     let status = status::current(lp);
     let ours = match (status.applied, status.repository_name.clone()) {
-        (true, Some(repository)) => Some(repository),
-        // The status may not record a put that happened (a crash, or an error after the put
-        // and before the status write): the policy in ECR is ours when it is exactly the one
-        // this object renders.
-        _ => match (target_name(ctx, lp).await?, render_spec(&lp.spec)) {
-            (Some(target), Ok((_, text)))
-                if !lp.spec.dry_run && !applied_by_another(&shared.store, lp, &target) =>
-            {
-                match ctx.registry.get_lifecycle_policy(&target).await {
-                    Ok(Some(current)) if lifecycle::policies_equivalent(&current, &text) => {
-                        Some(target)
-                    }
-                    Ok(_) => None,
-                    Err(e) if e.class == ErrorClass::NotFound => None,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            _ => None,
-        },
+        (true, Some(repository)) => Some(Place {
+            repository,
+            target: status.registry_target.clone(),
+        }),
+        _ => unrecorded_put(lp, shared).await?,
     };
-    if let Some(repository) = ours.as_deref() {
-        // Only a policy this object put is removed (a newer, conflicting object never applied),
-        // from a repository a Repository of this namespace owns.
-        match prove_owned(shared, lp, repository, Owner::AnyInNamespace).await {
-            Ok(()) => {}
-            Err(Error::Forbidden(message) | Error::Conflict(message)) => {
-                ctx.event(
-                    lp,
-                    kube::runtime::events::EventType::Warning,
-                    "NotOwned",
-                    "Delete",
-                    format!("Left the lifecycle policy of ECR repository {repository} in place: {message}"),
-                )
-                .await;
-                return Ok(Action::await_change());
-            }
-            Err(Error::RepositoryNotReady(_)) => return Ok(Action::await_change()),
-            Err(e) => return Err(e),
+    let Some(place) = ours else {
+        return Ok(Action::await_change());
+    };
+    // Its registry, once its target is Ready: until then the finalizer stays, nothing is called.
+    let reach = shared.targets.reach(ctx, place.target.as_deref()).await?;
+    let repository = place.repository.as_str();
+    // Only a policy this object put is removed (a newer, conflicting object never applied),
+    // from a repository a Repository of this namespace owns.
+    match prove_owned(shared, &reach, lp, repository, Owner::AnyInNamespace).await {
+        Ok(()) => {}
+        Err(Error::Forbidden(message) | Error::Conflict(message)) => {
+            ctx.event(
+                lp,
+                kube::runtime::events::EventType::Warning,
+                "NotOwned",
+                "Delete",
+                format!(
+                    "Left the lifecycle policy of ECR repository {repository} in place: {message}"
+                ),
+            )
+            .await;
+            return Ok(Action::await_change());
         }
-        ctx.registry.delete_lifecycle_policy(repository).await?;
-        ctx.event(
-            lp,
-            kube::runtime::events::EventType::Normal,
-            "Deleted",
-            "Delete",
-            format!("Removed the lifecycle policy of ECR repository {repository}"),
-        )
-        .await;
+        Err(Error::RepositoryNotReady(_)) => return Ok(Action::await_change()),
+        Err(e) => return Err(e),
     }
+    reach.registry.delete_lifecycle_policy(repository).await?;
+    ctx.event(
+        lp,
+        kube::runtime::events::EventType::Normal,
+        "Deleted",
+        "Delete",
+        format!("Removed the lifecycle policy of ECR repository {repository}"),
+    )
+    .await;
     Ok(Action::await_change())
 }
 

@@ -1,6 +1,7 @@
 //! Tests of the LifecyclePolicy controller's pure parts.
 
 use super::*;
+use crate::registry::ImageInfo;
 
 /// (what, dryRun, applied, in ECR, expected write, expected event reason).
 type WriteCase = (
@@ -111,8 +112,8 @@ fn ready_messages_say_whether_the_policy_applies() {
 }
 
 use crate::api::lifecycle_policy::{
-    LifecycleAction, LifecycleCountType, LifecycleCountUnit, LifecycleRule, LifecycleSelection,
-    LifecycleTagStatus, LifecycleTargetStorageClass,
+    LifecycleAction, LifecycleActionType, LifecycleCountType, LifecycleCountUnit, LifecycleRule,
+    LifecycleSelection, LifecycleStorageClass, LifecycleTagStatus, LifecycleTargetStorageClass,
 };
 use k8s_openapi::jiff::Timestamp;
 
@@ -321,4 +322,174 @@ fn since_image_pulled_previews_from_the_last_pull() {
     let p = preview(&rules, &images, now, 50);
     assert_eq!(p.archiving_count, 1);
     assert_eq!(p.images[0].digest, "sha256:unused");
+}
+
+/// A Repository named `r` in namespace `ns`, in `target`, whose status says ECR name `ecr`
+/// (when given) and Ready `ready` ("True", "False" or none) at `observed` for generation 2.
+fn repo(target: Option<&str>, ecr: Option<&str>, ready: Option<&str>, observed: i64) -> Repository {
+    let mut value = serde_json::json!({
+        "apiVersion": "ecr.operator.dev/v1alpha1",
+        "kind": "Repository",
+        "metadata": {"name": "r", "namespace": "ns", "generation": 2},
+        "spec": {"repositoryName": "spec/name"},
+        "status": {},
+    });
+    if let Some(t) = target {
+        value["spec"]["registryRef"] = serde_json::json!({"name": t});
+    }
+    if let Some(e) = ecr {
+        value["status"]["repositoryName"] = serde_json::json!(e);
+    }
+    if let Some(s) = ready {
+        value["status"]["conditions"] = serde_json::json!([{
+            "type": "Ready", "status": s, "reason": if s == "True" { "Synced" } else { "TargetNotReady" },
+            "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z", "observedGeneration": observed,
+        }]);
+        value["status"]["observedGeneration"] = serde_json::json!(observed);
+    }
+    serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn place(repository: &str, target: Option<&str>) -> Place {
+    Place {
+        repository: repository.into(),
+        target: target.map(str::to_string),
+    }
+}
+
+/// The referenced Repository's place: its status's ECR name and its registryRef, only once it
+/// is Ready at its generation (a target's Repository like the own registry's).
+#[test]
+fn ready_place_table() {
+    let b = Some("b");
+    let cases: Vec<(&str, Option<Repository>, Result<Place, &str>)> = vec![
+        (
+            "missing",
+            None,
+            Err("Repository r does not exist in namespace ns"),
+        ),
+        (
+            "own, Ready",
+            Some(repo(None, Some("team/app"), Some("True"), 2)),
+            Ok(place("team/app", None)),
+        ),
+        (
+            "in target b, Ready",
+            Some(repo(b, Some("team/app"), Some("True"), 2)),
+            Ok(place("team/app", b)),
+        ),
+        (
+            "Ready at an older generation",
+            Some(repo(b, Some("team/app"), Some("True"), 1)),
+            Err("waiting for Repository r to be Ready (Synced: m)"),
+        ),
+        (
+            "target not Ready",
+            Some(repo(b, None, Some("False"), 2)),
+            Err("waiting for Repository r to be Ready (TargetNotReady: m)"),
+        ),
+        (
+            "no status yet",
+            Some(repo(b, None, None, 0)),
+            Err("waiting for Repository r to be Ready"),
+        ),
+    ];
+    for (what, r, expected) in cases {
+        let got = ready_place(r.as_ref(), "ns", "r");
+        assert_eq!(got, expected.map_err(str::to_string), "{what}");
+    }
+    // Ready or not, where it is: the status's name, else the spec's; the registryRef.
+    assert_eq!(Place::of(&repo(b, None, None, 0)), place("spec/name", b));
+    assert_eq!(Place::of(&repo(None, Some("x"), None, 0)), place("x", None));
+}
+
+/// (what, status, spec.repositoryRef's name, where it leads now, the place to leave).
+type LeaveCase = (
+    &'static str,
+    LifecyclePolicyStatus,
+    &'static str,
+    Option<Place>,
+    Option<Place>,
+);
+
+/// When the applied policy is left: the reference names another Repository, or leads to
+/// another repository or another registry (same ECR name in another target included); never
+/// when not applied, nor when the Repository is gone.
+#[test]
+fn place_to_leave_table() {
+    let status = |applied: bool, target: Option<&str>| LifecyclePolicyStatus {
+        repository_name: Some("team/app".into()),
+        repository_ref_name: Some("r".into()),
+        registry_target: target.map(str::to_string),
+        applied,
+        ..Default::default()
+    };
+    let here_own = place("team/app", None);
+    let here_b = place("team/app", Some("b"));
+    let cases: Vec<LeaveCase> = vec![
+        (
+            "same place, own",
+            status(true, None),
+            "r",
+            Some(here_own.clone()),
+            None,
+        ),
+        (
+            "same place, target b",
+            status(true, Some("b")),
+            "r",
+            Some(here_b.clone()),
+            None,
+        ),
+        (
+            "same name, now in b",
+            status(true, None),
+            "r",
+            Some(here_b.clone()),
+            Some(here_own.clone()),
+        ),
+        (
+            "same name, now own",
+            status(true, Some("b")),
+            "r",
+            Some(here_own.clone()),
+            Some(here_b.clone()),
+        ),
+        (
+            "same name, now in c",
+            status(true, Some("b")),
+            "r",
+            Some(place("team/app", Some("c"))),
+            Some(here_b.clone()),
+        ),
+        (
+            "another ECR name",
+            status(true, Some("b")),
+            "r",
+            Some(place("other", Some("b"))),
+            Some(here_b.clone()),
+        ),
+        (
+            "another Repository",
+            status(true, Some("b")),
+            "s",
+            None,
+            Some(here_b.clone()),
+        ),
+        ("Repository gone", status(true, Some("b")), "r", None, None),
+        (
+            "not applied",
+            status(false, Some("b")),
+            "s",
+            Some(here_own.clone()),
+            None,
+        ),
+    ];
+    for (what, status, ref_name, now, expected) in cases {
+        assert_eq!(
+            place_to_leave(&status, ref_name, now.as_ref()),
+            expected,
+            "{what}"
+        );
+    }
 }

@@ -492,7 +492,12 @@ pub async fn run(
             targets.clone(),
             shutdown.clone()
         ),
-        lifecycle_policy::run(ctx.clone(), grants.clone(), shutdown.clone()),
+        lifecycle_policy::run(
+            ctx.clone(),
+            grants.clone(),
+            targets.clone(),
+            shutdown.clone()
+        ),
         public_repository::run(ctx.clone(), grants, shutdown.clone()),
         pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
         singleton::run::<replication_config::Replication>(

@@ -240,6 +240,10 @@ pub struct LifecyclePolicyStatus {
     /// `spec.repositoryRef` moves away from it, the policy is taken off the old repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository_ref_name: Option<String>,
+    /// The RegistryTarget whose registry holds `repositoryName` (the Repository's
+    /// `registryRef`); absent for the operator's own registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_target: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_count: Option<i32>,
     /// Whether the policy is in ECR (false under dryRun).
