@@ -8,42 +8,16 @@ mod common;
 
 use std::sync::Arc;
 
+use common::targets::{create_target, grant_targets, moto_writes, registry_of};
 use common::{Env, create, failed_with, message_of, ready, wait_for};
-use ecr_operator::api::registry_target::{AssumeRole, RegistryTargetSpec};
-use ecr_operator::api::{LifecyclePolicy, RegistryTarget, Repository, RepositoryAccessPolicy};
+use ecr_operator::api::{LifecyclePolicy, RegistryTarget, Repository};
 use ecr_operator::controllers::lifecycle_policy::render_spec;
 use ecr_operator::lifecycle::policies_equivalent;
-use ecr_operator::registry::{Registry, TargetPool, WRITE_OPERATIONS};
+use ecr_operator::registry::Registry;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use testbed::kube_env::unique_name;
 
 const B: &str = "222222222222";
 const REGION: &str = "us-west-2";
-
-/// The registry of account B as the test sees it: its own assumed-role client through moto's STS.
-async fn registry_b(env: &Env) -> Arc<dyn Registry> {
-    let pool: TargetPool<()> = TargetPool::new(env.moto.sdk_config(), Arc::default());
-    let spec = RegistryTargetSpec {
-        registry_id: B.into(),
-        region: REGION.into(),
-        assume_role: Some(AssumeRole {
-            role_arn: format!("arn:aws:iam::{B}:role/test"),
-            external_id: None,
-            session_name: None,
-        }),
-        endpoint_url: None,
-    };
-    pool.client("view", &spec).await.unwrap().registry.clone()
-}
-
-/// Writes moto served, all accounts and regions together.
-async fn writes(env: &Env) -> u64 {
-    let calls = env.moto.calls().await.unwrap();
-    WRITE_OPERATIONS
-        .iter()
-        .map(|op| calls.get(*op).copied().unwrap_or_default())
-        .sum()
-}
 
 fn policy(name: &str, repository: &str, count: i32) -> String {
     format!(
@@ -90,38 +64,9 @@ async fn policy_in(registry: &dyn Registry) -> Option<String> {
 #[tokio::test]
 async fn a_policy_follows_its_repository_into_another_account() {
     let env = Env::start().await;
-    let target = unique_name("target");
+    let target = create_target(&env, B, REGION, "ecr-operator").await;
     let targets: Api<RegistryTarget> = Api::all(env.kube.client());
-    create(
-        &targets,
-        &format!(
-            "apiVersion: ecr.operator.dev/v1alpha1
-kind: RegistryTarget
-metadata: {{name: {target}}}
-spec:
-  registryId: '{B}'
-  region: {REGION}
-  assumeRole: {{roleArn: 'arn:aws:iam::{B}:role/ecr-operator'}}
-"
-        ),
-    )
-    .await;
-    let grants: Api<RepositoryAccessPolicy> = Api::all(env.kube.client());
-    create(
-        &grants,
-        &format!(
-            "apiVersion: ecr.operator.dev/v1alpha1
-kind: RepositoryAccessPolicy
-metadata: {{name: {}}}
-spec:
-  namespaces: {{selector: {{}}}}
-  repositories: ['*']
-  registryTargets: [{target}]
-",
-            unique_name("targets")
-        ),
-    )
-    .await;
+    grant_targets(&env, &format!("[{target}]"), "{selector: {}}").await;
     let ns = env.kube.namespace("lp-targets").await.unwrap();
     let repos: Api<Repository> = env.api(&ns);
     let api: Api<LifecyclePolicy> = env.api(&ns);
@@ -136,7 +81,7 @@ spec:
             .await
             .unwrap();
     }
-    let b = registry_b(&env).await;
+    let b = registry_of(&env, B, REGION).await;
     let arn = b
         .describe_repository("shared/app")
         .await
@@ -227,7 +172,7 @@ async fn no_write_while_the_target_is_gone(
         "{}",
         message_of(&lp)
     );
-    let before = writes(env).await;
+    let before = moto_writes(env).await;
     let patch = serde_json::json!({"spec": {"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 3}}]}});
     api.patch("keep", &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -256,7 +201,7 @@ async fn no_write_while_the_target_is_gone(
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     }
-    assert_eq!(writes(env).await, before, "no write in any registry");
+    assert_eq!(moto_writes(env).await, before, "no write in any registry");
 
     let back = common::in_scope(RegistryTarget::new(target, spec));
     targets.create(&Default::default(), &back).await.unwrap();

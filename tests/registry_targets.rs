@@ -6,61 +6,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
+use common::targets::{create_target, grant_targets, moto_writes, registry_of};
 use common::{Env, create, failed_with, is_ready, message_of, ready, wait_for};
-use ecr_operator::api::registry_target::RegistryTargetSpec;
 use ecr_operator::api::{RegistryTarget, Repository, RepositoryAccessPolicy};
-use ecr_operator::registry::{Registry, TargetPool, WRITE_OPERATIONS};
+use ecr_operator::registry::Registry;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use testbed::kube_env::unique_name;
 
 const B: &str = "222222222222";
 const C: &str = "333333333333";
-
-/// A RegistryTarget of `account` in `region` through a role there (moto grants roles it does not
-/// hold); returns its name.
-async fn target(env: &Env, account: &str, region: &str, role: &str) -> String {
-    let name = unique_name("target");
-    let api: Api<RegistryTarget> = Api::all(env.kube.client());
-    create(
-        &api,
-        &format!(
-            "apiVersion: ecr.operator.dev/v1alpha1
-kind: RegistryTarget
-metadata: {{name: {name}}}
-spec:
-  registryId: '{account}'
-  region: {region}
-  assumeRole: {{roleArn: 'arn:aws:iam::{account}:role/{role}'}}
-"
-        ),
-    )
-    .await;
-    name
-}
-
-/// Grants the namespaces of `namespaces` (a selection, as flow YAML) every repository in the
-/// RegistryTargets of `targets` (the test harness's own policy grants in the operator's own
-/// registry only).
-async fn grant_targets(env: &Env, targets: &str, namespaces: &str) {
-    let api: Api<RepositoryAccessPolicy> = Api::all(env.kube.client());
-    let name = unique_name("targets");
-    create(
-        &api,
-        &format!(
-            "apiVersion: ecr.operator.dev/v1alpha1
-kind: RepositoryAccessPolicy
-metadata: {{name: {name}}}
-spec:
-  namespaces: {namespaces}
-  repositories: ['*']
-  registryTargets: {targets}
-"
-        ),
-    )
-    .await;
-}
 
 fn repository(name: &str, target: Option<&str>, extra: &str) -> String {
     repository_named(name, "shared/app", target, extra)
@@ -80,31 +35,6 @@ spec:
     )
 }
 
-/// The registry of `account` in `region` as the test sees it, through moto's STS.
-async fn registry_of(env: &Env, account: &str, region: &str) -> Arc<dyn Registry> {
-    let pool: TargetPool<()> = TargetPool::new(env.moto.sdk_config(), Arc::default());
-    let spec = RegistryTargetSpec {
-        registry_id: account.into(),
-        region: region.into(),
-        assume_role: Some(ecr_operator::api::registry_target::AssumeRole {
-            role_arn: format!("arn:aws:iam::{account}:role/test"),
-            external_id: None,
-            session_name: None,
-        }),
-        endpoint_url: None,
-    };
-    pool.client("view", &spec).await.unwrap().registry.clone()
-}
-
-/// Writes moto served, all accounts and regions together.
-async fn writes(env: &Env) -> u64 {
-    let calls = env.moto.calls().await.unwrap();
-    WRITE_OPERATIONS
-        .iter()
-        .map(|op| calls.get(*op).copied().unwrap_or_default())
-        .sum()
-}
-
 /// Two accounts x two regions and the operator's own registry, one Repository of the same ECR
 /// name in each: each converges in its own registry with that registry's account in its ARN,
 /// drift in one registry is corrected there and nowhere else, and a Repository cannot move to
@@ -121,7 +51,7 @@ async fn the_same_name_in_five_registries_converges_and_drifts_independently() {
     ];
     let mut targets = Vec::new();
     for (account, region) in places {
-        targets.push(target(&env, account, region, "ecr-operator").await);
+        targets.push(create_target(&env, account, region, "ecr-operator").await);
     }
     let ns = env.kube.namespace("targets").await.unwrap();
     let api: Api<Repository> = env.api(&ns);
@@ -235,8 +165,8 @@ async fn an_unassumable_role_stops_only_its_own_objects() {
         .create_role(B, &role, refuse_everyone)
         .await
         .unwrap();
-    let locked = target(&env, B, "us-east-1", &role).await;
-    let open = target(&env, C, "us-east-1", "ecr-operator").await;
+    let locked = create_target(&env, B, "us-east-1", &role).await;
+    let open = create_target(&env, C, "us-east-1", "ecr-operator").await;
     let ns = env.kube.namespace("locked").await.unwrap();
     let only_ns = format!("{{names: [{ns}]}}");
     grant_targets(&env, &format!("[{locked}, {open}]"), &only_ns).await;
@@ -323,7 +253,7 @@ spec:
 #[tokio::test]
 async fn a_deleted_target_stops_its_objects_without_a_write_anywhere() {
     let env = Env::start().await;
-    let name = target(&env, B, "us-east-1", "ecr-operator").await;
+    let name = create_target(&env, B, "us-east-1", "ecr-operator").await;
     grant_targets(&env, &format!("[{name}]"), "{selector: {}}").await;
     let ns = env.kube.namespace("gone").await.unwrap();
     let api: Api<Repository> = env.api(&ns);
@@ -342,7 +272,7 @@ async fn a_deleted_target_stops_its_objects_without_a_write_anywhere() {
         "{}",
         message_of(&r)
     );
-    let before = writes(&env).await;
+    let before = moto_writes(&env).await;
     let patch = serde_json::json!({"spec": {"tags": {"team": "b"}, "scanOnPush": true}});
     api.patch("app", &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -360,7 +290,7 @@ async fn a_deleted_target_stops_its_objects_without_a_write_anywhere() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(writes(&env).await, before, "no write in any registry");
+    assert_eq!(moto_writes(&env).await, before, "no write in any registry");
     let tags: BTreeMap<String, String> = {
         let b = registry_of(&env, B, "us-east-1").await;
         let info = b.describe_repository("shared/app").await.unwrap().unwrap();
@@ -393,7 +323,7 @@ async fn a_deleted_target_stops_its_objects_without_a_write_anywhere() {
 #[tokio::test]
 async fn deletion_follows_the_target_and_waits_for_it() {
     let env = Env::start().await;
-    let name = target(&env, B, "us-west-2", "ecr-operator").await;
+    let name = create_target(&env, B, "us-west-2", "ecr-operator").await;
     grant_targets(&env, &format!("[{name}]"), "{selector: {}}").await;
     let ns = env.kube.namespace("delete").await.unwrap();
     let api: Api<Repository> = env.api(&ns);

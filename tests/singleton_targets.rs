@@ -6,54 +6,15 @@
 
 mod common;
 
-use std::sync::Arc;
-
+use common::targets::{create_target, registry_of};
 use common::{Env, create, failed_with, message_of, ready, wait_for};
-use ecr_operator::api::registry_target::RegistryTargetSpec;
 use ecr_operator::api::{RegistryPolicy, RegistrySettings, RegistryTarget};
-use ecr_operator::registry::{Registry, TargetPool};
+use ecr_operator::registry::Registry;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::Value;
 use testbed::kube_env::unique_name;
 
 const B: &str = "222222222222";
-
-/// A RegistryTarget of `account` in us-east-1 through `role` there; returns its name.
-async fn target(env: &Env, account: &str, role: &str) -> String {
-    let name = unique_name("target");
-    let api: Api<RegistryTarget> = Api::all(env.kube.client());
-    create(
-        &api,
-        &format!(
-            "apiVersion: ecr.operator.dev/v1alpha1
-kind: RegistryTarget
-metadata: {{name: {name}}}
-spec:
-  registryId: '{account}'
-  region: us-east-1
-  assumeRole: {{roleArn: 'arn:aws:iam::{account}:role/{role}'}}
-"
-        ),
-    )
-    .await;
-    name
-}
-
-/// The registry of `account` in us-east-1 as the test sees it, through moto's STS.
-async fn registry_of(env: &Env, account: &str) -> Arc<dyn Registry> {
-    let pool: TargetPool<()> = TargetPool::new(env.moto.sdk_config(), Arc::default());
-    let spec = RegistryTargetSpec {
-        registry_id: account.into(),
-        region: "us-east-1".into(),
-        assume_role: Some(ecr_operator::api::registry_target::AssumeRole {
-            role_arn: format!("arn:aws:iam::{account}:role/test"),
-            external_id: None,
-            session_name: None,
-        }),
-        endpoint_url: None,
-    };
-    pool.client("view", &spec).await.unwrap().registry.clone()
-}
 
 /// A RegistryPolicy named `name` with one statement `sid`, in `target` (own registry: `None`).
 fn policy(name: &str, sid: &str, target: Option<&str>) -> String {
@@ -99,7 +60,7 @@ async fn count(env: &Env, op: &str) -> u64 {
 #[tokio::test]
 async fn registry_policies_merge_per_target_and_drift_independently() {
     let env = Env::start().await;
-    let b = target(&env, B, "ecr-operator").await;
+    let b = create_target(&env, B, "us-east-1", "ecr-operator").await;
     let api: Api<RegistryPolicy> = Api::all(env.kube.client());
     let own = unique_name("own");
     let (b1, b2) = (unique_name("b-one"), unique_name("b-two"));
@@ -116,7 +77,7 @@ async fn registry_policies_merge_per_target_and_drift_independently() {
         (Some(1), Some(1)),
         "the second object of B comes after the first, whatever the own registry holds"
     );
-    let in_b = registry_of(&env, B).await;
+    let in_b = registry_of(&env, B, "us-east-1").await;
     assert_eq!(sids(env.registry.as_ref()).await, strings(&["Own"]));
     assert_eq!(sids(in_b.as_ref()).await, strings(&["BOne", "BTwo"]));
 
@@ -174,7 +135,7 @@ async fn an_unassumable_target_stops_only_its_own_policies() {
         .create_role(B, &role, refuse_everyone)
         .await
         .unwrap();
-    let locked = target(&env, B, &role).await;
+    let locked = create_target(&env, B, "us-east-1", &role).await;
     let api: Api<RegistryPolicy> = Api::all(env.kube.client());
     let (mine, theirs) = (unique_name("own"), unique_name("locked"));
     create(&api, &policy(&theirs, "Locked", Some(&locked))).await;
@@ -199,7 +160,10 @@ async fn an_unassumable_target_stops_only_its_own_policies() {
     // One write, the own registry's: none for the locked target's object, in B or elsewhere.
     assert_eq!(count(&env, "PutRegistryPolicy").await, 1);
     assert_eq!(sids(env.registry.as_ref()).await, strings(&["Own"]));
-    assert_eq!(sids(registry_of(&env, B).await.as_ref()).await, None);
+    assert_eq!(
+        sids(registry_of(&env, B, "us-east-1").await.as_ref()).await,
+        None
+    );
 }
 
 /// One RegistrySettings per registry: one in the own registry and one in target B are both
@@ -208,7 +172,7 @@ async fn an_unassumable_target_stops_only_its_own_policies() {
 #[tokio::test]
 async fn registry_settings_are_one_per_target() {
     let env = Env::start().await;
-    let b = target(&env, B, "ecr-operator").await;
+    let b = create_target(&env, B, "us-east-1", "ecr-operator").await;
     let api: Api<RegistrySettings> = Api::all(env.kube.client());
     let (own, in_b) = (unique_name("own"), unique_name("in-b"));
     let ci = "arn:aws:iam::123456789012:role/ci";
@@ -233,7 +197,7 @@ spec: {{{registry_ref}pullTimeUpdateExclusions: ['{principal}']}}
         .list_pull_time_update_exclusions()
         .await
         .unwrap();
-    let b_set = registry_of(&env, B)
+    let b_set = registry_of(&env, B, "us-east-1")
         .await
         .list_pull_time_update_exclusions()
         .await

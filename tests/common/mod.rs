@@ -2,6 +2,8 @@
 //! cluster) and moto.
 #![allow(dead_code)] // each test binary uses a different part of this harness
 
+pub mod targets;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,82 @@
+//! RegistryTargets in tests: creating one, granting targets, and reading a target's registry
+//! the way the operator reaches it (an assumed role through moto's STS).
+
+use std::sync::Arc;
+
+use ecr_operator::api::RepositoryAccessPolicy;
+use ecr_operator::api::registry_target::{AssumeRole, RegistryTarget, RegistryTargetSpec};
+use ecr_operator::registry::{Registry, TargetPool, WRITE_OPERATIONS};
+use kube::api::Api;
+use testbed::kube_env::unique_name;
+
+use super::{Env, create};
+
+/// A RegistryTarget of `account` in `region` through `role` there (moto grants roles it does
+/// not hold); returns its name.
+pub async fn create_target(env: &Env, account: &str, region: &str, role: &str) -> String {
+    let name = unique_name("target");
+    let api: Api<RegistryTarget> = Api::all(env.kube.client());
+    create(
+        &api,
+        &format!(
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: RegistryTarget
+metadata: {{name: {name}}}
+spec:
+  registryId: '{account}'
+  region: {region}
+  assumeRole: {{roleArn: 'arn:aws:iam::{account}:role/{role}'}}
+"
+        ),
+    )
+    .await;
+    name
+}
+
+/// Grants the namespaces of `namespaces` (a selection, as flow YAML) every repository in the
+/// RegistryTargets of `targets` (the harness's own policy grants in the operator's own registry
+/// only).
+pub async fn grant_targets(env: &Env, targets: &str, namespaces: &str) {
+    let api: Api<RepositoryAccessPolicy> = Api::all(env.kube.client());
+    let name = unique_name("targets");
+    create(
+        &api,
+        &format!(
+            "apiVersion: ecr.operator.dev/v1alpha1
+kind: RepositoryAccessPolicy
+metadata: {{name: {name}}}
+spec:
+  namespaces: {namespaces}
+  repositories: ['*']
+  registryTargets: {targets}
+"
+        ),
+    )
+    .await;
+}
+
+/// The registry of `account` in `region` as the test sees it: its own assumed-role client
+/// through moto's STS, independent of the operator's pool.
+pub async fn registry_of(env: &Env, account: &str, region: &str) -> Arc<dyn Registry> {
+    let pool: TargetPool<()> = TargetPool::new(env.moto.sdk_config(), Arc::default());
+    let spec = RegistryTargetSpec {
+        registry_id: account.into(),
+        region: region.into(),
+        assume_role: Some(AssumeRole {
+            role_arn: format!("arn:aws:iam::{account}:role/test"),
+            external_id: None,
+            session_name: None,
+        }),
+        endpoint_url: None,
+    };
+    pool.client("view", &spec).await.unwrap().registry.clone()
+}
+
+/// Writes moto served, all accounts and regions together.
+pub async fn moto_writes(env: &Env) -> u64 {
+    let calls = env.moto.calls().await.unwrap();
+    WRITE_OPERATIONS
+        .iter()
+        .map(|op| calls.get(*op).copied().unwrap_or_default())
+        .sum()
+}
