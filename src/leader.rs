@@ -311,12 +311,15 @@ impl LeaderElector {
             }
             let deadline = last_renewal + self.config.renew_deadline;
             let started = Instant::now();
-            // A partition can hang a request: it gets no longer than the deadline leaves.
-            let attempt = tokio::time::timeout(
-                deadline.saturating_duration_since(started),
-                self.try_acquire_or_renew(),
-            )
-            .await;
+            // A partition can hang a request: it gets no longer than the deadline leaves, and a
+            // shutdown does not wait for it (the release follows at once).
+            let attempt = tokio::select! {
+                _ = &mut *shutdown => return true,
+                attempt = tokio::time::timeout(
+                    deadline.saturating_duration_since(started),
+                    self.try_acquire_or_renew(),
+                ) => attempt,
+            };
             match attempt {
                 Ok(Ok(true)) => last_renewal = started,
                 Ok(Ok(false)) => {

@@ -19,6 +19,9 @@ use testbed::kube_env::KubeEnv;
 use testbed::moto::Moto;
 
 const LEASE: Duration = Duration::from_secs(3);
+/// The release test's lease: long enough that a handover by release and one by expiry stay
+/// seconds apart on a loaded machine (the stopped leader's work and its release are API calls).
+const RELEASED_LEASE: Duration = Duration::from_secs(10);
 const RENEW_DEADLINE: Duration = Duration::from_secs(2);
 const RENEW_EVERY: Duration = Duration::from_millis(500);
 
@@ -35,7 +38,7 @@ struct Instance {
 /// server.
 /// Each test's instances watch only `namespace`: tests share one API server.
 fn instance(kube: &KubeEnv, moto: &Moto, lease: &str, identity: &str, namespace: &str) -> Instance {
-    instance_with(kube.client(), moto, lease, identity, namespace)
+    instance_with(kube.client(), moto, lease, identity, namespace, LEASE)
 }
 
 fn instance_with(
@@ -44,6 +47,7 @@ fn instance_with(
     lease: &str,
     identity: &str,
     namespace: &str,
+    lease_duration: Duration,
 ) -> Instance {
     let mut config = test_config();
     config.watch = controllers::WatchScope::new(&[namespace.to_string()], None).unwrap();
@@ -55,7 +59,7 @@ fn instance_with(
             namespace: "default".into(),
             name: lease.into(),
             identity: identity.into(),
-            lease_duration: LEASE,
+            lease_duration,
             renew_deadline: RENEW_DEADLINE,
             renew_every: RENEW_EVERY,
         },
@@ -101,13 +105,21 @@ async fn wait_leader(a: &Instance, b: &Instance) -> bool {
 
 #[tokio::test]
 async fn one_instance_reconciles_and_the_other_takes_over_on_release() {
+    // Printed only when the test fails: which controller was slow to stop, whether the release
+    // was written.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("ecr_operator::controllers=warn,ecr_operator::leader=info")
+        .with_test_writer()
+        .try_init();
     let moto = Moto::start().await.unwrap();
     let kube = KubeEnv::start().await.unwrap();
     let lease = testbed::kube_env::unique_name("ecr-operator-leader");
     let ns = kube.namespace("leader").await.unwrap();
     let api: Api<Repository> = Api::namespaced(kube.client(), &ns);
-    let mut a = instance(&kube, &moto, &lease, "pod-a", &ns);
-    let mut b = instance(&kube, &moto, &lease, "pod-b", &ns);
+    let instance =
+        |identity| instance_with(kube.client(), &moto, &lease, identity, &ns, RELEASED_LEASE);
+    let mut a = instance("pod-a");
+    let mut b = instance("pod-b");
     let a_leads = wait_leader(&a, &b).await;
     let (leader, follower) = if a_leads {
         (&mut a, &mut b)
@@ -138,7 +150,7 @@ async fn one_instance_reconciles_and_the_other_takes_over_on_release() {
     .unwrap();
     let handover = started.elapsed();
     assert!(
-        handover < LEASE,
+        handover < RELEASED_LEASE,
         "released lease taken over in {handover:?}, before it expired"
     );
     create(&api, &format!("{{apiVersion: ecr.operator.dev/v1alpha1, kind: Repository, metadata: {{name: two}}, spec: {{repositoryName: {ns}/two}}}}")).await;
@@ -233,7 +245,7 @@ async fn a_partitioned_leader_stops_writing_before_another_leads() {
     let ns = kube.namespace("partition").await.unwrap();
     let api: Api<Repository> = Api::namespaced(kube.client(), &ns);
     let (client_a, proxy_a) = kube.partitionable_client().await.unwrap();
-    let a = instance_with(client_a, &moto, &lease, "pod-a", &ns);
+    let a = instance_with(client_a, &moto, &lease, "pod-a", &ns, LEASE);
     testbed::wait::until("a leads", common::WAIT, || async {
         a.leading.load(Ordering::SeqCst).then_some(())
     })

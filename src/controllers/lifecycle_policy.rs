@@ -74,8 +74,14 @@ pub async fn run(
 ) -> Result<(), Error> {
     super::require_crd::<LifecyclePolicy>(&ctx).await?;
     let (reader, stream) = super::watched(&ctx);
-    grants.ready().await;
-    targets.ready().await;
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let indexes_ready = async {
+        grants.ready().await;
+        targets.ready().await;
+    };
+    if !super::ready_unless_shutdown(indexes_ready, shutdown.clone()).await {
+        return Ok(());
+    }
     // A changed grant, or a target becoming Ready or going: everything is reconciled again.
     let changes = futures::stream::select(grants.changes(), targets.changes());
     let shared = Arc::new(Shared {

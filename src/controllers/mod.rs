@@ -475,7 +475,14 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     use futures::FutureExt;
-    let shutdown = shutdown.boxed().shared();
+    let stop_began = Arc::new(std::sync::OnceLock::new());
+    let began = stop_began.clone();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = began.set(std::time::Instant::now());
+    }
+    .boxed()
+    .shared();
     // Every store lives as long as this run, so a new leadership term starts from what the
     // cluster and ECR hold now: the watches and grants are started afresh, the inventory is
     // emptied until the first sweep.
@@ -484,37 +491,136 @@ pub async fn run(
     ctx.targets.retain(|_| false);
     let grants = access::Grants::start(&ctx);
     let targets = targets::TargetIndex::start(&ctx);
+    let timed = |name: &'static str, controller| stop_timed(name, stop_began.clone(), controller);
     tokio::try_join!(
-        access::run(ctx.clone(), shutdown.clone()),
-        repository::run(
-            ctx.clone(),
-            grants.clone(),
-            targets.clone(),
-            shutdown.clone()
+        timed("access", access::run(ctx.clone(), shutdown.clone()).boxed()),
+        timed(
+            "repository",
+            repository::run(
+                ctx.clone(),
+                grants.clone(),
+                targets.clone(),
+                shutdown.clone()
+            )
+            .boxed()
         ),
-        lifecycle_policy::run(
-            ctx.clone(),
-            grants.clone(),
-            targets.clone(),
-            shutdown.clone()
+        timed(
+            "lifecycle_policy",
+            lifecycle_policy::run(
+                ctx.clone(),
+                grants.clone(),
+                targets.clone(),
+                shutdown.clone()
+            )
+            .boxed()
         ),
-        public_repository::run(ctx.clone(), grants, shutdown.clone()),
-        pull_through_cache_rule::run(ctx.clone(), shutdown.clone()),
-        singleton::run::<replication_config::Replication>(
-            ctx.clone(),
-            targets.clone(),
-            shutdown.clone()
+        timed(
+            "public_repository",
+            public_repository::run(ctx.clone(), grants, shutdown.clone()).boxed()
         ),
-        singleton::run::<scan_policy::Scanning>(ctx.clone(), targets.clone(), shutdown.clone()),
-        singleton::run::<registry_policy::RegistryPolicySetting>(
-            ctx.clone(),
-            targets.clone(),
-            shutdown.clone()
+        timed(
+            "pull_through_cache_rule",
+            pull_through_cache_rule::run(ctx.clone(), shutdown.clone()).boxed()
         ),
-        repository_creation_template::run(ctx.clone(), shutdown.clone()),
-        registry_settings::run(ctx.clone(), targets.clone(), shutdown.clone()),
-        registry_target::run(ctx.clone(), shutdown.clone()),
-        image_scan_report::run(ctx, shutdown),
+        timed(
+            "replication_config",
+            singleton::run::<replication_config::Replication>(
+                ctx.clone(),
+                targets.clone(),
+                shutdown.clone()
+            )
+            .boxed()
+        ),
+        timed(
+            "scan_policy",
+            singleton::run::<scan_policy::Scanning>(ctx.clone(), targets.clone(), shutdown.clone())
+                .boxed()
+        ),
+        timed(
+            "registry_policy",
+            singleton::run::<registry_policy::RegistryPolicySetting>(
+                ctx.clone(),
+                targets.clone(),
+                shutdown.clone()
+            )
+            .boxed()
+        ),
+        timed(
+            "repository_creation_template",
+            repository_creation_template::run(ctx.clone(), shutdown.clone()).boxed()
+        ),
+        timed(
+            "registry_settings",
+            registry_settings::run(ctx.clone(), targets.clone(), shutdown.clone()).boxed()
+        ),
+        timed(
+            "registry_target",
+            registry_target::run(ctx.clone(), shutdown.clone()).boxed()
+        ),
+        timed(
+            "image_scan_report",
+            image_scan_report::run(ctx, shutdown).boxed()
+        ),
     )?;
     Ok(())
+}
+
+/// A controller that stops slowly delays the next leader's first write (the elector waits for
+/// the term's work before it releases the lease): each one's stop is logged with its duration.
+async fn stop_timed(
+    name: &'static str,
+    stop_began: Arc<std::sync::OnceLock<std::time::Instant>>,
+    controller: futures::future::BoxFuture<'static, Result<(), Error>>,
+) -> Result<(), Error> {
+    let result = controller.await;
+    if let Some(began) = stop_began.get() {
+        let took = began.elapsed();
+        if took > SLOW_STOP {
+            warn!(
+                controller = name,
+                took_ms = took.as_millis() as u64,
+                "controller was slow to stop"
+            );
+        } else {
+            debug!(
+                controller = name,
+                took_ms = took.as_millis() as u64,
+                "controller stopped"
+            );
+        }
+    }
+    result
+}
+
+/// A stop longer than this is worth a warning: it is a good share of a short lease.
+const SLOW_STOP: Duration = Duration::from_millis(500);
+
+/// Waits for `ready` unless `shutdown` comes first (then `false`): a term stopped before its
+/// indexes' first list must stop at once, not after they sync.
+pub(crate) async fn ready_unless_shutdown(
+    ready: impl std::future::Future<Output = ()>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> bool {
+    tokio::select! {
+        biased;
+        () = shutdown => false,
+        () = ready => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ready_unless_shutdown;
+
+    #[tokio::test]
+    async fn a_shutdown_ends_the_wait_for_indexes_that_never_sync() {
+        let never_ready = std::future::pending::<()>();
+        assert!(!ready_unless_shutdown(never_ready, async {}).await);
+    }
+
+    #[tokio::test]
+    async fn synced_indexes_end_the_wait_while_no_shutdown_comes() {
+        let no_shutdown = std::future::pending::<()>();
+        assert!(ready_unless_shutdown(async {}, no_shutdown).await);
+    }
 }

@@ -124,7 +124,9 @@ pub async fn run<S: Setting>(
     let mut states = PassStates::<S>::new();
     let mut due = Instant::now() + ctx.config.sweep_interval;
     // Before the first list every target would look missing.
-    targets.ready().await;
+    if !super::ready_unless_shutdown(targets.ready(), &mut shutdown).await {
+        return Ok(());
+    }
     loop {
         tokio::select! {
             _ = &mut shutdown => break,

@@ -40,7 +40,10 @@ pub async fn run(
 ) -> Result<(), Error> {
     super::require_crd::<PublicRepository>(&ctx).await?;
     let (reader, stream) = super::watched(&ctx);
-    grants.ready().await;
+    let shutdown = futures::FutureExt::shared(shutdown);
+    if !super::ready_unless_shutdown(grants.ready(), shutdown.clone()).await {
+        return Ok(());
+    }
     let changes = grants.changes();
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),

@@ -43,7 +43,10 @@ pub async fn run(
     let (reader, stream) = super::watched(&ctx);
     let changes = targets.changes();
     // Before the first list every target would look missing.
-    targets.ready().await;
+    let shutdown = futures::FutureExt::shared(shutdown);
+    if !super::ready_unless_shutdown(targets.ready(), shutdown.clone()).await {
+        return Ok(());
+    }
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         store: reader.clone(),

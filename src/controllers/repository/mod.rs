@@ -78,8 +78,14 @@ pub async fn run(
     // have become Ready or gone: everything is reconciled again, as after a sweep.
     let sweeps = futures::stream::select(sweeps, grants.changes());
     let sweeps = futures::stream::select(sweeps, targets.changes());
-    grants.ready().await;
-    targets.ready().await;
+    let shutdown = futures::FutureExt::shared(shutdown);
+    let indexes_ready = async {
+        grants.ready().await;
+        targets.ready().await;
+    };
+    if !super::ready_unless_shutdown(indexes_ready, shutdown.clone()).await {
+        return Ok(());
+    }
 
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
