@@ -16,6 +16,7 @@ pub mod repository_creation_template;
 pub mod scan_policy;
 pub mod singleton;
 pub mod singleton_groups;
+mod start;
 pub mod status;
 pub mod targets;
 pub mod watch;
@@ -38,6 +39,8 @@ use crate::telemetry::metrics::Metrics;
 
 pub use crate::scope::WatchScope;
 pub use inventory::Inventory;
+pub(crate) use start::ready_unless_shutdown;
+pub use start::run;
 pub use watch::{list_parseable, parse_object, parsed_events, trigger_hash, watched};
 
 /// The field manager for every write the operator makes.
@@ -464,163 +467,5 @@ pub fn owner_id<K: Resource>(ctx: &Context, obj: &K) -> String {
     match obj.namespace() {
         Some(ns) => crate::api::repository::owner_value(cluster, &ns, &obj.name_any()),
         None => format!("{cluster}/{}", obj.name_any()),
-    }
-}
-
-/// Runs every controller until `shutdown` resolves. This is what `ecr-operator run` calls,
-/// and what the integration tests start. The controllers run concurrently, all stopping on the
-/// same signal; the first that fails to start (e.g. its CRD is missing) stops them all.
-pub async fn run(
-    ctx: Arc<Context>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) -> Result<(), Error> {
-    use futures::FutureExt;
-    let stop_began = Arc::new(std::sync::OnceLock::new());
-    let began = stop_began.clone();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = began.set(std::time::Instant::now());
-    }
-    .boxed()
-    .shared();
-    // Every store lives as long as this run, so a new leadership term starts from what the
-    // cluster and ECR hold now: the watches and grants are started afresh, the inventory is
-    // emptied until the first sweep.
-    ctx.inventory.forget_all();
-    // The targets' inventories too: their clients are built again on first use.
-    ctx.targets.retain(|_| false);
-    let grants = access::Grants::start(&ctx);
-    let targets = targets::TargetIndex::start(&ctx);
-    let timed = |name: &'static str, controller| stop_timed(name, stop_began.clone(), controller);
-    tokio::try_join!(
-        timed("access", access::run(ctx.clone(), shutdown.clone()).boxed()),
-        timed(
-            "repository",
-            repository::run(
-                ctx.clone(),
-                grants.clone(),
-                targets.clone(),
-                shutdown.clone()
-            )
-            .boxed()
-        ),
-        timed(
-            "lifecycle_policy",
-            lifecycle_policy::run(
-                ctx.clone(),
-                grants.clone(),
-                targets.clone(),
-                shutdown.clone()
-            )
-            .boxed()
-        ),
-        timed(
-            "public_repository",
-            public_repository::run(ctx.clone(), grants, shutdown.clone()).boxed()
-        ),
-        timed(
-            "pull_through_cache_rule",
-            pull_through_cache_rule::run(ctx.clone(), shutdown.clone()).boxed()
-        ),
-        timed(
-            "replication_config",
-            singleton::run::<replication_config::Replication>(
-                ctx.clone(),
-                targets.clone(),
-                shutdown.clone()
-            )
-            .boxed()
-        ),
-        timed(
-            "scan_policy",
-            singleton::run::<scan_policy::Scanning>(ctx.clone(), targets.clone(), shutdown.clone())
-                .boxed()
-        ),
-        timed(
-            "registry_policy",
-            singleton::run::<registry_policy::RegistryPolicySetting>(
-                ctx.clone(),
-                targets.clone(),
-                shutdown.clone()
-            )
-            .boxed()
-        ),
-        timed(
-            "repository_creation_template",
-            repository_creation_template::run(ctx.clone(), shutdown.clone()).boxed()
-        ),
-        timed(
-            "registry_settings",
-            registry_settings::run(ctx.clone(), targets.clone(), shutdown.clone()).boxed()
-        ),
-        timed(
-            "registry_target",
-            registry_target::run(ctx.clone(), shutdown.clone()).boxed()
-        ),
-        timed(
-            "image_scan_report",
-            image_scan_report::run(ctx, shutdown).boxed()
-        ),
-    )?;
-    Ok(())
-}
-
-/// A controller that stops slowly delays the next leader's first write (the elector waits for
-/// the term's work before it releases the lease): each one's stop is logged with its duration.
-async fn stop_timed(
-    name: &'static str,
-    stop_began: Arc<std::sync::OnceLock<std::time::Instant>>,
-    controller: futures::future::BoxFuture<'static, Result<(), Error>>,
-) -> Result<(), Error> {
-    let result = controller.await;
-    if let Some(began) = stop_began.get() {
-        let took = began.elapsed();
-        if took > SLOW_STOP {
-            warn!(
-                controller = name,
-                took_ms = took.as_millis() as u64,
-                "controller was slow to stop"
-            );
-        } else {
-            debug!(
-                controller = name,
-                took_ms = took.as_millis() as u64,
-                "controller stopped"
-            );
-        }
-    }
-    result
-}
-
-/// A stop longer than this is worth a warning: it is a good share of a short lease.
-const SLOW_STOP: Duration = Duration::from_millis(500);
-
-/// Waits for `ready` unless `shutdown` comes first (then `false`): a term stopped before its
-/// indexes' first list must stop at once, not after they sync.
-pub(crate) async fn ready_unless_shutdown(
-    ready: impl std::future::Future<Output = ()>,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> bool {
-    tokio::select! {
-        biased;
-        () = shutdown => false,
-        () = ready => true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ready_unless_shutdown;
-
-    #[tokio::test]
-    async fn a_shutdown_ends_the_wait_for_indexes_that_never_sync() {
-        let never_ready = std::future::pending::<()>();
-        assert!(!ready_unless_shutdown(never_ready, async {}).await);
-    }
-
-    #[tokio::test]
-    async fn synced_indexes_end_the_wait_while_no_shutdown_comes() {
-        let no_shutdown = std::future::pending::<()>();
-        assert!(ready_unless_shutdown(async {}, no_shutdown).await);
     }
 }
