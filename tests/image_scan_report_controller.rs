@@ -151,7 +151,7 @@ async fn reports_follow_scans_tags_and_deletions() {
         .unwrap();
 
     // Before any scan: reports exist, unscanned.
-    let basic_name = report_name(testbed::moto::ACCOUNT, REPO, &basic);
+    let basic_name = report_name(testbed::moto::ACCOUNT, "", REPO, &basic);
     let r = wait_for(&reports, &basic_name, "unscanned report", |_| true).await;
     assert_eq!(r.spec.scan.status, "NOT_SCANNED");
 
@@ -196,7 +196,7 @@ async fn reports_follow_scans_tags_and_deletions() {
 
     let e = wait_for(
         &reports,
-        &report_name(testbed::moto::ACCOUNT, REPO, &enhanced),
+        &report_name(testbed::moto::ACCOUNT, "", REPO, &enhanced),
         "enhanced report",
         |r| r.spec.scan.status == "ACTIVE",
     )
@@ -213,7 +213,7 @@ async fn reports_follow_scans_tags_and_deletions() {
 
     let b = wait_for(
         &reports,
-        &report_name(testbed::moto::ACCOUNT, REPO, &big),
+        &report_name(testbed::moto::ACCOUNT, "", REPO, &big),
         "capped report",
         |r| r.spec.scan.status == "COMPLETE",
     )
@@ -261,7 +261,11 @@ async fn reports_follow_scans_tags_and_deletions() {
         .send()
         .await
         .unwrap();
-    wait_gone(&reports, &report_name(testbed::moto::ACCOUNT, REPO, &big)).await;
+    wait_gone(
+        &reports,
+        &report_name(testbed::moto::ACCOUNT, "", REPO, &big),
+    )
+    .await;
     let left = reports.list(&env.scoped()).await.unwrap();
     assert_eq!(
         left.items.len(),
@@ -338,7 +342,7 @@ async fn scan_events_refresh_reports_at_once() {
         .await
         .unwrap();
     let digest = push_image(&env.ecr(), EVENTS_REPO, "v1").await.unwrap();
-    let name = report_name(testbed::moto::ACCOUNT, EVENTS_REPO, &digest);
+    let name = report_name(testbed::moto::ACCOUNT, "", EVENTS_REPO, &digest);
     let first = wait_for(&reports, &name, "report from the scan-on-push event", |r| {
         r.spec.scan.status == "COMPLETE"
     })
@@ -398,7 +402,7 @@ async fn policy_starts_scans_and_pod_images_get_reports() {
     wait_for(&repos, "app", "repository Ready", is_ready).await;
     let app = push_image(&ecr, POLICY_REPO, "v1").await.unwrap();
     let reports: Api<ImageScanReport> = Api::all(env.kube.client());
-    let app_name = report_name(testbed::moto::ACCOUNT, POLICY_REPO, &app);
+    let app_name = report_name(testbed::moto::ACCOUNT, "", POLICY_REPO, &app);
     wait_for(&reports, &app_name, "unscanned report", |r| {
         r.spec.scan.status == "NOT_SCANNED"
     })
@@ -411,7 +415,7 @@ async fn policy_starts_scans_and_pod_images_get_reports() {
         &pod_yaml("web", &format!("{REGISTRY}/base/runtime:1.0")),
     )
     .await;
-    let base_name = report_name(testbed::moto::ACCOUNT, "base/runtime", &base);
+    let base_name = report_name(testbed::moto::ACCOUNT, "", "base/runtime", &base);
     let r = wait_for(&reports, &base_name, "report of the pod's image", |r| {
         r.spec.scan.status == "NOT_SCANNED"
     })
@@ -438,6 +442,7 @@ async fn policy_starts_scans_and_pod_images_get_reports() {
         reports
             .get_opt(&report_name(
                 testbed::moto::ACCOUNT,
+                "",
                 "base/runtime",
                 &unused
             ))

@@ -695,6 +695,7 @@ spec: {ecrRepositoryPrefix: ghcr, upstreamRegistryUrl: ghcr.io, credentialsSecre
     );
     let report = ecr_operator::controllers::image_scan_report::report_name(
         testbed::moto::ACCOUNT,
+        "",
         REPOSITORY,
         &digest,
     );

@@ -387,7 +387,9 @@ fn unknown_tags(reports: &dyn ReportLookup, images: &[PodImage]) -> Vec<(usize, 
         .filter_map(|(i, image)| {
             let ecr = ImageRef::parse(&image.image).ok()?.ecr()?;
             let tag = ecr.tag.as_deref()?;
-            let known = reports.by_tag(&ecr.account, &ecr.repository, tag).is_some();
+            let known = reports
+                .by_tag(&ecr.account, &ecr.region, &ecr.repository, tag)
+                .is_some();
             (ecr.digest.is_none() && !known).then_some((i, ecr))
         })
         .collect()

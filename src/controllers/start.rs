@@ -105,7 +105,7 @@ fn every_controller(
         ),
         (
             "image_scan_report",
-            image_scan_report::run(c.clone(), s.clone()).boxed(),
+            image_scan_report::run(c.clone(), t.clone(), s.clone()).boxed(),
         ),
     ]
 }

@@ -85,6 +85,14 @@ impl TargetIndex {
             .is_some_and(|t| not_ready(&t).is_none())
     }
 
+    /// The account and region of the RegistryTarget of this name, when it is Ready.
+    pub fn ready_registry(&self, name: &str) -> Option<(String, String)> {
+        let target = self.store.get(&ObjectRef::new(name))?;
+        not_ready(&target)
+            .is_none()
+            .then(|| (target.spec.registry_id.clone(), target.spec.region.clone()))
+    }
+
     /// Where the calls for `target` go: the own registry for `None`; for a target, its pooled
     /// client, when it exists and is Ready at its current generation.
     pub async fn reach(&self, ctx: &Context, target: Option<&str>) -> Result<Reach, Error> {

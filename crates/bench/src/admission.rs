@@ -35,6 +35,8 @@ use crate::loadgen::{self, Outcome, Request, Target};
 use crate::util::{BenchError, Result, calls_delta, ms, poll, quantile, workspace_root};
 
 const REGISTRY: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+/// The region of [`REGISTRY`].
+const REGION: &str = "us-east-1";
 const REPOSITORY: &str = "shop/web";
 /// Distinct pod bodies of the warm load; the last one is denied.
 const WARM_BODIES: usize = 10;
@@ -219,13 +221,13 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
             let s = cache.snapshot();
             let held = !s.policies.is_empty()
                 && s.reports
-                    .by_digest(ACCOUNT, REPOSITORY, &last_cold)
+                    .by_digest(ACCOUNT, REGION, REPOSITORY, &last_cold)
                     .is_some()
                 && s.reports
-                    .by_digest(ACCOUNT, REPOSITORY, CRITICAL_DIGEST)
+                    .by_digest(ACCOUNT, REGION, REPOSITORY, CRITICAL_DIGEST)
                     .is_some()
                 && s.reports
-                    .by_digest(ACCOUNT, REPOSITORY, &digest(n - 1))
+                    .by_digest(ACCOUNT, REGION, REPOSITORY, &digest(n - 1))
                     .is_some();
             std::future::ready(held.then_some(()))
         },

@@ -74,7 +74,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         let digest = push_image(&ecr, REPO, &format!("s{i}"))
             .await
             .map_err(|e| BenchError::ecr("PutImage", e))?;
-        let name = report_name(testbed::moto::ACCOUNT, REPO, &digest);
+        let name = report_name(testbed::moto::ACCOUNT, "", REPO, &digest);
         poll(
             "the unscanned report",
             Duration::from_millis(5),
@@ -113,7 +113,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         let digest = push_image(&ecr, REPO, &format!("w{i}"))
             .await
             .map_err(|e| BenchError::ecr("PutImage", e))?;
-        let name = report_name(testbed::moto::ACCOUNT, REPO, &digest);
+        let name = report_name(testbed::moto::ACCOUNT, "", REPO, &digest);
         poll(
             "the unscanned report",
             Duration::from_millis(5),
@@ -296,7 +296,7 @@ async fn largest_report(
         }],
     }))
     .await?;
-    let name = report_name(testbed::moto::ACCOUNT, REPO, &digest);
+    let name = report_name(testbed::moto::ACCOUNT, "", REPO, &digest);
     poll(
         "the big image's unscanned report",
         Duration::from_millis(20),

@@ -7,7 +7,7 @@
 //! Objects are parsed one by one, and one this version cannot read is left out (its own
 //! controller reports it): it must not stop every report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -18,6 +18,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 use tracing::warn;
 
+use super::places::Place;
 use super::plan::{Managed, RepositoryEntry};
 use crate::api::{Repository, ScanPolicy};
 use crate::controllers::{AbortOnDrop, Context, parse_object};
@@ -51,12 +52,52 @@ impl Cluster {
         self.policies.synced().await;
     }
 
-    /// What a pass knows of the cluster, as the watches show it now.
-    pub fn managed(&self) -> Managed {
-        let policies: Vec<ScanPolicy> = self.policies.read(|p| p.values().cloned().collect());
-        self.repositories
-            .read(|r| Managed::new(r.values(), &policies))
+    /// What a pass of `place` knows of the cluster, as the watches show it now: the
+    /// Repositories and the ScanPolicies of its registry.
+    pub fn managed(&self, place: &Place) -> Managed {
+        let target = place.target.as_deref();
+        let policies: Vec<ScanPolicy> = self.policies.read(|p| {
+            p.values()
+                .filter(|p| policy_target(p) == target)
+                .cloned()
+                .collect()
+        });
+        let mut managed = self.repositories.read(|r| {
+            let entries = r.values().filter(|e| e.target.as_deref() == target);
+            Managed::new(entries, &policies)
+        });
+        managed.region = place.region.clone();
+        managed
     }
+
+    /// The RegistryTargets that Repositories and ScanPolicies name.
+    pub fn named_targets(&self) -> BTreeSet<String> {
+        let mut named: BTreeSet<String> = self
+            .repositories
+            .read(|r| r.values().filter_map(|e| e.target.clone()).collect());
+        self.policies.read(|p| {
+            named.extend(
+                p.values()
+                    .filter_map(|p| policy_target(p).map(str::to_string)),
+            )
+        });
+        named
+    }
+
+    /// (registry id, repository) of the Repositories in a target `reachable` says no to: their
+    /// reports stay as they are until it can be read again.
+    pub fn held(&self, reachable: impl Fn(&str) -> bool) -> BTreeSet<(String, String)> {
+        self.repositories.read(|r| {
+            r.values()
+                .filter(|e| e.target.as_deref().is_some_and(|t| !reachable(t)))
+                .map(|e| (e.registry_id.clone(), e.repository.clone()))
+                .collect()
+        })
+    }
+}
+
+fn policy_target(policy: &ScanPolicy) -> Option<&str> {
+    policy.spec.registry_ref.as_ref().map(|r| r.name.as_str())
 }
 
 /// Watches `K` in the watch scope, keeping `project` of each object in `projection`.

@@ -26,6 +26,7 @@
 mod apply;
 mod cluster;
 mod observe;
+pub mod places;
 pub mod plan;
 mod report;
 
@@ -36,6 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info, warn};
 
+use super::targets::TargetIndex;
 use super::{AbortOnDrop, Context, Error};
 use crate::api::image_scan_report::ImageScanReport;
 use crate::registry::{ScanEvent, ScanEventQueue};
@@ -60,14 +62,19 @@ const EVENT_WAIT_SECONDS: i32 = 20;
 /// until `shutdown` resolves.
 pub async fn run(
     ctx: Arc<Context>,
+    targets: Arc<TargetIndex>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     super::require_crd::<ImageScanReport>(&ctx).await?;
     tokio::pin!(shutdown);
     let cluster = Cluster::start(&ctx);
-    tokio::select! {
-        _ = &mut shutdown => return Ok(()),
-        () = cluster.ready() => {}
+    let ready = async {
+        cluster.ready().await;
+        // Before the first list every target would look missing, and its reports stale.
+        targets.ready().await;
+    };
+    if !super::ready_unless_shutdown(ready, &mut shutdown).await {
+        return Ok(());
     }
     let (tx, mut events) = mpsc::channel::<ScanEvent>(1024);
     let _consumer = ctx
@@ -75,23 +82,25 @@ pub async fn run(
         .clone()
         .map(|queue| AbortOnDrop(tokio::spawn(consume(ctx.clone(), queue, tx))));
     loop {
-        let next = tokio::time::Instant::now() + scheduled(&ctx, &cluster).await;
+        let next = tokio::time::Instant::now() + scheduled(&ctx, &cluster, &targets).await;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 _ = tokio::time::sleep_until(next) => break,
-                Some(first) = events.recv() => on_events(&ctx, &cluster, first, &mut events).await,
+                Some(first) = events.recv() => {
+                    on_events(&ctx, &cluster, &targets, first, &mut events).await
+                }
             }
         }
     }
 }
 
 /// One scheduled refresh; how long until the next.
-async fn scheduled(ctx: &Context, cluster: &Cluster) -> Duration {
+async fn scheduled(ctx: &Context, cluster: &Cluster, targets: &TargetIndex) -> Duration {
     let started = Instant::now();
     // One refresh pass is one trace.
     let span = crate::telemetry::reconcile_span("ImageScanReport", "*");
-    let result = apply::refresh(ctx, cluster).instrument(span).await;
+    let result = apply::refresh(ctx, cluster, targets).instrument(span).await;
     ctx.observe("imagescanreport", &result, started);
     match &result {
         Ok(()) => {
@@ -110,6 +119,7 @@ async fn scheduled(ctx: &Context, cluster: &Cluster) -> Duration {
 async fn on_events(
     ctx: &Context,
     cluster: &Cluster,
+    targets: &TargetIndex,
     first: ScanEvent,
     events: &mut mpsc::Receiver<ScanEvent>,
 ) {
@@ -119,7 +129,7 @@ async fn on_events(
     }
     let started = Instant::now();
     let span = crate::telemetry::reconcile_span("ImageScanReport", "events");
-    let result = apply::refresh_events(ctx, cluster, &batch)
+    let result = apply::refresh_events(ctx, cluster, targets, &batch)
         .instrument(span)
         .await;
     if let Err(e) = &result {

@@ -13,7 +13,7 @@ use super::{MANAGED_BY_LABEL, REPOSITORY_LABEL};
 use crate::api::image_scan_report::ImageScanReport;
 use crate::controllers::{Context, Error, MANAGER};
 use crate::image::{EcrImage, ImageRef};
-use crate::registry::ImageInfo;
+use crate::registry::{ImageInfo, Registry};
 
 /// Pods listed per page.
 const POD_PAGE: u32 = 500;
@@ -70,10 +70,10 @@ async fn list_reports(
         .collect())
 }
 
-/// What ECR holds of `target`'s images: every image of a managed repository, or those it names
-/// (a tag costs one lookup of its digest, then one DescribeImages per 100 digests).
-pub async fn images(ctx: &Context, target: &Target) -> Result<Vec<ImageInfo>, Error> {
-    let registry = &ctx.registry;
+/// What ECR holds of `target`'s images, read through `registry` (its place's client): every
+/// image of a managed repository, or those it names (a tag costs one lookup of its digest, then
+/// one DescribeImages per 100 digests).
+pub async fn images(registry: &dyn Registry, target: &Target) -> Result<Vec<ImageInfo>, Error> {
     let (registry_id, repository) = (target.registry_id.as_str(), target.repository.as_str());
     let refs = match &target.images {
         Images::All => return Ok(registry.list_images(repository).await?),
@@ -101,12 +101,11 @@ pub async fn images(ctx: &Context, target: &Target) -> Result<Vec<ImageInfo>, Er
         .await?)
 }
 
-/// The ECR images of every pod, by (registry id, repository). Images of other regions than the
-/// operator's are left out: its ECR client cannot read them.
-pub async fn pod_images(ctx: &Context) -> Result<PodImages, Error> {
+/// The ECR images of every pod, by region, then by (registry id, repository).
+pub async fn pod_images(ctx: &Context) -> Result<BTreeMap<String, PodImages>, Error> {
     let scope = &ctx.config.watch;
     let api = scope.namespaced_api::<Pod>(&ctx.client);
-    let mut out = PodImages::new();
+    let mut out = BTreeMap::<String, PodImages>::new();
     let mut params = scope.list_params().limit(POD_PAGE);
     loop {
         let page = api.list(&params).await?;
@@ -115,21 +114,14 @@ pub async fn pod_images(ctx: &Context) -> Result<PodImages, Error> {
             .iter()
             .filter(|p| scope.includes_namespace(p.metadata.namespace.as_deref()));
         for image in in_scope.flat_map(images_of) {
-            if ctx
-                .config
-                .region
-                .as_deref()
-                .is_some_and(|r| r != image.region)
-            {
-                continue;
-            }
             let key = (image.account.clone(), image.repository.clone());
             let id = match (image.digest, image.tag) {
                 (Some(d), _) => PodImage::Digest(d),
                 (None, Some(t)) => PodImage::Tag(t),
                 (None, None) => continue,
             };
-            out.entry(key).or_default().insert(id);
+            let region = out.entry(image.region).or_default();
+            region.entry(key).or_default().insert(id);
         }
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),

@@ -40,6 +40,8 @@ use crate::registry::{ImageInfo, ScanEvent};
 /// A Repository object as the refresh needs it: all its watch keeps of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepositoryEntry {
+    /// `spec.registryRef`: the RegistryTarget whose registry holds it, `None` for the own.
+    pub target: Option<String>,
     /// `status.repositoryName`: the ECR repository the object manages.
     pub repository: String,
     pub ready: bool,
@@ -48,15 +50,11 @@ pub struct RepositoryEntry {
 }
 
 impl RepositoryEntry {
-    /// `None` for an object whose status names no ECR repository yet, and for one in a
-    /// RegistryTarget: reports are read through the operator's own registry only (so far), and
-    /// the same name there is another repository.
+    /// `None` for an object whose status names no ECR repository yet.
     pub fn of(r: &Repository) -> Option<Self> {
-        if r.target().is_some() {
-            return None;
-        }
         let status = r.status.as_ref()?;
         Some(RepositoryEntry {
+            target: r.target().map(str::to_string),
             repository: status.repository_name.clone()?,
             ready: is_ready_at(&status.common.conditions, r.metadata.generation),
             registry_id: status.registry_id.clone().unwrap_or_default(),
@@ -75,6 +73,9 @@ pub struct Managed {
     pub scan_filters: Vec<String>,
     /// Registries whose images pods run get reports: see [`pod_registries`].
     pub pod_registries: BTreeSet<String>,
+    /// The region of the registry these repositories are in (empty: the operator's own, when
+    /// it was not told its region).
+    pub region: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +124,7 @@ impl Managed {
             ready,
             scan_filters,
             pod_registries,
+            region: String::new(),
         }
     }
 
@@ -180,6 +182,8 @@ pub type PodImages = BTreeMap<(String, String), BTreeSet<PodImage>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub registry_id: String,
+    /// The registry's region, empty when the operator was not told its own.
+    pub region: String,
     pub repository: String,
     pub images: Images,
 }
@@ -242,7 +246,8 @@ pub fn plan_image(
     current: Option<&ImageScanReport>,
     scan_required: bool,
 ) -> Step {
-    let (registry_id, repository) = (target.registry_id.as_str(), target.repository.as_str());
+    let (registry_id, region) = (target.registry_id.as_str(), target.region.as_str());
+    let repository = target.repository.as_str();
     let needs_scan = image.scan_status.is_none() && scan_required;
     let spec = match current.filter(|r| scan_unchanged(&r.spec, image)) {
         // DescribeImages says the scan is the one the report holds: only tags can differ.
@@ -250,12 +255,15 @@ pub fn plan_image(
             let mut spec = r.spec.clone();
             spec.image_tags = sorted(&image.tags);
             spec.registry_id = registry_id.to_string();
+            spec.region = region.to_string();
             spec
         }
         _ if needs_scan => return Step::Start,
         // DescribeImages shows every scan ECR holds: an image it shows none for has no
         // findings to read.
-        _ if image.scan_status.is_none() => build_spec(registry_id, repository, image, None),
+        _ if image.scan_status.is_none() => {
+            build_spec(registry_id, region, repository, image, None)
+        }
         _ => return Step::Read,
     };
     if write_needed(current, &spec, repository) {
@@ -289,7 +297,12 @@ pub fn plan_images<'a>(
     images
         .iter()
         .map(|image| {
-            let name = report_name(&target.registry_id, &target.repository, &image.digest);
+            let name = report_name(
+                &target.registry_id,
+                &target.region,
+                &target.repository,
+                &image.digest,
+            );
             let current = existing.get(&name);
             let step = plan_image(target, image, current, scan_required);
             ImagePlan {
@@ -340,6 +353,7 @@ impl<'a> Pass<'a> {
             .iter()
             .map(|(repository, r)| Target {
                 registry_id: r.registry_id.clone(),
+                region: self.managed.region.clone(),
                 repository: repository.clone(),
                 images: Images::All,
             })
@@ -356,6 +370,7 @@ impl<'a> Pass<'a> {
             })
             .map(|((registry_id, repository), refs)| Target {
                 registry_id: registry_id.clone(),
+                region: managed.region.clone(),
                 repository: repository.clone(),
                 images: Images::Only(refs.clone()),
             })
@@ -437,6 +452,7 @@ pub fn plan_events<'a>(
             if whole.insert(&event.repository) {
                 work.push(EventWork::Repository(Target {
                     registry_id: repo.registry_id.clone(),
+                    region: managed.region.clone(),
                     repository: event.repository.clone(),
                     images: Images::All,
                 }));
@@ -448,6 +464,7 @@ pub fn plan_events<'a>(
                 .unwrap_or_else(|| report.spec.registry_id.clone());
             let target = Target {
                 registry_id,
+                region: managed.region.clone(),
                 repository: event.repository.clone(),
                 images: Images::Only(BTreeSet::from([PodImage::Digest(event.digest.clone())])),
             };

@@ -18,6 +18,7 @@ fn digest(n: u8) -> String {
 /// A Repository of ours, as its watch keeps it.
 fn entry(repository: &str, ready: bool, registry_id: &str, scan_on_push: bool) -> RepositoryEntry {
     RepositoryEntry {
+        target: None,
         repository: repository.into(),
         ready,
         registry_id: registry_id.into(),
@@ -49,8 +50,8 @@ fn report(registry_id: &str, repository: &str, image: &ImageInfo) -> (String, Im
         completed_at: image.scan_completed_at,
         ..ScanFindings::default()
     });
-    let spec = build_spec(registry_id, repository, image, scan.as_ref());
-    let name = report_name(registry_id, repository, &image.digest);
+    let spec = build_spec(registry_id, "", repository, image, scan.as_ref());
+    let name = report_name(registry_id, "", repository, &image.digest);
     let mut r = ImageScanReport::new(&name, spec);
     r.metadata.labels = Some(BTreeMap::from([
         (MANAGED_BY_LABEL.to_string(), MANAGER.to_string()),
@@ -508,7 +509,7 @@ fn event_table() {
     let [EventWork::Image(one)] = work.as_slice() else {
         panic!("{work:?}");
     };
-    let name = report_name(ACCOUNT, BASE, &digest(5));
+    let name = report_name(ACCOUNT, "", BASE, &digest(5));
     assert_eq!(one.read(&[]), Some(name));
     assert_eq!(one.read(&[image(5, &["1.0"], None)]), None);
 }
@@ -585,7 +586,7 @@ fn unchanged_scans_are_not_read_again() {
         ..ScanFindings::default()
     };
     let mut img = image(&["a"]);
-    let spec = build_spec("123", "app", &img, Some(&scan));
+    let spec = build_spec("123", "", "app", &img, Some(&scan));
     assert!(!scan_unchanged(&spec, &img), "DescribeImages shows no scan");
     img.scan_status = Some("COMPLETE".to_string());
     img.scan_completed_at = scan.completed_at;
@@ -594,6 +595,6 @@ fn unchanged_scans_are_not_read_again() {
     assert!(!scan_unchanged(&spec, &img), "a newer scan");
     img.scan_status = Some("ACTIVE".to_string());
     assert!(!scan_unchanged(&spec, &img));
-    let unscanned = build_spec("123", "app", &image(&[]), None);
+    let unscanned = build_spec("123", "", "app", &image(&[]), None);
     assert!(scan_unchanged(&unscanned, &image(&[])));
 }

@@ -28,12 +28,14 @@ fn bounded(text: &str) -> String {
 /// The report for one image: pure, from what ECR said.
 pub fn build_spec(
     registry_id: &str,
+    region: &str,
     repository: &str,
     image: &ImageInfo,
     scan: Option<&ScanFindings>,
 ) -> ImageScanReportSpec {
     let unscanned = ImageScanReportSpec {
         registry_id: registry_id.to_string(),
+        region: region.to_string(),
         repository_name: repository.to_string(),
         image_digest: image.digest.clone(),
         image_tags: sorted(&image.tags),
@@ -135,7 +137,7 @@ fn count<'a>(severities: impl Iterator<Item = &'a str>) -> SeveritySummary {
 /// valid DNS-1123 subdomain, stable across restarts and versions (FNV-1a, not std's hasher),
 /// distinct for repositories that sanitize alike and for the same repository and digest in two
 /// registries (a replicated image has one digest in every account it is copied to).
-pub fn report_name(registry_id: &str, repository: &str, digest: &str) -> String {
+pub fn report_name(registry_id: &str, region: &str, repository: &str, digest: &str) -> String {
     let hex: String = digest
         .rsplit(':')
         .next()
@@ -146,9 +148,14 @@ pub fn report_name(registry_id: &str, repository: &str, digest: &str) -> String 
         .collect::<String>()
         .to_ascii_lowercase();
     let prefix = sanitize(repository, 40);
+    // A region-less report keeps the name it had before regions were recorded.
+    let registry = match region {
+        "" => registry_id.to_string(),
+        _ => format!("{registry_id}/{region}"),
+    };
     let hash = format!(
         "{:08x}",
-        fnv1a(format!("{registry_id}/{repository}").as_bytes())
+        fnv1a(format!("{registry}/{repository}").as_bytes())
     );
     if prefix.is_empty() {
         format!("{hash}-{hex}")
@@ -210,17 +217,29 @@ mod tests {
     fn names_are_dns_1123_and_distinct() {
         let d = format!("sha256:{}", "0123456789abcdef".repeat(4));
         let account = "111122223333";
-        let a = report_name(account, "team/app", &d);
-        let b = report_name(account, "team-app", &d);
+        let a = report_name(account, "", "team/app", &d);
+        let b = report_name(account, "", "team-app", &d);
         assert_ne!(a, b);
         // The same image replicated into another account has a report of its own.
-        let other_account = report_name("444455556666", "team/app", &d);
+        let other_account = report_name("444455556666", "", "team/app", &d);
+        let east = report_name(account, "us-east-1", "team/app", &d);
+        let west = report_name(account, "eu-west-1", "team/app", &d);
+        assert_ne!(east, west, "one image in two regions has two reports");
+        assert_ne!(east, a, "a region-less report is another one");
         assert_ne!(a, other_account);
         assert!(a.starts_with("team-app-"), "{a}");
         assert!(a.ends_with("-0123456789abcdef"), "{a}");
-        let long = report_name(account, &"x/".repeat(200), &d);
+        let long = report_name(account, "", &"x/".repeat(200), &d);
         assert!(long.len() <= 253);
-        for n in [a, b, other_account, long, report_name("", "__", &d)] {
+        for n in [
+            a,
+            b,
+            other_account,
+            long,
+            east,
+            west,
+            report_name("", "", "__", &d),
+        ] {
             assert!(
                 n.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
@@ -242,7 +261,7 @@ mod tests {
             findings,
             ..ScanFindings::default()
         };
-        let spec = build_spec("123", "app", &image(&["b", "a"]), Some(&scan));
+        let spec = build_spec("123", "", "app", &image(&["b", "a"]), Some(&scan));
         assert!(spec.truncated);
         assert_eq!(spec.findings.len(), MAX_FINDINGS);
         assert_eq!(spec.findings[0].id, "CVE-CRIT");
@@ -263,12 +282,12 @@ mod tests {
             enhanced_findings: vec![f("CVE-1", "CRITICAL")],
             ..ScanFindings::default()
         };
-        let spec = build_spec("123", "app", &image(&[]), Some(&scan));
+        let spec = build_spec("123", "", "app", &image(&[]), Some(&scan));
         assert_eq!(spec.summary.critical, 7);
         assert!(!spec.truncated);
         assert_eq!(spec.scan.status, "SOME_FUTURE_STATE");
         assert_eq!(spec.scan.scan_type.as_deref(), Some("ENHANCED"));
-        let none = build_spec("123", "app", &image(&[]), None);
+        let none = build_spec("123", "", "app", &image(&[]), None);
         assert_eq!(none.scan.status, NOT_SCANNED);
     }
 }

@@ -35,6 +35,12 @@ pub struct ImageScanReportSpec {
     /// The registry (AWS account id; empty when the client's own registry was meant).
     #[schemars(length(max = 12))]
     pub registry_id: String,
+    /// The registry's AWS region. Empty in reports of a client whose region the operator was
+    /// not told, and in reports written before regions were recorded: such a report counts for
+    /// its image in any region (a digest names the same content everywhere).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 32))]
+    pub region: String,
     #[schemars(length(max = 256))]
     pub repository_name: String,
     #[schemars(length(max = 255), regex(pattern = "^[a-z0-9]+:[a-f0-9]{32,128}$"))]

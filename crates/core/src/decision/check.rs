@@ -181,8 +181,12 @@ impl Check<'_> {
         };
         let digest = ecr.digest.as_deref().or(resolved);
         match (digest, ecr.tag.as_deref()) {
-            (Some(d), _) => self.reports.by_digest(&ecr.account, &ecr.repository, d),
-            (None, Some(tag)) => self.reports.by_tag(&ecr.account, &ecr.repository, tag),
+            (Some(d), _) => self
+                .reports
+                .by_digest(&ecr.account, &ecr.region, &ecr.repository, d),
+            (None, Some(tag)) => {
+                (self.reports).by_tag(&ecr.account, &ecr.region, &ecr.repository, tag)
+            }
             (None, None) => None,
         }
     }

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use super::*;
 
-pub(super) type Key = (String, String, String);
+/// (registry id, region, repository, digest or tag).
+pub(super) type Key = (String, String, String, String);
 
 /// An in-memory [`ReportLookup`] over a set of reports.
 ///
@@ -25,13 +26,24 @@ impl ReportIndex {
     /// Adds `report`, replacing any earlier report for the same digest.
     pub fn insert(&mut self, report: ImageScanReportSpec) {
         let registry = report.registry_id.clone();
+        let region = report.region.clone();
         let repository = report.repository_name.clone();
         let completed = completed_at(&report);
         for tag in &report.image_tags {
-            let key = (registry.clone(), repository.clone(), tag.clone());
+            let key = (
+                registry.clone(),
+                region.clone(),
+                repository.clone(),
+                tag.clone(),
+            );
             let newer = match self.tags.get(&key) {
                 Some(digest) => {
-                    let held = (registry.clone(), repository.clone(), digest.clone());
+                    let held = (
+                        registry.clone(),
+                        region.clone(),
+                        repository.clone(),
+                        digest.clone(),
+                    );
                     completed >= self.by_digest.get(&held).and_then(completed_at)
                 }
                 None => true,
@@ -40,8 +52,10 @@ impl ReportIndex {
                 self.tags.insert(key, report.image_digest.clone());
             }
         }
-        self.by_digest
-            .insert((registry, repository, report.image_digest.clone()), report);
+        self.by_digest.insert(
+            (registry, region, repository, report.image_digest.clone()),
+            report,
+        );
     }
 }
 
@@ -55,31 +69,47 @@ impl FromIterator<ImageScanReportSpec> for ReportIndex {
     }
 }
 
+impl ReportIndex {
+    /// The entry of `map` for the image in `region`, else the region-less one (see
+    /// [`ImageScanReportSpec::region`]).
+    fn in_region<'a, V>(
+        map: &'a BTreeMap<Key, V>,
+        registry_id: &str,
+        region: &str,
+        repository: &str,
+        last: &str,
+    ) -> Option<&'a V> {
+        let key = |region: &str| {
+            (
+                registry_id.to_owned(),
+                region.to_owned(),
+                repository.to_owned(),
+                last.to_owned(),
+            )
+        };
+        map.get(&key(region)).or_else(|| map.get(&key("")))
+    }
+}
+
 impl ReportLookup for ReportIndex {
     fn by_digest(
         &self,
         registry_id: &str,
+        region: &str,
         repository: &str,
         digest: &str,
     ) -> Option<&ImageScanReportSpec> {
-        self.by_digest.get(&(
-            registry_id.to_owned(),
-            repository.to_owned(),
-            digest.to_owned(),
-        ))
+        Self::in_region(&self.by_digest, registry_id, region, repository, digest)
     }
 
     fn by_tag(
         &self,
         registry_id: &str,
+        region: &str,
         repository: &str,
         tag: &str,
     ) -> Option<&ImageScanReportSpec> {
-        let digest = self.tags.get(&(
-            registry_id.to_owned(),
-            repository.to_owned(),
-            tag.to_owned(),
-        ))?;
-        self.by_digest(registry_id, repository, digest)
+        let digest = Self::in_region(&self.tags, registry_id, region, repository, tag)?;
+        self.by_digest(registry_id, region, repository, digest)
     }
 }

@@ -109,10 +109,12 @@ pub struct PodImage {
 
 /// Access to scan reports, keyed the way an image reference identifies them.
 pub trait ReportLookup {
-    /// The report for `digest` in repository `repository` of registry (account) `registry_id`.
+    /// The report for `digest` in repository `repository` of registry (account) `registry_id`
+    /// in `region`.
     fn by_digest(
         &self,
         registry_id: &str,
+        region: &str,
         repository: &str,
         digest: &str,
     ) -> Option<&ImageScanReportSpec>;
@@ -121,6 +123,7 @@ pub trait ReportLookup {
     fn by_tag(
         &self,
         registry_id: &str,
+        region: &str,
         repository: &str,
         tag: &str,
     ) -> Option<&ImageScanReportSpec>;

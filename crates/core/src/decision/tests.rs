@@ -9,6 +9,7 @@ use proptest::prelude::*;
 
 const ACCOUNT: &str = "123456789012";
 const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const REGION: &str = "us-east-1";
 const D_APP: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const D_CLEAN: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 const D_HIGH: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -49,6 +50,7 @@ fn summary_of(findings: &[Finding]) -> SeveritySummary {
 fn report(repo: &str, digest: &str, tags: &[&str], findings: Vec<Finding>) -> ImageScanReportSpec {
     ImageScanReportSpec {
         registry_id: ACCOUNT.into(),
+        region: REGION.into(),
         repository_name: repo.into(),
         image_digest: digest.into(),
         image_tags: tags.iter().map(|t| (*t).to_owned()).collect(),
@@ -964,11 +966,39 @@ fn report_index_prefers_the_newest_report_for_a_tag() {
     ] {
         let index: ReportIndex = order.into_iter().collect();
         let found = index
-            .by_tag(ACCOUNT, "app", "v1")
+            .by_tag(ACCOUNT, REGION, "app", "v1")
             .map(|r| r.image_digest.as_str());
         assert_eq!(found, Some(D_APP));
-        assert!(index.by_digest(ACCOUNT, "app", D_HIGH).is_some());
-        assert!(index.by_tag("999999999999", "app", "v1").is_none());
+        assert!(index.by_digest(ACCOUNT, REGION, "app", D_HIGH).is_some());
+        assert!(index.by_tag("999999999999", REGION, "app", "v1").is_none());
+    }
+}
+
+#[test]
+fn report_index_keys_reports_by_region_and_reads_region_less_ones_in_any() {
+    let mut east = report("app", D_HIGH, &["v1"], vec![]);
+    east.region = "us-east-1".into();
+    let mut west = report("app", D_APP, &["v1"], vec![]);
+    west.region = "eu-west-1".into();
+    let mut legacy = report("web", D_HIGH, &["v1"], vec![]);
+    legacy.region.clear();
+    let index: ReportIndex = [east, west, legacy].into_iter().collect();
+    let tag = |region| {
+        index
+            .by_tag(ACCOUNT, region, "app", "v1")
+            .map(|r| r.image_digest.as_str())
+    };
+    assert_eq!(tag("us-east-1"), Some(D_HIGH));
+    assert_eq!(tag("eu-west-1"), Some(D_APP));
+    assert_eq!(tag("ap-south-1"), None, "no report in that region");
+    assert!(
+        index
+            .by_digest(ACCOUNT, "eu-west-1", "app", D_HIGH)
+            .is_none()
+    );
+    for region in ["us-east-1", "ap-south-1"] {
+        assert!(index.by_digest(ACCOUNT, region, "web", D_HIGH).is_some());
+        assert!(index.by_tag(ACCOUNT, region, "web", "v1").is_some());
     }
 }
 
