@@ -70,8 +70,9 @@ async fn demo() -> Result<bool, Failure> {
     // The sample RegistryTarget's role is assumed through moto's STS (another account there).
     let targets =
         ecr_operator::registry::TargetPool::new(moto.sdk_config(), registry.shared_stats());
-    let ctx =
-        Arc::new(Context::new(client.clone(), registry.clone(), config).with_targets(targets));
+    let ctx = Arc::new(
+        Context::new(client.clone(), registry.clone(), config).with_targets(Arc::new(targets)),
+    );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let operator = tokio::spawn(controllers::run(ctx, async move {
         let _ = stop_rx.await;

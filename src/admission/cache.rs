@@ -255,7 +255,7 @@ fn escape_label(s: &str) -> String {
 /// is left out (its controller reports it on the object) instead of failing the whole list, and
 /// with it the cache's first sync (the webhook would deny everything as "not synced") or every
 /// later re-list (the cache would go stale without a word).
-fn parsed_watch<K>(
+pub(super) fn parsed_watch<K>(
     client: kube::Client,
     config: watcher::Config,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static

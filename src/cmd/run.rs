@@ -174,7 +174,9 @@ async fn run_until_shutdown(args: RunArgs) -> Result<(), Failed> {
     let registry = EcrRegistry::from_sdk_config(&sdk_config).with_fence(fence.clone());
     // RegistryTargets are reached from the same configuration (the operator's identity assumes
     // their roles), behind the same fence, counted in the same stats.
-    let targets = TargetPool::new(sdk_config, registry.shared_stats()).with_fence(fence.clone());
+    let targets =
+        Arc::new(TargetPool::new(sdk_config, registry.shared_stats()).with_fence(fence.clone()));
+    let own_account = own_account(&registry).await;
     let config = controller_config(&args, &client, &registry, watch).await?;
     let scan_events = args
         .scan_events_queue_url
@@ -190,7 +192,10 @@ async fn run_until_shutdown(args: RunArgs) -> Result<(), Failed> {
     };
     let admin = start_admin(&args, &shared).await?;
     let webhook = if args.webhook {
-        let webhook = start_webhook(&args, &shared, &config).await?;
+        let resolver = RegistryResolver::new(shared.registry.clone())
+            .with_own_registry(own_account, config.region.clone())
+            .with_targets(&shared.client, &config.watch, targets.clone());
+        let webhook = start_webhook(&args, &shared, &config, resolver).await?;
         // After the webhook: it waits for the readiness check the webhook adds.
         start_probe(&args, &shared, &config);
         Some(webhook)
@@ -206,6 +211,22 @@ async fn run_until_shutdown(args: RunArgs) -> Result<(), Failed> {
         tracing::error!(error = %e, "operator stopped");
         Failed
     })
+}
+
+/// The own registry's account (DescribeRegistry): the webhook looks up tags of this account
+/// through the own client, of no other but those ScanPolicies name.
+async fn own_account(registry: &EcrRegistry) -> Option<String> {
+    match registry.registry_id().await {
+        Ok(account) => Some(account),
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "the own registry's account is unknown: the webhook looks up tags of any \
+                 account in its region through the own client"
+            );
+            None
+        }
+    }
 }
 
 /// What the parts of the running operator share.
@@ -332,10 +353,11 @@ async fn start_webhook(
     args: &RunArgs,
     shared: &Shared,
     controllers: &controllers::Config,
+    resolver: RegistryResolver,
 ) -> Result<JoinHandle<()>, Failed> {
     let mut config = WebhookConfig::new(webhook_certificate(args));
     config.addr = args.webhook_addr;
-    config.resolver = Some(Arc::new(RegistryResolver(shared.registry.clone())));
+    config.resolver = Some(Arc::new(resolver));
     config.event_instance = std::env::var("POD_NAME").ok();
     // The webhook reads the ScanPolicies and reports of the controllers' scope.
     config.watch = controllers.watch.clone();
@@ -434,7 +456,7 @@ async fn run_controllers(
     fence: Fence,
     config: controllers::Config,
     scan_events: Option<ScanEventQueue>,
-    targets: controllers::Targets,
+    targets: Arc<controllers::Targets>,
 ) -> Result<(), controllers::Error> {
     let ctx = Context::new(shared.client.clone(), shared.registry.clone(), config)
         .with_metrics(shared.metrics.clone())

@@ -130,8 +130,8 @@ impl Context {
     }
 
     /// Reaches RegistryTargets through `targets` (without, none can be reached).
-    pub fn with_targets(mut self, targets: Targets) -> Self {
-        self.targets = Arc::new(targets);
+    pub fn with_targets(mut self, targets: Arc<Targets>) -> Self {
+        self.targets = targets;
         self
     }
 

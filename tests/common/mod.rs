@@ -144,7 +144,7 @@ spec:
             self.config.clone(),
         )
         .with_metrics(self.metrics.clone())
-        .with_targets(targets);
+        .with_targets(Arc::new(targets));
         if let Some(url) = &self.scan_queue {
             ctx = ctx.with_scan_events(ecr_operator::registry::ScanEventQueue::new(
                 self.moto.sqs_client(),

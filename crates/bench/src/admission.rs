@@ -161,7 +161,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     // Tags the cache does not know are resolved as `ecr-operator run` does: DescribeImages
     // through the operator's ECR client (here on moto).
     let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
-    config.resolver = Some(Arc::new(RegistryResolver(registry.clone())));
+    config.resolver = Some(Arc::new(RegistryResolver::new(registry.clone())));
     let server = WebhookServer::bind(config, client.clone())
         .await
         .map_err(|e| BenchError::Scenario(format!("webhook: {e}")))?;

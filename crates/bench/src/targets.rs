@@ -96,7 +96,9 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     };
     let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
     let pool = TargetPool::new(moto.sdk_config(), registry.shared_stats());
-    let ctx = Arc::new(Context::new(client.clone(), registry.clone(), config).with_targets(pool));
+    let ctx = Arc::new(
+        Context::new(client.clone(), registry.clone(), config).with_targets(Arc::new(pool)),
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = stopped.map(drop).shared();
     let run_ctx = ctx.clone();
