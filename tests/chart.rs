@@ -362,6 +362,9 @@ fn check_objects_in(r: &Rendered, namespace: &str) {
                 roundtrip::<ValidatingWebhookConfiguration>(obj)
             }
             ("policy/v1", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>(obj),
+            ("ecr.operator.dev/v1alpha1", "RegistryTarget") => {
+                roundtrip::<ecr_operator::api::RegistryTarget>(obj)
+            }
             ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
                 roundtrip::<CustomResourceDefinition>(obj)
             }
@@ -2472,6 +2475,80 @@ async fn argocd_health_checks_render_config_argocds_keys_for_argocd_cm() {
     let uninstalled = helm(release_request("uninstall", &release, &namespace))
         .unwrap_or_else(|e| panic!("helm uninstall: {e}"));
     assert_eq!(uninstalled["status"], "uninstalled");
+}
+
+/// `registryTargets` renders one RegistryTarget each, with the spec as given and the labels of
+/// `watchSelector` (so that the release's operator acts on them); Helm installs them into the
+/// real API server, whose CRD schema and CEL take them, and uninstalls them. None by default; a
+/// value the RegistryTarget CRD would refuse is refused by the chart's schema first.
+#[tokio::test]
+async fn registry_targets_are_rendered_labelled_and_installed() {
+    use ecr_operator::api::RegistryTarget;
+    use kube::api::Api;
+    use testbed::kube_env::{KubeEnv, unique_name};
+    assert!(render(&[]).of_kind("RegistryTarget").is_empty());
+    let (namespace, release) = (unique_name("helm-targets"), unique_name("targets"));
+    let (b, dr) = (unique_name("b"), unique_name("dr"));
+    let targets = json!({
+        "watchSelector": "team=platform,ecr.operator.dev/operator==prod",
+        "registryTargets": [
+            {"name": b, "registryId": "222222222222", "region": "eu-west-1",
+             "assumeRole": {"roleArn": "arn:aws:iam::222222222222:role/ecr-operator",
+                            "externalId": "ecr-operator-prod", "sessionName": "prod"}},
+            {"name": dr, "registryId": "111122223333", "region": "us-east-2",
+             "endpointUrl": "https://api.ecr.us-east-2.amazonaws.com"},
+        ],
+    });
+    for refused in [
+        json!({"registryTargets": [{"name": "x", "registryId": "2222", "region": "eu-west-1"}]}),
+        json!({"registryTargets": [{"name": "x", "registryId": "222222222222", "region": "europe"}]}),
+        json!({"registryTargets": [{"name": "x", "registryId": "222222222222", "region": "eu-west-1",
+                                    "assumeRole": {"roleArn": "role/x"}}]}),
+        json!({"registryTargets": [{"registryId": "222222222222", "region": "eu-west-1"}]}),
+    ] {
+        let Err(err) = try_render(std::slice::from_ref(&refused)) else {
+            panic!("{refused}: rendered, not refused by the schema");
+        };
+        assert!(err.contains("registryTargets"), "{refused}: {err}");
+    }
+
+    let kube = KubeEnv::require_real().await;
+    let mut request = release_request("install", &release, &namespace);
+    request["kubeconfig"] = json!(kubeconfig());
+    request["chart"] = json!(root().join(CHART));
+    request["values"] = json!([targets]);
+    let r = Rendered::from_answer(&helm(request).unwrap_or_else(|e| panic!("helm install: {e}")));
+    check_objects_in(&r, &namespace);
+    let api: Api<RegistryTarget> = Api::all(kube.client());
+    let live = api.get(&b).await.expect("installed");
+    assert_eq!(live.spec.registry_id, "222222222222");
+    assert_eq!(live.spec.region, "eu-west-1");
+    let role = live.spec.assume_role.expect("assumeRole");
+    assert_eq!(role.role_arn, "arn:aws:iam::222222222222:role/ecr-operator");
+    assert_eq!(role.external_id.as_deref(), Some("ecr-operator-prod"));
+    assert_eq!(role.session_name.as_deref(), Some("prod"));
+    let labels = live.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("team").map(String::as_str), Some("platform"));
+    assert_eq!(
+        labels.get("ecr.operator.dev/operator").map(String::as_str),
+        Some("prod")
+    );
+    let dr_live = api.get(&dr).await.expect("installed");
+    assert_eq!(
+        dr_live.spec.endpoint_url.as_deref(),
+        Some("https://api.ecr.us-east-2.amazonaws.com")
+    );
+    assert!(dr_live.spec.assume_role.is_none());
+
+    let uninstalled = helm(release_request("uninstall", &release, &namespace))
+        .unwrap_or_else(|e| panic!("helm uninstall: {e}"));
+    assert_eq!(uninstalled["status"], "uninstalled");
+    for name in [&b, &dr] {
+        assert!(
+            api.get_opt(name).await.expect("read").is_none(),
+            "{name} uninstalled"
+        );
+    }
 }
 
 /// The chart as a subchart of an umbrella chart (`tests/fixtures/umbrella-chart`: `global`

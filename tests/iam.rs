@@ -351,3 +351,65 @@ fn aws_sdks_are_used_only_in_the_registry_module() {
         }
     }
 }
+
+/// The JSON documents of a fenced ```json block in `text`.
+fn json_blocks(text: &str) -> Vec<serde_json::Value> {
+    text.split("```json\n")
+        .skip(1)
+        .filter_map(|block| block.split("\n```").next())
+        .map(|block| serde_json::from_str(block).expect("a JSON block"))
+        .collect()
+}
+
+/// The two policies a RegistryTarget's role needs beside policy.json: the target role's trust
+/// policy admits the operator's role to `sts:AssumeRole` (the one call through which aws-config's
+/// assume-role provider reaches a target) under an external id; the operator's own role may
+/// call `sts:AssumeRole` on target roles only. docs/install.md quotes both files as they are.
+#[test]
+fn target_role_policies_are_the_files_the_install_guide_quotes() {
+    let read = |path: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(root().join(path)).expect(path);
+        serde_json::from_str(&text).expect(path)
+    };
+    let trust = read("config/iam/target-trust-policy.json");
+    let assume = read("config/iam/assume-target-roles.json");
+    let statement = |doc: &serde_json::Value| doc["Statement"][0].clone();
+    let (t, a) = (statement(&trust), statement(&assume));
+    assert_eq!(trust["Statement"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        (t["Effect"].as_str(), t["Action"].as_str()),
+        (Some("Allow"), Some("sts:AssumeRole"))
+    );
+    let principal = t["Principal"]["AWS"].as_str().unwrap_or_default();
+    assert!(
+        principal.starts_with("arn:aws:iam::") && principal.contains(":role/"),
+        "{principal}"
+    );
+    assert!(
+        t["Condition"]["StringEquals"]["sts:ExternalId"].is_string(),
+        "{t}"
+    );
+    assert_eq!(
+        (a["Effect"].as_str(), a["Action"].as_str()),
+        (Some("Allow"), Some("sts:AssumeRole"))
+    );
+    for resource in a["Resource"].as_array().expect("a list of role ARNs") {
+        let arn = resource.as_str().unwrap_or_default();
+        assert!(
+            arn.starts_with("arn:aws:iam::") && arn.contains(":role/"),
+            "{arn}"
+        );
+    }
+    let guide = std::fs::read_to_string(root().join("docs/install.md")).expect("install guide");
+    let quoted = json_blocks(&guide);
+    for (path, doc) in [
+        ("config/iam/target-trust-policy.json", &trust),
+        ("config/iam/assume-target-roles.json", &assume),
+    ] {
+        assert!(guide.contains(path), "docs/install.md names {path}");
+        assert!(
+            quoted.contains(doc),
+            "docs/install.md quotes {path} as it is"
+        );
+    }
+}
