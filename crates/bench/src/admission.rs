@@ -51,7 +51,7 @@ fn digest(i: usize) -> String {
     format!("sha256:{i:064x}")
 }
 
-async fn create_report(
+pub(crate) async fn create_report(
     client: &kube::Client,
     digest: &str,
     tags: &[String],

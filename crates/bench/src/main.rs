@@ -11,6 +11,7 @@
 mod admission;
 mod figures;
 mod loadgen;
+mod pods_real;
 mod repos;
 mod rss;
 mod scan;
@@ -42,6 +43,8 @@ enum Scenario {
     /// Repository convergence across four RegistryTargets (accounts), calls per sweep per
     /// target.
     Targets,
+    /// What the webhook adds to Pod creates through a real kube-apiserver (`KUBEBUILDER_ASSETS`).
+    PodsReal,
 }
 
 #[derive(Parser)]
@@ -138,6 +141,7 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Scan,
         Scenario::ReposReal,
         Scenario::Targets,
+        Scenario::PodsReal,
     ];
     let selected: Vec<Scenario> = all
         .into_iter()
@@ -160,6 +164,7 @@ async fn run(cli: Cli) -> ExitCode {
             Scenario::Scan => scan::run(&sizes, &mut figures).await,
             Scenario::ReposReal => repos::run_real(&sizes, &mut figures).await,
             Scenario::Targets => targets::run(&sizes, &mut figures).await,
+            Scenario::PodsReal => pods_real::run(&sizes, &mut figures).await,
         };
         match result {
             Ok(()) => eprintln!(
