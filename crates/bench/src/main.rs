@@ -77,6 +77,7 @@ pub struct Sizes {
     pub scan_poll_seconds: u64,
     pub scan_samples: usize,
     pub scan_worst_samples: usize,
+    pub scan_event_samples: usize,
 }
 
 impl Sizes {
@@ -96,6 +97,7 @@ impl Sizes {
                 scan_poll_seconds: 2,
                 scan_samples: 2,
                 scan_worst_samples: 1,
+                scan_event_samples: 3,
             }
         } else {
             Sizes {
@@ -112,6 +114,7 @@ impl Sizes {
                 scan_poll_seconds: 10,
                 scan_samples: 6,
                 scan_worst_samples: 2,
+                scan_event_samples: 20,
             }
         }
     }

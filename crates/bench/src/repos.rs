@@ -50,6 +50,27 @@ impl Operator {
         config: controllers::Config,
         all: bool,
     ) -> Operator {
+        Self::launch(client, moto, config, None, all)
+    }
+
+    /// Every controller, the ImageScanReport loop also reading scan events from the SQS queue
+    /// at `queue_url` (as `--scan-events-queue-url` makes it).
+    pub fn start_reading_events(
+        client: &kube::Client,
+        moto: &Moto,
+        config: controllers::Config,
+        queue_url: &str,
+    ) -> Operator {
+        Self::launch(client, moto, config, Some(queue_url), true)
+    }
+
+    fn launch(
+        client: &kube::Client,
+        moto: &Moto,
+        config: controllers::Config,
+        queue_url: Option<&str>,
+        all: bool,
+    ) -> Operator {
         let registry = Arc::new(EcrRegistry::from_client(moto.ecr_client()));
         let stats = registry.shared_stats();
         let metrics = Arc::new(Metrics::new(Arc::new(move || {
@@ -59,9 +80,16 @@ impl Operator {
                 .map(|((op, outcome), n)| ((op.to_string(), outcome.to_string()), n))
                 .collect()
         })));
-        let ctx = Arc::new(
-            Context::new(client.clone(), registry.clone(), config).with_metrics(metrics.clone()),
-        );
+        let ctx =
+            Context::new(client.clone(), registry.clone(), config).with_metrics(metrics.clone());
+        let ctx = Arc::new(match queue_url {
+            Some(url) => ctx.with_scan_events(ecr_operator::registry::ScanEventQueue::new(
+                moto.sqs_client(),
+                url.to_string(),
+                registry.shared_stats(),
+            )),
+            None => ctx,
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let run_ctx = ctx.clone();
         let task = tokio::spawn(async move {
