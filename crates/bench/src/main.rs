@@ -10,6 +10,7 @@
 
 mod admission;
 mod figures;
+mod kube_floor;
 mod loadgen;
 mod pods_real;
 mod repos;

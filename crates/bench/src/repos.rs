@@ -669,6 +669,14 @@ pub async fn run_real(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         floor.as_secs_f64()
     );
     op.stop().await?;
+    let kube_floor = crate::kube_floor::measure(&kube, n, usize::from(sizes.concurrency)).await?;
+    let [finalizers, statuses, events] = kube_floor.phases.map(|d| d.as_secs_f64());
+    eprintln!(
+        "   the API server alone: {n} creates in {:.2} s, the controller's writes in {:.2} s \
+         (finalizers {finalizers:.2} s, statuses {statuses:.2} s, Events {events:.2} s)",
+        kube_floor.creates.as_secs_f64(),
+        kube_floor.writes.as_secs_f64()
+    );
     let stored_report = largest_report_on_real(&client).await?;
     let scale = 1000.0 / n as f64;
     let scaled = if n == 1000 {
@@ -693,6 +701,29 @@ pub async fn run_real(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         converge.as_secs_f64() / floor.as_secs_f64(),
         "ratio",
         "converge on the real API server / floor (issue #17 target <= 1.3)",
+    );
+    figures.add(
+        "kube_creates_1000_real_s",
+        kube_floor.creates.as_secs_f64() * scale,
+        "s",
+        &format!("the same N creates on the real API server, no operator running{scaled}"),
+    );
+    figures.add(
+        "kube_writes_1000_real_s",
+        kube_floor.writes.as_secs_f64() * scale,
+        "s",
+        &format!(
+            "the controller's writes per new Repository (finalizer, status, Event), {} in \
+             flight, on the real API server alone{scaled}",
+            sizes.concurrency
+        ),
+    );
+    figures.add(
+        "repo_converge_1000_real_kube_bound_ratio",
+        (kube_floor.creates + kube_floor.writes).as_secs_f64() / floor.as_secs_f64(),
+        "ratio",
+        "(creates + the controller's writes on the API server alone) / the moto floor: the \
+         ratio the Kubernetes side imposes with ECR fully overlapped",
     );
     if let Some(bytes) = stored_report {
         figures.add(
