@@ -179,8 +179,17 @@ pub fn repository(i: usize) -> Result<Repository> {
 
 /// Creates Repositories `0..n` through the Kubernetes API, `parallel` at a time.
 pub async fn create_repositories(client: &kube::Client, n: usize, parallel: usize) -> Result<()> {
+    create_repository_range(client, 0..n, parallel).await
+}
+
+/// Creates Repositories `range` through the Kubernetes API, `parallel` at a time.
+pub async fn create_repository_range(
+    client: &kube::Client,
+    range: std::ops::Range<usize>,
+    parallel: usize,
+) -> Result<()> {
     let api: Api<Repository> = Api::namespaced(client.clone(), NAMESPACE);
-    let results: Vec<Result<()>> = futures::stream::iter(0..n)
+    let results: Vec<Result<()>> = futures::stream::iter(range)
         .map(|i| {
             let api = api.clone();
             async move {

@@ -86,6 +86,22 @@ fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     Ok((field("VmRSS:"), field("VmHWM:")))
 }
 
+/// VmRSS once it stops moving (two reads 2 s apart within 1 %, at most 30 s): what the
+/// process holds, not what a reconcile burst has in flight.
+async fn settled_kib(pid: u32) -> Result<(u64, u64)> {
+    let mut last = memory_kib(pid)?;
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let now = memory_kib(pid)?;
+        let moved = now.0.abs_diff(last.0) as f64 / last.0.max(1) as f64;
+        last = now;
+        if moved < 0.01 {
+            break;
+        }
+    }
+    Ok(last)
+}
+
 pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let n = sizes.rss_repos;
     let binary = operator_binary()?;
@@ -133,14 +149,15 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let (idle_kib, _) = memory_kib(pid)?;
 
     let started = Instant::now();
-    repos::create_repositories(&client, n, 64).await?;
-    let ready = repos::all_ready(
-        &server,
-        n,
-        Duration::from_millis(500),
-        Duration::from_secs(900),
-    )
-    .await;
+    // A first tenth, Ready, then the rest: the slope between the two is what one more
+    // Repository costs, whatever the process holds at start.
+    let first = n / 10;
+    repos::create_repository_range(&client, 0..first, 64).await?;
+    let every = Duration::from_millis(500);
+    repos::all_ready(&server, first, every, Duration::from_secs(900)).await?;
+    let (first_kib, _) = settled_kib(pid).await?;
+    repos::create_repository_range(&client, first..n, 64).await?;
+    let ready = repos::all_ready(&server, n, every, Duration::from_secs(900)).await;
     if let Ok(Some(status)) = child.try_wait() {
         return Err(BenchError::Scenario(format!(
             "the operator exited ({status}); see {}",
@@ -150,6 +167,8 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     ready?;
     let converge = started.elapsed();
     let (rss_kib, hwm_kib) = memory_kib(pid)?;
+    let (settled, _) = settled_kib(pid).await?;
+    let bytes_per_repository = (settled as f64 - first_kib as f64) * 1024.0 / (n - first) as f64;
     let _ = child.start_kill();
     let _ = child.wait().await;
 
@@ -169,6 +188,15 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         hwm_kib as f64 / 1024.0,
         "MiB",
         &format!("VmHWM (peak) of the same process{suffix}"),
+    );
+    figures.add(
+        "bytes_per_repository",
+        bytes_per_repository,
+        "B",
+        &format!(
+            "VmRSS slope between {first} and {n} Ready Repositories, each read once the \
+             process settled (target <= 2048)"
+        ),
     );
     figures.add(
         "rss_idle_mib",
