@@ -71,7 +71,7 @@ fn every_controller(
         ),
         (
             "pull_through_cache_rule",
-            pull_through_cache_rule::run(c.clone(), s.clone()).boxed(),
+            pull_through_cache_rule::run(c.clone(), t.clone(), s.clone()).boxed(),
         ),
         (
             "replication_config",

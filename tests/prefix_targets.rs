@@ -1,0 +1,212 @@
+//! PullThroughCacheRules in RegistryTargets (issue #16), on the real kube-apiserver with moto
+//! serving two accounts through STS AssumeRole: an object with `registryRef` writes its rule in
+//! the target's registry only (read back there with an assumed-role client), next to an
+//! own-registry object of the same prefix (no Conflict: another registry, another resource);
+//! drift in the target is restored there; with the target deleted a spec change waits
+//! (TargetNotReady) without a write anywhere, and is applied once the target is back; deletion
+//! removes it in the target only; registryRef cannot be added.
+
+mod common;
+
+use common::targets::{create_target, moto_writes, registry_of};
+use common::{Env, create, failed_with, message_of, ready, wait_for, wait_gone};
+use ecr_operator::api::{PullThroughCacheRule, RegistryTarget};
+use ecr_operator::controllers::status::Reported;
+use ecr_operator::registry::{PullThroughCacheRuleInfo, Registry};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+use testbed::kube_env::unique_name;
+
+const B: &str = "222222222222";
+const REGION: &str = "us-east-1";
+
+fn registry_ref(target: Option<&str>) -> String {
+    target
+        .map(|t| format!("registryRef: {{name: {t}}}, "))
+        .unwrap_or_default()
+}
+
+fn rule(name: &str, prefix: &str, url: &str, target: Option<&str>) -> String {
+    let r = registry_ref(target);
+    format!(
+        "apiVersion: ecr.operator.dev/v1alpha1
+kind: PullThroughCacheRule
+metadata: {{name: {name}}}
+spec: {{{r}ecrRepositoryPrefix: {prefix}, upstreamRegistryUrl: {url}}}
+"
+    )
+}
+
+async fn rule_in(registry: &dyn Registry, prefix: &str) -> Option<PullThroughCacheRuleInfo> {
+    registry
+        .describe_pull_through_cache_rule(prefix)
+        .await
+        .unwrap()
+}
+
+/// The upstream of the rule for `prefix` in `registry`.
+async fn upstream_in(registry: &dyn Registry, prefix: &str) -> Option<String> {
+    rule_in(registry, prefix)
+        .await
+        .map(|r| r.upstream_registry_url)
+}
+
+/// Waits until `registry`'s `read` answers `want`.
+async fn wait_registry<T, F, Fut>(what: &str, read: F, want: T)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    testbed::wait::until(what, common::WAIT, || {
+        let seen = read();
+        let want = &want;
+        async move { (seen.await == *want).then_some(()) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A rule for `hub` in the own registry (public.ecr.aws) and one for `hub` in B
+/// (registry.k8s.io) are both Ready, each in its own registry; a B-only prefix is absent from
+/// the own registry. B's rule deleted behind the operator's back is re-created in B; with the
+/// target gone an upstream change waits, and is made in B once it is back; deleting the object
+/// removes B's rules and leaves the own one.
+#[tokio::test]
+async fn pull_through_cache_rules_live_in_their_target() {
+    let env = Env::start().await;
+    let target = create_target(&env, B, REGION, "ecr-operator").await;
+    let api: Api<PullThroughCacheRule> = Api::all(env.kube.client());
+    let (own, there, only) = (
+        unique_name("own"),
+        unique_name("there"),
+        unique_name("only"),
+    );
+    create(&api, &rule(&own, "hub", "public.ecr.aws", None)).await;
+    wait_for(&api, &own, "own Ready", ready).await;
+    // Younger, same prefix: another registry's rule, not a Conflict of the own one.
+    create(&api, &rule(&there, "hub", "registry.k8s.io", Some(&target))).await;
+    create(&api, &rule(&only, "only-b", "quay.io", Some(&target))).await;
+    for name in [&there, &only] {
+        wait_for(&api, name, "Ready in B", ready).await;
+    }
+    let status = api.get(&there).await.unwrap().status.unwrap_or_default();
+    assert_eq!(status.registry_id.as_deref(), Some(B));
+    let b = registry_of(&env, B, REGION).await;
+    let own_registry = env.registry.clone();
+    assert_eq!(
+        upstream_in(b.as_ref(), "hub").await.as_deref(),
+        Some("registry.k8s.io")
+    );
+    assert_eq!(
+        upstream_in(own_registry.as_ref(), "hub").await.as_deref(),
+        Some("public.ecr.aws"),
+        "the own registry's hub is the own object's"
+    );
+    assert!(upstream_in(b.as_ref(), "only-b").await.is_some());
+    assert_eq!(upstream_in(own_registry.as_ref(), "only-b").await, None);
+
+    // Drift in B: the rule deleted there is re-created there.
+    b.delete_pull_through_cache_rule("hub").await.unwrap();
+    let in_b = || {
+        let b = b.clone();
+        async move { upstream_in(b.as_ref(), "hub").await }
+    };
+    wait_registry("hub re-created in B", in_b, Some("registry.k8s.io".into())).await;
+
+    let patch = json!({"spec": {"upstreamRegistryUrl": "quay.io"}});
+    while_the_target_is_gone(&env, &target, &api, &there, &patch).await;
+    wait_registry("hub replaced in B", in_b, Some("quay.io".into())).await;
+    assert_eq!(
+        upstream_in(own_registry.as_ref(), "hub").await.as_deref(),
+        Some("public.ecr.aws")
+    );
+
+    for name in [&there, &only] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+        wait_gone(&api, name).await;
+    }
+    assert_eq!(upstream_in(b.as_ref(), "hub").await, None, "removed in B");
+    assert_eq!(upstream_in(b.as_ref(), "only-b").await, None);
+    assert_eq!(
+        upstream_in(own_registry.as_ref(), "hub").await.as_deref(),
+        Some("public.ecr.aws"),
+        "the own registry's rule stays"
+    );
+    registry_ref_is_fixed(&api, &own, &target).await;
+}
+
+/// The target deleted: `name` reports TargetNotReady; `patch` is seen and waits through three
+/// more reconciles with no write in any registry; the target re-created, it is Ready again at
+/// the new generation.
+async fn while_the_target_is_gone<K: Reported>(
+    env: &Env,
+    target: &str,
+    api: &Api<K>,
+    name: &str,
+    patch: &serde_json::Value,
+) {
+    let targets: Api<RegistryTarget> = Api::all(env.kube.client());
+    let spec = targets.get(target).await.unwrap().spec;
+    targets
+        .delete(target, &DeleteParams::default())
+        .await
+        .unwrap();
+    let obj = wait_for(api, name, "TargetNotReady", failed_with("TargetNotReady")).await;
+    assert!(
+        message_of(&obj).contains("does not exist"),
+        "{}",
+        message_of(&obj)
+    );
+    let before = moto_writes(env).await;
+    api.patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .unwrap();
+    let generation = api.get(name).await.unwrap().meta().generation;
+    let observed = |o: &K| {
+        o.status()
+            .and_then(|s| K::common(s).observed_generation)
+            .is_some_and(|g| Some(g) == generation)
+    };
+    wait_for(api, name, "the change seen, still TargetNotReady", |o| {
+        failed_with::<K>("TargetNotReady")(o) && observed(o)
+    })
+    .await;
+    let controller = K::KIND.to_ascii_lowercase();
+    let seen = env.metrics.reconciles(&controller, "target_not_ready");
+    for i in 1..=3u64 {
+        let touch = json!({"metadata": {"annotations": {"test/touch": i.to_string()}}});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&touch))
+            .await
+            .unwrap();
+        testbed::wait::until("one more reconcile", common::WAIT, || async {
+            (env.metrics.reconciles(&controller, "target_not_ready") >= seen + i).then_some(())
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(moto_writes(env).await, before, "no write in any registry");
+
+    let back = common::in_scope(RegistryTarget::new(target, spec));
+    targets.create(&Default::default(), &back).await.unwrap();
+    wait_for(api, name, "Ready again", |o| ready(o) && observed(o)).await;
+}
+
+/// registryRef cannot be added to an own-registry object (nor, by the same rule, changed).
+async fn registry_ref_is_fixed<K: Reported>(api: &Api<K>, name: &str, target: &str) {
+    let patch = json!({"spec": {"registryRef": {"name": target}}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(
+                s.message.contains("registryRef is immutable"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("registryRef added: {other:?}"),
+    }
+}
