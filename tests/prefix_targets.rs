@@ -1,18 +1,18 @@
-//! PullThroughCacheRules in RegistryTargets (issue #16), on the real kube-apiserver with moto
-//! serving two accounts through STS AssumeRole: an object with `registryRef` writes its rule in
-//! the target's registry only (read back there with an assumed-role client), next to an
-//! own-registry object of the same prefix (no Conflict: another registry, another resource);
-//! drift in the target is restored there; with the target deleted a spec change waits
-//! (TargetNotReady) without a write anywhere, and is applied once the target is back; deletion
-//! removes it in the target only; registryRef cannot be added.
+//! PullThroughCacheRules and RepositoryCreationTemplates in RegistryTargets (issue #16), on the
+//! real kube-apiserver with moto serving two accounts through STS AssumeRole: an object with
+//! `registryRef` writes its rule or template in the target's registry only (read back there with
+//! an assumed-role client), next to an own-registry object of the same prefix (no Conflict:
+//! another registry, another resource); drift in the target is restored there; with the target
+//! deleted a spec change waits (TargetNotReady) without a write anywhere, and is applied once the
+//! target is back; deletion removes it in the target only; registryRef cannot be added.
 
 mod common;
 
 use common::targets::{create_target, moto_writes, registry_of};
 use common::{Env, create, failed_with, message_of, ready, wait_for, wait_gone};
-use ecr_operator::api::{PullThroughCacheRule, RegistryTarget};
+use ecr_operator::api::{PullThroughCacheRule, RegistryTarget, RepositoryCreationTemplate};
 use ecr_operator::controllers::status::Reported;
-use ecr_operator::registry::{PullThroughCacheRuleInfo, Registry};
+use ecr_operator::registry::{CreationTemplateInfo, PullThroughCacheRuleInfo, Registry};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use testbed::kube_env::unique_name;
@@ -37,6 +37,17 @@ spec: {{{r}ecrRepositoryPrefix: {prefix}, upstreamRegistryUrl: {url}}}
     )
 }
 
+fn template(name: &str, description: &str, target: Option<&str>) -> String {
+    let r = registry_ref(target);
+    format!(
+        "apiVersion: ecr.operator.dev/v1alpha1
+kind: RepositoryCreationTemplate
+metadata: {{name: {name}}}
+spec: {{{r}prefix: prod, appliedFor: [CREATE_ON_PUSH], description: '{description}', deletionPolicy: Delete}}
+"
+    )
+}
+
 async fn rule_in(registry: &dyn Registry, prefix: &str) -> Option<PullThroughCacheRuleInfo> {
     registry
         .describe_pull_through_cache_rule(prefix)
@@ -49,6 +60,16 @@ async fn upstream_in(registry: &dyn Registry, prefix: &str) -> Option<String> {
     rule_in(registry, prefix)
         .await
         .map(|r| r.upstream_registry_url)
+}
+
+async fn template_in(registry: &dyn Registry) -> Option<CreationTemplateInfo> {
+    let all = registry.describe_creation_templates(&[]).await.unwrap();
+    all.into_iter()
+        .find(|t| t.template.prefix.trim_end_matches('/') == "prod")
+}
+
+async fn description_in(registry: &dyn Registry) -> Option<String> {
+    template_in(registry).await?.template.description
 }
 
 /// Waits until `registry`'s `read` answers `want`.
@@ -132,6 +153,57 @@ async fn pull_through_cache_rules_live_in_their_target() {
         upstream_in(own_registry.as_ref(), "hub").await.as_deref(),
         Some("public.ecr.aws"),
         "the own registry's rule stays"
+    );
+    registry_ref_is_fixed(&api, &own, &target).await;
+}
+
+/// A template for `prod` in the own registry and one for `prod` in B are both Ready, each in its
+/// own registry; drift in B is restored there; with the target gone a description change waits,
+/// and is made in B once it is back; deleting the object (Delete) removes B's template and
+/// leaves the own one.
+#[tokio::test]
+async fn repository_creation_templates_live_in_their_target() {
+    let env = Env::start().await;
+    let target = create_target(&env, B, REGION, "ecr-operator").await;
+    let api: Api<RepositoryCreationTemplate> = Api::all(env.kube.client());
+    let (own, there) = (unique_name("own"), unique_name("there"));
+    create(&api, &template(&own, "own", None)).await;
+    wait_for(&api, &own, "own Ready", ready).await;
+    create(&api, &template(&there, "in b", Some(&target))).await;
+    wait_for(&api, &there, "Ready in B", ready).await;
+    let b = registry_of(&env, B, REGION).await;
+    let own_registry = env.registry.clone();
+    assert_eq!(description_in(b.as_ref()).await.as_deref(), Some("in b"));
+    assert_eq!(
+        description_in(own_registry.as_ref()).await.as_deref(),
+        Some("own")
+    );
+
+    // Drift in B: the description changed there is restored there.
+    let mut drifted = template_in(b.as_ref()).await.unwrap().template;
+    drifted.description = Some("changed by hand".into());
+    b.update_creation_template(&drifted).await.unwrap();
+    let in_b = || {
+        let b = b.clone();
+        async move { description_in(b.as_ref()).await }
+    };
+    wait_registry("drift restored in B", in_b, Some("in b".into())).await;
+    assert_eq!(
+        description_in(own_registry.as_ref()).await.as_deref(),
+        Some("own")
+    );
+
+    let patch = json!({"spec": {"description": "in b, second"}});
+    while_the_target_is_gone(&env, &target, &api, &there, &patch).await;
+    wait_registry("change made in B", in_b, Some("in b, second".into())).await;
+
+    api.delete(&there, &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, &there).await;
+    assert!(template_in(b.as_ref()).await.is_none(), "removed in B");
+    assert_eq!(
+        description_in(own_registry.as_ref()).await.as_deref(),
+        Some("own"),
+        "the own registry's template stays"
     );
     registry_ref_is_fixed(&api, &own, &target).await;
 }

@@ -93,7 +93,7 @@ fn every_controller(
         ),
         (
             "repository_creation_template",
-            repository_creation_template::run(c.clone(), s.clone()).boxed(),
+            repository_creation_template::run(c.clone(), t.clone(), s.clone()).boxed(),
         ),
         (
             "registry_settings",

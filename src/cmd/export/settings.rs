@@ -268,6 +268,7 @@ fn template_spec(t: &CreationTemplate) -> Result<RepositoryCreationTemplateSpec,
         }),
     };
     Ok(RepositoryCreationTemplateSpec {
+        registry_ref: None,
         prefix: t.prefix.clone(),
         applied_for,
         description: present(&t.description),
