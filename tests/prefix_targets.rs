@@ -4,15 +4,19 @@
 //! an assumed-role client), next to an own-registry object of the same prefix (no Conflict:
 //! another registry, another resource); drift in the target is restored there; with the target
 //! deleted a spec change waits (TargetNotReady) without a write anywhere, and is applied once the
-//! target is back; deletion removes it in the target only; registryRef cannot be added.
+//! target is back; deletion removes it in the target only; registryRef cannot be added. A
+//! rule's credentials Secret is mirrored into the target's Secrets Manager.
 
 mod common;
+
+use std::collections::BTreeMap;
 
 use common::targets::{create_target, moto_writes, registry_of};
 use common::{Env, create, failed_with, message_of, ready, wait_for, wait_gone};
 use ecr_operator::api::{PullThroughCacheRule, RegistryTarget, RepositoryCreationTemplate};
 use ecr_operator::controllers::status::Reported;
 use ecr_operator::registry::{CreationTemplateInfo, PullThroughCacheRuleInfo, Registry};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use testbed::kube_env::unique_name;
@@ -155,6 +159,69 @@ async fn pull_through_cache_rules_live_in_their_target() {
         "the own registry's rule stays"
     );
     registry_ref_is_fixed(&api, &own, &target).await;
+}
+
+/// A rule whose credentials come from a Kubernetes Secret mirrors them into the target's Secrets
+/// Manager (a rule takes a secret of its own account), not the own one's; deleting the object
+/// removes the rule and the mirror in B.
+#[tokio::test]
+async fn a_mirrored_secret_lives_in_the_target() {
+    let mut env = Env::start().await;
+    let ops = env.kube.namespace("ops").await.unwrap();
+    common::restart_with_secrets(&mut env, &ops);
+    let target = create_target(&env, B, REGION, "ecr-operator").await;
+    let secrets: Api<Secret> = Api::namespaced(env.kube.client(), &ops);
+    let creds = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("ghcr-creds".into()),
+            ..Default::default()
+        },
+        string_data: Some(BTreeMap::from([
+            ("username".into(), "bot".into()),
+            ("accessToken".into(), "token-1".into()),
+        ])),
+        ..Default::default()
+    };
+    secrets.create(&Default::default(), &creds).await.unwrap();
+    let api: Api<PullThroughCacheRule> = Api::all(env.kube.client());
+    let name = unique_name("ghcr");
+    let extra = "credentialsSecretRef: {name: ghcr-creds}, ";
+    let yaml = rule(&name, "ghcr", "ghcr.io", Some(&target))
+        .replace("spec: {", &format!("spec: {{{extra}"));
+    create(&api, &yaml).await;
+    let r = wait_for(&api, &name, "Ready in B", ready).await;
+    let arn = r
+        .status
+        .unwrap_or_default()
+        .credential_arn
+        .unwrap_or_default();
+    assert!(
+        arn.contains(&format!(":{B}:secret:ecr-pullthroughcache/{name}")),
+        "{arn}"
+    );
+    let b = registry_of(&env, B, REGION).await;
+    let mirror = format!("ecr-pullthroughcache/{name}");
+    assert_eq!(
+        b.get_secret(&mirror).await.unwrap().map(|s| s.arn),
+        Some(arn.clone())
+    );
+    assert!(
+        env.registry.get_secret(&mirror).await.unwrap().is_none(),
+        "not in the own account"
+    );
+    let info = rule_in(b.as_ref(), "ghcr").await.unwrap();
+    assert_eq!(info.credential_arn.as_deref(), Some(arn.as_str()));
+
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    wait_gone(&api, &name).await;
+    assert!(
+        rule_in(b.as_ref(), "ghcr").await.is_none(),
+        "rule removed in B"
+    );
+    assert!(
+        b.get_secret(&mirror).await.unwrap().is_none(),
+        "mirror removed in B"
+    );
 }
 
 /// A template for `prod` in the own registry and one for `prod` in B are both Ready, each in its
