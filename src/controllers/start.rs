@@ -71,7 +71,7 @@ fn every_controller(
         ),
         (
             "pull_through_cache_rule",
-            pull_through_cache_rule::run(c.clone(), s.clone()).boxed(),
+            pull_through_cache_rule::run(c.clone(), t.clone(), s.clone()).boxed(),
         ),
         (
             "replication_config",
@@ -93,7 +93,7 @@ fn every_controller(
         ),
         (
             "repository_creation_template",
-            repository_creation_template::run(c.clone(), s.clone()).boxed(),
+            repository_creation_template::run(c.clone(), t.clone(), s.clone()).boxed(),
         ),
         (
             "registry_settings",

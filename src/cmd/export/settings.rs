@@ -183,6 +183,7 @@ pub fn pull_through_cache_rules(rules: &[PullThroughCacheRuleInfo]) -> Vec<PullT
         .into_iter()
         .map(|r| {
             let spec = PullThroughCacheRuleSpec {
+                registry_ref: None,
                 ecr_repository_prefix: r.prefix.clone(),
                 upstream_registry_url: r.upstream_registry_url.clone(),
                 // ECR reports ROOT, its default, where none was set; the kind takes the field
@@ -267,6 +268,7 @@ fn template_spec(t: &CreationTemplate) -> Result<RepositoryCreationTemplateSpec,
         }),
     };
     Ok(RepositoryCreationTemplateSpec {
+        registry_ref: None,
         prefix: t.prefix.clone(),
         applied_for,
         description: present(&t.description),

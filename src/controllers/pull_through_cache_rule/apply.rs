@@ -17,7 +17,7 @@ use crate::api::PullThroughCacheRule;
 use crate::api::repository::OWNER_TAG;
 use crate::controllers::owner_id;
 use crate::controllers::{Context, Error, claim, status};
-use crate::registry::{ErrorClass, NewPullThroughCacheRule, PullThroughCacheRuleInfo};
+use crate::registry::{ErrorClass, NewPullThroughCacheRule, PullThroughCacheRuleInfo, Registry};
 
 fn secret_name(rule: &PullThroughCacheRule) -> String {
     plan::secret_name(&rule.name_any())
@@ -32,19 +32,19 @@ pub(super) async fn apply(rule: &PullThroughCacheRule, shared: &Shared) -> Resul
             "PullThroughCacheRule {other} already manages the rule for prefix {prefix}"
         )));
     }
-    let observed = ctx
-        .registry
-        .describe_pull_through_cache_rule(prefix)
-        .await?;
+    // The target's registry, or TargetNotReady before any call.
+    let reach = shared.targets.reach(ctx, rule.target()).await?;
+    let registry = reach.registry.as_ref();
+    let observed = registry.describe_pull_through_cache_rule(prefix).await?;
     let status = plan::adopt(status::current(rule), rule.spec.adopt, observed.as_ref());
     plan::refuse_foreign(prefix, observed.as_ref(), &status, claim::created(rule))?;
     // Credentials next: the rule is created with them.
-    let credential_arn = credential_arn(ctx, rule).await?;
+    let credential_arn = credential_arn(ctx, registry, rule).await?;
     let desired = plan::desired(&rule.spec, credential_arn.clone());
     let plan = plan::plan(&desired, observed.as_ref(), &status, claim::created(rule))?;
-    let info = write_rule(ctx, plan.write, &desired, observed).await?;
+    let info = write_rule(registry, plan.write, &desired, observed).await?;
     if plan::mirrored_secret_unused(&rule.spec, &status, &secret_name(rule)) {
-        delete_mirrored_secret(ctx, rule).await?;
+        delete_mirrored_secret(ctx, registry, rule).await?;
     }
     let message = plan::ready_message(&desired, &upstream);
     let status = plan::synced_status(status, &info, credential_arn);
@@ -57,12 +57,11 @@ pub(super) async fn apply(rule: &PullThroughCacheRule, shared: &Shared) -> Resul
 
 /// Makes the planned write; returns the rule as it now is.
 async fn write_rule(
-    ctx: &Context,
+    registry: &dyn Registry,
     write: RuleWrite,
     desired: &NewPullThroughCacheRule,
     observed: Option<PullThroughCacheRuleInfo>,
 ) -> Result<PullThroughCacheRuleInfo, Error> {
-    let registry = &ctx.registry;
     match (write, observed) {
         (RuleWrite::Keep, Some(info)) => Ok(info),
         (RuleWrite::UpdateCredentials, Some(info)) => {
@@ -79,18 +78,18 @@ async fn write_rule(
             registry
                 .delete_pull_through_cache_rule(&desired.prefix)
                 .await?;
-            create(ctx, desired).await
+            create(registry, desired).await
         }
         // The plan creates exactly when no rule was observed.
-        (RuleWrite::Create, _) | (_, None) => create(ctx, desired).await,
+        (RuleWrite::Create, _) | (_, None) => create(registry, desired).await,
     }
 }
 
 async fn create(
-    ctx: &Context,
+    registry: &dyn Registry,
     desired: &NewPullThroughCacheRule,
 ) -> Result<PullThroughCacheRuleInfo, Error> {
-    match ctx.registry.create_pull_through_cache_rule(desired).await {
+    match registry.create_pull_through_cache_rule(desired).await {
         Ok(info) => Ok(info),
         Err(e) if e.class == ErrorClass::AlreadyExists => {
             // Created by someone else since our describe.
@@ -106,12 +105,13 @@ async fn create(
 /// The credential ARN the rule is to use: the spec's, or that of the Secret's mirror.
 async fn credential_arn(
     ctx: &Context,
+    registry: &dyn Registry,
     rule: &PullThroughCacheRule,
 ) -> Result<Option<String>, Error> {
     Ok(
         match (&rule.spec.credential_arn, &rule.spec.credentials_secret_ref) {
             (Some(arn), _) => Some(arn.clone()),
-            (None, Some(secret)) => Some(mirror_secret(ctx, rule, &secret.name).await?),
+            (None, Some(secret)) => Some(mirror_secret(ctx, registry, rule, &secret.name).await?),
             (None, None) => None,
         },
     )
@@ -133,9 +133,11 @@ async fn read_k8s_secret(ctx: &Context, name: &str) -> Result<String, Error> {
     })
 }
 
-/// Mirrors the Secret into Secrets Manager and returns the secret's ARN.
+/// Mirrors the Secret into the rule's registry's Secrets Manager (a rule takes a secret of its
+/// own account and region) and returns the secret's ARN.
 async fn mirror_secret(
     ctx: &Context,
+    registry: &dyn Registry,
     rule: &PullThroughCacheRule,
     k8s_name: &str,
 ) -> Result<String, Error> {
@@ -143,10 +145,10 @@ async fn mirror_secret(
     let name = secret_name(rule);
     let owner = owner_id(ctx, rule);
     let status = status::current(rule);
-    let current = ctx.registry.get_secret(&name).await?;
+    let current = registry.get_secret(&name).await?;
     let owner_tag = match &current {
         Some(c) if plan::secret_owner_unproven(&status, &c.arn) => {
-            ctx.registry.secret_tags(&c.arn).await?.remove(OWNER_TAG)
+            registry.secret_tags(&c.arn).await?.remove(OWNER_TAG)
         }
         _ => None,
     };
@@ -162,12 +164,12 @@ async fn mirror_secret(
         SecretWrite::Keep(arn) => return Ok(arn),
         SecretWrite::Create => {
             let tags = BTreeMap::from([(OWNER_TAG.to_string(), owner)]);
-            let arn = ctx.registry.create_secret(&name, &value, &tags).await?;
+            let arn = registry.create_secret(&name, &value, &tags).await?;
             let note = format!("Mirrored Secret {k8s_name} into Secrets Manager as {name}");
             (arn, ("SecretMirrored", note))
         }
         SecretWrite::Put(arn) => {
-            ctx.registry.put_secret_value(&arn, &value).await?;
+            registry.put_secret_value(&arn, &value).await?;
             let note = format!("Updated Secrets Manager secret {name} from Secret {k8s_name}");
             (arn, ("SecretUpdated", note))
         }
@@ -178,12 +180,16 @@ async fn mirror_secret(
 }
 
 /// Deletes the mirrored secret when it exists and carries our owner tag.
-async fn delete_mirrored_secret(ctx: &Context, rule: &PullThroughCacheRule) -> Result<(), Error> {
+async fn delete_mirrored_secret(
+    ctx: &Context,
+    registry: &dyn Registry,
+    rule: &PullThroughCacheRule,
+) -> Result<(), Error> {
     let name = secret_name(rule);
-    if let Some(current) = ctx.registry.get_secret(&name).await? {
-        let tags = ctx.registry.secret_tags(&current.arn).await?;
+    if let Some(current) = registry.get_secret(&name).await? {
+        let tags = registry.secret_tags(&current.arn).await?;
         if tags.get(OWNER_TAG) == Some(&owner_id(ctx, rule)) {
-            ctx.registry.delete_secret(&current.arn).await?;
+            registry.delete_secret(&current.arn).await?;
             info!(secret = %name, "deleted mirrored secret");
         }
     }
@@ -194,22 +200,28 @@ pub(super) async fn cleanup(rule: &PullThroughCacheRule, shared: &Shared) -> Res
     let ctx = &shared.ctx;
     let status = status::current(rule);
     let prefix = &rule.spec.ecr_repository_prefix;
-    let observed = if plan::removal_reads(&status) {
-        ctx.registry
-            .describe_pull_through_cache_rule(prefix)
-            .await?
+    let reads = plan::removal_reads(&status);
+    let mirrored = rule.spec.credentials_secret_ref.is_some();
+    if !reads && !mirrored {
+        return Ok(Action::await_change());
+    }
+    // Kept (with its finalizer) until the target is back: nothing is left behind in it.
+    let reach = shared.targets.reach(ctx, rule.target()).await?;
+    let registry = reach.registry.as_ref();
+    let observed = if reads {
+        registry.describe_pull_through_cache_rule(prefix).await?
     } else {
         None
     };
     let removal = plan::plan_removal(&status, observed.as_ref());
     if removal == plan::Removal::Delete {
-        ctx.registry.delete_pull_through_cache_rule(prefix).await?;
+        registry.delete_pull_through_cache_rule(prefix).await?;
     }
     if let Some(a) = removal.announcement(prefix) {
         a.publish(ctx, rule).await;
     }
-    if rule.spec.credentials_secret_ref.is_some() {
-        delete_mirrored_secret(ctx, rule).await?;
+    if mirrored {
+        delete_mirrored_secret(ctx, registry, rule).await?;
     }
     Ok(Action::await_change())
 }

@@ -9,6 +9,12 @@
 //! ECR rules carry no tags, so ownership is recorded in the status (the rule's creation time):
 //! a rule that existed before this object is reported as Conflict and never touched.
 //!
+//! The rule, and the mirrored secret, are in the registry of the RegistryTarget of
+//! `spec.registryRef` (the own registry without one): every call goes to that target's client
+//! ([`Reach`](super::targets::Reach)), a target missing or not Ready makes the object
+//! TargetNotReady without a call, and a change of any target reconciles every object. One
+//! object per prefix and registry: the oldest manages the rule, a younger one is Conflict.
+//!
 //! Calls per reconcile: one DescribePullThroughCacheRules; with credentialsSecretRef one
 //! GetSecretValue (plus a DescribeSecret the first time, to check the owner tag); writes
 //! (Create/Update/DeletePullThroughCacheRule, CreateSecret/PutSecretValue) only on a change.
@@ -30,6 +36,7 @@ use tracing::instrument;
 
 use super::claim;
 use super::status;
+use super::targets::TargetIndex;
 use super::{Context, Error, object_key};
 use crate::api::PullThroughCacheRule;
 
@@ -38,18 +45,27 @@ pub use upstream::{SECRET_PREFIX, Upstream, classify, validate};
 pub struct Shared {
     pub ctx: Arc<Context>,
     pub store: Store<PullThroughCacheRule>,
+    pub targets: Arc<TargetIndex>,
 }
 
 /// Runs the PullThroughCacheRule controller until `shutdown`.
 pub async fn run(
     ctx: Arc<Context>,
+    targets: Arc<TargetIndex>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     super::require_crd::<PullThroughCacheRule>(&ctx).await?;
     let (reader, stream) = super::watched(&ctx);
+    let changes = targets.changes();
+    // Before the first list every target would look missing.
+    let shutdown = futures::FutureExt::shared(shutdown);
+    if !super::ready_unless_shutdown(targets.ready(), shutdown.clone()).await {
+        return Ok(());
+    }
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         store: reader.clone(),
+        targets,
     });
     let store = reader.clone();
     // A change of a credentials Secret (in the operator's namespace) re-mirrors it.
@@ -70,6 +86,7 @@ pub async fn run(
                     .map(|r| ObjectRef::from_obj(r.as_ref()))
                     .collect::<Vec<_>>()
             })
+            .reconcile_all_on(changes)
             .with_config(super::controller_config(&ctx))
             .graceful_shutdown_on(shutdown)
             .run(reconcile, error_policy, shared),
@@ -93,16 +110,13 @@ fn error_policy(rule: Arc<PullThroughCacheRule>, err: &Error, shared: Arc<Shared
     status::error_policy(&shared.ctx, rule.as_ref(), err)
 }
 
-/// Another object for the same prefix that came first.
+/// Another object for the same prefix in the same registry that came first.
 fn older_claimant(
     store: &Store<PullThroughCacheRule>,
     rule: &PullThroughCacheRule,
 ) -> Option<String> {
-    let prefix = plan::prefix_key(&rule.spec.ecr_repository_prefix);
-    claim::older_claimants(store, rule, |o| {
-        plan::prefix_key(&o.spec.ecr_repository_prefix) == prefix
-    })
-    .iter()
-    .map(|o| o.name_any())
-    .min()
+    claim::older_claimants(store, rule, |o| plan::same_rule(&o.spec, &rule.spec))
+        .iter()
+        .map(|o| o.name_any())
+        .min()
 }

@@ -55,6 +55,13 @@ pub fn prefix_key(prefix: &str) -> &str {
     }
 }
 
+/// Whether two objects name the same rule: the same prefix as ECR keys it, in the same registry
+/// (the same prefix in another RegistryTarget is another rule).
+pub fn same_rule(a: &PullThroughCacheRuleSpec, b: &PullThroughCacheRuleSpec) -> bool {
+    prefix_key(&a.ecr_repository_prefix) == prefix_key(&b.ecr_repository_prefix)
+        && a.registry_ref == b.registry_ref
+}
+
 fn upstream_prefix(p: Option<&str>) -> &str {
     p.unwrap_or("ROOT")
 }

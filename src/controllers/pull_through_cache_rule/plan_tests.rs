@@ -632,3 +632,56 @@ fn adoption_claims_a_rule_the_status_does_not_record() {
     let adopted = adopt_status(before.status.clone(), true, before.observed.as_ref());
     assert_eq!(adopted.created_at, Some(at(BEFORE).to_string()));
 }
+
+/// One object per prefix and registry: `quay` and `quay/` are one rule in one registry, and the
+/// same prefix in another registry (a RegistryTarget, or the own one) is another rule.
+#[test]
+fn a_rule_is_a_prefix_in_one_registry() {
+    use crate::api::registry_target::RegistryRef;
+    let spec = |prefix: &str, target: Option<&str>| PullThroughCacheRuleSpec {
+        registry_ref: target.map(|t| RegistryRef { name: t.into() }),
+        ecr_repository_prefix: prefix.into(),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "same prefix, own registry",
+            ("quay", None),
+            ("quay/", None),
+            true,
+        ),
+        (
+            "same prefix, same target",
+            ("quay", Some("b")),
+            ("quay", Some("b")),
+            true,
+        ),
+        (
+            "own and a target",
+            ("quay", None),
+            ("quay", Some("b")),
+            false,
+        ),
+        (
+            "two targets",
+            ("quay", Some("b")),
+            ("quay/", Some("c")),
+            false,
+        ),
+        (
+            "another prefix",
+            ("quay", Some("b")),
+            ("ghcr", Some("b")),
+            false,
+        ),
+        ("ROOT", ("ROOT", None), ("ROOT", None), true),
+    ];
+    for (what, (pa, ta), (pb, tb), want) in cases {
+        assert_eq!(same_rule(&spec(pa, ta), &spec(pb, tb)), want, "{what}");
+        assert_eq!(
+            same_rule(&spec(pb, tb), &spec(pa, ta)),
+            want,
+            "{what}, reversed"
+        );
+    }
+}

@@ -186,6 +186,15 @@ pub fn adopt(
 }
 
 /// One object per prefix: `older` is the object that came first for it, if any.
+/// Whether two objects name the same template: the same prefix as ECR keys it, in the same
+/// registry (the same prefix in another RegistryTarget is another template).
+pub fn same_template(
+    a: &RepositoryCreationTemplateSpec,
+    b: &RepositoryCreationTemplateSpec,
+) -> bool {
+    prefix_key(&a.prefix) == prefix_key(&b.prefix) && a.registry_ref == b.registry_ref
+}
+
 pub fn refuse_younger(prefix: &str, older: Option<String>) -> Result<(), Error> {
     match older {
         Some(other) => Err(Error::Conflict(format!(

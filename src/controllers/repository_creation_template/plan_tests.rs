@@ -39,6 +39,7 @@ fn policy() -> RepositoryPolicy {
 /// Every field set.
 fn spec() -> RepositoryCreationTemplateSpec {
     RepositoryCreationTemplateSpec {
+        registry_ref: None,
         prefix: "prod".into(),
         applied_for: vec![AppliedFor::Replication, AppliedFor::PullThroughCache],
         description: Some("production".into()),
@@ -386,8 +387,10 @@ fn removal_table() {
     assert!(Removal::Nothing.announcement("prod").is_none());
 }
 
-/// One object per prefix: of two objects naming the same prefix (`prod` and `prod/` are one),
-/// the younger is refused with the older's name; the older and an object of another prefix go on.
+/// One object per prefix and registry: of two objects naming the same prefix (`prod` and
+/// `prod/` are one) in the same registry, the younger is refused with the older's name; the
+/// older, an object of another prefix and one of the same prefix in a RegistryTarget go on, as
+/// does a younger one in that target's registry only behind that target's older object.
 #[test]
 fn a_younger_object_for_the_prefix_is_conflict() {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -395,12 +398,18 @@ fn a_younger_object_for_the_prefix_is_conflict() {
     use kube::runtime::watcher::Event;
 
     use crate::api::RepositoryCreationTemplate;
+    use crate::api::registry_target::RegistryRef;
     use crate::controllers::repository_creation_template::older_claimant;
 
     let object = |name: &str, prefix: &str, created: i64| {
+        let (prefix, target) = match prefix.split_once('@') {
+            Some((p, t)) => (p, Some(RegistryRef { name: t.into() })),
+            None => (prefix, None),
+        };
         let mut o = RepositoryCreationTemplate::new(
             name,
             RepositoryCreationTemplateSpec {
+                registry_ref: target,
                 prefix: prefix.into(),
                 applied_for: vec![AppliedFor::Replication],
                 ..Default::default()
@@ -413,9 +422,12 @@ fn a_younger_object_for_the_prefix_is_conflict() {
     let older = object("older", "prod", 0);
     let younger = object("younger", "prod/", AFTER);
     let other = object("other", "dev", AFTER);
+    let in_b = object("in-b", "prod@b", AFTER);
+    let in_b_younger = object("in-b-younger", "prod/@b", AFTER + 1);
+    let in_c = object("in-c", "prod@c", AFTER + 2);
     let (store, mut writer) = reflector::store::<RepositoryCreationTemplate>();
     writer.apply_watcher_event(&Event::Init);
-    for o in [&older, &younger, &other] {
+    for o in [&older, &younger, &other, &in_b, &in_b_younger, &in_c] {
         writer.apply_watcher_event(&Event::InitApply(o.clone()));
     }
     writer.apply_watcher_event(&Event::InitDone);
@@ -427,6 +439,16 @@ fn a_younger_object_for_the_prefix_is_conflict() {
     }
     assert!(refuse_younger("prod", older_claimant(&store, &older)).is_ok());
     assert!(refuse_younger("dev", older_claimant(&store, &other)).is_ok());
+    assert_eq!(
+        older_claimant(&store, &in_b),
+        None,
+        "another registry's prefix"
+    );
+    assert_eq!(older_claimant(&store, &in_c), None);
+    assert_eq!(
+        older_claimant(&store, &in_b_younger).as_deref(),
+        Some("in-b")
+    );
 }
 
 /// `spec.adopt` claims a template made before the object only while the status records none;

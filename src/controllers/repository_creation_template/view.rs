@@ -2,13 +2,67 @@
 //! own writes applied at once (write-through). One DescribeRepositoryCreationTemplates (all
 //! pages) per sweep serves every object's reconcile. A sweep never overwrites an entry written
 //! after it started, so a template created or updated during a sweep is not forgotten.
+//!
+//! Each registry has its own view ([`Views`]): the own registry's, and one per RegistryTarget
+//! that an object names.
 
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use super::plan::prefix_key;
+use crate::api::RepositoryCreationTemplate;
 use crate::registry::CreationTemplateInfo;
+
+/// A registry: `None` for the operator's own, a RegistryTarget's name otherwise.
+pub type RegistryKey = Option<String>;
+
+/// The registries that `objects` name, each once.
+pub fn registries<'a>(
+    objects: impl IntoIterator<Item = &'a RepositoryCreationTemplate>,
+) -> BTreeSet<RegistryKey> {
+    objects
+        .into_iter()
+        .map(|o| o.target().map(str::to_string))
+        .collect()
+}
+
+/// The view of each registry that some object names.
+#[derive(Debug, Default)]
+pub struct Views {
+    views: RwLock<BTreeMap<RegistryKey, Arc<Templates>>>,
+}
+
+impl Views {
+    /// The view of `target`'s registry, empty and not synced until its first sweep.
+    pub fn of(&self, target: Option<&str>) -> Arc<Templates> {
+        let key = target.map(str::to_string);
+        if let Some(view) = self.read().get(&key) {
+            return view.clone();
+        }
+        self.write().entry(key).or_default().clone()
+    }
+
+    /// Whether `target`'s registry has been swept (without creating its view).
+    pub fn is_synced(&self, target: Option<&str>) -> bool {
+        let key = target.map(str::to_string);
+        self.read().get(&key).is_some_and(|v| v.is_synced())
+    }
+
+    /// Forgets the views of the registries no object names any more.
+    pub fn retain(&self, named: &BTreeSet<RegistryKey>) {
+        self.write().retain(|key, _| named.contains(key));
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<RegistryKey, Arc<Templates>>> {
+        // A poisoned lock only means a panic elsewhere mid-update; the map is still usable.
+        self.views.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<RegistryKey, Arc<Templates>>> {
+        self.views.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 #[derive(Debug)]
 struct Entry {
@@ -144,5 +198,49 @@ mod tests {
         assert!(view.lookup("ROOT").is_some());
         view.forget();
         assert!(!view.is_synced());
+    }
+
+    fn object(name: &str, target: Option<&str>) -> RepositoryCreationTemplate {
+        use crate::api::registry_target::RegistryRef;
+        use crate::api::repository_creation_template::RepositoryCreationTemplateSpec;
+        RepositoryCreationTemplate::new(
+            name,
+            RepositoryCreationTemplateSpec {
+                registry_ref: target.map(|t| RegistryRef { name: t.into() }),
+                prefix: "prod".into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// Each registry has its own view: a sweep of B says nothing of the own registry's templates,
+    /// and a registry no object names any more is forgotten.
+    #[test]
+    fn one_view_per_registry() {
+        let objects = [
+            object("a", None),
+            object("b", Some("b")),
+            object("b2", Some("b")),
+            object("c", Some("c")),
+        ];
+        let named = registries(&objects);
+        let expected: BTreeSet<RegistryKey> = [None, Some("b".into()), Some("c".into())].into();
+        assert_eq!(named, expected);
+        assert!(registries(&[]).is_empty());
+
+        let views = Views::default();
+        assert!(!views.is_synced(Some("b")));
+        views
+            .of(Some("b"))
+            .apply_sweep(Instant::now(), vec![template("prod", "in b")]);
+        assert!(views.is_synced(Some("b")));
+        assert!(!views.is_synced(None), "the own registry is not swept");
+        assert!(views.of(None).lookup("prod").is_none());
+        assert!(views.of(Some("c")).lookup("prod").is_none());
+        assert!(Arc::ptr_eq(&views.of(Some("b")), &views.of(Some("b"))));
+
+        views.retain(&registries(&objects[..1]));
+        assert!(!views.is_synced(Some("b")), "b forgotten");
+        assert!(views.of(Some("b")).lookup("prod").is_none());
     }
 }

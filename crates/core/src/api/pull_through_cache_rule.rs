@@ -23,6 +23,8 @@ use super::common::CommonStatus;
 #[x_kube(
     validation = Rule::new("self.ecrRepositoryPrefix == oldSelf.ecrRepositoryPrefix")
         .message("ecrRepositoryPrefix is immutable"),
+    validation = Rule::new("has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)")
+        .message("registryRef is immutable: create a new PullThroughCacheRule for the other registry"),
     validation = Rule::new("!(has(self.credentialArn) && has(self.credentialsSecretRef))")
         .message("set credentialArn or credentialsSecretRef, not both"),
     validation = Rule::new("self.ecrRepositoryPrefix != 'ROOT' || !has(self.upstreamRepositoryPrefix) || self.upstreamRepositoryPrefix == 'ROOT'")
@@ -34,6 +36,14 @@ use super::common::CommonStatus;
 // exactly what ECR would refuse. What the model cannot say (which upstreams need credentials,
 // which fields only an ECR upstream takes) is checked by the controller before any call.
 pub struct PullThroughCacheRuleSpec {
+    /// The RegistryTarget whose registry holds the rule (and the mirrored credentials secret);
+    /// the operator's own registry when unset. One object per prefix and registry: the same
+    /// prefix in another registry is another rule. PullThroughCacheRule is cluster-scoped,
+    /// written by cluster admins, so no tenancy grant (RepositoryAccessPolicy) is needed.
+    /// Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registryRef is immutable"))]
+    pub registry_ref: Option<super::registry_target::RegistryRef>,
     /// The ECR repository prefix for cached images (2 to 30 characters), or `ROOT`. Immutable.
     /// ECR assumes a trailing `/` (`hub` and `hub/` are the same prefix).
     // Shape PullThroughCacheRuleRepositoryPrefix: 2..30 characters, the model's pattern verbatim
@@ -127,4 +137,11 @@ pub struct PullThroughCacheRuleStatus {
     pub created_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+}
+
+impl PullThroughCacheRule {
+    /// The RegistryTarget this object's rule is in, `None` for the own registry.
+    pub fn target(&self) -> Option<&str> {
+        self.spec.registry_ref.as_ref().map(|r| r.name.as_str())
+    }
 }

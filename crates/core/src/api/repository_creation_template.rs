@@ -38,6 +38,8 @@ pub const TEMPLATE_PREFIX_PATTERN: &str =
 )]
 #[x_kube(
     validation = Rule::new("self.prefix == oldSelf.prefix").message("prefix is immutable"),
+    validation = Rule::new("has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)")
+        .message("registryRef is immutable: create a new RepositoryCreationTemplate for the other registry"),
     // As for a Repository: ECR refuses filters with MUTABLE or IMMUTABLE and an
     // *_WITH_EXCLUSION mode without them.
     validation = Rule::new("!has(self.imageTagMutabilityExclusionFilters) || self.imageTagMutability in ['IMMUTABLE_WITH_EXCLUSION', 'MUTABLE_WITH_EXCLUSION']")
@@ -52,6 +54,13 @@ pub const TEMPLATE_PREFIX_PATTERN: &str =
 // Bounds are those of CreateRepositoryCreationTemplateRequest in the ECR API model, named on
 // each field, so the API server refuses what ECR would refuse.
 pub struct RepositoryCreationTemplateSpec {
+    /// The RegistryTarget whose registry holds the template; the operator's own registry when
+    /// unset. One object per prefix and registry: the same prefix in another registry is
+    /// another template. RepositoryCreationTemplate is cluster-scoped, written by cluster
+    /// admins, so no tenancy grant (RepositoryAccessPolicy) is needed. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registryRef is immutable"))]
+    pub registry_ref: Option<super::registry_target::RegistryRef>,
     /// The repository namespace prefix the template applies to (`prod` applies to `prod/...`;
     /// ECR assumes a trailing `/`), or `ROOT` for every repository no other template covers.
     /// One object per prefix. Immutable.
@@ -166,4 +175,11 @@ pub struct RepositoryCreationTemplateStatus {
     pub created_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+}
+
+impl RepositoryCreationTemplate {
+    /// The RegistryTarget this object's template is in, `None` for the own registry.
+    pub fn target(&self) -> Option<&str> {
+        self.spec.registry_ref.as_ref().map(|r| r.name.as_str())
+    }
 }
