@@ -695,7 +695,8 @@ spec: {ecrRepositoryPrefix: ghcr, upstreamRegistryUrl: ghcr.io, credentialsSecre
     );
     let report = ecr_operator::controllers::image_scan_report::report_name(
         testbed::moto::ACCOUNT,
-        "",
+        // `ecr-operator run` knows its region (from the AWS configuration): reports name it.
+        testbed::moto::REGION,
         REPOSITORY,
         &digest,
     );
