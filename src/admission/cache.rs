@@ -268,7 +268,7 @@ where
         .filter_map(|event| async move {
             let parse = |o: DynamicObject| -> Option<K> {
                 match serde_json::to_value(&o).and_then(serde_json::from_value) {
-                    Ok(k) => Some(k),
+                    Ok(k) => Some(crate::controllers::watch::slim(k)),
                     Err(e) => {
                         tracing::warn!(
                             kind = K::kind(&()).as_ref(),

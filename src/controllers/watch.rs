@@ -204,10 +204,27 @@ where
             }
             None
         }
-        E::Apply(o) => parsed(&o).ok().map(E::Apply),
-        E::InitApply(o) => parsed(&o).ok().map(E::InitApply),
-        E::Delete(o) => parsed(&o).ok().map(E::Delete),
+        E::Apply(o) => parsed(&o).ok().map(slim).map(E::Apply),
+        E::InitApply(o) => parsed(&o).ok().map(slim).map(E::InitApply),
+        E::Delete(o) => parsed(&o).ok().map(slim).map(E::Delete),
     }
+}
+
+/// The annotation `kubectl apply` (client-side) keeps a whole copy of the object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// `obj` without what no controller reads and every store would hold for each object: its
+/// managedFields (every field manager's field set) and kubectl's last-applied copy of itself.
+pub fn slim<K: Resource>(mut obj: K) -> K {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+    obj
 }
 
 /// The watch events of `K` in the watch scope, read as JSON and parsed one by one: an object
@@ -284,6 +301,33 @@ mod tests {
             },
             data: json!({ "status": status }),
         }
+    }
+
+    #[test]
+    fn stores_keep_no_managed_fields_nor_kubectls_copy() {
+        let mut obj = object(1, json!({}));
+        obj.metadata.managed_fields = Some(vec![Default::default()]);
+        obj.metadata.annotations = Some(
+            [
+                (LAST_APPLIED.to_string(), "{}".to_string()),
+                ("team".into(), "a".into()),
+            ]
+            .into(),
+        );
+        let slimmed = slim(obj.clone());
+        assert_eq!(slimmed.metadata.managed_fields, None);
+        assert_eq!(
+            slimmed.metadata.annotations,
+            Some([("team".to_string(), "a".to_string())].into())
+        );
+        assert_eq!(
+            (slimmed.metadata.name, slimmed.data),
+            (obj.metadata.name, obj.data)
+        );
+        let mut only_kubectl = object(1, json!({}));
+        only_kubectl.metadata.annotations =
+            Some([(LAST_APPLIED.to_string(), "{}".to_string())].into());
+        assert_eq!(slim(only_kubectl).metadata.annotations, None);
     }
 
     /// (what, status on the object, reported already): a report is written only when the
