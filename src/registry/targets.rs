@@ -62,6 +62,8 @@ pub struct TargetClient<S> {
 struct Entry<S> {
     key: Key,
     client: Arc<TargetClient<S>>,
+    /// When a caller last asked for this client.
+    used: std::time::Instant,
 }
 
 /// The clients of the RegistryTargets in use, by target name.
@@ -118,7 +120,8 @@ impl<S: Default> TargetPool<S> {
         spec: &RegistryTargetSpec,
     ) -> Result<Arc<TargetClient<S>>, TargetError> {
         let key = Key::of(spec);
-        if let Some(entry) = self.lock().get(name).filter(|e| e.key == key) {
+        if let Some(entry) = self.lock().get_mut(name).filter(|e| e.key == key) {
+            entry.used = std::time::Instant::now();
             return Ok(entry.client.clone());
         }
         let base = self.base.as_ref().ok_or(TargetError::Unconfigured)?;
@@ -137,10 +140,15 @@ impl<S: Default> TargetPool<S> {
                     *e = Entry {
                         key: key.clone(),
                         client: client.clone(),
+                        used: std::time::Instant::now(),
                     };
                 }
             })
-            .or_insert(Entry { key, client });
+            .or_insert(Entry {
+                key,
+                client,
+                used: std::time::Instant::now(),
+            });
         Ok(entry.client.clone())
     }
 
@@ -158,9 +166,16 @@ impl<S: Default> TargetPool<S> {
 
     /// Drops the clients of the targets `keep` says no object uses; returns how many went.
     pub fn retain(&self, keep: impl Fn(&str) -> bool) -> usize {
+        self.retain_used(keep, Duration::ZERO)
+    }
+
+    /// Drops the clients `keep` says no and no caller asked for within `idle`: a target that
+    /// only some kinds' objects (or the webhook) use keeps its client, and its credentials,
+    /// between their calls; one nothing uses any more goes. Returns how many went.
+    pub fn retain_used(&self, keep: impl Fn(&str) -> bool, idle: Duration) -> usize {
         let mut clients = self.lock();
         let before = clients.len();
-        clients.retain(|name, _| keep(name));
+        clients.retain(|name, e| keep(name) || e.used.elapsed() < idle);
         before - clients.len()
     }
 
@@ -280,6 +295,12 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &b));
         assert_eq!(b.state.load(std::sync::atomic::Ordering::Relaxed), 0);
         pool.client("c", &spec("us-west-2", None)).await.unwrap();
+        assert_eq!(pool.names(), ["a", "c"]);
+        // Used a moment ago: kept by an idle period, dropped without one.
+        assert_eq!(
+            pool.retain_used(|name| name == "c", Duration::from_secs(600)),
+            0
+        );
         assert_eq!(pool.names(), ["a", "c"]);
         assert_eq!(pool.retain(|name| name == "c"), 1);
         assert_eq!(pool.names(), ["c"]);

@@ -41,9 +41,14 @@ async fn sweep(
     }
 }
 
+/// How long a target client no Repository names stays after its last use: long beside the
+/// resyncs of the kinds that use it, so that they do not assume its role again each time.
+const UNUSED_CLIENT_KEPT: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// Keeps one sweep per pooled client of a Ready target (an unready one is not read at all: its
-/// objects wait for it), and drops the clients of targets no Repository names any more (the
-/// pool builds them on first use: a reconcile, or the target's own probe).
+/// objects wait for it), and drops the clients of targets no Repository names and nothing used for
+/// [`UNUSED_CLIENT_KEPT`] (the pool builds them on first use: a reconcile, or the target's own
+/// probe).
 pub(super) async fn targets(
     ctx: Arc<Context>,
     store: Store<Repository>,
@@ -58,9 +63,13 @@ pub(super) async fn targets(
             .iter()
             .filter_map(|r| r.target().map(str::to_string))
             .collect();
-        ctx.targets.retain(|name| named.contains(name));
+        // Other kinds (and the webhook) use targets too: their clients stay while in use.
+        ctx.targets
+            .retain_used(|name| named.contains(name), UNUSED_CLIENT_KEPT);
+        // Only the registries of Repositories are swept: a client kept for another kind's use
+        // costs no DescribeRepositories.
         let clients: HashMap<String, _> = (ctx.targets.names().into_iter())
-            .filter(|name| index.is_ready(name))
+            .filter(|name| named.contains(name) && index.is_ready(name))
             .filter_map(|name| ctx.targets.get(&name).map(|c| (name, c)))
             .collect();
         // A sweep whose client went (or was replaced) stops with it.
