@@ -3,7 +3,8 @@
 //! B (account B, region eu-west-1) is created, restored after drift and deleted in us-east-1 of
 //! account B only (read there by an independent assumed-role boto3 client), never in the
 //! operator's own account, where an object of the same name keeps its own repository; a target
-//! gone stops every write until it is back; a namespace not granted the target writes nothing.
+//! gone stops every write (a deletion included) until it is back; a namespace not granted the
+//! target writes nothing.
 
 mod common;
 
@@ -160,10 +161,7 @@ async fn a_public_repository_lives_in_its_targets_account() {
     wait_b_description(&env, &name, "in B v2").await;
     assert_eq!(in_own(&env, &name).await.as_deref(), Some("own"));
 
-    // Deleted (Delete): gone from B, the own account's stays.
-    api.delete("there", &DeleteParams::default()).await.unwrap();
-    common::wait_gone(&api, "there").await;
-    assert_eq!(in_b(&env, &name).await, Value::Null, "deleted in B");
+    deletion_waits_for_the_target(&env, &targets, &target, &api, &name).await;
     assert_eq!(in_own(&env, &name).await.as_deref(), Some("own"));
 
     a_namespace_without_the_grant_writes_nothing(&env, &target).await;
@@ -256,6 +254,59 @@ async fn no_write_while_the_target_is_gone(
         ready(o) && o.status.as_ref().and_then(|s| s.common.observed_generation) == generation
     })
     .await;
+}
+
+/// Deleted (Delete) while its target is gone: the object stays (finalizer) with TargetNotReady
+/// and nothing is written anywhere; the target back, the repository is deleted in B and the
+/// object goes.
+async fn deletion_waits_for_the_target(
+    env: &Env,
+    targets: &Api<RegistryTarget>,
+    target: &str,
+    api: &Api<PublicRepository>,
+    name: &str,
+) {
+    let spec = targets.get(target).await.unwrap().spec;
+    targets
+        .delete(target, &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        api,
+        "there",
+        "TargetNotReady",
+        failed_with("TargetNotReady"),
+    )
+    .await;
+    let before = moto_writes(env).await;
+    api.delete("there", &DeleteParams::default()).await.unwrap();
+    let seen = env
+        .metrics
+        .reconciles("publicrepository", "target_not_ready");
+    testbed::wait::until("the deletion tried twice", common::WAIT, || async {
+        (env.metrics
+            .reconciles("publicrepository", "target_not_ready")
+            >= seen + 2)
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let obj = api.get("there").await.unwrap();
+    assert!(
+        obj.metadata.deletion_timestamp.is_some(),
+        "kept by its finalizer"
+    );
+    assert_eq!(moto_writes(env).await, before, "no write in any account");
+    assert_eq!(
+        in_b(env, name).await["description"],
+        "in B v2",
+        "not deleted"
+    );
+
+    let back = common::in_scope(RegistryTarget::new(target, spec));
+    targets.create(&Default::default(), &back).await.unwrap();
+    common::wait_gone(api, "there").await;
+    assert_eq!(in_b(env, name).await, Value::Null, "deleted in B");
 }
 
 /// A namespace the target's grant does not select: Forbidden, and nothing written anywhere.
