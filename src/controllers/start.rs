@@ -67,7 +67,7 @@ fn every_controller(
         ),
         (
             "public_repository",
-            public_repository::run(c.clone(), g.clone(), s.clone()).boxed(),
+            public_repository::run(c.clone(), g.clone(), t.clone(), s.clone()).boxed(),
         ),
         (
             "pull_through_cache_rule",

@@ -110,6 +110,12 @@ impl EcrPublic {
         }
     }
 
+    /// The same client, counting its calls into `stats`.
+    pub fn with_stats(mut self, stats: Arc<CallStats>) -> Self {
+        self.stats = stats;
+        self
+    }
+
     /// The same client, its writes refused while `fence` is shut.
     pub fn with_fence(mut self, fence: crate::leader::Fence) -> Self {
         let conf = self

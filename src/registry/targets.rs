@@ -6,10 +6,11 @@
 //! before they expire, so calls never wait on STS but the first. The base configuration (the
 //! operator's own identity, retries, timeouts) is the one the operator's own registry uses.
 //! A changed spec builds a new client; a target no object uses any more is dropped
-//! ([`TargetPool::retain`]). Every client counts its calls into the operator's one
-//! [`CallStats`] and sits behind the leader fence. Beside each client the pool keeps the
-//! caller's per-target state `S` (the controllers' repository inventory), made afresh with
-//! each new client, so that what was seen through an old client is never taken for the new.
+//! ([`TargetPool::retain`]). Every client, its ECR Public client included (us-east-1 of the
+//! target's account, with the same credentials and endpoint), counts its calls into the
+//! operator's one [`CallStats`] and sits behind the leader fence. Beside each client the pool
+//! keeps the caller's per-target state `S` (the controllers' repository inventory), made afresh
+//! with each new client, so that what was seen through an old client is never taken for the new.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -325,6 +326,87 @@ mod tests {
         let own = pool.client("b", &spec("eu-west-1", None)).await.unwrap();
         let err = own.registry.registry_id().await.unwrap_err();
         assert_eq!(err.class, super::super::ErrorClass::Transient, "{err}");
+    }
+
+    /// Answers one HTTP request with an empty DescribeRepositories and returns its head.
+    async fn answer_one(listener: tokio::net::TcpListener) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            head.extend_from_slice(&buf[..n]);
+        }
+        let body = r#"{"repositories":[]}"#;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(answer.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&head).to_lowercase()
+    }
+
+    /// A target's registry has ECR Public too, as the own registry has: at the target's
+    /// endpoint override, signed for us-east-1 whatever the target's region (ECR Public answers
+    /// nowhere else), with the target's assumed-role credentials, counted in the pool's stats and
+    /// behind its fence.
+    #[tokio::test]
+    async fn a_target_reaches_ecr_public_in_us_east_1_as_the_target() {
+        use super::super::{ErrorClass, NewPublicRepository, Registry};
+        let dead = base()
+            .into_builder()
+            .endpoint_url("http://127.0.0.1:1")
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build();
+        let stats = Arc::new(CallStats::default());
+        let pool: TargetPool<()> =
+            TargetPool::new(dead, stats.clone()).with_fence(crate::leader::Fence::shut());
+
+        // The endpoint override is the target's, the signing region us-east-1.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut plain = spec("eu-west-1", None);
+        plain.endpoint_url = Some(format!("http://{}", listener.local_addr().unwrap()));
+        let server = tokio::spawn(answer_one(listener));
+        let c = pool.client("c", &plain).await.unwrap();
+        assert_eq!(c.registry.region().as_deref(), Some("eu-west-1"));
+        assert_eq!(c.registry.public_region().as_deref(), Some("us-east-1"));
+        let public = c.registry.ecr_public().expect("an ECR Public client");
+        assert_eq!(
+            public.describe_public_repository("app").await.unwrap(),
+            None
+        );
+        let head = server.await.unwrap();
+        assert!(
+            head.contains("/us-east-1/ecr-public/aws4_request"),
+            "{head}"
+        );
+        assert!(
+            head.contains("spencerfrontendservice.describerepositories"),
+            "{head}"
+        );
+
+        // With a role, calls go as the assumed role: STS is unreachable, so Credentials (the
+        // base's own credentials would have reached the dead endpoint: Transient).
+        let role = Some("arn:aws:iam::222222222222:role/r");
+        let b = pool.client("b", &spec("eu-west-1", role)).await.unwrap();
+        assert_eq!(b.registry.public_region().as_deref(), Some("us-east-1"));
+        let public = b.registry.ecr_public().expect("an ECR Public client");
+        let err = public.describe_public_repository("app").await.unwrap_err();
+        assert_eq!(err.class, ErrorClass::Credentials, "{err}");
+        // A write is refused by the shut fence before anything is sent.
+        let input = NewPublicRepository {
+            name: "app".into(),
+            catalog: None,
+            logo: None,
+            tags: Default::default(),
+        };
+        let err = public.create_public_repository(&input).await.unwrap_err();
+        assert_eq!(err.class, ErrorClass::Fenced, "{err}");
+        // Every one counted in the pool's stats.
+        assert_eq!(stats.operation("ecr-public:DescribeRepositories"), 2);
+        assert_eq!(stats.operation("ecr-public:CreateRepository"), 1);
     }
 
     #[tokio::test]

@@ -72,11 +72,15 @@ pub async fn registry_of(env: &Env, account: &str, region: &str) -> Arc<dyn Regi
     pool.client("view", &spec).await.unwrap().registry.clone()
 }
 
-/// Writes moto served, all accounts and regions together.
+/// Writes moto served, ECR's and ECR Public's, all accounts and regions together.
 pub async fn moto_writes(env: &Env) -> u64 {
-    let calls = env.moto.calls().await.unwrap();
+    let ecr = env.moto.calls_of("ecr").await.unwrap();
+    let public = env.moto.calls_of("ecr-public").await.unwrap();
     WRITE_OPERATIONS
         .iter()
-        .map(|op| calls.get(*op).copied().unwrap_or_default())
+        .map(|op| match op.strip_prefix("ecr-public:") {
+            Some(op) => public.get(op).copied().unwrap_or_default(),
+            None => ecr.get(*op).copied().unwrap_or_default(),
+        })
         .sum()
 }

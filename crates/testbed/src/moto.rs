@@ -343,7 +343,13 @@ print(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)['Role']['Ar
 
     /// ECR calls moto received, by operation (server-side count).
     pub async fn calls(&self) -> Result<BTreeMap<String, u64>> {
-        let url = format!("{}/moto-api/ecr-ext/calls", self.endpoint);
+        self.calls_of("ecr").await
+    }
+
+    /// Calls of `service` (`ecr`, `ecr-public`, `secretsmanager`, ...) moto received, by
+    /// operation without the service's prefix (server-side count, every account and region).
+    pub async fn calls_of(&self, service: &str) -> Result<BTreeMap<String, u64>> {
+        let url = format!("{}/moto-api/ecr-ext/calls?service={service}", self.endpoint);
         let (_, v) = http::json(hyper::Method::GET, &url, None).await?;
         Ok(v.as_object()
             .map(|m| {

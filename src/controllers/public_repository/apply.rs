@@ -2,7 +2,8 @@
 //! catalog data and policy where the spec or the status calls for them; the logo from its
 //! ConfigMap or Secret) → the pure decisions of `plan.rs` → apply only the difference → status
 //! and one event. Every write to an existing repository and every delete follows a read of its
-//! owner tag in the same reconcile.
+//! owner tag in the same reconcile. Every call goes to the ECR Public of the object's account:
+//! the operator's own, or its RegistryTarget's ([`Reach`]).
 
 use kube::ResourceExt;
 use kube::api::Api;
@@ -17,6 +18,7 @@ use crate::api::conditions::Reason;
 use crate::api::public_repository::{KeyRef, PublicRepositoryStatus};
 use crate::api::repository::{OWNER_TAG, Ownership};
 use crate::controllers::repository::plan::{PolicyAction, Removal, plan_removal};
+use crate::controllers::targets::Reach;
 use crate::controllers::{Context, Error, owner_id, status};
 use crate::registry::{
     ErrorClass, NewPublicRepository, PublicCatalogInfo, PublicRegistry, PublicRepositoryInfo,
@@ -34,23 +36,30 @@ struct Outcome {
     logo_url: Option<String>,
 }
 
-/// The ECR Public client, or Invalid when the operator has none.
-fn public_of(ctx: &Context) -> Result<&dyn PublicRegistry, Error> {
-    ctx.registry.ecr_public().ok_or_else(|| {
-        Error::Invalid("the operator has no Amazon ECR Public client configured".to_string())
+/// The ECR Public client of the object's account, or Invalid when its registry has none.
+fn public_of(reach: &Reach) -> Result<&dyn PublicRegistry, Error> {
+    reach.registry.ecr_public().ok_or_else(|| {
+        let whose = match &reach.target {
+            Some(target) => format!("RegistryTarget {target}'s registry has"),
+            None => "the operator has".to_string(),
+        };
+        Error::Invalid(format!("{whose} no Amazon ECR Public client configured"))
     })
 }
 
 pub(super) async fn apply(repo: &PublicRepository, shared: &Shared) -> Result<Action, Error> {
     let ctx = &shared.ctx;
-    let public = public_of(ctx)?;
     let name = &repo.spec.repository_name;
     let access = granted(repo, shared)?;
-    if let Some(other) = older_claimant(&shared.store, repo, name) {
+    if let Some(other) = older_claimant(&shared.store, repo) {
         return Err(Error::Conflict(format!(
-            "PublicRepository {other} already manages ECR Public repository {name}"
+            "PublicRepository {other} already manages ECR Public repository {name}{}",
+            in_target(repo)
         )));
     }
+    // A missing or unready target: TargetNotReady before any call, in any account.
+    let reach = shared.targets.reach(ctx, repo.target()).await?;
+    let public = public_of(&reach)?;
     let logo = read_logo(ctx, repo).await?;
     let desired = Desired::from_spec(repo, &owner_id(ctx, repo), logo);
     if let Some(policy) = &desired.policy {
@@ -66,10 +75,19 @@ pub(super) async fn apply(repo: &PublicRepository, shared: &Shared) -> Result<Ac
     Ok(Action::requeue(ctx.config.sweep_interval))
 }
 
-/// The namespace's access to the repository's name; Forbidden before any call.
+/// ` in RegistryTarget <name>` for an object in a target, nothing for the own account.
+fn in_target(repo: &PublicRepository) -> String {
+    repo.target()
+        .map(|t| format!(" in RegistryTarget {t}"))
+        .unwrap_or_default()
+}
+
+/// The namespace's access to the repository's name in the object's target; Forbidden before
+/// any call.
 fn granted(repo: &PublicRepository, shared: &Shared) -> Result<Access, Error> {
     let namespace = repo.namespace().unwrap_or_default();
-    let access = shared.grants.access(&namespace, &repo.spec.repository_name);
+    let name = &repo.spec.repository_name;
+    let access = shared.grants.access_on(&namespace, repo.target(), name);
     match access {
         Access::Forbidden(message) => Err(Error::Forbidden(message)),
         granted => Ok(granted),
@@ -318,7 +336,7 @@ pub(super) async fn cleanup(repo: &PublicRepository, shared: &Shared) -> Result<
     let ctx = &shared.ctx;
     let name = &repo.spec.repository_name;
     let namespace = repo.namespace().unwrap_or_default();
-    let access = shared.grants.access(&namespace, name);
+    let access = shared.grants.access_on(&namespace, repo.target(), name);
     let leave = |reason: &'static str, kind: EventType, note: String| async move {
         ctx.event(repo, kind, reason, "Delete", note).await;
         Ok(Action::await_change())
@@ -335,7 +353,9 @@ pub(super) async fn cleanup(repo: &PublicRepository, shared: &Shared) -> Result<
         }
         Removal::DeleteIfOwned => {}
     }
-    let public = public_of(ctx)?;
+    // A missing or unready target keeps the object (and its finalizer) with TargetNotReady.
+    let reach = shared.targets.reach(ctx, repo.target()).await?;
+    let public = public_of(&reach)?;
     let Some(info) = public.describe_public_repository(name).await? else {
         return Ok(Action::await_change());
     };

@@ -101,8 +101,10 @@ impl EcrRegistry {
         registry.with_ecr_public(sdk_config)
     }
 
-    /// Counts calls into `stats` (shared with other registries: one count for the operator).
+    /// Counts calls into `stats` (shared with other registries: one count for the operator),
+    /// ECR Public's included: a RegistryTarget's public calls count with the operator's.
     pub fn with_stats(mut self, stats: Arc<CallStats>) -> Self {
+        self.public = self.public.map(|p| p.with_stats(stats.clone()));
         self.stats = stats;
         self
     }
@@ -131,6 +133,12 @@ impl EcrRegistry {
     /// The region the ECR client calls.
     pub fn region(&self) -> Option<String> {
         self.client.config().region().map(|r| r.to_string())
+    }
+
+    /// The region the ECR Public client calls (us-east-1 whatever [`Self::region`] is); `None`
+    /// without one.
+    pub fn public_region(&self) -> Option<String> {
+        self.public.as_ref().and_then(|p| p.region())
     }
 
     /// An ECR-only registry; Secrets Manager calls fail until [`Self::with_secrets`] adds a client.

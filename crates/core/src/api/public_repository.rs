@@ -2,7 +2,8 @@
 //! Amazon ECR Public Gallery shows), repository policy and tags.
 //!
 //! ECR Public's control plane is in us-east-1 only, so the repository is always in us-east-1 of
-//! the target's account, whatever region the operator's private registry is in. Shapes, patterns
+//! the account: the operator's own, or that of the RegistryTarget `spec.registryRef` names,
+//! whatever region the operator's private registry or the target is in. Shapes, patterns
 //! and bounds follow botocore's `ecr-public/2020-10-30/service-2.json`, cited per field.
 //! Ownership, adoption and deletion follow the Repository kind's rules exactly: the owner tag
 //! `ecr.operator.dev/owner`, adoption only with `adopt: true` and a RepositoryAccessPolicy that
@@ -47,8 +48,20 @@ pub const PUBLIC_POLICY_ACTION_RULE: (&str, &str) = (
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
+// Moving a PublicRepository to another account would leave the old repository behind, owned by
+// an object that no longer looks at it: neither added, removed nor changed after creation.
+#[x_kube(validation = Rule::new("has(self.registryRef) == has(oldSelf.registryRef) && (!has(self.registryRef) || self.registryRef == oldSelf.registryRef)")
+    .message("registryRef is immutable: create a new PublicRepository in the other account"))]
 #[serde(rename_all = "camelCase")]
 pub struct PublicRepositorySpec {
+    /// The RegistryTarget whose account holds the repository (in us-east-1, whatever the
+    /// target's region: ECR Public is there only, reached with the target's credentials and
+    /// endpoint); the operator's own account when unset. The namespace must be granted the
+    /// target (RepositoryAccessPolicy `registryTargets`). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("registryRef is immutable"))]
+    pub registry_ref: Option<super::registry_target::RegistryRef>,
+
     /// The ECR Public repository name (may contain `/`), shown in the Gallery. Immutable.
     #[schemars(
         length(min = 2, max = 205),
@@ -90,6 +103,13 @@ pub struct PublicRepositorySpec {
     /// RepositoryAccessPolicy allows adoption. Without it, an existing repository is Conflict.
     #[serde(default)]
     pub adopt: bool,
+}
+
+impl PublicRepository {
+    /// The RegistryTarget this object names, `None` for the operator's own account.
+    pub fn target(&self) -> Option<&str> {
+        self.spec.registry_ref.as_ref().map(|r| r.name.as_str())
+    }
 }
 
 /// Shape `RepositoryCatalogDataInput`. Every member left out is cleared: PutRepositoryCatalogData
