@@ -273,9 +273,11 @@ async fn create_stay_in_sync_restore_drift_and_resend_a_changed_logo() {
     let made = stats.operation("ecr-public:DescribeRepositories") - describes;
     let read = reads_of() - reads;
     eprintln!("ECR Public calls in sync: {read} reads over {made} object passes, no write");
-    // web reads 4 per pass, cli 3 (no policy): at most 4 per pass, plus a pass under way.
+    // web reads 4 per pass, cli 3 (no policy): at most 4 per pass, plus a pass under way at the
+    // start; at least 3 per pass, less the reads after the describe of a pass under way at the
+    // end (3 for each of the two objects).
     assert!(read <= 4 * made + 4, "{read} reads over {made} passes");
-    assert!(read >= 3 * made, "{read} reads over {made} passes");
+    assert!(read + 6 >= 3 * made, "{read} reads over {made} passes");
 
     // Drift outside: catalog replaced (description, logo gone), a tag removed, the policy changed.
     c.put_repository_catalog_data()
