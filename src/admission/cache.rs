@@ -81,8 +81,15 @@ impl ScanCache {
         let config = watcher::Config::default();
 
         let scoped = scope.watcher_config();
-        let stream =
-            reflector::reflector(reports_writer, parsed_watch(client.clone(), scoped.clone()));
+        // Reports are stored as the decision reads them (`keep_for_admission`), their status too
+        // is never read.
+        let reports_seen = parsed_watch(client.clone(), scoped.clone()).modify(
+            |r: &mut ImageScanReport| {
+                r.spec.keep_for_admission();
+                r.status = None;
+            },
+        );
+        let stream = reflector::reflector(reports_writer, reports_seen);
         tasks.spawn(drive("ImageScanReport", stream, Some(changed.clone())));
         let stream = reflector::reflector(policies_writer, parsed_watch(client.clone(), scoped));
         tasks.spawn(drive("ScanPolicy", stream, Some(changed.clone())));
@@ -121,7 +128,8 @@ impl ScanCache {
     }
 
     fn rebuild(&self, reports: &Store<ImageScanReport>, policies: &Store<ScanPolicy>) {
-        let index: ReportIndex = reports.state().iter().map(|r| r.spec.clone()).collect();
+        // The index shares the store's reports: no finding is copied.
+        let index: ReportIndex = reports.state().into_iter().collect();
         let mut policies: Vec<ScanPolicy> =
             policies.state().iter().map(|p| (**p).clone()).collect();
         policies.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));

@@ -15,6 +15,7 @@ mod loadgen;
 mod pods_real;
 mod repos;
 mod rss;
+mod rss_reports;
 mod scan;
 mod targets;
 mod util;
@@ -46,6 +47,8 @@ enum Scenario {
     Targets,
     /// What the webhook adds to Pod creates through a real kube-apiserver (`KUBEBUILDER_ASSETS`).
     PodsReal,
+    /// Resident memory per ImageScanReport of the `ecr-operator run` process, webhook on.
+    RssReports,
 }
 
 #[derive(Parser)]
@@ -146,6 +149,7 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::ReposReal,
         Scenario::Targets,
         Scenario::PodsReal,
+        Scenario::RssReports,
     ];
     let selected: Vec<Scenario> = all
         .into_iter()
@@ -169,6 +173,7 @@ async fn run(cli: Cli) -> ExitCode {
             Scenario::ReposReal => repos::run_real(&sizes, &mut figures).await,
             Scenario::Targets => targets::run(&sizes, &mut figures).await,
             Scenario::PodsReal => pods_real::run(&sizes, &mut figures).await,
+            Scenario::RssReports => rss_reports::run(&sizes, &mut figures).await,
         };
         match result {
             Ok(()) => eprintln!(

@@ -18,7 +18,7 @@ use crate::repos;
 use crate::util::{BenchError, Result, poll, workspace_root};
 
 /// The `ecr-operator` binary of this build profile.
-fn operator_binary() -> Result<PathBuf> {
+pub(crate) fn operator_binary() -> Result<PathBuf> {
     let exe =
         std::env::current_exe().map_err(|e| BenchError::Scenario(format!("current_exe: {e}")))?;
     let dir = exe
@@ -64,7 +64,7 @@ fn operator_binary() -> Result<PathBuf> {
 }
 
 /// A kubeconfig that reaches the double (plain HTTP, no credentials).
-fn write_kubeconfig(server: &ApiServer, path: &Path) -> Result<()> {
+pub(crate) fn write_kubeconfig(server: &ApiServer, path: &Path) -> Result<()> {
     let text = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: double\n  cluster:\n    server: {}\nusers:\n- name: bench\n  user: {{}}\ncontexts:\n- name: bench\n  context:\n    cluster: double\n    user: bench\ncurrent-context: bench\n",
         server.url()
@@ -73,7 +73,7 @@ fn write_kubeconfig(server: &ApiServer, path: &Path) -> Result<()> {
 }
 
 /// (VmRSS, VmHWM) of a process, in KiB.
-fn memory_kib(pid: u32) -> Result<(u64, u64)> {
+pub(crate) fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     let path = PathBuf::from(format!("/proc/{pid}/status"));
     let text = std::fs::read_to_string(&path).map_err(|e| BenchError::io(&path, e))?;
     let field = |name: &str| {
@@ -88,7 +88,7 @@ fn memory_kib(pid: u32) -> Result<(u64, u64)> {
 
 /// VmRSS once it stops moving (two reads 2 s apart within 1 %, at most 30 s): what the
 /// process holds, not what a reconcile burst has in flight.
-async fn settled_kib(pid: u32) -> Result<(u64, u64)> {
+pub(crate) async fn settled_kib(pid: u32) -> Result<(u64, u64)> {
     let mut last = memory_kib(pid)?;
     for _ in 0..15 {
         tokio::time::sleep(Duration::from_secs(2)).await;

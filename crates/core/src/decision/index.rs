@@ -1,8 +1,10 @@
 //! The scan reports the decision reads, by digest and by tag.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::*;
+use crate::api::image_scan_report::ImageScanReport;
 
 /// (registry id, region, repository, digest or tag).
 pub(super) type Key = (String, String, String, String);
@@ -10,10 +12,11 @@ pub(super) type Key = (String, String, String, String);
 /// An in-memory [`ReportLookup`] over a set of reports.
 ///
 /// When several reports claim the same tag (a tag moved and an old report still lists it), the
-/// one with the latest `completedAt` wins.
+/// one with the latest `completedAt` wins. Reports are held by `Arc`: an index built from a
+/// reflector's store shares its objects instead of copying every finding.
 #[derive(Clone, Debug, Default)]
 pub struct ReportIndex {
-    by_digest: BTreeMap<Key, ImageScanReportSpec>,
+    by_digest: BTreeMap<Key, Arc<ImageScanReport>>,
     tags: BTreeMap<Key, String>,
 }
 
@@ -25,10 +28,16 @@ impl ReportIndex {
 
     /// Adds `report`, replacing any earlier report for the same digest.
     pub fn insert(&mut self, report: ImageScanReportSpec) {
+        self.insert_shared(Arc::new(ImageScanReport::new("", report)));
+    }
+
+    /// [`Self::insert`] of a report held elsewhere too.
+    pub fn insert_shared(&mut self, object: Arc<ImageScanReport>) {
+        let report = &object.spec;
         let registry = report.registry_id.clone();
         let region = report.region.clone();
         let repository = report.repository_name.clone();
-        let completed = completed_at(&report);
+        let completed = completed_at(report);
         for tag in &report.image_tags {
             let key = (
                 registry.clone(),
@@ -44,7 +53,7 @@ impl ReportIndex {
                         repository.clone(),
                         digest.clone(),
                     );
-                    completed >= self.by_digest.get(&held).and_then(completed_at)
+                    completed >= self.by_digest.get(&held).and_then(|r| completed_at(&r.spec))
                 }
                 None => true,
             };
@@ -52,10 +61,8 @@ impl ReportIndex {
                 self.tags.insert(key, report.image_digest.clone());
             }
         }
-        self.by_digest.insert(
-            (registry, region, repository, report.image_digest.clone()),
-            report,
-        );
+        let key = (registry, region, repository, report.image_digest.clone());
+        self.by_digest.insert(key, object);
     }
 }
 
@@ -64,6 +71,16 @@ impl FromIterator<ImageScanReportSpec> for ReportIndex {
         let mut index = Self::new();
         for report in iter {
             index.insert(report);
+        }
+        index
+    }
+}
+
+impl FromIterator<Arc<ImageScanReport>> for ReportIndex {
+    fn from_iter<I: IntoIterator<Item = Arc<ImageScanReport>>>(iter: I) -> Self {
+        let mut index = Self::new();
+        for report in iter {
+            index.insert_shared(report);
         }
         index
     }
@@ -99,7 +116,7 @@ impl ReportLookup for ReportIndex {
         repository: &str,
         digest: &str,
     ) -> Option<&ImageScanReportSpec> {
-        Self::in_region(&self.by_digest, registry_id, region, repository, digest)
+        Self::in_region(&self.by_digest, registry_id, region, repository, digest).map(|r| &r.spec)
     }
 
     fn by_tag(

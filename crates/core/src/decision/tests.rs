@@ -1182,6 +1182,28 @@ fn stricter(s: Severity) -> Severity {
 }
 
 proptest! {
+    /// The webhook's cache keeps reports as `keep_for_admission` leaves them: no decision may
+    /// depend on what it drops.
+    #[test]
+    fn reports_kept_for_admission_decide_as_the_whole_reports(mut s in scenario_strategy()) {
+        for r in &mut s.reports {
+            r.scan.description = Some("the scan's own words".into());
+            r.scan.vulnerability_source_updated_at = Some(days_ago(2));
+            for (i, f) in r.findings.iter_mut().enumerate() {
+                f.installed_version = Some(format!("1.{i}"));
+                f.fixed_version = Some(format!("2.{i}"));
+                f.fix_available = Some(i % 2 == 0);
+                f.uri = Some(format!("https://nvd.nist.gov/vuln/detail/{}", f.id));
+                f.score = Some(i as f64);
+            }
+        }
+        let whole = s.decide();
+        for r in &mut s.reports {
+            r.keep_for_admission();
+        }
+        prop_assert_eq!(whole, s.decide());
+    }
+
     #[test]
     fn an_allowlist_entry_never_turns_allow_into_deny(
         mut s in scenario_strategy(),
