@@ -83,12 +83,11 @@ impl ScanCache {
         let scoped = scope.watcher_config();
         // Reports are stored as the decision reads them (`keep_for_admission`), their status too
         // is never read.
-        let reports_seen = parsed_watch(client.clone(), scoped.clone()).modify(
-            |r: &mut ImageScanReport| {
+        let reports_seen =
+            parsed_watch(client.clone(), scoped.clone()).modify(|r: &mut ImageScanReport| {
                 r.spec.keep_for_admission();
                 r.status = None;
-            },
-        );
+            });
         let stream = reflector::reflector(reports_writer, reports_seen);
         tasks.spawn(drive("ImageScanReport", stream, Some(changed.clone())));
         let stream = reflector::reflector(policies_writer, parsed_watch(client.clone(), scoped));

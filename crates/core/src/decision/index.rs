@@ -53,7 +53,11 @@ impl ReportIndex {
                         repository.clone(),
                         digest.clone(),
                     );
-                    completed >= self.by_digest.get(&held).and_then(|r| completed_at(&r.spec))
+                    completed
+                        >= self
+                            .by_digest
+                            .get(&held)
+                            .and_then(|r| completed_at(&r.spec))
                 }
                 None => true,
             };
