@@ -81,14 +81,7 @@ impl ScanCache {
         let config = watcher::Config::default();
 
         let scoped = scope.watcher_config();
-        // Reports are stored as the decision reads them (`keep_for_admission`), their status too
-        // is never read.
-        let reports_seen =
-            parsed_watch(client.clone(), scoped.clone()).modify(|r: &mut ImageScanReport| {
-                r.spec.keep_for_admission();
-                r.status = None;
-            });
-        let stream = reflector::reflector(reports_writer, reports_seen);
+        let stream = reflector::reflector(reports_writer, reports_seen(&client, &scoped));
         tasks.spawn(drive("ImageScanReport", stream, Some(changed.clone())));
         let stream = reflector::reflector(policies_writer, parsed_watch(client.clone(), scoped));
         tasks.spawn(drive("ScanPolicy", stream, Some(changed.clone())));
@@ -254,6 +247,18 @@ fn escape_label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The reports as the decision reads them (`keep_for_admission`; their status is never read
+/// either): what the cache's store holds.
+fn reports_seen(
+    client: &kube::Client,
+    config: &watcher::Config,
+) -> impl Stream<Item = Result<Event<ImageScanReport>, watcher::Error>> + Send + 'static {
+    parsed_watch(client.clone(), config.clone()).modify(|r: &mut ImageScanReport| {
+        r.spec.keep_for_admission();
+        r.status = None;
+    })
 }
 
 /// Drives one reflector's watch stream until it ends, logging watch errors (the watcher
