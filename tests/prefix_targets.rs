@@ -334,18 +334,5 @@ async fn while_the_target_is_gone<K: Reported>(
 /// registryRef cannot be added to an own-registry object (nor, by the same rule, changed).
 async fn registry_ref_is_fixed<K: Reported>(api: &Api<K>, name: &str, target: &str) {
     let patch = json!({"spec": {"registryRef": {"name": target}}});
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Err(kube::Error::Api(s)) => {
-            assert_eq!(s.code, 422, "{s:?}");
-            assert!(
-                s.message.contains("registryRef is immutable"),
-                "{}",
-                s.message
-            );
-        }
-        other => panic!("registryRef added: {other:?}"),
-    }
+    common::assert_patch_rejected(api, name, &patch, "registryRef is immutable").await;
 }

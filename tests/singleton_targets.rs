@@ -107,20 +107,7 @@ async fn registry_policies_merge_per_target_and_drift_independently() {
         (&b1, serde_json::json!({"spec": {"registryRef": null}})),
     ];
     for (name, patch) in refused {
-        match api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Err(kube::Error::Api(s)) => {
-                assert_eq!(s.code, 422, "{s:?}");
-                assert!(
-                    s.message.contains("registryRef is immutable"),
-                    "{}",
-                    s.message
-                );
-            }
-            other => panic!("{name}: {patch} was not refused: {other:?}"),
-        }
+        common::assert_patch_rejected(&api, name, &patch, "registryRef is immutable").await;
     }
 }
 

@@ -327,6 +327,32 @@ pub fn message_of<K: ecr_operator::controllers::status::Reported>(obj: &K) -> St
         .unwrap_or_default()
 }
 
+/// Merge-patching object `name` with `patch` fails with 422 and a message containing `expect`.
+pub async fn assert_patch_rejected<K>(
+    api: &Api<K>,
+    name: &str,
+    patch: &serde_json::Value,
+    expect: &str,
+) where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    use kube::api::{Patch, PatchParams};
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            assert!(
+                s.message.contains(expect),
+                "message {:?} should contain {expect:?}",
+                s.message
+            );
+        }
+        other => panic!("{name}: {patch} was not refused: {other:?}"),
+    }
+}
+
 /// Creating the object fails with 422 and a message containing `expect`.
 pub async fn assert_rejected<K>(api: &Api<K>, yaml: &str, expect: &str)
 where
