@@ -7,7 +7,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::targets::create_target;
+use common::targets::{create_target, push_image_as};
 use common::{Env, ready, wait_for};
 use ecr_operator::admission::DigestResolver;
 use ecr_operator::admission::resolver::RegistryResolver;
@@ -20,30 +20,13 @@ const REGION: &str = "eu-west-1";
 const REPO: &str = "team/app";
 const UNKNOWN: &str = "999999999999";
 
-/// Creates `REPO` in account B and pushes `tag` there through an assumed role (an independent
-/// boto3 client); returns the image's digest.
-async fn push_in_b(env: &Env, tag: &str) -> String {
-    let script = format!(
-        "import boto3, json\n\
-         c = boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{B}:role/pusher', RoleSessionName='test-push')['Credentials']\n\
-         ecr = boto3.client('ecr', region_name='{REGION}', aws_access_key_id=c['AccessKeyId'],\n\
-             aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])\n\
-         ecr.create_repository(repositoryName='{REPO}')\n\
-         m = json.dumps({{'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.v2+json',\n\
-             'config': {{'mediaType': 'application/vnd.docker.container.image.v1+json', 'size': 1,\n\
-                 'digest': 'sha256:' + '{tag}'.encode().hex().rjust(64, '0')}}, 'layers': []}})\n\
-         print(ecr.put_image(repositoryName='{REPO}', imageTag='{tag}', imageManifest=m)['image']['imageId']['imageDigest'])"
-    );
-    env.moto.boto3(&script).await.unwrap().trim().to_string()
-}
-
 #[tokio::test]
 async fn tags_are_looked_up_through_the_client_of_their_registry() {
     let env = Env::start().await;
     let target = create_target(&env, B, REGION, "ecr-operator").await;
     let targets: Api<RegistryTarget> = Api::all(env.kube.client());
     wait_for(&targets, &target, "target Ready", ready).await;
-    let in_b = push_in_b(&env, "v1").await;
+    let in_b = push_image_as(&env, B, REGION, REPO, "v1").await;
     let ecr = env.ecr();
     ecr.create_repository()
         .repository_name(REPO)

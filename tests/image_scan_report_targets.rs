@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::targets::{create_target, grant_targets, registry_of};
+use common::targets::{create_target, grant_targets, push_image_as, registry_of};
 use common::{Env, create, is_ready, wait_for};
 use ecr_operator::api::image_scan_report::ImageScanReport;
 use ecr_operator::api::{RegistryTarget, Repository};
@@ -27,22 +27,6 @@ fn repository(name: &str, target: Option<&str>) -> String {
     )
 }
 
-/// Pushes an image to `REPO` in account B (an assumed role there, as an independent boto3
-/// client) and returns its digest.
-async fn push_in_b(env: &Env, tag: &str) -> String {
-    let script = format!(
-        "import boto3, json\n\
-         c = boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{B}:role/pusher', RoleSessionName='test-push')['Credentials']\n\
-         ecr = boto3.client('ecr', region_name='{REGION}', aws_access_key_id=c['AccessKeyId'],\n\
-             aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])\n\
-         m = json.dumps({{'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.v2+json',\n\
-             'config': {{'mediaType': 'application/vnd.docker.container.image.v1+json', 'size': 1,\n\
-                 'digest': 'sha256:' + '{tag}'.encode().hex().rjust(64, '0')}}, 'layers': []}})\n\
-         print(ecr.put_image(repositoryName='{REPO}', imageTag='{tag}', imageManifest=m)['image']['imageId']['imageDigest'])"
-    );
-    env.moto.boto3(&script).await.unwrap().trim().to_string()
-}
-
 #[tokio::test]
 async fn reports_of_a_target_repository_are_read_through_the_target() {
     let env = Env::start().await;
@@ -55,7 +39,7 @@ async fn reports_of_a_target_repository_are_read_through_the_target() {
     for r in ["own", "there"] {
         wait_for(&repos, r, "Repository Ready", is_ready).await;
     }
-    let in_b = push_in_b(&env, "b1").await;
+    let in_b = push_image_as(&env, B, REGION, REPO, "b1").await;
     let in_own = testbed::images::push_image(&env.ecr(), REPO, "own1")
         .await
         .unwrap();

@@ -84,3 +84,28 @@ pub async fn moto_writes(env: &Env) -> u64 {
         })
         .sum()
 }
+
+/// Pushes an image under `tag` to `repository` in `account` and `region` (created there if
+/// missing), as an independent client would: boto3 with an assumed role in that account.
+/// Returns the image's digest.
+pub async fn push_image_as(
+    env: &Env,
+    account: &str,
+    region: &str,
+    repository: &str,
+    tag: &str,
+) -> String {
+    let script = format!(
+        "import boto3, json\n\
+         c = boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{account}:role/pusher', RoleSessionName='test-push')['Credentials']\n\
+         ecr = boto3.client('ecr', region_name='{region}', aws_access_key_id=c['AccessKeyId'],\n\
+             aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])\n\
+         try:\n    ecr.create_repository(repositoryName='{repository}')\n\
+         except ecr.exceptions.RepositoryAlreadyExistsException:\n    pass\n\
+         m = json.dumps({{'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.v2+json',\n\
+             'config': {{'mediaType': 'application/vnd.docker.container.image.v1+json', 'size': 1,\n\
+                 'digest': 'sha256:' + '{tag}'.encode().hex().rjust(64, '0')}}, 'layers': []}})\n\
+         print(ecr.put_image(repositoryName='{repository}', imageTag='{tag}', imageManifest=m)['image']['imageId']['imageDigest'])"
+    );
+    env.moto.boto3(&script).await.unwrap().trim().to_string()
+}
