@@ -2855,6 +2855,11 @@ class EcrExtMiddleware:
         calls answered by an injected error.  ``?service=secretsmanager``
         selects another service.  ``DELETE .../calls`` resets all counters.
 
+    ``POST /moto-api/ecr-ext/repositories``
+        ``{"region", "repositories": [CreateRepository request, ...]}``:
+        creates them in bulk, as CreateRepository does, without counting calls
+        (benchmarks seed 100,000 repositories this way).
+
     ``POST /moto-api/reset`` (moto's reset) also clears faults and counters.
 
     Calls to moto's backends are serialised with one lock: moto's backends
@@ -3003,6 +3008,8 @@ class EcrExtMiddleware:
                     return _json(start_response, 200, {})
             elif sub == "/rescan" and method == "POST":
                 return self._rescan(start_response, environ)
+            elif sub == "/repositories" and method == "POST":
+                return self._seed_repositories(start_response, environ)
             elif sub == "/calls/faulted" and method == "GET":
                 with self._lock:
                     return _json(start_response, 200, dict(self._faulted.get(service, {})))
@@ -3033,6 +3040,51 @@ class EcrExtMiddleware:
         except Exception as e:  # noqa: BLE001 - moto's not-found errors, for the caller
             return _json(start_response, 404, {"error": str(e)})
         return _json(start_response, 200, answer)
+
+    def _seed_repositories(
+        self, start_response: Callable[..., Any], environ: dict[str, Any]
+    ) -> list[bytes]:
+        """``POST /moto-api/ecr-ext/repositories`` with ``{"region",
+        "repositories": [CreateRepository request, ...]}``: creates every
+        repository as CreateRepository does (the same backend call with the
+        same members and checks, one lock held for the batch), without a
+        signed request and a response each, so that benchmarks can seed
+        100,000 repositories in seconds.  Answers ``{"created": n}``, or 400
+        naming the first request refused (those before it stay created)."""
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.ecr.models import ecr_backends
+
+        try:
+            spec = json.loads(_drain(environ) or b"null")
+        except ValueError as e:
+            raise FaultError(f"body is not JSON: {e}") from None
+        requests = spec.get("repositories") if isinstance(spec, dict) else None
+        if not isinstance(requests, list):
+            raise FaultError("repositories (a list of CreateRepository requests) is required")
+        region = spec.get("region") or "us-east-1"
+        created = 0
+        with self._backend_lock:
+            for request in requests:
+                if not isinstance(request, dict) or not request.get("repositoryName"):
+                    raise FaultError(f"request {created}: repositoryName is required")
+                account = request.get("registryId") or DEFAULT_ACCOUNT_ID
+                try:
+                    ecr_backends[account][region].create_repository(
+                        repository_name=request["repositoryName"],
+                        registry_id=request.get("registryId"),
+                        encryption_config=request.get("encryptionConfiguration"),
+                        image_scan_config=request.get("imageScanningConfiguration"),
+                        image_tag_mutability=request.get("imageTagMutability"),
+                        image_tag_mutability_exclusion_filters=request.get(
+                            "imageTagMutabilityExclusionFilters"
+                        ),
+                        tags=request.get("tags", []),
+                    )
+                except Exception as e:  # noqa: BLE001 - moto's errors, for the caller
+                    name = request["repositoryName"]
+                    raise FaultError(f"request {created} ({name}): {e}") from None
+                created += 1
+        return _json(start_response, 200, {"created": created})
 
 
 _REASONS = {

@@ -2113,3 +2113,45 @@ def test_template_requires_applied_for(raw_ecr):
     with pytest.raises(ClientError) as excinfo:
         raw_ecr.create_repository_creation_template(prefix="prod")
     assert error_of(excinfo) == ("InvalidParameterException", 400)
+
+
+# ---------------------------------------------------------------------------
+# Bulk seeding (benchmarks)
+# ---------------------------------------------------------------------------
+
+
+def test_seeded_repositories_read_back_as_created_ones(server, ecr):
+    settings = {
+        "imageTagMutability": "IMMUTABLE",
+        "imageScanningConfiguration": {"scanOnPush": True},
+    }
+    ecr.create_repository(repositoryName="made/one", tags=[{"Key": "team", "Value": "a"}], **settings)
+    requests = [
+        {"repositoryName": f"seeded/{i}", "tags": [{"Key": "team", "Value": str(i)}], **settings}
+        for i in range(3)
+    ]
+    status, answer = http(server, "POST", "/moto-api/ecr-ext/repositories", {"region": REGION, "repositories": requests})
+    assert (status, answer) == (200, {"created": 3})
+    repos = {r["repositoryName"]: r for r in ecr.describe_repositories()["repositories"]}
+    assert sorted(repos) == ["made/one", "seeded/0", "seeded/1", "seeded/2"]
+    made, seeded = repos["made/one"], repos["seeded/1"]
+    for key in ("imageTagMutability", "imageScanningConfiguration", "encryptionConfiguration", "registryId"):
+        assert seeded[key] == made[key], key
+    assert seeded["repositoryArn"] == f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/seeded/1"
+    tags = ecr.list_tags_for_resource(resourceArn=seeded["repositoryArn"])["tags"]
+    assert tags == [{"Key": "team", "Value": "1"}]
+    # Seeding is not an ECR call: only the one real CreateRepository is counted.
+    assert http(server, "GET", "/moto-api/ecr-ext/calls")[1].get("CreateRepository") == 1
+
+
+def test_seeding_refuses_what_create_repository_refuses(server, ecr):
+    ecr.create_repository(repositoryName="taken")
+    requests = [{"repositoryName": "fresh"}, {"repositoryName": "taken"}, {"repositoryName": "never"}]
+    status, answer = http(server, "POST", "/moto-api/ecr-ext/repositories", {"repositories": requests})
+    assert status == 400 and "request 1 (taken)" in answer["error"], answer
+    assert "RepositoryAlreadyExists" in answer["error"] or "already exists" in answer["error"], answer
+    status, answer = http(server, "POST", "/moto-api/ecr-ext/repositories", {"repositories": [{"repositoryName": "Bad_Upper"}]})
+    assert status == 400 and "Bad_Upper" in answer["error"], answer
+    names = sorted(r["repositoryName"] for r in ecr.describe_repositories()["repositories"])
+    assert names == ["fresh", "taken"]
+    assert http(server, "POST", "/moto-api/ecr-ext/repositories", {"region": REGION})[0] == 400

@@ -37,6 +37,15 @@ pub enum Error {
     /// A CustomResourceDefinition was rejected (the message is the API server's).
     #[error("CustomResourceDefinition rejected: {0}")]
     InvalidCrd(String),
+    /// An object given to [`seed`](crate::ApiServer::seed) was refused (the message is the
+    /// API server's, as a create or a status update through HTTP would have it).
+    #[error("{name} refused: {message}")]
+    Refused {
+        /// The object's name.
+        name: String,
+        /// Why.
+        message: String,
+    },
     /// A value could not be converted to or from JSON.
     #[error("JSON conversion failed: {0}")]
     Json(#[from] serde_json::Error),

@@ -854,3 +854,60 @@ async fn handle_hooks_dry_run_and_delete_collection() {
     );
     assert_eq!(server.request_count("deletecollection", "widgets"), 1);
 }
+
+/// `seed` creates as `POST` does and writes the status as `PUT /status` does: defaults applied,
+/// status kept, one generation; what the schema or CEL refuses is refused the same way, and
+/// the objects before it stay.
+#[tokio::test]
+async fn seeded_objects_are_created_and_validated_as_through_the_api() {
+    let (server, client) = start().await;
+    let api = widgets(&client);
+    let seeded = |name: &str, repository: &str, replicas: i32| {
+        let mut object = serde_json::to_value(widget(name, repository)).expect("json");
+        object["metadata"]["namespace"] = json!("test");
+        object["spec"]["replicas"] = json!(replicas);
+        object["spec"]
+            .as_object_mut()
+            .expect("spec")
+            .remove("encryption");
+        object["status"] = json!({"phase": "Ready", "observedGeneration": 1});
+        object
+    };
+    let n = server
+        .seed(
+            GROUP,
+            "widgets",
+            (0..3).map(|i| seeded(&format!("w{i}"), "repo", 1)),
+        )
+        .expect("seed");
+    assert_eq!(n, 3);
+    let got = api.get("w1").await.expect("get");
+    assert_eq!(got.metadata.generation, Some(1));
+    assert_eq!(got.spec.encryption, "AES256", "defaulted as on create");
+    let status = got.status.expect("status kept");
+    assert_eq!(
+        (status.phase.as_deref(), status.observed_generation),
+        (Some("Ready"), Some(1))
+    );
+
+    // The root CEL rule (replicas <= maxReplicas) refuses the second; the first stays.
+    let refused = server
+        .seed(
+            GROUP,
+            "widgets",
+            [seeded("ok", "repo", 1), seeded("over", "repo", 9), seeded("never", "repo", 1)],
+        )
+        .expect_err("refused");
+    let message = refused.to_string();
+    assert!(message.starts_with("over refused: "), "{message}");
+    assert!(message.contains("replicas must not exceed maxReplicas"), "{message}");
+    let names: Vec<String> = api
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|w| w.name_any())
+        .collect();
+    assert_eq!(names, ["ok", "w0", "w1", "w2"]);
+}
