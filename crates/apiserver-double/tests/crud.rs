@@ -895,12 +895,19 @@ async fn seeded_objects_are_created_and_validated_as_through_the_api() {
         .seed(
             GROUP,
             "widgets",
-            [seeded("ok", "repo", 1), seeded("over", "repo", 9), seeded("never", "repo", 1)],
+            [
+                seeded("ok", "repo", 1),
+                seeded("over", "repo", 9),
+                seeded("never", "repo", 1),
+            ],
         )
         .expect_err("refused");
     let message = refused.to_string();
     assert!(message.starts_with("over refused: "), "{message}");
-    assert!(message.contains("replicas must not exceed maxReplicas"), "{message}");
+    assert!(
+        message.contains("replicas must not exceed maxReplicas"),
+        "{message}"
+    );
     let names: Vec<String> = api
         .list(&ListParams::default())
         .await

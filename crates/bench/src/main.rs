@@ -14,6 +14,7 @@ mod kube_floor;
 mod loadgen;
 mod pods_real;
 mod repos;
+mod repos_100k;
 mod rss;
 mod rss_reports;
 mod scan;
@@ -49,6 +50,10 @@ enum Scenario {
     PodsReal,
     /// Resident memory per ImageScanReport of the `ecr-operator run` process, webhook on.
     RssReports,
+    /// ECR's default quota, 100,000 repositories (moto and the double seeded in bulk): one sweep
+    /// and resync of the `ecr-operator run` process, its memory, and spec changes during a
+    /// resync.
+    Repos100k,
 }
 
 #[derive(Parser)]
@@ -82,6 +87,8 @@ pub struct Sizes {
     pub scan_samples: usize,
     pub scan_worst_samples: usize,
     pub scan_event_samples: usize,
+    pub repos_100k: usize,
+    pub repos_100k_sweep_seconds: u64,
 }
 
 impl Sizes {
@@ -102,6 +109,8 @@ impl Sizes {
                 scan_samples: 2,
                 scan_worst_samples: 1,
                 scan_event_samples: 3,
+                repos_100k: 2_000,
+                repos_100k_sweep_seconds: 10,
             }
         } else {
             Sizes {
@@ -119,6 +128,8 @@ impl Sizes {
                 scan_samples: 6,
                 scan_worst_samples: 2,
                 scan_event_samples: 20,
+                repos_100k: 100_000,
+                repos_100k_sweep_seconds: 60,
             }
         }
     }
@@ -150,6 +161,7 @@ async fn run(cli: Cli) -> ExitCode {
         Scenario::Targets,
         Scenario::PodsReal,
         Scenario::RssReports,
+        Scenario::Repos100k,
     ];
     let selected: Vec<Scenario> = all
         .into_iter()
@@ -174,6 +186,7 @@ async fn run(cli: Cli) -> ExitCode {
             Scenario::Targets => targets::run(&sizes, &mut figures).await,
             Scenario::PodsReal => pods_real::run(&sizes, &mut figures).await,
             Scenario::RssReports => rss_reports::run(&sizes, &mut figures).await,
+            Scenario::Repos100k => repos_100k::run(&sizes, &mut figures).await,
         };
         match result {
             Ok(()) => eprintln!(
