@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use apiserver_double::ApiServer;
@@ -16,13 +15,13 @@ use ecr_operator::controllers::{self, status};
 use ecr_operator::registry::{EcrRegistry, Registry, RepositoryInfo};
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-use testbed::moto::{Moto, REGION};
+use testbed::moto::Moto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Sizes;
 use crate::figures::Figures;
 use crate::repos::{GROUP, NAMESPACE};
-use crate::rss::{memory_kib, operator_binary, settled_kib, write_kubeconfig};
+use crate::rss::{memory_kib, operator_command, settled_kib, write_kubeconfig};
 use crate::util::{BenchError, Result, calls_delta, poll, quantile, workspace_root, writes};
 
 const CLUSTER_ID: &str = "bench";
@@ -165,34 +164,17 @@ fn spawn_operator(
     sweep_seconds: u64,
     sizes: &Sizes,
 ) -> Result<tokio::process::Child> {
-    let binary = operator_binary()?;
-    let log = std::fs::File::create(log_path).map_err(|e| BenchError::io(log_path, e))?;
-    let log2 = log.try_clone().map_err(|e| BenchError::io(log_path, e))?;
-    tokio::process::Command::new(&binary)
-        .arg("run")
-        .env("KUBECONFIG", kubeconfig)
-        .env("ECR_OPERATOR_ECR_ENDPOINT", moto.endpoint())
-        .env("ECR_OPERATOR_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("ECR_OPERATOR_CLUSTER_ID", CLUSTER_ID)
+    operator_command(moto, kubeconfig, log_path, sizes)?
         .env("ECR_OPERATOR_LEADER_ELECT", "false")
         .env("ECR_OPERATOR_WEBHOOK", "false")
         .env("ECR_OPERATOR_ADMIN_ADDR", admin)
-        .env("ECR_OPERATOR_CONCURRENCY", sizes.concurrency.to_string())
         .env("ECR_OPERATOR_SWEEP_SECONDS", sweep_seconds.to_string())
         // Deep checks and scan refreshes have their own figures; a day keeps them out of the
         // sweep's window (the first scan refresh, at start, is awaited before it opens).
         .env("ECR_OPERATOR_DEEP_SWEEP_SECONDS", "86400")
         .env("ECR_OPERATOR_SCAN_REFRESH_SECONDS", "86400")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .kill_on_drop(true)
         .spawn()
-        .map_err(|e| BenchError::Scenario(format!("starting {}: {e}", binary.display())))
+        .map_err(|e| BenchError::Scenario(format!("starting the operator: {e}")))
 }
 
 /// Counts the double's writes (every verb but get, list, watch), by resource.

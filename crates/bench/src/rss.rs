@@ -72,6 +72,48 @@ pub(crate) fn write_kubeconfig(server: &ApiServer, path: &Path) -> Result<()> {
     std::fs::write(path, text).map_err(|e| BenchError::io(path, e))
 }
 
+/// `ecr-operator run` of this build profile pointed at the double (through `kubeconfig`) and at
+/// moto, its output in `log_path`, with what every process scenario shares (cluster id
+/// `bench`, the scenario's concurrency, warnings only); each scenario adds its own settings.
+/// With `ECR_BENCH_OPERATOR_WRAPPER` set (`heaptrack -o target/bench/heap`, say) the operator
+/// runs under that command: for profiles, since the memory figures are then the wrapper's.
+pub(crate) fn operator_command(
+    moto: &Moto,
+    kubeconfig: &Path,
+    log_path: &Path,
+    sizes: &Sizes,
+) -> Result<tokio::process::Command> {
+    let binary = operator_binary()?;
+    let log = std::fs::File::create(log_path).map_err(|e| BenchError::io(log_path, e))?;
+    let log2 = log.try_clone().map_err(|e| BenchError::io(log_path, e))?;
+    let wrapper = std::env::var("ECR_BENCH_OPERATOR_WRAPPER").unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(words).arg(&binary);
+            c
+        }
+        None => tokio::process::Command::new(&binary),
+    };
+    command
+        .arg("run")
+        .env("KUBECONFIG", kubeconfig)
+        .env("ECR_OPERATOR_ECR_ENDPOINT", moto.endpoint())
+        .env("ECR_OPERATOR_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("ECR_OPERATOR_CLUSTER_ID", "bench")
+        .env("ECR_OPERATOR_CONCURRENCY", sizes.concurrency.to_string())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(true);
+    Ok(command)
+}
+
 /// (VmRSS, VmHWM) of a process, in KiB.
 pub(crate) fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     let path = PathBuf::from(format!("/proc/{pid}/status"));
@@ -104,7 +146,6 @@ pub(crate) async fn settled_kib(pid: u32) -> Result<(u64, u64)> {
 
 pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let n = sizes.rss_repos;
-    let binary = operator_binary()?;
     let moto = Moto::start().await?;
     let (server, client) = crate::util::double().await?;
     let dir = workspace_root().join("target/bench");
@@ -112,29 +153,12 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let kubeconfig = dir.join("kubeconfig-rss.yaml");
     write_kubeconfig(&server, &kubeconfig)?;
     let log_path = dir.join("operator-rss.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| BenchError::io(&log_path, e))?;
-    let log2 = log.try_clone().map_err(|e| BenchError::io(&log_path, e))?;
-
-    let mut child = tokio::process::Command::new(&binary)
-        .arg("run")
-        .env("KUBECONFIG", &kubeconfig)
-        .env("ECR_OPERATOR_ECR_ENDPOINT", moto.endpoint())
-        .env("ECR_OPERATOR_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("ECR_OPERATOR_CLUSTER_ID", "bench")
+    let mut child = operator_command(&moto, &kubeconfig, &log_path, sizes)?
         .env("ECR_OPERATOR_LEADER_ELECT", "false")
         .env("ECR_OPERATOR_WEBHOOK", "false")
         .env("ECR_OPERATOR_ADMIN_ADDR", "127.0.0.1:0")
-        .env("ECR_OPERATOR_CONCURRENCY", sizes.concurrency.to_string())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .kill_on_drop(true)
         .spawn()
-        .map_err(|e| BenchError::Scenario(format!("starting {}: {e}", binary.display())))?;
+        .map_err(|e| BenchError::Scenario(format!("starting the operator: {e}")))?;
     let pid = child
         .id()
         .ok_or_else(|| BenchError::Scenario("the operator exited at once".into()))?;

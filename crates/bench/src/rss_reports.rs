@@ -10,7 +10,6 @@
 //! images; once a deep sweep has checked every repository and a scan refresh has listed the
 //! pods, VmRSS is read settled (`rss_mib_10k_full`) and its peak (`rss_peak_mib_10k_full`).
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use ecr_operator::api::image_scan_report::ImageScanReport;
@@ -21,7 +20,7 @@ use testbed::moto::{Moto, REGION};
 
 use crate::Sizes;
 use crate::figures::Figures;
-use crate::rss::{operator_binary, settled_kib, write_kubeconfig};
+use crate::rss::{settled_kib, write_kubeconfig};
 use crate::util::{BenchError, Result, poll, workspace_root};
 
 /// Findings per report (the realistic report).
@@ -29,7 +28,6 @@ const FINDINGS: usize = 50;
 
 pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let n = if sizes.quick { 500 } else { 10_000 };
-    let binary = operator_binary()?;
     let moto = Moto::start().await?;
     let (server, client) = crate::util::double().await?;
     let dir = workspace_root().join("target/bench");
@@ -47,17 +45,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let kubeconfig = dir.join("kubeconfig-rss-reports.yaml");
     write_kubeconfig(&server, &kubeconfig)?;
     let log_path = dir.join("operator-rss-reports.log");
-    let log = std::fs::File::create(&log_path).map_err(|e| BenchError::io(&log_path, e))?;
-    let log2 = log.try_clone().map_err(|e| BenchError::io(&log_path, e))?;
-    let mut child = tokio::process::Command::new(&binary)
-        .arg("run")
-        .env("KUBECONFIG", &kubeconfig)
-        .env("ECR_OPERATOR_ECR_ENDPOINT", moto.endpoint())
-        .env("ECR_OPERATOR_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("ECR_OPERATOR_CLUSTER_ID", "bench")
+    let mut child = crate::rss::operator_command(&moto, &kubeconfig, &log_path, sizes)?
         .env("ECR_OPERATOR_LEADER_ELECT", "true")
         .env("ECR_OPERATOR_WEBHOOK", "true")
         .env("ECR_OPERATOR_WEBHOOK_CERTIFICATE", "files")
@@ -74,14 +62,8 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
             "ECR_OPERATOR_SCAN_REFRESH_SECONDS",
             if sizes.quick { "30" } else { "120" },
         )
-        .env("ECR_OPERATOR_CONCURRENCY", sizes.concurrency.to_string())
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .kill_on_drop(true)
         .spawn()
-        .map_err(|e| BenchError::Scenario(format!("starting {}: {e}", binary.display())))?;
+        .map_err(|e| BenchError::Scenario(format!("starting the operator: {e}")))?;
     let pid = child
         .id()
         .ok_or_else(|| BenchError::Scenario("the operator exited at once".into()))?;
