@@ -13,6 +13,7 @@ pub mod registry_target;
 pub mod replication_config;
 pub mod repository;
 pub mod repository_creation_template;
+pub mod resync;
 pub mod scan_policy;
 pub mod singleton;
 pub mod singleton_groups;
@@ -41,7 +42,9 @@ pub use crate::scope::WatchScope;
 pub use inventory::Inventory;
 pub(crate) use start::ready_unless_shutdown;
 pub use start::run;
-pub use watch::{list_parseable, parse_object, parsed_events, trigger_hash, watched};
+pub use watch::{
+    list_parseable, parse_object, parsed_events, trigger_hash, watched, watched_observed,
+};
 
 /// The field manager for every write the operator makes.
 pub const MANAGER: &str = "ecr-operator";

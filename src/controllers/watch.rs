@@ -277,9 +277,33 @@ where
         + 'static,
     K::Scope: 'static,
 {
+    watched_observed(ctx, |_| {})
+}
+
+/// [`watched`], with `observe` shown every watch event before the store applies it (an index
+/// the store does not offer, kept in step with it).
+pub fn watched_observed<K>(
+    ctx: &Context,
+    mut observe: impl FnMut(&kube::runtime::watcher::Event<K>) + Send + 'static,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K::Scope: 'static,
+{
+    use futures::TryStreamExt;
     use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = parsed_events::<K>(ctx)
+        .inspect_ok(move |event| observe(event))
         .reflect(writer)
         .applied_objects()
         .predicate_filter(trigger_hash, PredicateConfig::default());

@@ -71,7 +71,7 @@ async fn apply_in(
     access: &Access,
 ) -> Result<Action, Error> {
     let ctx = &shared.ctx;
-    if let Some(other) = older_claimant(&shared.store, repo, &desired.name) {
+    if let Some(other) = older_claimant(shared, repo, &desired.name) {
         return Err(Error::Conflict(format!(
             "Repository {other} already manages ECR repository {}",
             desired.name

@@ -24,11 +24,12 @@ pub struct KnownConflict {
 struct ObjectMemory {
     /// When this object's tags and policy are next checked; `None` until its first reconcile.
     deep_due: Option<Instant>,
-    conflict: Option<KnownConflict>,
+    /// Boxed, as `written`: rare, and an entry is kept for every object.
+    conflict: Option<Box<KnownConflict>>,
     /// The status this process last wrote and the generation it was for, kept only until the
     /// watch shows it: a reconcile from a store that lags our own write (a sweep's reconcile-all
     /// just after a create) would otherwise take the repository for one it does not own yet.
-    written: Option<(Option<i64>, RepositoryStatus)>,
+    written: Option<Box<(Option<i64>, RepositoryStatus)>>,
     /// The repository (ARN, creation time) this process created for the object or saw carry its
     /// owner tag. Only this memory, never the status (which a tenant may be able to write), lets
     /// the deep sync put back an owner tag someone removed.
@@ -49,7 +50,10 @@ fn identity(info: &RepositoryInfo) -> (String, Option<String>) {
 impl Memory {
     fn with<R>(&self, uid: &str, f: impl FnOnce(&mut ObjectMemory) -> R) -> R {
         let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
-        f(objects.entry(uid.to_string()).or_default())
+        match objects.get_mut(uid) {
+            Some(memory) => f(memory),
+            None => f(objects.entry(uid.to_string()).or_default()),
+        }
     }
 
     /// Forgets the object (it is gone).
@@ -75,7 +79,7 @@ impl Memory {
                 && stored.created_at == mine.created_at
                 && stored.ownership == mine.ownership
         };
-        self.with(uid, |m| match &m.written {
+        self.with(uid, |m| match m.written.as_deref() {
             Some((g, mine)) if *g == generation && !caught_up(mine) => Some(mine.clone()),
             Some(_) => {
                 m.written = None;
@@ -86,7 +90,9 @@ impl Memory {
     }
 
     pub fn remember_written(&self, uid: &str, generation: Option<i64>, status: &RepositoryStatus) {
-        self.with(uid, |m| m.written = Some((generation, status.clone())));
+        self.with(uid, |m| {
+            m.written = Some(Box::new((generation, status.clone())))
+        });
     }
 
     pub fn remember_verified(&self, uid: &str, info: &RepositoryInfo) {
@@ -110,7 +116,7 @@ impl Memory {
     }
 
     pub fn set_conflict(&self, uid: &str, conflict: Option<KnownConflict>) {
-        self.with(uid, |m| m.conflict = conflict);
+        self.with(uid, |m| m.conflict = conflict.map(Box::new));
     }
 
     /// (due now, first sight): whether the object's tag and policy check is due, and whether

@@ -36,6 +36,9 @@ pub struct Shared {
     pub grants: Arc<Grants>,
     /// The RegistryTargets objects name.
     pub targets: Arc<TargetIndex>,
+    /// How many objects name each ECR repository: the store is searched for an older
+    /// claimant only when another may name the same.
+    claims: Arc<claim::TargetCounts<Repository>>,
 }
 
 /// One reconcile's view: the controller's state and where this object's ECR calls go.
@@ -59,7 +62,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     super::require_crd::<Repository>(&ctx).await?;
-    let (reader, stream) = super::watched(&ctx);
+    let claims = Arc::new(claim::TargetCounts::new(|r: &Repository| {
+        (r.target().map(str::to_string), r.ecr_name())
+    }));
+    let counted = claims.clone();
+    let (reader, stream) = super::watched_observed(&ctx, move |event| counted.observe(event));
 
     let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
     // Aborted when this future ends or is dropped (a lost lease, a crashed sibling controller):
@@ -87,19 +94,26 @@ pub async fn run(
         return Ok(());
     }
 
+    // A sweep's resync is paced so that spec changes are not queued behind all of it.
+    let progress = Arc::new(super::resync::Progress::default());
+    let batch = usize::from(ctx.config.concurrency).max(1) * 4;
+    let resyncs = super::resync::paced(reader.clone(), sweeps, progress.clone(), batch);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
         memory: memory::Memory::default(),
         store: reader.clone(),
         grants,
         targets,
+        claims,
     });
     super::drain(
-        Controller::for_stream(stream, reader)
-            .with_config(super::controller_config(&ctx))
-            .reconcile_all_on(sweeps)
-            .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, shared),
+        progress.count(
+            Controller::for_stream(stream, reader)
+                .with_config(super::controller_config(&ctx))
+                .reconcile_on(resyncs)
+                .graceful_shutdown_on(shutdown)
+                .run(reconcile, error_policy, shared),
+        ),
     )
     .await;
     Ok(())
@@ -131,14 +145,13 @@ fn status_owns(status: &RepositoryStatus, info: &RepositoryInfo) -> Option<Owner
 }
 
 /// Another object that claims the same ECR repository and came first.
-fn older_claimant(store: &Store<Repository>, repo: &Repository, name: &str) -> Option<String> {
+fn older_claimant(shared: &Shared, repo: &Repository, name: &str) -> Option<String> {
+    if !shared.claims.may_be_shared(repo) {
+        return None;
+    }
     // The same name in another registry is another repository.
-    claim::older_claimants(store, repo, |o| {
-        let target = match &o.spec.repository_name {
-            Some(n) => n.as_str(),
-            None => o.metadata.name.as_deref().unwrap_or_default(),
-        };
-        target == name && o.target() == repo.target()
+    claim::older_claimants(&shared.store, repo, |o| {
+        o.ecr_name() == name && o.target() == repo.target()
     })
     .iter()
     .map(|o| object_key(o.as_ref()))
