@@ -68,23 +68,7 @@ pub async fn run(
     let counted = claims.clone();
     let (reader, stream) = super::watched_observed(&ctx, move |event| counted.observe(event));
 
-    let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
-    // Aborted when this future ends or is dropped (a lost lease, a crashed sibling controller):
-    // a detached sweeper would keep calling DescribeRepositories for a dead controller.
-    let _sweeper = super::AbortOnDrop(tokio::spawn(sweep::own(ctx.clone(), sweep_tx.clone())));
-    let _target_sweepers = super::AbortOnDrop(tokio::spawn(sweep::targets(
-        ctx.clone(),
-        reader.clone(),
-        targets.clone(),
-        sweep_tx,
-    )));
-    let sweeps = futures::stream::unfold(sweep_rx, |mut rx| async move {
-        rx.recv().await.map(|()| ((), rx))
-    });
-    // A changed grant may allow what was Forbidden (or forbid what was allowed), a target may
-    // have become Ready or gone: everything is reconciled again, as after a sweep.
-    let sweeps = futures::stream::select(sweeps, grants.changes());
-    let sweeps = futures::stream::select(sweeps, targets.changes());
+    let (sweeps, _sweepers) = sweep::start(&ctx, &reader, &grants, &targets);
     let shutdown = futures::FutureExt::shared(shutdown);
     let indexes_ready = async {
         grants.ready().await;

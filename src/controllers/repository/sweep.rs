@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::Stream;
 use kube::runtime::reflector::Store;
 use tokio::sync::mpsc::Sender;
 
 use crate::api::repository::Repository;
+use crate::controllers::access::Grants;
 use crate::controllers::targets::TargetIndex;
 use crate::controllers::{AbortOnDrop, Context, Inventory, pace_sweep};
 use crate::registry::{Registry, TargetClient};
@@ -20,7 +22,37 @@ const FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Refreshes the own registry's inventory every sweep interval and triggers a reconcile of every
 /// object.
-pub(super) async fn own(ctx: Arc<Context>, trigger: Sender<()>) {
+/// Starts the sweeps of the own registry and of the targets' (aborted with the guards this
+/// returns: a detached sweeper would keep calling DescribeRepositories for a dead controller),
+/// and returns what asks for every object to be reconciled again: a sweep done, a changed grant
+/// (it may allow what was Forbidden, or forbid what was allowed), a target become Ready or gone.
+pub(super) fn start(
+    ctx: &Arc<Context>,
+    reader: &Store<Repository>,
+    grants: &Grants,
+    targets: &Arc<TargetIndex>,
+) -> (
+    impl Stream<Item = ()> + Send + 'static,
+    [AbortOnDrop<()>; 2],
+) {
+    let (sweep_tx, sweep_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let sweepers = [
+        AbortOnDrop(tokio::spawn(own(ctx.clone(), sweep_tx.clone()))),
+        AbortOnDrop(tokio::spawn(targets_of(
+            ctx.clone(),
+            reader.clone(),
+            targets.clone(),
+            sweep_tx,
+        ))),
+    ];
+    let sweeps = futures::stream::unfold(sweep_rx, |mut rx| async move {
+        rx.recv().await.map(|()| ((), rx))
+    });
+    let sweeps = futures::stream::select(sweeps, grants.changes());
+    (futures::stream::select(sweeps, targets.changes()), sweepers)
+}
+
+async fn own(ctx: Arc<Context>, trigger: Sender<()>) {
     let (registry, inventory) = (ctx.registry.clone(), ctx.inventory.clone());
     sweep(ctx, registry, inventory, "repository".to_string(), trigger).await;
 }
@@ -49,7 +81,7 @@ const UNUSED_CLIENT_KEPT: std::time::Duration = std::time::Duration::from_secs(9
 /// objects wait for it), and drops the clients of targets no Repository names and nothing used for
 /// [`UNUSED_CLIENT_KEPT`] (the pool builds them on first use: a reconcile, or the target's own
 /// probe).
-pub(super) async fn targets(
+async fn targets_of(
     ctx: Arc<Context>,
     store: Store<Repository>,
     index: Arc<TargetIndex>,
