@@ -203,6 +203,32 @@ async fn next_sweep(moto: &Moto, timeout: Duration) -> Result<Instant> {
     .await
 }
 
+/// Waits until no sweep is reading pages: DescribeRepositories unchanged for 2 s (a sweep
+/// reads its pages back to back), so that a window opened next holds whole sweeps.
+async fn between_sweeps(moto: &Moto, timeout: Duration) -> Result<()> {
+    let pages = || async {
+        let calls = moto.calls().await?;
+        Ok::<u64, BenchError>(calls.get("DescribeRepositories").copied().unwrap_or(0))
+    };
+    let deadline = Instant::now() + timeout;
+    let mut last = pages().await?;
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(2) {
+        if Instant::now() > deadline {
+            return Err(BenchError::Timeout {
+                what: "a pause between sweeps".into(),
+                seconds: timeout.as_secs_f64(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = pages().await?;
+        if now != last {
+            (last, quiet_since) = (now, Instant::now());
+        }
+    }
+    Ok(())
+}
+
 /// Waits until `target` Repository reconciles are counted; returns when.
 async fn reconciled(admin: &str, target: u64, timeout: Duration) -> Result<Instant> {
     poll(
@@ -226,6 +252,7 @@ async fn quiet_resync(
     n: usize,
     sweep: Duration,
 ) -> Result<(f64, u64, u64, u64, u64)> {
+    between_sweeps(moto, sweep * 2).await?;
     let calls_before = moto.calls().await?;
     let kube_before = kube_writes(server);
     let reconciles_before = reconciles(admin, "repository").await?;
@@ -257,7 +284,8 @@ fn ready_at(server: &ApiServer, i: usize, generation: i64) -> bool {
 
 /// Spec changes (a new tag) to one object after another, every 200 ms, from the moment the next
 /// sweep's resync is under way until it has reconciled every object; each change's time until
-/// the object is Ready at its new generation (its TagResource made and its status written).
+/// the object is Ready at its new generation (its TagResource made and its status written),
+/// watched every 5 ms for all changes at once.
 async fn changes_during_resync(
     moto: &Moto,
     server: &ApiServer,
@@ -267,36 +295,57 @@ async fn changes_during_resync(
     sweep: Duration,
 ) -> Result<(Vec<Duration>, f64)> {
     let api: Api<Repository> = Api::namespaced(client.clone(), NAMESPACE);
+    between_sweeps(moto, sweep * 2).await?;
     let before = reconciles(admin, "repository").await?;
     let started = next_sweep(moto, sweep * 2).await?;
     // The sweep reads its pages first; changes start once its reconciles flow.
     reconciled(admin, before + (n as u64 / 100).max(1), sweep * 4).await?;
     let mut waits = Vec::new();
-    let mut i = 0;
-    loop {
-        let done = reconciles(admin, "repository").await? >= before + n as u64;
-        if done {
-            break;
+    let mut waiting: Vec<(usize, Instant)> = Vec::new();
+    let mut resyncing = true;
+    let mut next_change = Instant::now();
+    let deadline = Instant::now() + sweep * 4;
+    while resyncing || !waiting.is_empty() {
+        if Instant::now() > deadline {
+            return Err(BenchError::Timeout {
+                what: format!("{} changed Repositories to be Ready", waiting.len()),
+                seconds: (sweep * 4).as_secs_f64(),
+            });
         }
-        let patch = json!({"spec": {"tags": {"rev": format!("r{i}")}}});
-        let sent = Instant::now();
-        api.patch(
-            &object_name(i),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-        poll(
-            "a changed Repository Ready at generation 2",
-            Duration::from_millis(5),
-            sweep * 2,
-            || std::future::ready(ready_at(server, i, 2).then_some(())),
-        )
-        .await?;
-        waits.push(sent.elapsed());
-        i += 1;
-        let next = sent + Duration::from_millis(200);
-        tokio::time::sleep_until(next.into()).await;
+        if resyncing && Instant::now() >= next_change {
+            resyncing = reconciles(admin, "repository").await? < before + n as u64;
+            if resyncing {
+                let i = waits.len() + waiting.len();
+                let patch = json!({"spec": {"tags": {"rev": format!("r{i}")}}});
+                let sent = Instant::now();
+                api.patch(
+                    &object_name(i),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+                waiting.push((i, sent));
+                next_change = sent + Duration::from_millis(200);
+            }
+        }
+        waiting.retain(|(i, sent)| {
+            let ready = ready_at(server, *i, 2);
+            if ready {
+                waits.push(sent.elapsed());
+                eprintln!(
+                    "   change {i} at {:.2} s into the window: {:.1} ms",
+                    sent.duration_since(started).as_secs_f64(),
+                    crate::util::ms(sent.elapsed())
+                );
+            }
+            !ready
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if waits.is_empty() {
+        return Err(BenchError::Scenario(
+            "the resync ended before a spec change could be made during it".into(),
+        ));
     }
     Ok((waits, started.elapsed().as_secs_f64()))
 }
@@ -463,10 +512,11 @@ fn report(figures: &mut Figures, n: usize, m: &Measured, seed_moto_s: f64, seed_
         "ms",
         &format!(
             "{} spec changes during the next resync ({:.1} s), each until Ready at its new \
-             generation (TagResource made); p50 {:.1} ms{at} (target <= 1000)",
+             generation (TagResource made); p50 {:.1} ms, max {:.1} ms{at} (target <= 1000)",
             waits.len(),
             m.changes_window_s,
-            crate::util::ms(quantile(&waits, 0.5))
+            crate::util::ms(quantile(&waits, 0.5)),
+            crate::util::ms(waits.last().copied().unwrap_or_default()),
         ),
     );
     figures.add(
