@@ -64,7 +64,9 @@ struct Pass<K: Resource<DynamicType = ()> + 'static> {
     signals: futures::stream::Fuse<BoxStream<'static, ()>>,
     progress: Arc<Progress>,
     batch: usize,
-    queue: VecDeque<ObjectRef<K>>,
+    /// The objects of this pass still to hand out (references are made a batch at a time:
+    /// 100,000 at once are 400,000 allocations in one poll of the controller).
+    queue: VecDeque<Arc<K>>,
     /// A signal came during this pass: the objects already handed out must be seen again.
     again: bool,
     /// Reconciles to be finished before the next batch.
@@ -109,12 +111,7 @@ where
         pass.again = false;
         // Signals already waiting ask for what this pass does.
         while let Some(Some(())) = pass.signals.next().now_or_never() {}
-        pass.queue = pass
-            .store
-            .state()
-            .iter()
-            .map(|o| ObjectRef::from_obj(&**o))
-            .collect();
+        pass.queue = pass.store.state().into();
     } else {
         // (A signal stream that ended lets this pass finish.)
         while let Some(Some(())) = pass.signals.next().now_or_never() {
@@ -122,7 +119,11 @@ where
         }
     }
     let take = pass.batch.min(pass.queue.len());
-    let batch: Vec<ObjectRef<K>> = pass.queue.drain(..take).collect();
+    let batch: Vec<ObjectRef<K>> = pass
+        .queue
+        .drain(..take)
+        .map(|o| ObjectRef::from_obj(&*o))
+        .collect();
     pass.release_at = pass.progress.finished() + (take as u64).div_ceil(2);
     Some((batch, pass))
 }
