@@ -2,7 +2,9 @@
 //! and the findings gauges read (issue #17): the watch's events update it by name, and the
 //! whole report is dropped as soon as it is read.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use kube::ResourceExt;
@@ -11,8 +13,32 @@ use kube::runtime::watcher::Event;
 use super::decision::{AdmissionReport, Interner, Symbols};
 use crate::api::image_scan_report::ImageScanReport;
 
-/// Reports by name.
-type ByName = HashMap<Box<str>, Arc<AdmissionReport>>;
+/// Reports by name (the name is in the report: no copy of it as a key).
+type ByName = HashSet<Named>;
+
+/// A report, hashed and compared by its name.
+#[derive(Debug)]
+struct Named(Arc<AdmissionReport>);
+
+impl PartialEq for Named {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name() == other.0.name()
+    }
+}
+
+impl Eq for Named {}
+
+impl Hash for Named {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.name().hash(state);
+    }
+}
+
+impl Borrow<str> for Named {
+    fn borrow(&self) -> &str {
+        self.0.name()
+    }
+}
 
 /// The reports by name, and the tables their text is in.
 #[derive(Debug, Default)]
@@ -57,13 +83,13 @@ impl ReportStore {
     pub fn contents(&self) -> (Symbols, Vec<Arc<AdmissionReport>>) {
         (
             self.interner.symbols(),
-            self.reports.values().cloned().collect(),
+            self.reports.iter().map(|r| r.0.clone()).collect(),
         )
     }
 
     /// Every report, in no particular order.
     pub fn reports(&self) -> impl Iterator<Item = &AdmissionReport> {
-        self.reports.values().map(|r| &**r)
+        self.reports.iter().map(|r| &*r.0)
     }
 }
 
@@ -71,9 +97,9 @@ impl ReportStore {
 /// practice) is left out, and its older version with it: that one would be stale.
 fn put(interner: &mut Interner, reports: &mut ByName, report: &ImageScanReport) {
     let name = report.name_any();
-    match AdmissionReport::new(&report.spec, interner) {
+    match AdmissionReport::new(&name, &report.spec, interner) {
         Ok(compact) => {
-            reports.insert(name.into(), Arc::new(compact));
+            reports.replace(Named(Arc::new(compact)));
         }
         Err(e) => {
             tracing::error!(report = %name, error = %e, "admission cache: report left out");

@@ -89,66 +89,70 @@ impl fmt::Display for Digest {
     }
 }
 
-/// One listed finding: its id and its [`Detail`] (severity, package, score), both symbols.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CompactFinding {
-    pub(super) id: IdSym,
-    pub(super) detail: u32,
-}
-
 /// What the decision and the findings gauges read from one ImageScanReport.
 #[derive(Debug)]
 pub struct AdmissionReport {
     pub(super) repo: Arc<Repo>,
     pub(super) digest: Digest,
-    pub(super) tags: Box<[Box<str>]>,
     /// ECR's scan status, shared with the other reports.
-    pub(super) status: Arc<str>,
+    status: Arc<str>,
     pub(super) completed_at: Option<DateTime<Utc>>,
-    /// The summary by severity, negative counts as 0 (how the decision and the gauges read
-    /// them), in the order of [`crate::api::image_scan_report::SeveritySummary`]'s fields.
-    pub(super) summary: [u64; 6],
-    /// In the report's order.
-    pub(super) findings: Box<[CompactFinding]>,
+    /// The rest in one allocation, as LEB128 varints: the object's name and the tags (each
+    /// its length then its bytes, the tags after their count); the summary's six counts
+    /// (negative ones as 0); the findings' count, then each finding's [`IdSym`] and
+    /// [`Detail`] symbol (package, severity, score), in the report's order. About 5 bytes a
+    /// finding where the fields of a `Finding` take over 100.
+    packed: Box<[u8]>,
 }
 
 impl AdmissionReport {
-    /// `spec` as the decision reads it; its text in `interner`'s tables.
-    pub fn new(spec: &ImageScanReportSpec, interner: &mut Interner) -> Result<Self, SymbolsFull> {
-        let findings = spec
-            .findings
-            .iter()
-            .map(|f| {
-                let package = f.package.as_deref().map(|p| interner.text(p)).transpose()?;
-                Ok(CompactFinding {
-                    id: interner.id(&f.id)?,
-                    detail: interner.detail(Detail {
-                        severity: f.severity,
-                        package,
-                        score: f.score,
-                    })?,
-                })
-            })
-            .collect::<Result<_, SymbolsFull>>()?;
+    /// Object `name`'s `spec` as the decision reads it; its text in `interner`'s tables.
+    pub fn new(
+        name: &str,
+        spec: &ImageScanReportSpec,
+        interner: &mut Interner,
+    ) -> Result<Self, SymbolsFull> {
+        let mut packed = Vec::new();
+        put_text(&mut packed, name);
+        put(&mut packed, spec.image_tags.len() as u64);
+        for tag in &spec.image_tags {
+            put_text(&mut packed, tag);
+        }
         let s = &spec.summary;
-        let summary = [
+        let counts = [
             s.critical,
             s.high,
             s.medium,
             s.low,
             s.informational,
             s.undefined,
-        ]
-        .map(|n| u64::try_from(n).unwrap_or(0));
+        ];
+        for n in counts {
+            put(&mut packed, u64::try_from(n).unwrap_or(0));
+        }
+        put(&mut packed, spec.findings.len() as u64);
+        for f in &spec.findings {
+            let package = f.package.as_deref().map(|p| interner.text(p)).transpose()?;
+            put(&mut packed, interner.id(&f.id)?.0);
+            let detail = interner.detail(Detail {
+                severity: f.severity,
+                package,
+                score: f.score,
+            })?;
+            put(&mut packed, u64::from(detail));
+        }
         Ok(Self {
             repo: interner.repo(&spec.registry_id, &spec.region, &spec.repository_name),
             digest: Digest::new(&spec.image_digest),
-            tags: spec.image_tags.iter().map(|t| t.as_str().into()).collect(),
             status: interner.shared(&spec.scan.status),
             completed_at: completed_at(&spec.scan),
-            summary,
-            findings,
+            packed: packed.into_boxed_slice(),
         })
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        Reader(&self.packed).text()
     }
 
     /// ECR's scan status.
@@ -156,10 +160,34 @@ impl AdmissionReport {
         &self.status
     }
 
+    /// The image's tags.
+    pub(super) fn tags(&self) -> impl Iterator<Item = &str> {
+        let mut r = Reader(&self.packed);
+        r.text();
+        let n = r.varint();
+        (0..n).map(move |_| r.text())
+    }
+
+    /// Tag `i`.
+    pub(super) fn tag(&self, i: u32) -> &str {
+        self.tags().nth(i as usize).unwrap_or_default()
+    }
+
+    /// Past the tags.
+    fn after_tags(&self) -> Reader<'_> {
+        let mut r = Reader(&self.packed);
+        r.text();
+        for _ in 0..r.varint() {
+            r.text();
+        }
+        r
+    }
+
     /// The summary's counts (negative ones as 0): critical, high, medium, low, informational,
     /// undefined.
     pub fn summary(&self) -> [u64; 6] {
-        self.summary
+        let mut r = self.after_tags();
+        [(); 6].map(|()| r.varint())
     }
 
     /// The summary's count for `severity`.
@@ -171,7 +199,20 @@ impl AdmissionReport {
             Severity::Low => 3,
             Severity::Informational => 4,
         };
-        self.summary[i]
+        self.summary()[i]
+    }
+
+    /// The findings: (id, detail symbol), in the report's order.
+    pub(super) fn findings(&self) -> impl Iterator<Item = (IdSym, u32)> + '_ {
+        let mut r = self.after_tags();
+        for _ in 0..6 {
+            r.varint();
+        }
+        let n = r.varint();
+        (0..n).map(move |_| {
+            let id = IdSym(r.varint());
+            (id, u32::try_from(r.varint()).unwrap_or(u32::MAX))
+        })
     }
 
     /// Orders by (registry, region, repository) then `last`: how the index sorts and finds.
@@ -180,6 +221,46 @@ impl AdmissionReport {
         (&*r.registry_id, &*r.region, &*r.repository)
             .cmp(&key)
             .then(last)
+    }
+}
+
+/// Appends `n` as a LEB128 varint.
+fn put(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n & 0x7f) as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn put_text(out: &mut Vec<u8>, s: &str) {
+    put(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Reads what [`put`] and [`put_text`] wrote; past the end, zeros and empty text (never for
+/// what they wrote).
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn varint(&mut self) -> u64 {
+        let mut n = 0u64;
+        for (i, b) in self.0.iter().enumerate() {
+            n |= u64::from(b & 0x7f) << (7 * i).min(63);
+            if b & 0x80 == 0 {
+                self.0 = &self.0[i + 1..];
+                return n;
+            }
+        }
+        self.0 = &[];
+        n
+    }
+
+    fn text(&mut self) -> &'a str {
+        let len = usize::try_from(self.varint()).unwrap_or(usize::MAX);
+        let (text, rest) = self.0.split_at(len.min(self.0.len()));
+        self.0 = rest;
+        std::str::from_utf8(text).unwrap_or_default()
     }
 }
 
@@ -199,5 +280,56 @@ impl Interner {
                 shared
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::image_scan_report::Finding;
+
+    #[test]
+    fn a_report_reads_back_as_given() {
+        let mut spec = ImageScanReportSpec {
+            image_digest: "sha256:AB".into(),
+            image_tags: vec!["v1".into(), String::new(), "é-ü".repeat(100)],
+            ..ImageScanReportSpec::default()
+        };
+        spec.summary.critical = i64::MAX;
+        spec.summary.high = -3;
+        spec.summary.undefined = 200;
+        spec.findings = vec![Finding {
+            id: "GHSA-1".into(),
+            severity: Severity::High,
+            score: Some(f64::NAN),
+            ..Finding::default()
+        }];
+        let mut interner = Interner::new();
+        let r = AdmissionReport::new("name", &spec, &mut interner);
+        let symbols = interner.symbols();
+        let Ok(r) = r else {
+            panic!("not compacted: {r:?}");
+        };
+        assert_eq!(r.name(), "name");
+        assert_eq!(r.tags().collect::<Vec<_>>(), spec.image_tags);
+        assert_eq!(r.summary(), [i64::MAX as u64, 0, 0, 0, 0, 200]);
+        assert_eq!(r.digest.to_string(), "sha256:AB");
+        let findings: Vec<_> = super::super::Scan::Compact(&r, &symbols)
+            .findings()
+            .collect();
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].id, "GHSA-1");
+        assert!(findings[0].score.is_some_and(f64::is_nan));
+    }
+
+    #[test]
+    fn sha256_digests_pack_and_print_as_given() {
+        let hex = "0123456789abcdef".repeat(4);
+        let d = Digest::new(&format!("sha256:{hex}"));
+        assert!(matches!(d, Digest::Sha256(_)));
+        assert_eq!(d.to_string(), format!("sha256:{hex}"));
+        let upper = format!("sha256:{}", hex.to_uppercase());
+        assert_eq!(Digest::new(&upper).to_string(), upper);
+        assert!(matches!(Digest::new(&upper), Digest::Other(_)));
     }
 }

@@ -54,9 +54,7 @@ impl ReportIndex {
         });
         by_tag.sort_unstable_by(|a, b| {
             let (ra, rb) = (report(a.0), report(b.0));
-            ra.repo
-                .cmp(&rb.repo)
-                .then(ra.tags[a.1 as usize].cmp(&rb.tags[b.1 as usize]))
+            ra.repo.cmp(&rb.repo).then(ra.tag(a.1).cmp(rb.tag(b.1)))
         });
         Self {
             symbols,
@@ -75,7 +73,7 @@ impl ReportIndex {
         for (i, report) in positions {
             let r = &*report.repo;
             let key = |last| (&*r.registry_id, &*r.region, &*r.repository, last);
-            for (t, tag) in (0u32..).zip(&report.tags) {
+            for (t, tag) in (0u32..).zip(report.tags()) {
                 let newer = match tags.get(&key(DigestOrTag::Tag(tag))) {
                     Some((held, _)) => {
                         let held = DigestOrTag::Digest(reports[*held as usize].digest.as_ref());
@@ -102,7 +100,7 @@ impl FromIterator<ImageScanReportSpec> for ReportIndex {
         let mut interner = Interner::new();
         let reports = iter
             .into_iter()
-            .filter_map(|r| AdmissionReport::new(&r, &mut interner).ok())
+            .filter_map(|r| AdmissionReport::new("", &r, &mut interner).ok())
             .map(Arc::new)
             .collect();
         Self::build(interner.symbols(), reports)
@@ -122,7 +120,7 @@ impl ReportIndex {
     fn find_tag(&self, key: (&str, &str, &str), tag: &str) -> Option<&AdmissionReport> {
         let i = self.by_tag.binary_search_by(|(p, t)| {
             let r = &self.reports[*p as usize];
-            r.cmp_key(key, (*r.tags[*t as usize]).cmp(tag))
+            r.cmp_key(key, r.tag(*t).cmp(tag))
         });
         let (p, _) = self.by_tag.get(i.ok()?)?;
         Some(&self.reports[*p as usize])

@@ -82,10 +82,10 @@ impl<'a> Scan<'a> {
                 package: f.package.as_deref(),
                 score: f.score,
             })),
-            Self::Compact(r, symbols) => Box::new(r.findings.iter().filter_map(move |f| {
-                let detail = symbols.detail(f.detail)?;
+            Self::Compact(r, symbols) => Box::new(r.findings().filter_map(move |(id, detail)| {
+                let detail = symbols.detail(detail)?;
                 Some(FindingRef {
-                    id: symbols.id(f.id),
+                    id: symbols.id(id),
                     severity: detail.severity,
                     package: detail.package.map(|p| symbols.text(p)),
                     score: detail.score,

@@ -70,46 +70,52 @@ pub struct Detail {
     pub score: Option<f64>,
 }
 
-/// A finding id as a `u32`: `CVE-YYYY-NNNN…` packed into the number itself (no table entry),
-/// anything else a symbol of [`Symbols::text`].
+/// A finding id as a number: `CVE-YYYY-NNNN…` packed into the number itself (no table entry),
+/// anything else a symbol of [`Symbols::text`]. Small for what is common (a CVE of this
+/// century: 4 bytes as a varint), since reports store it as one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct IdSym(u32);
+pub struct IdSym(pub(super) u64);
 
-/// The bit that marks a packed CVE id.
-const CVE_BIT: u32 = 1 << 31;
-const CVE_YEAR_BASE: u32 = 1990;
-/// Bits of the packed id: 7 for the year (from 1990), 2 for the width of the number (4 to 7
-/// digits), 22 for the number.
-const CVE_NUMBER_BITS: u32 = 22;
+const CVE_YEAR_BASE: u64 = 1990;
+/// Digits in a CVE number that packs: its width is kept, leading zeros included.
+const CVE_WIDTHS: std::ops::RangeInclusive<usize> = 4..=11;
 
 impl IdSym {
-    /// `id` packed, when it is a CVE id whose text the packed form gives back exactly.
+    /// `id` packed, when it is a CVE id whose text the packed form gives back exactly: the
+    /// lowest bit set, then 3 bits of width (from 4), 7 of year (from 1990), the number.
     fn cve(id: &str) -> Option<Self> {
         let rest = id.strip_prefix("CVE-")?;
         let (year, number) = rest.split_once('-')?;
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if year.len() != 4 || !digits(year) || !(4..=7).contains(&number.len()) || !digits(number) {
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if year.len() != 4
+            || !digits(year)
+            || !CVE_WIDTHS.contains(&number.len())
+            || !digits(number)
+        {
             return None;
         }
-        let year = year.parse::<u32>().ok()?.checked_sub(CVE_YEAR_BASE)?;
-        let value = number.parse::<u32>().ok()?;
-        if year >= 1 << 7 || value >= 1 << CVE_NUMBER_BITS {
+        let year = year.parse::<u64>().ok()?.checked_sub(CVE_YEAR_BASE)?;
+        let value = number.parse::<u64>().ok()?;
+        if year >= 1 << 7 {
             return None;
         }
-        let width = u32::try_from(number.len() - 4).ok()?;
-        Some(Self(
-            CVE_BIT | year << (CVE_NUMBER_BITS + 2) | width << CVE_NUMBER_BITS | value,
-        ))
+        let width = (number.len() - CVE_WIDTHS.start()) as u64;
+        Some(Self((value << 10 | year << 3 | width) << 1 | 1))
+    }
+
+    fn text(sym: u32) -> Self {
+        Self(u64::from(sym) << 1)
     }
 
     /// The CVE id this packs, if it packs one.
     fn unpacked(self) -> Option<String> {
-        if self.0 & CVE_BIT == 0 {
+        if self.0 & 1 == 0 {
             return None;
         }
-        let year = (self.0 >> (CVE_NUMBER_BITS + 2) & 0x7f) + CVE_YEAR_BASE;
-        let width = (self.0 >> CVE_NUMBER_BITS & 0x3) as usize + 4;
-        let value = self.0 & ((1 << CVE_NUMBER_BITS) - 1);
+        let packed = self.0 >> 1;
+        let width = (packed & 0x7) as usize + CVE_WIDTHS.start();
+        let year = (packed >> 3 & 0x7f) + CVE_YEAR_BASE;
+        let value = packed >> 10;
         Some(format!("CVE-{year}-{value:0width$}"))
     }
 }
@@ -137,7 +143,7 @@ impl Symbols {
     pub fn id(&self, id: IdSym) -> std::borrow::Cow<'_, str> {
         match id.unpacked() {
             Some(cve) => cve.into(),
-            None => self.text(id.0).into(),
+            None => u32::try_from(id.0 >> 1).map_or("", |i| self.text(i)).into(),
         }
     }
 }
@@ -171,7 +177,7 @@ impl Interner {
             return Ok(*i);
         }
         let s: Arc<str> = s.into();
-        let i = self.symbols.text.push(s.clone(), CVE_BIT)?;
+        let i = self.symbols.text.push(s.clone(), u32::MAX)?;
         self.text.insert(s, i);
         Ok(i)
     }
@@ -180,7 +186,7 @@ impl Interner {
     pub fn id(&mut self, id: &str) -> Result<IdSym, SymbolsFull> {
         match IdSym::cve(id) {
             Some(packed) => Ok(packed),
-            None => self.text(id).map(IdSym),
+            None => self.text(id).map(IdSym::text),
         }
     }
 
@@ -230,8 +236,8 @@ mod tests {
         }
         for id in [
             "CVE-2024-123",
-            "CVE-2024-12345678",
-            "CVE-2024-9999999",
+            "CVE-2024-123456789012",
+            "CVE-2118-1234",
             "cve-2024-3094",
             "CVE-24-3094",
             "CVE-1989-3094",
@@ -263,7 +269,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_id_reads_back_as_given(id in "(CVE-[0-9]{1,5}-[0-9]{0,9})|[ -~]{0,20}") {
+        fn every_id_reads_back_as_given(id in "(CVE-[0-9]{1,5}-[0-9]{0,13})|[ -~]{0,20}") {
             let mut interner = Interner::new();
             let sym = interner.id(&id);
             prop_assert!(sym.is_ok());
