@@ -1,6 +1,5 @@
 //! The scan reports the decision reads, by digest and by tag.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::compact::{AdmissionReport, DigestRef};
@@ -17,22 +16,10 @@ pub struct ReportIndex {
     symbols: Symbols,
     reports: Vec<Arc<AdmissionReport>>,
     /// Positions in `reports`, one per (registry, region, repository, digest), in that order.
-    by_digest: Vec<u32>,
+    by_digest: Box<[u32]>,
     /// (position of a report, position of the tag in its tags), one per (registry, region,
     /// repository, tag), in that order: the report whose digest the tag names.
-    by_tag: Vec<(u32, u32)>,
-}
-
-/// (registry, region, repository, digest or tag), borrowed from the reports while indexing.
-type Key<'a> = (&'a str, &'a str, &'a str, DigestOrTag<'a>);
-
-/// Per digest a report's position; per tag (a report's position, the tag's position).
-type Winners<'a> = (HashMap<Key<'a>, u32>, HashMap<Key<'a>, (u32, u32)>);
-
-#[derive(PartialEq, Eq, Hash)]
-enum DigestOrTag<'a> {
-    Digest(DigestRef<'a>),
-    Tag(&'a str),
+    by_tag: Box<[(u32, u32)]>,
 }
 
 impl ReportIndex {
@@ -41,21 +28,40 @@ impl ReportIndex {
         Self::default()
     }
 
-    /// The index of `reports`, whose symbols are all in `symbols`; later reports replace
-    /// earlier ones for the same digest.
+    /// The index of `reports`, whose symbols are all in `symbols`: per digest the last of its
+    /// reports, per tag the report that names its digest (see [`Self::tag_winner`]). Built by
+    /// sorting positions, in place: no map of keys, whose size would stay with the allocator.
     pub fn build(symbols: Symbols, reports: Vec<Arc<AdmissionReport>>) -> Self {
-        let (digests, tags) = Self::winners(&reports);
-        let mut by_digest: Vec<u32> = digests.into_values().collect();
-        let mut by_tag: Vec<(u32, u32)> = tags.into_values().collect();
         let report = |i: u32| &reports[i as usize];
-        by_digest.sort_unstable_by(|a, b| {
-            let (a, b) = (report(*a), report(*b));
-            a.repo.cmp(&b.repo).then(a.digest.cmp(&b.digest))
-        });
-        by_tag.sort_unstable_by(|a, b| {
+        let digest_order = |a: &u32, b: &u32| {
+            let (ra, rb) = (report(*a), report(*b));
+            (&ra.repo, &ra.digest, a).cmp(&(&rb.repo, &rb.digest, b))
+        };
+        // Every report's position, by (repository, digest, position).
+        let mut all: Vec<u32> = (0u32..).zip(&reports).map(|(i, _)| i).collect();
+        all.sort_unstable_by(digest_order);
+        let mut tags: Vec<(u32, u32)> = (0u32..)
+            .zip(&reports)
+            .flat_map(|(i, r)| (0u32..).zip(r.tags()).map(move |(t, _)| (i, t)))
+            .collect();
+        let same_tag = |a: &(u32, u32), b: &(u32, u32)| {
             let (ra, rb) = (report(a.0), report(b.0));
-            ra.repo.cmp(&rb.repo).then(ra.tag(a.1).cmp(rb.tag(b.1)))
-        });
+            (&ra.repo, ra.tag(a.1)).cmp(&(&rb.repo, rb.tag(b.1)))
+        };
+        tags.sort_unstable_by(|a, b| same_tag(a, b).then(a.cmp(b)));
+        let by_tag = tags
+            .chunk_by(|a, b| same_tag(a, b).is_eq())
+            .filter_map(|claims| Self::tag_winner(&reports, &all, claims))
+            .collect();
+        drop(tags);
+        let same_digest = |a: &u32, b: &u32| {
+            let (ra, rb) = (report(*a), report(*b));
+            ra.repo == rb.repo && ra.digest == rb.digest
+        };
+        let by_digest = all
+            .chunk_by(|a, b| same_digest(a, b))
+            .filter_map(|group| group.last().copied())
+            .collect();
         Self {
             symbols,
             reports,
@@ -64,33 +70,30 @@ impl ReportIndex {
         }
     }
 
-    /// Per digest its last report, per tag the report that names its digest: a tag goes to a
-    /// report completed no earlier than the one for the digest the tag names so far.
-    fn winners(reports: &[Arc<AdmissionReport>]) -> Winners<'_> {
-        let mut digests: HashMap<Key<'_>, u32> = HashMap::new();
-        let mut tags: HashMap<Key<'_>, (u32, u32)> = HashMap::new();
-        let positions = (0u32..).zip(reports);
-        for (i, report) in positions {
-            let r = &*report.repo;
-            let key = |last| (&*r.registry_id, &*r.region, &*r.repository, last);
-            for (t, tag) in (0u32..).zip(report.tags()) {
-                let newer = match tags.get(&key(DigestOrTag::Tag(tag))) {
-                    Some((held, _)) => {
-                        let held = DigestOrTag::Digest(reports[*held as usize].digest.as_ref());
-                        report.completed_at
-                            >= digests
-                                .get(&key(held))
-                                .and_then(|p| reports[*p as usize].completed_at)
-                    }
-                    None => true,
-                };
-                if newer {
-                    tags.insert(key(DigestOrTag::Tag(tag)), (i, t));
-                }
+    /// Of the `claims` on one tag, by position, the one that holds it when the reports are
+    /// taken in order: the first, then any whose scan completed no earlier than that of the
+    /// report then held for the digest the tag names. `all` is every position by (repository,
+    /// digest, position).
+    fn tag_winner(
+        reports: &[Arc<AdmissionReport>],
+        all: &[u32],
+        claims: &[(u32, u32)],
+    ) -> Option<(u32, u32)> {
+        let report = |i: u32| &reports[i as usize];
+        let (first, rest) = claims.split_first()?;
+        let mut holder = *first;
+        for &(p, t) in rest {
+            let (claimant, held) = (report(p), &report(holder.0).digest);
+            // The last report before `p` for the held digest.
+            let key = |q: &u32| (&report(*q).repo, &report(*q).digest);
+            let start = all.partition_point(|q| key(q) < (&claimant.repo, held));
+            let end = all.partition_point(|q| (key(q), *q) < ((&claimant.repo, held), p));
+            let held_completed = all[start..end].last().and_then(|q| report(*q).completed_at);
+            if claimant.completed_at >= held_completed {
+                holder = (p, t);
             }
-            digests.insert(key(DigestOrTag::Digest(report.digest.as_ref())), i);
         }
-        (digests, tags)
+        Some(holder)
     }
 }
 

@@ -1285,3 +1285,59 @@ proptest! {
         prop_assert_eq!(before, s.decide());
     }
 }
+
+fn indexed_reports() -> impl Strategy<Value = Vec<ImageScanReportSpec>> {
+    let one = (
+        0..2usize,
+        prop_oneof![Just(REGION), Just(""), Just("eu-west-1")],
+        0..3usize,
+        proptest::collection::vec(prop_oneof![Just("v1"), Just("v2")], 0..3),
+        proptest::option::of(prop_oneof![Just(-1i64), Just(1), Just(2), Just(i64::MAX)]),
+    );
+    proptest::collection::vec(one, 0..8).prop_map(|reports| {
+        reports
+            .into_iter()
+            .enumerate()
+            .map(|(i, (repo, region, digest, tags, age))| {
+                let mut r = report(REPOS[repo], &digest_of(digest), &tags, vec![]);
+                r.region = region.into();
+                // The status names the report: which one a lookup found.
+                r.scan.status = format!("S{i}");
+                r.scan.completed_at = age.map(|d| match d {
+                    i64::MAX => "not a date".to_owned(),
+                    d => days_ago(d),
+                });
+                r
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    /// The compact index finds, for every digest and tag, the report the index over whole
+    /// reports found (the same one, not only an equal one): several reports per digest and
+    /// per tag, in any region, completed at any time or never.
+    #[test]
+    fn the_compact_index_finds_what_the_whole_one_found(reports in indexed_reports()) {
+        let full: FullIndex = reports.iter().cloned().collect();
+        let compact: ReportIndex = reports.into_iter().collect();
+        let found = |s: Option<Scan<'_>>| s.map(|s| (s.digest(), s.status().to_owned()));
+        for repo in REPOS {
+            for region in [REGION, "", "eu-west-1", "ap-south-1"] {
+                for tag in ["v1", "v2", "v3"] {
+                    prop_assert_eq!(
+                        found(full.by_tag(ACCOUNT, region, repo, tag)),
+                        found(compact.by_tag(ACCOUNT, region, repo, tag))
+                    );
+                }
+                for d in 0..4 {
+                    let digest = digest_of(d);
+                    prop_assert_eq!(
+                        found(full.by_digest(ACCOUNT, region, repo, &digest)),
+                        found(compact.by_digest(ACCOUNT, region, repo, &digest))
+                    );
+                }
+            }
+        }
+    }
+}
