@@ -1,5 +1,6 @@
 //! Shared tables for the compact reports (issue #17): a finding's text is stored once per
-//! process however many reports list it, and a report refers to it by a `u32`.
+//! process however many reports list it, and a report refers to it by number (a CVE id needs
+//! no entry: its number is the id itself, packed).
 //!
 //! The [`Interner`] appends; a [`Symbols`] is a cheap, immutable copy of its tables (chunks
 //! shared by `Arc`) that an index keeps to read the reports it holds.
