@@ -1,5 +1,6 @@
-//! The webhook's view of the cluster: ImageScanReports and ScanPolicies (cluster-scoped) and
-//! Namespaces (for their labels), each kept by a `kube::runtime::reflector`.
+//! The webhook's view of the cluster: ImageScanReports (compact, in a [`ReportStore`]),
+//! ScanPolicies (cluster-scoped) and Namespaces (for their labels), each kept up to date by a
+//! watch (a `kube::runtime::reflector` for the last two).
 //!
 //! Lookups must be fast and never wait on the watches: reports and policies are served from an
 //! immutable [`Snapshot`] behind an [`ArcSwap`], rebuilt by one task after changes (coalesced:
@@ -8,8 +9,8 @@
 //! Namespace labels are read from the reflector's store (a short read lock).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -25,6 +26,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use super::decision::ReportIndex;
+use super::report_store::ReportStore;
 use crate::api::image_scan_report::ImageScanReport;
 use crate::api::scan_policy::ScanPolicy;
 
@@ -47,8 +49,8 @@ pub struct Snapshot {
 pub struct ScanCache {
     snapshot: ArcSwap<Snapshot>,
     namespaces: Store<Namespace>,
-    /// The reports as the reflector holds them, for the findings gauges.
-    reports: Store<ImageScanReport>,
+    /// The reports as the watch left them, for the index and the findings gauges.
+    reports: Arc<Mutex<ReportStore>>,
     synced: AtomicBool,
 }
 
@@ -68,7 +70,7 @@ impl ScanCache {
         scope: &crate::scope::WatchScope,
         tasks: &mut JoinSet<()>,
     ) -> Arc<ScanCache> {
-        let (reports, reports_writer) = reflector::store::<ImageScanReport>();
+        let reports = Arc::new(Mutex::new(ReportStore::default()));
         let (policies, policies_writer) = reflector::store::<ScanPolicy>();
         let (namespaces, namespaces_writer) = reflector::store::<Namespace>();
         let cache = Arc::new(ScanCache {
@@ -81,7 +83,7 @@ impl ScanCache {
         let config = watcher::Config::default();
 
         let scoped = scope.watcher_config();
-        let stream = reflector::reflector(reports_writer, reports_seen(&client, &scoped));
+        let stream = reports_seen(&client, &scoped, reports.clone());
         tasks.spawn(drive("ImageScanReport", stream, Some(changed.clone())));
         let stream = reflector::reflector(policies_writer, parsed_watch(client.clone(), scoped));
         tasks.spawn(drive("ScanPolicy", stream, Some(changed.clone())));
@@ -95,7 +97,6 @@ impl ScanCache {
         let rebuilder = cache.clone();
         tasks.spawn(async move {
             let ready = async {
-                reports.wait_until_ready().await?;
                 policies.wait_until_ready().await?;
                 rebuilder.namespaces.wait_until_ready().await
             };
@@ -103,25 +104,30 @@ impl ScanCache {
                 tracing::error!("admission cache: a reflector stopped before its first list");
                 return;
             }
-            rebuilder.rebuild(&reports, &policies);
+            // Every report event signals `changed`, the first list's end included.
+            while !rebuilder.report_store().is_ready() {
+                changed.notified().await;
+            }
+            rebuilder.rebuild(&policies);
             rebuilder.synced.store(true, Ordering::Release);
             tracing::info!(
-                reports = reports.len(),
+                reports = rebuilder.report_store().reports().count(),
                 policies = policies.len(),
                 "admission cache synced"
             );
             loop {
                 changed.notified().await;
                 tokio::time::sleep(REBUILD_DEBOUNCE).await;
-                rebuilder.rebuild(&reports, &policies);
+                rebuilder.rebuild(&policies);
             }
         });
         cache
     }
 
-    fn rebuild(&self, reports: &Store<ImageScanReport>, policies: &Store<ScanPolicy>) {
+    fn rebuild(&self, policies: &Store<ScanPolicy>) {
         // The index shares the store's reports: no finding is copied.
-        let index: ReportIndex = reports.state().into_iter().collect();
+        let (symbols, reports) = self.report_store().contents();
+        let index = ReportIndex::build(symbols, reports);
         let mut policies: Vec<ScanPolicy> =
             policies.state().iter().map(|p| (**p).clone()).collect();
         policies.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
@@ -140,11 +146,10 @@ impl ScanCache {
             writer.apply_watcher_event(&Event::InitApply(ns));
         }
         writer.apply_watcher_event(&Event::InitDone);
-        let (reports, _) = reflector::store::<ImageScanReport>();
         Arc::new(ScanCache {
             snapshot: ArcSwap::from_pointee(snapshot),
             namespaces: store,
-            reports,
+            reports: Default::default(),
             synced: AtomicBool::new(true),
         })
     }
@@ -152,6 +157,11 @@ impl ScanCache {
     /// Whether every reflector has listed once and the first snapshot is built.
     pub fn is_synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
+    }
+
+    /// The reports as the watch left them (a short lock, never taken on the request path).
+    fn report_store(&self) -> MutexGuard<'_, ReportStore> {
+        self.reports.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The current snapshot.
@@ -177,7 +187,7 @@ impl ScanCache {
 impl ScanCache {
     /// `ecr_operator_scan_findings{severity}` (findings summed over every ImageScanReport) and
     /// `ecr_operator_scan_reports{status}` (reports by ECR scan status), in the Prometheus text
-    /// format, computed from the reflector's store at scrape time (no copy is kept up to date
+    /// format, computed from the report store at scrape time (no copy is kept up to date
     /// between scrapes). Before the first list only the descriptions are written: zeros would
     /// claim a clean cluster.
     pub fn render_prometheus(&self) -> String {
@@ -186,19 +196,11 @@ impl ScanCache {
         let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
         let synced = self.is_synced();
         if synced {
-            for report in self.reports.state() {
-                let s = &report.spec.summary;
-                for (total, n) in findings.iter_mut().zip([
-                    s.critical,
-                    s.high,
-                    s.medium,
-                    s.low,
-                    s.informational,
-                    s.undefined,
-                ]) {
-                    *total = total.saturating_add(n.max(0));
+            for report in self.report_store().reports() {
+                for (total, n) in findings.iter_mut().zip(report.summary()) {
+                    *total = total.saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
                 }
-                let status = match report.spec.scan.status.as_str() {
+                let status = match report.status() {
                     "" => "UNKNOWN",
                     other => other,
                 };
@@ -249,15 +251,20 @@ fn escape_label(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The reports as the decision reads them (`keep_for_admission`; their status is never read
-/// either): what the cache's store holds.
+/// The report watch, each event applied to `store` (where a report is kept compact) and
+/// passed on without its object.
 fn reports_seen(
     client: &kube::Client,
     config: &watcher::Config,
-) -> impl Stream<Item = Result<Event<ImageScanReport>, watcher::Error>> + Send + 'static {
-    parsed_watch(client.clone(), config.clone()).modify(|r: &mut ImageScanReport| {
-        r.spec.keep_for_admission();
-        r.status = None;
+    store: Arc<Mutex<ReportStore>>,
+) -> impl Stream<Item = Result<(), watcher::Error>> + Send + 'static {
+    parsed_watch::<ImageScanReport>(client.clone(), config.clone()).map(move |event| {
+        let event = event?;
+        store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply(event);
+        Ok(())
     })
 }
 
@@ -303,9 +310,9 @@ where
         })
 }
 
-async fn drive<S, K>(kind: &'static str, stream: S, changed: Option<Arc<Notify>>)
+async fn drive<S, T>(kind: &'static str, stream: S, changed: Option<Arc<Notify>>)
 where
-    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    S: Stream<Item = Result<T, watcher::Error>> + Send + 'static,
 {
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {

@@ -5,7 +5,8 @@
 //! - [`server`]: the HTTPS server, [`serve`] is the entry point of `ecr-operator run`; it
 //!   answers with `handler` (the request path) on the connections of `listener`.
 //! - [`review`]: AdmissionReview in, AdmissionResponse out; which images a request introduces.
-//! - [`cache`]: reflectors over ImageScanReports, ScanPolicies and Namespaces, served as snapshots.
+//! - [`cache`]: watches of ImageScanReports, ScanPolicies and Namespaces, served as snapshots.
+//! - [`report_store`]: the ImageScanReports, compact, as the decision and the gauges read them.
 //! - [`resolver`]: tag-to-digest resolution for tags the cache does not know.
 //! - [`tls`]: serving certificates, from files (reloaded on change) or generated.
 //! - [`cert_secret`]: a generated certificate shared by every replica through a Secret.
@@ -20,6 +21,7 @@ mod handler;
 mod listener;
 pub mod metrics;
 pub mod reachability;
+pub mod report_store;
 pub mod resolver;
 pub mod server;
 pub mod tls;

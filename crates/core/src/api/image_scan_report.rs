@@ -180,24 +180,6 @@ pub struct Finding {
     pub uri: Option<String>,
 }
 
-impl ImageScanReportSpec {
-    /// Drops what the admission decision never reads (each finding's versions, fix flag and
-    /// URI; the scan's description and database time), so that the webhook's cache holds
-    /// only what it decides by: ids, severities, packages and scores of the findings, the scan's
-    /// status and time, the summary.
-    pub fn keep_for_admission(&mut self) {
-        self.scan.description = None;
-        self.scan.vulnerability_source_updated_at = None;
-        for f in &mut self.findings {
-            f.installed_version = None;
-            f.fixed_version = None;
-            f.fix_available = None;
-            f.uri = None;
-        }
-        self.findings.shrink_to_fit();
-    }
-}
-
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageScanReportStatus {

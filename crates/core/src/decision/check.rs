@@ -122,7 +122,7 @@ impl Violations {
     }
 }
 
-impl Check<'_> {
+impl<'a> Check<'a> {
     pub(super) fn evaluate(
         &self,
         namespace: &str,
@@ -169,11 +169,7 @@ impl Check<'_> {
     }
 
     /// The image's report, by digest when one is known, else by tag.
-    pub(super) fn find_report(
-        &self,
-        ecr: &EcrImage,
-        image: &PodImage,
-    ) -> Option<&ImageScanReportSpec> {
+    pub(super) fn find_report(&self, ecr: &EcrImage, image: &PodImage) -> Option<Scan<'a>> {
         // A known digest is what the runtime pulls: a report found by tag may describe another one.
         let resolved = match &image.resolution {
             TagResolution::Resolved(digest) => Some(digest.as_str()),
@@ -192,8 +188,8 @@ impl Check<'_> {
     }
 
     /// Why `report` does not count as a scan, if it does not.
-    pub(super) fn unusable(&self, report: &ImageScanReportSpec) -> Option<String> {
-        let status = report.scan.status.as_str();
+    pub(super) fn unusable(&self, report: Scan<'_>) -> Option<String> {
+        let status = report.status();
         if !SCANNED_STATUSES
             .iter()
             .any(|s| s.eq_ignore_ascii_case(status))
@@ -201,7 +197,7 @@ impl Check<'_> {
             return Some(format!("scan status is {status}"));
         }
         let days = self.enforcement.max_scan_age_days?;
-        let Some(completed) = completed_at(report) else {
+        let Some(completed) = report.completed_at() else {
             return Some(format!(
                 "scan completion time unknown, and maxScanAgeDays is {days}"
             ));
@@ -216,11 +212,7 @@ impl Check<'_> {
         })
     }
 
-    pub(super) fn judge_findings(
-        &self,
-        report: &ImageScanReportSpec,
-        reference: &ImageRef,
-    ) -> Outcome {
+    pub(super) fn judge_findings(&self, report: Scan<'_>, reference: &ImageRef) -> Outcome {
         let threshold = self.enforcement.severity_threshold;
         let mut tally = self.tally(report, reference);
         let allowlisted_note = if tally.allowlisted.is_empty() {
@@ -252,24 +244,24 @@ impl Check<'_> {
     /// The findings at or above the threshold that count against the image: listed ones not
     /// allowlisted, plus those the summary counts but the report does not list (a report keeps
     /// only the most severe), which no allowlist entry can accept.
-    fn tally(&self, report: &ImageScanReportSpec, reference: &ImageRef) -> Tally {
+    fn tally(&self, report: Scan<'_>, reference: &ImageRef) -> Tally {
         let mut tally = Tally::default();
         let threshold = self.enforcement.severity_threshold;
         for severity in SEVERITIES.into_iter().filter(|s| *s >= threshold) {
             let (mut listed_here, mut counted) = (0u64, 0u64);
-            for f in report.findings.iter().filter(|f| f.severity == severity) {
+            for f in report.findings().filter(|f| f.severity == severity) {
                 listed_here += 1;
-                match self.allowlisted(f, reference) {
+                match self.allowlisted(&f, reference) {
                     Some(reason) => {
                         tally.allowlisted.insert(format!("{} ({reason})", f.id));
                     }
                     None => {
                         counted += 1;
-                        tally.listed.push(f.clone());
+                        tally.listed.push(f.to_finding());
                     }
                 }
             }
-            let summarised = u64::try_from(report.summary.count(severity)).unwrap_or(0);
+            let summarised = report.count(severity);
             let unlisted = summarised.saturating_sub(listed_here);
             tally.unlisted += unlisted;
             let n = counted + unlisted;
@@ -281,7 +273,11 @@ impl Check<'_> {
     }
 
     /// The reason of the allowlist entry that accepts `finding` for this image, if any.
-    pub(super) fn allowlisted(&self, finding: &Finding, reference: &ImageRef) -> Option<&str> {
+    pub(super) fn allowlisted(
+        &self,
+        finding: &FindingRef<'_>,
+        reference: &ImageRef,
+    ) -> Option<&str> {
         self.enforcement
             .allowlist
             .iter()
@@ -359,8 +355,8 @@ pub(super) const SEVERITIES: [Severity; 5] = [
     Severity::Informational,
 ];
 
-pub(super) fn completed_at(report: &ImageScanReportSpec) -> Option<DateTime<Utc>> {
-    let t = report.scan.completed_at.as_deref()?;
+pub(super) fn completed_at(scan: &ScanState) -> Option<DateTime<Utc>> {
+    let t = scan.completed_at.as_deref()?;
     DateTime::parse_from_rfc3339(t)
         .ok()
         .map(|t| t.with_timezone(&Utc))

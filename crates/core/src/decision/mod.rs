@@ -40,21 +40,29 @@ use std::fmt;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
-use crate::api::image_scan_report::{Finding, ImageScanReportSpec};
+use crate::api::image_scan_report::{Finding, ImageScanReportSpec, ScanState};
 use crate::api::scan_policy::{
     Enforcement, EnforcementMode, ScanPolicy, Severity, UnscannedAction,
 };
 use crate::image::{EcrImage, ImageRef, ImageRefError, selector_matches, wildcard_match};
 
 mod check;
+mod compact;
+#[cfg(test)]
+mod full_index_tests;
 mod index;
 mod message;
 pub mod resolution;
+mod scan;
+mod symbols;
 #[cfg(test)]
 mod tests;
 
 use check::*;
+pub use compact::AdmissionReport;
 pub use index::ReportIndex;
+pub use scan::{FindingRef, Scan};
+pub use symbols::{Interner, Symbols, SymbolsFull};
 
 use crate::text::clip;
 use message::*;
@@ -117,7 +125,7 @@ pub trait ReportLookup {
         region: &str,
         repository: &str,
         digest: &str,
-    ) -> Option<&ImageScanReportSpec>;
+    ) -> Option<Scan<'_>>;
 
     /// The report for the image that currently carries `tag`.
     fn by_tag(
@@ -126,7 +134,7 @@ pub trait ReportLookup {
         region: &str,
         repository: &str,
         tag: &str,
-    ) -> Option<&ImageScanReportSpec>;
+    ) -> Option<Scan<'_>>;
 }
 
 /// Everything the decision depends on.

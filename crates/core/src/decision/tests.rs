@@ -1,5 +1,6 @@
 //! The decision table, properties and the pieces' own tests.
 
+use super::full_index_tests::FullIndex;
 use super::*;
 use crate::api::image_scan_report::{ScanState, SeveritySummary};
 use crate::api::scan_policy::{AllowlistEntry, ScanPolicySpec};
@@ -168,12 +169,22 @@ impl Scenario {
 
     fn decide(&self) -> Decision {
         let index: ReportIndex = self.reports.iter().cloned().collect();
+        self.decide_with(&index)
+    }
+
+    /// The decision from the whole reports, as the index held them before issue #17.
+    fn decide_full(&self) -> Decision {
+        let index: FullIndex = self.reports.iter().cloned().collect();
+        self.decide_with(&index)
+    }
+
+    fn decide_with(&self, index: &dyn ReportLookup) -> Decision {
         decide(&DecisionInput {
             namespace: &self.namespace,
             namespace_labels: &self.labels,
             images: &self.images,
             policies: &self.policies,
-            reports: &index,
+            reports: index,
             now: now(),
         })
     }
@@ -967,8 +978,8 @@ fn report_index_prefers_the_newest_report_for_a_tag() {
         let index: ReportIndex = order.into_iter().collect();
         let found = index
             .by_tag(ACCOUNT, REGION, "app", "v1")
-            .map(|r| r.image_digest.as_str());
-        assert_eq!(found, Some(D_APP));
+            .map(|r| r.digest());
+        assert_eq!(found.as_deref(), Some(D_APP));
         assert!(index.by_digest(ACCOUNT, REGION, "app", D_HIGH).is_some());
         assert!(index.by_tag("999999999999", REGION, "app", "v1").is_none());
     }
@@ -986,11 +997,15 @@ fn report_index_keys_reports_by_region_and_reads_region_less_ones_in_any() {
     let tag = |region| {
         index
             .by_tag(ACCOUNT, region, "app", "v1")
-            .map(|r| r.image_digest.as_str())
+            .map(|r| r.digest())
     };
-    assert_eq!(tag("us-east-1"), Some(D_HIGH));
-    assert_eq!(tag("eu-west-1"), Some(D_APP));
-    assert_eq!(tag("ap-south-1"), None, "no report in that region");
+    assert_eq!(tag("us-east-1").as_deref(), Some(D_HIGH));
+    assert_eq!(tag("eu-west-1").as_deref(), Some(D_APP));
+    assert_eq!(
+        tag("ap-south-1").as_deref(),
+        None,
+        "no report in that region"
+    );
     assert!(
         index
             .by_digest(ACCOUNT, "eu-west-1", "app", D_HIGH)
@@ -1004,7 +1019,14 @@ fn report_index_keys_reports_by_region_and_reads_region_less_ones_in_any() {
 
 // ---- properties ----
 
-const IDS: [&str; 5] = ["CVE-1", "CVE-2", "CVE-3", "CVE-4", "CVE-5"];
+/// Ids the compact reports keep as text and ids they pack (`CVE-YYYY-NNNN`).
+const IDS: [&str; 5] = [
+    "CVE-1",
+    "GHSA-2",
+    "CVE-2024-3094",
+    "CVE-2021-44228",
+    "CVE-2024-0003",
+];
 const REPOS: [&str; 3] = ["app", "web", "base/img"];
 
 fn severity() -> impl Strategy<Value = Severity> {
@@ -1182,10 +1204,13 @@ fn stricter(s: Severity) -> Severity {
 }
 
 proptest! {
-    /// The webhook's cache keeps reports as `keep_for_admission` leaves them: no decision may
-    /// depend on what it drops.
+    /// The webhook's cache keeps reports compact (`AdmissionReport`): no decision may depend
+    /// on what it drops or on how it stores the rest.
     #[test]
-    fn reports_kept_for_admission_decide_as_the_whole_reports(mut s in scenario_strategy()) {
+    fn compact_reports_decide_as_the_whole_reports(
+        mut s in scenario_strategy(),
+        scores in proptest::collection::vec(proptest::option::of(0.0f64..10.0), 6),
+    ) {
         for r in &mut s.reports {
             r.scan.description = Some("the scan's own words".into());
             r.scan.vulnerability_source_updated_at = Some(days_ago(2));
@@ -1194,14 +1219,11 @@ proptest! {
                 f.fixed_version = Some(format!("2.{i}"));
                 f.fix_available = Some(i % 2 == 0);
                 f.uri = Some(format!("https://nvd.nist.gov/vuln/detail/{}", f.id));
-                f.score = Some(i as f64);
+                f.score = scores[i % scores.len()];
+                f.package = (i % 3 != 0).then(|| format!("pkg-{}", i % 2));
             }
         }
-        let whole = s.decide();
-        for r in &mut s.reports {
-            r.keep_for_admission();
-        }
-        prop_assert_eq!(whole, s.decide());
+        prop_assert_eq!(s.decide_full(), s.decide());
     }
 
     #[test]
@@ -1261,5 +1283,61 @@ proptest! {
         let before = s.decide();
         s.policies.reverse();
         prop_assert_eq!(before, s.decide());
+    }
+}
+
+fn indexed_reports() -> impl Strategy<Value = Vec<ImageScanReportSpec>> {
+    let one = (
+        0..2usize,
+        prop_oneof![Just(REGION), Just(""), Just("eu-west-1")],
+        0..3usize,
+        proptest::collection::vec(prop_oneof![Just("v1"), Just("v2")], 0..3),
+        proptest::option::of(prop_oneof![Just(-1i64), Just(1), Just(2), Just(i64::MAX)]),
+    );
+    proptest::collection::vec(one, 0..8).prop_map(|reports| {
+        reports
+            .into_iter()
+            .enumerate()
+            .map(|(i, (repo, region, digest, tags, age))| {
+                let mut r = report(REPOS[repo], &digest_of(digest), &tags, vec![]);
+                r.region = region.into();
+                // The status names the report: which one a lookup found.
+                r.scan.status = format!("S{i}");
+                r.scan.completed_at = age.map(|d| match d {
+                    i64::MAX => "not a date".to_owned(),
+                    d => days_ago(d),
+                });
+                r
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    /// The compact index finds, for every digest and tag, the report the index over whole
+    /// reports found (the same one, not only an equal one): several reports per digest and
+    /// per tag, in any region, completed at any time or never.
+    #[test]
+    fn the_compact_index_finds_what_the_whole_one_found(reports in indexed_reports()) {
+        let full: FullIndex = reports.iter().cloned().collect();
+        let compact: ReportIndex = reports.into_iter().collect();
+        let found = |s: Option<Scan<'_>>| s.map(|s| (s.digest(), s.status().to_owned()));
+        for repo in REPOS {
+            for region in [REGION, "", "eu-west-1", "ap-south-1"] {
+                for tag in ["v1", "v2", "v3"] {
+                    prop_assert_eq!(
+                        found(full.by_tag(ACCOUNT, region, repo, tag)),
+                        found(compact.by_tag(ACCOUNT, region, repo, tag))
+                    );
+                }
+                for d in 0..4 {
+                    let digest = digest_of(d);
+                    prop_assert_eq!(
+                        found(full.by_digest(ACCOUNT, region, repo, &digest)),
+                        found(compact.by_digest(ACCOUNT, region, repo, &digest))
+                    );
+                }
+            }
+        }
     }
 }
