@@ -80,7 +80,7 @@ pub async fn run(
 
     // A sweep's resync is paced so that spec changes are not queued behind all of it.
     let progress = Arc::new(super::resync::Progress::default());
-    let batch = usize::from(ctx.config.concurrency).max(1) * 4;
+    let batch = usize::from(ctx.config.concurrency).max(1);
     let resyncs = super::resync::paced(reader.clone(), sweeps, progress.clone(), batch);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
