@@ -122,12 +122,7 @@ async fn start_webhook(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 )> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| BenchError::Scenario(format!("a free port: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Scenario(format!("a free port: {e}")))?;
-    drop(listener);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], testbed::envtest::free_port()?));
     let name = testbed::kube_env::unique_name("bench-webhook");
     let configurations = Api::<ValidatingWebhookConfiguration>::all(client.clone());
     configurations

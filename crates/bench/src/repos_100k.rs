@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::Sizes;
 use crate::figures::Figures;
 use crate::repos::{GROUP, NAMESPACE};
-use crate::rss::{memory_kib, operator_command, settled_kib, write_kubeconfig};
+use crate::rss::{operator_command, settled_kib, still_running, write_kubeconfig};
 use crate::util::{BenchError, Result, calls_delta, poll, quantile, workspace_root, writes};
 
 const CLUSTER_ID: &str = "bench";
@@ -146,16 +146,6 @@ async fn reconciles(addr: &str, controller: &str) -> Result<u64> {
     Ok(counter_sum(&text, "ecr_operator_reconciles_total", &labels))
 }
 
-/// A free port on 127.0.0.1 for the operator's admin listener.
-fn free_addr() -> Result<String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| BenchError::Scenario(format!("binding a port: {e}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| BenchError::Scenario(format!("local_addr: {e}")))?;
-    Ok(addr.to_string())
-}
-
 fn spawn_operator(
     moto: &Moto,
     kubeconfig: &Path,
@@ -231,12 +221,31 @@ async fn between_sweeps(moto: &Moto, timeout: Duration) -> Result<()> {
 
 /// Waits until `target` Repository reconciles are counted; returns when.
 async fn reconciled(admin: &str, target: u64, timeout: Duration) -> Result<Instant> {
-    poll(
-        "the resync's reconciles",
+    counted(
+        admin,
+        "repository",
+        target,
         Duration::from_millis(20),
         timeout,
+    )
+    .await
+}
+
+/// Waits until `target` reconciles of `controller` are counted, looking every `every`;
+/// returns when.
+async fn counted(
+    admin: &str,
+    controller: &str,
+    target: u64,
+    every: Duration,
+    timeout: Duration,
+) -> Result<Instant> {
+    poll(
+        &format!("{target} {controller} reconciles"),
+        every,
+        timeout,
         || async {
-            let n = reconciles(admin, "repository").await.ok()?;
+            let n = reconciles(admin, controller).await.ok()?;
             (n >= target).then(Instant::now)
         },
     )
@@ -363,7 +372,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let kubeconfig = dir.join("kubeconfig-100k.yaml");
     write_kubeconfig(&server, &kubeconfig)?;
     let log_path = dir.join("operator-100k.log");
-    let admin = free_addr()?;
+    let admin = format!("127.0.0.1:{}", testbed::envtest::free_port()?);
     let mut child = spawn_operator(
         &moto,
         &kubeconfig,
@@ -376,12 +385,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         .id()
         .ok_or_else(|| BenchError::Scenario("the operator exited at once".into()))?;
     let measured = measure(&moto, &server, &client, &admin, pid, n, sweep).await;
-    if let Ok(Some(status)) = child.try_wait() {
-        return Err(BenchError::Scenario(format!(
-            "the operator exited ({status}); see {}",
-            log_path.display()
-        )));
-    }
+    still_running(&mut child, &log_path)?;
     let _ = child.start_kill();
     let _ = child.wait().await;
     let m = measured?;
@@ -422,14 +426,13 @@ async fn measure(
     // (at start; one DescribeImages per Ready repository) done.
     let ready = Duration::from_secs(1800);
     reconciled(admin, n as u64, ready).await?;
-    poll(
-        "the first scan refresh",
+    // The first scan refresh.
+    counted(
+        admin,
+        "imagescanreport",
+        1,
         Duration::from_millis(200),
         ready,
-        || async {
-            let n = reconciles(admin, "imagescanreport").await.ok()?;
-            (n >= 1).then_some(())
-        },
     )
     .await?;
     let start_s = started.elapsed().as_secs_f64();
@@ -448,7 +451,6 @@ async fn measure(
     let (rss_kib, peak_kib) = settled_kib(pid).await?;
     let (waits, changes_window_s) =
         changes_during_resync(moto, server, client, admin, n, sweep).await?;
-    let _ = memory_kib(pid)?;
     Ok(Measured {
         start_s,
         resync_s,

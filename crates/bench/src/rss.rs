@@ -114,6 +114,18 @@ pub(crate) fn operator_command(
     Ok(command)
 }
 
+/// An error naming the log when the operator process has exited: what a scenario checks before
+/// it trusts a figure measured while the operator was meant to run.
+pub(crate) fn still_running(child: &mut tokio::process::Child, log_path: &Path) -> Result<()> {
+    match child.try_wait() {
+        Ok(Some(status)) => Err(BenchError::Scenario(format!(
+            "the operator exited ({status}); see {}",
+            log_path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// (VmRSS, VmHWM) of a process, in KiB.
 pub(crate) fn memory_kib(pid: u32) -> Result<(u64, u64)> {
     let path = PathBuf::from(format!("/proc/{pid}/status"));
@@ -182,12 +194,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
     let (first_kib, _) = settled_kib(pid).await?;
     repos::create_repository_range(&client, first..n, 64).await?;
     let ready = repos::all_ready(&server, n, every, Duration::from_secs(900)).await;
-    if let Ok(Some(status)) = child.try_wait() {
-        return Err(BenchError::Scenario(format!(
-            "the operator exited ({status}); see {}",
-            log_path.display()
-        )));
-    }
+    still_running(&mut child, &log_path)?;
     ready?;
     let converge = started.elapsed();
     let (rss_kib, hwm_kib) = memory_kib(pid)?;

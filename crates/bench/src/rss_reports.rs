@@ -91,12 +91,7 @@ pub async fn run(sizes: &Sizes, figures: &mut Figures) -> Result<()> {
         hwm_kib as f64 / 1024.0
     );
     let full = full_load(&server, &client, &moto, n, pid).await;
-    if let Ok(Some(status)) = child.try_wait() {
-        return Err(BenchError::Scenario(format!(
-            "the operator exited ({status}); see {}",
-            log_path.display()
-        )));
-    }
+    crate::rss::still_running(&mut child, &log_path)?;
     let _ = child.start_kill();
     let _ = child.wait().await;
     let (full_kib, full_peak_kib) = full?;

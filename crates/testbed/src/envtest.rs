@@ -82,7 +82,8 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
-fn free_port() -> Result<u16> {
+/// A port on 127.0.0.1 free at the time of asking.
+pub fn free_port() -> Result<u16> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
     let port = listener
