@@ -51,8 +51,10 @@ impl Progress {
     }
 
     fn finish(&self, namespace: &Option<String>, name: &str) {
-        self.outstanding
-            .send_if_modified(|o| o.remove(&(namespace.clone(), name.to_string())));
+        // Every reconcile passes here: no key is built while no batch is out.
+        self.outstanding.send_if_modified(|o| {
+            !o.is_empty() && o.remove(&(namespace.clone(), name.to_string()))
+        });
     }
 
     /// Waits until the last batch is reconciled, or `max` (then forgets what is left of it).

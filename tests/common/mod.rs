@@ -337,10 +337,16 @@ pub async fn assert_patch_rejected<K>(
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
     use kube::api::{Patch, PatchParams};
-    match api
+    let result = api
         .patch(name, &PatchParams::default(), &Patch::Merge(patch))
-        .await
-    {
+        .await;
+    assert_invalid(result, expect, &format!("{name}: {patch} was not refused"));
+}
+
+/// `result` is the API server's 422 with a message containing `expect`; else panics with
+/// `otherwise` and what came instead.
+fn assert_invalid<T: std::fmt::Debug>(result: kube::Result<T>, expect: &str, otherwise: &str) {
+    match result {
         Err(kube::Error::Api(s)) => {
             assert_eq!(s.code, 422, "{s:?}");
             assert!(
@@ -349,7 +355,7 @@ pub async fn assert_patch_rejected<K>(
                 s.message
             );
         }
-        other => panic!("{name}: {patch} was not refused: {other:?}"),
+        other => panic!("{otherwise}: {other:?}"),
     }
 }
 
@@ -359,17 +365,8 @@ where
     K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let obj: K = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("bad test YAML: {e}"));
-    match api.create(&PostParams::default(), &obj).await {
-        Err(kube::Error::Api(s)) => {
-            assert_eq!(s.code, 422, "{s:?}");
-            assert!(
-                s.message.contains(expect),
-                "message {:?} should contain {expect:?}",
-                s.message
-            );
-        }
-        other => panic!("expected 422 for {yaml}: {other:?}"),
-    }
+    let result = api.create(&PostParams::default(), &obj).await;
+    assert_invalid(result, expect, &format!("expected 422 for {yaml}"));
 }
 
 /// Restarts the operator with a registry that also reaches moto's Secrets Manager, and with
