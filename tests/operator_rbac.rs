@@ -248,10 +248,10 @@ struct Operator {
     pod_name: String,
 }
 
+/// Below the ephemeral range, so no outgoing connection takes it before the operator binds it.
 fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
+    let port = testbed::envtest::free_port().expect("a free port");
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// `--flag=value` set in `args` (replaced where the install set it, else added).

@@ -185,10 +185,7 @@ async fn the_probe_sees_the_webhook_come_and_go_through_the_api_server() {
         .await
         .unwrap();
 
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], testbed::envtest::free_port().unwrap()));
     let configuration = unique_name("ecr-operator-probe");
     let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     configurations

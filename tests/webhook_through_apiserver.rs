@@ -177,9 +177,8 @@ async fn the_api_server_refuses_what_the_webhook_denies() {
 
     // The webhook configuration first, without a CA: the webhook writes its generated CA into
     // it, as `ecr-operator run` does with a generated certificate.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // Below the ephemeral range: no outgoing connection takes it before the webhook binds it.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], testbed::envtest::free_port().unwrap()));
     let configuration_name = unique_name("ecr-operator-test");
     let configurations: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     configurations

@@ -27,11 +27,22 @@ use rcgen::{
 
 use crate::{Error, Result};
 
+/// The ports one start of etcd and the API server listens on.
+#[derive(Clone, Copy, Debug)]
+struct Ports {
+    etcd: u16,
+    peer: u16,
+    api: u16,
+}
+
 /// The environment variable naming the folder with `kube-apiserver` and `etcd`.
 pub const ASSETS_ENV: &str = "KUBEBUILDER_ASSETS";
 
 /// How long the API server may take to answer `/readyz` (about 6 s on two idle cores).
 const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long one `/readyz` request may take.
+const READYZ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A running API server and how to reach it.
 pub struct EnvTest {
@@ -82,8 +93,28 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
-/// A port on 127.0.0.1 free at the time of asking.
+/// A port on 127.0.0.1 free at the time of asking, chosen below the kernel's ephemeral range:
+/// a server started on it later (etcd, kube-apiserver) cannot lose it to the local port of an
+/// outgoing connection, which the kernel takes from that range (a CI run lost an API server's
+/// port that way). Where the range leaves no room below it, the kernel's own choice.
 pub fn free_port() -> Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    const FLOOR: u16 = 10_000;
+    let ceiling = ephemeral_floor().unwrap_or(32_768);
+    if ceiling > FLOOR + 1_000 {
+        // A random start (std's hasher keys are random per process): concurrent test processes
+        // rarely probe the same ports.
+        let start = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let span = u64::from(ceiling - FLOOR);
+        for step in 0..256 {
+            let port = FLOOR + (start.wrapping_add(step) % span) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
     let port = listener
@@ -91,6 +122,12 @@ pub fn free_port() -> Result<u16> {
         .map_err(io_err(Path::new("127.0.0.1:0")))?
         .port();
     Ok(port)
+}
+
+/// The lowest port the kernel gives outgoing connections (Linux; `None` elsewhere).
+fn ephemeral_floor() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }
 
 fn cert_err(e: rcgen::Error) -> Error {
@@ -120,7 +157,30 @@ impl EnvTest {
             .map(Some)
     }
 
+    /// Starts etcd and the API server, on fresh ports again (up to three times) when one of
+    /// them exits because its port was taken between choosing and binding it.
     async fn start(assets: PathBuf, suffix: &str, options: Options) -> Result<EnvTest> {
+        let mut attempt = 1;
+        loop {
+            let ports = Ports {
+                etcd: free_port()?,
+                peer: free_port()?,
+                api: free_port()?,
+            };
+            let suffix = format!("{suffix}-{attempt}");
+            match Self::start_once(&assets, &suffix, &options, ports).await {
+                Err(Error::EnvTestPortTaken(_)) if attempt < 3 => attempt += 1,
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(
+        assets: &Path,
+        suffix: &str,
+        options: &Options,
+        ports: Ports,
+    ) -> Result<EnvTest> {
         let dir = std::env::temp_dir().join(format!(
             "ecr-operator-envtest-{}{suffix}",
             std::process::id()
@@ -181,7 +241,11 @@ impl EnvTest {
             audit_log = Some(log_path);
         }
 
-        let (etcd_port, peer_port, api_port) = (free_port()?, free_port()?, free_port()?);
+        let Ports {
+            etcd: etcd_port,
+            peer: peer_port,
+            api: api_port,
+        } = ports;
         let etcd = format!("http://127.0.0.1:{etcd_port}");
         let bin = |name: &str| assets.join(name).display().to_string();
         // The guard: both servers in the background, then wait for this process's end (stdin
@@ -196,6 +260,7 @@ etcd=$!
   --service-account-signing-key-file "$DIR/sa.key" --authorization-mode RBAC \
   --disable-admission-plugins ServiceAccount --service-cluster-ip-range 10.96.0.0/16 "$@" >"$DIR/kube-apiserver.log" 2>&1 &
 apiserver=$!
+echo "$etcd $apiserver" >"$DIR/pids"
 cat >/dev/null
 kill -9 "$apiserver" 2>/dev/null
 wait "$apiserver" 2>/dev/null
@@ -218,7 +283,7 @@ rm -rf "$DIR"
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(io_err(&assets))?;
+            .map_err(io_err(assets))?;
 
         let env = EnvTest {
             url: format!("https://127.0.0.1:{api_port}"),
@@ -330,6 +395,8 @@ rm -rf "$DIR"
         client_from_kubeconfig(&self.kubeconfig()).await
     }
 
+    /// Polls `/readyz`; fails at once when etcd or the API server has exited (a port taken
+    /// before it bound, a bad flag), else after [`START_TIMEOUT`].
     async fn wait_ready(&self) -> Result<()> {
         let client = self.client().await?;
         let started = std::time::Instant::now();
@@ -337,22 +404,69 @@ rm -rf "$DIR"
             let request = ::http::Request::get("/readyz")
                 .body(Vec::new())
                 .map_err(|e| Error::EnvTest(format!("building the readiness request: {e}")))?;
-            match client.request_text(request).await {
-                Ok(body) if body.trim() == "ok" => return Ok(()),
-                _ if started.elapsed() > START_TIMEOUT => {
-                    let log = std::fs::read_to_string(self.dir.join("kube-apiserver.log"))
-                        .unwrap_or_default();
-                    let tail: String = log.lines().rev().take(20).collect::<Vec<_>>().join("\n");
-                    return Err(Error::EnvTest(format!(
-                        "kube-apiserver at {} not ready after {}s; last log lines (newest first):\n{tail}",
-                        self.url,
-                        START_TIMEOUT.as_secs()
-                    )));
-                }
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            // Bounded: whatever holds a taken port may accept and never answer.
+            let answer = tokio::time::timeout(READYZ_TIMEOUT, client.request_text(request)).await;
+            if let Ok(Ok(body)) = answer
+                && body.trim() == "ok"
+            {
+                return Ok(());
             }
+            if let Some(exited) = self.exited_process() {
+                let tail = self.log_tail(exited);
+                let message = format!(
+                    "{exited} exited at start ({}); last log lines (newest first):\n{tail}",
+                    self.url
+                );
+                return Err(if tail.contains("address already in use") {
+                    Error::EnvTestPortTaken(message)
+                } else {
+                    Error::EnvTest(message)
+                });
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(Error::EnvTest(format!(
+                    "kube-apiserver at {} not ready after {}s; last log lines (newest first):\n{}",
+                    self.url,
+                    START_TIMEOUT.as_secs(),
+                    self.log_tail("kube-apiserver")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
+
+    /// `etcd` or `kube-apiserver` when that process has exited (the guard writes their pids
+    /// once both are started; until it does, neither counts as exited).
+    fn exited_process(&self) -> Option<&'static str> {
+        let pids = std::fs::read_to_string(self.dir.join("pids")).ok()?;
+        let mut pids = pids.split_whitespace();
+        let (etcd, apiserver) = (pids.next()?, pids.next()?);
+        [("etcd", etcd), ("kube-apiserver", apiserver)]
+            .into_iter()
+            .find(|(_, pid)| !process_running(pid))
+            .map(|(name, _)| name)
+    }
+
+    /// The last 20 lines of `etcd.log` or `kube-apiserver.log`, newest first.
+    fn log_tail(&self, process: &str) -> String {
+        let log =
+            std::fs::read_to_string(self.dir.join(format!("{process}.log"))).unwrap_or_default();
+        log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// Whether process `pid` runs: its `/proc` entry exists and is not a zombie (the guard shell
+/// reaps its children only when it stops them).
+fn process_running(pid: &str) -> bool {
+    if !Path::new("/proc/self/stat").exists() {
+        return true; // no procfs: only the start timeout tells
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `PID (COMMAND) STATE ...`: the state follows the last `)` (a command may contain one).
+    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+    !matches!(state.and_then(|s| s.chars().next()), Some('Z' | 'X') | None)
 }
 
 /// The user name Kubernetes gives a service account: `system:serviceaccount:NS:NAME`.
@@ -368,4 +482,58 @@ pub async fn client_from_kubeconfig(path: &Path) -> Result<kube::Client> {
         .await
         .map_err(|e| Error::EnvTest(format!("{}: {e}", path.display())))?;
     Ok(kube::Client::try_from(config)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_lie_below_the_ephemeral_range_and_can_be_bound() {
+        let floor = ephemeral_floor().expect("Linux names its ephemeral range");
+        for _ in 0..20 {
+            let port = free_port().unwrap();
+            assert!((10_000..floor).contains(&port), "{port} not below {floor}");
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_process_counts_as_running_until_it_exits() {
+        assert!(process_running(&std::process::id().to_string()));
+        let mut child = Command::new("sh").arg("-c").arg("exit 0").spawn().unwrap();
+        let pid = child.id().to_string();
+        // Exited but not yet reaped: a zombie, as the guard's children are until it stops them.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while process_running(&pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "sh -c 'exit 0' still runs"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.wait().unwrap();
+        assert!(!process_running(&pid), "reaped");
+        assert!(!process_running("not-a-pid"));
+    }
+
+    /// The failure a CI run met: the API server's port taken by the time it binds. Told at
+    /// once (not after the 90 s start timeout) and as a taken port, which `start` retries.
+    #[tokio::test]
+    async fn an_api_server_whose_port_is_taken_is_told_at_once() {
+        let assets = assets().expect("KUBEBUILDER_ASSETS (bash scripts/envtest.sh)");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ports = Ports {
+            etcd: free_port().unwrap(),
+            peer: free_port().unwrap(),
+            api: taken.local_addr().unwrap().port(),
+        };
+        let started = std::time::Instant::now();
+        let result = EnvTest::start_once(&assets, "-taken", &Options::default(), ports).await;
+        let Err(Error::EnvTestPortTaken(message)) = result else {
+            panic!("expected a taken port, got {:?}", result.map(|env| env.url));
+        };
+        assert!(message.contains("kube-apiserver exited"), "{message}");
+        assert!(started.elapsed() < START_TIMEOUT, "{:?}", started.elapsed());
+    }
 }

@@ -56,6 +56,9 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("real API server (envtest): {0}")]
     EnvTest(String),
+    /// etcd or the API server exited at start: its port was taken after it was chosen.
+    #[error("real API server (envtest): a port was taken before the server bound it: {0}")]
+    EnvTestPortTaken(String),
     #[error("API server double: {0}")]
     Double(String),
     #[error("reading {path}: {message}")]
