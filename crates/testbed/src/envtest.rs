@@ -141,6 +141,92 @@ fn validity(params: &mut CertificateParams) {
     params.not_after = (now + Duration::from_secs(7 * 86_400)).into();
 }
 
+/// The CA (`ca.crt`), the API server's serving certificate for `127.0.0.1` and the service
+/// account signing key, written through `write`; the CA signs client certificates later.
+fn write_certificates(
+    write: &dyn Fn(&str, &str) -> Result<PathBuf>,
+) -> Result<Issuer<'static, KeyPair>> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "envtest CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut ca_params);
+    let ca_key = KeyPair::generate().map_err(cert_err)?;
+    let ca_cert = ca_params.self_signed(&ca_key).map_err(cert_err)?;
+    let ca = Issuer::new(ca_params, ca_key);
+    write("ca.crt", &ca_cert.pem())?;
+
+    let mut serving = CertificateParams::new(vec!["localhost".to_string()]).map_err(cert_err)?;
+    serving
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    serving
+        .distinguished_name
+        .push(DnType::CommonName, "kube-apiserver");
+    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    validity(&mut serving);
+    let serving_key = KeyPair::generate().map_err(cert_err)?;
+    let serving_cert = serving.signed_by(&serving_key, &ca).map_err(cert_err)?;
+    write("serving.crt", &serving_cert.pem())?;
+    write("serving.key", &serving_key.serialize_pem())?;
+
+    // The key that signs service account tokens (none are used, the flags are required).
+    let sa_key = KeyPair::generate().map_err(cert_err)?;
+    write("sa.key", &sa_key.serialize_pem())?;
+    write("sa.pub", &sa_key.public_key_pem())?;
+    Ok(ca)
+}
+
+/// The guard: both servers in the background, their pids in `$DIR/pids`, then wait for this
+/// process's end (stdin closes) and stop the API server before etcd (it can hang once etcd is
+/// gone).
+const GUARD_SCRIPT: &str = r#"
+"$ETCD" --data-dir "$DIR/etcd-data" --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
+  --listen-peer-urls "$PEER_URL" >"$DIR/etcd.log" 2>&1 &
+etcd=$!
+"$APISERVER" --etcd-servers "$ETCD_URL" --bind-address 127.0.0.1 --secure-port "$PORT" \
+  --tls-cert-file "$DIR/serving.crt" --tls-private-key-file "$DIR/serving.key" --client-ca-file "$DIR/ca.crt" \
+  --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$DIR/sa.pub" \
+  --service-account-signing-key-file "$DIR/sa.key" --authorization-mode RBAC \
+  --disable-admission-plugins ServiceAccount --service-cluster-ip-range 10.96.0.0/16 "$@" >"$DIR/kube-apiserver.log" 2>&1 &
+apiserver=$!
+echo "$etcd $apiserver" >"$DIR/pids"
+cat >/dev/null
+kill -9 "$apiserver" 2>/dev/null
+wait "$apiserver" 2>/dev/null
+kill -9 "$etcd" 2>/dev/null
+wait "$etcd" 2>/dev/null
+rm -rf "$DIR"
+"#;
+
+/// Starts the guard shell, which starts etcd and the API server on `ports` with the files in
+/// `dir` (the API server gets `extra_flags` too).
+fn spawn_guard(assets: &Path, dir: &Path, ports: Ports, extra_flags: &[String]) -> Result<Child> {
+    let bin = |name: &str| assets.join(name).display().to_string();
+    Command::new("sh")
+        .arg("-c")
+        .arg(GUARD_SCRIPT)
+        .arg("envtest-guard")
+        .args(extra_flags)
+        .env("ETCD", bin("etcd"))
+        .env("APISERVER", bin("kube-apiserver"))
+        .env("DIR", dir)
+        .env("ETCD_URL", format!("http://127.0.0.1:{}", ports.etcd))
+        .env("PEER_URL", format!("http://127.0.0.1:{}", ports.peer))
+        .env("PORT", ports.api.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io_err(assets))
+}
+
 impl EnvTest {
     /// An API server (and etcd) of the caller's own, not the shared one: for a test that needs
     /// flags the others must not get (an audit log), or a cluster no other test writes to.
@@ -192,41 +278,7 @@ impl EnvTest {
             Ok(path)
         };
 
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "envtest CA");
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        validity(&mut ca_params);
-        let ca_key = KeyPair::generate().map_err(cert_err)?;
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(cert_err)?;
-        let ca = Issuer::new(ca_params, ca_key);
-        write("ca.crt", &ca_cert.pem())?;
-
-        let mut serving =
-            CertificateParams::new(vec!["localhost".to_string()]).map_err(cert_err)?;
-        serving
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        serving
-            .distinguished_name
-            .push(DnType::CommonName, "kube-apiserver");
-        serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        validity(&mut serving);
-        let serving_key = KeyPair::generate().map_err(cert_err)?;
-        let serving_cert = serving.signed_by(&serving_key, &ca).map_err(cert_err)?;
-        write("serving.crt", &serving_cert.pem())?;
-        write("serving.key", &serving_key.serialize_pem())?;
-
-        // The key that signs service account tokens (none are used, the flags are required).
-        let sa_key = KeyPair::generate().map_err(cert_err)?;
-        write("sa.key", &sa_key.serialize_pem())?;
-        write("sa.pub", &sa_key.public_key_pem())?;
+        let ca = write_certificates(&write)?;
 
         // Flags only some servers get, appended to the API server's command line.
         let mut extra_flags = Vec::new();
@@ -241,52 +293,9 @@ impl EnvTest {
             audit_log = Some(log_path);
         }
 
-        let Ports {
-            etcd: etcd_port,
-            peer: peer_port,
-            api: api_port,
-        } = ports;
-        let etcd = format!("http://127.0.0.1:{etcd_port}");
-        let bin = |name: &str| assets.join(name).display().to_string();
-        // The guard: both servers in the background, then wait for this process's end (stdin
-        // closes) and stop the API server before etcd (it can hang once etcd is gone).
-        let script = r#"
-"$ETCD" --data-dir "$DIR/etcd-data" --listen-client-urls "$ETCD_URL" --advertise-client-urls "$ETCD_URL" \
-  --listen-peer-urls "$PEER_URL" >"$DIR/etcd.log" 2>&1 &
-etcd=$!
-"$APISERVER" --etcd-servers "$ETCD_URL" --bind-address 127.0.0.1 --secure-port "$PORT" \
-  --tls-cert-file "$DIR/serving.crt" --tls-private-key-file "$DIR/serving.key" --client-ca-file "$DIR/ca.crt" \
-  --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$DIR/sa.pub" \
-  --service-account-signing-key-file "$DIR/sa.key" --authorization-mode RBAC \
-  --disable-admission-plugins ServiceAccount --service-cluster-ip-range 10.96.0.0/16 "$@" >"$DIR/kube-apiserver.log" 2>&1 &
-apiserver=$!
-echo "$etcd $apiserver" >"$DIR/pids"
-cat >/dev/null
-kill -9 "$apiserver" 2>/dev/null
-wait "$apiserver" 2>/dev/null
-kill -9 "$etcd" 2>/dev/null
-wait "$etcd" 2>/dev/null
-rm -rf "$DIR"
-"#;
-        let guard = Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("envtest-guard")
-            .args(&extra_flags)
-            .env("ETCD", bin("etcd"))
-            .env("APISERVER", bin("kube-apiserver"))
-            .env("DIR", &dir)
-            .env("ETCD_URL", &etcd)
-            .env("PEER_URL", format!("http://127.0.0.1:{peer_port}"))
-            .env("PORT", api_port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io_err(assets))?;
-
+        let guard = spawn_guard(assets, &dir, ports, &extra_flags)?;
         let env = EnvTest {
-            url: format!("https://127.0.0.1:{api_port}"),
+            url: format!("https://127.0.0.1:{}", ports.api),
             dir: dir.clone(),
             ca,
             audit_log,
