@@ -25,7 +25,9 @@ pub enum Lookup {
 
 #[derive(Debug)]
 struct Entry {
-    info: Option<RepositoryInfo>,
+    /// Boxed: a description is ~200 bytes, and a hash table keeps room for more entries than
+    /// it holds (up to twice as many), so unboxed the free slots alone cost as much again.
+    info: Option<Box<RepositoryInfo>>,
     written_at: Instant,
     /// Set when the operator itself wrote the entry (create, update, delete).
     local: bool,
@@ -70,7 +72,7 @@ impl Inventory {
     pub fn lookup(&self, name: &str) -> Lookup {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         match state.entries.get(name) {
-            Some(Entry { info: Some(i), .. }) => Lookup::Present(Box::new(i.clone())),
+            Some(Entry { info: Some(i), .. }) => Lookup::Present(i.clone()),
             Some(Entry { info: None, .. }) => Lookup::Absent,
             None if state.swept => Lookup::Absent,
             None => Lookup::Unknown,
@@ -93,50 +95,55 @@ impl Inventory {
         state.entries.insert(
             name.to_string(),
             Entry {
-                info,
+                info: info.map(Box::new),
                 written_at: Instant::now(),
                 local: true,
             },
         );
     }
 
-    /// Applies a full sweep that started at `started`.
+    /// Applies a full sweep that started at `started`, in place: the listed repositories are
+    /// moved into the map one by one (at 100,000 a second map of them, built first, was the
+    /// largest part of the operator's peak memory).
     pub fn apply_sweep(&self, started: Instant, repositories: Vec<RepositoryInfo>) {
         let now = Instant::now();
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let mut listed: HashMap<String, RepositoryInfo> = repositories
-            .into_iter()
-            .map(|r| (r.name.clone(), r))
-            .collect();
-        let grace = self.consistency_grace;
-        state.entries.retain(|name, entry| {
-            if entry.written_at > started {
-                return true; // our write is newer than what the sweep saw
-            }
-            if listed.contains_key(name) {
-                return true; // replaced below
-            }
-            // Not listed: keep a just-created repository through the consistency grace.
-            entry.local && entry.info.is_some() && now.duration_since(entry.written_at) < grace
-        });
-        for (name, info) in listed.drain() {
-            let keep_local = state
-                .entries
-                .get(&name)
-                .is_some_and(|e| e.written_at > started);
-            if !keep_local {
-                state.entries.insert(
-                    name,
-                    Entry {
-                        info: Some(info),
-                        written_at: started,
-                        local: false,
-                    },
-                );
+        let missing = repositories.len().saturating_sub(state.entries.len());
+        state.entries.reserve(missing);
+        for info in repositories {
+            if let Some(entry) = state.entries.get_mut(&info.name) {
+                // Our write is newer than what the sweep saw: it stays.
+                if entry.written_at <= started {
+                    *entry = Entry::listed(info, started);
+                }
+            } else {
+                state
+                    .entries
+                    .insert(info.name.clone(), Entry::listed(info, started));
             }
         }
+        let grace = self.consistency_grace;
+        state.entries.retain(|_, entry| {
+            let listed = entry.written_at == started && !entry.local;
+            // Not listed: keep a just-created repository through the consistency grace.
+            let just_created =
+                entry.local && entry.info.is_some() && now.duration_since(entry.written_at) < grace;
+            listed || entry.written_at > started || just_created
+        });
         state.swept = true;
         self.sweeps.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl Entry {
+    /// An entry from the sweep that started at `started`: its `written_at` is that instant,
+    /// which no earlier sweep had, so the sweep tells its own entries from older ones.
+    fn listed(info: RepositoryInfo, started: Instant) -> Entry {
+        Entry {
+            info: Some(Box::new(info)),
+            written_at: started,
+            local: false,
+        }
     }
 }
 
@@ -204,5 +211,38 @@ mod tests {
         inv.apply_sweep(Instant::now(), vec![repo("a", "MUTABLE")]);
         inv.apply_sweep(Instant::now(), vec![]);
         assert_eq!(inv.lookup("a"), Lookup::Absent);
+    }
+
+    #[test]
+    fn a_delete_after_the_sweep_started_stays_deleted() {
+        let inv = Inventory::default();
+        inv.apply_sweep(
+            Instant::now(),
+            vec![repo("a", "MUTABLE"), repo("b", "MUTABLE")],
+        );
+        let started = Instant::now();
+        inv.record("a", None);
+        // The sweep read "a" before the delete, and "b" no more.
+        inv.apply_sweep(started, vec![repo("a", "MUTABLE")]);
+        assert_eq!(inv.lookup("a"), Lookup::Absent);
+        assert_eq!(inv.lookup("b"), Lookup::Absent);
+        // The next sweep, started after the delete, is believed.
+        inv.apply_sweep(Instant::now(), vec![repo("a", "IMMUTABLE")]);
+        assert_eq!(
+            inv.lookup("a"),
+            Lookup::Present(Box::new(repo("a", "IMMUTABLE")))
+        );
+    }
+
+    #[test]
+    fn each_sweep_replaces_what_the_last_one_listed() {
+        let inv = Inventory::default();
+        let names = |n: std::ops::Range<usize>| n.map(|i| repo(&format!("r{i}"), "MUTABLE"));
+        inv.apply_sweep(Instant::now(), names(0..100).collect());
+        inv.apply_sweep(Instant::now(), names(50..150).collect());
+        let present = |i: usize| matches!(inv.lookup(&format!("r{i}")), Lookup::Present(_));
+        assert!((0..50).all(|i| !present(i)), "dropped from the listing");
+        assert!((50..150).all(present), "listed");
+        assert_eq!(inv.sweeps(), 2);
     }
 }
