@@ -12,8 +12,9 @@ use tracing::info;
 
 use super::memory::KnownConflict;
 use super::plan::{
-    self, Claim, DeepCheck, Desired, PolicyAction, decide_claim, diff_settings, diff_tags,
-    managed_tag_keys, plan_policy, policy_read_needed, records_spec_tag_keys, still_owned,
+    self, Claim, DeepCheck, Desired, PolicyAction, decide_claim, deep_check_timer, diff_settings,
+    diff_tags, managed_tag_keys, plan_policy, policy_read_needed, records_spec_tag_keys,
+    still_owned,
 };
 use super::{Op, Shared, older_claimant, status_owns};
 use crate::api::conditions::{self, Reason};
@@ -110,12 +111,16 @@ async fn apply_in(
         generation_changed,
     )
     .await?;
-    // Come back when this object's tags and policy are due: a fixed requeue of one period would
-    // bring every object back at once after a restart, undoing the jitter of the first checks.
-    let period = ctx.config.deep_sweep_interval;
-    Ok(Action::requeue(
-        shared.memory.until_deep_check(&uid, period),
-    ))
+    // Come back when this object's tags and policy are due (a fixed requeue of one period would
+    // bring every object back at once after a restart, undoing the jitter of the first checks),
+    // by timer only when that comes before the next sweep's resync.
+    let until = shared
+        .memory
+        .until_deep_check(&uid, ctx.config.deep_sweep_interval);
+    Ok(match deep_check_timer(until, ctx.config.sweep_interval) {
+        Some(until) => Action::requeue(until),
+        None => Action::await_change(),
+    })
 }
 
 /// What is refused before anything else, ECR reads included: a repository outside the

@@ -672,3 +672,24 @@ fn adopt_with_exclusions() {
         Some("Updated imageTagMutability, imageTagMutabilityExclusionFilters".to_string())
     );
 }
+
+/// (until the check, sweep interval, timer): a timer only when the check comes before the next
+/// sweep's resync would.
+#[test]
+fn deep_check_timer_table() {
+    let s = Duration::from_secs;
+    let cases = [
+        (s(10), s(60), Some(s(10))),
+        (s(60), s(60), Some(s(60))),
+        (s(61), s(60), None),
+        (s(3600), s(60), None),
+        (
+            Duration::from_millis(100),
+            Duration::from_millis(500),
+            Some(Duration::from_millis(100)),
+        ),
+    ];
+    for (until, sweep, want) in cases {
+        assert_eq!(deep_check_timer(until, sweep), want, "{until:?} {sweep:?}");
+    }
+}
