@@ -277,7 +277,7 @@ fn repository(
             encryption_type: etype,
             kms_key: info.kms_key.clone(),
         }),
-        tags,
+        tags: tags.into(),
         policy,
         adopt: true,
         ..Default::default()

@@ -9,6 +9,7 @@ use ecr_operator::api::lifecycle_policy::{
 };
 use ecr_operator::api::repository::{Effect, EncryptionType, TagMutability};
 use ecr_operator::api::scan_policy::{EnforcementMode, ScanType};
+use ecr_operator::api::tags::Tags;
 use ecr_operator::registry::{
     CreationTemplate, PullThroughCacheRuleInfo, ReplicationRuleInfo, ReplicationSettings,
     RepositoryInfo, ScanningRuleInfo, ScanningSettings,
@@ -434,10 +435,7 @@ fn a_registry_exports_in_a_stable_order_with_what_was_left_out() {
     assert_eq!(encryption.encryption_type, EncryptionType::Kms);
     assert!(r.spec.scan_on_push);
     // aws: tags are AWS's; they are neither exported nor reported.
-    assert_eq!(
-        r.spec.tags,
-        BTreeMap::from([("env".to_string(), "prod".to_string())])
-    );
+    assert_eq!(r.spec.tags, Tags::from_iter([("env", "prod")]));
     assert!(r.spec.policy.is_some());
     let Object::LifecyclePolicy(lp) = &out.objects[3] else {
         panic!()

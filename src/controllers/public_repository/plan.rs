@@ -63,7 +63,7 @@ pub struct Desired {
 
 impl Desired {
     pub fn from_spec(repo: &PublicRepository, owner: &str, logo: Option<Logo>) -> Desired {
-        let mut tags = repo.spec.tags.clone();
+        let mut tags = repo.spec.tags.to_map();
         tags.insert(OWNER_TAG.to_string(), owner.to_string());
         Desired {
             name: repo.spec.repository_name.clone(),

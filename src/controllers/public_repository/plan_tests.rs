@@ -2,6 +2,7 @@ use super::*;
 
 use crate::api::public_repository::{CatalogData, PublicRepositorySpec};
 use crate::api::repository::{Effect, PolicyStatement, Principals, RepositoryPolicy};
+use crate::api::tags::Tags;
 
 const OWNER: &str = "c/ns/web";
 
@@ -372,7 +373,7 @@ fn policy() -> RepositoryPolicy {
 #[test]
 fn plans_of_tags_catalog_and_policy() {
     let mut spec = repo(false);
-    spec.spec.tags = BTreeMap::from([("team".into(), "web".into())]);
+    spec.spec.tags = Tags::from_iter([("team", "web")]);
     spec.spec.catalog_data = Some(CatalogData {
         description: Some("d".into()),
         ..Default::default()
@@ -443,7 +444,7 @@ fn plans_of_tags_catalog_and_policy() {
 fn status_and_events() {
     let mut spec = repo(false);
     spec.spec.catalog_data = Some(CatalogData::default());
-    spec.spec.tags = BTreeMap::from([("b".into(), "1".into()), ("a".into(), "2".into())]);
+    spec.spec.tags = Tags::from_iter([("b", "1"), ("a", "2")]);
     let logo = Logo::new(b"x".to_vec(), "t").unwrap();
     let want = Desired::from_spec(&spec, OWNER, Some(logo.clone()));
     let s = synced_status(

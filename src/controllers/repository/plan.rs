@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::api::repository::{DeletionPolicy, OWNER_TAG, Ownership, Repository};
+use crate::api::tags::Tags;
 use crate::controllers::Error;
 use crate::controllers::status::Announcement;
 use crate::registry::RepositoryInfo;
@@ -33,7 +34,7 @@ pub struct Desired {
 
 impl Desired {
     pub fn from_spec(repo: &Repository, owner: &str) -> Desired {
-        let mut tags = repo.spec.tags.clone();
+        let mut tags = repo.spec.tags.to_map();
         tags.insert(OWNER_TAG.to_string(), owner.to_string());
         Desired {
             name: repo.ecr_name(),
@@ -254,7 +255,7 @@ pub fn deep_check_timer(until: Duration, sweep_interval: Duration) -> Option<Dur
 
 /// Whether the status's managed tag keys are the spec's (order aside): what every sync of this
 /// spec records.
-pub fn records_spec_tag_keys(recorded: &[String], spec: &BTreeMap<String, String>) -> bool {
+pub fn records_spec_tag_keys(recorded: &[String], spec: &Tags) -> bool {
     let recorded: std::collections::BTreeSet<&String> = recorded.iter().collect();
     recorded.len() == spec.len() && spec.keys().all(|k| recorded.contains(k))
 }

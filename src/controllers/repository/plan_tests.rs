@@ -315,10 +315,7 @@ fn records_spec_tag_keys_table() {
     ];
     for (what, recorded, spec, want) in cases {
         let recorded: Vec<String> = recorded.iter().map(|k| k.to_string()).collect();
-        let spec: BTreeMap<String, String> = spec
-            .iter()
-            .map(|k| (k.to_string(), "v".to_string()))
-            .collect();
+        let spec: Tags = spec.iter().map(|k| (*k, "v")).collect();
         assert_eq!(records_spec_tag_keys(&recorded, &spec), want, "{what}");
     }
 }

@@ -16,6 +16,7 @@ pub mod repository;
 pub mod repository_access_policy;
 pub mod repository_creation_template;
 pub mod scan_policy;
+pub mod tags;
 
 pub use image_scan_report::ImageScanReport;
 pub use lifecycle_policy::LifecyclePolicy;

@@ -9,8 +9,6 @@
 //! `ecr.operator.dev/owner`, adoption only with `adopt: true` and a RepositoryAccessPolicy that
 //! allows it, and the same grants decide which names a namespace may manage.
 
-use std::collections::BTreeMap;
-
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +16,7 @@ use super::common::CommonStatus;
 use super::repository::{
     DeletionPolicy, Ownership, POLICY_ACTION_RULE, RepositoryPolicy, TAG_RULES,
 };
+use super::tags::Tags;
 
 /// Shape `RepositoryName` of the ECR Public model:
 /// `(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*`, anchored, 2..205
@@ -81,7 +80,7 @@ pub struct PublicRepositorySpec {
     pub repository_policy: Option<RepositoryPolicy>,
 
     /// Tags on the repository. Tags that others set on the repository are left alone.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
     // ECR Public's TagKey (1..128) and TagValue (0..256); 49 besides the owner tag: the 50 tags
     // a repository takes (TooManyTagsException's documentation).
     #[schemars(extend("maxProperties" = 49, "additionalProperties" = {"type": "string", "maxLength": 256}))]
@@ -92,7 +91,7 @@ pub struct PublicRepositorySpec {
         validation = Rule::new(TAG_RULES[3].0).message(TAG_RULES[3].1),
         validation = Rule::new(TAG_RULES[4].0).message(TAG_RULES[4].1)
     )]
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
 
     /// What happens to the ECR Public repository when this object is deleted: Retain (default)
     /// leaves it, Delete deletes it with its images, only when it carries this object's owner tag.

@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use super::common::CommonStatus;
+use super::tags::Tags;
 
 /// ECR's repository name pattern: shape `RepositoryName` of the ECR API model (botocore
 /// `ecr/2015-09-21/service-2.json`), `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,
@@ -144,7 +145,7 @@ pub struct RepositorySpec {
     pub encryption: Option<Encryption>,
 
     /// Tags on the repository. Tags that others set on the repository are left alone.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
     // Values bounded by ECR's TagValue (0..256); the bound keeps the CEL rules below within the
     // API server's cost budget (TagResource API reference).
     #[schemars(extend("maxProperties" = 49, "additionalProperties" = {"type": "string", "maxLength": 256}))]
@@ -155,7 +156,7 @@ pub struct RepositorySpec {
         validation = Rule::new(TAG_RULES[3].0).message(TAG_RULES[3].1),
         validation = Rule::new(TAG_RULES[4].0).message(TAG_RULES[4].1)
     )]
-    pub tags: BTreeMap<String, String>,
+    pub tags: Tags,
 
     /// The repository policy (who may pull and push), as typed IAM statements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
