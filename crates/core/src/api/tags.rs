@@ -25,7 +25,7 @@ impl Tags {
 
     /// (key, value) in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.0.iter().map(|(k, v)| (k, v))
+        self.into_iter()
     }
 
     /// The keys in order.
