@@ -3,11 +3,13 @@
 //! process last wrote, and the repository it last saw carry this object's owner tag.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::api::repository::RepositoryStatus;
-use crate::controllers::status::recorded_time;
+use kube::runtime::watcher::Event;
+
+use crate::api::repository::{Repository, RepositoryStatus};
 use crate::registry::RepositoryInfo;
 
 /// A conflict found by reading tags, remembered until the object changes or its next deep
@@ -30,24 +32,49 @@ struct ObjectMemory {
     /// watch shows it: a reconcile from a store that lags our own write (a sweep's reconcile-all
     /// just after a create) would otherwise take the repository for one it does not own yet.
     written: Option<Box<(Option<i64>, RepositoryStatus)>>,
-    /// The repository (ARN, creation time) this process created for the object or saw carry its
-    /// owner tag. Only this memory, never the status (which a tenant may be able to write), lets
-    /// the deep sync put back an owner tag someone removed.
-    verified: Option<(String, Option<String>)>,
+    /// The identity (see [`Memory::identity`]) of the repository this process created for the
+    /// object or saw carry its owner tag. Only this memory, never the status (which a tenant may
+    /// be able to write), lets the deep sync put back an owner tag someone removed.
+    verified: Option<u64>,
 }
 
 /// Per-object memory of the Repository controller.
 #[derive(Debug, Default)]
 pub struct Memory {
     objects: Mutex<HashMap<String, ObjectMemory>>,
-}
-
-/// The identity of a repository across a delete and re-create: ARN and creation time.
-fn identity(info: &RepositoryInfo) -> (String, Option<String>) {
-    (info.arn.clone(), recorded_time(info.created_at))
+    /// Keys the identities: a digest instead of the ARN and time (8 bytes instead of ~180 an
+    /// object), keyed by this process's random key so that no repository can be made to match
+    /// another's.
+    keys: RandomState,
 }
 
 impl Memory {
+    /// The identity of a repository across a delete and re-create: ARN and creation time.
+    fn identity(&self, info: &RepositoryInfo) -> u64 {
+        self.keys.hash_one((info.arn.as_str(), info.created_at))
+    }
+
+    /// Shown every watch event before the store: a status this process wrote is forgotten as
+    /// soon as the watch shows it, rather than at the object's next reconcile (a sweep later),
+    /// so that it is not held twice for every object that just turned Ready.
+    pub fn observe(&self, event: &Event<Repository>) {
+        let (Event::Apply(repo) | Event::InitApply(repo)) = event else {
+            return;
+        };
+        let (Some(uid), Some(stored)) = (repo.metadata.uid.as_deref(), repo.status.as_ref()) else {
+            return;
+        };
+        let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = objects.get_mut(uid) {
+            let shown = m.written.as_deref().is_some_and(|(generation, mine)| {
+                *generation == repo.metadata.generation && caught_up(stored, mine)
+            });
+            if shown {
+                m.written = None;
+            }
+        }
+    }
+
     fn with<R>(&self, uid: &str, f: impl FnOnce(&mut ObjectMemory) -> R) -> R {
         let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
         match objects.get_mut(uid) {
@@ -71,16 +98,8 @@ impl Memory {
         generation: Option<i64>,
         stored: &RepositoryStatus,
     ) -> Option<RepositoryStatus> {
-        // Caught up: the stored status is at least as far as ours (timestamps may be rounded on
-        // the way through the API server, so whole statuses are not compared).
-        let caught_up = |mine: &RepositoryStatus| {
-            stored.common.observed_generation == mine.common.observed_generation
-                && stored.repository_arn == mine.repository_arn
-                && stored.created_at == mine.created_at
-                && stored.ownership == mine.ownership
-        };
         self.with(uid, |m| match m.written.as_deref() {
-            Some((g, mine)) if *g == generation && !caught_up(mine) => Some(mine.clone()),
+            Some((g, mine)) if *g == generation && !caught_up(stored, mine) => Some(mine.clone()),
             Some(_) => {
                 m.written = None;
                 None
@@ -96,12 +115,14 @@ impl Memory {
     }
 
     pub fn remember_verified(&self, uid: &str, info: &RepositoryInfo) {
-        self.with(uid, |m| m.verified = Some(identity(info)));
+        let identity = self.identity(info);
+        self.with(uid, |m| m.verified = Some(identity));
     }
 
     /// Whether this process created `info` for the object or saw it carry its owner tag.
     pub fn verified(&self, uid: &str, info: &RepositoryInfo) -> bool {
-        self.with(uid, |m| m.verified.as_ref() == Some(&identity(info)))
+        let identity = self.identity(info);
+        self.with(uid, |m| m.verified == Some(identity))
     }
 
     /// The remembered conflict's message, while it still holds for this generation and
@@ -140,5 +161,117 @@ impl Memory {
                     .clamp(Duration::from_millis(100), period)
             })
         })
+    }
+}
+
+/// Whether the stored status is at least as far as the one this process wrote (timestamps may be
+/// rounded on the way through the API server, so whole statuses are not compared).
+fn caught_up(stored: &RepositoryStatus, mine: &RepositoryStatus) -> bool {
+    stored.common.observed_generation == mine.common.observed_generation
+        && stored.repository_arn == mine.repository_arn
+        && stored.created_at == mine.created_at
+        && stored.ownership == mine.ownership
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::repository::{Ownership, RepositorySpec};
+
+    fn info(arn: &str, created_secs: i64) -> RepositoryInfo {
+        RepositoryInfo {
+            name: "a".into(),
+            arn: arn.to_string(),
+            uri: "123456789012.dkr.ecr.us-east-1.amazonaws.com/a".into(),
+            registry_id: "123456789012".into(),
+            created_at: Some(k8s_openapi::jiff::Timestamp::from_second(created_secs).unwrap()),
+            tag_mutability: "MUTABLE".into(),
+            tag_mutability_exclusions: Vec::new(),
+            scan_on_push: false,
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        }
+    }
+
+    fn status(generation: i64, arn: &str) -> RepositoryStatus {
+        let mut s = RepositoryStatus {
+            repository_arn: Some(arn.to_string()),
+            created_at: Some("2026-12-05T00:00:00Z".into()),
+            ownership: Some(Ownership::Created),
+            ..Default::default()
+        };
+        s.common.observed_generation = Some(generation);
+        s
+    }
+
+    fn seen(generation: i64, status: Option<RepositoryStatus>) -> Event<Repository> {
+        let mut repo = Repository::new("a", RepositorySpec::default());
+        repo.metadata.uid = Some("u1".into());
+        repo.metadata.generation = Some(generation);
+        repo.status = status;
+        Event::Apply(repo)
+    }
+
+    fn written(memory: &Memory) -> bool {
+        memory.with("u1", |m| m.written.is_some())
+    }
+
+    /// A written status is held while the watch shows an older one, and dropped at the event
+    /// that shows it (not at the next reconcile).
+    #[test]
+    fn a_written_status_is_forgotten_when_the_watch_shows_it() {
+        let memory = Memory::default();
+        memory.remember_written("u1", Some(2), &status(2, "arn:a"));
+        let cases = [
+            ("no status yet", seen(2, None), true),
+            (
+                "the status before ours",
+                seen(2, Some(status(1, "arn:a"))),
+                true,
+            ),
+            (
+                "another repository",
+                seen(2, Some(status(2, "arn:b"))),
+                true,
+            ),
+            (
+                "a newer generation",
+                seen(3, Some(status(2, "arn:a"))),
+                true,
+            ),
+            ("ours", seen(2, Some(status(2, "arn:a"))), false),
+        ];
+        for (what, event, still_held) in cases {
+            memory.observe(&event);
+            assert_eq!(written(&memory), still_held, "{what}");
+        }
+        let stored = status(2, "arn:a");
+        assert_eq!(memory.newer_than_stored("u1", Some(2), &stored), None);
+    }
+
+    /// Events of objects the controller has not reconciled add nothing to the memory.
+    #[test]
+    fn events_of_unknown_objects_are_not_remembered() {
+        let memory = Memory::default();
+        memory.observe(&seen(1, Some(status(1, "arn:a"))));
+        assert!(memory.objects.lock().unwrap().is_empty());
+    }
+
+    /// The identity is the ARN and the creation time: the same name deleted and created again
+    /// is another repository.
+    #[test]
+    fn verified_means_the_same_arn_and_creation_time() {
+        let memory = Memory::default();
+        memory.remember_verified("u1", &info("arn:a", 100));
+        assert!(memory.verified("u1", &info("arn:a", 100)));
+        assert!(!memory.verified("u1", &info("arn:a", 101)), "re-created");
+        assert!(
+            !memory.verified("u1", &info("arn:b", 100)),
+            "another repository"
+        );
+        assert!(
+            !memory.verified("u2", &info("arn:a", 100)),
+            "another object"
+        );
     }
 }

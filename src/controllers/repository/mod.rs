@@ -30,7 +30,7 @@ pub use plan::{Desired, SettingsDiff, diff_settings, diff_tags};
 /// The controller's extra state (lives as long as the controller).
 pub struct Shared {
     pub ctx: Arc<Context>,
-    memory: memory::Memory,
+    memory: Arc<memory::Memory>,
     pub store: Store<Repository>,
     /// What each namespace may manage.
     pub grants: Arc<Grants>,
@@ -66,7 +66,12 @@ pub async fn run(
         (r.target().map(str::to_string), r.ecr_name())
     }));
     let counted = claims.clone();
-    let (reader, stream) = super::watched_observed(&ctx, move |event| counted.observe(event));
+    let memory = Arc::new(memory::Memory::default());
+    let remembered = memory.clone();
+    let (reader, stream) = super::watched_observed(&ctx, move |event| {
+        counted.observe(event);
+        remembered.observe(event);
+    });
 
     let (sweeps, _sweepers) = sweep::start(&ctx, &reader, &grants, &targets);
     let shutdown = futures::FutureExt::shared(shutdown);
@@ -84,7 +89,7 @@ pub async fn run(
     let resyncs = super::resync::paced(reader.clone(), sweeps, progress.clone(), batch);
     let shared = Arc::new(Shared {
         ctx: ctx.clone(),
-        memory: memory::Memory::default(),
+        memory,
         store: reader.clone(),
         grants,
         targets,
