@@ -20,6 +20,7 @@ pub mod singleton_groups;
 mod start;
 pub mod status;
 pub mod targets;
+pub mod trigger;
 pub mod watch;
 
 use std::collections::HashMap;

@@ -15,7 +15,7 @@ use crate::api::conditions::{self, Reason};
 
 /// Hash of what should trigger a reconcile: spec (generation), deletion, finalizers and
 /// annotations. Status writes, including our own, do not.
-pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
+pub fn trigger_hash<K: Resource>(obj: &K) -> u64 {
     let meta = obj.meta();
     let mut h = DefaultHasher::new();
     meta.generation.hash(&mut h);
@@ -25,7 +25,7 @@ pub fn trigger_hash<K: Resource>(obj: &K) -> Option<u64> {
         .hash(&mut h);
     meta.finalizers.hash(&mut h);
     meta.annotations.hash(&mut h);
-    Some(h.finish())
+    h.finish()
 }
 
 /// Parses one object of `K` read as a [`DynamicObject`].
@@ -300,13 +300,13 @@ where
     K::Scope: 'static,
 {
     use futures::TryStreamExt;
-    use kube::runtime::utils::{PredicateConfig, WatchStreamExt};
+    use kube::runtime::utils::WatchStreamExt;
     let (reader, writer) = kube::runtime::reflector::store();
+    let mut triggers = super::trigger::Triggers::default();
     let stream = parsed_events::<K>(ctx)
         .inspect_ok(move |event| observe(event))
         .reflect(writer)
-        .applied_objects()
-        .predicate_filter(trigger_hash, PredicateConfig::default());
+        .try_filter_map(move |event| futures::future::ready(Ok(triggers.changed(event))));
     (reader, stream)
 }
 
