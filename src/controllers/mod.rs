@@ -3,6 +3,7 @@
 pub mod access;
 pub mod claim;
 pub mod image_scan_report;
+pub mod interned;
 pub mod inventory;
 pub mod lifecycle_policy;
 pub mod public_repository;

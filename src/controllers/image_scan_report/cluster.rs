@@ -21,6 +21,7 @@ use tracing::warn;
 use super::places::Place;
 use super::plan::{Managed, RepositoryEntry};
 use crate::api::{Repository, ScanPolicy};
+use crate::controllers::interned::Interned;
 use crate::controllers::{AbortOnDrop, Context, parse_object};
 
 /// The watched Repositories and ScanPolicies; the watches stop when this is dropped.
@@ -35,7 +36,10 @@ impl Cluster {
         let repositories = Arc::new(Projection::default());
         let policies = Arc::new(Projection::default());
         let watches = futures::future::join(
-            follow::<Repository, _>(ctx, repositories.clone(), RepositoryEntry::of),
+            follow::<Repository, _>(ctx, repositories.clone(), {
+                let mut shared = Interned::default();
+                move |r| RepositoryEntry::of(r, &mut shared)
+            }),
             follow::<ScanPolicy, _>(ctx, policies.clone(), |p| Some(p.clone())),
         );
         Cluster {
@@ -72,9 +76,11 @@ impl Cluster {
 
     /// The RegistryTargets that Repositories and ScanPolicies name.
     pub fn named_targets(&self) -> BTreeSet<String> {
-        let mut named: BTreeSet<String> = self
-            .repositories
-            .read(|r| r.values().filter_map(|e| e.target.clone()).collect());
+        let mut named: BTreeSet<String> = self.repositories.read(|r| {
+            r.values()
+                .filter_map(|e| e.target.as_deref().map(str::to_string))
+                .collect()
+        });
         self.policies.read(|p| {
             named.extend(
                 p.values()
@@ -90,7 +96,7 @@ impl Cluster {
         self.repositories.read(|r| {
             r.values()
                 .filter(|e| e.target.as_deref().is_some_and(|t| !reachable(t)))
-                .map(|e| (e.registry_id.clone(), e.repository.clone()))
+                .map(|e| (e.registry_id.to_string(), e.repository.clone()))
                 .collect()
         })
     }
@@ -104,7 +110,7 @@ fn policy_target(policy: &ScanPolicy) -> Option<&str> {
 fn follow<K, V>(
     ctx: &Context,
     projection: Arc<Projection<V>>,
-    project: fn(&K) -> Option<V>,
+    mut project: impl FnMut(&K) -> Option<V> + Send + 'static,
 ) -> impl Future<Output = ()> + Send + 'static
 where
     K: Resource<DynamicType = ()> + serde::de::DeserializeOwned + 'static,
@@ -163,7 +169,7 @@ impl<V> Projection<V> {
     fn apply(
         &self,
         event: watcher::Event<DynamicObject>,
-        entry: impl Fn(&DynamicObject) -> Option<V>,
+        mut entry: impl FnMut(&DynamicObject) -> Option<V>,
     ) {
         let key = |o: &DynamicObject| {
             let namespace = o.metadata.namespace.as_deref().unwrap_or_default();

@@ -24,6 +24,7 @@
 //!   the image ([`EventImage::read`]); any other is ignored.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use kube::ResourceExt;
 
@@ -34,6 +35,7 @@ use crate::api::image_scan_report::{ImageScanReport, ImageScanReportSpec};
 use crate::api::scan_policy::ScanType;
 use crate::api::{Repository, ScanPolicy};
 use crate::controllers::MANAGER;
+use crate::controllers::interned::Interned;
 use crate::controllers::status::recorded_time;
 use crate::registry::{ImageInfo, ScanEvent};
 
@@ -41,23 +43,25 @@ use crate::registry::{ImageInfo, ScanEvent};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepositoryEntry {
     /// `spec.registryRef`: the RegistryTarget whose registry holds it, `None` for the own.
-    pub target: Option<String>,
+    /// Shared, as the registry id, with the other entries that name the same one.
+    pub target: Option<Arc<str>>,
     /// `status.repositoryName`: the ECR repository the object manages.
     pub repository: String,
     pub ready: bool,
-    pub registry_id: String,
+    pub registry_id: Arc<str>,
     pub scan_on_push: bool,
 }
 
 impl RepositoryEntry {
-    /// `None` for an object whose status names no ECR repository yet.
-    pub fn of(r: &Repository) -> Option<Self> {
+    /// `None` for an object whose status names no ECR repository yet; `shared` holds the
+    /// strings entries share.
+    pub fn of(r: &Repository, shared: &mut Interned) -> Option<Self> {
         let status = r.status.as_ref()?;
         Some(RepositoryEntry {
-            target: r.target().map(str::to_string),
+            target: r.target().map(|t| shared.share(t)),
             repository: status.repository_name.clone()?,
             ready: is_ready_at(&status.common.conditions, r.metadata.generation),
-            registry_id: status.registry_id.clone().unwrap_or_default(),
+            registry_id: shared.share(status.registry_id.as_deref().unwrap_or_default()),
             scan_on_push: r.spec.scan_on_push,
         })
     }
@@ -97,7 +101,7 @@ impl Managed {
             known.insert(r.repository.clone());
             if r.ready {
                 let managed = ManagedRepository {
-                    registry_id: r.registry_id.clone(),
+                    registry_id: r.registry_id.to_string(),
                     scan_on_push: r.scan_on_push,
                 };
                 ready.insert(r.repository.clone(), managed);

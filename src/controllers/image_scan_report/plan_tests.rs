@@ -537,10 +537,36 @@ fn repositories_as_the_refresh_sees_them() {
         BTreeSet::from([ACCOUNT.to_string()])
     );
     // A status that names no repository yet: not one the refresh knows.
+    let shared = &mut Interned::default();
     let mut r = Repository::new("app", Default::default());
-    assert_eq!(RepositoryEntry::of(&r), None);
+    assert_eq!(RepositoryEntry::of(&r, shared), None);
     r.status = Some(Default::default());
-    assert_eq!(RepositoryEntry::of(&r), None);
+    assert_eq!(RepositoryEntry::of(&r, shared), None);
+    // Entries of one registry share its id and their target's name.
+    let named = |name: &str| {
+        let mut r = Repository::new(name, Default::default());
+        r.spec.registry_ref = Some(crate::api::registry_target::RegistryRef {
+            name: "prod".into(),
+        });
+        r.status = Some(crate::api::repository::RepositoryStatus {
+            repository_name: Some(format!("team/{name}")),
+            registry_id: Some(ACCOUNT.into()),
+            ..Default::default()
+        });
+        r
+    };
+    let a = RepositoryEntry::of(&named("a"), shared).expect("names a repository");
+    let b = RepositoryEntry::of(&named("b"), shared).expect("names a repository");
+    assert_eq!(
+        (&*a.registry_id, a.target.as_deref()),
+        (ACCOUNT, Some("prod"))
+    );
+    assert_eq!(b.repository, "team/b");
+    assert!(Arc::ptr_eq(&a.registry_id, &b.registry_id));
+    assert!(Arc::ptr_eq(
+        a.target.as_ref().unwrap(),
+        b.target.as_ref().unwrap()
+    ));
 }
 
 #[test]

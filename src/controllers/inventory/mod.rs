@@ -6,12 +6,15 @@
 //! written after the sweep started, nor forgets a repository created moments ago that ECR's
 //! eventually consistent DescribeRepositories does not list yet.
 
+mod compact;
+
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::registry::RepositoryInfo;
+use compact::{Compact, SharedStrings};
 
 /// What the inventory knows about one repository name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,9 +28,9 @@ pub enum Lookup {
 
 #[derive(Debug)]
 struct Entry {
-    /// Boxed: a description is ~200 bytes, and a hash table keeps room for more entries than
+    /// Boxed: a description is ~150 bytes, and a hash table keeps room for more entries than
     /// it holds (up to twice as many), so unboxed the free slots alone cost as much again.
-    info: Option<Box<RepositoryInfo>>,
+    info: Option<Box<Compact>>,
     written_at: Instant,
     /// Set when the operator itself wrote the entry (create, update, delete).
     local: bool,
@@ -36,6 +39,7 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<String, Entry>,
+    shared: SharedStrings,
     swept: bool,
 }
 
@@ -72,7 +76,7 @@ impl Inventory {
     pub fn lookup(&self, name: &str) -> Lookup {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         match state.entries.get(name) {
-            Some(Entry { info: Some(i), .. }) => Lookup::Present(i.clone()),
+            Some(Entry { info: Some(i), .. }) => Lookup::Present(Box::new(i.expand(name))),
             Some(Entry { info: None, .. }) => Lookup::Absent,
             None if state.swept => Lookup::Absent,
             None => Lookup::Unknown,
@@ -92,10 +96,11 @@ impl Inventory {
     /// Records the operator's own write: the repository now looks like `info` (or is gone).
     pub fn record(&self, name: &str, info: Option<RepositoryInfo>) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let info = info.map(|i| Box::new(state.shared.compact(i)));
         state.entries.insert(
             name.to_string(),
             Entry {
-                info: info.map(Box::new),
+                info,
                 written_at: Instant::now(),
                 local: true,
             },
@@ -107,19 +112,20 @@ impl Inventory {
     /// largest part of the operator's peak memory).
     pub fn apply_sweep(&self, started: Instant, repositories: Vec<RepositoryInfo>) {
         let now = Instant::now();
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *guard;
         let missing = repositories.len().saturating_sub(state.entries.len());
         state.entries.reserve(missing);
         for info in repositories {
             if let Some(entry) = state.entries.get_mut(&info.name) {
                 // Our write is newer than what the sweep saw: it stays.
                 if entry.written_at <= started {
-                    *entry = Entry::listed(info, started);
+                    *entry = Entry::listed(state.shared.compact(info), started);
                 }
             } else {
-                state
-                    .entries
-                    .insert(info.name.clone(), Entry::listed(info, started));
+                let name = info.name.clone();
+                let entry = Entry::listed(state.shared.compact(info), started);
+                state.entries.insert(name, entry);
             }
         }
         let grace = self.consistency_grace;
@@ -131,6 +137,7 @@ impl Inventory {
             listed || entry.written_at > started || just_created
         });
         state.swept = true;
+        drop(guard);
         self.sweeps.fetch_add(1, Ordering::Release);
     }
 }
@@ -138,7 +145,7 @@ impl Inventory {
 impl Entry {
     /// An entry from the sweep that started at `started`: its `written_at` is that instant,
     /// which no earlier sweep had, so the sweep tells its own entries from older ones.
-    fn listed(info: RepositoryInfo, started: Instant) -> Entry {
+    fn listed(info: Compact, started: Instant) -> Entry {
         Entry {
             info: Some(Box::new(info)),
             written_at: started,
