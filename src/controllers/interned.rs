@@ -1,45 +1,74 @@
-//! Strings that many entries of an in-memory index share (a registry id, a RegistryTarget's
-//! name, an ARN's prefix): held once, each entry holding a pointer to it. At 100,000
-//! repositories one copy per entry is megabytes.
+//! Values that many entries of an in-memory index share (a registry id, a RegistryTarget's
+//! name, the settings and ARN prefix of a registry's repositories): held once, each entry
+//! holding a pointer to it. At 100,000 repositories one copy per entry is megabytes.
 
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::Arc;
 
-/// The shared strings of one index. Strings no entry holds any more are dropped once the set
-/// has doubled since the last purge, so that it holds at most about twice what is in use.
-#[derive(Debug, Default)]
-pub struct Interned {
-    strings: HashSet<Arc<str>>,
+/// The shared values of one index. Values no entry holds any more are dropped once the set has
+/// doubled since the last purge, so that it holds at most about twice what is in use.
+#[derive(Debug)]
+pub struct Interned<T: ?Sized = str> {
+    values: HashSet<Arc<T>>,
     /// The size after the last purge.
     kept: usize,
+}
+
+impl<T: ?Sized> Default for Interned<T> {
+    fn default() -> Self {
+        Interned {
+            values: HashSet::new(),
+            kept: 0,
+        }
+    }
 }
 
 /// The set is not purged below this size: a purge would cost more than it frees.
 const PURGE_FLOOR: usize = 64;
 
-impl Interned {
-    /// The shared copy of `s`.
-    pub fn share(&mut self, s: &str) -> Arc<str> {
-        if let Some(shared) = self.strings.get(s) {
+impl<T: ?Sized + Hash + Eq> Interned<T> {
+    /// The shared copy of `value`, made by `make` when there is none yet.
+    fn share_with(&mut self, value: &T, make: impl FnOnce() -> Arc<T>) -> Arc<T> {
+        if let Some(shared) = self.values.get(value) {
             return shared.clone();
         }
-        if self.strings.len() >= (2 * self.kept).max(PURGE_FLOOR) {
+        if self.values.len() >= (2 * self.kept).max(PURGE_FLOOR) {
             // Held only by the set: no entry uses it.
-            self.strings.retain(|s| Arc::strong_count(s) > 1);
-            self.kept = self.strings.len();
+            self.values.retain(|v| Arc::strong_count(v) > 1);
+            self.kept = self.values.len();
         }
-        let shared: Arc<str> = Arc::from(s);
-        self.strings.insert(shared.clone());
+        let shared = make();
+        self.values.insert(shared.clone());
         shared
     }
 
-    /// How many strings are held.
+    /// How many values are held.
     pub fn len(&self) -> usize {
-        self.strings.len()
+        self.values.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.strings.is_empty()
+        self.values.is_empty()
+    }
+}
+
+impl Interned<str> {
+    /// The shared copy of `s`.
+    pub fn share(&mut self, s: &str) -> Arc<str> {
+        self.share_with(s, || Arc::from(s))
+    }
+}
+
+impl<T: Hash + Eq> Interned<T> {
+    /// The shared value equal to `value`.
+    pub fn share_value(&mut self, value: T) -> Arc<T> {
+        if let Some(shared) = self.values.get(&value) {
+            return shared.clone();
+        }
+        let fresh = Arc::new(value);
+        let probe = fresh.clone();
+        self.share_with(&probe, move || fresh)
     }
 }
 
@@ -57,10 +86,21 @@ mod tests {
         assert_eq!(interned.len(), 1);
     }
 
-    /// Strings that entries stopped using do not accumulate: the set stays within twice what
-    /// is in use (and the purge floor).
     #[test]
-    fn unused_strings_are_purged() {
+    fn equal_values_are_one_copy() {
+        let mut interned = Interned::<(String, bool)>::default();
+        let a = interned.share_value(("KMS".to_string(), true));
+        let b = interned.share_value(("KMS".to_string(), true));
+        let c = interned.share_value(("KMS".to_string(), false));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(interned.len(), 2);
+    }
+
+    /// Values that entries stopped using do not accumulate: the set stays within twice what is
+    /// in use (and the purge floor).
+    #[test]
+    fn unused_values_are_purged() {
         let mut interned = Interned::default();
         let in_use: Vec<_> = (0..10)
             .map(|i| interned.share(&format!("kept-{i}")))
@@ -75,7 +115,7 @@ mod tests {
         let again = interned.share("kept-3");
         assert!(
             Arc::ptr_eq(&again, &in_use[3]),
-            "strings in use are never dropped"
+            "values in use are never dropped"
         );
     }
 }

@@ -1,8 +1,8 @@
 //! A repository's description as the inventory keeps it, one for every repository of the
-//! registry: what is the same for all of them (the ARN's and URI's prefix before the name, the
-//! registry id, the spellings of the settings) is held once and shared, so that an entry is
-//! little more than its creation time. Lossless: [`Compact::expand`] gives back exactly the
-//! description that went in.
+//! registry. What repositories have in common (the ARN's and URI's prefix before the name, the
+//! registry id, the settings) is one shared [`Profile`], so that an entry is a pointer, a
+//! creation time and a flag. Lossless: [`Compact::expand`] gives back exactly the description
+//! that went in.
 
 use std::sync::Arc;
 
@@ -12,62 +12,71 @@ use crate::controllers::interned::Interned;
 use crate::registry::RepositoryInfo;
 
 /// A string that is, for nearly every repository, a shared prefix followed by its name.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 enum NamedString {
-    /// The shared prefix; the name follows it.
-    Prefix(Arc<str>),
-    /// Anything else, kept whole.
+    /// The prefix; the name follows it.
+    Prefix(Box<str>),
+    /// Anything else, kept whole (and the profile with it is this repository's alone).
     Whole(Box<str>),
 }
 
-/// A repository's description without its name (the inventory's key) and with the strings it
-/// shares with the other repositories held once.
-#[derive(Debug)]
-pub(super) struct Compact {
+/// What a registry's repositories with the same settings have in common.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Profile {
     arn: NamedString,
     uri: NamedString,
-    registry_id: Arc<str>,
-    created_at: Option<Timestamp>,
-    tag_mutability: Arc<str>,
+    registry_id: Box<str>,
+    tag_mutability: Box<str>,
     tag_mutability_exclusions: Box<[String]>,
+    encryption_type: Box<str>,
+    kms_key: Option<Box<str>>,
+}
+
+/// A repository's description without its name (the inventory's key): its profile, shared.
+#[derive(Debug)]
+pub(super) struct Compact {
+    profile: Arc<Profile>,
+    created_at: Option<Timestamp>,
     scan_on_push: bool,
-    encryption_type: Arc<str>,
-    kms_key: Option<Arc<str>>,
 }
 
-/// The strings descriptions share: a registry has one ARN prefix, one URI prefix, one id, four
-/// tag mutabilities, three encryption types and a few KMS keys.
+/// The profiles descriptions share: one for each combination of settings in use.
 #[derive(Debug, Default)]
-pub(super) struct SharedStrings {
-    strings: Interned,
+pub(super) struct Profiles {
+    profiles: Interned<Profile>,
 }
 
-impl SharedStrings {
-    fn share(&mut self, s: &str) -> Arc<str> {
-        self.strings.share(s)
+fn named(whole: String, name: &str) -> NamedString {
+    match whole.strip_suffix(name) {
+        Some(prefix) if !name.is_empty() => NamedString::Prefix(prefix.into()),
+        _ => NamedString::Whole(whole.into_boxed_str()),
     }
+}
 
-    fn named(&mut self, whole: String, name: &str) -> NamedString {
-        match whole.strip_suffix(name) {
-            Some(prefix) if !name.is_empty() => NamedString::Prefix(self.share(prefix)),
-            _ => NamedString::Whole(whole.into_boxed_str()),
-        }
-    }
-
+impl Profiles {
     /// `info` as the inventory keeps it, under its name.
     pub(super) fn compact(&mut self, info: RepositoryInfo) -> Compact {
         let name = info.name.as_str();
-        Compact {
-            arn: self.named(info.arn, name),
-            uri: self.named(info.uri, name),
-            registry_id: self.share(&info.registry_id),
-            created_at: info.created_at,
-            tag_mutability: self.share(&info.tag_mutability),
+        let profile = Profile {
+            arn: named(info.arn, name),
+            uri: named(info.uri, name),
+            registry_id: info.registry_id.into_boxed_str(),
+            tag_mutability: info.tag_mutability.into_boxed_str(),
             tag_mutability_exclusions: info.tag_mutability_exclusions.into_boxed_slice(),
+            encryption_type: info.encryption_type.into_boxed_str(),
+            kms_key: info.kms_key.map(String::into_boxed_str),
+        };
+        Compact {
+            profile: self.profiles.share_value(profile),
+            created_at: info.created_at,
             scan_on_push: info.scan_on_push,
-            encryption_type: self.share(&info.encryption_type),
-            kms_key: info.kms_key.as_deref().map(|k| self.share(k)),
         }
+    }
+
+    /// How many profiles are held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.profiles.len()
     }
 }
 
@@ -83,17 +92,18 @@ impl NamedString {
 impl Compact {
     /// The description of the repository named `name` that was compacted.
     pub(super) fn expand(&self, name: &str) -> RepositoryInfo {
+        let p = &self.profile;
         RepositoryInfo {
             name: name.to_string(),
-            arn: self.arn.expand(name),
-            uri: self.uri.expand(name),
-            registry_id: self.registry_id.to_string(),
+            arn: p.arn.expand(name),
+            uri: p.uri.expand(name),
+            registry_id: p.registry_id.to_string(),
             created_at: self.created_at,
-            tag_mutability: self.tag_mutability.to_string(),
-            tag_mutability_exclusions: self.tag_mutability_exclusions.to_vec(),
+            tag_mutability: p.tag_mutability.to_string(),
+            tag_mutability_exclusions: p.tag_mutability_exclusions.to_vec(),
             scan_on_push: self.scan_on_push,
-            encryption_type: self.encryption_type.to_string(),
-            kms_key: self.kms_key.as_deref().map(str::to_string),
+            encryption_type: p.encryption_type.to_string(),
+            kms_key: p.kms_key.as_deref().map(str::to_string),
         }
     }
 }
@@ -120,7 +130,7 @@ mod tests {
     /// Whatever goes in comes back out, including strings that do not follow the pattern.
     #[test]
     fn expanding_gives_back_the_description() {
-        let mut shared = SharedStrings::default();
+        let mut shared = Profiles::default();
         let unusual = RepositoryInfo {
             arn: "arn:aws:ecr:us-east-1:123456789012:repository/renamed".into(),
             uri: String::new(),
@@ -139,22 +149,22 @@ mod tests {
         }
     }
 
-    /// A registry's repositories share one copy of each common string: 10,000 of them add
-    /// nothing to the shared strings after the first.
+    /// A registry's repositories with the same settings share one profile: 10,000 of them add
+    /// nothing after the first; other settings are another profile.
     #[test]
-    fn common_strings_are_held_once() {
-        let mut shared = SharedStrings::default();
+    fn repositories_with_the_same_settings_share_a_profile() {
+        let mut shared = Profiles::default();
         let first = shared.compact(info("r0"));
-        let held = shared.strings.len();
         let kept: Vec<_> = (1..10_000)
             .map(|i| shared.compact(info(&format!("team/r{i}"))))
             .collect();
-        assert_eq!(shared.strings.len(), held);
-        let (NamedString::Prefix(a), NamedString::Prefix(b)) = (&first.arn, &kept[9_998].arn)
-        else {
-            panic!("ARNs of the usual form are a prefix and the name");
-        };
-        assert!(Arc::ptr_eq(a, b));
-        assert!(Arc::ptr_eq(&first.registry_id, &kept[0].registry_id));
+        assert_eq!(shared.len(), 1);
+        assert!(Arc::ptr_eq(&first.profile, &kept[9_998].profile));
+        let mutable = shared.compact(RepositoryInfo {
+            tag_mutability: "MUTABLE".into(),
+            ..info("other")
+        });
+        assert!(!Arc::ptr_eq(&first.profile, &mutable.profile));
+        assert_eq!(shared.len(), 2);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::registry::RepositoryInfo;
-use compact::{Compact, SharedStrings};
+use compact::{Compact, Profiles};
 
 /// What the inventory knows about one repository name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,9 +28,8 @@ pub enum Lookup {
 
 #[derive(Debug)]
 struct Entry {
-    /// Boxed: a description is ~150 bytes, and a hash table keeps room for more entries than
-    /// it holds (up to twice as many), so unboxed the free slots alone cost as much again.
-    info: Option<Box<Compact>>,
+    /// 32 bytes: what repositories share is in its profile.
+    info: Option<Compact>,
     written_at: Instant,
     /// Set when the operator itself wrote the entry (create, update, delete).
     local: bool,
@@ -39,7 +38,7 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<String, Entry>,
-    shared: SharedStrings,
+    profiles: Profiles,
     swept: bool,
 }
 
@@ -96,7 +95,7 @@ impl Inventory {
     /// Records the operator's own write: the repository now looks like `info` (or is gone).
     pub fn record(&self, name: &str, info: Option<RepositoryInfo>) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let info = info.map(|i| Box::new(state.shared.compact(i)));
+        let info = info.map(|i| state.profiles.compact(i));
         state.entries.insert(
             name.to_string(),
             Entry {
@@ -120,11 +119,11 @@ impl Inventory {
             if let Some(entry) = state.entries.get_mut(&info.name) {
                 // Our write is newer than what the sweep saw: it stays.
                 if entry.written_at <= started {
-                    *entry = Entry::listed(state.shared.compact(info), started);
+                    *entry = Entry::listed(state.profiles.compact(info), started);
                 }
             } else {
                 let name = info.name.clone();
-                let entry = Entry::listed(state.shared.compact(info), started);
+                let entry = Entry::listed(state.profiles.compact(info), started);
                 state.entries.insert(name, entry);
             }
         }
@@ -147,7 +146,7 @@ impl Entry {
     /// which no earlier sweep had, so the sweep tells its own entries from older ones.
     fn listed(info: Compact, started: Instant) -> Entry {
         Entry {
-            info: Some(Box::new(info)),
+            info: Some(info),
             written_at: started,
             local: false,
         }
