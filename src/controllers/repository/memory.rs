@@ -38,10 +38,50 @@ struct ObjectMemory {
     verified: Option<u64>,
 }
 
+/// An object's uid as a key: the 16 bytes of the UUID the API server assigns (a string of 36
+/// would take 48 bytes more an object), any other string as it is.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Uid {
+    Uuid([u8; 16]),
+    Other(Box<str>),
+}
+
+impl Uid {
+    fn of(uid: &str) -> Uid {
+        parse_uuid(uid).map_or_else(|| Uid::Other(uid.into()), Uid::Uuid)
+    }
+}
+
+/// The bytes of a UUID in its canonical form, 8-4-4-4-12 hex digits (RFC 9562); `None` for
+/// anything else, which `Uid` then keeps whole, so two different strings never share a key.
+fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        return None;
+    }
+    let mut digits = b.iter().filter(|&&c| c != b'-');
+    let mut out = [0u8; 16];
+    for byte in &mut out {
+        let mut value = 0u8;
+        for _ in 0..2 {
+            let c = *digits.next()?;
+            // Lower-case only: "A" and "a" are different uids, so only one spelling is packed.
+            let d = match c {
+                b'0'..=b'9' => c - b'0',
+                b'a'..=b'f' => c - b'a' + 10,
+                _ => return None,
+            };
+            value = value << 4 | d;
+        }
+        *byte = value;
+    }
+    digits.next().is_none().then_some(out)
+}
+
 /// Per-object memory of the Repository controller.
 #[derive(Debug, Default)]
 pub struct Memory {
-    objects: Mutex<HashMap<String, ObjectMemory>>,
+    objects: Mutex<HashMap<Uid, ObjectMemory>>,
     /// Keys the identities: a digest instead of the ARN and time (8 bytes instead of ~180 an
     /// object), keyed by this process's random key so that no repository can be made to match
     /// another's.
@@ -65,7 +105,7 @@ impl Memory {
             return;
         };
         let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = objects.get_mut(uid) {
+        if let Some(m) = objects.get_mut(&Uid::of(uid)) {
             let shown = m.written.as_deref().is_some_and(|(generation, mine)| {
                 *generation == repo.metadata.generation && caught_up(stored, mine)
             });
@@ -77,10 +117,7 @@ impl Memory {
 
     fn with<R>(&self, uid: &str, f: impl FnOnce(&mut ObjectMemory) -> R) -> R {
         let mut objects = self.objects.lock().unwrap_or_else(|e| e.into_inner());
-        match objects.get_mut(uid) {
-            Some(memory) => f(memory),
-            None => f(objects.entry(uid.to_string()).or_default()),
-        }
+        f(objects.entry(Uid::of(uid)).or_default())
     }
 
     /// Forgets the object (it is gone).
@@ -88,7 +125,7 @@ impl Memory {
         self.objects
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
+            .remove(&Uid::of(uid));
     }
 
     /// Our own newer status when the stored one lags it; forgets it once the store caught up.
@@ -247,6 +284,35 @@ mod tests {
         }
         let stored = status(2, "arn:a");
         assert_eq!(memory.newer_than_stored("u1", Some(2), &stored), None);
+    }
+
+    /// Canonical UUIDs are packed; anything else is kept whole, so no two uids share a key.
+    #[test]
+    fn uids_are_packed_only_when_that_is_lossless() {
+        let uuid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+        assert_eq!(
+            Uid::of(uuid),
+            Uid::Uuid([
+                0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
+                0xe1, 0xf0
+            ])
+        );
+        for other in [
+            "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0",
+            "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg",
+            "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0-",
+            "0f1e2d3c-4b5a-6978-8796a-5b4c3d2e1f0",
+            "u1",
+            "",
+        ] {
+            assert_eq!(Uid::of(other), Uid::Other(other.into()), "{other}");
+        }
+        let memory = Memory::default();
+        memory.remember_verified(uuid, &info("arn:a", 1));
+        assert!(memory.verified(uuid, &info("arn:a", 1)));
+        assert!(!memory.verified(&uuid.to_uppercase(), &info("arn:a", 1)));
     }
 
     /// Events of objects the controller has not reconciled add nothing to the memory.
