@@ -12,6 +12,9 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 ENV CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
+# jemalloc, the binary's allocator, fixes its page size when it is built: on arm64, 64 KiB, which
+# runs on kernels with 4 KiB pages (EKS's) and with 64 KiB pages alike.
+ARG TARGETARCH
 
 # 1. Dependencies only. The workspace manifests with empty targets: this layer, the slow one,
 #    is rebuilt only when a Cargo.toml or Cargo.lock changes.
@@ -27,6 +30,7 @@ RUN mkdir -p src crates/core/src crates/apiserver-double/src crates/testbed/src 
     && echo 'fn main() {}' > src/main.rs \
     && echo 'fn main() {}' > crates/bench/src/main.rs \
     && touch src/lib.rs crates/core/src/lib.rs crates/apiserver-double/src/lib.rs crates/testbed/src/lib.rs \
+    && if [ "$TARGETARCH" = arm64 ]; then export JEMALLOC_SYS_WITH_LG_PAGE=16; fi \
     && cargo build --release --locked --bin ecr-operator \
     && rm -rf src crates/core/src crates/apiserver-double/src crates/testbed/src crates/bench/src
 
@@ -34,6 +38,7 @@ RUN mkdir -p src crates/core/src crates/apiserver-double/src crates/testbed/src 
 COPY src src
 COPY crates crates
 RUN touch src/main.rs src/lib.rs crates/core/src/lib.rs \
+    && if [ "$TARGETARCH" = arm64 ]; then export JEMALLOC_SYS_WITH_LG_PAGE=16; fi \
     && cargo build --release --locked --bin ecr-operator \
     && install -D -m 0755 target/release/ecr-operator /out/ecr-operator
 

@@ -12,6 +12,11 @@ use cmd::lifecycle::PreviewArgs;
 use cmd::run::RunArgs;
 use ecr_operator::api;
 
+/// jemalloc: the operator holds many small allocations per object (see the dependency's comment
+/// in Cargo.toml and BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ecr-operator",
