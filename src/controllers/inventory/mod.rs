@@ -28,7 +28,7 @@ pub enum Lookup {
 
 #[derive(Debug)]
 struct Entry {
-    /// 32 bytes: what repositories share is in its profile.
+    /// 40 bytes: a pointer to the shared profile, the creation time and a flag.
     info: Option<Compact>,
     written_at: Instant,
     /// Set when the operator itself wrote the entry (create, update, delete).
