@@ -81,15 +81,22 @@ pub async fn run(
         .scan_events
         .clone()
         .map(|queue| AbortOnDrop(tokio::spawn(consume(ctx.clone(), queue, tx))));
+    // A pass is given up at shutdown, not finished: at 100,000 repositories one takes minutes,
+    // and the elector releases the lease only once the term's work has stopped.
     loop {
-        let next = tokio::time::Instant::now() + scheduled(&ctx, &cluster, &targets).await;
+        let wait = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            wait = scheduled(&ctx, &cluster, &targets) => wait,
+        };
+        let next = tokio::time::Instant::now() + wait;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
                 _ = tokio::time::sleep_until(next) => break,
-                Some(first) = events.recv() => {
-                    on_events(&ctx, &cluster, &targets, first, &mut events).await
-                }
+                Some(first) = events.recv() => tokio::select! {
+                    _ = &mut shutdown => return Ok(()),
+                    () = on_events(&ctx, &cluster, &targets, first, &mut events) => {}
+                },
             }
         }
     }
