@@ -28,17 +28,14 @@ impl<T: ?Sized> Default for Interned<T> {
 const PURGE_FLOOR: usize = 64;
 
 impl<T: ?Sized + Hash + Eq> Interned<T> {
-    /// The shared copy of `value`, made by `make` when there is none yet.
-    fn share_with(&mut self, value: &T, make: impl FnOnce() -> Arc<T>) -> Arc<T> {
-        if let Some(shared) = self.values.get(value) {
-            return shared.clone();
-        }
+    /// Keeps `shared`, a value not held yet, first dropping the values no entry holds when the
+    /// set has doubled since the last purge.
+    fn insert(&mut self, shared: Arc<T>) -> Arc<T> {
         if self.values.len() >= (2 * self.kept).max(PURGE_FLOOR) {
             // Held only by the set: no entry uses it.
             self.values.retain(|v| Arc::strong_count(v) > 1);
             self.kept = self.values.len();
         }
-        let shared = make();
         self.values.insert(shared.clone());
         shared
     }
@@ -56,19 +53,20 @@ impl<T: ?Sized + Hash + Eq> Interned<T> {
 impl Interned<str> {
     /// The shared copy of `s`.
     pub fn share(&mut self, s: &str) -> Arc<str> {
-        self.share_with(s, || Arc::from(s))
+        match self.values.get(s) {
+            Some(shared) => shared.clone(),
+            None => self.insert(Arc::from(s)),
+        }
     }
 }
 
 impl<T: Hash + Eq> Interned<T> {
     /// The shared value equal to `value`.
     pub fn share_value(&mut self, value: T) -> Arc<T> {
-        if let Some(shared) = self.values.get(&value) {
-            return shared.clone();
+        match self.values.get(&value) {
+            Some(shared) => shared.clone(),
+            None => self.insert(Arc::new(value)),
         }
-        let fresh = Arc::new(value);
-        let probe = fresh.clone();
-        self.share_with(&probe, move || fresh)
     }
 }
 
